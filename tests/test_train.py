@@ -1,0 +1,116 @@
+"What the notebooks can't check well: host syncs in the loop, and the source's code pasted as it is."
+import warnings
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.optim as optim
+from torch.utils.data import DataLoader, TensorDataset
+
+from cnn_course.core import torch_seed
+from cnn_course.train import fit, eval_loss, evaluate
+from cnn_course.data import DeviceLoader
+
+
+def _data(n, d=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g)
+    return TensorDataset(x, (x[:, 0] > 0).long())
+
+
+class SyncCounter:
+    "Counts calls that copy a value from a tensor to Python (each one waits for the device)."
+    names = ('item', 'tolist', 'cpu', 'numpy', '__bool__', '__int__', '__float__')
+
+    def __enter__(self):
+        self.count, self.saved = 0, {n: getattr(torch.Tensor, n) for n in self.names}
+        for n, f in self.saved.items():
+            def counted(*a, _f=f, **k):
+                self.count += 1
+                return _f(*a, **k)
+            setattr(torch.Tensor, n, counted)
+        return self
+
+    def __exit__(self, *exc):
+        for n, f in self.saved.items(): setattr(torch.Tensor, n, f)
+
+
+def _syncs_for(n_train):
+    torch_seed(0)
+    net = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 2))
+    train = DeviceLoader(_data(n_train), batch_size=10, shuffle=True, device='cpu')
+    test = DeviceLoader(_data(50, seed=1), batch_size=10, device='cpu')
+    with SyncCounter() as c:
+        fit(net, optim.SGD(net.parameters(), lr=0.1), nn.CrossEntropyLoss(), 2, train, test, 'cpu',
+            np.zeros((0, 5)), progress=False)
+    return c.count
+
+
+def test_no_per_batch_host_sync():
+    # 10 batches or 100 batches per epoch: the number of device->host reads must not change.
+    few, many = _syncs_for(100), _syncs_for(1000)
+    assert few == many, f'{few} syncs for 10 batches/epoch but {many} for 100: something reads a tensor every batch'
+    assert few <= 20
+
+
+def test_source_chapter_calls_run_unchanged():
+    # The book's calls, positional arguments in its order, with plain DataLoaders.
+    train_set, test_set = _data(200), _data(60, seed=1)
+    train_loader1 = DataLoader(train_set, batch_size=100, shuffle=True)
+    test_loader1 = DataLoader(test_set, batch_size=100, shuffle=False)
+    device = torch.device('cpu')
+    torch_seed()
+    net = nn.Linear(12, 2).to(device)
+    criterion = nn.CrossEntropyLoss()
+    optimizer = optim.SGD(net.parameters(), lr=0.01)
+    loss = eval_loss(test_loader1, device, net, criterion)
+    assert loss.grad_fn is not None
+    history = np.zeros((0, 5))
+    history = fit(net, optimizer, criterion, 2, train_loader1, test_loader1, device, history)
+    history = fit(net, optimizer, criterion, 1, train_loader1, test_loader1, device, history)
+    assert history.shape == (3, 5) and list(history[:, 0]) == [1, 2, 3]
+
+
+def test_losses_are_per_sample_means():
+    # A last short batch must not change the average: 25 samples in batches of 10 (10, 10, 5).
+    torch_seed(0)
+    net = nn.Linear(12, 2)
+    ds = _data(25)
+    criterion = nn.CrossEntropyLoss()
+    loss10, acc10 = evaluate(net, DataLoader(ds, batch_size=10), criterion, 'cpu')
+    with torch.no_grad():
+        x, y = ds.tensors
+        true_mean = criterion(net(x), y).item()
+    assert loss10 == pytest.approx(true_mean, abs=1e-6)
+
+
+def test_fit_refuses_bad_input_before_training():
+    net = nn.Linear(12, 2)
+    before = [p.detach().clone() for p in net.parameters()]
+    loader = DataLoader(_data(20), batch_size=10)
+    opt = optim.SGD(net.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match='5 columns'):
+        fit(net, opt, nn.CrossEntropyLoss(), 1, loader, loader, 'cpu', np.zeros((0, 3)), progress=False)
+    with pytest.raises(ValueError, match='cannot take an input of shape'):
+        fit(nn.Linear(7, 2), opt, nn.CrossEntropyLoss(), 1, loader, loader, 'cpu', np.zeros((0, 5)), progress=False)
+    with pytest.raises(ValueError, match='num_epochs'):
+        fit(net, opt, nn.CrossEntropyLoss(), -1, loader, loader, 'cpu', np.zeros((0, 5)), progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+
+
+def test_diverging_loss_stops_and_keeps_last_good_epoch():
+    torch_seed(0)
+    net = nn.Linear(12, 2)
+    loader = DataLoader(_data(40), batch_size=10)
+    h = fit(net, optim.SGD(net.parameters(), lr=0.1), nn.CrossEntropyLoss(), 1, loader, loader, 'cpu',
+            np.zeros((0, 5)), progress=False)
+    good = {k: v.clone() for k, v in net.state_dict().items()}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        # an absurd learning rate makes the weights overflow to inf within a few steps
+        h2 = fit(net, optim.SGD(net.parameters(), lr=1e38), nn.CrossEntropyLoss(), 3, loader, loader, 'cpu', h,
+                 progress=False)
+    assert len(h2) == 1 and np.array_equal(h2, h)
+    msgs = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert msgs and 'at epoch 2, batch' in msgs[0]
+    assert all(torch.equal(good[k], v) for k, v in net.state_dict().items())
