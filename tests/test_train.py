@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from cnn_course.core import torch_seed
 from cnn_course.train import fit, eval_loss, evaluate
 from cnn_course.data import DeviceLoader
+from cnn_course.viz import evaluate_history, show_images_labels
 
 
 def _data(n, d=12, seed=0):
@@ -69,6 +70,12 @@ def test_source_chapter_calls_run_unchanged():
     history = fit(net, optimizer, criterion, 2, train_loader1, test_loader1, device, history)
     history = fit(net, optimizer, criterion, 1, train_loader1, test_loader1, device, history)
     assert history.shape == (3, 5) and list(history[:, 0]) == [1, 2, 3]
+    evaluate_history(history)
+    images = TensorDataset(torch.rand(60, 3, 8, 8) * 2 - 1, torch.arange(60) % 10)
+    test_loader2 = DataLoader(images, batch_size=100, shuffle=False)
+    classes = ('plane', 'car', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck')
+    show_images_labels(test_loader2, classes, None, None)
+    show_images_labels(test_loader2, classes, nn.Sequential(nn.Flatten(), nn.Linear(192, 10)), device)
 
 
 def test_losses_are_per_sample_means():
@@ -101,14 +108,14 @@ def test_fit_refuses_bad_input_before_training():
 def test_diverging_loss_stops_and_keeps_last_good_epoch():
     torch_seed(0)
     net = nn.Linear(12, 2)
-    loader = DataLoader(_data(40), batch_size=10)
-    h = fit(net, optim.SGD(net.parameters(), lr=0.1), nn.CrossEntropyLoss(), 1, loader, loader, 'cpu',
+    x, y = _data(40).tensors
+    loader = DataLoader(TensorDataset(x * 1e10, y), batch_size=10)  # huge inputs: a big step overflows
+    h = fit(net, optim.SGD(net.parameters(), lr=1e-22), nn.CrossEntropyLoss(), 1, loader, loader, 'cpu',
             np.zeros((0, 5)), progress=False)
     good = {k: v.clone() for k, v in net.state_dict().items()}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
-        # an absurd learning rate makes the weights overflow to inf within a few steps
-        h2 = fit(net, optim.SGD(net.parameters(), lr=1e38), nn.CrossEntropyLoss(), 3, loader, loader, 'cpu', h,
+        h2 = fit(net, optim.SGD(net.parameters(), lr=1e20), nn.CrossEntropyLoss(), 3, loader, loader, 'cpu', h,
                  progress=False)
     assert len(h2) == 1 and np.array_equal(h2, h)
     msgs = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
