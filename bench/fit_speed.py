@@ -95,13 +95,34 @@ def sync(device):
     "Wait for queued GPU work, so a timer measures work done rather than work queued."
     if device.type == 'cuda': torch.cuda.synchronize(device)
 
+def _cpu_busy():
+    "CPU seconds used so far by the whole machine (Linux /proc/stat), or None where unknown."
+    try:
+        with open('/proc/stat') as f: ticks = [int(v) for v in f.readline().split()[1:9]]
+        return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf('SC_CLK_TCK')  # all but idle and iowait
+    except (OSError, ValueError, AttributeError): return None
+
+class Seconds(float):
+    "A wall time that also knows how many cores other processes kept busy meanwhile (`others`, None if unknown)."
+    others = None
+
 def timed(fn, device):
-    "`(fn(), seconds)`, synchronised on both ends."
+    "`(fn(), Seconds)`, synchronised on both ends; `.others` measures the competition for the CPU."
     sync(device)
-    start = time.perf_counter()
+    busy0, own0, start = _cpu_busy(), sum(os.times()[:2]), time.perf_counter()
     result = fn()
     sync(device)
-    return result, time.perf_counter() - start
+    t = Seconds(time.perf_counter() - start)
+    busy1, own1 = _cpu_busy(), sum(os.times()[:2])
+    if busy0 is not None and busy1 is not None and t > 0.05:
+        t.others = max(0.0, (busy1 - busy0) - (own1 - own0)) / t
+    return result, t
+
+def others_note(ts) -> str:
+    "'others 0.03 cores' for the fastest of `ts`, flagged when other work competed for the CPU."
+    best = min(ts)
+    if best.others is None: return ''
+    return f'  [other processes: {best.others:.2f} cores' + (' BUSY: not a clean timing]' if best.others > 0.15 else ']')
 
 def quiet(fn):
     "`(fn(), what it printed)`: keeps the epoch lines out of the report's tables."
@@ -128,32 +149,33 @@ class Data:
 
 def forward_macs(net, input_shape):
     "Multiply-accumulates per image of each Conv2d and Linear layer, from the layer sizes and output shapes."
-    rows, hooks = [], []
-    def hook(name):
-        def f(mod, inp, out):
-            if isinstance(mod, nn.Conv2d):
-                k = mod.in_channels // mod.groups * mod.kernel_size[0] * mod.kernel_size[1]
-                rows.append((name, out[0].numel() * k))
-            else: rows.append((name, mod.in_features * mod.out_features))
-        return f
-    for name, mod in net.named_modules():
-        # `features`/`classifier` reuse the same layer objects: hook each object once, under its first name
-        if isinstance(mod, (nn.Conv2d, nn.Linear)) and not any(h[1] is mod for h in hooks):
-            hooks.append((mod.register_forward_hook(hook(name)), mod))
+    names = {}  # a layer registered twice (CNN's `features` reuses `conv1`): keep its shortest name
+    for name, mod in net.named_modules(remove_duplicate=False):
+        if isinstance(mod, (nn.Conv2d, nn.Linear)) and (id(mod) not in names or name.count('.') < names[id(mod)].count('.')):
+            names[id(mod)] = name
+    rows = []
+    def hook(mod, inp, out):
+        # the source's names, in forward order: conv1, conv2, ..., l1, l2, ...
+        kind = 'conv' if isinstance(mod, nn.Conv2d) else 'l'
+        alias = f'{kind}{sum(r[0].startswith(kind) for r in rows) + 1}'
+        name = alias if alias == names[id(mod)] else f'{alias} ({names[id(mod)]})'
+        if isinstance(mod, nn.Conv2d):
+            k = mod.in_channels // mod.groups * mod.kernel_size[0] * mod.kernel_size[1]
+            rows.append((name, out[0].numel() * k))
+        else: rows.append((name, mod.in_features * mod.out_features))
+    mods = {id(m): m for m in net.modules() if id(m) in names}.values()
+    hooks = [m.register_forward_hook(hook) for m in mods]
     with torch.inference_mode(): net.cpu().eval()(torch.zeros(1, *input_shape))
-    for h, _ in hooks: h.remove()
+    for h in hooks: h.remove()
     return rows
 
 def matmul_peak(device, n=2048, reps=5):
-    "Best GFLOP/s of an n x n float32 `torch.mm` on `device` with the current thread count."
+    "(best GFLOP/s, its Seconds) of an n x n float32 `torch.mm` on `device` with the current thread count."
     a = torch.randn(n, n, device=device)
     b = torch.randn(n, n, device=device)
     torch.mm(a, b); sync(device)  # warm-up
-    best = float('inf')
-    for _ in range(reps):
-        _, t = timed(lambda: torch.mm(a, b), device)
-        best = min(best, t)
-    return 2 * n**3 / best / 1e9
+    best = min(timed(lambda: torch.mm(a, b), device)[1] for _ in range(reps))
+    return 2 * n**3 / best / 1e9, best
 
 # ---------------------------------------------------------------------------------------------------------------------
 # One model, both ways
@@ -337,11 +359,12 @@ def report_model(r, epochs):
     print(f'\n== {r["spec"]["title"]}: {r["n_train"]} train / {r["n_test"]} test images, batch {BATCH_SIZE}, '
           f'SGD lr {LR}, {e} epoch(s) per run ==')
     print(f'  (a) source loop: DataLoader, per-item transforms, .item() per batch  {r["src_time"]/e:8.3f} s/epoch'
-          + times(r['src_times']))
+          + times(r['src_times']) + others_note(r['src_times']))
     print(f'  (b) ours: fit(progress=False) + DeviceLoader (data on {r["loader_device"]})'
-          f'{"":{max(0, 8 - len(str(r["loader_device"])))}s}{r["our_time"]/e:8.3f} s/epoch' + times(r['our_times']))
+          f'{"":{max(0, 8 - len(str(r["loader_device"])))}s}{r["our_time"]/e:8.3f} s/epoch' + times(r['our_times']) + others_note(r['our_times']))
     print(f'      ours, one-off decode of train + test sets into tensors   {r["decode_time"]:8.3f} s per run'
-          + ('' if len(r['decode_times']) == 1 else '  (runs: ' + ', '.join(f'{t:.3f}' for t in r['decode_times']) + ')'))
+          + ('' if len(r['decode_times']) == 1 else '  (runs: ' + ', '.join(f'{t:.3f}' for t in r['decode_times']) + ')')
+          + others_note(r['decode_times']))
     print(f'  ratio source/ours, epoch only:            {r["src_time"]/r["our_time"]:6.2f}x')
     print(f'  ratio source/ours, {e} epoch(s) + decode:   {r["src_time"]/(r["our_time"]+r["decode_time"]):6.2f}x')
     print(f'  last epoch, source: {r["src_out"].splitlines()[-1]}  (losses ~{BATCH_SIZE}x too small: the source\'s bug)')
@@ -355,13 +378,13 @@ def report_flops(cnn, device, epochs):
     train_flops = 3 * fwd * cnn['n_train']          # forward + backward ~ 3x forward
     eval_flops = fwd * cnn['n_test']
     epoch_flops = train_flops + eval_flops
-    peak = matmul_peak(device)
+    peak, t_peak = matmul_peak(device)
     print('\n== CNN arithmetic ==')
     print('  forward MACs per image: ' + ', '.join(f'{n} {m:,}' for n, m in rows) + f'; total {macs:,}')
     print(f'  FLOPs per epoch: train {train_flops/1e9:.1f} G (2 FLOPs/MAC x 3 for forward+backward x {cnn["n_train"]} '
           f'images) + eval {eval_flops/1e9:.1f} G (forward x {cnn["n_test"]}) = {epoch_flops/1e9:.1f} GFLOP')
     print(f'  same-run peak: torch.mm 2048x2048 float32 on {device}, {torch.get_num_threads()} threads, best of 5: '
-          f'{peak:.1f} GFLOP/s')
+          f'{peak:.1f} GFLOP/s' + others_note([t_peak]))
     for name, t in (('ours', cnn['our_time']), ('source', cnn['src_time'])):
         rate = epoch_flops / (t / epochs) / 1e9
         print(f'  {name + ":":8s}{rate:6.1f} GFLOP/s over the whole epoch = {rate / peak:5.1%} of that peak')

