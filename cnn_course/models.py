@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['conv_output_size', 'MnistCNN', 'Net', 'CNN']
+__all__ = ['conv_output_size', 'MnistCNN', 'Net', 'CNN', 'FashionCNN', 'CifarCNN']
 
 # %% ../nbs/01_conv_basics.ipynb #2e8ede9f
 def conv_output_size(w:int, # input width (or height) in pixels, W
@@ -52,7 +52,7 @@ class MnistCNN(nn.Module):
         # flatten(1) keeps the batch size that arrives; view(batch_size, -1) fails on a short last batch
         return self.fc_layer(self.layer(x).flatten(1))
 
-# %% ../nbs/02_fc_vs_cnn.ipynb #676eb79e
+# %% ../nbs/02_fc_vs_cnn.ipynb #38c28889
 import torch
 import torch.nn as nn
 
@@ -86,3 +86,61 @@ class CNN(nn.Module):
         self.classifier = nn.Sequential(nn.Linear(6272, n_hidden), nn.ReLU(inplace=True), nn.Linear(n_hidden, n_output))
 
     def forward(self, x): return self.classifier(self.flatten(self.features(x)))
+
+# %% ../nbs/03_bn_dropout.ipynb #596bbb81
+import torch
+import torch.nn as nn
+
+def _conv_block(c_in, c_out, batch_norm, p_drop):
+    "3×3 convolution (size kept) → batch-norm → dropout → ReLU → 2×2 max-pool, in the source's order."
+    layers = [nn.Conv2d(c_in, c_out, kernel_size=3, padding=1)]
+    if batch_norm: layers.append(nn.BatchNorm2d(c_out))
+    if p_drop: layers.append(nn.Dropout(p_drop))
+    return nn.Sequential(*layers, nn.ReLU(), nn.MaxPool2d(2))
+
+class FashionCNN(nn.Module):
+    "The source's Fashion-MNIST CNN: three conv blocks with batch-norm and dropout, then 1152 → 128 → 10."
+    def __init__(self, n_output:int=10, # number of classes
+                 batch_norm:bool=True, # use batch normalisation (False: to see what it does)
+                 dropout:bool=True, # use dropout (False: to see what it does)
+                ):
+        super().__init__()
+        self.input_shape = (1, 28, 28)
+        self.conv_block1 = _conv_block(1, 32, batch_norm, 0)
+        self.conv_block2 = _conv_block(32, 64, batch_norm, 0.2 if dropout else 0)
+        self.conv_block3 = _conv_block(64, 128, batch_norm, 0.4 if dropout else 0)
+        head = [nn.Flatten(), nn.Linear(128 * 3 * 3, 128)]
+        if batch_norm: head.append(nn.BatchNorm1d(128))
+        # nn.Dropout, not F.dropout(x, 0.5): the module follows train()/eval(); see "The dropout bug"
+        if dropout: head.append(nn.Dropout(0.5))
+        self.classifier = nn.Sequential(*head, nn.ReLU(), nn.Linear(128, n_output))
+
+    def forward(self, x):
+        return self.classifier(self.conv_block3(self.conv_block2(self.conv_block1(x))))
+
+# %% ../nbs/04_checkpointing.ipynb #7b9572e5
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+class CifarCNN(nn.Module):
+    "The Udacity CIFAR-10 CNN: three conv blocks (16, 32, 64 channels), dropout, 1024 → 500 → 10."
+    def __init__(self, n_output:int=10, # number of classes
+                 p_drop:float=0.25, # dropout probability before each linear layer
+                ):
+        super().__init__()
+        self.input_shape = (3, 32, 32)
+        self.conv1 = nn.Conv2d(3, 16, 3, padding=1)
+        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.conv3 = nn.Conv2d(32, 64, 3, padding=1)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.fc1 = nn.Linear(64 * 4 * 4, 500)
+        self.fc2 = nn.Linear(500, n_output)
+        self.dropout = nn.Dropout(p_drop)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.conv1(x)))
+        x = self.pool(F.relu(self.conv2(x)))
+        x = self.pool(F.relu(self.conv3(x)))
+        x = self.dropout(x.flatten(1))  # flatten(1), not view(batch_size, -1): the last batch may be short
+        return self.fc2(self.dropout(F.relu(self.fc1(x))))

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Run every check CI runs: the library matches the notebooks, the notebooks are clean,
+# Run every check CI runs: the library matches the notebooks, the notebooks are clean, README.md,
+# the API pages and the docs config are up to date, nbdev's docs pre-render step passes (offline),
 # every notebook runs (quick mode), and the pytest suite passes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$PWD/.venv/bin:$PATH"
+# tools/setup.sh (and so CI) installs into .venv; without one, the python on PATH is used
+# (e.g. `PATH=/path/to/venv/bin:$PATH bash tools/test.sh`).
+if [ -x .venv/bin/python ]; then export PATH="$PWD/.venv/bin:$PATH"; fi
+echo "using $(command -v python)"
 export MPLBACKEND=Agg
 echo "== nbdev_export leaves cnn_course/ unchanged"
 nbdev_export
@@ -17,6 +21,17 @@ if [ -n "$(git status --porcelain -- nbs)" ]; then
   git status --porcelain -- nbs
   echo "notebooks are not clean: run nbdev_clean and commit the result"; exit 1
 fi
+echo "== docs: README.md from nbs/index.ipynb, API pages, nbdev's pre-render step, cross-references"
+start=$SECONDS
+python tools/make_readme.py --check
+python tools/make_api_nb.py --check
+python tools/docs_check.py
+generated="nbs/nbdev.yml nbs/sidebar.yml nbs/_quarto.yml cnn_course/_modidx.py"
+if [ -n "$(git status --porcelain -- $generated)" ]; then
+  git status --porcelain -- $generated
+  echo "the docs configuration is out of date: tools/docs_check.py regenerated it; commit the result"; exit 1
+fi
+echo "docs checks took $((SECONDS - start)) s"
 echo "== nbdev_test (every notebook, quick mode)"
 start=$SECONDS
 nbdev_test --n_workers 2 --timing

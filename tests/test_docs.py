@@ -1,0 +1,232 @@
+"The docs site's sources: README.md from index.ipynb, the lesson table, API pages, docstrings, docs config, workflows."
+import configparser, importlib, importlib.util, inspect, json, re, subprocess, sys
+from pathlib import Path
+import pytest, yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NBS = ROOT / 'nbs'
+COLAB = 'https://colab.research.google.com/github/cnn-course/cnn_course/blob/main/nbs/'
+BADGE = '[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]'
+MODULES = ['core', 'data', 'models', 'train', 'viz', 'cli']
+LESSONS = sorted(p.name for p in NBS.glob('[0-9]*.ipynb'))
+
+
+def _tool(name):
+    "A script in tools/ imported as a module (tools/ is not a package)."
+    spec = importlib.util.spec_from_file_location(name, ROOT / 'tools' / f'{name}.py')
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _cells(path):
+    return json.loads(Path(path).read_text(encoding='utf-8'))['cells']
+
+
+def _src(cell):
+    return ''.join(cell['source'])
+
+
+def _cfg():
+    cfg = configparser.ConfigParser(delimiters=['='])
+    cfg.read(ROOT / 'settings.ini')
+    return cfg['DEFAULT']
+
+
+# README.md and nbs/index.ipynb
+
+def test_readme_is_the_render_of_index():
+    rendered = _tool('make_readme').render()
+    assert (ROOT / 'README.md').read_text(encoding='utf-8') == rendered, (
+        'README.md does not match nbs/index.ipynb. README.md is generated: edit nbs/index.ipynb, then run '
+        '`python tools/make_readme.py` (`python tools/make_readme.py --check` shows the difference) and commit both.')
+
+
+def _lesson_row(name):
+    "The Lessons-table row nbs/index.ipynb needs for lesson `name`, from the lesson's own title and description."
+    md = next(_src(c) for c in _cells(NBS / name) if c['cell_type'] == 'markdown')
+    title = re.search(r'^#\s+(.*?)\s*$', md, re.M)[1]
+    title = re.sub(r'^Lesson\s+\d+:\s*', '', title)
+    title = title[:1].upper() + title[1:]
+    desc = (re.search(r'^>\s+(.*?)\s*$', md, re.M) or [None, 'what it teaches'])[1]
+    m = re.match(r'(\d+)([a-z]*)_', name)
+    num = f'{int(m[1])}{m[2]}' if m else name
+    return f'| {num} | [{title}]({name}) | {desc} | {BADGE}({COLAB}{name}) |'
+
+
+@pytest.mark.parametrize('name', LESSONS)
+def test_every_lesson_has_a_row_with_its_colab_badge(name):
+    readme = (ROOT / 'README.md').read_text(encoding='utf-8')
+    rows = [l for l in readme.splitlines() if l.startswith('|')]
+    ok = any(f'{BADGE}({COLAB}{name})' in r and f'](nbs/{name})' in r for r in rows)
+    assert ok, (f'nbs/{name} has no row in the Lessons table of README.md. Add this row to the Lessons table in '
+                f'nbs/index.ipynb, in file-name order (shorten the description to a list of what it teaches):\n\n'
+                f'{_lesson_row(name)}\n\nthen run `python tools/make_readme.py` and commit nbs/index.ipynb and README.md.')
+
+
+def test_lesson_table_has_no_stale_rows_and_is_in_order():
+    readme = (ROOT / 'README.md').read_text(encoding='utf-8')
+    linked = re.findall(re.escape(COLAB) + r'([^)\s]+)', readme)
+    missing = [n for n in linked if not (NBS / n).exists()]
+    assert not missing, f'README.md has Colab badges for notebooks that do not exist: {missing}; remove their rows from nbs/index.ipynb'
+    assert linked == sorted(linked), f'the Lessons table in nbs/index.ipynb is not in file-name order: {linked}'
+
+
+def test_index_notebook_is_the_home_page():
+    cells = _cells(NBS / 'index.ipynb')
+    assert re.match(r'#\s+cnn_course\s*\n+>\s+\S', _src(cells[0])), 'nbs/index.ipynb must start with `# cnn_course` and a `> description` line'
+    assert not any(re.search(r'^#\|\s*default_exp', _src(c), re.M) for c in cells), 'index.ipynb exports nothing'
+
+
+# API pages and docstrings
+
+def _module(name):
+    return importlib.import_module(f'cnn_course.{name}')
+
+
+def _documented(obj):
+    return inspect.isfunction(obj) or inspect.isclass(obj) or inspect.isbuiltin(obj)
+
+
+@pytest.mark.parametrize('mod', MODULES)
+def test_api_page_shows_every_exported_name(mod):
+    page = NBS / 'api' / f'{mod}.ipynb'
+    assert page.exists(), f'nbs/api/{mod}.ipynb is missing: run `python tools/make_api_nb.py`'
+    cells = _cells(page)
+    shown = {m[1] for c in cells if c['cell_type'] == 'code' for m in re.finditer(r'^show_doc\((\w+)\)', _src(c), re.M)}
+    noted = {m[1] for c in cells if c['cell_type'] == 'markdown' for m in re.finditer(r'^- `(\w+)`', _src(c), re.M)}
+    m = _module(mod)
+    no_doc = [n for n in m.__all__ if _documented(getattr(m, n)) and n not in shown]
+    no_note = [n for n in m.__all__ if not _documented(getattr(m, n)) and n not in shown | noted]
+    assert not no_doc and not no_note, (
+        f'nbs/api/{mod}.ipynb lacks a show_doc cell for {no_doc} and a constant line for {no_note}: '
+        'run `python tools/make_api_nb.py` and commit nbs/api/')
+    assert not (shown | noted) - set(m.__all__), f'nbs/api/{mod}.ipynb documents names not in __all__: run `python tools/make_api_nb.py`'
+
+
+def test_api_pages_are_up_to_date():
+    mk = _tool('make_api_nb')
+    assert set(mk.modules()) >= set(MODULES)
+    stale = [str(f.relative_to(ROOT)) for f, text in mk.render_all().items()
+             if not f.exists() or f.read_text(encoding='utf-8') != text]
+    assert not stale, f'{stale} are out of date: run `python tools/make_api_nb.py` and commit nbs/api/'
+
+
+def _own_doc(obj):
+    "The docstring written for `obj` itself: a class's doc is not inherited nor the one @dataclass makes up."
+    doc = obj.__dict__.get('__doc__') if inspect.isclass(obj) else obj.__doc__
+    doc = (doc or '').strip()
+    if inspect.isclass(obj) and doc.startswith(f'{obj.__name__}('): return ''  # dataclass's generated signature
+    return doc
+
+
+@pytest.mark.parametrize('mod', MODULES)
+def test_every_exported_function_and_class_has_a_docstring(mod):
+    m = _module(mod)
+    missing = [n for n in m.__all__ if _documented(getattr(m, n)) and not _own_doc(getattr(m, n))]
+    assert not missing, f'cnn_course.{mod}: {missing} have no docstring (one line, in the #| export cell that defines them)'
+
+
+# Docs site configuration
+
+def test_quarto_config_is_nbdevs_website_with_our_files():
+    q = yaml.safe_load((NBS / '_quarto.yml').read_text())
+    assert q['project']['type'] == 'website'
+    assert q['format']['html']['css'] == 'styles.css' and (NBS / 'styles.css').exists()
+    assert q['metadata-files'] == ['nbdev.yml', 'sidebar.yml']
+    for item in q['website']['navbar'].get('left', []):
+        assert (NBS / item['href']).exists(), f"navbar links to missing {item['href']}"
+
+
+def test_nbdev_yml_is_what_nbdev_writes():
+    from nbdev.quarto import _nbdev_yml
+    c = _cfg()
+    want = _nbdev_yml.format(doc_path=Path(c['doc_path']).name,
+                             **{k: c[k] for k in ('title', 'description', 'branch', 'git_url', 'doc_host', 'doc_baseurl')})
+    assert (NBS / 'nbdev.yml').read_text() == want, 'nbs/nbdev.yml is stale: run `python tools/docs_check.py` and commit it'
+
+
+def test_sidebar_lists_every_page_in_two_sections():
+    assert _cfg()['custom_sidebar'] == 'True', 'tools/docs_check.py writes nbs/sidebar.yml; nbdev must not overwrite it'
+    contents = yaml.safe_load((NBS / 'sidebar.yml').read_text())['website']['sidebar']['contents']
+    assert contents[0] == 'index.ipynb'
+    sections = {s['section']: s['contents'] for s in contents[1:]}
+    assert sections.get('Lessons') == sorted(p.name for p in NBS.glob('*.ipynb') if p.name != 'index.ipynb'), \
+        'nbs/sidebar.yml is stale: run `python tools/docs_check.py` and commit it'
+    assert sorted(sections.get('Library reference', [])) == sorted(f'api/{p.name}' for p in (NBS / 'api').glob('*.ipynb')), \
+        'nbs/sidebar.yml is stale: run `python tools/docs_check.py` and commit it'
+
+
+def test_generated_docs_folders_are_ignored():
+    if not (ROOT / '.git').exists(): pytest.skip('not a git checkout')
+    for path in ('_proc/index.ipynb', '_docs/index.html', 'nbs/_proc/index.ipynb'):
+        r = subprocess.run(['git', 'check-ignore', '-q', path], cwd=ROOT)
+        assert r.returncode == 0, f'{path} is not in .gitignore'
+
+
+def test_crossref_rule():
+    dc = _tool('docs_check')
+    lib = dc.Library()
+    def errors(md): return dc.check_text(lib, 'test', md, local={'my_var'})
+    assert errors('`cnn_course`, `cnn_course.core`, `cnn_course.core.get_device`, `cnn_course.data.DATA_ROOT`') == []
+    assert errors('`python -m cnn_course.cli train`, `cnn_course.data.DeviceLoader.batch_size`') == []
+    assert errors('`fit`, `train()`, `eval()`, `show_doc`, `load_dataset(name)`, `my_var`, `batch_size`') == []
+    assert errors('```\n`cnn_course.nope`\n```') == []  # fenced code is not read
+    assert len(errors('`cnn_course.nope`')) == 1
+    assert len(errors('`cnn_course.core.nope`')) == 1
+    assert len(errors('`show_nothing(x)`')) == 1  # looks like ours (`show_…`), defined nowhere
+    assert 'looks like a cnn_course name' in errors('`load_everything`')[0]
+
+
+# GitHub workflows
+
+def _workflow(name):
+    wf = yaml.safe_load((ROOT / '.github' / 'workflows' / name).read_text())
+    wf['on'] = wf.get('on', wf.pop(True, None))  # YAML 1.1 reads a bare `on` as True
+    return wf
+
+
+def _steps(wf):
+    return [s for job in wf['jobs'].values() for s in job.get('steps', [])]
+
+
+def test_test_script_runs_docs_checks_before_pytest_last():
+    lines = [l.strip() for l in (ROOT / 'tools' / 'test.sh').read_text().splitlines() if l.strip() and not l.startswith('#')]
+    text = '\n'.join(lines)
+    for cmd in ('python tools/make_readme.py --check', 'python tools/make_api_nb.py --check', 'python tools/docs_check.py'):
+        assert cmd in text and text.index(cmd) < text.index('python -m pytest'), cmd
+    assert lines[-1].startswith('python -m pytest'), "pytest's summary must be the last line tools/test.sh prints"
+
+
+def test_test_workflow_runs_ci_script():
+    wf = _workflow('test.yaml')
+    assert {'push', 'pull_request'} <= set(wf['on'])
+    steps = _steps(wf)
+    assert any(s.get('uses', '').startswith('actions/checkout@') for s in steps)
+    py = [s for s in steps if s.get('uses', '').startswith('actions/setup-python@')]
+    assert py and str(py[0]['with']['python-version']) == '3.11'
+    assert any(s.get('run', '').strip() == 'bash .ci/run' for s in steps), 'test.yaml must run `bash .ci/run`, as CI does'
+    ci = (ROOT / '.ci' / 'run').read_text()
+    assert 'bash tools/setup.sh && bash tools/test.sh' in ci
+    assert 'bash tools/setup.sh && bash tools/test.sh' in (ROOT / 'README.md').read_text(), "the README's test command"
+
+
+def test_deploy_workflow_renders_with_quarto_and_pinned_nbdev():
+    wf = _workflow('deploy.yaml')
+    assert wf['on']['push']['branches'] == ['main']
+    steps = _steps(wf)
+    runs = '\n'.join(s.get('run', '') for s in steps)
+    uses = [s.get('uses', '') for s in steps]
+    assert any(u.startswith('quarto-dev/quarto-actions/setup@v2') for u in uses)
+    assert 'nbdev_docs' in runs
+    assert re.search(r'pip install .*-e \S*\.\S* .*-c \.github/docs-constraints\.txt', runs), runs
+    assert 'download.pytorch.org/whl/cpu' in runs
+    assert any(u.startswith(('actions/deploy-pages@', 'peaceiris/actions-gh-pages@')) for u in uses)
+    upload = [s for s in steps if s.get('uses', '').startswith('actions/upload-pages-artifact@')]
+    assert upload and upload[0]['with']['path'] == '_docs' == _cfg()['doc_path']
+
+
+def test_docs_constraints_pin_nbdev_2_companions():
+    lines = {l.split('#')[0].replace(' ', '') for l in (ROOT / '.github' / 'docs-constraints.txt').read_text().splitlines()}
+    assert {'nbdev==2.4.14', 'fastcore>=1.12.27,<2', 'execnb<0.2', 'ghapi<2'} <= lines, lines
