@@ -149,7 +149,7 @@ class Data:
 
 def forward_macs(net, input_shape):
     "Multiply-accumulates per image of each Conv2d and Linear layer, from the layer sizes and output shapes."
-    names = {}  # a layer registered twice (CNN's `features` reuses `conv1`): keep its shortest name
+    names = {}  # a layer registered under two names (as in the source's CNN): keep the shortest
     for name, mod in net.named_modules(remove_duplicate=False):
         if isinstance(mod, (nn.Conv2d, nn.Linear)) and (id(mod) not in names or name.count('.') < names[id(mod)].count('.')):
             names[id(mod)] = name

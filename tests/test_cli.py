@@ -220,3 +220,45 @@ def test_console_script(tmp_path):
     assert_usage_error(r, 'argument --epochs')
     r = subprocess.run([script, 'train', '--help'], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and '--limit-train' in r.stdout
+
+
+def _cli(*args, env):
+    return [sys.executable, '-m', 'cnn_course.cli', *args]
+
+
+def test_cli_resumes_a_killed_run(tmp_path):
+    "train --checkpoint, SIGKILL mid-run, resume: the same history, bit for bit, as a run never interrupted."
+    import signal, time
+    from cnn_course.checkpoint import read_checkpoint
+    env = {k: v for k, v in os.environ.items() if k not in ('IN_TEST',)}
+    env.update(CNN_COURSE_QUICK='1', OMP_NUM_THREADS='1')  # quick mode: synthetic MNIST in MNIST's own format
+    common = ['train', '--dataset', 'mnist', '--epochs', '6', '--limit-train', '1500', '--limit-test', '300',
+              '--optimizer', 'sgd', '--lr', '0.05', '--no-progress', '--data-root', str(tmp_path / 'data')]
+    full = subprocess.run(_cli(*common, '--checkpoint', str(tmp_path / 'full'), '--out', str(tmp_path / 'full_out'), env=env),
+                          env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert full.returncode == 0, full.stderr
+    h_full = read_checkpoint(tmp_path / 'full' / 'last.pt')['history']
+    ck = tmp_path / 'killed'
+    proc = subprocess.Popen(_cli(*common, '--checkpoint', str(ck), '--out', str(tmp_path / 'killed_out'), env=env),
+                            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if (ck / 'last.pt').exists() and read_checkpoint(ck / 'last.pt')['epoch'] >= 2: break
+        time.sleep(0.05)
+    assert proc.poll() is None, 'the run finished before it could be killed'
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = read_checkpoint(ck / 'last.pt')['epoch']
+    assert 2 <= killed_at < 6
+    resumed = subprocess.run(_cli('resume', str(ck), '--no-progress', env=env), env=env, capture_output=True,
+                             text=True, cwd=tmp_path, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    h_resumed = read_checkpoint(ck / 'last.pt')['history']
+    assert np.array_equal(np.asarray(h_resumed), np.asarray(h_full)), (h_resumed, h_full)
+    ev = subprocess.run(_cli('evaluate', str(ck), env=env), env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert ev.returncode == 0 and 'best (epoch' in ev.stdout and 'last (epoch 6)' in ev.stdout, ev.stdout + ev.stderr
+
+
+def test_cli_resume_of_a_folder_without_checkpoints_is_a_clear_error(tmp_path):
+    out = subprocess.run([sys.executable, '-m', 'cnn_course.cli', 'resume', str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.startswith('cnn-course: error: resume') and str(tmp_path) in out.stderr
