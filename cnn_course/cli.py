@@ -4,78 +4,30 @@
 
 # %% ../nbs/05_cli.ipynb #d1449782
 from __future__ import annotations
-import argparse, builtins, contextlib, json, math, os, re, sys, tempfile, textwrap, time
-from dataclasses import dataclass
+import argparse, builtins, json, math, re, sys, textwrap, time
 from pathlib import Path
 from typing import Callable
 from . import __version__
 
 # %% auto #0
-__all__ = ['MODELS', 'DATASETS', 'DEFAULT_MODELS', 'DEVICES', 'OPTIMIZERS', 'SCHEDULERS', 'COMMANDS', 'atomic_write', 'ModelSpec',
-           'CLIError', 'build_parser', 'resolve_device', 'prepare_out_dir', 'load_data', 'build_model', 'history_csv',
-           'save_results', 'make_callbacks', 'callback_results', 'train_command', 'resume_command', 'evaluate_command',
-           'main']
-
-# %% ../nbs/05_cli.ipynb #00146625
-def _new_file_mode(path:Path) -> int:
-    "The permissions `path` would get from `open`: its current ones, or 0o666 less the umask."
-    with contextlib.suppress(FileNotFoundError): return path.stat().st_mode & 0o7777
-    umask = os.umask(0); os.umask(umask)  # the only portable way to read the umask
-    return 0o666 & ~umask
-
-def _fsync_dir(folder:Path) -> None:
-    "Make a rename in `folder` durable (POSIX); skipped where folders cannot be opened (Windows)."
-    if os.name == 'nt': return
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try: os.fsync(fd)
-        finally: os.close(fd)
-
-def atomic_write(path:str|Path, # the file to write
-                 write_fn:Callable, # called with the open temporary file; writes the contents
-                 mode:str='wb', # 'wb' for bytes, 'w' for text (UTF-8)
-                ) -> Path:
-    "Write `path` all or nothing: `write_fn(f)` fills a temporary file beside it, which is synced and renamed onto `path`."
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, mode, **({} if 'b' in mode else {'encoding': 'utf-8', 'newline': ''})) as f:
-            write_fn(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _new_file_mode(path))  # mkstemp makes owner-only files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError): os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-    return path
+__all__ = ['MODEL_HELP', 'DATASETS', 'DEFAULT_MODELS', 'DEVICES', 'OPTIMIZERS', 'SCHEDULERS', 'COMMANDS', 'CLIError',
+           'build_parser', 'config_from_args', 'check_args', 'history_csv', 'save_results', 'callback_results',
+           'train_command', 'resume_command', 'evaluate_command', 'main']
 
 # %% ../nbs/05_cli.ipynb #cdd7c357
-@dataclass(frozen=True)
-class ModelSpec:
-    "How the command builds one model: from the numbers per input and the number of classes."
-    build: Callable  # (n_input, n_output) -> an nn.Module
-    flatten: bool  # True: the model takes each image as one flat vector
-    about: str  # a short description for --help
-
-def _models():
-    from cnn_course import models  # late: PyTorch is imported only when a model is built
-    return models
-
-MODELS = {
-    'mnist_cnn': ModelSpec(lambda n_input, n_output: _models().MnistCNN(n_output), False,
-                           "lesson 1's CNN, for 1x28x28 images (mnist, fashion-mnist)"),
-    'fc': ModelSpec(lambda n_input, n_output: _models().Net(n_input, n_output, 128), True,
-                    "lesson 2's fully connected net with 128 hidden units, any image size (flattened)"),
-    'cnn': ModelSpec(lambda n_input, n_output: _models().CNN(n_output, 128), False,
-                     "lesson 2's CNN, for 3x32x32 images (cifar10)"),
-    'fashion_cnn': ModelSpec(lambda n_input, n_output: _models().FashionCNN(n_output), False,
-                             "lesson 3's CNN with batch norm and dropout, for 1x28x28 images (fashion-mnist, mnist)"),
+# The names of cnn_course.models.MODELS with a line of help each, readable without importing PyTorch
+# (checked against the table in this notebook).
+MODEL_HELP = {
+    'mnist_cnn': "lesson 1's CNN, for 1x28x28 images (mnist, fashion-mnist)",
+    'fc': "lesson 2's fully connected net with 128 hidden units, any image size (flattened)",
+    'cnn': "lesson 2's CNN, for 3x32x32 images (cifar10)",
+    'fashion_cnn': "lesson 3's CNN with batch norm and dropout, for 1x28x28 images (fashion-mnist, mnist)",
+    'cifar_cnn': "lesson 4's CNN with dropout, for 3x32x32 images (cifar10)",
 }
 
 # %% ../nbs/05_cli.ipynb #62325155
-DATASETS = ('mnist', 'fashion-mnist', 'cifar10')  # cnn_course.data.DATASETS (the notebook checks), without importing torchvision for --help
+# cnn_course.data and cnn_course.runs hold these (the notebook checks), readable here without importing PyTorch
+DATASETS = ('mnist', 'fashion-mnist', 'cifar10')
 DEFAULT_MODELS = {'fashion-mnist': 'fashion_cnn', 'mnist': 'mnist_cnn', 'cifar10': 'cnn'}  # --model when not given
 DEVICES = ('auto', 'cpu', 'cuda', 'mps')
 OPTIMIZERS = ('sgd', 'adam')
@@ -115,8 +67,8 @@ def _positive(cast:type) -> Callable:
 # %% ../nbs/05_cli.ipynb #6fd7d5b9
 def _add_train_options(p:argparse.ArgumentParser) -> None:
     "The options of `cnn-course train`."
-    p.add_argument('--model', choices=list(MODELS), default=None, help='the network to train: ' +
-                   '; '.join(f'{name}: {spec.about}' for name, spec in MODELS.items()) + ' (default: per dataset, ' +
+    p.add_argument('--model', choices=list(MODEL_HELP), default=None, help='the network to train: ' +
+                   '; '.join(f'{name}: {about}' for name, about in MODEL_HELP.items()) + ' (default: per dataset, ' +
                    ', '.join(f'{model} for {dataset}' for dataset, model in DEFAULT_MODELS.items()) + ')')
     p.add_argument('--dataset', choices=DATASETS, default='fashion-mnist', help='the images to learn from')
     p.add_argument('--epochs', type=_positive(int), default=5, metavar='N', help='passes over the training images')
@@ -179,94 +131,61 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 # %% ../nbs/05_cli.ipynb #9a8fa5d2
-def resolve_device(name:str, # 'auto', 'cpu', 'cuda' or 'mps'
-                  ):
-    "The `torch.device` for `--device name`, or a `CLIError` if that device is not available here."
-    import torch
-    from cnn_course.core import get_device
-    if name == 'auto': return get_device()
-    if name == 'cuda' and not torch.cuda.is_available():
-        raise CLIError('--device cuda: no CUDA GPU is available here (torch.cuda.is_available() is False); '
-                       'use --device auto or --device cpu')
-    mps = getattr(torch.backends, 'mps', None)
-    if name == 'mps' and not (mps is not None and mps.is_available()):
-        raise CLIError('--device mps: Apple MPS is not available here; use --device auto or --device cpu')
-    return torch.device(name)
+def _option(field:str, value) -> str:
+    "A `RunConfig` setting as the option that sets it: ('model', 'cnn') -> '--model cnn'; value '' gives the name alone."
+    name = '--' + field.replace('_', '-')
+    return name if value == '' else f'{name} {value}'
 
-def prepare_out_dir(out:str|Path, # the folder for the results
-                   ) -> Path:
-    "Create `out` if needed and prove a file can be written in it, or raise a `CLIError` saying why not."
-    out = Path(out).expanduser()
-    probe = out / f'.cnn-course-probe-{os.getpid()}'
+def _fill(template:str, args:argparse.Namespace) -> Path:
+    "A folder option with `{model}` and `{dataset}` replaced."
+    return Path(template.replace('{model}', args.model).replace('{dataset}', args.dataset)).expanduser()
+
+def config_from_args(args:argparse.Namespace, # the options of `cnn-course train`
+                    ):
+    "The `RunConfig` the options describe."
+    from cnn_course.runs import RunConfig  # late: PyTorch is imported only once a run is built
+    tensorboard = None if args.tensorboard is None else str(_fill(args.tensorboard, args))
+    return RunConfig(dataset=args.dataset, model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                     optimizer=args.optimizer, scheduler=args.scheduler, patience=args.patience, seed=args.seed,
+                     data_root=args.data_root, download=args.download, limit_train=args.limit_train,
+                     limit_test=args.limit_test, tensorboard=tensorboard, device=args.device)
+
+def check_args(args:argparse.Namespace, # the options of `cnn-course train`
+              ):
+    "Check the run and the folders before anything is loaded; return the config, or raise a `CLIError` naming the option."
+    from cnn_course.core import NotWritableError, ensure_writable  # late: PyTorch is imported only for a real run
+    from cnn_course.runs import ConfigError, check_config, resolve_device
+    cfg = config_from_args(args)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write(probe, lambda f: f.write(b'ok'))
-        probe.unlink()
-    except OSError as e:
-        reason = e.strerror or str(e)
-        where = f' ({e.filename})' if e.filename and str(e.filename) != str(out) else ''
-        raise CLIError(f'--out {out}: cannot create this folder or write in it: {reason}{where}; '
-                       'choose a folder you can write to') from e
-    return out
-
-# %% ../nbs/05_cli.ipynb #07a91f1d
-def load_data(args:argparse.Namespace, # parsed options: dataset, data_root, download, limit_train, limit_test, model
-             ) -> tuple:
-    "The training and test sets `args` ask for, with the model's transform; a `CLIError` if they cannot be loaded."
-    from cnn_course.data import load_dataset, make_transform
-    transform = make_transform(flatten=MODELS[args.model].flatten)
-    try:
-        return tuple(load_dataset(args.dataset, train=train, transform=transform, root=args.data_root,
-                                  download=args.download, limit=limit)
-                     for train, limit in ((True, args.limit_train), (False, args.limit_test)))
-    except (FileNotFoundError, RuntimeError) as e:  # missing or unreadable files, a failed download
-        raise CLIError(f'--dataset {args.dataset}: {e}') from e
-
-def _has_batch_norm(net) -> bool:
-    from torch import nn
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
-
-def build_model(args:argparse.Namespace, # parsed options: model, dataset, batch_size
-                train_set, # the training set (its first image decides the input size)
-                device, # where the model will live
-               ):
-    "The model `args.model` for `train_set`, on `device`; a `CLIError` naming the shapes if it does not fit the data."
-    from cnn_course.data import dataset_classes
-    from cnn_course.train import check_model_fits
-    x, _ = train_set[0]
-    n_classes = len(dataset_classes(train_set))  # all three datasets name their classes
-    net = MODELS[args.model].build(x.numel(), n_classes).to(device)
-    try: check_model_fits(net, train_set, device, n_classes)
-    except ValueError as e:
-        fitting = [f'--model {name}' for name, spec in MODELS.items() if spec.flatten or
-                   tuple(spec.build(x.numel(), n_classes).input_shape) == tuple(x.shape)]
-        fitting.sort(key=lambda option: option != f'--model {DEFAULT_MODELS[args.dataset]}')  # the default first
-        raise CLIError(f'--model {args.model} does not fit --dataset {args.dataset}: {e} For {args.dataset}, use '
-                       + ', '.join(fitting[:-1]) + ' or ' + fitting[-1] + '.') from e
-    if _has_batch_norm(net) and min(args.batch_size, len(train_set)) < 2:
-        raise CLIError(f'--model {args.model} uses batch norm, which cannot train on one image at a time: '
-                       f'use a --batch-size (and --limit-train) of at least 2')
-    return net
+        resolve_device(cfg.device, check_config(cfg))
+        for option in ('out', 'checkpoint'):
+            folder = None if getattr(args, option) is None else _fill(getattr(args, option), args)
+            if folder is not None: ensure_writable(folder, f'--{option} {folder}', keep=False)  # nothing is left if the run fails
+    except ConfigError as e: raise CLIError(e.message(_option)) from None
+    except NotWritableError as e: raise CLIError(str(e)) from None
+    return cfg
 
 # %% ../nbs/05_cli.ipynb #372c7393
 def history_csv(history, # the array `fit` returned
                ) -> str:
     "`history` as CSV text: a header `epoch,train_loss,train_acc,val_loss,val_acc`, then one row per epoch."
-    from cnn_course.train import HISTORY_COLUMNS, check_history
+    from cnn_course.train import HISTORY_COLUMNS, check_history  # late: PyTorch is imported only for a real run
     rows = [','.join(HISTORY_COLUMNS)]
     rows += [','.join([str(int(r[0]))] + [repr(float(v)) for v in r[1:]]) for r in check_history(history)]
     return '\n'.join(rows) + '\n'
 
 # %% ../nbs/05_cli.ipynb #2fbb6d34
-def save_results(out:Path, # the folder (from `prepare_out_dir`)
+def save_results(out:Path, # the folder (checked by `check_args`)
                  net, # the trained model
                  history, # the array `fit` returned
                  info:dict, # what run.json records (JSON-serialisable)
                  title:str='', # the curves' title
                 ) -> list[Path]:
     "Write history.csv, history.npy, curves.png, model.pt and, last, run.json into `out`, each atomically."
-    import numpy as np, torch
+    import numpy as np, torch  # late: PyTorch is imported only once a run is built
+    from cnn_course.core import atomic_write
     from cnn_course.viz import plot_history
+    Path(out).mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     writers = {
         'history.csv': (lambda f: f.write(history_csv(history)), 'w'),
@@ -278,35 +197,8 @@ def save_results(out:Path, # the folder (from `prepare_out_dir`)
     return [atomic_write(Path(out) / name, fn, mode) for name, (fn, mode) in writers.items()]
 
 # %% ../nbs/05_cli.ipynb #1fea5ab6
-def _optimizer(name:str, params, lr:float):
-    import torch
-    return torch.optim.Adam(params, lr=lr) if name == 'adam' else torch.optim.SGD(params, lr=lr)
-
-def _scheduler(name:str, optimizer):
-    import torch
-    if name == 'none': return None
-    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode='min', factor=0.1, patience=4)  # lesson 3's
-
-def _fill(template:str, args:argparse.Namespace) -> Path:
-    return Path(template.replace('{model}', args.model).replace('{dataset}', args.dataset))
-
-def _out_path(args:argparse.Namespace) -> Path: return _fill(args.out, args)
-
-def make_callbacks(args:argparse.Namespace, # parsed options: patience, tensorboard (and model, dataset for its template)
-                  ) -> dict:
-    "`fit`'s callbacks by name: 'lrs' always, 'early_stopping' for --patience, 'tensorboard' for --tensorboard; a `CLIError` if TensorBoard cannot log."
-    from cnn_course.train import EarlyStopping, LRRecorder, TensorBoardLogger
-    callbacks = {'lrs': LRRecorder()}
-    if args.patience is not None:
-        callbacks['early_stopping'] = EarlyStopping(args.patience, monitor='val_loss', restore_best=True)
-    if args.tensorboard is not None:
-        log_dir = _fill(args.tensorboard, args).expanduser()
-        try: callbacks['tensorboard'] = TensorBoardLogger(log_dir)
-        except (ImportError, ValueError) as e: raise CLIError(f'--tensorboard {log_dir}: {e}') from e
-    return callbacks
-
-def callback_results(callbacks:dict, # what `make_callbacks` returned, after `fit`
-                     history, # the array `fit` returned
+def callback_results(callbacks:dict, # a run's callbacks by name (`Run.callbacks`), after training
+                     history, # the history the run returned
                     ) -> dict:
     "What run.json records from the callbacks: each epoch's learning rate, what early stopping did, whose weights were kept."
     es = callbacks.get('early_stopping')
@@ -323,77 +215,53 @@ def train_command(args:argparse.Namespace, # the options `build_parser` parsed
                  ) -> int:
     "Run `cnn-course train`: check everything, train, write the results into `--out`; return 0."
     start = time.perf_counter()
-    import numpy as np, torch
-    from cnn_course.core import torch_seed
-    from cnn_course.data import DeviceLoader
-    from cnn_course.train import fit, evaluate
-    device = resolve_device(args.device)
-    torch_seed(args.seed)
-    train_set, test_set = load_data(args)
-    net = build_model(args, train_set, device)
-    out = prepare_out_dir(_out_path(args))
-    callbacks = make_callbacks(args)
-    if args.checkpoint is not None: callbacks['checkpoint'] = _checkpoint_callback(args, net, train_set, test_set)
-    train_loader = DeviceLoader(train_set, batch_size=args.batch_size, shuffle=True, device=device,
-                                drop_last=len(train_set) % args.batch_size == 1)  # batch norm cannot train on one image
-    test_loader = DeviceLoader(test_set, batch_size=args.batch_size, device=device)
-    print(f'cnn-course: training {args.model} on {args.dataset} ({len(train_set)} training, {len(test_set)} test '
-          f'images) on {device} for {args.epochs} epoch{"s" if args.epochs > 1 else ""}')
-    criterion = torch.nn.CrossEntropyLoss()
-    optimizer = _optimizer(args.optimizer, net.parameters(), args.lr)
-    history = fit(net, optimizer, criterion, args.epochs, train_loader, test_loader, device, np.zeros((0, 5)),
-                  progress=not args.no_progress, scheduler=_scheduler(args.scheduler, optimizer),
-                  callbacks=list(callbacks.values()))
-    test_loss, test_acc = evaluate(net, test_loader, criterion, device)
-    resolved = {'out': str(out.resolve())}
-    if 'tensorboard' in callbacks: resolved['tensorboard'] = str(callbacks['tensorboard'].log_dir.resolve())
-    info = {'command': 'train', 'argv': argv, 'args': {**vars(args), **resolved},
-            'test_loss': test_loss, 'test_accuracy': test_acc, 'epochs_completed': len(history),
-            **callback_results(callbacks, history),
-            'n_train': len(train_set), 'n_test': len(test_set), 'device': str(device),
-            'cnn_course_version': __version__, 'torch_version': torch.__version__,
+    cfg = check_args(args)
+    import torch  # late: PyTorch is imported only once the options are known to be good
+    from cnn_course.checkpoint import CheckpointError
+    from cnn_course.runs import ConfigError, train_run
+    from cnn_course.train import evaluate
+    out = _fill(args.out, args)
+    checkpoint = None if args.checkpoint is None else _fill(args.checkpoint, args)
+    print(f'cnn-course: training {cfg.model} on {cfg.dataset} for {cfg.epochs} epoch{"s" if cfg.epochs > 1 else ""}')
+    try: run = train_run(cfg, checkpoint, progress=not args.no_progress)
+    except ConfigError as e: raise CLIError(e.message(_option)) from None
+    except CheckpointError as e: raise CLIError(f'--checkpoint {checkpoint}: {e}') from None
+    test_loss, test_acc = evaluate(run.net, run.test_loader, run.criterion, run.device)
+    n_train, n_test = len(run.train_loader.y), len(run.test_loader.y)
+    info = {'command': 'train', 'argv': argv, 'args': {**vars(args), 'out': str(out.resolve()),
+            'tensorboard': cfg.tensorboard and str(Path(cfg.tensorboard).resolve())}, 'config': cfg.to_dict(),
+            'test_loss': test_loss, 'test_accuracy': test_acc, 'epochs_completed': len(run.history),
+            **callback_results(run.callbacks, run.history), 'n_train': n_train, 'n_test': n_test,
+            'device': str(run.device), 'cnn_course_version': __version__, 'torch_version': torch.__version__,
             'elapsed_seconds': round(time.perf_counter() - start, 3)}
-    files = save_results(out, net, history, info, f'{args.model} on {args.dataset}')
-    print(f'test accuracy: {test_acc:.4f} (loss {test_loss:.4f}); wrote {", ".join(f.name for f in files)} to {out}')
+    files = save_results(out, run.net, run.history, info, f'{cfg.model} on {cfg.dataset}')
+    print(f'test accuracy: {test_acc:.4f} (loss {test_loss:.4f}) on {n_test} test images, after training on {n_train}; '
+          f'wrote {", ".join(f.name for f in files)} to {out}')
     return 0
 
 # %% ../nbs/05_cli.ipynb #bf322bfd
-def _model_kwargs(model:str, n_input:int, n_output:int) -> dict:
-    "The keyword arguments `MODELS[model]` builds its network with (recorded so a checkpoint can rebuild it)."
-    if model == 'fc': return {'n_input': n_input, 'n_output': n_output, 'n_hidden': 128}
-    if model == 'cnn': return {'n_output': n_output, 'n_hidden': 128}
-    return {'n_output': n_output}
-
-def _checkpoint_callback(args, net, train_set, test_set):
-    "A `Checkpoint` for --checkpoint that records the run's recipe, so `resume` and `evaluate` can rebuild it."
-    from cnn_course.checkpoint import Checkpoint
-    from cnn_course.data import dataset_classes
-    config = dict(model=type(net).__name__, dataset=args.dataset, data_root=args.data_root,
-                  model_kwargs=_model_kwargs(args.model, train_set[0][0].numel(), len(dataset_classes(train_set))),
-                  limit_train=len(train_set), limit_test=len(test_set), val_fraction=None, seed=args.seed,
-                  batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-                  scheduler=None if args.scheduler == 'none' else args.scheduler, patience=args.patience,
-                  num_epochs=args.epochs, monitor='val_loss', eval_batch_size=args.batch_size, device=args.device)
-    folder = _fill(args.checkpoint, args).expanduser()
-    try: return Checkpoint(folder, 'val_loss', config=config)
-    except (OSError, ValueError) as e: raise CLIError(f'--checkpoint {folder}: {e}') from e
+def _run_folder_command(args:argparse.Namespace, action:Callable):
+    "Run `action(device)` for `resume`/`evaluate` DIR, turning a bad folder or device into a `CLIError`."
+    from cnn_course.checkpoint import CheckpointError  # late: PyTorch is imported only for a real run
+    from cnn_course.runs import ConfigError, resolve_device
+    try: return action(resolve_device(args.device))
+    except ConfigError as e: raise CLIError(f'{args.command} {args.dir}: {e.message(_option)}') from None
+    except (CheckpointError, FileNotFoundError) as e: raise CLIError(f'{args.command} {args.dir}: {e}') from None
 
 def resume_command(args:argparse.Namespace, # the options `build_parser` parsed
                    argv:list|None=None, # the command line (unused)
                   ) -> int:
     "Run `cnn-course resume DIR`: continue the run in DIR from last.pt; return 0."
-    from cnn_course.checkpoint import resume_run, CheckpointError
-    try: resume_run(args.dir, args.epochs, progress=not args.no_progress, device=resolve_device(args.device))
-    except (CheckpointError, FileNotFoundError) as e: raise CLIError(f'resume {args.dir}: {e}') from e
+    from cnn_course.runs import resume_run  # late: PyTorch is imported only for a real run
+    _run_folder_command(args, lambda device: resume_run(args.dir, args.epochs, progress=not args.no_progress, device=device))
     return 0
 
 def evaluate_command(args:argparse.Namespace, # the options `build_parser` parsed
                      argv:list|None=None, # the command line (unused)
                     ) -> int:
     "Run `cnn-course evaluate DIR`: test loss and accuracy of DIR's best.pt and last.pt; return 0."
-    from cnn_course.checkpoint import evaluate_run, CheckpointError
-    try: evaluate_run(args.dir, device=resolve_device(args.device))
-    except (CheckpointError, FileNotFoundError) as e: raise CLIError(f'evaluate {args.dir}: {e}') from e
+    from cnn_course.runs import evaluate_run  # late: PyTorch is imported only for a real run
+    _run_folder_command(args, lambda device: evaluate_run(args.dir, device=device))
     return 0
 
 COMMANDS = {'train': train_command, 'resume': resume_command, 'evaluate': evaluate_command}

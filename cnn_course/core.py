@@ -4,12 +4,14 @@
 
 # %% ../nbs/00_setup.ipynb #70614a92
 from __future__ import annotations
-import os, random
+import contextlib, inspect, os, random, tempfile
+from pathlib import Path
+from typing import Callable
 import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['get_device', 'torch_seed', 'is_quick', 'quick', 'plain_doc']
+__all__ = ['get_device', 'torch_seed', 'is_quick', 'quick', 'atomic_write', 'NotWritableError', 'ensure_writable', 'plain_doc']
 
 # %% ../nbs/00_setup.ipynb #bb33c871
 def get_device(prefer:str|None=None, # a device to use instead of the best one found, e.g. 'cpu'
@@ -50,12 +52,72 @@ def quick(full, # the value a full lesson uses
     "`small` in quick mode, else `full`: how lessons size data and epochs."
     return small if is_quick() else full
 
+# %% ../nbs/00_setup.ipynb #a2533b6c
+def _new_file_mode(path:Path) -> int:
+    "The permissions `path` would get from `open`: its current ones, or 0o666 less the umask."
+    with contextlib.suppress(FileNotFoundError): return path.stat().st_mode & 0o7777
+    umask = os.umask(0); os.umask(umask)  # the only portable way to read the umask
+    return 0o666 & ~umask
+
+def _fsync_dir(folder:Path) -> None:
+    "Make a rename in `folder` durable (POSIX); skipped where folders cannot be opened (Windows)."
+    if os.name == 'nt': return
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try: os.fsync(fd)
+        finally: os.close(fd)
+
+def atomic_write(path:str|Path, # the file to write; its folder must exist
+                 write_fn:Callable, # called with the open temporary file; writes the contents
+                 mode:str='wb', # 'wb' for bytes, 'w' for text (UTF-8)
+                ) -> Path:
+    "Write `path` all or nothing: `write_fn(f)` fills a temporary file beside it, which is synced and renamed onto `path`."
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, mode, **({} if 'b' in mode else {'encoding': 'utf-8', 'newline': ''})) as f:
+            write_fn(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _new_file_mode(path))  # mkstemp makes owner-only files; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError): os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+# %% ../nbs/00_setup.ipynb #a89afaca
+class NotWritableError(ValueError):
+    "A folder that cannot be created or written in; `detail` says why, without the folder's name."
+    def __init__(self, folder:Path, reason:str, name:str|None=None):
+        self.folder, self.detail = folder, f'cannot create this folder or write in it: {reason}; choose a folder you can write to'
+        super().__init__(f'{name or folder}: {self.detail}')
+
+def ensure_writable(folder:str|Path, # the folder to create (with its parents) and write in
+                    name:str|None=None, # how the message names it, e.g. '--out runs/x' (default: the path)
+                    keep:bool=True, # keep the folders it created; False: remove them again (a check before the real work)
+                   ) -> Path:
+    "Create `folder` and prove a file can be written in it; a `NotWritableError` (a `ValueError`) says why not."
+    folder = Path(folder).expanduser()
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = atomic_write(folder / f'.cnn_course_probe_{os.getpid()}', lambda f: f.write(b'ok'))
+        probe.unlink()
+    except OSError as e:
+        where = f' ({e.filename})' if e.filename and str(e.filename) != str(folder) else ''
+        raise NotWritableError(folder, f'{e.strerror or e}{where}', name) from None
+    if not keep:
+        for p in missing:  # deepest first
+            with contextlib.suppress(OSError): p.rmdir()
+    return folder
+
 # %% ../nbs/00_setup.ipynb #b017f261
 def plain_doc(sym, # a function or class
               **kwargs, # ignored: accepted so calls written for nbdev's `show_doc` work unchanged
              ) -> None:
     "Print `sym`'s signature and docstring: the stand-in for nbdev's `show_doc` where nbdev is not installed."
-    import inspect
     try: sig = str(inspect.signature(sym))
     except (TypeError, ValueError): sig = '(...)'
     print(f"{getattr(sym, '__qualname__', sym)}{sig}\n    {inspect.getdoc(sym) or ''}")

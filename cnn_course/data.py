@@ -4,19 +4,20 @@
 
 # %% ../nbs/00a_data.ipynb #3793e9cf
 from __future__ import annotations
-import atexit, contextlib, gzip, hashlib, math, os, pickle, shutil, struct, tempfile
+import atexit, gzip, hashlib, math, os, pickle, shutil, struct, tempfile
 from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, random_split
 from torchvision import datasets, transforms
-from .core import get_device, is_quick
+from .core import atomic_write, get_device, is_quick
 
 # %% auto #0
 __all__ = ['DATA_ROOT', 'DEBIAN_FASHION_MNIST', 'MNIST_CLASSES', 'FASHION_MNIST_CLASSES', 'CIFAR10_CLASSES', 'DATASETS',
-           'make_transform', 'write_synthetic_idx', 'write_synthetic_cifar10', 'SyntheticCIFAR10', 'decompress_idx',
-           'load_dataset', 'train_val_split', 'DeviceLoader', 'dataset_classes', 'find_normalize']
+           'IMAGE_SHAPES', 'CLASS_NAMES', 'make_transform', 'write_synthetic_idx', 'write_synthetic_cifar10',
+           'SyntheticCIFAR10', 'decompress_idx', 'load_dataset', 'on_disk', 'train_val_split', 'DeviceLoader',
+           'dataset_classes', 'find_normalize']
 
 # %% ../nbs/00a_data.ipynb #297aba2e
 DATA_ROOT = './data' # where datasets are kept and downloaded to (torchvision's layout)
@@ -26,6 +27,9 @@ FASHION_MNIST_CLASSES = tuple(datasets.FashionMNIST.classes)
 # The source's short names; torchvision's files call them 'airplane', 'automobile', ...
 CIFAR10_CLASSES = ('plane', 'car', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck')
 DATASETS = ('mnist', 'fashion-mnist', 'cifar10')
+# Known before any file is read, so a run can be checked before it loads anything
+IMAGE_SHAPES = {'mnist': (1, 28, 28), 'fashion-mnist': (1, 28, 28), 'cifar10': (3, 32, 32)}
+CLASS_NAMES = {'mnist': MNIST_CLASSES, 'fashion-mnist': FASHION_MNIST_CLASSES, 'cifar10': CIFAR10_CLASSES}
 
 # %% ../nbs/00a_data.ipynb #c01e890a
 def make_transform(flatten:bool=False, # also flatten each (C, H, W) image into a vector of C*H*W numbers
@@ -36,18 +40,10 @@ def make_transform(flatten:bool=False, # also flatten each (C, H, W) image into 
     return transforms.Compose(steps)
 
 # %% ../nbs/00a_data.ipynb #d0d4cbb6
-def _atomic_write(path:Path, data:bytes):
-    "Write `data` to `path` so that readers see the old file or the whole new one, never a part."
-    path = Path(path)
+def _write_bytes(path:Path, data:bytes):
+    "Write `data` to `path` with `atomic_write` (creating the folder): parallel readers never see a half-written file."
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)  # atomic on POSIX and Windows when in the same folder
-    except BaseException:
-        with contextlib.suppress(OSError): os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: f.write(data))
 
 def _idx_bytes(a:np.ndarray) -> bytes:
     "An uint8 array in IDX format: magic 0x08<ndim>, big-endian dimensions, then the bytes."
@@ -56,17 +52,22 @@ def _idx_bytes(a:np.ndarray) -> bytes:
 
 def _synthetic_arrays(n:int, size:int, channels:int, seed:int, stream:int):
     "`n` class-dependent uint8 images (n, channels, size, size) and balanced int labels."
-    proto = np.random.default_rng(seed)  # the class patterns depend on `seed` only: same in train and test
+    proto = np.random.default_rng(seed)  # the class prototypes depend on `seed` only: the same in train and test
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    angles, phases = np.arange(10) * np.pi / 10, proto.uniform(0, 2 * np.pi, 10)
-    patterns = 0.5 + 0.5 * np.cos(2 * np.pi * 3 * (xx * np.cos(angles)[:, None, None] + yy * np.sin(angles)[:, None, None])
-                                  + phases[:, None, None])
+    phases = proto.uniform(0, 2 * np.pi, 10)
     colours = proto.uniform(0.35, 1.0, (10, channels)) if channels > 1 else np.ones((10, 1))
     rng = np.random.default_rng([seed, stream])
     labels = rng.permutation(np.arange(n) % 10)
-    contrast = rng.uniform(0.6, 1.0, (n, 1, 1, 1)).astype(np.float32)
-    x = patterns[labels][:, None] * colours[labels][:, :, None, None].astype(np.float32) * contrast
-    x += rng.normal(0, 0.15, x.shape).astype(np.float32)
+    # Each class is a grating at its own angle, but every image is shifted, tilted, rescaled, recoloured
+    # and noisy, so neither a linear template nor one epoch is enough (a broken model stays near 10%).
+    angle = labels * np.pi / 10 + rng.normal(0, 0.05, n)
+    freq = rng.uniform(2.5, 3.5, n)
+    phase = phases[labels] + rng.uniform(-1.5, 1.5, n)
+    along = xx * np.cos(angle)[:, None, None] + yy * np.sin(angle)[:, None, None]
+    gratings = 0.5 + 0.5 * np.cos(2 * np.pi * freq[:, None, None] * along + phase[:, None, None])
+    colour = np.clip(colours[labels] + rng.normal(0, 0.3, (n, channels)), 0.2, 1) if channels > 1 else np.ones((n, 1))
+    contrast = rng.uniform(0.5, 1.0, (n, 1, 1, 1))
+    x = gratings[:, None] * colour[:, :, None, None] * contrast + rng.normal(0, 0.25, (n, channels, size, size))
     return (np.clip(x, 0, 1) * 255).round().astype(np.uint8), labels.astype(np.uint8)
 
 # %% ../nbs/00a_data.ipynb #fedc5136
@@ -83,8 +84,8 @@ def write_synthetic_idx(root:str|Path, # the dataset root: files go to <root>/<n
     for prefix, n, stream in (('train', n_train, 1), ('t10k', n_test, 2)):
         x, y = _synthetic_arrays(n, 28, 1, seed, stream)
         for fname, data in ((f'{prefix}-images-idx3-ubyte', _idx_bytes(x[:, 0])), (f'{prefix}-labels-idx1-ubyte', _idx_bytes(y))):
-            _atomic_write(raw / fname, data)
-            _atomic_write(raw / f'{fname}.gz', gzip.compress(data, mtime=0))  # like the downloads; mtime=0: same bytes every time
+            _write_bytes(raw / fname, data)
+            _write_bytes(raw / f'{fname}.gz', gzip.compress(data, mtime=0))  # like the downloads; mtime=0: same bytes every time
     return raw
 
 # %% ../nbs/00a_data.ipynb #392f8835
@@ -107,12 +108,12 @@ def write_synthetic_cifar10(root:str|Path, # the dataset root: files go to <root
     for fname, label, xs, ys in batches:
         entry = {'batch_label': label, 'labels': ys.tolist(), 'data': xs.reshape(len(xs), 3072),  # rows: R plane, G, B
                  'filenames': [f'synthetic_{fname}_{i}.png' for i in range(len(xs))]}
-        _atomic_write(folder / fname, pickle.dumps(entry, protocol=2))
+        _write_bytes(folder / fname, pickle.dumps(entry, protocol=2))
     names = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']  # as in the real file
-    _atomic_write(folder / 'batches.meta', pickle.dumps({'num_cases_per_batch': len(batches[0][2]), 'label_names': names,
+    _write_bytes(folder / 'batches.meta', pickle.dumps({'num_cases_per_batch': len(batches[0][2]), 'label_names': names,
                                                          'num_vis': 3072}, protocol=2))
     # Written last: a reader that finds the md5 list finds every file it names complete.
-    _atomic_write(folder / 'synthetic.md5', ''.join(f'{_md5(folder / f)}  {f}\n' for f in _CIFAR_FILES).encode())
+    _write_bytes(folder / 'synthetic.md5', ''.join(f'{_md5(folder / f)}  {f}\n' for f in _CIFAR_FILES).encode())
     return folder
 
 class SyntheticCIFAR10(datasets.CIFAR10):
@@ -152,14 +153,7 @@ def decompress_idx(source:str|Path, # a folder with the .gz files, e.g. `DEBIAN_
     for name in names:
         src, dst = source / f'{name}.gz', dest / name
         if dst.is_file() and dst.stat().st_size % 2**32 == _gz_size(src): continue  # done before (writes are atomic)
-        fd, tmp = tempfile.mkstemp(dir=dest, prefix=f'.{name}.', suffix='.tmp')
-        try:
-            with os.fdopen(fd, 'wb') as out, gzip.open(src, 'rb') as inp:
-                shutil.copyfileobj(inp, out, 1 << 20); out.flush(); os.fsync(out.fileno())
-            os.replace(tmp, dst)
-        except BaseException:
-            with contextlib.suppress(OSError): os.unlink(tmp)
-            raise
+        with gzip.open(src, 'rb') as inp: atomic_write(dst, lambda out: shutil.copyfileobj(inp, out, 1 << 20))
         written.append(dst)
     return written
 
@@ -275,6 +269,17 @@ def load_dataset(name:str, # one of `DATASETS`: 'mnist', 'fashion-mnist' or 'cif
                                     f'Looked in: {"; ".join(tried)}. {_how_to_get(cls, root)}') from e
     if limit is None and quick_mode: limit = _QUICK_SIZES[0 if train else 1]
     return Subset(ds, range(limit)) if limit is not None and limit < len(ds) else ds
+
+# %% ../nbs/00a_data.ipynb #e3bdff43
+def on_disk(name:str, # one of `DATASETS`
+            root:str|Path=DATA_ROOT, # where `load_dataset` would look
+           ) -> bool:
+    "Whether `load_dataset(name, root=root)` finds the real files without downloading (local files, .gz copies, Debian's copy)."
+    cls = _CLASSES[_canonical_name(name)]
+    folder, files = _local_files(cls, Path(root).expanduser())
+    if all((folder / f).is_file() for f in files): return True
+    if cls is not datasets.CIFAR10 and all((folder / f'{f}.gz').is_file() for f in files): return True
+    return cls is datasets.FashionMNIST and all((Path(DEBIAN_FASHION_MNIST) / f'{f}.gz').is_file() for f in _IDX_FILES)
 
 # %% ../nbs/00a_data.ipynb #d4c8a982
 def train_val_split(dataset:Dataset, # the dataset to split (e.g. a training set)

@@ -12,20 +12,21 @@ from cnn_course.core import torch_seed
 from cnn_course.data import DeviceLoader
 from cnn_course.train import fit, Callback, EarlyStopping, LRRecorder
 from cnn_course.checkpoint import (Checkpoint, CheckpointError, NotACheckpointError, DamagedCheckpointError,
-                                   ModelMismatchError, save_checkpoint, load_checkpoint, read_checkpoint, resume,
-                                   resume_run, train_run)
+                                   ModelMismatchError, save_checkpoint, load_checkpoint, read_checkpoint, resume)
+from cnn_course.runs import RunConfig, resume_run, train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
 # A run small enough for a few seconds on a CPU, with every kind of state: dropout (random masks), a shuffled
 # DeviceLoader (random order), SGD momentum, a plateau scheduler and early stopping.
-CONFIG = dict(model='CifarCNN', limit_train=120, limit_test=40, batch_size=16, optimizer='sgd', momentum=0.9,
-              scheduler='plateau', patience=10, num_epochs=5, device='cpu')
+CONFIG = dict(dataset='cifar10', model='cifar_cnn', limit_train=120, limit_test=40, batch_size=16, eval_batch_size=500,
+              val_fraction=0.2, optimizer='sgd', lr=0.01, momentum=0.9, scheduler='plateau', patience=10, epochs=5,
+              device='cpu')
 
 SCRIPT = textwrap.dedent('''
     import json, sys
     import numpy as np
-    from cnn_course.checkpoint import train_run, resume_run
+    from cnn_course.runs import RunConfig, train_run, resume_run
     from cnn_course.train import Callback
 
     class Saved(Callback):
@@ -34,9 +35,9 @@ SCRIPT = textwrap.dedent('''
 
     command, folder, out = sys.argv[1], sys.argv[2], sys.argv[3]
     config = json.loads(sys.argv[4])
-    if command == 'train': h = train_run(config, folder, progress=False, callbacks=[Saved()])
-    else: h = resume_run(folder, progress=False, callbacks=[Saved()])
-    np.save(out, h)
+    if command == 'train': run = train_run(RunConfig(**config), folder, progress=False, callbacks=[Saved()])
+    else: run = resume_run(folder, progress=False, callbacks=[Saved()])
+    np.save(out, run.history)
 ''')
 
 
@@ -91,7 +92,7 @@ def test_killed_run_resumes_bit_for_bit(tmp_path, monkeypatch):
     assert read_checkpoint(tmp_path / 'full' / 'best.pt')['epoch'] == read_checkpoint(tmp_path / 'killed' / 'best.pt')['epoch']
     # a finished run has nothing left to do (in this process: the command line would call the same function)
     monkeypatch.setenv('CNN_COURSE_QUICK', '1')
-    assert np.array_equal(resume_run(tmp_path / 'killed', progress=False), h_full)
+    assert resume_run(tmp_path / 'killed', progress=False) is None
 
 
 WRITER = textwrap.dedent('''
@@ -325,4 +326,4 @@ def test_a_new_run_does_not_overwrite_a_longer_one(tmp_path):
 
 def test_resume_run_needs_a_config(tmp_path):
     save_checkpoint(tmp_path / 'last.pt', nn.Linear(2, 2))
-    with pytest.raises(CheckpointError, match='records no config'): resume_run(tmp_path)
+    with pytest.raises(CheckpointError, match='records no run config'): resume_run(tmp_path)

@@ -107,7 +107,7 @@ def test_unwritable_tensorboard_dir_fails_before_training(tmp_path, data_root):
     log_dir, out = a_file / 'tb', tmp_path / 'out'
     r = cli('train', '--tensorboard', log_dir, '--data-root', data_root, '--out', out, '--limit-train', 200,
             '--limit-test', 100, cwd=tmp_path, quick=True)
-    assert_usage_error(r, f'--tensorboard {log_dir}: ', 'cannot be written', 'Not a directory')
+    assert_usage_error(r, f'--tensorboard {log_dir}: cannot create this folder or write in it', 'Not a directory')
     assert a_file.read_text() == 'not a folder' and not (out / 'run.json').exists()
 
 
@@ -262,3 +262,31 @@ def test_cli_resumes_a_killed_run(tmp_path):
 def test_cli_resume_of_a_folder_without_checkpoints_is_a_clear_error(tmp_path):
     out = subprocess.run([sys.executable, '-m', 'cnn_course.cli', 'resume', str(tmp_path)], capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.startswith('cnn-course: error: resume') and str(tmp_path) in out.stderr
+
+
+def test_resume_after_a_left_over_image(tmp_path, data_root):
+    "3001 images in batches of 100 leave one over, which batch norm cannot train on: train and resume drop it alike."
+    from cnn_course.checkpoint import read_checkpoint
+    ck = tmp_path / 'ck'
+    r = cli('train', '--limit-train', 3001, '--limit-test', 500, '--batch-size', 100, '--epochs', 1, '--checkpoint', ck,
+            '--out', tmp_path / 'out', '--data-root', data_root, '--no-progress', cwd=tmp_path, quick=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    run = json.loads((tmp_path / 'out' / 'run.json').read_text())
+    assert run['n_train'] == 3001 and run['config']['batch_size'] == 100 and run['config']['limit_train'] == 3001
+    r = cli('resume', ck, '--epochs', 2, '--no-progress', cwd=tmp_path, quick=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert 'resumed from epoch 1' in r.stdout and 'Epoch [2/2]' in r.stdout
+    assert read_checkpoint(ck / 'last.pt')['epoch'] == 2
+
+
+def test_every_model_in_the_table_trains_from_the_command(tmp_path, data_root):
+    "Each MODELS entry is reachable with --model, on a dataset it fits (lesson 4's cifar_cnn included)."
+    from cnn_course.models import MODELS
+    from cnn_course.cli import MODEL_HELP
+    assert list(MODEL_HELP) == list(MODELS)
+    r = cli('train', '--dataset', 'cifar10', '--model', 'cifar_cnn', '--optimizer', 'sgd', '--lr', '0.01', '--epochs', 1,
+            '--limit-train', 200, '--limit-test', 100, '--data-root', data_root, '--out', tmp_path / 'c', '--no-progress',
+            cwd=tmp_path, quick=True)
+    assert r.returncode == 0, r.stderr
+    run = json.loads((tmp_path / 'c' / 'run.json').read_text())
+    assert run['config']['model'] == 'cifar_cnn' and run['epochs_completed'] == 1

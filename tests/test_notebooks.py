@@ -91,6 +91,36 @@ def test_nbdev_clean_keeps_colab_metadata():
         'settings.ini needs `allowed_metadata_keys = accelerator colab` so nbdev_clean keeps the Colab runtime choice'
 
 
+# Error text that a run left in an output, whatever kind of output it is (a caught error printed on purpose
+# goes to stdout without these markers and is fine).
+ERROR_TEXT = re.compile(r'Traceback \(most recent call last\)|^\s*ERROR\b|^\w*(Error|Exception|Warning): ', re.M)
+
+
+def output_problems(cell):
+    "What is wrong with a cell's stored outputs: error outputs, error text in any stream or display, outputs of a cell never run."
+    problems, d = [], _directives(_src(cell))
+    if d.get('eval') == 'false' and cell.get('outputs'): problems.append('outputs stored in an `eval: false` cell')
+    for o in cell.get('outputs', []):
+        if o['output_type'] == 'error': problems.append(f"an error output ({o.get('ename')}: {o.get('evalue')})")
+        texts = [''.join(o.get('text', ''))] + [''.join(v) if isinstance(v, list) else str(v)
+                                               for k, v in o.get('data', {}).items() if not k.startswith('image/')]
+        stderr = o['output_type'] == 'stream' and o.get('name') == 'stderr'
+        for t in texts:
+            if m := ERROR_TEXT.search(t) if stderr else re.search(r'Traceback \(most recent call last\)|^\s*ERROR\b', t, re.M):
+                problems.append(f'error text in an output: ...{t[max(0, m.start() - 30):m.end() + 60]!r}')
+    return problems
+
+
+def test_output_check_finds_error_text():
+    "The check below can fail: each kind of error text is caught, a caught error printed on purpose is not."
+    cell = lambda src='x', **o: {'cell_type': 'code', 'source': src, 'outputs': [o]}
+    assert output_problems(cell(output_type='display_data', data={'text/plain': 'ERROR: Could not find `tensorboard`.'}))
+    assert output_problems(cell(output_type='stream', name='stderr', text='UserWarning: something'))
+    assert output_problems(cell(output_type='stream', name='stdout', text='Traceback (most recent call last):\n'))
+    assert output_problems(cell('#| eval: false\n%tensorboard', output_type='stream', name='stdout', text='hi'))
+    assert not output_problems(cell(output_type='stream', name='stdout', text='ValueError: patience must be >= 1'))
+
+
 @pytest.mark.parametrize('name', LESSONS)
 def test_no_local_paths_errors_or_bulk(name):
     path = NBS / name
@@ -98,8 +128,8 @@ def test_no_local_paths_errors_or_bulk(name):
     problems = []
     for i, c in enumerate(_nb(name)['cells']):
         for m in LOCAL_PATH.finditer(_src(c)): problems.append(f'cell {i + 1} source: ...{_src(c)[max(0, m.start() - 30):m.end() + 30]!r}')
+        problems += [f'cell {i + 1}: {p}' for p in output_problems(c)]
         for o in c.get('outputs', []):
-            if o['output_type'] == 'error': problems.append(f"cell {i + 1}: an error output ({o.get('ename')}: {o.get('evalue')})")
             texts = [''.join(o.get('text', ''))] + [''.join(v) if isinstance(v, list) else str(v)
                                                    for k, v in o.get('data', {}).items() if not k.startswith('image/')]
             for t in texts:
