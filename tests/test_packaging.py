@@ -33,7 +33,8 @@ def test_wheel_imports_without_nbdev(tmp_path):
     zipfile.ZipFile(wheel).extractall(site)
     # Block nbdev and fastcore: importing them must fail, and the library must not need them.
     code = ("import sys; sys.modules['nbdev'] = None; sys.modules['fastcore'] = None\n"
-            "import cnn_course, cnn_course.core, cnn_course.data, cnn_course.models, cnn_course.train, cnn_course.viz, cnn_course.cli\n"
+            "import cnn_course, cnn_course.core, cnn_course.data, cnn_course.models, cnn_course.train, cnn_course.viz\n"
+            "import cnn_course.checkpoint, cnn_course.runs, cnn_course.cli\n"
             "from cnn_course.train import fit\n"
             f"assert cnn_course.__file__.startswith({str(site)!r}), cnn_course.__file__\n"
             "print('ok', fit.__module__)")
