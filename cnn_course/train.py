@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 from .data import dataset_classes
 
 # %% auto #0
-__all__ = ['HISTORY_COLUMNS', 'to_device', 'eval_loss', 'eval_mode', 'check_model_fits', 'evaluate', 'check_history', 'format_epoch', 'FitRun', 'current_lr', 'fit', 'TB_TAGS', 'Callback', 'Monitor', 'EarlyStopping', 'LRRecorder', 'TensorBoardLogger', 'predict', 'confusion_matrix', 'per_class_accuracy']
+__all__ = ['to_device', 'eval_loss', 'eval_mode', 'evaluate', 'TB_TAGS', 'Callback', 'Monitor', 'EarlyStopping', 'LRRecorder', 'TensorBoardLogger', 'predict', 'confusion_matrix', 'per_class_accuracy', 'HISTORY_COLUMNS', 'check_model_fits', 'check_history', 'format_epoch', 'FitRun', 'current_lr', 'fit']
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #cf0f79fe
 def to_device(batch, # an `(inputs, labels)` pair from a loader
@@ -40,46 +40,6 @@ def eval_mode(net, # the model
     net.eval()
     try: yield net
     finally: net.train(was_training)
-
-# %% ../nbs/02_fc_vs_cnn.ipynb #2a208a54
-def _first_example(loader):
-    "One `(input, label)` example from a loader or dataset without drawing from any random number generator."
-    if hasattr(loader, 'x') and hasattr(loader, 'y'): return loader.x[0], loader.y[0]  # a DeviceLoader
-    data = getattr(loader, 'dataset', loader)
-    if len(data) == 0: raise ValueError('the loader has no data: check the dataset it was built from')
-    x, y = data[0]
-    return torch.as_tensor(x), torch.as_tensor(y)
-
-def _num_classes(loader):
-    classes = dataset_classes(loader)
-    return None if classes is None else len(classes)
-
-def check_model_fits(net, # the model
-                     loader, # the data it will see
-                     device=None, # where `net` lives (default: where its parameters are)
-                     n_classes:int|None=None, # number of classes (default: from the dataset, if it knows)
-                    ) -> None:
-    "Raise a `ValueError` that names the shapes when `net` cannot take `loader`'s inputs or predicts the wrong number of classes."
-    x, _ = _first_example(loader)
-    if device is None: device = next(net.parameters()).device
-    expected = getattr(net, 'input_shape', None)
-    name = type(net).__name__
-    if expected is not None and tuple(x.shape) != tuple(expected):
-        raise ValueError(f'{name} expects each input to have shape {tuple(expected)}, but the data gives '
-                         f'{tuple(x.shape)}. Use a model built for this data, or a transform that produces that shape '
-                         f'(e.g. make_transform(flatten=True) for a fully connected net).')
-    try:
-        with eval_mode(net), torch.inference_mode(): out = net(x.unsqueeze(0).to(device))
-    except RuntimeError as e:
-        raise ValueError(f'{name} cannot take an input of shape {tuple(x.shape)} (a batch of '
-                         f'{tuple(x.unsqueeze(0).shape)}): {e}') from e
-    if out.ndim != 2:
-        raise ValueError(f'{name} should return one row of class scores per input, shape (batch, classes); '
-                         f'it returned shape {tuple(out.shape)}')
-    if n_classes is None: n_classes = _num_classes(loader)
-    if n_classes is not None and out.shape[1] != n_classes:
-        raise ValueError(f'{name} predicts {out.shape[1]} classes but the data has {n_classes}: '
-                         f'build it with n_output={n_classes}')
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #726b3f8a
 def _loss_total(loss, n, criterion):
@@ -113,146 +73,6 @@ def evaluate(net, # the model
     "Mean loss per sample and accuracy of `net` on `loader`, in eval mode and without gradients."
     loss_sum, correct, n = _eval_sums(net, loader, criterion, device)
     return loss_sum.item() / n, correct.item() / n
-
-# %% ../nbs/02_fc_vs_cnn.ipynb #ac8a4dd5
-HISTORY_COLUMNS = ('epoch', 'train_loss', 'train_acc', 'val_loss', 'val_acc')
-
-def check_history(history, # the array `fit` returned, or `np.zeros((0, 5))`
-                 ) -> np.ndarray:
-    "`history` as a float array of shape (epochs, 5), or a `ValueError` saying what is wrong with it."
-    h = np.asarray(history, dtype=float)
-    if h.ndim != 2 or h.shape[1] != len(HISTORY_COLUMNS):
-        raise ValueError(f'history must be a 2-D array with {len(HISTORY_COLUMNS)} columns {list(HISTORY_COLUMNS)}, '
-                         f'but it has shape {h.shape}. Start with np.zeros((0, 5)), or pass the array a previous fit returned.')
-    return h
-
-def format_epoch(row, # one history row: epoch, train_loss, train_acc, val_loss, val_acc
-                 last_epoch:int, # the number of the run's final epoch
-                ) -> str:
-    "The per-epoch line, in the source's format."
-    epoch, loss, acc, val_loss, val_acc = row
-    return (f'Epoch [{int(epoch)}/{last_epoch}], loss: {loss:.5f} acc: {acc:.5f} '
-            f'val_loss: {val_loss:.5f}, val_acc: {val_acc:.5f}')
-
-# %% ../nbs/02_fc_vs_cnn.ipynb #7d5ab4f6
-def _snapshot(net, optimizer):
-    "Copies of the model's and optimizer's state, to put back if the loss blows up."
-    return copy.deepcopy(net.state_dict()), copy.deepcopy(optimizer.state_dict())
-
-def _train_epoch(net, optimizer, criterion, loader, device, desc, progress):
-    "One pass over `loader`; returns per-batch mean losses, batch sizes (host list) and the correct count, without host syncs."
-    net.train()
-    losses, sizes = [], []
-    correct = torch.zeros((), dtype=torch.long, device=device)
-    for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
-        inputs, labels = to_device(batch, device)
-        optimizer.zero_grad(set_to_none=True)
-        outputs = net(inputs)
-        loss = criterion(outputs, labels)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.detach())
-        sizes.append(len(labels))
-        correct += (outputs.detach().argmax(1) == labels).sum()
-    if not sizes: raise ValueError('the training loader yielded no batches: check the dataset it was built from')
-    return torch.stack(losses), sizes, correct
-
-class FitRun:
-    "What `fit` shares with its callbacks: model, optimizer, scheduler, callbacks, history so far, epoch, learning rate, stop flag."
-    def __init__(self, net, optimizer, criterion, device, history, last_epoch, has_validation, scheduler=None, callbacks=()):
-        self.net, self.optimizer, self.criterion, self.device = net, optimizer, criterion, device
-        self.history, self.last_epoch, self.has_validation = history, last_epoch, has_validation
-        self.scheduler, self.callbacks = scheduler, list(callbacks)
-        self.epoch, self.lr, self.stop = len(history), current_lr(optimizer), False
-
-def current_lr(optimizer, # a torch optimizer
-              ) -> float:
-    "The learning rate of the optimizer's first parameter group."
-    return float(optimizer.param_groups[0]['lr'])
-
-# %% ../nbs/02_fc_vs_cnn.ipynb #0dfb9efd
-def _check_epochs(num_epochs):
-    if isinstance(num_epochs, bool) or not isinstance(num_epochs, (int, np.integer)) or num_epochs < 0:
-        raise ValueError(f'num_epochs must be a whole number >= 0, got {num_epochs!r}')
-
-def _is_plateau(scheduler): return isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
-
-def _check_scheduler(scheduler, has_validation):
-    if scheduler is None: return
-    if not hasattr(scheduler, 'step'):
-        raise TypeError(f'scheduler must be a torch.optim.lr_scheduler object, got {type(scheduler).__name__}')
-    if _is_plateau(scheduler) and not has_validation:
-        raise ValueError('ReduceLROnPlateau steps on the validation loss, but fit was given no test_loader: '
-                         'pass a validation loader, or use a scheduler that needs no metric (e.g. StepLR)')
-
-def _step_scheduler(scheduler, row, optimizer):
-    "Step `scheduler` once per epoch (on the validation loss, or accuracy for mode='max'); say when the rate changes."
-    if scheduler is None: return
-    before = current_lr(optimizer)
-    if _is_plateau(scheduler): scheduler.step(row[3] if scheduler.mode == 'min' else row[4])
-    else: scheduler.step()
-    after = current_lr(optimizer)
-    if after != before: print(f'learning rate {before:.3g} -> {after:.3g}')
-
-def _fit_epoch(run, train_loader, test_loader, progress):
-    "Train one epoch and validate; the history row, or None if the loss stopped being finite (weights put back)."
-    net, optimizer, criterion, device = run.net, run.optimizer, run.criterion, run.device
-    good_state = _snapshot(net, optimizer)
-    losses, sizes, correct = _train_epoch(net, optimizer, criterion, train_loader, device,
-                                          f'Epoch {run.epoch}/{run.last_epoch}', progress)
-    finite = torch.isfinite(losses)
-    if not bool(finite.all()):  # the one host sync of the epoch
-        bad = int((~finite).nonzero()[0])
-        net.load_state_dict(good_state[0])
-        optimizer.load_state_dict(good_state[1])
-        msg = (f'the training loss became {losses[bad].item()} at epoch {run.epoch}, batch {bad + 1} of {len(sizes)}: '
-               f'training stopped, the weights from the end of epoch {run.epoch - 1} were put back, and the '
-               f'history of the {len(run.history)} finished epochs is returned. Try a smaller learning rate, '
-               f'or check the inputs for NaN.')
-        print(msg)
-        warnings.warn(msg, RuntimeWarning)
-        return None
-    n = sum(sizes)
-    sizes_t = torch.tensor(sizes, dtype=_sum_dtype(device), device=losses.device)
-    train_loss = _loss_total(losses.to(sizes_t.dtype), sizes_t, criterion).sum().item() / n
-    val_loss, val_acc = evaluate(net, test_loader, criterion, device) if test_loader is not None else (np.nan, np.nan)
-    return np.array([run.epoch, train_loss, correct.item() / n, val_loss, val_acc])
-
-def fit(net, # the model to train
-        optimizer, # e.g. `optim.SGD(net.parameters(), lr=0.01)`
-        criterion, # the loss function, e.g. `nn.CrossEntropyLoss()`
-        num_epochs:int, # how many epochs to train for (at most, with early stopping)
-        train_loader, # batches of `(inputs, labels)` to learn from
-        test_loader, # batches to measure validation loss and accuracy on after each epoch (None: no validation)
-        device, # where `net` lives
-        history, # `np.zeros((0, 5))` to start, or a previous result to continue from
-        *,
-        progress:bool=True, # show a progress bar for each epoch
-        scheduler=None, # a learning-rate scheduler, stepped once per epoch (ReduceLROnPlateau on the validation loss)
-        callbacks=(), # `Callback`s, e.g. `EarlyStopping(7)`, `TensorBoardLogger('runs/x')`, `LRRecorder()`
-       ) -> np.ndarray:
-    "Train `net` for `num_epochs`; return `history` with one row `[epoch, loss, acc, val_loss, val_acc]` per epoch added."
-    history = check_history(history)
-    _check_epochs(num_epochs)
-    check_model_fits(net, train_loader, device)
-    _check_scheduler(scheduler, test_loader is not None)
-    callbacks = sorted(callbacks, key=lambda cb: getattr(cb, 'order', 0))
-    run = FitRun(net, optimizer, criterion, device, history, len(history) + num_epochs, test_loader is not None,
-                 scheduler, callbacks)
-    for cb in callbacks: cb.before_fit(run)
-    try:
-        for epoch in range(len(history) + 1, run.last_epoch + 1):
-            run.epoch, run.lr = epoch, current_lr(optimizer)
-            row = _fit_epoch(run, train_loader, test_loader, progress)
-            if row is None: break
-            run.history = np.vstack((run.history, row))
-            print(format_epoch(row, run.last_epoch))
-            _step_scheduler(scheduler, row, optimizer)
-            for cb in callbacks: cb.after_epoch(run)
-            if run.stop: break
-    finally:
-        for cb in callbacks: cb.after_fit(run)
-    return run.history
 
 # %% ../nbs/03_bn_dropout.ipynb #01316e9b
 import copy, math
@@ -438,3 +258,183 @@ def per_class_accuracy(loader, # the test data
         print(f'\nTest Accuracy (Overall): {100 * correct.sum().item() / total.sum().item():.0f}% '
               f'({correct.sum()}/{total.sum()})')
     return table
+
+# %% ../nbs/12_fit.ipynb #2a208a54
+def _first_example(loader):
+    "One `(input, label)` example from a loader or dataset without drawing from any random number generator."
+    if hasattr(loader, 'x') and hasattr(loader, 'y'): return loader.x[0], loader.y[0]  # a DeviceLoader
+    data = getattr(loader, 'dataset', loader)
+    if len(data) == 0: raise ValueError('the loader has no data: check the dataset it was built from')
+    x, y = data[0]
+    return torch.as_tensor(x), torch.as_tensor(y)
+
+def _num_classes(loader):
+    classes = dataset_classes(loader)
+    return None if classes is None else len(classes)
+
+def check_model_fits(net, # the model
+                     loader, # the data it will see
+                     device=None, # where `net` lives (default: where its parameters are)
+                     n_classes:int|None=None, # number of classes (default: from the dataset, if it knows)
+                    ) -> None:
+    "Raise a `ValueError` that names the shapes when `net` cannot take `loader`'s inputs or predicts the wrong number of classes."
+    x, _ = _first_example(loader)
+    if device is None: device = next(net.parameters()).device
+    expected = getattr(net, 'input_shape', None)
+    name = type(net).__name__
+    if expected is not None and tuple(x.shape) != tuple(expected):
+        raise ValueError(f'{name} expects each input to have shape {tuple(expected)}, but the data gives '
+                         f'{tuple(x.shape)}. Use a model built for this data, or a transform that produces that shape '
+                         f'(e.g. make_transform(flatten=True) for a fully connected net).')
+    try:
+        with eval_mode(net), torch.inference_mode(): out = net(x.unsqueeze(0).to(device))
+    except RuntimeError as e:
+        raise ValueError(f'{name} cannot take an input of shape {tuple(x.shape)} (a batch of '
+                         f'{tuple(x.unsqueeze(0).shape)}): {e}') from e
+    if out.ndim != 2:
+        raise ValueError(f'{name} should return one row of class scores per input, shape (batch, classes); '
+                         f'it returned shape {tuple(out.shape)}')
+    if n_classes is None: n_classes = _num_classes(loader)
+    if n_classes is not None and out.shape[1] != n_classes:
+        raise ValueError(f'{name} predicts {out.shape[1]} classes but the data has {n_classes}: '
+                         f'build it with n_output={n_classes}')
+
+# %% ../nbs/12_fit.ipynb #ac8a4dd5
+HISTORY_COLUMNS = ('epoch', 'train_loss', 'train_acc', 'val_loss', 'val_acc')
+
+def check_history(history, # the array `fit` returned, or `np.zeros((0, 5))`
+                 ) -> np.ndarray:
+    "`history` as a float array of shape (epochs, 5), or a `ValueError` saying what is wrong with it."
+    h = np.asarray(history, dtype=float)
+    if h.ndim != 2 or h.shape[1] != len(HISTORY_COLUMNS):
+        raise ValueError(f'history must be a 2-D array with {len(HISTORY_COLUMNS)} columns {list(HISTORY_COLUMNS)}, '
+                         f'but it has shape {h.shape}. Start with np.zeros((0, 5)), or pass the array a previous fit returned.')
+    return h
+
+def format_epoch(row, # one history row: epoch, train_loss, train_acc, val_loss, val_acc
+                 last_epoch:int, # the number of the run's final epoch
+                ) -> str:
+    "The per-epoch line, in the source's format."
+    epoch, loss, acc, val_loss, val_acc = row
+    return (f'Epoch [{int(epoch)}/{last_epoch}], loss: {loss:.5f} acc: {acc:.5f} '
+            f'val_loss: {val_loss:.5f}, val_acc: {val_acc:.5f}')
+
+# %% ../nbs/12_fit.ipynb #7d5ab4f6
+def _snapshot(net, optimizer):
+    "Copies of the model's and optimizer's state, to put back if the loss blows up."
+    return copy.deepcopy(net.state_dict()), copy.deepcopy(optimizer.state_dict())
+
+def _train_epoch(net, optimizer, criterion, loader, device, desc, progress):
+    "One pass over `loader`; returns per-batch mean losses, batch sizes (host list) and the correct count, without host syncs."
+    net.train()
+    losses, sizes = [], []
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
+        inputs, labels = to_device(batch, device)
+        optimizer.zero_grad(set_to_none=True)
+        outputs = net(inputs)
+        loss = criterion(outputs, labels)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.detach())
+        sizes.append(len(labels))
+        correct += (outputs.detach().argmax(1) == labels).sum()
+    if not sizes: raise ValueError('the training loader yielded no batches: check the dataset it was built from')
+    return torch.stack(losses), sizes, correct
+
+class FitRun:
+    "What `fit` shares with its callbacks: model, optimizer, scheduler, callbacks, history so far, epoch, learning rate, stop flag."
+    def __init__(self, net, optimizer, criterion, device, history, last_epoch, has_validation, scheduler=None, callbacks=()):
+        self.net, self.optimizer, self.criterion, self.device = net, optimizer, criterion, device
+        self.history, self.last_epoch, self.has_validation = history, last_epoch, has_validation
+        self.scheduler, self.callbacks = scheduler, list(callbacks)
+        self.epoch, self.lr, self.stop = len(history), current_lr(optimizer), False
+
+def current_lr(optimizer, # a torch optimizer
+              ) -> float:
+    "The learning rate of the optimizer's first parameter group."
+    return float(optimizer.param_groups[0]['lr'])
+
+# %% ../nbs/12_fit.ipynb #0dfb9efd
+def _check_epochs(num_epochs):
+    if isinstance(num_epochs, bool) or not isinstance(num_epochs, (int, np.integer)) or num_epochs < 0:
+        raise ValueError(f'num_epochs must be a whole number >= 0, got {num_epochs!r}')
+
+def _is_plateau(scheduler): return isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+
+def _check_scheduler(scheduler, has_validation):
+    if scheduler is None: return
+    if not hasattr(scheduler, 'step'):
+        raise TypeError(f'scheduler must be a torch.optim.lr_scheduler object, got {type(scheduler).__name__}')
+    if _is_plateau(scheduler) and not has_validation:
+        raise ValueError('ReduceLROnPlateau steps on the validation loss, but fit was given no test_loader: '
+                         'pass a validation loader, or use a scheduler that needs no metric (e.g. StepLR)')
+
+def _step_scheduler(scheduler, row, optimizer):
+    "Step `scheduler` once per epoch (on the validation loss, or accuracy for mode='max'); say when the rate changes."
+    if scheduler is None: return
+    before = current_lr(optimizer)
+    if _is_plateau(scheduler): scheduler.step(row[3] if scheduler.mode == 'min' else row[4])
+    else: scheduler.step()
+    after = current_lr(optimizer)
+    if after != before: print(f'learning rate {before:.3g} -> {after:.3g}')
+
+def _fit_epoch(run, train_loader, test_loader, progress):
+    "Train one epoch and validate; the history row, or None if the loss stopped being finite (weights put back)."
+    net, optimizer, criterion, device = run.net, run.optimizer, run.criterion, run.device
+    good_state = _snapshot(net, optimizer)
+    losses, sizes, correct = _train_epoch(net, optimizer, criterion, train_loader, device,
+                                          f'Epoch {run.epoch}/{run.last_epoch}', progress)
+    finite = torch.isfinite(losses)
+    if not bool(finite.all()):  # the one host sync of the epoch
+        bad = int((~finite).nonzero()[0])
+        net.load_state_dict(good_state[0])
+        optimizer.load_state_dict(good_state[1])
+        msg = (f'the training loss became {losses[bad].item()} at epoch {run.epoch}, batch {bad + 1} of {len(sizes)}: '
+               f'training stopped, the weights from the end of epoch {run.epoch - 1} were put back, and the '
+               f'history of the {len(run.history)} finished epochs is returned. Try a smaller learning rate, '
+               f'or check the inputs for NaN.')
+        print(msg)
+        warnings.warn(msg, RuntimeWarning)
+        return None
+    n = sum(sizes)
+    sizes_t = torch.tensor(sizes, dtype=_sum_dtype(device), device=losses.device)
+    train_loss = _loss_total(losses.to(sizes_t.dtype), sizes_t, criterion).sum().item() / n
+    val_loss, val_acc = evaluate(net, test_loader, criterion, device) if test_loader is not None else (np.nan, np.nan)
+    return np.array([run.epoch, train_loss, correct.item() / n, val_loss, val_acc])
+
+def fit(net, # the model to train
+        optimizer, # e.g. `optim.SGD(net.parameters(), lr=0.01)`
+        criterion, # the loss function, e.g. `nn.CrossEntropyLoss()`
+        num_epochs:int, # how many epochs to train for (at most, with early stopping)
+        train_loader, # batches of `(inputs, labels)` to learn from
+        test_loader, # batches to measure validation loss and accuracy on after each epoch (None: no validation)
+        device, # where `net` lives
+        history, # `np.zeros((0, 5))` to start, or a previous result to continue from
+        *,
+        progress:bool=True, # show a progress bar for each epoch
+        scheduler=None, # a learning-rate scheduler, stepped once per epoch (ReduceLROnPlateau on the validation loss)
+        callbacks=(), # `Callback`s, e.g. `EarlyStopping(7)`, `TensorBoardLogger('runs/x')`, `LRRecorder()`
+       ) -> np.ndarray:
+    "Train `net` for `num_epochs`; return `history` with one row `[epoch, loss, acc, val_loss, val_acc]` per epoch added."
+    history = check_history(history)
+    _check_epochs(num_epochs)
+    check_model_fits(net, train_loader, device)
+    _check_scheduler(scheduler, test_loader is not None)
+    callbacks = sorted(callbacks, key=lambda cb: getattr(cb, 'order', 0))
+    run = FitRun(net, optimizer, criterion, device, history, len(history) + num_epochs, test_loader is not None,
+                 scheduler, callbacks)
+    for cb in callbacks: cb.before_fit(run)
+    try:
+        for epoch in range(len(history) + 1, run.last_epoch + 1):
+            run.epoch, run.lr = epoch, current_lr(optimizer)
+            row = _fit_epoch(run, train_loader, test_loader, progress)
+            if row is None: break
+            run.history = np.vstack((run.history, row))
+            print(format_epoch(row, run.last_epoch))
+            _step_scheduler(scheduler, row, optimizer)
+            for cb in callbacks: cb.after_epoch(run)
+            if run.stop: break
+    finally:
+        for cb in callbacks: cb.after_fit(run)
+    return run.history
