@@ -4,15 +4,15 @@
 
 # %% ../nbs/05_cli.ipynb #d1449782
 from __future__ import annotations
-import argparse, builtins, json, math, re, sys, textwrap, time
+import argparse, ast, builtins, difflib, json, math, re, sys, textwrap, time
 from pathlib import Path
 from typing import Callable
 from . import __version__
 
 # %% auto #0
-__all__ = ['MODEL_HELP', 'DATASETS', 'DEFAULT_MODELS', 'DEVICES', 'OPTIMIZERS', 'SCHEDULERS', 'COMMANDS', 'CLIError',
-           'build_parser', 'config_from_args', 'check_args', 'history_csv', 'save_results', 'callback_results',
-           'train_command', 'resume_command', 'evaluate_command', 'main']
+__all__ = ['MODEL_HELP', 'DATASETS', 'DEFAULT_MODELS', 'DEVICES', 'OPTIMIZERS', 'SCHEDULERS', 'RESULT_FILES', 'COMMANDS',
+           'CLIError', 'build_parser', 'config_from_args', 'check_args', 'history_csv', 'save_results',
+           'callback_results', 'train_command', 'resume_command', 'evaluate_command', 'main']
 
 # %% ../nbs/05_cli.ipynb #cdd7c357
 # The names of cnn_course.models.MODELS with a line of help each, readable without importing PyTorch
@@ -37,8 +37,17 @@ class CLIError(Exception):
     "A problem with the command's input: `main` prints it as one line and returns 2."
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault('allow_abbrev', False)  # '--epoch 2' must be an error, not '--epochs 2' in disguise
+        super().__init__(*args, **kwargs)
+
     def error(self, message):  # argparse would print the usage and exit; we want one line and a status
         raise CLIError(f"{message} (see '{self.prog} --help')")
+
+    def parse_args(self, args=None, namespace=None):
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras: self.error(f'unrecognized arguments: {" ".join(extras)}{_closest(self, namespace, extras)}')
+        return namespace
 
     def parse_known_args(self, args=None, namespace=None):
         namespace, extras = super().parse_known_args(args, namespace)
@@ -53,6 +62,14 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _split_lines(self, text, width):  # never break 'fashion-mnist' or '--limit-train' at the hyphen
         return textwrap.wrap(' '.join(text.split()), width, break_on_hyphens=False)
+
+def _closest(parser, namespace, extras) -> str:
+    "' (did you mean --epochs?)' for a mistyped option, naming the closest option of the command; else ''."
+    commands = parser._subparsers._group_actions[0].choices if parser._subparsers else {}
+    options = list(commands.get(getattr(namespace, 'command', None), parser)._option_string_actions)
+    typed = [e.split('=')[0] for e in extras if e.startswith('--')]
+    close = [m for t in typed for m in difflib.get_close_matches(t, options, n=1, cutoff=0.6)]
+    return f' (did you mean {", ".join(close)}?)' if close else ''
 
 def _positive(cast:type) -> Callable:
     "An argparse `type` that reads a finite number greater than 0 with `cast` (int or float)."
@@ -102,18 +119,26 @@ def _add_train_options(p:argparse.ArgumentParser) -> None:
     p.add_argument('--checkpoint', default=None, metavar='DIR',
                    help='save last.pt and best.pt into DIR after every epoch, so `cnn-course resume DIR` can continue '
                         'a run that was interrupted (default: off)')
+    p.add_argument('--overwrite', action='store_true',
+                   help='replace the results of an earlier run in --out (and a longer run in --checkpoint); without '
+                        'it, a folder that holds a run is refused')
 
 def _add_run_commands(commands) -> None:
     "`cnn-course resume DIR` and `cnn-course evaluate DIR`, for a folder written by `train --checkpoint DIR`."
     r = commands.add_parser('resume', formatter_class=_HelpFormatter,
-        help='continue a run from its checkpoint folder (DIR/last.pt), exactly where it stopped')
+        help='continue a run from its checkpoint folder (DIR/last.pt), exactly where it stopped',
+        description='Continue the run that `cnn-course train --checkpoint DIR` started, from the last epoch it '
+                    'finished: the same model, data, recipe and random numbers, read from DIR/last.pt, so the '
+                    'history is the one an uninterrupted run would have. --epochs trains on beyond the plan.')
     r.add_argument('dir', metavar='DIR', help='the folder given to train --checkpoint')
     r.add_argument('--epochs', type=_positive(int), default=None, metavar='N',
                    help="train up to epoch N in total (default: the run's planned --epochs)")
     r.add_argument('--device', choices=DEVICES, default='auto', help='where to train')
     r.add_argument('--no-progress', action='store_true', help='hide the progress bar')
     e = commands.add_parser('evaluate', formatter_class=_HelpFormatter,
-        help="test loss and accuracy of a run's best.pt and last.pt on the test set")
+        help="test loss and accuracy of a run's best.pt and last.pt on the test set",
+        description='Score the two checkpoints that `cnn-course train --checkpoint DIR` keeps, best.pt (the epoch '
+                    'with the best validation loss) and last.pt, on the test set of the run, rebuilt from DIR alone.')
     e.add_argument('dir', metavar='DIR', help='the folder given to train --checkpoint')
     e.add_argument('--device', choices=DEVICES, default='auto', help='where to evaluate')
 
@@ -131,10 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 # %% ../nbs/05_cli.ipynb #9a8fa5d2
-def _option(field:str, value) -> str:
-    "A `RunConfig` setting as the option that sets it: ('model', 'cnn') -> '--model cnn'; value '' gives the name alone."
-    name = '--' + field.replace('_', '-')
-    return name if value == '' else f'{name} {value}'
+def _option(field:str, value:str) -> str:
+    "A setting as the option that sets it: ('model', \"'cnn'\") -> '--model cnn'; value is Python source text, '' for the name alone."
+    name = {'data_root': '--data-root'}.get(field, '--' + field.replace('_', '-'))
+    if value == '': return name
+    try: value = ast.literal_eval(value)
+    except (ValueError, SyntaxError): pass  # not a literal: show it as it is
+    if field == 'download': return '--download' if value else '--no-download'
+    return f'{name} {value}'
 
 def _fill(template:str, args:argparse.Namespace) -> Path:
     "A folder option with `{model}` and `{dataset}` replaced."
@@ -150,6 +179,25 @@ def config_from_args(args:argparse.Namespace, # the options of `cnn-course train
                      data_root=args.data_root, download=args.download, limit_train=args.limit_train,
                      limit_test=args.limit_test, tensorboard=tensorboard, device=args.device)
 
+RESULT_FILES = ('history.csv', 'history.npy', 'curves.png', 'model.pt', 'run.json')  # what train writes into --out
+
+def _refuse_earlier_runs(args:argparse.Namespace):
+    "A `CLIError` if --out holds a run's results, or --checkpoint a run with finished epochs, unless --overwrite."
+    if args.overwrite: return
+    out = _fill(args.out, args)
+    found = [f for f in RESULT_FILES if (out / f).exists()]
+    if found:
+        raise CLIError(f'--out {out} already holds the results of a run ({", ".join(found)}): choose another --out, '
+                       'or pass --overwrite to replace them')
+    if args.checkpoint is None or not (_fill(args.checkpoint, args) / 'last.pt').exists(): return
+    from cnn_course.checkpoint import CheckpointError, read_checkpoint  # late: PyTorch is imported only for a real run
+    folder = _fill(args.checkpoint, args)
+    try: epoch = read_checkpoint(folder / 'last.pt')['epoch']
+    except CheckpointError: return  # a damaged file protects nothing: it is written over
+    if epoch > 0:
+        raise CLIError(f'--checkpoint {folder} already holds a run trained for {epoch} epochs: continue it with '
+                       f'`cnn-course resume {folder}`, or pass --overwrite to start again, or choose another --checkpoint')
+
 def check_args(args:argparse.Namespace, # the options of `cnn-course train`
               ):
     "Check the run and the folders before anything is loaded; return the config, or raise a `CLIError` naming the option."
@@ -163,6 +211,7 @@ def check_args(args:argparse.Namespace, # the options of `cnn-course train`
             if folder is not None: ensure_writable(folder, f'--{option} {folder}', keep=False)  # nothing is left if the run fails
     except ConfigError as e: raise CLIError(e.message(_option)) from None
     except NotWritableError as e: raise CLIError(str(e)) from None
+    _refuse_earlier_runs(args)
     return cfg
 
 # %% ../nbs/05_cli.ipynb #372c7393
@@ -223,7 +272,7 @@ def train_command(args:argparse.Namespace, # the options `build_parser` parsed
     out = _fill(args.out, args)
     checkpoint = None if args.checkpoint is None else _fill(args.checkpoint, args)
     print(f'cnn-course: training {cfg.model} on {cfg.dataset} for {cfg.epochs} epoch{"s" if cfg.epochs > 1 else ""}')
-    try: run = train_run(cfg, checkpoint, progress=not args.no_progress)
+    try: run = train_run(cfg, checkpoint, progress=not args.no_progress, overwrite=args.overwrite)
     except ConfigError as e: raise CLIError(e.message(_option)) from None
     except CheckpointError as e: raise CLIError(f'--checkpoint {checkpoint}: {e}') from None
     test_loss, test_acc = evaluate(run.net, run.test_loader, run.criterion, run.device)
@@ -244,6 +293,12 @@ def _run_folder_command(args:argparse.Namespace, action:Callable):
     "Run `action(device)` for `resume`/`evaluate` DIR, turning a bad folder or device into a `CLIError`."
     from cnn_course.checkpoint import CheckpointError  # late: PyTorch is imported only for a real run
     from cnn_course.runs import ConfigError, resolve_device
+    folder = Path(args.dir).expanduser()
+    needed = ['last.pt'] if args.command == 'resume' else ['best.pt', 'last.pt']
+    if not any((folder / f).is_file() for f in needed):
+        where = 'no such folder' if not folder.exists() else f'it holds no {" or ".join(needed)}'
+        raise CLIError(f'{args.command} {folder}: {where}; a run started with `cnn-course train --checkpoint DIR` '
+                       'writes its checkpoints there')
     try: return action(resolve_device(args.device))
     except ConfigError as e: raise CLIError(f'{args.command} {args.dir}: {e.message(_option)}') from None
     except (CheckpointError, FileNotFoundError) as e: raise CLIError(f'{args.command} {args.dir}: {e}') from None

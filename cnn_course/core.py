@@ -90,9 +90,18 @@ def atomic_write(path:str|Path, # the file to write; its folder must exist
 # %% ../nbs/00_setup.ipynb #a89afaca
 class NotWritableError(ValueError):
     "A folder that cannot be created or written in; `detail` says why, without the folder's name."
-    def __init__(self, folder:Path, reason:str, name:str|None=None):
-        self.folder, self.detail = folder, f'cannot create this folder or write in it: {reason}; choose a folder you can write to'
+    def __init__(self, folder:Path, detail:str, name:str|None=None):
+        self.folder, self.detail = folder, f'{detail}; choose a folder you can write to'
         super().__init__(f'{name or folder}: {self.detail}')
+
+def _why_not(folder:Path, e:OSError) -> str:
+    "What went wrong with `folder`, in words: it cannot be written in, or it could not be made (and why)."
+    where = f' ({e.filename})' if e.filename and str(e.filename) != str(folder) else ''
+    if folder.is_dir(): return f'cannot write in this folder: {e.strerror or e}{where}'
+    if folder.exists(): return 'cannot create this folder: a file of that name is there'
+    parent = next((p for p in folder.parents if p.exists()), folder.parent)
+    if parent.is_file(): return f'cannot create this folder: {parent} is a file, not a folder'
+    return f'cannot create this folder: {e.strerror or e}{where}; nothing can be made inside {parent}'
 
 def ensure_writable(folder:str|Path, # the folder to create (with its parents) and write in
                     name:str|None=None, # how the message names it, e.g. '--out runs/x' (default: the path)
@@ -105,9 +114,7 @@ def ensure_writable(folder:str|Path, # the folder to create (with its parents) a
         folder.mkdir(parents=True, exist_ok=True)
         probe = atomic_write(folder / f'.cnn_course_probe_{os.getpid()}', lambda f: f.write(b'ok'))
         probe.unlink()
-    except OSError as e:
-        where = f' ({e.filename})' if e.filename and str(e.filename) != str(folder) else ''
-        raise NotWritableError(folder, f'{e.strerror or e}{where}', name) from None
+    except OSError as e: raise NotWritableError(folder, _why_not(folder, e), name) from None
     if not keep:
         for p in missing:  # deepest first
             with contextlib.suppress(OSError): p.rmdir()

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00a_data.ipynb #3793e9cf
 from __future__ import annotations
-import atexit, gzip, hashlib, math, os, pickle, shutil, struct, tempfile
+import atexit, gzip, hashlib, math, os, pickle, shutil, string, struct, tempfile
 from pathlib import Path
 import numpy as np
 import torch
@@ -16,8 +16,8 @@ from .core import atomic_write, get_device, is_quick
 # %% auto #0
 __all__ = ['DATA_ROOT', 'DEBIAN_FASHION_MNIST', 'MNIST_CLASSES', 'FASHION_MNIST_CLASSES', 'CIFAR10_CLASSES', 'DATASETS',
            'IMAGE_SHAPES', 'CLASS_NAMES', 'make_transform', 'write_synthetic_idx', 'write_synthetic_cifar10',
-           'SyntheticCIFAR10', 'decompress_idx', 'load_dataset', 'on_disk', 'train_val_split', 'DeviceLoader',
-           'dataset_classes', 'find_normalize']
+           'SyntheticCIFAR10', 'decompress_idx', 'DatasetNotFoundError', 'load_dataset', 'on_disk', 'train_val_split',
+           'DeviceLoader', 'dataset_classes', 'find_normalize']
 
 # %% ../nbs/00a_data.ipynb #297aba2e
 DATA_ROOT = './data' # where datasets are kept and downloaded to (torchvision's layout)
@@ -226,19 +226,34 @@ def _synthetic(cls, train, transform, n_train:int, n_test:int, tried:list):
     reader = SyntheticCIFAR10 if cls is datasets.CIFAR10 else cls
     return reader(_synthetic_roots[key], train=train, transform=transform, download=False)
 
+class DatasetNotFoundError(FileNotFoundError):
+    "A dataset neither on disk nor downloaded; `worded` names the `download` and `root` settings the caller's way."
+    def __init__(self, template:str): # the message, with $download, $no_download and $root where the settings are named
+        self.template = template
+        super().__init__(self.worded())
+
+    def worded(self, download:str='download=True', no_download:str='download=False', root:str='root') -> str:
+        "The message with the settings named as given (Python's keywords by default)."
+        return string.Template(self.template).safe_substitute(download=download, no_download=no_download, root=root)
+
 def _how_to_get(cls, root:Path) -> str:
     folder, files = _local_files(cls, root)
-    tips = ['run once with internet access and download=True (torchvision downloads into '
+    tips = ['run once with internet access and $download (torchvision downloads into '
             f'{root / cls.__name__ / "raw" if cls is not datasets.CIFAR10 else folder})']
     if cls is datasets.FashionMNIST:
         tips.append(f'on Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist (installs {DEBIAN_FASHION_MNIST})')
     if cls is datasets.CIFAR10:
-        tips.append(f'copy cifar-10-python.tar.gz (from {cls.url}) into {root} and call with download=True: '
+        tips.append(f'copy cifar-10-python.tar.gz (from {cls.url}) into {root} and run with $download: '
                     'torchvision extracts it without downloading')
     else: tips.append(f'copy {", ".join(files)} (or their .gz files) into {folder}')
+    tips.append('point $root at a folder that already holds it')
     return 'To get it: ' + '; or '.join(tips) + '.'
 
 # %% ../nbs/00a_data.ipynb #4ac5224b
+def _escaped(parts:list) -> str:
+    "Parts of a `DatasetNotFoundError` message joined, with any '$' in them kept literal."
+    return '; '.join(parts).replace('$', '$$')
+
 def load_dataset(name:str, # one of `DATASETS`: 'mnist', 'fashion-mnist' or 'cifar10'
                  train:bool=True, # the training set, or the test set
                  transform=None, # applied to each PIL image; None means `make_transform()`
@@ -261,12 +276,12 @@ def load_dataset(name:str, # one of `DATASETS`: 'mnist', 'fashion-mnist' or 'cif
         ds = _synthetic(cls, train, transform, n_train, n_test, tried)
     if ds is None:
         if not download:
-            raise FileNotFoundError(f'{cls.__name__} not found. Looked in: {"; ".join(tried)}. download=False, so '
-                                    f'nothing was downloaded. {_how_to_get(cls, root)}')
+            raise DatasetNotFoundError(f'{cls.__name__} not found. Looked in: {_escaped(tried)}. Nothing was downloaded '
+                                       f'($no_download). {_how_to_get(cls, root)}')
         try: ds = cls(root, train=train, transform=transform, download=True)
         except Exception as e:  # URLError, RuntimeError from torchvision's mirrors, OSError, ssl errors...
-            raise FileNotFoundError(f'{cls.__name__} not found and the download failed ({type(e).__name__}: {e}). '
-                                    f'Looked in: {"; ".join(tried)}. {_how_to_get(cls, root)}') from e
+            raise DatasetNotFoundError(f'{cls.__name__} not found and the download failed ({_escaped([f"{type(e).__name__}: {e}"])}). '
+                                       f'Looked in: {_escaped(tried)}. {_how_to_get(cls, root)}') from e
     if limit is None and quick_mode: limit = _QUICK_SIZES[0 if train else 1]
     return Subset(ds, range(limit)) if limit is not None and limit < len(ds) else ds
 

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 from .core import ensure_writable, get_device, torch_seed, NotWritableError
-from .data import CLASS_NAMES, DATASETS, IMAGE_SHAPES, DeviceLoader, load_dataset, make_transform, train_val_split
+from .data import (CLASS_NAMES, DATASETS, IMAGE_SHAPES, DatasetNotFoundError, DeviceLoader, load_dataset,
+                              make_transform, train_val_split)
 from .models import MODELS
 from .train import EarlyStopping, LRRecorder, TensorBoardLogger, check_model_fits, evaluate, fit
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_checkpoint, resume
@@ -70,7 +71,9 @@ class RunConfig:
         return cls(**values)
 
 # %% ../nbs/10_runs.ipynb #5bff5823
-def _python_name(field:str, value) -> str: return field if value == '' else f'{field}={value!r}'
+def _python_name(field:str, value:str) -> str:
+    "A setting as Python code names it: `model='cnn'`; `value` is Python source text, '' for the name alone."
+    return field if value == '' else f'{field}={value}'
 
 class ConfigError(ValueError):
     "A `RunConfig` setting that cannot work; `field` names it, `message(name)` words the names for the caller."
@@ -78,10 +81,10 @@ class ConfigError(ValueError):
         self.field, self.problem, self.values = field, problem, config.to_dict()
         super().__init__(self.message())
 
-    def message(self, name:Callable=_python_name, # (field, value) -> text; value '' asks for the name alone
+    def message(self, name:Callable=_python_name, # (field, value as Python source text, '' for the name alone) -> text
                ) -> str:
-        "The error with every `<field>` (its value), `<field=value>` and `<field=>` (the name alone) worded by `name`."
-        def word(m): return name(m[1], self.values.get(m[1]) if m[2] is None else m[2][1:])
+        "The error with every `<field>` (its value), `<field=literal>` and `<field=>` (the name alone) worded by `name`."
+        def word(m): return name(m[1], repr(self.values.get(m[1])) if m[2] is None else m[2][1:])
         sep = '' if self.problem[:1] in (':', ',') else ' '
         return re.sub(r'<([a-z_]+)(=[^<>]*)?>', word, f'<{self.field}>{sep}{self.problem}')
 
@@ -115,7 +118,7 @@ def _check_model(cfg:RunConfig):
     spec, shape = MODELS[cfg.model], IMAGE_SHAPES[cfg.dataset]
     if not spec.fits(shape):
         fitting = sorted((n for n, s in MODELS.items() if s.fits(shape)), key=lambda n: n != DEFAULT_MODELS[cfg.dataset])
-        names = [f'<model={n}>' for n in fitting]
+        names = [f'<model={n!r}>' for n in fitting]
         raise ConfigError('model', f'does not fit <dataset>: {spec.cls.__name__} expects each input to have shape '
                           f'{tuple(spec.input_shape)}, but the data gives {shape}. For {cfg.dataset}, use '
                           f'{", ".join(names[:-1])} or {names[-1]}.', cfg)
@@ -143,10 +146,10 @@ def resolve_device(name:str='auto', # 'auto', 'cpu', 'cuda' or 'mps'
     cfg = cfg or RunConfig(device=name)
     if name == 'auto': return get_device()
     if name == 'cuda' and not torch.cuda.is_available():
-        raise ConfigError('device', ': no CUDA GPU is available here; use <device=auto> or <device=cpu>', cfg)
+        raise ConfigError('device', ": no CUDA GPU is available here; use <device='auto'> or <device='cpu'>", cfg)
     mps = getattr(torch.backends, 'mps', None)
     if name == 'mps' and not (mps is not None and mps.is_available()):
-        raise ConfigError('device', ': Apple MPS is not available here; use <device=auto> or <device=cpu>', cfg)
+        raise ConfigError('device', ": Apple MPS is not available here; use <device='auto'> or <device='cpu'>", cfg)
     return torch.device(name)
 
 def make_optimizer(cfg:RunConfig, params) -> torch.optim.Optimizer:
@@ -197,7 +200,9 @@ def _load_data(cfg:RunConfig, transform) -> tuple:
     try:
         return tuple(load_dataset(cfg.dataset, train=train, transform=transform, root=cfg.data_root, download=cfg.download,
                                   limit=limit) for train, limit in ((True, cfg.limit_train), (False, cfg.limit_test)))
-    except (FileNotFoundError, RuntimeError) as e:  # missing or unreadable files, a failed download
+    except DatasetNotFoundError as e:  # its advice names settings: worded by ConfigError.message
+        raise ConfigError('dataset', ': ' + e.worded('<download=True>', '<download=False>', '<data_root=>'), cfg) from e
+    except (FileNotFoundError, RuntimeError) as e:  # unreadable files
         raise ConfigError('dataset', f': {e}', cfg) from e
 
 def make_run(cfg:RunConfig, # what to build

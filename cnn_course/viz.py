@@ -4,7 +4,7 @@
 
 # %% ../nbs/00b_viz.ipynb #210ee775
 from __future__ import annotations
-import glob, math, shutil, warnings
+import glob, io, math, shutil, warnings
 import matplotlib.pyplot as plt
 from matplotlib import font_manager
 from matplotlib.figure import Figure
@@ -15,7 +15,7 @@ from .data import dataset_classes, find_normalize
 from .train import check_history, confusion_matrix, eval_mode, predict
 
 # %% auto #0
-__all__ = ['LABELS', 'KOREAN_FONTS', 'label', 'set_plot_style', 'denormalize', 'show_image', 'show_filters', 'show_feature_maps', 'show_rgb_channels', 'plot_history', 'evaluate_history', 'show_images_labels', 'model_summary', 'model_graph', 'compare_histories', 'plot_confusion_matrix', 'show_misclassified']
+__all__ = ['LABELS', 'KOREAN_FONTS', 'label', 'set_plot_style', 'denormalize', 'show_image', 'CourseFigure', 'show_filters', 'show_feature_maps', 'show_rgb_channels', 'plot_history', 'evaluate_history', 'show_images_labels', 'model_summary', 'model_graph', 'compare_histories', 'plot_confusion_matrix', 'show_misclassified']
 
 # %% ../nbs/00b_viz.ipynb #bfea7414
 LABELS = {
@@ -112,15 +112,24 @@ def show_image(ax, # the matplotlib Axes to draw on; None makes a new small figu
     if title is not None: ax.set_title(title)
     ax.axis('off')
 
-def _finish(fig, # the figure a plotting helper drew
-            show:bool, # show it now (and return None) or return it unshown
+class CourseFigure(Figure):
+    "The figures the lessons' helpers return: a matplotlib `Figure` that Jupyter draws once, however the cell ends."
+    def _ipython_display_(self):
+        # Jupyter asks for this when the figure is a cell's last value, and pyplot's inline backend when the
+        # cell ends. Whichever comes first draws it and takes it out of pyplot, so the other draws no copy.
+        from IPython.display import display  # late: only IPython calls this method
+        buf = io.BytesIO()
+        self.savefig(buf, format='png', bbox_inches='tight')
+        display({'image/png': buf.getvalue(), 'text/plain': repr(self)}, raw=True)
+        if self.canvas.manager is not None and plt.fignum_exists(self.canvas.manager.num): plt.close(self)
+
+def _finish(fig, # the figure a plotting helper drew (made with `FigureClass=CourseFigure`)
+            show:bool, # leave it in pyplot to be drawn (True), or take it out (False)
            ):
-    "Show and close `fig`, returning None so a notebook does not draw it twice; or, with `show=False`, return it unshown."
-    if show: plt.show()
-    # Closing detaches the figure from pyplot (Jupyter would otherwise draw it at the end of the cell);
-    # a closed figure can still be inspected and saved.
-    plt.close(fig)
-    return None if show else fig
+    "Return `fig`; with `show`, as pyplot's current figure (drawn at the end of a notebook cell, saved by `plt.savefig`), else out of pyplot."
+    if show: plt.figure(fig)  # current: `plt.savefig` on the next line saves this figure
+    else: plt.close(fig)  # nothing draws it by itself; it can still be inspected and saved
+    return fig
 
 # %% ../nbs/01_conv_basics.ipynb #99b991cb
 import math
@@ -139,7 +148,7 @@ def _first_conv(conv):
 def _tile_grid(n, ncols, size=1.3):
     "A figure with `n` tiles in rows of `ncols`, every axis switched off."
     cols = max(1, min(n, ncols)); rows = math.ceil(n / cols)
-    fig, axs = plt.subplots(rows, cols, figsize=(size * cols, size * rows + 0.7), squeeze=False)
+    fig, axs = plt.subplots(rows, cols, figsize=(size * cols, size * rows + 0.7), squeeze=False, FigureClass=CourseFigure)
     for ax in axs.flat: ax.axis('off')
     return fig, axs.flat
 
@@ -148,7 +157,7 @@ def show_filters(conv, # an nn.Conv2d, or a model whose first Conv2d is drawn
                  max_filters:int=64, # draw at most this many output channels
                  ncols:int=8, # tiles per row
                  *,
-                 show:bool=True, # show the figure now; False returns it unshown (for tests or saving)
+                 show:bool=True, # True: leave it in pyplot, drawn at the end of a notebook cell and saved by `plt.savefig`; False: out of pyplot
                 ):
     "Draw a Conv2d's kernels as a grid of small images, one per output channel."
     conv = _first_conv(conv)
@@ -180,7 +189,7 @@ def show_feature_maps(module, # a Conv2d, a Sequential of layers, or any module 
                       ncols:int=8, # tiles per row
                       cmap:str='gray', # colour map for the maps
                       *,
-                      show:bool=True, # show the figure now; False returns it unshown (for tests or saving)
+                      show:bool=True, # True: leave it in pyplot, drawn at the end of a notebook cell and saved by `plt.savefig`; False: out of pyplot
                      ):
     "Draw the channels (feature maps) that `module` produces for one image."
     x = torch.as_tensor(image).detach()
@@ -206,7 +215,7 @@ def show_feature_maps(module, # a Conv2d, a Sequential of layers, or any module 
 # %% ../nbs/01_conv_basics.ipynb #7e994ab6
 def show_rgb_channels(image, # one (3, H, W) colour image, e.g. `denormalize(img, dataset)`
                       *,
-                      show:bool=True, # show the figure now; False returns it unshown (for tests or saving)
+                      show:bool=True, # True: leave it in pyplot, drawn at the end of a notebook cell and saved by `plt.savefig`; False: out of pyplot
                      ):
     "Show a colour image and, side by side and titled, its red, green and blue channels in gray."
     img = torch.as_tensor(image).detach().float().cpu()
@@ -215,7 +224,7 @@ def show_rgb_channels(image, # one (3, H, W) colour image, e.g. `denormalize(img
         raise ValueError(f'show_rgb_channels needs one (3, H, W) image, got shape {tuple(img.shape)}')
     # One scale for all three channels, so their brightness can be compared; [0, 1] unless the data exceeds it.
     lo, hi = min(0.0, img.min().item()), max(1.0, img.max().item())
-    fig, axs = plt.subplots(1, 4, figsize=(12, 3.4))
+    fig, axs = plt.subplots(1, 4, figsize=(12, 3.4), FigureClass=CourseFigure)
     show_image(axs[0], (img - lo) / (hi - lo), title='image')
     for ax, channel, name in zip(axs[1:], img, ('red', 'green', 'blue')):
         show_image(ax, channel, title=f'{name} channel', vmin=lo, vmax=hi)
@@ -247,14 +256,14 @@ def plot_history(history, # the array `fit` returned
 
 def evaluate_history(history, # the array `fit` returned
                      *,
-                     show:bool=True, # show the figure now; False returns it unshown (for tests or saving)
+                     show:bool=True, # True: leave it in pyplot, drawn at the end of a notebook cell and saved by `plt.savefig`; False: out of pyplot
                     ):
     "Print the first and last validation loss and accuracy, and plot the loss and accuracy curves."
     h = check_history(history)
     if len(h) == 0: raise ValueError('history is empty: train for at least one epoch first')
     print(f'first epoch: loss: {h[0,3]:.5f} accuracy: {h[0,4]:.5f}')
     print(f'last epoch:  loss: {h[-1,3]:.5f} accuracy: {h[-1,4]:.5f}')
-    fig = plot_history(h, fig=plt.figure(figsize=(12, 4.5), layout='constrained'))
+    fig = plot_history(h, fig=plt.figure(FigureClass=CourseFigure, figsize=(12, 4.5), layout='constrained'))
     return _finish(fig, show)
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #c78bb41d
@@ -265,15 +274,31 @@ def _predict_first_batch(loader, net, device):
     _, predicted = predict([(images, labels)], net, device)
     return images.cpu(), labels.cpu(), predicted
 
+def _pair_title(true:str, guess:str) -> str:
+    "`true:guess` on one line when it fits above a grid tile, else broken after the colon."
+    return f'{true}:{guess}' if len(true) + len(guess) < 13 else f'{true}:\n{guess}'
+
+def _image_grid(images, titles, colours, ncols:int=10):
+    "A figure of `images` in rows of `ncols`, each under its title (one or two lines) in its colour."
+    rows = math.ceil(len(images) / ncols)
+    lines = max((t.count('\n') + 1 for t in titles), default=1)
+    fig = plt.figure(FigureClass=CourseFigure, figsize=(1.05 * ncols, (0.95 + 0.17 * lines) * rows))
+    for i, (image, title, colour) in enumerate(zip(images, titles, colours)):
+        ax = fig.add_subplot(rows, ncols, i + 1)
+        ax.set_title(title, c=colour, fontsize=8)
+        show_image(ax, image, interpolation='nearest')  # exact pixels; also keeps the PNG small
+    fig.tight_layout(pad=0.6)
+    return fig
+
 def show_images_labels(loader, # yields `(images, labels)`; the first batch is shown
                        classes, # class names, indexed by label (None: ask the dataset)
                        net, # a model to show predictions of, or None for labels only
                        device, # where `net` lives (unused when `net` is None)
                        n:int=50, # how many images at most
                        *,
-                       show:bool=True, # show the figure now; False returns it unshown (for tests or saving)
+                       show:bool=True, # True: leave it in pyplot, drawn at the end of a notebook cell and saved by `plt.savefig`; False: out of pyplot
                       ):
-    "Show the first `n` images of `loader` titled with their labels, or `true:predicted` with mistakes in red."
+    "Show the first `n` images of `loader` titled with their labels, or `true:predicted` (two lines when long) with mistakes in red."
     if classes is None: classes = dataset_classes(loader)
     images, labels, predicted = _predict_first_batch(loader, net, device)
     if images.ndim != 4:
@@ -281,17 +306,13 @@ def show_images_labels(loader, # yields `(images, labels)`; the first batch is s
                          f'gives {tuple(images.shape)}. Use a loader built with make_transform() (not flatten=True).')
     images = denormalize(images, loader)
     count = min(len(images), n)
-    rows = math.ceil(count / 10)
-    fig = plt.figure(figsize=(8, 1.0 * rows))
-    for i in range(count):
-        ax = fig.add_subplot(rows, 10, i + 1)
-        true = classes[labels[i]]
-        if predicted is None: ax.set_title(true, fontsize=8)
-        else:
-            guess = classes[predicted[i]]
-            ax.set_title(f'{true}:{guess}', c='k' if guess == true else 'r', fontsize=8)
-        show_image(ax, images[i], interpolation='nearest')  # exact pixels; also keeps the PNG small
-    fig.tight_layout()
+    truths = [classes[y] for y in labels[:count]]
+    if predicted is None: titles, colours = truths, ['k'] * count
+    else:
+        guesses = [classes[p] for p in predicted[:count]]
+        titles = [_pair_title(t, g) for t, g in zip(truths, guesses)]
+        colours = ['k' if g == t else 'r' for t, g in zip(truths, guesses)]
+    fig = _image_grid(images[:count], titles, colours)
     return _finish(fig, show)
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #b25774ca
@@ -326,10 +347,10 @@ import matplotlib.pyplot as plt
 
 def compare_histories(histories:dict, # {name: history array from `fit`}
                       *,
-                      show:bool=True, # show the figure now; False returns it unshown (for tests or saving)
+                      show:bool=True, # True: leave it in pyplot, drawn at the end of a notebook cell and saved by `plt.savefig`; False: out of pyplot
                      ):
     "Overlay several runs' validation loss and accuracy curves, one colour per run."
-    fig, axs = plt.subplots(1, 2, figsize=(12, 4.5), layout='constrained')
+    fig, axs = plt.subplots(1, 2, figsize=(12, 4.5), layout='constrained', FigureClass=CourseFigure)
     for name, history in histories.items():
         h = check_history(history)
         for ax, col in zip(axs, (3, 4)): ax.plot(h[:, 0], h[:, col], '.-', label=name)
@@ -346,13 +367,13 @@ def plot_confusion_matrix(loader, # the test data
                           device, # where `net` lives
                           *,
                           normalize:bool=True, # show each row as fractions of its true class (False: counts)
-                          show:bool=True, # show the figure now; False returns it unshown (for tests or saving)
+                          show:bool=True, # True: leave it in pyplot, drawn at the end of a notebook cell and saved by `plt.savefig`; False: out of pyplot
                          ):
     "Draw the confusion matrix: rows are true classes, columns predictions; the diagonal is what was right."
     if classes is None: classes = dataset_classes(loader)
     cm = confusion_matrix(loader, net, device, len(classes)).double()
     values = cm / cm.sum(1, keepdim=True).clamp(min=1) if normalize else cm
-    fig, ax = plt.subplots(figsize=(7, 6), layout='constrained')
+    fig, ax = plt.subplots(figsize=(7, 6), layout='constrained', FigureClass=CourseFigure)
     im = ax.imshow(values.numpy(), cmap='Blues', vmin=0)
     fig.colorbar(im, ax=ax, fraction=0.046)
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha='right'); ax.set_yticks(range(len(classes)), classes)
@@ -371,7 +392,7 @@ def show_misclassified(loader, # the test data
                        device, # where `net` lives
                        n:int=20, # how many mistakes to show at most
                        *,
-                       show:bool=True, # show the figure now; False returns it unshown (for tests or saving)
+                       show:bool=True, # True: leave it in pyplot, drawn at the end of a notebook cell and saved by `plt.savefig`; False: out of pyplot
                       ):
     "Show the first `n` test images `net` gets wrong, titled `true:predicted`."
     if classes is None: classes = dataset_classes(loader)
@@ -382,11 +403,6 @@ def show_misclassified(loader, # the test data
         print('no misclassified images: every prediction was right')
         return None
     images = denormalize(images, loader)
-    rows = math.ceil(len(images) / 10)
-    fig = plt.figure(figsize=(10, 1.2 * rows + 0.3))
-    for i in range(len(images)):
-        ax = fig.add_subplot(rows, 10, i + 1)
-        ax.set_title(f'{classes[truths[i]]}:{classes[guesses[i]]}', c='r', fontsize=8)
-        show_image(ax, images[i], interpolation='nearest')
-    fig.tight_layout()
+    titles = [_pair_title(classes[t], classes[g]) for t, g in zip(truths, guesses)]
+    fig = _image_grid(images, titles, ['r'] * len(titles))
     return _finish(fig, show)

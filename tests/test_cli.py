@@ -9,7 +9,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEBIAN_FASHION_MNIST = Path('/usr/share/datasets/fashion-mnist')
 OPTIONS = ['--model', '--dataset', '--epochs', '--batch-size', '--lr', '--optimizer', '--scheduler', '--patience',
            '--tensorboard', '--device', '--out', '--seed', '--data-root', '--download', '--limit-train', '--limit-test',
-           '--no-progress']
+           '--no-progress', '--checkpoint', '--overwrite']
 
 
 def cli(*args, cwd, quick=False, timeout=120):
@@ -96,7 +96,7 @@ def test_unwritable_out_fails_before_training(tmp_path, data_root):
     out = a_file / 'run'
     r = cli('train', '--data-root', data_root, '--out', out, '--limit-train', 200, '--limit-test', 100,
             cwd=tmp_path, quick=True)
-    assert_usage_error(r, f'--out {out}: cannot create this folder or write in it', 'Not a directory')
+    assert_usage_error(r, f'--out {out}: cannot create this folder: {a_file} is a file, not a folder')
     assert a_file.read_text() == 'not a folder'
 
 
@@ -107,7 +107,7 @@ def test_unwritable_tensorboard_dir_fails_before_training(tmp_path, data_root):
     log_dir, out = a_file / 'tb', tmp_path / 'out'
     r = cli('train', '--tensorboard', log_dir, '--data-root', data_root, '--out', out, '--limit-train', 200,
             '--limit-test', 100, cwd=tmp_path, quick=True)
-    assert_usage_error(r, f'--tensorboard {log_dir}: cannot create this folder or write in it', 'Not a directory')
+    assert_usage_error(r, f'--tensorboard {log_dir}: cannot create this folder: {a_file} is a file, not a folder')
     assert a_file.read_text() == 'not a folder' and not (out / 'run.json').exists()
 
 
@@ -118,7 +118,7 @@ def test_read_only_out_fails_before_training(tmp_path, data_root):
     try:
         r = cli('train', '--data-root', data_root, '--out', locked, '--limit-train', 200, '--limit-test', 100,
                 cwd=tmp_path, quick=True)
-        assert_usage_error(r, f'--out {locked}: cannot create this folder or write in it', 'Permission denied')
+        assert_usage_error(r, f'--out {locked}: cannot write in this folder: Permission denied')
     finally: locked.chmod(0o700)
 
 
@@ -290,3 +290,52 @@ def test_every_model_in_the_table_trains_from_the_command(tmp_path, data_root):
     assert r.returncode == 0, r.stderr
     run = json.loads((tmp_path / 'c' / 'run.json').read_text())
     assert run['config']['model'] == 'cifar_cnn' and run['epochs_completed'] == 1
+
+
+def test_abbreviated_option_is_refused_and_the_closest_named(tmp_path):
+    r = cli('train', '--epoch', 2, cwd=tmp_path)
+    assert_usage_error(r, 'unrecognized arguments: --epoch 2', '(did you mean --epochs?)')
+    r = cli('resume', tmp_path, '--epoch', 2, cwd=tmp_path)
+    assert_usage_error(r, 'unrecognized arguments: --epoch 2', '(did you mean --epochs?)')
+    assert_usage_error(cli('train', '--no-progres', cwd=tmp_path), 'did you mean --no-progress?')
+
+
+def test_a_second_train_into_the_same_folder_is_refused(tmp_path, data_root):
+    out = tmp_path / 'run'
+    args = ('train', '--model', 'mnist_cnn', '--epochs', 1, '--limit-train', 200, '--limit-test', 100, '--data-root',
+            data_root, '--out', out, '--no-progress')
+    assert cli(*args, cwd=tmp_path, quick=True).returncode == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    r = cli(*args, '--seed', 7, cwd=tmp_path, quick=True)
+    assert_usage_error(r, f'--out {out} already holds the results of a run', 'pass --overwrite to replace them')
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing touched
+    r = cli(*args, '--seed', 7, '--overwrite', cwd=tmp_path, quick=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / 'run.json').read_text())['config']['seed'] == 7
+
+
+def test_messages_name_options_and_commands_not_python(tmp_path, data_root):
+    "What a command-line user reads: options (--no-download, --data-root, --overwrite) and commands, never Python calls."
+    empty = tmp_path / 'empty-root'
+    r = cli('train', '--dataset', 'mnist', '--data-root', empty, '--no-download', '--out', tmp_path / 'o', cwd=tmp_path)
+    assert_usage_error(r, '--dataset mnist: MNIST not found', '(--no-download)', 'and --download', '--data-root')
+    assert 'download=' not in r.stderr and 'root=' not in r.stderr
+    r = cli('train', '--out', '/proc/cnn_course_forbidden', cwd=tmp_path)
+    assert_usage_error(r, '--out /proc/cnn_course_forbidden: cannot create this folder', 'nothing can be made inside /proc')
+    ck = tmp_path / 'ck'
+    args = ('train', '--model', 'mnist_cnn', '--limit-train', 200, '--limit-test', 100, '--data-root', data_root,
+            '--no-progress', '--checkpoint', ck)
+    assert cli(*args, '--epochs', 2, '--out', tmp_path / 'a', cwd=tmp_path, quick=True).returncode == 0
+    r = cli(*args, '--epochs', 1, '--out', tmp_path / 'b', cwd=tmp_path, quick=True)
+    assert_usage_error(r, f'--checkpoint {ck} already holds a run trained for 2 epochs', f'`cnn-course resume {ck}`', '--overwrite')
+    assert 'resume(' not in r.stderr and 'Checkpoint(' not in r.stderr
+    r = cli('resume', tmp_path / 'nothing-here', cwd=tmp_path)
+    assert_usage_error(r, 'no such folder', '`cnn-course train --checkpoint DIR`')
+    r = cli('evaluate', tmp_path, cwd=tmp_path)
+    assert_usage_error(r, 'it holds no best.pt or last.pt', '`cnn-course train --checkpoint DIR`')
+
+
+@pytest.mark.parametrize('command', ['resume', 'evaluate'])
+def test_resume_and_evaluate_help_describe_the_command(tmp_path, command):
+    r = cli(command, '--help', cwd=tmp_path)
+    assert r.returncode == 0 and 'cnn-course train --checkpoint DIR' in ' '.join(r.stdout.split())

@@ -104,6 +104,8 @@ def test_decompress_is_atomic_and_idempotent(tmp_path, monkeypatch):
     dest = tmp_path / 'root' / 'FashionMNIST' / 'raw'
     assert [p.name for p in decompress_idx(src, dest)] == list(IDX)
     stats = {n: (dest / n).stat() for n in IDX}
+    umask = os.umask(0); os.umask(umask)
+    assert all(s.st_mode & 0o777 == 0o666 & ~umask for s in stats.values())  # the permissions open() gives, not 0600
     assert decompress_idx(src, dest) == []  # second call: nothing rewritten
     assert all((dest / n).stat().st_ino == stats[n].st_ino and (dest / n).stat().st_mtime_ns == stats[n].st_mtime_ns for n in IDX)
     # a file of the wrong size (e.g. copied by hand and cut short) is replaced
@@ -147,6 +149,8 @@ def test_missing_dataset_offline_names_paths_and_remedies(tmp_path, full_mode, n
         load_dataset(name, root=tmp_path / 'empty', download=False)
     msg = str(e.value)
     assert str(tmp_path / 'empty' / folder) in msg and 'download=False' in msg and 'download=True' in msg
+    worded = e.value.worded('--download', '--no-download', '--data-root')  # how the command words it
+    assert '--no-download' in worded and '--data-root' in worded and 'download=' not in worded
     if name == 'fashion-mnist':
         assert 'apt-get install dataset-fashion-mnist' in msg and str(tmp_path / 'no-debian') in msg
     else: assert 'apt-get' not in msg
