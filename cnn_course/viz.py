@@ -114,6 +114,11 @@ def show_image(ax, # the matplotlib Axes to draw on; None makes a new small figu
 
 class CourseFigure(Figure):
     "The figures the lessons' helpers return: a matplotlib `Figure` that Jupyter draws once, however the cell ends."
+    def __init__(self, *args, # as for `matplotlib.figure.Figure`
+                 **kwargs, # as for `matplotlib.figure.Figure`, e.g. figsize=(6, 4)
+                ):
+        super().__init__(*args, **kwargs)
+
     def _ipython_display_(self):
         # Jupyter asks for this when the figure is a cell's last value, and pyplot's inline backend when the
         # cell ends. Whichever comes first draws it and takes it out of pyplot, so the other draws no copy.
