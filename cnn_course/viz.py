@@ -117,6 +117,7 @@ class CourseFigure(Figure):
     def __init__(self, *args, # as for `matplotlib.figure.Figure`
                  **kwargs, # as for `matplotlib.figure.Figure`, e.g. figsize=(6, 4)
                 ):
+        "A matplotlib figure: the arguments are `matplotlib.figure.Figure`'s."
         super().__init__(*args, **kwargs)
 
     def _ipython_display_(self):

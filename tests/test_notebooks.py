@@ -93,7 +93,7 @@ def test_nbdev_clean_keeps_colab_metadata():
 
 # Error text that a run left in an output, whatever kind of output it is (a caught error printed on purpose
 # goes to stdout without these markers and is fine).
-ERROR_TEXT = re.compile(r'Traceback \(most recent call last\)|^\s*ERROR\b|^\w*(Error|Exception|Warning): ', re.M)
+ERROR_TEXT = re.compile(r'Traceback \(most recent call last\)|^\s*ERROR\b|\b\w*(Error|Exception|Warning): ', re.M)
 
 
 def output_problems(cell):
@@ -116,6 +116,7 @@ def test_output_check_finds_error_text():
     cell = lambda src='x', **o: {'cell_type': 'code', 'source': src, 'outputs': [o]}
     assert output_problems(cell(output_type='display_data', data={'text/plain': 'ERROR: Could not find `tensorboard`.'}))
     assert output_problems(cell(output_type='stream', name='stderr', text='UserWarning: something'))
+    assert output_problems(cell(output_type='stream', name='stderr', text='docscrape.py:259: UserWarning: Unknown section'))
     assert output_problems(cell(output_type='stream', name='stdout', text='Traceback (most recent call last):\n'))
     assert output_problems(cell('#| eval: false\n%tensorboard', output_type='stream', name='stdout', text='hi'))
     assert not output_problems(cell(output_type='stream', name='stdout', text='ValueError: patience must be >= 1'))
