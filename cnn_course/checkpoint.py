@@ -287,8 +287,10 @@ def resume(folder, # a run folder written by `Checkpoint` (or a checkpoint file)
            optimizer=None, # its optimizer, built as for the first run
            scheduler=None, # its scheduler, if the run had one
            callbacks=(), # the run's callbacks (`Checkpoint`, `EarlyStopping`, ...): their state is restored
+           *,
+           epochs:int|None=None, # the epoch the continued run will end with, for the message (default: the planned one)
           ) -> np.ndarray:
     "Restore a run from its last checkpoint, random generators included; return its history for `fit` to continue."
     ckpt = load_checkpoint(folder, net, optimizer, scheduler, callbacks, restore_rng=True)
-    print(f'resumed from epoch {ckpt["epoch"]} of {ckpt["last_epoch"]}' + (' (the run had stopped early)' if ckpt['stopped'] else ''))
+    print(f'resumed from epoch {ckpt["epoch"]} of {ckpt["last_epoch"] if epochs is None else epochs}' + (' (the run had stopped early)' if ckpt['stopped'] else ''))
     return ckpt['history']

@@ -115,7 +115,8 @@ def _add_train_options(p:argparse.ArgumentParser) -> None:
                    help='use only the first N training images (default: all; quick mode: 2000)')
     p.add_argument('--limit-test', type=_positive(int), default=None, metavar='N',
                    help='use only the first N test images (default: all; quick mode: 1000)')
-    p.add_argument('--no-progress', action='store_true', help='hide the progress bar (the per-epoch lines stay)')
+    p.add_argument('--no-progress', action='store_true', help='hide the progress bar, which otherwise shows in a '
+                   'terminal or notebook but not when the output goes to a file (the per-epoch lines stay)')
     p.add_argument('--checkpoint', default=None, metavar='DIR',
                    help='save last.pt and best.pt into DIR after every epoch, so `cnn-course resume DIR` can continue '
                         'a run that was interrupted (default: off)')
@@ -134,7 +135,7 @@ def _add_run_commands(commands) -> None:
     r.add_argument('--epochs', type=_positive(int), default=None, metavar='N',
                    help="train up to epoch N in total (default: the run's planned --epochs)")
     r.add_argument('--device', choices=DEVICES, default='auto', help='where to train')
-    r.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+    r.add_argument('--no-progress', action='store_true', help='hide the progress bar (shown only in a terminal or notebook)')
     e = commands.add_parser('evaluate', formatter_class=_HelpFormatter,
         help="test loss and accuracy of a run's best.pt and last.pt on the test set",
         description='Score the two checkpoints that `cnn-course train --checkpoint DIR` keeps, best.pt (the epoch '
@@ -272,7 +273,8 @@ def train_command(args:argparse.Namespace, # the options `build_parser` parsed
     out = _fill(args.out, args)
     checkpoint = None if args.checkpoint is None else _fill(args.checkpoint, args)
     print(f'cnn-course: training {cfg.model} on {cfg.dataset} for {cfg.epochs} epoch{"s" if cfg.epochs > 1 else ""}')
-    try: run = train_run(cfg, checkpoint, progress=not args.no_progress, overwrite=args.overwrite)
+    try: run = train_run(cfg, checkpoint, progress=False if args.no_progress else None,
+                             overwrite=args.overwrite)
     except ConfigError as e: raise CLIError(e.message(_option)) from None
     except CheckpointError as e: raise CLIError(f'--checkpoint {checkpoint}: {e}') from None
     test_loss, test_acc = evaluate(run.net, run.test_loader, run.criterion, run.device)
@@ -308,7 +310,8 @@ def resume_command(args:argparse.Namespace, # the options `build_parser` parsed
                   ) -> int:
     "Run `cnn-course resume DIR`: continue the run in DIR from last.pt; return 0."
     from cnn_course.runs import resume_run  # late: PyTorch is imported only for a real run
-    _run_folder_command(args, lambda device: resume_run(args.dir, args.epochs, progress=not args.no_progress, device=device))
+    _run_folder_command(args, lambda device: resume_run(args.dir, args.epochs, progress=False if args.no_progress else None,
+                                                                   device=device))
     return 0
 
 def evaluate_command(args:argparse.Namespace, # the options `build_parser` parsed

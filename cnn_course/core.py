@@ -4,14 +4,15 @@
 
 # %% ../nbs/00_setup.ipynb #70614a92
 from __future__ import annotations
-import contextlib, inspect, os, random, tempfile
+import contextlib, inspect, os, random, sys, tempfile
 from pathlib import Path
 from typing import Callable
 import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['get_device', 'torch_seed', 'is_quick', 'quick', 'atomic_write', 'NotWritableError', 'ensure_writable', 'plain_doc']
+__all__ = ['get_device', 'torch_seed', 'is_quick', 'quick', 'live_output', 'atomic_write', 'NotWritableError', 'ensure_writable',
+           'plain_doc']
 
 # %% ../nbs/00_setup.ipynb #bb33c871
 def get_device(prefer:str|None=None, # a device to use instead of the best one found, e.g. 'cpu'
@@ -51,6 +52,13 @@ def quick(full, # the value a full lesson uses
          ):
     "`small` in quick mode, else `full`: how lessons size data and epochs."
     return small if is_quick() else full
+
+# %% ../nbs/00_setup.ipynb #69c2536e
+def live_output() -> bool:
+    "True in Jupyter or Colab, or when standard error is a terminal: where a progress bar redraws in place."
+    if 'ipykernel' in sys.modules or 'google.colab' in sys.modules: return True  # a notebook front end
+    stream = sys.stderr
+    return bool(getattr(stream, 'isatty', None) and stream.isatty())
 
 # %% ../nbs/00_setup.ipynb #a2533b6c
 def _new_file_mode(path:Path) -> int:

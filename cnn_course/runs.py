@@ -225,7 +225,7 @@ def make_run(cfg:RunConfig, # what to build
 def train_run(cfg:RunConfig, # the run to train
               checkpoint=None, # a folder for last.pt and best.pt after every epoch (None: no checkpoints)
               *,
-              progress:bool=True, # show progress bars
+              progress:bool|None=None, # progress bars; None: only where they redraw in place
               overwrite:bool=False, # allow replacing a longer run already in `checkpoint`
               device=None, # where to train (default: `cfg.device`)
               callbacks=(), # more callbacks for `fit`
@@ -251,7 +251,7 @@ def _saved_config(folder:Path, ckpt:dict, which:str) -> RunConfig:
 def resume_run(folder, # a checkpoint folder written by `train_run` (or `cnn-course train --checkpoint`)
                epochs:int|None=None, # train up to this epoch in total (default: the run's planned `epochs`)
                *,
-               progress:bool=True, # show progress bars
+               progress:bool|None=None, # progress bars; None: only where they redraw in place
                device=None, # where to train (default: the config's `device`)
                callbacks=(), # more callbacks (their saved state, if any, is restored)
               ) -> Run|None:
@@ -271,7 +271,7 @@ def resume_run(folder, # a checkpoint folder written by `train_run` (or `cnn-cou
     run = make_run(cfg, device)
     run.callbacks['checkpoint'] = Checkpoint(folder, cfg.monitor, config=cfg.to_dict())
     all_callbacks = [*run.callbacks.values(), *callbacks]
-    history = resume(folder, run.net, run.optimizer, run.scheduler, all_callbacks)  # the generators are restored last
+    history = resume(folder, run.net, run.optimizer, run.scheduler, all_callbacks, epochs=target)  # generators last
     run.history = fit(run.net, run.optimizer, run.criterion, target - len(history), run.train_loader, run.val_loader,
                       run.device, history, progress=progress, scheduler=run.scheduler, callbacks=all_callbacks)
     return run

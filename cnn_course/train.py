@@ -8,6 +8,7 @@ import contextlib, copy, math, warnings
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+from .core import live_output
 from .data import dataset_classes
 
 # %% auto #0
@@ -412,12 +413,13 @@ def fit(net, # the model to train
         device, # where `net` lives
         history, # `np.zeros((0, 5))` to start, or a previous result to continue from
         *,
-        progress:bool=True, # show a progress bar for each epoch
+        progress:bool|None=None, # a progress bar per epoch; None: only where it redraws in place (`live_output`)
         scheduler=None, # a learning-rate scheduler, stepped once per epoch (ReduceLROnPlateau on the validation loss)
         callbacks=(), # `Callback`s, e.g. `EarlyStopping(7)`, `TensorBoardLogger('runs/x')`, `LRRecorder()`
        ) -> np.ndarray:
     "Train `net` for `num_epochs`; return `history` with one row `[epoch, loss, acc, val_loss, val_acc]` per epoch added."
     history = check_history(history)
+    if progress is None: progress = live_output()
     _check_epochs(num_epochs)
     check_model_fits(net, train_loader, device)
     _check_scheduler(scheduler, test_loader is not None)
