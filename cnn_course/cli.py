@@ -180,7 +180,8 @@ def config_from_args(args:argparse.Namespace, # the options of `cnn-course train
                      data_root=args.data_root, download=args.download, limit_train=args.limit_train,
                      limit_test=args.limit_test, tensorboard=tensorboard, device=args.device)
 
-RESULT_FILES = ('history.csv', 'history.npy', 'curves.png', 'model.pt', 'run.json')  # what train writes into --out
+# what train writes into --out, in save_results' order: run.json last, so a folder that has it holds a complete run
+RESULT_FILES = ('history.csv', 'history.npy', 'curves.png', 'model.pt', 'run.json')
 
 def _refuse_earlier_runs(args:argparse.Namespace):
     "A `CLIError` if --out holds a run's results, or --checkpoint a run with finished epochs, unless --overwrite."
@@ -242,9 +243,9 @@ def save_results(out:Path, # the folder (checked by `check_args`)
         'history.npy': (lambda f: np.save(f, np.asarray(history, dtype=float)), 'wb'),
         'curves.png': (lambda f: plot_history(history, title).savefig(f, format='png', dpi=100), 'wb'),
         'model.pt': (lambda f: torch.save(state, f), 'wb'),
-        'run.json': (lambda f: f.write(json.dumps(info, indent=2) + '\n'), 'w'),  # last: marks a complete run
+        'run.json': (lambda f: f.write(json.dumps(info, indent=2) + '\n'), 'w'),
     }
-    return [atomic_write(Path(out) / name, fn, mode) for name, (fn, mode) in writers.items()]
+    return [atomic_write(Path(out) / name, *writers[name]) for name in RESULT_FILES]  # run.json last: a complete run
 
 # %% ../nbs/05_cli.ipynb #1fea5ab6
 def callback_results(callbacks:dict, # a run's callbacks by name (`Run.callbacks`), after training

@@ -190,12 +190,25 @@ def _read(cls, root:Path, train, transform, where:Path):
     return ds
 
 # %% ../nbs/00a_data.ipynb #f34e24a6
+def _all_files(folder:Path, files, suffix:str='') -> bool:
+    "Whether `folder` holds every one of `files` (each with `suffix`, e.g. '.gz')."
+    return all((folder / f'{f}{suffix}').is_file() for f in files)
+
+def _gz_copies(cls, folder:Path, files) -> bool:
+    "Whether `folder` holds the .gz copies of an IDX dataset's files (CIFAR-10 has none)."
+    return cls is not datasets.CIFAR10 and _all_files(folder, files, '.gz')
+
+def _debian_copy(cls) -> bool:
+    "Whether Debian's dataset-fashion-mnist package holds `cls`'s files."
+    # DEBIAN_FASHION_MNIST is read at call time, so tests can point it elsewhere
+    return cls is datasets.FashionMNIST and _all_files(Path(DEBIAN_FASHION_MNIST), _IDX_FILES, '.gz')
+
 def _try_local(cls, root:Path, train, transform, tried:list):
     "Step 1: the real files under `root` (decompressing .gz copies there)."
     folder, files = _local_files(cls, root)
     tried.append(f'{folder} (files {", ".join(files)})')
-    if all((folder / f).is_file() for f in files): return _read(cls, root, train, transform, folder)
-    if cls is not datasets.CIFAR10 and all((folder / f'{f}.gz').is_file() for f in files):
+    if _all_files(folder, files): return _read(cls, root, train, transform, folder)
+    if _gz_copies(cls, folder, files):
         try: decompress_idx(folder, folder)
         except (OSError, EOFError) as e: raise RuntimeError(f'could not decompress the .gz files in {folder}: {e}') from e
         return _read(cls, root, train, transform, folder)
@@ -203,11 +216,10 @@ def _try_local(cls, root:Path, train, transform, tried:list):
 def _try_debian(cls, root:Path, train, transform, tried:list):
     "Step 2: Debian's Fashion-MNIST, decompressed into `root`."
     if cls is not datasets.FashionMNIST: return None
-    src = Path(DEBIAN_FASHION_MNIST)  # read at call time, so tests can point it elsewhere
-    tried.append(f'{src} (Debian package dataset-fashion-mnist)')
-    if not all((src / f'{f}.gz').is_file() for f in _IDX_FILES): return None
+    tried.append(f'{DEBIAN_FASHION_MNIST} (Debian package dataset-fashion-mnist)')
+    if not _debian_copy(cls): return None
     folder = _local_files(cls, root)[0]
-    decompress_idx(src, folder)
+    decompress_idx(Path(DEBIAN_FASHION_MNIST), folder)
     return _read(cls, root, train, transform, folder)
 
 # %% ../nbs/00a_data.ipynb #b7541d27
@@ -292,9 +304,7 @@ def on_disk(name:str, # one of `DATASETS`
     "Whether `load_dataset(name, root=root)` finds the real files without downloading (local files, .gz copies, Debian's copy)."
     cls = _CLASSES[_canonical_name(name)]
     folder, files = _local_files(cls, Path(root).expanduser())
-    if all((folder / f).is_file() for f in files): return True
-    if cls is not datasets.CIFAR10 and all((folder / f'{f}.gz').is_file() for f in files): return True
-    return cls is datasets.FashionMNIST and all((Path(DEBIAN_FASHION_MNIST) / f'{f}.gz').is_file() for f in _IDX_FILES)
+    return _all_files(folder, files) or _gz_copies(cls, folder, files) or _debian_copy(cls)
 
 # %% ../nbs/00a_data.ipynb #d4c8a982
 def train_val_split(dataset:Dataset, # the dataset to split (e.g. a training set)
