@@ -4,15 +4,17 @@
 
 # %% ../nbs/05_cli.ipynb #d1449782
 from __future__ import annotations
-import argparse, ast, builtins, difflib, json, math, re, sys, textwrap, time
+import argparse, ast, builtins, difflib, json, math, re, sys, textwrap, time, warnings
 from pathlib import Path
 from typing import Callable
 from . import __version__
+from .core import NotWritableError, atomic_write, ensure_writable  # no PyTorch: checks answer at once
 
 # %% auto #0
-__all__ = ['MODEL_HELP', 'DATASETS', 'DEFAULT_MODELS', 'DEVICES', 'OPTIMIZERS', 'SCHEDULERS', 'RESULT_FILES', 'COMMANDS',
-           'CLIError', 'build_parser', 'config_from_args', 'check_args', 'history_csv', 'save_results',
-           'callback_results', 'train_command', 'resume_command', 'evaluate_command', 'main']
+__all__ = ['MODEL_HELP', 'DATASETS', 'DEFAULT_MODELS', 'DEVICES', 'OPTIMIZERS', 'SCHEDULERS', 'IMAGE_SHAPES', 'MODEL_INPUTS',
+           'BATCH_NORM_MODELS', 'RESULT_FILES', 'TEST_SET_WARNING', 'VIEW_FILES', 'COMMANDS', 'CLIError',
+           'build_parser', 'config_from_args', 'check_args', 'history_csv', 'save_results', 'callback_results',
+           'train_command', 'resume_command', 'save_views', 'evaluate_command', 'main']
 
 # %% ../nbs/05_cli.ipynb #cdd7c357
 # The names of cnn_course.models.MODELS with a line of help each, readable without importing PyTorch
@@ -32,6 +34,11 @@ DEFAULT_MODELS = {'fashion-mnist': 'fashion_cnn', 'mnist': 'mnist_cnn', 'cifar10
 DEVICES = ('auto', 'cpu', 'cuda', 'mps')
 OPTIMIZERS = ('sgd', 'adam')
 SCHEDULERS = ('none', 'plateau')
+IMAGE_SHAPES = {'mnist': (1, 28, 28), 'fashion-mnist': (1, 28, 28), 'cifar10': (3, 32, 32)}
+# What cnn_course.models.MODELS says about each model, for the checks made before PyTorch is imported:
+MODEL_INPUTS = {'mnist_cnn': (1, 28, 28), 'fc': None, 'cnn': (3, 32, 32), 'fashion_cnn': (1, 28, 28),
+                'cifar_cnn': (3, 32, 32)}  # the (C, H, W) images each takes; None: any image, flattened
+BATCH_NORM_MODELS = ('fashion_cnn',)  # these cannot train on batches of one image
 
 class CLIError(Exception):
     "A problem with the command's input: `main` prints it as one line and returns 2."
@@ -71,6 +78,13 @@ def _closest(parser, namespace, extras) -> str:
     close = [m for t in typed for m in difflib.get_close_matches(t, options, n=1, cutoff=0.6)]
     return f' (did you mean {", ".join(close)}?)' if close else ''
 
+def _val_fraction(text:str) -> float:
+    "An argparse `type` for --val-fraction: a number from 0 up to (not including) 1."
+    try: value = float(text)
+    except ValueError: raise argparse.ArgumentTypeError(f'expected a fraction such as 0.2, got {text!r}') from None
+    if not 0 <= value < 1: raise argparse.ArgumentTypeError(f'must be at least 0 and below 1, got {text!r}')
+    return value
+
 def _positive(cast:type) -> Callable:
     "An argparse `type` that reads a finite number greater than 0 with `cast` (int or float)."
     def parse(text):
@@ -93,11 +107,16 @@ def _add_train_options(p:argparse.ArgumentParser) -> None:
     p.add_argument('--lr', type=_positive(float), default=1e-3, help='learning rate')
     p.add_argument('--optimizer', choices=OPTIMIZERS, default='adam',
                    help="adam: Adam, lesson 3's recipe; sgd: plain SGD as in lessons 1 and 2 (try --lr 0.01)")
+    p.add_argument('--val-fraction', type=_val_fraction, default=None, metavar='F',
+                   help='the share of the training images held out to validate on: the per-epoch val_loss, '
+                        '--scheduler, --patience and best.pt all look at it, and the test set is scored once, at the '
+                        'end (default: 1/6 for mnist and fashion-mnist, 0.2 for cifar10: 10,000 images of the full '
+                        'sets, as in the lessons; 0: validate on the test set, as the source did, with a warning)')
     p.add_argument('--scheduler', choices=SCHEDULERS, default='none',
-                   help='none: keep --lr; plateau: divide the learning rate by 10 when the test loss has not '
+                   help='none: keep --lr; plateau: divide the learning rate by 10 when the validation loss has not '
                         "improved for 4 epochs (ReduceLROnPlateau, lesson 3)")
     p.add_argument('--patience', type=_positive(int), default=None, metavar='N',
-                   help='stop early when the test loss has not improved for N epochs, and keep the best '
+                   help='stop early when the validation loss has not improved for N epochs, and keep the best '
                         "epoch's weights (default: off, train all --epochs)")
     p.add_argument('--tensorboard', default=None, metavar='DIR',
                    help='also log loss, accuracy and learning rate to TensorBoard in DIR (needs the tensorboard '
@@ -137,10 +156,14 @@ def _add_run_commands(commands) -> None:
     r.add_argument('--device', choices=DEVICES, default='auto', help='where to train')
     r.add_argument('--no-progress', action='store_true', help='hide the progress bar (shown only in a terminal or notebook)')
     e = commands.add_parser('evaluate', formatter_class=_HelpFormatter,
-        help="test loss and accuracy of a run's best.pt and last.pt on the test set",
+        help="score a run's best.pt and last.pt; write per-class accuracy, the confusion matrix and the mistakes",
         description='Score the two checkpoints that `cnn-course train --checkpoint DIR` keeps, best.pt (the epoch '
-                    'with the best validation loss) and last.pt, on the test set of the run, rebuilt from DIR alone.')
+                    'with the best validation loss) and last.pt, on the test set of the run (or its validation images), '
+                    "rebuilt from DIR alone. Then write lesson 4's views of best.pt into DIR: per_class_SPLIT.csv "
+                    '(correct, total and accuracy for each class), confusion_SPLIT.png and misclassified_SPLIT.png.')
     e.add_argument('dir', metavar='DIR', help='the folder given to train --checkpoint')
+    e.add_argument('--split', choices=('test', 'val'), default='test',
+                   help='test: the test set; val: the validation images the run held out (the same split as in training)')
     e.add_argument('--device', choices=DEVICES, default='auto', help='where to evaluate')
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,20 +201,23 @@ def config_from_args(args:argparse.Namespace, # the options of `cnn-course train
     return RunConfig(dataset=args.dataset, model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                      optimizer=args.optimizer, scheduler=args.scheduler, patience=args.patience, seed=args.seed,
                      data_root=args.data_root, download=args.download, limit_train=args.limit_train,
-                     limit_test=args.limit_test, tensorboard=tensorboard, device=args.device)
+                     limit_test=args.limit_test, tensorboard=tensorboard, device=args.device,
+                     val_fraction=args.val_fraction)
 
 # what train writes into --out, in save_results' order: run.json last, so a folder that has it holds a complete run
 RESULT_FILES = ('history.csv', 'history.npy', 'curves.png', 'model.pt', 'run.json')
 
-def _refuse_earlier_runs(args:argparse.Namespace):
-    "A `CLIError` if --out holds a run's results, or --checkpoint a run with finished epochs, unless --overwrite."
-    if args.overwrite: return
+def _refuse_earlier_results(args:argparse.Namespace):
+    "A `CLIError` if --out holds a run's results, unless --overwrite."
     out = _fill(args.out, args)
     found = [f for f in RESULT_FILES if (out / f).exists()]
-    if found:
+    if found and not args.overwrite:
         raise CLIError(f'--out {out} already holds the results of a run ({", ".join(found)}): choose another --out, '
                        'or pass --overwrite to replace them')
-    if args.checkpoint is None or not (_fill(args.checkpoint, args) / 'last.pt').exists(): return
+
+def _refuse_longer_checkpoint(args:argparse.Namespace):
+    "A `CLIError` if --checkpoint holds a run with finished epochs, unless --overwrite."
+    if args.overwrite or args.checkpoint is None or not (_fill(args.checkpoint, args) / 'last.pt').exists(): return
     from cnn_course.checkpoint import CheckpointError, read_checkpoint  # late: PyTorch is imported only for a real run
     folder = _fill(args.checkpoint, args)
     try: epoch = read_checkpoint(folder / 'last.pt')['epoch']
@@ -200,20 +226,34 @@ def _refuse_earlier_runs(args:argparse.Namespace):
         raise CLIError(f'--checkpoint {folder} already holds a run trained for {epoch} epochs: continue it with '
                        f'`cnn-course resume {folder}`, or pass --overwrite to start again, or choose another --checkpoint')
 
+def _check_before_torch(args:argparse.Namespace):
+    "The checks that need no PyTorch (so a wrong option answers at once): model against images, batch norm, folders."
+    shape, takes = IMAGE_SHAPES[args.dataset], MODEL_INPUTS[args.model]
+    if takes is not None and takes != shape:
+        fitting = sorted((m for m, t in MODEL_INPUTS.items() if t in (None, shape)), key=lambda m: m != DEFAULT_MODELS[args.dataset])
+        names = [f'--model {m}' for m in fitting]
+        raise CLIError(f'--model {args.model} does not fit --dataset {args.dataset}: {args.model} expects each input to '
+                       f'have shape {takes}, but the data gives {shape}. For {args.dataset}, use {", ".join(names[:-1])} '
+                       f'or {names[-1]}.')
+    if args.model in BATCH_NORM_MODELS and args.batch_size < 2:
+        raise CLIError(f'--model {args.model} uses batch norm, which cannot train on one image at a time: use a '
+                       '--batch-size of at least 2')
+    for option in ('out', 'checkpoint', 'tensorboard'):
+        if getattr(args, option) is None: continue
+        folder = _fill(getattr(args, option), args)
+        try: ensure_writable(folder, f'--{option} {folder}', keep=False)  # nothing is left if the run fails
+        except NotWritableError as e: raise CLIError(str(e)) from None
+    _refuse_earlier_results(args)
+
 def check_args(args:argparse.Namespace, # the options of `cnn-course train`
               ):
-    "Check the run and the folders before anything is loaded; return the config, or raise a `CLIError` naming the option."
-    from cnn_course.core import NotWritableError, ensure_writable  # late: PyTorch is imported only for a real run
-    from cnn_course.runs import ConfigError, check_config, resolve_device
+    "Check the options and folders before any data is read; return the config, or raise a `CLIError` naming the option."
+    _check_before_torch(args)
+    from cnn_course.runs import ConfigError, check_config, resolve_device  # late: PyTorch loads once the quick checks pass
     cfg = config_from_args(args)
-    try:
-        resolve_device(cfg.device, check_config(cfg))
-        for option in ('out', 'checkpoint'):
-            folder = None if getattr(args, option) is None else _fill(getattr(args, option), args)
-            if folder is not None: ensure_writable(folder, f'--{option} {folder}', keep=False)  # nothing is left if the run fails
+    try: resolve_device(cfg.device, check_config(cfg))
     except ConfigError as e: raise CLIError(e.message(_option)) from None
-    except NotWritableError as e: raise CLIError(str(e)) from None
-    _refuse_earlier_runs(args)
+    _refuse_longer_checkpoint(args)
     return cfg
 
 # %% ../nbs/05_cli.ipynb #372c7393
@@ -234,7 +274,6 @@ def save_results(out:Path, # the folder (checked by `check_args`)
                 ) -> list[Path]:
     "Write history.csv, history.npy, curves.png, model.pt and, last, run.json into `out`, each atomically."
     import numpy as np, torch  # late: PyTorch is imported only once a run is built
-    from cnn_course.core import atomic_write
     from cnn_course.viz import plot_history
     Path(out).mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
@@ -261,34 +300,41 @@ def callback_results(callbacks:dict, # a run's callbacks by name (`Run.callbacks
     return {'lrs': list(callbacks['lrs'].lrs), 'early_stopping': early, 'weights_epoch': kept}
 
 # %% ../nbs/05_cli.ipynb #4307ed1f
+def _summary(scores:dict) -> str:
+    "The last line's scores: validation and test apart, or the test set alone when it was also the validation set."
+    test = f"test accuracy: {scores['test_accuracy']:.4f} (loss {scores['test_loss']:.4f}) on {scores['n_test']} test images"
+    if scores['validated_on_test']: return f'{test}, which also served as the validation set (--val-fraction 0)'
+    return (f"validation accuracy: {scores['val_accuracy']:.4f} (loss {scores['val_loss']:.4f}) on {scores['n_val']} "
+            f'held-out training images; {test}')
+
+TEST_SET_WARNING = ('cnn-course: warning: --val-fraction 0 validates on the test set, as the source did: early stopping, '
+                    'the schedule and best.pt are then chosen by the test set, so its accuracy is no longer an unbiased '
+                    'estimate')
+
 def train_command(args:argparse.Namespace, # the options `build_parser` parsed
                   argv:list|None=None, # the command line, recorded in run.json
                  ) -> int:
-    "Run `cnn-course train`: check everything, train, write the results into `--out`; return 0."
+    "Run `cnn-course train`: check everything, train, score the validation and test sets, write the results into `--out`; return 0."
     start = time.perf_counter()
     cfg = check_args(args)
     import torch  # late: PyTorch is imported only once the options are known to be good
     from cnn_course.checkpoint import CheckpointError
-    from cnn_course.runs import ConfigError, train_run
-    from cnn_course.train import evaluate
+    from cnn_course.runs import ConfigError, score_run, train_run
     out = _fill(args.out, args)
     checkpoint = None if args.checkpoint is None else _fill(args.checkpoint, args)
+    if cfg.validates_on_test: print(TEST_SET_WARNING, file=sys.stderr)
     print(f'cnn-course: training {cfg.model} on {cfg.dataset} for {cfg.epochs} epoch{"s" if cfg.epochs > 1 else ""}')
-    try: run = train_run(cfg, checkpoint, progress=False if args.no_progress else None,
-                             overwrite=args.overwrite)
+    try: run = train_run(cfg, checkpoint, progress=False if args.no_progress else None, overwrite=args.overwrite)
     except ConfigError as e: raise CLIError(e.message(_option)) from None
     except CheckpointError as e: raise CLIError(f'--checkpoint {checkpoint}: {e}') from None
-    test_loss, test_acc = evaluate(run.net, run.test_loader, run.criterion, run.device)
-    n_train, n_test = len(run.train_loader.y), len(run.test_loader.y)
+    scores = score_run(run)
     info = {'command': 'train', 'argv': argv, 'args': {**vars(args), 'out': str(out.resolve()),
             'tensorboard': cfg.tensorboard and str(Path(cfg.tensorboard).resolve())}, 'config': cfg.to_dict(),
-            'test_loss': test_loss, 'test_accuracy': test_acc, 'epochs_completed': len(run.history),
-            **callback_results(run.callbacks, run.history), 'n_train': n_train, 'n_test': n_test,
+            **scores, 'epochs_completed': len(run.history), **callback_results(run.callbacks, run.history),
             'device': str(run.device), 'cnn_course_version': __version__, 'torch_version': torch.__version__,
             'elapsed_seconds': round(time.perf_counter() - start, 3)}
     files = save_results(out, run.net, run.history, info, f'{cfg.model} on {cfg.dataset}')
-    print(f'test accuracy: {test_acc:.4f} (loss {test_loss:.4f}) on {n_test} test images, after training on {n_train}; '
-          f'wrote {", ".join(f.name for f in files)} to {out}')
+    print(f'{_summary(scores)}; trained on {scores["n_train"]}; wrote {", ".join(f.name for f in files)} to {out}')
     return 0
 
 # %% ../nbs/05_cli.ipynb #bf322bfd
@@ -315,12 +361,47 @@ def resume_command(args:argparse.Namespace, # the options `build_parser` parsed
                                                                    device=device))
     return 0
 
+VIEW_FILES = ('per_class_{split}.csv', 'confusion_{split}.png', 'misclassified_{split}.png')  # what evaluate writes
+
+def save_views(folder:Path, # the run's checkpoint folder
+               run, # a `Run` from `evaluate_run`, holding the weights to show
+               split:str='test', # 'test' or 'val': which images
+              ) -> list[Path]:
+    "Write lesson 4's views of `run.net` on `split` into `folder` (`VIEW_FILES`), each atomically; return the paths."
+    import csv, io  # late: only evaluate needs them
+    from cnn_course.train import confusion_matrix
+    from cnn_course.viz import plot_confusion_matrix, show_misclassified
+    loader = run.val_loader if split == 'val' else run.test_loader
+    csv_name, confusion_name, mistakes_name = (f.format(split=split) for f in VIEW_FILES)
+    counts = confusion_matrix(loader, run.net, run.device, len(run.classes))
+    table = io.StringIO()
+    rows = csv.writer(table, lineterminator='\n')
+    rows.writerow(['class', 'correct', 'total', 'accuracy'])
+    for i, name in enumerate(run.classes):
+        correct, total = int(counts[i, i]), int(counts[i].sum())
+        rows.writerow([name, correct, total, repr(correct / total) if total else 'nan'])
+    files = [atomic_write(folder / csv_name, lambda f: f.write(table.getvalue()), 'w')]
+    figure = plot_confusion_matrix(loader, run.classes, run.net, run.device, show=False)
+    files.append(atomic_write(folder / confusion_name, lambda f: figure.savefig(f, format='png', dpi=100)))
+    figure = show_misclassified(loader, run.classes, run.net, run.device, show=False)
+    if figure is None: (folder / mistakes_name).unlink(missing_ok=True)  # every image right: no stale gallery either
+    else: files.append(atomic_write(folder / mistakes_name, lambda f: figure.savefig(f, format='png', dpi=100)))
+    return files
+
 def evaluate_command(args:argparse.Namespace, # the options `build_parser` parsed
                      argv:list|None=None, # the command line (unused)
                     ) -> int:
-    "Run `cnn-course evaluate DIR`: test loss and accuracy of DIR's best.pt and last.pt; return 0."
+    "Run `cnn-course evaluate DIR`: score DIR's last.pt and best.pt on `--split`, write best.pt's views into DIR; return 0."
     from cnn_course.runs import evaluate_run  # late: PyTorch is imported only for a real run
-    _run_folder_command(args, lambda device: evaluate_run(args.dir, device=device))
+    folder = Path(args.dir).expanduser()
+    def score(device):
+        try: ensure_writable(folder, f'evaluate {folder}')  # the views go into the folder: check it before the work
+        except NotWritableError as e: raise CLIError(str(e)) from None
+        return evaluate_run(folder, split=args.split, device=device)
+    run = _run_folder_command(args, score)
+    files = save_views(folder, run, args.split)
+    which = 'best' if 'best' in run.scores else 'last'
+    print(f'wrote {", ".join(f.name for f in files)} ({which}.pt, epoch {run.scores[which]["epoch"]}) to {folder}')
     return 0
 
 COMMANDS = {'train': train_command, 'resume': resume_command, 'evaluate': evaluate_command}
@@ -335,7 +416,9 @@ def main(argv:list[str]|None=None, # the arguments, e.g. ['train', '--epochs', '
     try:
         try: args = build_parser().parse_args(argv)
         except SystemExit as e: return e.code if isinstance(e.code, int) else 0  # --help, --version
-        return COMMANDS[args.command](args, argv)
+        with warnings.catch_warnings():  # train prints its own line for a run that validates on the test set
+            warnings.filterwarnings('ignore', message='val_fraction=0: ')
+            return COMMANDS[args.command](args, argv)
     except CLIError as e:
         print(f'cnn-course: error: {_one_line(e)}', file=sys.stderr)
         return 2

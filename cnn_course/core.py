@@ -8,7 +8,6 @@ import contextlib, inspect, os, random, sys, tempfile
 from pathlib import Path
 from typing import Callable
 import numpy as np
-import torch
 
 # %% auto #0
 __all__ = ['get_device', 'torch_seed', 'is_quick', 'quick', 'live_output', 'atomic_write', 'NotWritableError', 'ensure_writable',
@@ -16,8 +15,9 @@ __all__ = ['get_device', 'torch_seed', 'is_quick', 'quick', 'live_output', 'atom
 
 # %% ../nbs/00_setup.ipynb #bb33c871
 def get_device(prefer:str|None=None, # a device to use instead of the best one found, e.g. 'cpu'
-              ) -> torch.device:
-    "The best device available: CUDA, then Apple MPS, then the CPU."
+              ): # -> torch.device (not annotated: core imports PyTorch only when called)
+    "The best device available (a `torch.device`): CUDA, then Apple MPS, then the CPU."
+    import torch  # late: the command checks its options with core before PyTorch's 3 s import
     if prefer is not None: return torch.device(prefer)
     if torch.cuda.is_available(): return torch.device('cuda')
     mps = getattr(torch.backends, 'mps', None)
@@ -26,14 +26,18 @@ def get_device(prefer:str|None=None, # a device to use instead of the best one f
 
 # %% ../nbs/00_setup.ipynb #d9ce901f
 def torch_seed(seed:int=123, # the seed for Python, NumPy and PyTorch (CPU and CUDA)
-               deterministic:bool=True, # also ask for deterministic kernels (cuDNN, cuBLAS, PyTorch)
+               deterministic:bool=True, # ask for deterministic kernels (cuDNN, cuBLAS, PyTorch); False switches them back off
               ) -> None:
-    "Seed every random number generator a lesson uses and ask for deterministic kernels."
+    "Seed every random number generator a lesson uses and ask for deterministic kernels (warning, not failing, where none exists)."
+    import torch  # late: the command checks its options with core before PyTorch's 3 s import
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # seeds the CPU and every CUDA device
     torch.cuda.manual_seed_all(seed)
-    if not deterministic: return
+    if not deterministic:  # undo an earlier torch_seed(deterministic=True): fast kernels again
+        torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.deterministic = False
+        return
     # cuBLAS reads this when its handle is made: set it before the first matrix product on the GPU.
     os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
     torch.backends.cudnn.deterministic = True

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_runs.ipynb #a4012309
 from __future__ import annotations
-import dataclasses, json, math, re
+import dataclasses, json, math, re, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -19,9 +19,9 @@ from .train import EarlyStopping, LRRecorder, TensorBoardLogger, check_model_fit
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_checkpoint, resume
 
 # %% auto #0
-__all__ = ['DEFAULT_MODELS', 'OPTIMIZERS', 'SCHEDULERS', 'DEVICES', 'MONITORS', 'RunConfig', 'ConfigError', 'check_config',
-           'resolve_device', 'make_optimizer', 'make_scheduler', 'make_callbacks', 'make_loaders', 'Run', 'make_run',
-           'train_run', 'resume_run', 'evaluate_run']
+__all__ = ['DEFAULT_MODELS', 'OPTIMIZERS', 'SCHEDULERS', 'DEVICES', 'MONITORS', 'VAL_FRACTIONS', 'SPLITS', 'RunConfig',
+           'ConfigError', 'check_config', 'resolve_device', 'make_optimizer', 'make_scheduler', 'make_callbacks',
+           'make_loaders', 'Run', 'TestSetWarning', 'make_run', 'train_run', 'resume_run', 'score_run', 'evaluate_run']
 
 # %% ../nbs/10_runs.ipynb #10865133
 DEFAULT_MODELS = {'fashion-mnist': 'fashion_cnn', 'mnist': 'mnist_cnn', 'cifar10': 'cnn'}  # the model when none is named
@@ -29,6 +29,8 @@ OPTIMIZERS = ('sgd', 'adam')
 SCHEDULERS = ('none', 'plateau')
 DEVICES = ('auto', 'cpu', 'cuda', 'mps')
 MONITORS = ('val_loss', 'val_acc', 'train_loss', 'train_acc')
+# The lessons' validation shares: 10,000 images of each full training set (60,000 and 50,000) held out.
+VAL_FRACTIONS = {'mnist': 1/6, 'fashion-mnist': 1/6, 'cifar10': 0.2}
 
 @dataclass
 class RunConfig:
@@ -45,7 +47,7 @@ class RunConfig:
     scheduler:str='none' # 'none', or 'plateau': the learning rate / 10 after 4 epochs without a better validation loss
     patience:int|None=None # early stopping after this many epochs without improvement; None: off
     monitor:str='val_loss' # what early stopping and best.pt watch
-    val_fraction:float|int|None=None # held-out part of the training images; None: validate on the test set
+    val_fraction:float|int|None=None # share of the training images held out to validate on, or a number of images; None: `VAL_FRACTIONS[dataset]`; 0: the test set
     split_seed:int=123 # the seed of the train/validation split
     seed:int=123 # the seed of the weights, the data order and dropout
     data_root:str='./data' # where datasets are found and downloaded to
@@ -57,6 +59,12 @@ class RunConfig:
 
     def __post_init__(self):
         if self.model is None: self.model = DEFAULT_MODELS.get(self.dataset)
+        if self.val_fraction is None: self.val_fraction = VAL_FRACTIONS.get(self.dataset)
+
+    @property
+    def validates_on_test(self) -> bool:
+        "True for `val_fraction=0`: the source's way, which lets the test set choose the epoch and the schedule."
+        return self.val_fraction == 0
 
     def to_dict(self) -> dict:
         "The config as a dict of JSON values."
@@ -110,9 +118,21 @@ def _check_numbers(cfg:RunConfig):
     if not (isinstance(cfg.momentum, (int, float)) and 0 <= cfg.momentum < 1):
         raise ConfigError('momentum', 'must be at least 0 and below 1', cfg)
     v = cfg.val_fraction
-    if not (v is None or _whole(v) or (isinstance(v, float) and 0 < v < 1)):
-        raise ConfigError('val_fraction', 'must be None (validate on the test set), a fraction between 0 and 1 '
-                          'or a whole number of images', cfg)
+    if not (_whole(v, 0) or (isinstance(v, float) and 0 <= v < 1)):
+        raise ConfigError('val_fraction', 'must be a fraction from 0 up to (not including) 1, or a whole number of '
+                          'images (0: validate on the test set)', cfg)
+    n_train, n_val = _split_sizes(cfg, cfg.limit_train)
+    if cfg.limit_train is not None and not cfg.validates_on_test and min(n_train, n_val) < 1:
+        raise ConfigError('val_fraction', f'holds out {n_val} of the <limit_train> training images to validate on and '
+                          f'leaves {n_train} to train on; both need at least one: choose another <val_fraction=>, or '
+                          'more images', cfg)
+
+def _split_sizes(cfg:RunConfig, n:int|None) -> tuple:
+    "How many of `n` training images train and how many validate (0 when the run validates on the test set)."
+    if n is None: return math.inf, math.inf
+    v = cfg.val_fraction
+    n_val = 0 if cfg.validates_on_test else int(v) if _whole(v) else round(n * v)
+    return n - n_val, n_val
 
 def _check_model(cfg:RunConfig):
     spec, shape = MODELS[cfg.model], IMAGE_SHAPES[cfg.dataset]
@@ -124,9 +144,9 @@ def _check_model(cfg:RunConfig):
                           f'{", ".join(names[:-1])} or {names[-1]}.', cfg)
     try: net = spec.build(shape, len(CLASS_NAMES[cfg.dataset]), **cfg.model_kwargs)
     except TypeError as e: raise ConfigError('model_kwargs', f'cannot build {spec.cls.__name__}: {e}', cfg) from None
-    if _has_batch_norm(net) and min(cfg.batch_size, cfg.limit_train or 2) < 2:
+    if _has_batch_norm(net) and min(cfg.batch_size, _split_sizes(cfg, cfg.limit_train)[0]) < 2:
         raise ConfigError('model', 'uses batch norm, which cannot train on one image at a time: use a <batch_size=> '
-                          '(and <limit_train=>) of at least 2', cfg)
+                          '(and a <limit_train=> after the validation share) of at least 2', cfg)
 
 def check_config(cfg:RunConfig, # the run to check
                 ) -> RunConfig:
@@ -195,6 +215,10 @@ class Run:
     classes:tuple
     device:torch.device
     history:np.ndarray=field(default_factory=lambda: np.zeros((0, 5))) # filled in by `train_run`/`resume_run`
+    scores:dict=field(default_factory=dict) # filled in by `evaluate_run`
+
+class TestSetWarning(UserWarning):
+    "A run that validates on its test set (`val_fraction=0`): the test accuracy it reports is no longer unbiased."
 
 def _load_data(cfg:RunConfig, transform) -> tuple:
     try:
@@ -214,7 +238,14 @@ def make_run(cfg:RunConfig, # what to build
     callbacks = make_callbacks(cfg)
     spec, classes = MODELS[cfg.model], CLASS_NAMES[cfg.dataset]
     full, test_set = _load_data(cfg, make_transform(flatten=spec.flatten))
-    train_set, val_set = (full, test_set) if cfg.val_fraction is None else train_val_split(full, cfg.val_fraction, cfg.split_seed)
+    if cfg.validates_on_test:
+        warnings.warn('val_fraction=0: the run validates on the test set, as the source did, so early stopping, the '
+                      'schedule and best.pt are chosen by it and its accuracy is no longer an unbiased estimate',
+                      TestSetWarning, stacklevel=2)
+        train_set, val_set = full, test_set
+    else:
+        try: train_set, val_set = train_val_split(full, cfg.val_fraction, cfg.split_seed)
+        except ValueError as e: raise ConfigError('val_fraction', f': {e}', cfg) from None  # a split larger than the data
     net = spec.build(IMAGE_SHAPES[cfg.dataset], len(classes), **cfg.model_kwargs).to(device)
     check_model_fits(net, train_set, device, len(classes))
     optimizer = make_optimizer(cfg, net.parameters())
@@ -276,20 +307,36 @@ def resume_run(folder, # a checkpoint folder written by `train_run` (or `cnn-cou
                       run.device, history, progress=progress, scheduler=run.scheduler, callbacks=all_callbacks)
     return run
 
+def score_run(run:Run, # a trained run (`train_run`, `resume_run`)
+             ) -> dict:
+    "Validation and test loss and accuracy of the run's model as it is now, with the number of images in each set."
+    val_loss, val_acc = evaluate(run.net, run.val_loader, run.criterion, run.device)
+    test_loss, test_acc = ((val_loss, val_acc) if run.config.validates_on_test else
+                           evaluate(run.net, run.test_loader, run.criterion, run.device))  # the test set, once
+    return {'val_loss': val_loss, 'val_accuracy': val_acc, 'test_loss': test_loss, 'test_accuracy': test_acc,
+            'n_train': len(run.train_loader.y), 'n_val': len(run.val_loader.y), 'n_test': len(run.test_loader.y),
+            'validated_on_test': run.config.validates_on_test}
+
+SPLITS = {'val': 'validation', 'test': 'test'}
+
 def evaluate_run(folder, # a checkpoint folder written by `train_run` (or `cnn-course train --checkpoint`)
                  *,
+                 split:str='test', # 'test', or 'val': the validation images the run held out
                  device=None, # where to evaluate (default: the config's `device`)
-                ) -> dict:
-    "Test loss and accuracy of the run's `best.pt` and `last.pt`: `{'best': {...}, 'last': {...}}`."
+                ) -> Run:
+    "Score the run's `last.pt` and `best.pt` on `split`; return the run, its `scores` filled in and `best.pt`'s weights loaded."
+    if split not in SPLITS: raise ValueError(f"split={split!r}: use 'test' or 'val'")
     folder = Path(folder)
-    found = [w for w in ('best', 'last') if (folder / f'{w}.pt').exists()]
+    found = [w for w in ('last', 'best') if (folder / f'{w}.pt').exists()]  # best last: its weights stay loaded
     if not found: raise FileNotFoundError(f'{folder} holds no best.pt or last.pt: is it a checkpoint folder?')
     ckpts = {w: read_checkpoint(folder / f'{w}.pt') for w in found}
-    run = make_run(_saved_config(folder, ckpts[found[0]], f'{found[0]}.pt'), device)
-    results = {}
+    with warnings.catch_warnings():  # the run was warned about when it trained
+        warnings.simplefilter('ignore', TestSetWarning)
+        run = make_run(_saved_config(folder, ckpts[found[0]], f'{found[0]}.pt'), device)
+    loader, name = (run.val_loader if split == 'val' else run.test_loader), SPLITS[split]
     for which, ckpt in ckpts.items():
         load_checkpoint(folder / f'{which}.pt', run.net)
-        loss, acc = evaluate(run.net, run.test_loader, run.criterion, run.device)
-        results[which] = {'epoch': ckpt['epoch'], 'test_loss': loss, 'test_acc': acc}
-        print(f'{which:4s} (epoch {ckpt["epoch"]}): test loss {loss:.4f}, test accuracy {acc:.4f}')
-    return results
+        loss, acc = evaluate(run.net, loader, run.criterion, run.device)
+        run.scores[which] = {'epoch': ckpt['epoch'], 'split': split, 'loss': loss, 'accuracy': acc, 'n': len(loader.y)}
+        print(f'{which:4s} (epoch {ckpt["epoch"]}): {name} loss {loss:.4f}, {name} accuracy {acc:.4f} on {len(loader.y)} images')
+    return run
