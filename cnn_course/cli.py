@@ -12,9 +12,10 @@ from .core import NotWritableError, atomic_write, ensure_writable  # no PyTorch:
 
 # %% auto #0
 __all__ = ['MODEL_HELP', 'DATASETS', 'DEFAULT_MODELS', 'DEVICES', 'OPTIMIZERS', 'SCHEDULERS', 'IMAGE_SHAPES', 'MODEL_INPUTS',
-           'BATCH_NORM_MODELS', 'RESULT_FILES', 'TEST_SET_WARNING', 'VIEW_FILES', 'COMMANDS', 'CLIError',
-           'build_parser', 'config_from_args', 'check_args', 'history_csv', 'save_results', 'callback_results',
-           'train_command', 'resume_command', 'save_views', 'evaluate_command', 'main']
+           'BATCH_NORM_MODELS', 'RESULT_FILES', 'TEST_SET_WARNING', 'RUN_FOLDER_FILES', 'VIEW_FILES', 'COMMANDS',
+           'CLIError', 'build_parser', 'config_from_args', 'check_args', 'history_csv', 'save_results',
+           'callback_results', 'train_command', 'resume_command', 'save_views', 'evaluate_command', 'predict_command',
+           'main']
 
 # %% ../nbs/05_cli.ipynb #cdd7c357
 # The names of cnn_course.models.MODELS with a line of help each, readable without importing PyTorch
@@ -144,7 +145,7 @@ def _add_train_options(p:argparse.ArgumentParser) -> None:
                         'it, a folder that holds a run is refused')
 
 def _add_run_commands(commands) -> None:
-    "`cnn-course resume DIR` and `cnn-course evaluate DIR`, for a folder written by `train --checkpoint DIR`."
+    "`cnn-course resume DIR`, `evaluate DIR` and `predict RUN IMAGE...`, for the folders `train` writes."
     r = commands.add_parser('resume', formatter_class=_HelpFormatter,
         help='continue a run from its checkpoint folder (DIR/last.pt), exactly where it stopped',
         description='Continue the run that `cnn-course train --checkpoint DIR` started, from the last epoch it '
@@ -165,9 +166,24 @@ def _add_run_commands(commands) -> None:
     e.add_argument('--split', choices=('test', 'val'), default='test',
                    help='test: the test set; val: the validation images the run held out (the same split as in training)')
     e.add_argument('--device', choices=DEVICES, default='auto', help='where to evaluate')
+    p = commands.add_parser('predict', formatter_class=_HelpFormatter,
+        help="classify your own pictures (PNG, JPEG) with a run's model",
+        description="Classify pictures with the model of a run: RUN is the --checkpoint folder of `cnn-course train` "
+                    '(best.pt is used) or its --out folder (model.pt, with the run config in run.json). Each picture, '
+                    "of any size, colour or grey, is made to look like the run's training images (channels, light on "
+                    'dark, proportions, size) and normalised exactly as they were; the most likely classes are printed '
+                    'with their probabilities.')
+    p.add_argument('dir', metavar='RUN', help='a run folder: the --checkpoint or the --out folder of cnn-course train')
+    p.add_argument('images', metavar='IMAGE', nargs='+', help='picture files: PNG or JPEG')
+    p.add_argument('--invert', choices=('auto', 'yes', 'no'), default='auto',
+                   help='auto: invert a grey picture whose background is light, since mnist and fashion-mnist show '
+                        'light things on black (a photo of dark clothes on a light table needs it; colour pictures are '
+                        'never inverted automatically); yes, no: always, never')
+    p.add_argument('--top', type=_positive(int), default=3, metavar='K', help='how many classes to print per picture')
+    p.add_argument('--device', choices=DEVICES, default='auto', help='where to run the model')
 
 def build_parser() -> argparse.ArgumentParser:
-    "The `cnn-course` argument parser: `train`, `resume` and `evaluate`."
+    "The `cnn-course` argument parser: `train`, `resume`, `evaluate` and `predict`."
     parser = _Parser(prog='cnn-course', description='Train the CNN course models from a terminal.')
     parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
     commands = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
@@ -338,16 +354,19 @@ def train_command(args:argparse.Namespace, # the options `build_parser` parsed
     return 0
 
 # %% ../nbs/05_cli.ipynb #bf322bfd
+# The files each command needs in its folder (any one of them), and where they come from
+RUN_FOLDER_FILES = {'resume': ('last.pt',), 'evaluate': ('best.pt', 'last.pt'), 'predict': ('best.pt', 'last.pt', 'model.pt')}
+
 def _run_folder_command(args:argparse.Namespace, action:Callable):
-    "Run `action(device)` for `resume`/`evaluate` DIR, turning a bad folder or device into a `CLIError`."
+    "Run `action(device)` for `resume`/`evaluate`/`predict` DIR, turning a bad folder, file or device into a `CLIError`."
+    folder, needed = Path(args.dir).expanduser(), RUN_FOLDER_FILES[args.command]
+    if not any((folder / f).is_file() for f in needed):  # checked before PyTorch loads: a mistyped folder answers at once
+        where = 'no such folder' if not folder.exists() else f'it holds no {" or ".join(needed)}'
+        source = ('`cnn-course train` writes model.pt into its --out folder and best.pt/last.pt into its --checkpoint folder'
+                  if 'model.pt' in needed else 'a run started with `cnn-course train --checkpoint DIR` writes its checkpoints there')
+        raise CLIError(f'{args.command} {folder}: {where}; {source}')
     from cnn_course.checkpoint import CheckpointError  # late: PyTorch is imported only for a real run
     from cnn_course.runs import ConfigError, resolve_device
-    folder = Path(args.dir).expanduser()
-    needed = ['last.pt'] if args.command == 'resume' else ['best.pt', 'last.pt']
-    if not any((folder / f).is_file() for f in needed):
-        where = 'no such folder' if not folder.exists() else f'it holds no {" or ".join(needed)}'
-        raise CLIError(f'{args.command} {folder}: {where}; a run started with `cnn-course train --checkpoint DIR` '
-                       'writes its checkpoints there')
     try: return action(resolve_device(args.device))
     except ConfigError as e: raise CLIError(f'{args.command} {args.dir}: {e.message(_option)}') from None
     except (CheckpointError, FileNotFoundError) as e: raise CLIError(f'{args.command} {args.dir}: {e}') from None
@@ -404,7 +423,25 @@ def evaluate_command(args:argparse.Namespace, # the options `build_parser` parse
     print(f'wrote {", ".join(f.name for f in files)} ({which}.pt, epoch {run.scores[which]["epoch"]}) to {folder}')
     return 0
 
-COMMANDS = {'train': train_command, 'resume': resume_command, 'evaluate': evaluate_command}
+def predict_command(args:argparse.Namespace, # the options `build_parser` parsed
+                    argv:list|None=None, # the command line (unused)
+                   ) -> int:
+    "Run `cnn-course predict RUN IMAGE...`: print each picture's most likely classes with their probabilities; return 0."
+    for image in map(Path, args.images):  # a mistyped file name answers before PyTorch loads
+        if not image.expanduser().is_file():
+            raise CLIError(f'predict: {image}: ' + ('no such file' if not image.expanduser().exists() else 'not a file'))
+    from cnn_course.data import ImageError  # late: PyTorch is imported only for a real run
+    from cnn_course.runs import predict_run
+    invert = {'auto': 'auto', 'yes': True, 'no': False}[args.invert]
+    def classify(device):
+        try: return predict_run(args.dir, args.images, invert=invert, top=args.top, device=device)
+        except ImageError as e: raise CLIError(f'predict: {e}') from None
+    for result in _run_folder_command(args, classify):
+        guesses = ', '.join(f'{name} {p:.1%}' for name, p in result['top'])
+        print(f"{result['image']}: {guesses}{' (inverted: light background)' if result['inverted'] else ''}")
+    return 0
+
+COMMANDS = {'train': train_command, 'resume': resume_command, 'evaluate': evaluate_command, 'predict': predict_command}
 
 def _one_line(message) -> str:
     return re.sub(r'\s*\n\s*', ' ', str(message)).strip()

@@ -14,10 +14,7 @@ from torchvision import datasets, transforms
 from .core import atomic_write, get_device, is_quick
 
 # %% auto #0
-__all__ = ['DATA_ROOT', 'DEBIAN_FASHION_MNIST', 'MNIST_CLASSES', 'FASHION_MNIST_CLASSES', 'CIFAR10_CLASSES', 'DATASETS',
-           'IMAGE_SHAPES', 'CLASS_NAMES', 'make_transform', 'write_synthetic_idx', 'write_synthetic_cifar10',
-           'SyntheticCIFAR10', 'decompress_idx', 'DatasetNotFoundError', 'load_dataset', 'on_disk', 'train_val_split',
-           'DeviceLoader', 'dataset_classes', 'find_normalize']
+__all__ = ['DATA_ROOT', 'DEBIAN_FASHION_MNIST', 'MNIST_CLASSES', 'FASHION_MNIST_CLASSES', 'CIFAR10_CLASSES', 'DATASETS', 'IMAGE_SHAPES', 'CLASS_NAMES', 'make_transform', 'write_synthetic_idx', 'write_synthetic_cifar10', 'SyntheticCIFAR10', 'decompress_idx', 'DatasetNotFoundError', 'load_dataset', 'on_disk', 'train_val_split', 'DeviceLoader', 'dataset_classes', 'find_normalize', 'ImageError', 'load_image']
 
 # %% ../nbs/00a_data.ipynb #297aba2e
 DATA_ROOT = './data' # where datasets are kept and downloaded to (torchvision's layout)
@@ -429,3 +426,53 @@ def find_normalize(obj, # a DataLoader, DeviceLoader, Subset or dataset
             as_t = lambda v: torch.as_tensor(v, dtype=torch.float32).reshape(-1, 1, 1)
             return as_t(norm.mean), as_t(norm.std)
     return None
+
+# %% ../nbs/03_bn_dropout.ipynb #f6262ab8
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+class ImageError(ValueError):
+    "A file that cannot be used as a picture; the message names the file, the cause and what to do."
+
+def _border(pixels:np.ndarray) -> np.ndarray:
+    "The pixels along the four edges of an (H, W) or (H, W, C) array."
+    return np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+
+def _open_image(source):
+    if isinstance(source, Image.Image): return source
+    path = Path(source).expanduser()
+    if not path.exists(): raise FileNotFoundError(f'{path}: no such file')
+    if not path.is_file(): raise ImageError(f'{path} is a folder, not a picture: name the image files in it')
+    if path.stat().st_size == 0: raise ImageError(f'{path} is empty (0 bytes): save the picture again as a PNG or JPEG file')
+    try:
+        with Image.open(path) as opened:
+            opened.load()
+            return opened.copy()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f'{path} cannot be read as a picture ({type(e).__name__}: {e}): use a PNG or JPEG file') from None
+
+def load_image(source, # a picture file (PNG, JPEG; any size, colour or grey) or a PIL image
+               shape:tuple, # the (C, H, W) images the model takes, e.g. `IMAGE_SHAPES['fashion-mnist']`
+               *,
+               invert:bool|str='auto', # True, False, or 'auto': invert a grey picture whose border is lighter than mid-grey
+              ) -> tuple:
+    "`(picture, inverted)`: `source` made to look like the training images: channels, light on dark, proportions, size."
+    if invert not in (True, False, 'auto'): raise ValueError(f"invert={invert!r}: use True, False or 'auto'")
+    channels, height, width = shape
+    image = ImageOps.exif_transpose(_open_image(source))  # a phone photo stores its rotation apart from the pixels
+    if image.mode in ('RGBA', 'LA', 'PA') or (image.mode == 'P' and 'transparency' in image.info):
+        image = Image.alpha_composite(Image.new('RGBA', image.size, 'white'), image.convert('RGBA'))  # transparent: white
+    image = image.convert('L' if channels == 1 else 'RGB')
+    background = _border(np.asarray(image, dtype=np.float64)).mean(0)
+    if invert == 'auto': invert = channels == 1 and float(background) > 127.5
+    if invert: image, background = ImageOps.invert(image), 255 - background
+    if channels == 1:  # the grey datasets have black backgrounds and white highlights: stretch the levels so
+        black, white = float(background), image.getextrema()[1]  # (the background's level, noise and all, goes to 0)
+        if white > black + 1:
+            image = image.point(lambda v: min(255, max(0, round(255 * (v - black) / (white - black)))))
+            background = 0
+    w, h = image.size  # pad to the model's proportions with the background's colour, centred
+    padded_w, padded_h = max(w, math.ceil(h * width / height)), max(h, math.ceil(w * height / width))
+    fill = tuple(int(round(v)) for v in np.atleast_1d(background))
+    canvas = Image.new(image.mode, (padded_w, padded_h), fill[0] if channels == 1 else fill)
+    canvas.paste(image, ((padded_w - w) // 2, (padded_h - h) // 2))
+    return canvas.resize((width, height), Image.Resampling.LANCZOS), bool(invert)

@@ -15,13 +15,15 @@ from .core import ensure_writable, get_device, torch_seed, NotWritableError
 from .data import (CLASS_NAMES, DATASETS, IMAGE_SHAPES, DatasetNotFoundError, DeviceLoader, load_dataset,
                               make_transform, train_val_split)
 from .models import MODELS
-from .train import EarlyStopping, LRRecorder, TensorBoardLogger, check_model_fits, evaluate, fit
+from .train import (EarlyStopping, LRRecorder, TensorBoardLogger, check_model_fits, evaluate, fit,
+                              predict_images)
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_checkpoint, resume
 
 # %% auto #0
 __all__ = ['DEFAULT_MODELS', 'OPTIMIZERS', 'SCHEDULERS', 'DEVICES', 'MONITORS', 'VAL_FRACTIONS', 'SPLITS', 'RunConfig',
            'ConfigError', 'check_config', 'resolve_device', 'make_optimizer', 'make_scheduler', 'make_callbacks',
-           'make_loaders', 'Run', 'TestSetWarning', 'make_run', 'train_run', 'resume_run', 'score_run', 'evaluate_run']
+           'make_loaders', 'Run', 'TestSetWarning', 'build_model', 'make_run', 'train_run', 'resume_run', 'score_run',
+           'evaluate_run', 'load_run_model', 'predict_run']
 
 # %% ../nbs/10_runs.ipynb #10865133
 DEFAULT_MODELS = {'fashion-mnist': 'fashion_cnn', 'mnist': 'mnist_cnn', 'cifar10': 'cnn'}  # the model when none is named
@@ -229,6 +231,11 @@ def _load_data(cfg:RunConfig, transform) -> tuple:
     except (FileNotFoundError, RuntimeError) as e:  # unreadable files
         raise ConfigError('dataset', f': {e}', cfg) from e
 
+def build_model(cfg:RunConfig, # the run whose model to build
+               ) -> nn.Module:
+    "The untrained model `cfg` names, built for its dataset's image shape and number of classes (no data is read)."
+    return MODELS[cfg.model].build(IMAGE_SHAPES[cfg.dataset], len(CLASS_NAMES[cfg.dataset]), **cfg.model_kwargs)
+
 def make_run(cfg:RunConfig, # what to build
              device=None, # where to train (default: `cfg.device`)
             ) -> Run:
@@ -246,7 +253,7 @@ def make_run(cfg:RunConfig, # what to build
     else:
         try: train_set, val_set = train_val_split(full, cfg.val_fraction, cfg.split_seed)
         except ValueError as e: raise ConfigError('val_fraction', f': {e}', cfg) from None  # a split larger than the data
-    net = spec.build(IMAGE_SHAPES[cfg.dataset], len(classes), **cfg.model_kwargs).to(device)
+    net = build_model(cfg).to(device)
     check_model_fits(net, train_set, device, len(classes))
     optimizer = make_optimizer(cfg, net.parameters())
     return Run(cfg, net, optimizer, make_scheduler(cfg, optimizer), nn.CrossEntropyLoss(), callbacks,
@@ -340,3 +347,53 @@ def evaluate_run(folder, # a checkpoint folder written by `train_run` (or `cnn-c
         run.scores[which] = {'epoch': ckpt['epoch'], 'split': split, 'loss': loss, 'accuracy': acc, 'n': len(loader.y)}
         print(f'{which:4s} (epoch {ckpt["epoch"]}): {name} loss {loss:.4f}, {name} accuracy {acc:.4f} on {len(loader.y)} images')
     return run
+
+# %% ../nbs/10_runs.ipynb #1a442a79
+def _results_config(folder:Path) -> RunConfig:
+    "The config in a results folder's run.json, or a `CheckpointError` saying why there is none."
+    info = folder / 'run.json'
+    if not info.is_file():
+        raise CheckpointError(f'{folder} has model.pt but no run.json, so nothing says which model the weights are for: '
+                              'use a folder written by `cnn-course train` (its --out or --checkpoint folder)')
+    try: config = json.loads(info.read_text()).get('config')
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as e:
+        raise CheckpointError(f'{info} is not the JSON cnn-course train writes ({e}); train the run again') from None
+    if not config: raise CheckpointError(f'{info} records no run config, so the model cannot be rebuilt from it')
+    return RunConfig.from_dict(config)
+
+def load_run_model(folder, # a checkpoint folder (best.pt, last.pt) or the --out folder of `cnn-course train` (model.pt, run.json)
+                   *,
+                   device=None, # where to put the model (default: the best device here)
+                  ) -> tuple:
+    "`(net, config, path)`: the run's trained model in eval mode, its `RunConfig`, and the file the weights came from."
+    folder = Path(folder).expanduser()
+    device = get_device() if device is None else torch.device(device)
+    for name in ('best.pt', 'last.pt'):
+        if (folder / name).is_file():
+            cfg = _saved_config(folder, read_checkpoint(folder / name), name)
+            net = build_model(cfg)
+            load_checkpoint(folder / name, net)
+            return net.to(device).eval(), cfg, folder / name
+    if (folder / 'model.pt').is_file():
+        cfg, net = _results_config(folder), None
+        net = build_model(cfg)
+        try: net.load_state_dict(torch.load(folder / 'model.pt', map_location='cpu', weights_only=True))
+        except Exception as e:
+            raise CheckpointError(f'{folder}/model.pt does not hold the weights of the {cfg.model} that run.json names '
+                                  f'({type(e).__name__}); train the run again') from None
+        return net.to(device).eval(), cfg, folder / 'model.pt'
+    where = 'no such folder' if not folder.exists() else 'it holds no best.pt, last.pt or model.pt'
+    raise FileNotFoundError(f'{folder}: {where}; `cnn-course train` writes model.pt into its --out folder and '
+                            'best.pt/last.pt into its --checkpoint folder')
+
+def predict_run(folder, # a run folder, as for `load_run_model`
+                images, # picture files (PNG, JPEG; any size, colour or grey)
+                *,
+                invert:bool|str='auto', # see `load_image`
+                top:int=3, # how many classes to give per picture
+                device=None, # where to run the model (default: the best device here)
+               ) -> list[dict]:
+    "Classify your own pictures with a run's model, prepared as its training images were: `predict_images` for a folder."
+    net, cfg, _ = load_run_model(folder, device=device)
+    return predict_images(net, images, CLASS_NAMES[cfg.dataset], IMAGE_SHAPES[cfg.dataset],
+                          flatten=MODELS[cfg.model].flatten, invert=invert, top=top)

@@ -12,7 +12,7 @@ from .core import live_output
 from .data import dataset_classes
 
 # %% auto #0
-__all__ = ['to_device', 'eval_loss', 'eval_mode', 'evaluate', 'TB_TAGS', 'Callback', 'Monitor', 'EarlyStopping', 'LRRecorder', 'TensorBoardLogger', 'predict', 'confusion_matrix', 'per_class_accuracy', 'HISTORY_COLUMNS', 'check_model_fits', 'check_history', 'format_epoch', 'FitRun', 'current_lr', 'fit']
+__all__ = ['to_device', 'eval_loss', 'eval_mode', 'evaluate', 'TB_TAGS', 'Callback', 'Monitor', 'EarlyStopping', 'LRRecorder', 'TensorBoardLogger', 'predict_images', 'predict', 'confusion_matrix', 'per_class_accuracy', 'HISTORY_COLUMNS', 'check_model_fits', 'check_history', 'format_epoch', 'FitRun', 'current_lr', 'fit']
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #cf0f79fe
 def to_device(batch, # an `(inputs, labels)` pair from a loader
@@ -210,6 +210,35 @@ class TensorBoardLogger(Callback):
 
     def after_fit(self, run):
         if self.writer is not None: self.writer.close()
+
+# %% ../nbs/03_bn_dropout.ipynb #1d22f4ae
+from .data import load_image, make_transform
+
+def predict_images(net, # a trained model
+                   images, # picture files (PNG, JPEG; any size, colour or grey) or PIL images
+                   classes, # class names, indexed by label, e.g. `CLASS_NAMES['fashion-mnist']`
+                   shape:tuple, # the (C, H, W) images `net` takes, e.g. `IMAGE_SHAPES['fashion-mnist']`
+                   *,
+                   flatten:bool=False, # flatten each picture into a vector (the fully connected net)
+                   invert:bool|str='auto', # see `load_image`
+                   top:int=3, # how many classes to give per picture
+                   device=None, # where `net` lives (default: where its parameters are)
+                  ) -> list[dict]:
+    "Classify your own pictures: `{'image', 'inverted', 'top': [(class, probability), ...]}` for each, best first."
+    if isinstance(images, (str, Path)) or not hasattr(images, '__iter__'): images = [images]
+    if not (isinstance(top, int) and top >= 1): raise ValueError(f'top={top!r}: expected a whole number of at least 1')
+    prepared = [load_image(image, shape, invert=invert) for image in images]  # every file is checked before the model runs
+    if not prepared: raise ValueError('no pictures given')
+    transform = make_transform(flatten)
+    if device is None: device = next(net.parameters()).device
+    x = torch.stack([transform(picture) for picture, _ in prepared]).to(device)
+    with eval_mode(net), torch.inference_mode(): logits = net(x)
+    if logits.shape[1] != len(classes):
+        raise ValueError(f'the model gives {logits.shape[1]} scores per picture but {len(classes)} class names were given')
+    probabilities, labels = logits.float().softmax(1).cpu().topk(min(top, len(classes)), dim=1)
+    names = [str(image) if isinstance(image, (str, Path)) else f'picture {i}' for i, image in enumerate(images)]
+    return [{'image': name, 'inverted': inverted, 'top': [(classes[k], float(p)) for p, k in zip(ps, ks)]}
+            for name, (_, inverted), ps, ks in zip(names, prepared, probabilities, labels.tolist())]
 
 # %% ../nbs/04_checkpointing.ipynb #6ff0eee5
 def predict(loader, # yields `(images, labels)`
