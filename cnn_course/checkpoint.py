@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from . import __version__
-from .core import atomic_write, ensure_writable
+from .core import atomic_write, ensure_writable, remove_stale_temps
 from .train import Callback, Monitor
 
 # %% auto #0
@@ -135,6 +135,8 @@ class ModelMismatchError(CheckpointError):
     "The checkpoint was saved from a different model (class or tensor shapes)."
 
 _ZIP_MAGIC = b'PK\x03\x04'  # torch.save's files are zip archives
+# what every checkpoint holds (checkpoint_state writes them all)
+_REQUIRED = ('model', 'model_state', 'optimizer', 'scheduler', 'callbacks', 'history', 'epoch', 'last_epoch', 'stopped', 'rng', 'config')
 
 def _looks_like_state_dict(obj) -> bool:
     return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
@@ -174,6 +176,12 @@ def read_checkpoint(path, # a checkpoint file
     if ckpt.get('format_version', 0) > FORMAT_VERSION:
         raise CheckpointError(f'{path} was written by a newer cnn_course ({ckpt.get("library_version")}); '
                               f'this is {__version__}: upgrade with pip install -U cnn_course')
+    missing = [k for k in _REQUIRED if k not in ckpt]
+    if missing or not isinstance(ckpt['history'], torch.Tensor) or not isinstance(ckpt['model'], dict):
+        what = f'lacks {", ".join(missing)}' if missing else 'holds a history or model entry of the wrong type'
+        raise DamagedCheckpointError(f'{path} says it is a cnn_course checkpoint but {what}: it was not written by '
+                                     'save_checkpoint or Checkpoint (or was edited). Use the other file of the run '
+                                     '(best.pt or last.pt), or start again; nothing was loaded.')
     ckpt['history'] = ckpt['history'].numpy()
     return ckpt
 
@@ -261,7 +269,7 @@ class Checkpoint(Callback):
     def before_fit(self, run):
         self.tracker.check(run, 'Checkpoint')
         ensure_writable(self.folder, f'the checkpoint folder {self.folder}')
-        for p in (*self.folder.glob('.last.pt.*.tmp'), *self.folder.glob('.best.pt.*.tmp')): p.unlink(missing_ok=True)
+        remove_stale_temps(self.folder)  # left by a process killed while writing
         if self.overwrite or not self.last_path.exists(): return
         try: saved = read_checkpoint(self.last_path)['epoch']
         except CheckpointError: return  # a damaged file protects nothing
@@ -275,8 +283,10 @@ class Checkpoint(Callback):
         improved = self.tracker.update(run.history)
         data = _to_bytes(checkpoint_state(run.net, run.optimizer, run.scheduler, run.history, run.callbacks,
                                           epoch=run.epoch, last_epoch=run.last_epoch, stopped=run.stop, config=self.config))
-        atomic_write(self.last_path, lambda f: f.write(data))
+        # best.pt first: a kill between the two writes leaves last.pt one epoch behind, which resume simply
+        # trains again; the other order would leave a last.pt that names a best epoch best.pt does not hold.
         if improved: atomic_write(self.best_path, lambda f: f.write(data))
+        atomic_write(self.last_path, lambda f: f.write(data))
         self.write_seconds.append(time.perf_counter() - start)
 
     def state_dict(self) -> dict: return self.tracker.state_dict()
@@ -291,6 +301,7 @@ def resume(folder, # a run folder written by `Checkpoint` (or a checkpoint file)
            epochs:int|None=None, # the epoch the continued run will end with, for the message (default: the planned one)
           ) -> np.ndarray:
     "Restore a run from its last checkpoint, random generators included; return its history for `fit` to continue."
+    if Path(folder).is_dir(): remove_stale_temps(folder)
     ckpt = load_checkpoint(folder, net, optimizer, scheduler, callbacks, restore_rng=True)
     print(f'resumed from epoch {ckpt["epoch"]} of {ckpt["last_epoch"] if epochs is None else epochs}' + (' (the run had stopped early)' if ckpt['stopped'] else ''))
     return ckpt['history']

@@ -8,7 +8,7 @@ import argparse, ast, builtins, difflib, json, math, re, sys, textwrap, time, wa
 from pathlib import Path
 from typing import Callable
 from . import __version__
-from .core import NotWritableError, atomic_write, ensure_writable  # no PyTorch: checks answer at once
+from .core import DiskFullError, NotWritableError, atomic_write, ensure_writable  # no PyTorch: checks answer at once
 
 # %% auto #0
 __all__ = ['MODEL_HELP', 'DATASETS', 'DEFAULT_MODELS', 'DEVICES', 'OPTIMIZERS', 'SCHEDULERS', 'IMAGE_SHAPES', 'MODEL_INPUTS',
@@ -251,6 +251,10 @@ def _check_before_torch(args:argparse.Namespace):
         raise CLIError(f'--model {args.model} does not fit --dataset {args.dataset}: {args.model} expects each input to '
                        f'have shape {takes}, but the data gives {shape}. For {args.dataset}, use {", ".join(names[:-1])} '
                        f'or {names[-1]}.')
+    data_root = Path(args.data_root).expanduser()
+    if data_root.exists() and not data_root.is_dir():
+        raise CLIError(f'--data-root {data_root} is a file, not a folder: point it at the folder that holds (or will '
+                       'hold) the datasets, e.g. ./data')
     if args.model in BATCH_NORM_MODELS and args.batch_size < 2:
         raise CLIError(f'--model {args.model} uses batch norm, which cannot train on one image at a time: use a '
                        '--batch-size of at least 2')
@@ -270,7 +274,29 @@ def check_args(args:argparse.Namespace, # the options of `cnn-course train`
     try: resolve_device(cfg.device, check_config(cfg))
     except ConfigError as e: raise CLIError(e.message(_option)) from None
     _refuse_longer_checkpoint(args)
+    _check_free_space(args, cfg)
     return cfg
+
+def _check_free_space(args:argparse.Namespace, cfg):
+    "A `CLIError` if the disk of --out (and --checkpoint) has clearly too little space for what the run will write."
+    import shutil  # late: only a real run needs it
+    from cnn_course.runs import build_model
+    n_bytes = sum(p.numel() * p.element_size() for p in build_model(cfg).parameters())
+    # model.pt and the small files; last.pt and best.pt, each with the weights and up to two optimizer buffers
+    needs = {'out': (n_bytes + 2**20, 'model.pt and the other results'),
+             'checkpoint': (2 * (3 * n_bytes + 2**20), 'last.pt and best.pt')}
+    by_disk = {}
+    for option, (need, what) in needs.items():
+        if getattr(args, option) is None: continue
+        folder = _fill(getattr(args, option), args)
+        existing = next(p for p in (folder, *folder.parents) if p.exists())
+        disk = by_disk.setdefault(existing.stat().st_dev, {'free': shutil.disk_usage(existing).free, 'need': 0, 'what': []})
+        disk['need'] += need
+        disk['what'].append(f'--{option} {folder}: {what}')
+        if disk['free'] < disk['need']:
+            mb = lambda n: f'{n / 2**20:.1f} MB'
+            raise CLIError(f'not enough disk space: {mb(disk["free"])} free, and the run needs about {mb(disk["need"])} there '
+                           f'({"; ".join(disk["what"])}): free some space, or choose a folder on another disk')
 
 # %% ../nbs/05_cli.ipynb #372c7393
 def history_csv(history, # the array `fit` returned
@@ -282,6 +308,13 @@ def history_csv(history, # the array `fit` returned
     return '\n'.join(rows) + '\n'
 
 # %% ../nbs/05_cli.ipynb #2fbb6d34
+def _weights_bytes(net) -> bytes:
+    "The model's state_dict, on the CPU, as the bytes `torch.save` writes (made in memory: a full disk then fails in `atomic_write`)."
+    import io, torch  # late: PyTorch is imported only once a run is built
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, buffer)
+    return buffer.getvalue()
+
 def save_results(out:Path, # the folder (checked by `check_args`)
                  net, # the trained model
                  history, # the array `fit` returned
@@ -289,15 +322,16 @@ def save_results(out:Path, # the folder (checked by `check_args`)
                  title:str='', # the curves' title
                 ) -> list[Path]:
     "Write history.csv, history.npy, curves.png, model.pt and, last, run.json into `out`, each atomically."
-    import numpy as np, torch  # late: PyTorch is imported only once a run is built
+    import numpy as np  # late: PyTorch is imported only once a run is built
     from cnn_course.viz import plot_history
     Path(out).mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    (Path(out) / 'run.json').unlink(missing_ok=True)  # until the new one is written, the folder reads as incomplete
+    weights = _weights_bytes(net)
     writers = {
         'history.csv': (lambda f: f.write(history_csv(history)), 'w'),
         'history.npy': (lambda f: np.save(f, np.asarray(history, dtype=float)), 'wb'),
         'curves.png': (lambda f: plot_history(history, title).savefig(f, format='png', dpi=100), 'wb'),
-        'model.pt': (lambda f: torch.save(state, f), 'wb'),
+        'model.pt': (lambda f: f.write(weights), 'wb'),
         'run.json': (lambda f: f.write(json.dumps(info, indent=2) + '\n'), 'w'),
     }
     return [atomic_write(Path(out) / name, *writers[name]) for name in RESULT_FILES]  # run.json last: a complete run
@@ -316,6 +350,21 @@ def callback_results(callbacks:dict, # a run's callbacks by name (`Run.callbacks
     return {'lrs': list(callbacks['lrs'].lrs), 'early_stopping': early, 'weights_epoch': kept}
 
 # %% ../nbs/05_cli.ipynb #4307ed1f
+def _rescue(net, info:dict, checkpoint:Path|None) -> str:
+    "Where the trained weights are when --out is full: the checkpoint folder, else a new folder in the temporary directory."
+    if checkpoint is not None and (checkpoint / 'last.pt').is_file():
+        return (f'The trained weights are safe in {checkpoint} (last.pt, best.pt): `cnn-course evaluate {checkpoint}` and '
+                f'`cnn-course predict {checkpoint} IMAGE` use them')
+    import tempfile  # late: only a full disk needs it
+    try:
+        folder = Path(tempfile.mkdtemp(prefix='cnn-course-rescue-'))
+        atomic_write(folder / 'model.pt', lambda f: f.write(_weights_bytes(net)))
+        atomic_write(folder / 'run.json', lambda f: f.write(json.dumps(info, indent=2) + '\n'), 'w')
+    except OSError as e:
+        return f'The trained weights could not be saved elsewhere either ({e}); the run is lost'
+    return (f'The trained weights were saved to {folder} instead (model.pt and run.json): move them to a disk with '
+            f'space; `cnn-course predict {folder} IMAGE` uses them as they are')
+
 def _summary(scores:dict) -> str:
     "The last line's scores: validation and test apart, or the test set alone when it was also the validation set."
     test = f"test accuracy: {scores['test_accuracy']:.4f} (loss {scores['test_loss']:.4f}) on {scores['n_test']} test images"
@@ -343,13 +392,20 @@ def train_command(args:argparse.Namespace, # the options `build_parser` parsed
     try: run = train_run(cfg, checkpoint, progress=False if args.no_progress else None, overwrite=args.overwrite)
     except ConfigError as e: raise CLIError(e.message(_option)) from None
     except CheckpointError as e: raise CLIError(f'--checkpoint {checkpoint}: {e}') from None
+    except DiskFullError as e:
+        kept = (f'the checkpoints of the last finished epoch in {checkpoint} are intact: free some space, then '
+                f'`cnn-course resume {checkpoint}` continues from them'
+                if checkpoint is not None and (checkpoint / 'last.pt').is_file() else
+                'no epoch had been saved yet: free some space and run again')
+        raise DiskFullError(e.errno, f'{e}. Training stopped; {kept}') from None
     scores = score_run(run)
     info = {'command': 'train', 'argv': argv, 'args': {**vars(args), 'out': str(out.resolve()),
             'tensorboard': cfg.tensorboard and str(Path(cfg.tensorboard).resolve())}, 'config': cfg.to_dict(),
             **scores, 'epochs_completed': len(run.history), **callback_results(run.callbacks, run.history),
             'device': str(run.device), 'cnn_course_version': __version__, 'torch_version': torch.__version__,
             'elapsed_seconds': round(time.perf_counter() - start, 3)}
-    files = save_results(out, run.net, run.history, info, f'{cfg.model} on {cfg.dataset}')
+    try: files = save_results(out, run.net, run.history, info, f'{cfg.model} on {cfg.dataset}')
+    except DiskFullError as e: raise DiskFullError(e.errno, f'{e}. {_rescue(run.net, info, checkpoint)}') from None
     print(f'{_summary(scores)}; trained on {scores["n_train"]}; wrote {", ".join(f.name for f in files)} to {out}')
     return 0
 
@@ -456,7 +512,7 @@ def main(argv:list[str]|None=None, # the arguments, e.g. ['train', '--epochs', '
         with warnings.catch_warnings():  # train prints its own line for a run that validates on the test set
             warnings.filterwarnings('ignore', message='val_fraction=0: ')
             return COMMANDS[args.command](args, argv)
-    except CLIError as e:
+    except (CLIError, DiskFullError) as e:  # bad input, or a full disk: one line, and the files before it are intact
         print(f'cnn-course: error: {_one_line(e)}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:

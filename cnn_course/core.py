@@ -4,14 +4,14 @@
 
 # %% ../nbs/00_setup.ipynb #70614a92
 from __future__ import annotations
-import contextlib, inspect, os, random, sys, tempfile
+import contextlib, errno, inspect, os, random, re, sys, tempfile
 from pathlib import Path
 from typing import Callable
 import numpy as np
 
 # %% auto #0
-__all__ = ['get_device', 'torch_seed', 'is_quick', 'quick', 'live_output', 'atomic_write', 'NotWritableError', 'ensure_writable',
-           'plain_doc']
+__all__ = ['get_device', 'torch_seed', 'is_quick', 'quick', 'live_output', 'DiskFullError', 'atomic_write', 'remove_stale_temps',
+           'NotWritableError', 'ensure_writable', 'plain_doc']
 
 # %% ../nbs/00_setup.ipynb #bb33c871
 def get_device(prefer:str|None=None, # a device to use instead of the best one found, e.g. 'cpu'
@@ -79,13 +79,22 @@ def _fsync_dir(folder:Path) -> None:
         try: os.fsync(fd)
         finally: os.close(fd)
 
+# What a write error means when the disk, the quota or the file-size limit is the cause
+_FULL_DISK = {errno.ENOSPC: 'no space left on the device', errno.EDQUOT: 'the disk quota is used up',
+              errno.EFBIG: 'the file would be larger than this system allows (a file-size limit)'}
+
+class DiskFullError(OSError):
+    "A write that failed because the disk, the quota or the file-size limit is full; the message names the file and the remedy."
+    def __str__(self): return self.strerror  # the message alone, without '[Errno 28]'
+
 def atomic_write(path:str|Path, # the file to write; its folder must exist
                  write_fn:Callable, # called with the open temporary file; writes the contents
                  mode:str='wb', # 'wb' for bytes, 'w' for text (UTF-8)
                 ) -> Path:
     "Write `path` all or nothing: `write_fn(f)` fills a temporary file beside it, which is synced and renamed onto `path`."
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    # the writer's process id in the name lets `remove_stale_temps` tell a killed writer's leftovers from a live one's
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.{os.getpid()}.', suffix='.tmp')
     try:
         with os.fdopen(fd, mode, **({} if 'b' in mode else {'encoding': 'utf-8', 'newline': ''})) as f:
             write_fn(f)
@@ -93,11 +102,34 @@ def atomic_write(path:str|Path, # the file to write; its folder must exist
             os.fsync(f.fileno())
         os.chmod(tmp, _new_file_mode(path))  # mkstemp makes owner-only files; give the usual permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError): os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno in _FULL_DISK:
+            kept = 'the previous version was kept' if path.exists() else 'nothing was written'
+            raise DiskFullError(e.errno, f'cannot write {path}: {_FULL_DISK[e.errno]} ({kept}); free some space, or '
+                                f'choose a folder on another disk, and try again') from None
         raise
     _fsync_dir(path.parent)
     return path
+
+def _alive(pid:int) -> bool:
+    "Whether process `pid` exists on this machine (where that cannot be asked safely, assume it does)."
+    if os.name == 'nt': return True  # os.kill(pid, 0) would end the process on Windows
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except OSError: return True  # it exists but belongs to someone else
+    return True
+
+def remove_stale_temps(folder:str|Path, # a folder `atomic_write` writes in
+                      ) -> list[Path]:
+    "Delete the temporary files that writers killed mid-write left in `folder` (their process is gone); return them."
+    folder, removed = Path(folder), []
+    if not folder.is_dir(): return removed
+    for p in folder.glob('.*.tmp'):
+        m = re.fullmatch(r'\..+\.(\d+)\.[^.]+\.tmp', p.name)
+        if m is None or int(m[1]) == os.getpid() or _alive(int(m[1])): continue
+        with contextlib.suppress(FileNotFoundError): p.unlink(); removed.append(p)
+    return removed
 
 # %% ../nbs/00_setup.ipynb #a89afaca
 class NotWritableError(ValueError):

@@ -4,17 +4,17 @@
 
 # %% ../nbs/00a_data.ipynb #3793e9cf
 from __future__ import annotations
-import atexit, gzip, hashlib, math, os, pickle, shutil, string, struct, tempfile
+import atexit, gzip, hashlib, math, os, pickle, shutil, string, struct, tempfile, zlib
 from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, random_split
 from torchvision import datasets, transforms
-from .core import atomic_write, get_device, is_quick
+from .core import atomic_write, get_device, is_quick, remove_stale_temps
 
 # %% auto #0
-__all__ = ['DATA_ROOT', 'DEBIAN_FASHION_MNIST', 'MNIST_CLASSES', 'FASHION_MNIST_CLASSES', 'CIFAR10_CLASSES', 'DATASETS', 'IMAGE_SHAPES', 'CLASS_NAMES', 'make_transform', 'write_synthetic_idx', 'write_synthetic_cifar10', 'SyntheticCIFAR10', 'decompress_idx', 'DatasetNotFoundError', 'load_dataset', 'on_disk', 'train_val_split', 'DeviceLoader', 'dataset_classes', 'find_normalize', 'ImageError', 'load_image']
+__all__ = ['DATA_ROOT', 'DEBIAN_FASHION_MNIST', 'MNIST_CLASSES', 'FASHION_MNIST_CLASSES', 'CIFAR10_CLASSES', 'DATASETS', 'IMAGE_SHAPES', 'CLASS_NAMES', 'make_transform', 'write_synthetic_idx', 'write_synthetic_cifar10', 'SyntheticCIFAR10', 'DamagedDataError', 'decompress_idx', 'DatasetNotFoundError', 'load_dataset', 'on_disk', 'train_val_split', 'DeviceLoader', 'dataset_classes', 'find_normalize', 'ImageError', 'load_image']
 
 # %% ../nbs/00a_data.ipynb #297aba2e
 DATA_ROOT = './data' # where datasets are kept and downloaded to (torchvision's layout)
@@ -139,6 +139,9 @@ def _gz_size(path:Path) -> int:
         f.seek(-4, os.SEEK_END)
         return struct.unpack('<I', f.read(4))[0]
 
+class DamagedDataError(ValueError):
+    "A dataset file that is there but cannot be read (truncated, corrupted); the message names it and the remedy."
+
 def decompress_idx(source:str|Path, # a folder with the .gz files, e.g. `DEBIAN_FASHION_MNIST`
                    dest:str|Path, # the raw folder torchvision reads, e.g. <root>/FashionMNIST/raw
                    names:tuple=_IDX_FILES, # the files wanted, without '.gz'
@@ -146,11 +149,17 @@ def decompress_idx(source:str|Path, # a folder with the .gz files, e.g. `DEBIAN_
     "Gunzip `source/<name>.gz` into `dest/<name>` atomically, skipping files already there; return the paths written."
     source, dest = Path(source), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(dest)  # a decompression killed halfway leaves its temporary file (up to 47 MB)
     written = []
     for name in names:
         src, dst = source / f'{name}.gz', dest / name
         if dst.is_file() and dst.stat().st_size % 2**32 == _gz_size(src): continue  # done before (writes are atomic)
-        with gzip.open(src, 'rb') as inp: atomic_write(dst, lambda out: shutil.copyfileobj(inp, out, 1 << 20))
+        try:
+            with gzip.open(src, 'rb') as inp: atomic_write(dst, lambda out: shutil.copyfileobj(inp, out, 1 << 20))
+        except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+            raise DamagedDataError(f'{src} is damaged ({e}): it was probably cut short while being downloaded or '
+                                   'copied. Delete it and fetch it again (for Debian\'s copy: apt-get install '
+                                   '--reinstall dataset-fashion-mnist)') from None
         written.append(dst)
     return written
 
@@ -325,7 +334,9 @@ def train_val_split(dataset:Dataset, # the dataset to split (e.g. a training set
 # %% ../nbs/00a_data.ipynb #4ecc1ae4
 def _decode(dataset:Dataset, batch_size:int=1000) -> tuple:
     "Every (image, label) of `dataset` through its transform, as two CPU tensors."
-    if len(dataset) == 0: raise ValueError('DeviceLoader got an empty dataset')
+    if len(dataset) == 0:
+        raise ValueError('DeviceLoader got a dataset with no items: check what built it (a limit of 0, a filter '
+                         'that kept nothing, a split that left one side empty, a folder with no files)')
     xs, ys = [], []
     try:
         # A private generator: a DataLoader iterator otherwise draws a seed from torch's global one,

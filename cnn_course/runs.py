@@ -11,8 +11,8 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
-from .core import ensure_writable, get_device, torch_seed, NotWritableError
-from .data import (CLASS_NAMES, DATASETS, IMAGE_SHAPES, DatasetNotFoundError, DeviceLoader, load_dataset,
+from .core import ensure_writable, get_device, remove_stale_temps, torch_seed, NotWritableError
+from .data import (CLASS_NAMES, DATASETS, IMAGE_SHAPES, DamagedDataError, DatasetNotFoundError, DeviceLoader, load_dataset,
                               make_transform, train_val_split)
 from .models import MODELS
 from .train import (EarlyStopping, LRRecorder, TensorBoardLogger, check_model_fits, evaluate, fit,
@@ -228,7 +228,7 @@ def _load_data(cfg:RunConfig, transform) -> tuple:
                                   limit=limit) for train, limit in ((True, cfg.limit_train), (False, cfg.limit_test)))
     except DatasetNotFoundError as e:  # its advice names settings: worded by ConfigError.message
         raise ConfigError('dataset', ': ' + e.worded('<download=True>', '<download=False>', '<data_root=>'), cfg) from e
-    except (FileNotFoundError, RuntimeError) as e:  # unreadable files
+    except (FileNotFoundError, RuntimeError, DamagedDataError) as e:  # unreadable files
         raise ConfigError('dataset', f': {e}', cfg) from e
 
 def build_model(cfg:RunConfig, # the run whose model to build
@@ -295,6 +295,7 @@ def resume_run(folder, # a checkpoint folder written by `train_run` (or `cnn-cou
               ) -> Run|None:
     "Continue the run in `folder` exactly where it stopped; return it, or None if it had nothing left to do."
     folder = Path(folder)
+    remove_stale_temps(folder)  # left by the process that was killed
     ckpt = read_checkpoint(folder / 'last.pt')
     cfg = _saved_config(folder, ckpt, 'last.pt')
     target = cfg.epochs if epochs is None else int(epochs)
@@ -336,7 +337,11 @@ def evaluate_run(folder, # a checkpoint folder written by `train_run` (or `cnn-c
     folder = Path(folder)
     found = [w for w in ('last', 'best') if (folder / f'{w}.pt').exists()]  # best last: its weights stay loaded
     if not found: raise FileNotFoundError(f'{folder} holds no best.pt or last.pt: is it a checkpoint folder?')
+    remove_stale_temps(folder)
     ckpts = {w: read_checkpoint(folder / f'{w}.pt') for w in found}
+    if len(ckpts) == 2 and ckpts['best']['epoch'] > ckpts['last']['epoch']:  # killed between the two writes
+        print(f"note: last.pt (epoch {ckpts['last']['epoch']}) is behind best.pt (epoch {ckpts['best']['epoch']}): the run "
+              f'was stopped between writing the two; resuming it brings last.pt up to date')
     with warnings.catch_warnings():  # the run was warned about when it trained
         warnings.simplefilter('ignore', TestSetWarning)
         run = make_run(_saved_config(folder, ckpts[found[0]], f'{found[0]}.pt'), device)

@@ -298,6 +298,14 @@ def _first_example(loader):
     x, y = data[0]
     return torch.as_tensor(x), torch.as_tensor(y)
 
+def _largest_label(loader) -> int|None:
+    "The largest label, when the loader keeps its labels in memory (DeviceLoader, TensorDataset, `.targets`); else None."
+    for obj in (loader, getattr(loader, 'dataset', None)):
+        tensors = getattr(obj, 'tensors', None)
+        for labels in (getattr(obj, 'y', None), getattr(obj, 'targets', None), tensors[-1] if tensors else None):
+            if labels is not None and len(labels): return int(torch.as_tensor(labels).max())
+    return None
+
 def _num_classes(loader):
     classes = dataset_classes(loader)
     return None if classes is None else len(classes)
@@ -328,6 +336,10 @@ def check_model_fits(net, # the model
     if n_classes is not None and out.shape[1] != n_classes:
         raise ValueError(f'{name} predicts {out.shape[1]} classes but the data has {n_classes}: '
                          f'build it with n_output={n_classes}')
+    top = _largest_label(loader) if n_classes is None else None  # no class names: the labels say how many are needed
+    if top is not None and out.shape[1] <= top:
+        raise ValueError(f'{name} predicts {out.shape[1]} classes, but the labels go up to {top}: build it with '
+                         f'n_output={top + 1} (or more)')
 
 # %% ../nbs/12_fit.ipynb #ac8a4dd5
 HISTORY_COLUMNS = ('epoch', 'train_loss', 'train_acc', 'val_loss', 'val_acc')
@@ -390,6 +402,12 @@ def _check_epochs(num_epochs):
     if isinstance(num_epochs, bool) or not isinstance(num_epochs, (int, np.integer)) or num_epochs < 0:
         raise ValueError(f'num_epochs must be a whole number >= 0, got {num_epochs!r}')
 
+def _check_criterion(criterion):
+    reduction = getattr(criterion, 'reduction', 'mean')
+    if reduction not in ('mean', 'sum'):
+        raise ValueError(f"the criterion has reduction={reduction!r}, which gives one loss per image, but fit needs one "
+                         f"number per batch: use {type(criterion).__name__}() (reduction='mean', the default)")
+
 def _is_plateau(scheduler): return isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
 
 def _check_scheduler(scheduler, has_validation):
@@ -409,8 +427,19 @@ def _step_scheduler(scheduler, row, optimizer):
     after = current_lr(optimizer)
     if after != before: print(f'learning rate {before:.3g} -> {after:.3g}')
 
+def _put_back(run, good_state, problem:str, advice:str):
+    "Restore the weights and optimizer state of the end of the previous epoch, and say why training stopped."
+    run.net.load_state_dict(good_state[0])
+    run.optimizer.load_state_dict(good_state[1])
+    kept = f'from the end of epoch {run.epoch - 1}' if run.epoch > 1 else 'it started with'
+    msg = (f'{problem}: training stopped, the weights {kept} (the last ones with finite training and validation '
+           f'losses) were put back, and the history of the {len(run.history)} finished epochs '
+           f'is returned. {advice}')
+    print(msg)
+    warnings.warn(msg, RuntimeWarning)
+
 def _fit_epoch(run, train_loader, test_loader, progress):
-    "Train one epoch and validate; the history row, or None if the loss stopped being finite (weights put back)."
+    "Train one epoch and validate; the history row, or None if a loss stopped being finite (weights put back)."
     net, optimizer, criterion, device = run.net, run.optimizer, run.criterion, run.device
     good_state = _snapshot(net, optimizer)
     losses, sizes, correct = _train_epoch(net, optimizer, criterion, train_loader, device,
@@ -418,19 +447,19 @@ def _fit_epoch(run, train_loader, test_loader, progress):
     finite = torch.isfinite(losses)
     if not bool(finite.all()):  # the one host sync of the epoch
         bad = int((~finite).nonzero()[0])
-        net.load_state_dict(good_state[0])
-        optimizer.load_state_dict(good_state[1])
-        msg = (f'the training loss became {losses[bad].item()} at epoch {run.epoch}, batch {bad + 1} of {len(sizes)}: '
-               f'training stopped, the weights from the end of epoch {run.epoch - 1} were put back, and the '
-               f'history of the {len(run.history)} finished epochs is returned. Try a smaller learning rate, '
-               f'or check the inputs for NaN.')
-        print(msg)
-        warnings.warn(msg, RuntimeWarning)
+        _put_back(run, good_state, f'the training loss became {losses[bad].item()} at epoch {run.epoch}, batch {bad + 1} '
+                  f'of {len(sizes)}', 'Try a smaller learning rate, or check the training inputs for NaN.')
         return None
     n = sum(sizes)
     sizes_t = torch.tensor(sizes, dtype=_sum_dtype(device), device=losses.device)
     train_loss = _loss_total(losses.to(sizes_t.dtype), sizes_t, criterion).sum().item() / n
     val_loss, val_acc = evaluate(net, test_loader, criterion, device) if test_loader is not None else (np.nan, np.nan)
+    if test_loader is not None and not math.isfinite(val_loss):  # weights that only fail on other images are broken too
+        weights_finite = all(bool(torch.isfinite(p).all()) for p in net.parameters())
+        _put_back(run, good_state, f'the validation loss became {val_loss} at epoch {run.epoch} (training loss {train_loss:.4g})',
+                  'The weights are finite, so the validation inputs probably hold NaN or inf: check the validation data.'
+                  if weights_finite else 'The weights are no longer finite: try a smaller learning rate.')
+        return None
     return np.array([run.epoch, train_loss, correct.item() / n, val_loss, val_acc])
 
 def fit(net, # the model to train
@@ -452,6 +481,7 @@ def fit(net, # the model to train
     _check_epochs(num_epochs)
     check_model_fits(net, train_loader, device)
     _check_scheduler(scheduler, test_loader is not None)
+    _check_criterion(criterion)
     callbacks = sorted(callbacks, key=lambda cb: getattr(cb, 'order', 0))
     run = FitRun(net, optimizer, criterion, device, history, len(history) + num_epochs, test_loader is not None,
                  scheduler, callbacks)
