@@ -122,12 +122,14 @@ def test_kill_at_any_instant_leaves_a_loadable_checkpoint(tmp_path):
         ckpt = read_checkpoint(path)
         assert ckpt['epoch'] >= 1 and bool((ckpt['model_state']['weight'] == ckpt['epoch']).all())
     # a temporary file left by a kill never hides the real one, and Checkpoint clears it at the next start
-    (path.parent / '.last.pt.abc123.tmp').write_bytes(b'PK\x03\x04 half a file')
+    gone = subprocess.Popen([sys.executable, '-c', 'pass'])
+    gone.wait()  # a process that has ended: what a killed writer's id looks like afterwards
+    (path.parent / f'.last.pt.{gone.pid}.abc123.tmp').write_bytes(b'PK\x03\x04 half a file')
     read_checkpoint(path.parent)
     net = nn.Linear(4, 2)
     fit(net, optim.SGD(net.parameters(), lr=0.1), nn.CrossEntropyLoss(), 1, *_loaders(4), 'cpu', np.zeros((0, 5)),
         progress=False, callbacks=[Checkpoint(tmp_path / 'run')])
-    (tmp_path / 'run' / '.last.pt.zzz.tmp').write_bytes(b'junk')
+    (tmp_path / 'run' / f'.last.pt.{gone.pid}.zzz.tmp').write_bytes(b'junk')
     resume(tmp_path / 'run', nn.Linear(4, 2))
     cp = Checkpoint(tmp_path / 'run')
     net = nn.Linear(4, 2)

@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, Subset, TensorDataset
 from torchvision import datasets
 
 import cnn_course.data as data
-from cnn_course.data import (DeviceLoader, SyntheticCIFAR10, decompress_idx, load_dataset, make_transform,
+from cnn_course.data import (DamagedDataError, DeviceLoader, SyntheticCIFAR10, decompress_idx, load_dataset, make_transform,
                              train_val_split, write_synthetic_cifar10, write_synthetic_idx)
 
 IDX = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')
@@ -91,7 +91,7 @@ def test_corrupt_gz_in_raw_is_a_clear_error(tmp_path, full_mode):
     for n in IDX: (raw / n).unlink()
     gz = raw / 'train-images-idx3-ubyte.gz'
     gz.write_bytes(gz.read_bytes()[:100] + b'\0\0\0\0')
-    with pytest.raises(RuntimeError, match='could not decompress'):
+    with pytest.raises(DamagedDataError, match=r'train-images-idx3-ubyte\.gz is damaged .*Delete it and fetch it again'):
         load_dataset('mnist', root=tmp_path, download=False)
     assert not list(raw.glob('.*.tmp'))
 
