@@ -12,8 +12,8 @@ from .core import DiskFullError, NotWritableError, atomic_write, ensure_writable
 
 # %% auto #0
 __all__ = ['MODEL_HELP', 'DATASETS', 'DEFAULT_MODELS', 'DEVICES', 'OPTIMIZERS', 'SCHEDULERS', 'IMAGE_SHAPES', 'MODEL_INPUTS',
-           'BATCH_NORM_MODELS', 'RESULT_FILES', 'TEST_SET_WARNING', 'RUN_FOLDER_FILES', 'VIEW_FILES', 'COMMANDS',
-           'CLIError', 'build_parser', 'config_from_args', 'check_args', 'history_csv', 'save_results',
+           'BATCH_NORM_MODELS', 'RESULT_FILES', 'TEST_SET_WARNING', 'CLI_RECORD', 'RUN_FOLDER_FILES', 'VIEW_FILES',
+           'COMMANDS', 'CLIError', 'build_parser', 'config_from_args', 'check_args', 'history_csv', 'save_results',
            'callback_results', 'train_command', 'resume_command', 'save_views', 'evaluate_command', 'predict_command',
            'main']
 
@@ -154,6 +154,9 @@ def _add_run_commands(commands) -> None:
     r.add_argument('dir', metavar='DIR', help='the folder given to train --checkpoint')
     r.add_argument('--epochs', type=_positive(int), default=None, metavar='N',
                    help="train up to epoch N in total (default: the run's planned --epochs)")
+    r.add_argument('--out', default=None, metavar='DIR',
+                   help="where to write the run's results (history, curves, weights, run.json), as train does "
+                        '(default: the --out the run was started with, recorded in DIR/cli.json; else DIR itself)')
     r.add_argument('--device', choices=DEVICES, default='auto', help='where to train')
     r.add_argument('--no-progress', action='store_true', help='hide the progress bar (shown only in a terminal or notebook)')
     e = commands.add_parser('evaluate', formatter_class=_HelpFormatter,
@@ -384,10 +387,13 @@ def train_command(args:argparse.Namespace, # the options `build_parser` parsed
     cfg = check_args(args)
     import torch  # late: PyTorch is imported only once the options are known to be good
     from cnn_course.checkpoint import CheckpointError
-    from cnn_course.runs import ConfigError, score_run, train_run
+    from cnn_course.runs import ConfigError, train_run
     out = _fill(args.out, args)
     checkpoint = None if args.checkpoint is None else _fill(args.checkpoint, args)
     if cfg.validates_on_test: print(TEST_SET_WARNING, file=sys.stderr)
+    if checkpoint is not None:  # so `cnn-course resume` writes its results where this run would have
+        checkpoint.mkdir(parents=True, exist_ok=True)
+        atomic_write(checkpoint / CLI_RECORD, lambda f: f.write(json.dumps({'out': str(out.resolve())}) + '\n'), 'w')
     print(f'cnn-course: training {cfg.model} on {cfg.dataset} for {cfg.epochs} epoch{"s" if cfg.epochs > 1 else ""}')
     try: run = train_run(cfg, checkpoint, progress=False if args.no_progress else None, overwrite=args.overwrite)
     except ConfigError as e: raise CLIError(e.message(_option)) from None
@@ -398,16 +404,23 @@ def train_command(args:argparse.Namespace, # the options `build_parser` parsed
                 if checkpoint is not None and (checkpoint / 'last.pt').is_file() else
                 'no epoch had been saved yet: free some space and run again')
         raise DiskFullError(e.errno, f'{e}. Training stopped; {kept}') from None
-    scores = score_run(run)
-    info = {'command': 'train', 'argv': argv, 'args': {**vars(args), 'out': str(out.resolve()),
-            'tensorboard': cfg.tensorboard and str(Path(cfg.tensorboard).resolve())}, 'config': cfg.to_dict(),
-            **scores, 'epochs_completed': len(run.history), **callback_results(run.callbacks, run.history),
-            'device': str(run.device), 'cnn_course_version': __version__, 'torch_version': torch.__version__,
-            'elapsed_seconds': round(time.perf_counter() - start, 3)}
+    _finish_run(run, out, checkpoint, {'command': 'train', 'argv': argv, 'args': {**vars(args), 'out': str(out.resolve()),
+                'tensorboard': cfg.tensorboard and str(Path(cfg.tensorboard).resolve())}}, start)
+    return 0
+
+CLI_RECORD = 'cli.json'  # in a checkpoint folder: the --out that `train` wrote to, for `resume`
+
+def _finish_run(run, out:Path, checkpoint:Path|None, about:dict, start:float):
+    "Score the trained `run` on its validation and test sets, write its results into `out`, print the last line."
+    import torch  # late: PyTorch is imported only once a run is built
+    from cnn_course.runs import score_run
+    scores, cfg = score_run(run), run.config
+    info = {**about, 'config': cfg.to_dict(), **scores, 'epochs_completed': len(run.history),
+            **callback_results(run.callbacks, run.history), 'device': str(run.device), 'cnn_course_version': __version__,
+            'torch_version': torch.__version__, 'elapsed_seconds': round(time.perf_counter() - start, 3)}
     try: files = save_results(out, run.net, run.history, info, f'{cfg.model} on {cfg.dataset}')
     except DiskFullError as e: raise DiskFullError(e.errno, f'{e}. {_rescue(run.net, info, checkpoint)}') from None
     print(f'{_summary(scores)}; trained on {scores["n_train"]}; wrote {", ".join(f.name for f in files)} to {out}')
-    return 0
 
 # %% ../nbs/05_cli.ipynb #bf322bfd
 # The files each command needs in its folder (any one of them), and where they come from
@@ -427,13 +440,31 @@ def _run_folder_command(args:argparse.Namespace, action:Callable):
     except ConfigError as e: raise CLIError(f'{args.command} {args.dir}: {e.message(_option)}') from None
     except (CheckpointError, FileNotFoundError) as e: raise CLIError(f'{args.command} {args.dir}: {e}') from None
 
+def _resume_out(args:argparse.Namespace) -> Path:
+    "Where `resume` writes its results: --out, else the --out recorded by `train`, else the checkpoint folder."
+    folder = Path(args.dir).expanduser()
+    if args.out is not None: return Path(args.out).expanduser()
+    try: return Path(json.loads((folder / CLI_RECORD).read_text())['out'])
+    except (OSError, ValueError, KeyError, TypeError): return folder
+
 def resume_command(args:argparse.Namespace, # the options `build_parser` parsed
-                   argv:list|None=None, # the command line (unused)
+                   argv:list|None=None, # the command line, recorded in run.json
                   ) -> int:
-    "Run `cnn-course resume DIR`: continue the run in DIR from last.pt; return 0."
-    from cnn_course.runs import resume_run  # late: PyTorch is imported only for a real run
-    _run_folder_command(args, lambda device: resume_run(args.dir, args.epochs, progress=False if args.no_progress else None,
-                                                                   device=device))
+    "Run `cnn-course resume DIR`: continue the run in DIR from last.pt, then write its results as `train` would; return 0."
+    start, folder, out = time.perf_counter(), Path(args.dir).expanduser(), _resume_out(args)
+    from cnn_course.runs import finished_run, resume_run  # late: PyTorch is imported only for a real run
+    def work(device):
+        try: ensure_writable(out, f'--out {out}', keep=False)  # checked before the work, as train does
+        except NotWritableError as e: raise CLIError(str(e)) from None
+        run = resume_run(folder, args.epochs, progress=False if args.no_progress else None, device=device)
+        if run is None and not (out / 'run.json').is_file():  # finished, but killed before its results were written
+            print(f'{out} has no results of this run yet: writing them from {folder}')
+            run = finished_run(folder, device=device)
+        return run
+    run = _run_folder_command(args, work)
+    if run is not None:
+        _finish_run(run, out, folder, {'command': 'resume', 'argv': argv, 'args': {**vars(args), 'out': str(out.resolve())}},
+                    start)
     return 0
 
 VIEW_FILES = ('per_class_{split}.csv', 'confusion_{split}.png', 'misclassified_{split}.png')  # what evaluate writes

@@ -22,8 +22,8 @@ from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_check
 # %% auto #0
 __all__ = ['DEFAULT_MODELS', 'OPTIMIZERS', 'SCHEDULERS', 'DEVICES', 'MONITORS', 'VAL_FRACTIONS', 'SPLITS', 'RunConfig',
            'ConfigError', 'check_config', 'resolve_device', 'make_optimizer', 'make_scheduler', 'make_callbacks',
-           'make_loaders', 'Run', 'TestSetWarning', 'build_model', 'make_run', 'train_run', 'resume_run', 'score_run',
-           'evaluate_run', 'load_run_model', 'predict_run']
+           'make_loaders', 'Run', 'TestSetWarning', 'build_model', 'make_run', 'train_run', 'resume_run',
+           'finished_run', 'score_run', 'evaluate_run', 'load_run_model', 'predict_run']
 
 # %% ../nbs/10_runs.ipynb #10865133
 DEFAULT_MODELS = {'fashion-mnist': 'fashion_cnn', 'mnist': 'mnist_cnn', 'cifar10': 'cnn'}  # the model when none is named
@@ -313,6 +313,23 @@ def resume_run(folder, # a checkpoint folder written by `train_run` (or `cnn-cou
     history = resume(folder, run.net, run.optimizer, run.scheduler, all_callbacks, epochs=target)  # generators last
     run.history = fit(run.net, run.optimizer, run.criterion, target - len(history), run.train_loader, run.val_loader,
                       run.device, history, progress=progress, scheduler=run.scheduler, callbacks=all_callbacks)
+    return run
+
+def finished_run(folder, # a checkpoint folder whose run has finished (`resume_run` had nothing to do)
+                 *,
+                 device=None, # where to put the model (default: the config's `device`)
+                ) -> Run:
+    "The finished run in `folder` as it ended, rebuilt without training: its history, callbacks' state and kept weights."
+    folder = Path(folder)
+    cfg = _saved_config(folder, read_checkpoint(folder / 'last.pt'), 'last.pt')
+    with warnings.catch_warnings():  # the run was warned about when it trained
+        warnings.simplefilter('ignore', TestSetWarning)
+        run = make_run(cfg, device)
+    ckpt = load_checkpoint(folder / 'last.pt', run.net, run.optimizer, run.scheduler, list(run.callbacks.values()))
+    run.history = ckpt['history']
+    es = run.callbacks.get('early_stopping')
+    if es is not None and es.best_epoch is not None and (folder / 'best.pt').is_file():
+        load_checkpoint(folder / 'best.pt', run.net)  # early stopping kept the best epoch's weights, as fit would have
     return run
 
 def score_run(run:Run, # a trained run (`train_run`, `resume_run`)

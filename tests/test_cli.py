@@ -259,6 +259,13 @@ def test_cli_resumes_a_killed_run(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     h_resumed = read_checkpoint(ck / 'last.pt')['history']
     assert np.array_equal(np.asarray(h_resumed), np.asarray(h_full)), (h_resumed, h_full)
+    # the resumed run leaves the result files an uninterrupted one leaves, in the --out it was started with
+    assert 'wrote history.csv, history.npy, curves.png, model.pt, run.json to ' in resumed.stdout.splitlines()[-1]
+    assert np.array_equal(np.load(tmp_path / 'killed_out' / 'history.npy'), np.load(tmp_path / 'full_out' / 'history.npy'))
+    full_run, killed_run = (json.loads((tmp_path / f / 'run.json').read_text()) for f in ('full_out', 'killed_out'))
+    for key in ('val_accuracy', 'test_accuracy', 'lrs', 'weights_epoch', 'config', 'n_train', 'n_val', 'n_test'):
+        assert full_run[key] == killed_run[key], key
+    assert killed_run['command'] == 'resume'
     ev = subprocess.run(_cli('evaluate', str(ck), env=env), env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert ev.returncode == 0 and 'best (epoch' in ev.stdout and 'last (epoch 6)' in ev.stdout, ev.stdout + ev.stderr
 
@@ -413,3 +420,38 @@ def test_evaluate_writes_lesson_4s_views(tmp_path, data_root):
         if split == 'val': assert correct / n == best['history'][-1, 4]  # best.pt's own validation accuracy
         for png in files[1:]: assert (ck / png).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert_usage_error(cli('evaluate', ck, '--split', 'train', cwd=tmp_path), "argument --split: invalid choice: 'train'")
+
+
+KILL_BEFORE_RESULTS = """
+import os, signal, sys
+import cnn_course.cli as cli
+def die(*args, **kwargs): os.kill(os.getpid(), signal.SIGKILL)  # killed after the last checkpoint, before the results
+cli.save_results = die
+raise SystemExit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_resume_writes_the_results_a_run_killed_at_the_end_never_wrote(tmp_path, data_root):
+    "Killed after its last checkpoint but before its results: `resume` has nothing to train, and writes the results."
+    (tmp_path / 'kill.py').write_text(KILL_BEFORE_RESULTS)
+    common = ['--model', 'mnist_cnn', '--epochs', '2', '--limit-train', '300', '--limit-test', '100', '--patience', '5',
+              '--data-root', str(data_root), '--no-progress']
+    env = {**os.environ, 'PYTHONPATH': str(REPO), 'CNN_COURSE_QUICK': '1'}
+    env.pop('IN_TEST', None)
+    r = subprocess.run([sys.executable, str(tmp_path / 'kill.py'), 'train', *common, '--checkpoint', str(tmp_path / 'ck'),
+                        '--out', str(tmp_path / 'out')], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == -9 and not (tmp_path / 'out' / 'run.json').exists(), r.stderr
+    r = cli('resume', tmp_path / 'ck', '--no-progress', cwd=tmp_path, quick=True)
+    assert r.returncode == 0, r.stderr
+    assert 'has no results of this run yet: writing them from' in r.stdout
+    whole = cli('train', *common, '--out', tmp_path / 'whole', cwd=tmp_path, quick=True)
+    assert whole.returncode == 0, whole.stderr
+    got, want = (json.loads((tmp_path / f / 'run.json').read_text()) for f in ('out', 'whole'))
+    for key in ('val_accuracy', 'test_accuracy', 'lrs', 'weights_epoch', 'early_stopping', 'epochs_completed'):
+        assert got[key] == want[key], (key, got[key], want[key])
+    assert np.array_equal(np.load(tmp_path / 'out' / 'history.npy'), np.load(tmp_path / 'whole' / 'history.npy'))
+    import torch
+    a, b = (torch.load(tmp_path / f / 'model.pt', weights_only=True) for f in ('out', 'whole'))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    r = cli('resume', tmp_path / 'ck', '--no-progress', cwd=tmp_path, quick=True)  # now finished, with its results
+    assert r.returncode == 0 and 'nothing to do' in r.stdout and 'writing them' not in r.stdout
