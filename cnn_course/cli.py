@@ -196,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
                     'run.json into --out. Everything is checked before training starts.')
     _add_train_options(train)
     _add_run_commands(commands)
+    for command in commands.choices.values():
+        command.add_argument('--debug', action='store_true',
+                             help='show the full Python traceback of an error instead of its one-line message')
     return parser
 
 # %% ../nbs/05_cli.ipynb #9a8fa5d2
@@ -530,6 +533,15 @@ def predict_command(args:argparse.Namespace, # the options `build_parser` parsed
 
 COMMANDS = {'train': train_command, 'resume': resume_command, 'evaluate': evaluate_command, 'predict': predict_command}
 
+def _out_of_memory(e:BaseException) -> str|None:
+    "The one-line message for running out of memory (CUDA's OutOfMemoryError, the CPU allocator's failure), else None."
+    text = str(e)
+    if not (isinstance(e, MemoryError) or type(e).__name__ == 'OutOfMemoryError' or 'out of memory' in text.lower()
+            or "can't allocate memory" in text or 'not enough memory' in text): return None
+    said = (text.strip().splitlines() or [type(e).__name__])[0][:200]
+    return (f'out of memory ({said}): use a smaller --batch-size, or free memory (close other programs or notebooks '
+            'using the GPU); the checkpoints written so far are intact')
+
 def _one_line(message) -> str:
     return re.sub(r'\s*\n\s*', ' ', str(message)).strip()
 
@@ -537,14 +549,19 @@ def main(argv:list[str]|None=None, # the arguments, e.g. ['train', '--epochs', '
         ) -> int:
     "Run the `cnn-course` command; return its exit status (0: success, 2: bad input, nothing trained)."
     argv = sys.argv[1:] if argv is None else list(argv)
+    args = None
     try:
         try: args = build_parser().parse_args(argv)
         except SystemExit as e: return e.code if isinstance(e.code, int) else 0  # --help, --version
         with warnings.catch_warnings():  # train prints its own line for a run that validates on the test set
             warnings.filterwarnings('ignore', message='val_fraction=0: ')
             return COMMANDS[args.command](args, argv)
-    except (CLIError, DiskFullError) as e:  # bad input, or a full disk: one line, and the files before it are intact
-        print(f'cnn-course: error: {_one_line(e)}', file=sys.stderr)
+    except (CLIError, DiskFullError, MemoryError, RuntimeError) as e:
+        # bad input, a full disk or too little memory: one line (the files written before it are intact); a bug
+        # (any other RuntimeError) keeps its traceback, which is what is needed to fix it
+        message = _out_of_memory(e) if isinstance(e, (MemoryError, RuntimeError)) else str(e)
+        if message is None or getattr(args, 'debug', False): raise
+        print(f'cnn-course: error: {_one_line(message)}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print('cnn-course: interrupted', file=sys.stderr)

@@ -43,9 +43,8 @@ def small_disk(path, size):
 
 def fill(folder):
     "Write zeros into `folder` until its disk is full."
-    with open(folder / 'filler', 'wb') as f:
-        with contextlib.suppress(OSError):
-            while True: f.write(bytes(1 << 16)); f.flush()
+    with contextlib.suppress(OSError), open(folder / 'filler', 'wb', buffering=0) as f:
+        while True: f.write(bytes(1 << 16))
 
 
 KILL_AFTER_WRITE = textwrap.dedent('''
@@ -194,3 +193,28 @@ def test_paths_that_are_files_and_crafted_checkpoints_get_one_line(tmp_path):
     with pytest.raises(DamagedCheckpointError, match='lacks model, model_state'): read_checkpoint(crafted / 'last.pt')
     for command in ('resume', 'evaluate'):
         one_line_error(cli(command, crafted, cwd=tmp_path), f'{command} {crafted}: ', 'says it is a cnn_course checkpoint but lacks')
+
+
+OUT_OF_MEMORY = textwrap.dedent("""
+    # A real allocation failure: cap this process's address space a little above what it uses once PyTorch is loaded,
+    # then ask for batches whose first convolution alone needs about 2 GB.
+    import resource, sys
+    import torch, cnn_course.runs
+    from cnn_course.cli import main
+    used = int(open('/proc/self/status').read().split('VmSize:')[1].split()[0]) * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (used + 1_200_000_000, resource.RLIM_INFINITY))
+    raise SystemExit(main(sys.argv[1:]))
+""")
+
+
+@pytest.mark.skipif(not Path('/proc/self/status').exists(), reason='needs Linux /proc to size the memory limit')
+def test_running_out_of_memory_is_one_line(tmp_path):
+    (tmp_path / 'oom.py').write_text(OUT_OF_MEMORY)
+    args = ['train', '--epochs', '1', '--limit-train', '24000', '--limit-test', '100', '--batch-size', '20000',
+            '--no-progress', '--out', str(tmp_path / 'out'), '--data-root', str(tmp_path / 'data')]
+    r = subprocess.run([sys.executable, str(tmp_path / 'oom.py'), *args], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=300, env=env(CNN_COURSE_QUICK='1'))
+    one_line_error(r, 'out of memory (', 'use a smaller --batch-size')
+    r = subprocess.run([sys.executable, str(tmp_path / 'oom.py'), *args, '--debug'], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=300, env=env(CNN_COURSE_QUICK='1'))
+    assert r.returncode == 1 and 'Traceback' in r.stderr  # --debug: the whole story, for whoever fixes it
