@@ -260,3 +260,10 @@ def test_train_val_split_errors():
     assert [len(s) for s in train_val_split(ds, 3)] == [7, 3]
     with pytest.raises(ValueError, match='empty'): train_val_split(ds, 0.01)
     with pytest.raises(TypeError, match='val_fraction'): train_val_split(ds, None)
+
+
+def test_an_empty_dataset_says_what_to_check():
+    from torch.utils.data import TensorDataset
+    empty = TensorDataset(torch.zeros(0, 1, 28, 28), torch.zeros(0, dtype=torch.long))
+    with pytest.raises(ValueError, match='a dataset with no items: check what built it .*a limit of 0'):
+        DeviceLoader(empty, batch_size=10, device='cpu')
