@@ -255,6 +255,7 @@ class Checkpoint(Callback):
         self.tracker = Monitor(monitor)  # the same "has it improved?" as EarlyStopping
         self.folder, self.monitor, self.config, self.overwrite = Path(folder), monitor, dict(config or {}), overwrite
         self.write_seconds = []
+        self.scaler, self._saved_scaler = None, None  # fp16's gradient scaler: its state is part of the run
 
     @property
     def best(self): return self.tracker.best
@@ -268,6 +269,8 @@ class Checkpoint(Callback):
 
     def before_fit(self, run):
         self.tracker.check(run, 'Checkpoint')
+        self.scaler = getattr(run, 'scaler', None)
+        if self.scaler is not None and self._saved_scaler is not None: self.scaler.load_state_dict(self._saved_scaler)
         ensure_writable(self.folder, f'the checkpoint folder {self.folder}')
         remove_stale_temps(self.folder)  # left by a process killed while writing
         if self.overwrite or not self.last_path.exists(): return
@@ -289,8 +292,15 @@ class Checkpoint(Callback):
         atomic_write(self.last_path, lambda f: f.write(data))
         self.write_seconds.append(time.perf_counter() - start)
 
-    def state_dict(self) -> dict: return self.tracker.state_dict()
-    def load_state_dict(self, state:dict): self.tracker.load_state_dict(state)
+    def state_dict(self) -> dict:
+        state = self.tracker.state_dict()
+        if self.scaler is not None: state['grad_scaler'] = self.scaler.state_dict()
+        return state
+
+    def load_state_dict(self, state:dict):
+        state = dict(state)
+        self._saved_scaler = state.pop('grad_scaler', None)  # put into the new run's scaler when fit starts
+        self.tracker.load_state_dict(state)
 
 def resume(folder, # a run folder written by `Checkpoint` (or a checkpoint file)
            net, # the model, built as for the first run

@@ -11,11 +11,11 @@ from . import __version__
 from .core import DiskFullError, NotWritableError, atomic_write, ensure_writable  # no PyTorch: checks answer at once
 
 # %% auto #0
-__all__ = ['MODEL_HELP', 'DATASETS', 'DEFAULT_MODELS', 'DEVICES', 'OPTIMIZERS', 'SCHEDULERS', 'IMAGE_SHAPES', 'MODEL_INPUTS',
-           'BATCH_NORM_MODELS', 'RESULT_FILES', 'TEST_SET_WARNING', 'CLI_RECORD', 'RUN_FOLDER_FILES', 'VIEW_FILES',
-           'COMMANDS', 'CLIError', 'build_parser', 'config_from_args', 'check_args', 'history_csv', 'save_results',
-           'callback_results', 'train_command', 'resume_command', 'save_views', 'evaluate_command', 'predict_command',
-           'main']
+__all__ = ['MODEL_HELP', 'DATASETS', 'DEFAULT_MODELS', 'DEVICES', 'OPTIMIZERS', 'SCHEDULERS', 'AMP', 'IMAGE_SHAPES',
+           'MODEL_INPUTS', 'BATCH_NORM_MODELS', 'RESULT_FILES', 'TEST_SET_WARNING', 'CLI_RECORD', 'RUN_FOLDER_FILES',
+           'VIEW_FILES', 'COMMANDS', 'CLIError', 'build_parser', 'config_from_args', 'check_args', 'history_csv',
+           'save_results', 'callback_results', 'train_command', 'resume_command', 'save_views', 'evaluate_command',
+           'predict_command', 'main']
 
 # %% ../nbs/05_cli.ipynb #cdd7c357
 # The names of cnn_course.models.MODELS with a line of help each, readable without importing PyTorch
@@ -34,7 +34,8 @@ DATASETS = ('mnist', 'fashion-mnist', 'cifar10')
 DEFAULT_MODELS = {'fashion-mnist': 'fashion_cnn', 'mnist': 'mnist_cnn', 'cifar10': 'cnn'}  # --model when not given
 DEVICES = ('auto', 'cpu', 'cuda', 'mps')
 OPTIMIZERS = ('sgd', 'adam')
-SCHEDULERS = ('none', 'plateau')
+SCHEDULERS = ('none', 'plateau', 'onecycle')
+AMP = ('off', 'auto', 'bf16', 'fp16')  # --amp; off: float32
 IMAGE_SHAPES = {'mnist': (1, 28, 28), 'fashion-mnist': (1, 28, 28), 'cifar10': (3, 32, 32)}
 # What cnn_course.models.MODELS says about each model, for the checks made before PyTorch is imported:
 MODEL_INPUTS = {'mnist_cnn': (1, 28, 28), 'fc': None, 'cnn': (3, 32, 32), 'fashion_cnn': (1, 28, 28),
@@ -115,7 +116,14 @@ def _add_train_options(p:argparse.ArgumentParser) -> None:
                         'sets, as in the lessons; 0: validate on the test set, as the source did, with a warning)')
     p.add_argument('--scheduler', choices=SCHEDULERS, default='none',
                    help='none: keep --lr; plateau: divide the learning rate by 10 when the validation loss has not '
-                        "improved for 4 epochs (ReduceLROnPlateau, lesson 3)")
+                        "improved for 4 epochs (ReduceLROnPlateau, lesson 3); onecycle: rise to --lr and fall again "
+                        'over the whole run, step by step (OneCycleLR)')
+    p.add_argument('--amp', choices=AMP, default='off',
+                   help='mixed precision: off: float32; auto: bf16 where the hardware has it natively (recent GPUs, '
+                        'CPUs with AVX512-BF16 or AMX), fp16 with a gradient scaler on older GPUs, else off; bf16, fp16: '
+                        'those (the run says what it uses)')
+    p.add_argument('--channels-last', action='store_true',
+                   help='train a conv net in channels-last memory layout (faster convolutions, especially with --amp)')
     p.add_argument('--patience', type=_positive(int), default=None, metavar='N',
                    help='stop early when the validation loss has not improved for N epochs, and keep the best '
                         "epoch's weights (default: off, train all --epochs)")
@@ -224,7 +232,8 @@ def config_from_args(args:argparse.Namespace, # the options of `cnn-course train
                      optimizer=args.optimizer, scheduler=args.scheduler, patience=args.patience, seed=args.seed,
                      data_root=args.data_root, download=args.download, limit_train=args.limit_train,
                      limit_test=args.limit_test, tensorboard=tensorboard, device=args.device,
-                     val_fraction=args.val_fraction)
+                     val_fraction=args.val_fraction, amp=None if args.amp == 'off' else args.amp,
+                     channels_last=args.channels_last)
 
 # what train writes into --out, in save_results' order: run.json last, so a folder that has it holds a complete run
 RESULT_FILES = ('history.csv', 'history.npy', 'curves.png', 'model.pt', 'run.json')

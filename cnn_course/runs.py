@@ -15,8 +15,8 @@ from .core import ensure_writable, get_device, remove_stale_temps, torch_seed, N
 from .data import (CLASS_NAMES, DATASETS, IMAGE_SHAPES, DamagedDataError, DatasetNotFoundError, DeviceLoader, load_dataset,
                               make_transform, train_val_split)
 from .models import MODELS
-from .train import (EarlyStopping, LRRecorder, TensorBoardLogger, check_model_fits, evaluate, fit,
-                              predict_images)
+from .train import (AMP_CHOICES, EarlyStopping, LRRecorder, TensorBoardLogger, check_model_fits, evaluate,
+                              fit, predict_images, resolve_amp)
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_checkpoint, resume
 
 # %% auto #0
@@ -28,7 +28,7 @@ __all__ = ['DEFAULT_MODELS', 'OPTIMIZERS', 'SCHEDULERS', 'DEVICES', 'MONITORS', 
 # %% ../nbs/10_runs.ipynb #10865133
 DEFAULT_MODELS = {'fashion-mnist': 'fashion_cnn', 'mnist': 'mnist_cnn', 'cifar10': 'cnn'}  # the model when none is named
 OPTIMIZERS = ('sgd', 'adam')
-SCHEDULERS = ('none', 'plateau')
+SCHEDULERS = ('none', 'plateau', 'onecycle')
 DEVICES = ('auto', 'cpu', 'cuda', 'mps')
 MONITORS = ('val_loss', 'val_acc', 'train_loss', 'train_acc')
 # The lessons' validation shares: 10,000 images of each full training set (60,000 and 50,000) held out.
@@ -46,7 +46,7 @@ class RunConfig:
     optimizer:str='adam' # 'adam' (lesson 3) or 'sgd' (lessons 1, 2 and 4)
     lr:float=1e-3 # learning rate
     momentum:float=0.0 # SGD's momentum (0: the source's plain SGD)
-    scheduler:str='none' # 'none', or 'plateau': the learning rate / 10 after 4 epochs without a better validation loss
+    scheduler:str='none' # 'none'; 'plateau': the learning rate / 10 after 4 epochs without a better validation loss; 'onecycle': up to `lr` and down again, step by step
     patience:int|None=None # early stopping after this many epochs without improvement; None: off
     monitor:str='val_loss' # what early stopping and best.pt watch
     val_fraction:float|int|None=None # share of the training images held out to validate on, or a number of images; None: `VAL_FRACTIONS[dataset]`; 0: the test set
@@ -58,6 +58,8 @@ class RunConfig:
     limit_test:int|None=None # use only the first N test images; None: all
     tensorboard:str|None=None # a folder for TensorBoard logs; None: off
     device:str='auto' # 'auto', 'cpu', 'cuda' or 'mps'
+    amp:str|None=None # mixed precision: None (float32), 'auto', 'bf16' or 'fp16' (see `resolve_amp`)
+    channels_last:bool=False # train a conv net in channels-last memory layout
 
     def __post_init__(self):
         if self.model is None: self.model = DEFAULT_MODELS.get(self.dataset)
@@ -107,8 +109,8 @@ def _has_batch_norm(net:nn.Module) -> bool:
 
 def _check_choices(cfg:RunConfig):
     for name, choices in (('dataset', DATASETS), ('model', tuple(MODELS)), ('optimizer', OPTIMIZERS),
-                          ('scheduler', SCHEDULERS), ('monitor', MONITORS), ('device', DEVICES)):
-        if getattr(cfg, name) not in choices: raise ConfigError(name, f'is not one of {", ".join(choices)}', cfg)
+                          ('scheduler', SCHEDULERS), ('monitor', MONITORS), ('device', DEVICES), ('amp', AMP_CHOICES)):
+        if getattr(cfg, name) not in choices: raise ConfigError(name, f'is not one of {", ".join(map(str, choices))}', cfg)
 
 def _check_numbers(cfg:RunConfig):
     for name in ('epochs', 'batch_size', 'eval_batch_size', 'patience', 'limit_train', 'limit_test'):
@@ -179,9 +181,13 @@ def make_optimizer(cfg:RunConfig, params) -> torch.optim.Optimizer:
     if cfg.optimizer == 'adam': return torch.optim.Adam(params, lr=cfg.lr)
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
 
-def make_scheduler(cfg:RunConfig, optimizer):
-    "The learning-rate scheduler `cfg` names (lesson 3's plateau rule), or None."
+def make_scheduler(cfg:RunConfig, optimizer,
+                   steps_per_epoch:int=1, # optimizer steps in an epoch (for 'onecycle', which plans every step)
+                  ):
+    "The learning-rate scheduler `cfg` names (lesson 3's plateau rule, or a one-cycle plan over the whole run), or None."
     if cfg.scheduler == 'none': return None
+    if cfg.scheduler == 'onecycle':
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
     return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode='min', factor=0.1, patience=4)
 
 def make_callbacks(cfg:RunConfig) -> dict:
@@ -242,6 +248,8 @@ def make_run(cfg:RunConfig, # what to build
     "Check `cfg`, then build its model, optimizer, scheduler, callbacks and loaders (data last: it is the slow part)."
     check_config(cfg)
     device = resolve_device(cfg.device, cfg) if device is None else torch.device(device)
+    try: resolve_amp(cfg.amp, device)
+    except ValueError as e: raise ConfigError('amp', f': {e}', cfg) from None
     callbacks = make_callbacks(cfg)
     spec, classes = MODELS[cfg.model], CLASS_NAMES[cfg.dataset]
     full, test_set = _load_data(cfg, make_transform(flatten=spec.flatten))
@@ -256,8 +264,9 @@ def make_run(cfg:RunConfig, # what to build
     net = build_model(cfg).to(device)
     check_model_fits(net, train_set, device, len(classes))
     optimizer = make_optimizer(cfg, net.parameters())
-    return Run(cfg, net, optimizer, make_scheduler(cfg, optimizer), nn.CrossEntropyLoss(), callbacks,
-               *make_loaders(cfg, train_set, val_set, test_set, device), classes, device)
+    loaders = make_loaders(cfg, train_set, val_set, test_set, device)
+    return Run(cfg, net, optimizer, make_scheduler(cfg, optimizer, len(loaders[0])), nn.CrossEntropyLoss(), callbacks,
+               *loaders, classes, device)
 
 # %% ../nbs/10_runs.ipynb #2b68372d
 def train_run(cfg:RunConfig, # the run to train
@@ -277,7 +286,7 @@ def train_run(cfg:RunConfig, # the run to train
         run.callbacks['checkpoint'] = Checkpoint(checkpoint, cfg.monitor, config=cfg.to_dict(), overwrite=overwrite)
     run.history = fit(run.net, run.optimizer, run.criterion, cfg.epochs, run.train_loader, run.val_loader, run.device,
                       np.zeros((0, 5)), progress=progress, scheduler=run.scheduler,
-                      callbacks=[*run.callbacks.values(), *callbacks])
+                      callbacks=[*run.callbacks.values(), *callbacks], amp=cfg.amp, channels_last=cfg.channels_last)
     return run
 
 def _saved_config(folder:Path, ckpt:dict, which:str) -> RunConfig:
@@ -305,6 +314,9 @@ def resume_run(folder, # a checkpoint folder written by `train_run` (or `cnn-cou
     if ckpt['epoch'] >= target:
         print(f'{folder}: the run has finished its {target} epochs; nothing to do (ask for more epochs to train on)')
         return None
+    if cfg.scheduler == 'onecycle' and target != cfg.epochs:  # its plan covers the planned epochs and no more
+        raise ConfigError('scheduler', f"plans the learning rate for exactly the run's {cfg.epochs} epochs, so it cannot "
+                          f'train on to epoch {target}: start a new run with more epochs', cfg)
     cfg = dataclasses.replace(cfg, epochs=target)
     torch_seed(cfg.seed)
     run = make_run(cfg, device)
@@ -312,7 +324,8 @@ def resume_run(folder, # a checkpoint folder written by `train_run` (or `cnn-cou
     all_callbacks = [*run.callbacks.values(), *callbacks]
     history = resume(folder, run.net, run.optimizer, run.scheduler, all_callbacks, epochs=target)  # generators last
     run.history = fit(run.net, run.optimizer, run.criterion, target - len(history), run.train_loader, run.val_loader,
-                      run.device, history, progress=progress, scheduler=run.scheduler, callbacks=all_callbacks)
+                      run.device, history, progress=progress, scheduler=run.scheduler, callbacks=all_callbacks,
+                      amp=cfg.amp, channels_last=cfg.channels_last)
     return run
 
 def finished_run(folder, # a checkpoint folder whose run has finished (`resume_run` had nothing to do)
@@ -335,9 +348,10 @@ def finished_run(folder, # a checkpoint folder whose run has finished (`resume_r
 def score_run(run:Run, # a trained run (`train_run`, `resume_run`)
              ) -> dict:
     "Validation and test loss and accuracy of the run's model as it is now, with the number of images in each set."
-    val_loss, val_acc = evaluate(run.net, run.val_loader, run.criterion, run.device)
+    how = dict(amp_dtype=resolve_amp(run.config.amp, run.device)[0], channels_last=run.config.channels_last)  # as fit
+    val_loss, val_acc = evaluate(run.net, run.val_loader, run.criterion, run.device, **how)
     test_loss, test_acc = ((val_loss, val_acc) if run.config.validates_on_test else
-                           evaluate(run.net, run.test_loader, run.criterion, run.device))  # the test set, once
+                           evaluate(run.net, run.test_loader, run.criterion, run.device, **how))  # the test set, once
     return {'val_loss': val_loss, 'val_accuracy': val_acc, 'test_loss': test_loss, 'test_accuracy': test_acc,
             'n_train': len(run.train_loader.y), 'n_val': len(run.val_loader.y), 'n_test': len(run.test_loader.y),
             'validated_on_test': run.config.validates_on_test}

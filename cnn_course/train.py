@@ -12,7 +12,7 @@ from .core import live_output
 from .data import dataset_classes
 
 # %% auto #0
-__all__ = ['to_device', 'eval_loss', 'eval_mode', 'evaluate', 'TB_TAGS', 'Callback', 'Monitor', 'EarlyStopping', 'LRRecorder', 'TensorBoardLogger', 'predict_images', 'predict', 'confusion_matrix', 'per_class_accuracy', 'HISTORY_COLUMNS', 'check_model_fits', 'check_history', 'format_epoch', 'FitRun', 'current_lr', 'fit']
+__all__ = ['to_device', 'eval_loss', 'eval_mode', 'evaluate', 'TB_TAGS', 'Callback', 'Monitor', 'EarlyStopping', 'LRRecorder', 'TensorBoardLogger', 'predict_images', 'predict', 'confusion_matrix', 'per_class_accuracy', 'HISTORY_COLUMNS', 'AMP_CHOICES', 'check_model_fits', 'check_history', 'format_epoch', 'resolve_amp', 'FitRun', 'current_lr', 'fit']
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #cf0f79fe
 def to_device(batch, # an `(inputs, labels)` pair from a loader
@@ -51,7 +51,7 @@ def _sum_dtype(device):
     "float64 for running sums (a float32 sum of large losses overflows early), except on MPS, which has none."
     return torch.float32 if torch.device(device).type == 'mps' else torch.float64
 
-def _eval_sums(net, loader, criterion, device):
+def _eval_sums(net, loader, criterion, device, amp_dtype=None, channels_last=False):
     "Summed loss, correct count (both on the device) and sample count over `loader`, in eval mode."
     loss_sum = torch.zeros((), dtype=_sum_dtype(device), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
@@ -59,7 +59,9 @@ def _eval_sums(net, loader, criterion, device):
     with eval_mode(net), torch.inference_mode():
         for batch in loader:
             inputs, labels = to_device(batch, device)
-            outputs = net(inputs)
+            if channels_last and inputs.ndim == 4: inputs = inputs.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(torch.device(device).type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                outputs = net(inputs)
             loss_sum += _loss_total(criterion(outputs, labels), len(labels), criterion)
             correct += (outputs.argmax(1) == labels).sum()
             n += len(labels)
@@ -70,9 +72,12 @@ def evaluate(net, # the model
              loader, # the data to score it on (a DataLoader or DeviceLoader)
              criterion, # the loss function
              device, # where `net` lives
+             *,
+             amp_dtype=None, # mixed precision: the autocast dtype `fit` trains with (e.g. torch.bfloat16); None: float32
+             channels_last:bool=False, # feed images in channels-last layout, as `fit(channels_last=True)` trains
             ) -> tuple[float, float]:
     "Mean loss per sample and accuracy of `net` on `loader`, in eval mode and without gradients."
-    loss_sum, correct, n = _eval_sums(net, loader, criterion, device)
+    loss_sum, correct, n = _eval_sums(net, loader, criterion, device, amp_dtype, channels_last)
     return loss_sum.item() / n, correct.item() / n
 
 # %% ../nbs/03_bn_dropout.ipynb #01316e9b
@@ -84,9 +89,10 @@ from .core import ensure_writable
 
 # %% ../nbs/03_bn_dropout.ipynb #7681129b
 class Callback:
-    "A hook into `fit`'s loop: override any of the three methods; set `run.stop = True` to end training."
+    "A hook into `fit`'s loop: override any of the methods; set `run.stop = True` to end training."
     order = 0  # callbacks run in increasing `order`
     def before_fit(self, run): "Called once before the first epoch: check what you need, raise if it is missing."
+    def after_batch(self, run): "Called after each optimizer step: `run.batch` (its number), `run.loss` (a tensor: reading it with `.item()` would wait for the device)."
     def after_epoch(self, run): "Called after each epoch's history row is added (`run.history[-1]`)."
     def after_fit(self, run): "Called once at the end, also when training stopped early or failed."
 
@@ -366,31 +372,94 @@ def _snapshot(net, optimizer):
     "Copies of the model's and optimizer's state, to put back if the loss blows up."
     return copy.deepcopy(net.state_dict()), copy.deepcopy(optimizer.state_dict())
 
-def _train_epoch(net, optimizer, criterion, loader, device, desc, progress):
+def _cpu_flags() -> set:
+    "The CPU's feature flags (Linux's /proc/cpuinfo); empty where they cannot be read."
+    try: text = Path('/proc/cpuinfo').read_text()
+    except OSError: return set()
+    return set(next((line.split(':', 1)[1] for line in text.splitlines() if line.startswith('flags')), '').split())
+
+def _autocast_works(kind:str, dtype) -> bool:
+    "Whether this PyTorch autocasts to `dtype` on devices of `kind` (older versions warn and switch it off instead)."
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        try:
+            with torch.autocast(kind, dtype=dtype): pass
+        except (RuntimeError, ValueError): return False
+    return not any('autocast' in str(w.message).lower() for w in caught)
+
+AMP_CHOICES = (None, 'auto', 'bf16', 'fp16')
+
+def resolve_amp(amp, # None (float32), 'auto', 'bf16' or 'fp16'
+                device, # where the model trains
+               ) -> tuple:
+    "`(dtype, why)`: the autocast dtype `amp` means on `device` (None: float32) and a few words on the choice."
+    kind = torch.device(device).type
+    if amp not in AMP_CHOICES:
+        raise ValueError(f"amp={amp!r}: use None (float32), 'auto' (bf16 where the hardware has it), 'bf16' or 'fp16'")
+    if amp is None: return None, 'float32'
+    native_bf16 = (torch.cuda.is_bf16_supported() if kind == 'cuda' else
+                   kind == 'cpu' and bool(_cpu_flags() & {'avx512_bf16', 'amx_bf16'}))
+    if amp == 'auto':
+        if native_bf16: return torch.bfloat16, f'bf16 autocast (native on this {kind})'
+        if kind == 'cuda': return torch.float16, 'fp16 autocast with a gradient scaler (this GPU has no bf16)'
+        return None, f'float32 (this {kind} has no native bf16)'
+    dtype = torch.bfloat16 if amp == 'bf16' else torch.float16
+    if not _autocast_works(kind, dtype):
+        raise ValueError(f'amp={amp!r}: PyTorch {torch.__version__} has no {amp} autocast on {kind}: use amp=None or amp=\'auto\'')
+    if kind == 'cuda' and dtype is torch.bfloat16 and not native_bf16:
+        raise ValueError("amp='bf16': this GPU has no bfloat16 support: use amp='fp16' (with a gradient scaler) or amp='auto'")
+    native = native_bf16 if dtype is torch.bfloat16 else kind == 'cuda' or bool(_cpu_flags() & {'avx512_fp16', 'amx_fp16'})
+    scaler = ' with a gradient scaler' if dtype is torch.float16 else ''
+    return dtype, f'{amp} autocast{scaler}' + ('' if native else f' (emulated on this {kind}: slower than float32)')
+
+def _per_batch(scheduler) -> bool:
+    "Schedulers that plan the rate step by step are stepped after every batch; the others once per epoch."
+    return isinstance(scheduler, (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR))
+
+def _train_epoch(run, loader, desc, progress):
     "One pass over `loader`; returns per-batch mean losses, batch sizes (host list) and the correct count, without host syncs."
+    net, optimizer, criterion, device, scaler = run.net, run.optimizer, run.criterion, run.device, run.scaler
+    step_scheduler = run.scheduler if _per_batch(run.scheduler) else None
+    batch_hooks = [cb for cb in run.callbacks if callable(getattr(cb, 'after_batch', None))
+                   and getattr(type(cb), 'after_batch', None) is not getattr(Callback, 'after_batch', None)]
+    autocast = dict(device_type=torch.device(device).type, dtype=run.amp_dtype, enabled=run.amp_dtype is not None)
     net.train()
     losses, sizes = [], []
     correct = torch.zeros((), dtype=torch.long, device=device)
-    for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
+    for run.batch, batch in enumerate(tqdm(loader, desc=desc, leave=False, disable=not progress), 1):
         inputs, labels = to_device(batch, device)
+        if run.channels_last and inputs.ndim == 4: inputs = inputs.contiguous(memory_format=torch.channels_last)
         optimizer.zero_grad(set_to_none=True)
-        outputs = net(inputs)
-        loss = criterion(outputs, labels)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.detach())
+        with torch.autocast(**autocast):
+            outputs = net(inputs)
+            loss = criterion(outputs, labels)
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:  # fp16: scale the loss so small gradients survive; a step with inf/NaN gradients is skipped, not taken
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        if step_scheduler is not None: step_scheduler.step()
+        run.loss = loss.detach()
+        for cb in batch_hooks: cb.after_batch(run)
+        losses.append(run.loss)
         sizes.append(len(labels))
         correct += (outputs.detach().argmax(1) == labels).sum()
     if not sizes: raise ValueError('the training loader yielded no batches: check the dataset it was built from')
-    return torch.stack(losses), sizes, correct
+    return torch.stack(losses).float(), sizes, correct
 
 class FitRun:
-    "What `fit` shares with its callbacks: model, optimizer, scheduler, callbacks, history so far, epoch, learning rate, stop flag."
-    def __init__(self, net, optimizer, criterion, device, history, last_epoch, has_validation, scheduler=None, callbacks=()):
+    "What `fit` shares with its callbacks: model, optimizer, scheduler, callbacks, history so far, epoch, batch, loss, learning rate, stop flag."
+    def __init__(self, net, optimizer, criterion, device, history, last_epoch, has_validation, scheduler=None, callbacks=(),
+                 amp_dtype=None, channels_last=False):
         self.net, self.optimizer, self.criterion, self.device = net, optimizer, criterion, device
         self.history, self.last_epoch, self.has_validation = history, last_epoch, has_validation
         self.scheduler, self.callbacks = scheduler, list(callbacks)
-        self.epoch, self.lr, self.stop = len(history), current_lr(optimizer), False
+        self.epoch, self.lr, self.stop, self.batch, self.loss = len(history), current_lr(optimizer), False, 0, None
+        self.amp_dtype, self.channels_last = amp_dtype, channels_last
+        # fp16 needs a gradient scaler (bf16 has float32's range and does not); Checkpoint saves its state
+        self.scaler = torch.amp.GradScaler(torch.device(device).type) if amp_dtype is torch.float16 else None
 
 def current_lr(optimizer, # a torch optimizer
               ) -> float:
@@ -419,8 +488,8 @@ def _check_scheduler(scheduler, has_validation):
                          'pass a validation loader, or use a scheduler that needs no metric (e.g. StepLR)')
 
 def _step_scheduler(scheduler, row, optimizer):
-    "Step `scheduler` once per epoch (on the validation loss, or accuracy for mode='max'); say when the rate changes."
-    if scheduler is None: return
+    "Step an epoch scheduler once per epoch (on the validation loss, or accuracy for mode='max'); say when the rate changes."
+    if scheduler is None or _per_batch(scheduler): return  # stepped after every batch instead
     before = current_lr(optimizer)
     if _is_plateau(scheduler): scheduler.step(row[3] if scheduler.mode == 'min' else row[4])
     else: scheduler.step()
@@ -442,8 +511,7 @@ def _fit_epoch(run, train_loader, test_loader, progress):
     "Train one epoch and validate; the history row, or None if a loss stopped being finite (weights put back)."
     net, optimizer, criterion, device = run.net, run.optimizer, run.criterion, run.device
     good_state = _snapshot(net, optimizer)
-    losses, sizes, correct = _train_epoch(net, optimizer, criterion, train_loader, device,
-                                          f'Epoch {run.epoch}/{run.last_epoch}', progress)
+    losses, sizes, correct = _train_epoch(run, train_loader, f'Epoch {run.epoch}/{run.last_epoch}', progress)
     finite = torch.isfinite(losses)
     if not bool(finite.all()):  # the one host sync of the epoch
         bad = int((~finite).nonzero()[0])
@@ -453,7 +521,8 @@ def _fit_epoch(run, train_loader, test_loader, progress):
     n = sum(sizes)
     sizes_t = torch.tensor(sizes, dtype=_sum_dtype(device), device=losses.device)
     train_loss = _loss_total(losses.to(sizes_t.dtype), sizes_t, criterion).sum().item() / n
-    val_loss, val_acc = evaluate(net, test_loader, criterion, device) if test_loader is not None else (np.nan, np.nan)
+    val_loss, val_acc = (evaluate(net, test_loader, criterion, device, amp_dtype=run.amp_dtype, channels_last=run.channels_last)
+                         if test_loader is not None else (np.nan, np.nan))
     if test_loader is not None and not math.isfinite(val_loss):  # weights that only fail on other images are broken too
         weights_finite = all(bool(torch.isfinite(p).all()) for p in net.parameters())
         _put_back(run, good_state, f'the validation loss became {val_loss} at epoch {run.epoch} (training loss {train_loss:.4g})',
@@ -474,6 +543,8 @@ def fit(net, # the model to train
         progress:bool|None=None, # a progress bar per epoch; None: only where it redraws in place (`live_output`)
         scheduler=None, # a learning-rate scheduler, stepped once per epoch (ReduceLROnPlateau on the validation loss)
         callbacks=(), # `Callback`s, e.g. `EarlyStopping(7)`, `TensorBoardLogger('runs/x')`, `LRRecorder()`
+        amp:str|None=None, # mixed precision: None (float32), 'auto', 'bf16' or 'fp16' (with a gradient scaler); see `resolve_amp`
+        channels_last:bool=False, # train a conv net in channels-last memory layout (faster convolutions on most hardware)
        ) -> np.ndarray:
     "Train `net` for `num_epochs`; return `history` with one row `[epoch, loss, acc, val_loss, val_acc]` per epoch added."
     history = check_history(history)
@@ -482,9 +553,12 @@ def fit(net, # the model to train
     check_model_fits(net, train_loader, device)
     _check_scheduler(scheduler, test_loader is not None)
     _check_criterion(criterion)
+    amp_dtype, amp_said = resolve_amp(amp, device)
+    if amp is not None: print(f'mixed precision: {amp_said}')
+    if channels_last: net.to(memory_format=torch.channels_last)
     callbacks = sorted(callbacks, key=lambda cb: getattr(cb, 'order', 0))
     run = FitRun(net, optimizer, criterion, device, history, len(history) + num_epochs, test_loader is not None,
-                 scheduler, callbacks)
+                 scheduler, callbacks, amp_dtype, channels_last)
     for cb in callbacks: cb.before_fit(run)
     try:
         for epoch in range(len(history) + 1, run.last_epoch + 1):

@@ -455,3 +455,24 @@ def test_resume_writes_the_results_a_run_killed_at_the_end_never_wrote(tmp_path,
     assert all(torch.equal(a[k], b[k]) for k in a)
     r = cli('resume', tmp_path / 'ck', '--no-progress', cwd=tmp_path, quick=True)  # now finished, with its results
     assert r.returncode == 0 and 'nothing to do' in r.stdout and 'writing them' not in r.stdout
+
+
+def test_mixed_precision_channels_last_and_onecycle_from_the_command(tmp_path, data_root):
+    "--amp bf16 --channels-last --scheduler onecycle: trains, checkpoints, resumes; extending a one-cycle plan is refused."
+    import torch
+    from cnn_course.checkpoint import read_checkpoint
+    args = ('train', '--amp', 'bf16', '--channels-last', '--scheduler', 'onecycle', '--lr', '0.003',
+            '--limit-train', 600, '--limit-test', 200, '--data-root', data_root, '--no-progress')
+    r = cli(*args, '--epochs', 2, '--out', tmp_path / 'whole', cwd=tmp_path, quick=True)
+    assert r.returncode == 0, r.stderr
+    assert 'mixed precision: bf16 autocast' in r.stdout
+    run, history = read_run(tmp_path / 'whole')
+    assert run['config']['amp'] == 'bf16' and run['config']['channels_last'] and np.isfinite(history).all()
+    assert run['val_accuracy'] == history[-1, 4]  # scored with the autocast it trained with
+    assert max(run['lrs']) <= 0.003 and run['lrs'][0] < run['lrs'][1]  # the one-cycle warm-up, seen epoch by epoch
+    ck = tmp_path / 'ck'
+    r = cli(*args, '--epochs', 1, '--checkpoint', ck, '--out', tmp_path / 'one', cwd=tmp_path, quick=True)
+    assert r.returncode == 0, r.stderr
+    r = cli('resume', ck, '--epochs', 3, cwd=tmp_path, quick=True)
+    assert_usage_error(r, "--scheduler onecycle plans the learning rate for exactly the run's 1 epochs")
+    assert read_checkpoint(ck / 'last.pt')['epoch'] == 1

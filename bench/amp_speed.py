@@ -1,0 +1,83 @@
+#!/usr/bin/env python
+"""`fit` in float32 against `fit(amp='auto', channels_last=True)` on lesson 3's model and real Fashion-MNIST.
+
+Run by hand (never a timed test):  python bench/amp_speed.py [--n-train 10000] [--epochs 2] [--threads 2]
+Prints seconds per epoch for each setting and their ratio, measured in one run, and the machine's float32 and
+bf16 matrix-product peaks (GFLOP/s) for context. Needs the real Fashion-MNIST (Debian's dataset-fashion-mnist, or
+--data-root holding it).
+"""
+from __future__ import annotations
+import argparse, contextlib, io, os, platform, sys, time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.optim as optim
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from cnn_course.core import torch_seed
+from cnn_course.data import DeviceLoader, load_dataset
+from cnn_course.models import FashionCNN
+from cnn_course.train import fit, resolve_amp
+
+
+def matmul_peak(dtype, n=1024, repeat=20) -> float:
+    "GFLOP/s of an n x n matrix product in `dtype` on the CPU (the best of `repeat`)."
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    for _ in range(3): a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeat))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter(); fn(); return time.perf_counter() - start
+
+
+def epoch_seconds(train, val, epochs, **options) -> tuple[float, np.ndarray]:
+    "Seconds per epoch of lesson 3's recipe (Adam 1e-3) with `options` for `fit`, after a one-epoch warm-up."
+    torch_seed(123)
+    net = FashionCNN()
+    opt = optim.Adam(net.parameters(), lr=1e-3)
+    with contextlib.redirect_stdout(io.StringIO()):
+        fit(net, opt, nn.CrossEntropyLoss(), 1, train, val, 'cpu', np.zeros((0, 5)), progress=False, **options)  # warm-up
+        torch_seed(123)
+        net = FashionCNN()
+        opt = optim.Adam(net.parameters(), lr=1e-3)
+        start = time.perf_counter()
+        history = fit(net, opt, nn.CrossEntropyLoss(), epochs, train, val, 'cpu', np.zeros((0, 5)), progress=False,
+                      **options)
+    return (time.perf_counter() - start) / epochs, history
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--n-train', type=int, default=10_000)
+    p.add_argument('--n-test', type=int, default=2_000)
+    p.add_argument('--epochs', type=int, default=2)
+    p.add_argument('--batch-size', type=int, default=100)
+    p.add_argument('--threads', type=int, default=None)
+    p.add_argument('--data-root', default='./data')
+    a = p.parse_args()
+    if a.threads: torch.set_num_threads(a.threads)
+    train_set = load_dataset('fashion-mnist', train=True, root=a.data_root, download=False, limit=a.n_train)
+    test_set = load_dataset('fashion-mnist', train=False, root=a.data_root, download=False, limit=a.n_test)
+    train = DeviceLoader(train_set, a.batch_size, shuffle=True, device='cpu')
+    val = DeviceLoader(test_set, 500, device='cpu')
+    dtype, said = resolve_amp('auto', 'cpu')
+    print(f'{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}; '
+          f"amp='auto' here: {said}")
+    print(f'lesson 3 FashionCNN, real Fashion-MNIST, {a.n_train} training images, batch {a.batch_size}, '
+          f'{a.epochs} timed epochs after a warm-up epoch')
+    rows = [('fit, float32', {}), ('fit, channels_last', dict(channels_last=True)),
+            ("fit, amp='auto'", dict(amp='auto')), ("fit, amp='auto' + channels_last", dict(amp='auto', channels_last=True))]
+    base = None
+    for name, options in rows:
+        seconds, history = epoch_seconds(train, val, a.epochs, **options)
+        base = base or seconds
+        print(f'  {name:34s} {seconds:6.2f} s/epoch   {base / seconds:4.2f}x   val_acc {history[-1, 4]:.4f}')
+    fp32, bf16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+    print(f'matrix-product peak (1024x1024): float32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s ({bf16 / fp32:.2f}x)')
+
+
+if __name__ == '__main__':
+    main()
