@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""`fit` in float32 against `fit(amp='auto', channels_last=True)` on lesson 3's model and real Fashion-MNIST.
+"""`fit` in float32 against `fit(amp='auto', channels_last=True)` on lesson 3's model and real Fashion-MNIST,
+and DeviceLoader's decode all at once against image by image.
 
 Run by hand (never a timed test):  python bench/amp_speed.py [--n-train 10000] [--epochs 2] [--threads 2]
 Prints seconds per epoch for each setting and their ratio, measured in one run, and the machine's float32 and
@@ -16,7 +17,8 @@ import torch.optim as optim
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from cnn_course.core import torch_seed
-from cnn_course.data import DeviceLoader, load_dataset
+from cnn_course.data import DeviceLoader, load_dataset, make_transform
+from torchvision import transforms
 from cnn_course.models import FashionCNN
 from cnn_course.train import fit, resolve_amp
 
@@ -75,6 +77,14 @@ def main():
         seconds, history = epoch_seconds(train, val, a.epochs, **options)
         base = base or seconds
         print(f'  {name:34s} {seconds:6.2f} s/epoch   {base / seconds:4.2f}x   val_acc {history[-1, 4]:.4f}')
+    # DeviceLoader's one-off decode: all images at once (the lessons' transform) against image by image (any other
+    # transform; a no-op Lambda stands in for one here)
+    by_item = transforms.Compose([*make_transform().transforms, transforms.Lambda(lambda x: x)])
+    slow_set = load_dataset('fashion-mnist', train=True, root=a.data_root, download=False, limit=a.n_train, transform=by_item)
+    at_once = min(_timed(lambda: DeviceLoader(train_set, a.batch_size, device='cpu')) for _ in range(3))
+    item_by_item = min(_timed(lambda: DeviceLoader(slow_set, a.batch_size, device='cpu')) for _ in range(3))
+    print(f'DeviceLoader decode of {a.n_train} images: at once {at_once * 1000:.0f} ms, image by image '
+          f'{item_by_item * 1000:.0f} ms ({item_by_item / at_once:.0f}x)')
     fp32, bf16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
     print(f'matrix-product peak (1024x1024): float32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s ({bf16 / fp32:.2f}x)')
 

@@ -332,11 +332,44 @@ def train_val_split(dataset:Dataset, # the dataset to split (e.g. a training set
     return train_part, val_part
 
 # %% ../nbs/00a_data.ipynb #4ecc1ae4
+def _lesson_transform(transform):
+    "`(mean, std, flatten)` when `transform` is the lessons' `ToTensor`, `Normalize`[, flatten]; else None."
+    steps = list(getattr(transform, 'transforms', None) or [])
+    flatten = bool(steps) and isinstance(steps[-1], nn.Flatten) and steps[-1].start_dim == 0 and steps[-1].end_dim == -1
+    if flatten: steps = steps[:-1]
+    if len(steps) != 2 or type(steps[0]) is not transforms.ToTensor or type(steps[1]) is not transforms.Normalize: return None
+    if steps[1].inplace: return None
+    return steps[1].mean, steps[1].std, flatten
+
+def _decode_at_once(dataset:Dataset) -> tuple|None:
+    "The whole of a torchvision MNIST/Fashion-MNIST/CIFAR-10 set (or a Subset of one) with the lessons' transform, as `_decode` would give it; else None."
+    indices, ds = None, dataset
+    while isinstance(ds, Subset):  # Subset(Subset(base, outer), inner) holds base[outer[inner]]
+        here = torch.as_tensor(ds.indices, dtype=torch.long)
+        indices = here if indices is None else here[indices]
+        ds = ds.dataset
+    if not isinstance(ds, (datasets.MNIST, datasets.CIFAR10)) or ds.target_transform is not None: return None
+    steps = _lesson_transform(ds.transform)
+    if steps is None: return None
+    mean, std, flatten = steps
+    images, labels = torch.as_tensor(ds.data), torch.as_tensor(ds.targets, dtype=torch.long)
+    if images.dtype != torch.uint8 or images.ndim not in (3, 4): return None
+    if indices is not None: images, labels = images[indices], labels[indices]
+    x = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)  # (N, C, H, W), as ToTensor makes each
+    x = x.contiguous().to(torch.float32).div(255)  # ToTensor's arithmetic
+    mean, std = torch.as_tensor(mean, dtype=x.dtype), torch.as_tensor(std, dtype=x.dtype)
+    if mean.ndim == 1: mean = mean.view(-1, 1, 1)  # as Normalize shapes them
+    if std.ndim == 1: std = std.view(-1, 1, 1)
+    x = x.sub(mean).div(std)
+    return (x.flatten(1) if flatten else x), labels
+
 def _decode(dataset:Dataset, batch_size:int=1000) -> tuple:
     "Every (image, label) of `dataset` through its transform, as two CPU tensors."
     if len(dataset) == 0:
         raise ValueError('DeviceLoader got a dataset with no items: check what built it (a limit of 0, a filter '
                          'that kept nothing, a split that left one side empty, a folder with no files)')
+    at_once = _decode_at_once(dataset)
+    if at_once is not None: return at_once
     xs, ys = [], []
     try:
         # A private generator: a DataLoader iterator otherwise draws a seed from torch's global one,
