@@ -12,7 +12,7 @@ from .core import live_output
 from .data import dataset_classes
 
 # %% auto #0
-__all__ = ['to_device', 'eval_loss', 'eval_mode', 'evaluate', 'TB_TAGS', 'Callback', 'Monitor', 'EarlyStopping', 'LRRecorder', 'TensorBoardLogger', 'predict_images', 'predict', 'confusion_matrix', 'per_class_accuracy', 'HISTORY_COLUMNS', 'AMP_CHOICES', 'check_model_fits', 'check_history', 'format_epoch', 'resolve_amp', 'FitRun', 'current_lr', 'fit']
+__all__ = ['to_device', 'eval_loss', 'eval_mode', 'evaluate', 'TB_TAGS', 'Callback', 'Monitor', 'EarlyStopping', 'LRRecorder', 'TensorBoardLogger', 'LRFind', 'lr_find', 'predict_images', 'predict', 'confusion_matrix', 'per_class_accuracy', 'HISTORY_COLUMNS', 'AMP_CHOICES', 'check_model_fits', 'check_history', 'format_epoch', 'resolve_amp', 'FitRun', 'current_lr', 'fit']
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #cf0f79fe
 def to_device(batch, # an `(inputs, labels)` pair from a loader
@@ -81,7 +81,8 @@ def evaluate(net, # the model
     return loss_sum.item() / n, correct.item() / n
 
 # %% ../nbs/03_bn_dropout.ipynb #01316e9b
-import copy, math
+import copy, math, random
+from typing import NamedTuple
 from pathlib import Path
 import numpy as np
 import torch
@@ -216,6 +217,65 @@ class TensorBoardLogger(Callback):
 
     def after_fit(self, run):
         if self.writer is not None: self.writer.close()
+
+# %% ../nbs/03_bn_dropout.ipynb #28e39f7c
+class LRFind(NamedTuple):
+    "What `lr_find` measured: the rates tried, the smoothed loss after each, and a suggested rate."
+    lrs: list
+    losses: list
+    suggestion: float
+
+def _rng_states():
+    return random.getstate(), np.random.get_state(), torch.get_rng_state(), (
+        torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+
+def _set_rng_states(states):
+    py, np_state, cpu, cuda = states
+    random.setstate(py); np.random.set_state(np_state); torch.set_rng_state(cpu)
+    if cuda is not None: torch.cuda.set_rng_state_all(cuda)
+
+def lr_find(net, # the model (left untouched: a copy is trained)
+            optimizer, # its optimizer (left untouched: a copy with the same settings is used)
+            criterion, # the loss function
+            train_loader, # batches to train on (cycled if shorter than `num_iter`)
+            device, # where `net` lives
+            *,
+            start_lr:float=1e-7, # the first rate tried
+            end_lr:float=10.0, # the last rate tried
+            num_iter:int=100, # how many batches (rates) to try
+            smoothing:float=0.98, # how much of the running average each new loss leaves (fastai's beta)
+           ) -> LRFind:
+    "The learning-rate range test: rates growing exponentially, one batch each, on copies; stops when the loss blows up."
+    if not 0 < start_lr < end_lr: raise ValueError(f'need 0 < start_lr < end_lr, got {start_lr} and {end_lr}')
+    if not (isinstance(num_iter, int) and num_iter >= 2): raise ValueError(f'num_iter={num_iter!r}: expected at least 2')
+    states = _rng_states()
+    model = copy.deepcopy(net)
+    opt = type(optimizer)(model.parameters(), **optimizer.defaults)
+    # momentum buffers, Adam's averages: as the caller's optimizer has them, deep-copied (load_state_dict would share them)
+    opt.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+    lrs, losses, average, best = [], [], 0.0, math.inf
+    batches = iter(train_loader)
+    model.train()
+    try:
+        for i in range(num_iter):
+            lr = start_lr * (end_lr / start_lr) ** (i / (num_iter - 1))
+            for group in opt.param_groups: group['lr'] = lr
+            try: batch = next(batches)
+            except StopIteration: batches = iter(train_loader); batch = next(batches)
+            inputs, labels = to_device(batch, device)
+            opt.zero_grad(set_to_none=True)
+            loss = criterion(model(inputs), labels)
+            loss.backward()
+            opt.step()
+            value = loss.item()  # the range test reads every loss: it is a measurement, not training
+            average = smoothing * average + (1 - smoothing) * value
+            smoothed = average / (1 - smoothing ** (i + 1))  # bias-corrected, as for Adam's averages
+            if not math.isfinite(smoothed) or (i > 0 and smoothed > 4 * best): break  # blown up: stop
+            best = min(best, smoothed)
+            lrs.append(lr); losses.append(smoothed)
+    finally: _set_rng_states(states)
+    if not lrs: raise ValueError(f'the loss was not finite even at start_lr={start_lr}: check the data and the model')
+    return LRFind(lrs, losses, lrs[int(np.argmin(losses))] / 10)
 
 # %% ../nbs/03_bn_dropout.ipynb #1d22f4ae
 from .data import load_image, make_transform

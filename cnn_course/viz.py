@@ -15,7 +15,7 @@ from .data import dataset_classes, find_normalize
 from .train import check_history, confusion_matrix, eval_mode, predict
 
 # %% auto #0
-__all__ = ['LABELS', 'KOREAN_FONTS', 'label', 'set_plot_style', 'denormalize', 'show_image', 'CourseFigure', 'show_filters', 'show_feature_maps', 'show_rgb_channels', 'plot_history', 'evaluate_history', 'show_images_labels', 'model_summary', 'model_graph', 'compare_histories', 'plot_confusion_matrix', 'show_misclassified']
+__all__ = ['LABELS', 'KOREAN_FONTS', 'label', 'set_plot_style', 'denormalize', 'show_image', 'CourseFigure', 'show_filters', 'show_feature_maps', 'show_rgb_channels', 'plot_history', 'evaluate_history', 'show_images_labels', 'model_summary', 'model_graph', 'plot_lr_find', 'compare_histories', 'plot_confusion_matrix', 'show_misclassified']
 
 # %% ../nbs/00b_viz.ipynb #bfea7414
 LABELS = {
@@ -347,6 +347,19 @@ def model_graph(loss, # a loss tensor with its graph, e.g. from `eval_loss`
         warnings.warn('Graphviz\'s `dot` program was not found, so the graph cannot be drawn as a picture '
                       '(its source text is still returned). Install it: apt-get install graphviz, or brew install graphviz.')
     return make_dot(loss, params=dict(net.named_parameters()))
+
+# %% ../nbs/03_bn_dropout.ipynb #3454d504
+def plot_lr_find(result, # what `lr_find` returned
+                 *,
+                 show:bool=True, # True: leave it in pyplot, drawn at the end of a notebook cell and saved by `plt.savefig`; False: out of pyplot
+                ):
+    "The range test's smoothed loss against the learning rate (log scale), with the suggested rate marked."
+    fig, ax = plt.subplots(figsize=(6, 3.5), layout='constrained', FigureClass=CourseFigure)
+    ax.plot(result.lrs, result.losses)
+    ax.set_xscale('log'); ax.set_xlabel('learning rate'); ax.set_ylabel(label('loss'))
+    ax.axvline(result.suggestion, color='C1', linestyle='--', label=f'suggestion {result.suggestion:.2g}')
+    ax.legend()
+    return _finish(fig, show)
 
 # %% ../nbs/03_bn_dropout.ipynb #a037b75c
 import matplotlib.pyplot as plt

@@ -121,3 +121,26 @@ def test_diverging_loss_stops_and_keeps_last_good_epoch():
     msgs = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     assert msgs and 'at epoch 2, batch' in msgs[0]
     assert all(torch.equal(good[k], v) for k, v in net.state_dict().items())
+
+
+def test_lr_find_leaves_the_model_the_optimizer_and_the_random_numbers_as_they_were():
+    import copy
+    from torch.utils.data import DataLoader, TensorDataset
+    from cnn_course.train import lr_find
+    torch.manual_seed(0)
+    x = torch.randn(200, 10)
+    loader = DataLoader(TensorDataset(x, (x[:, 0] > 0).long()), batch_size=20, shuffle=True)
+    net = torch.nn.Sequential(torch.nn.Linear(10, 16), torch.nn.ReLU(), torch.nn.Dropout(0.2), torch.nn.Linear(16, 2))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    for xb, yb in loader:  # some momentum to keep
+        opt.zero_grad(); torch.nn.functional.cross_entropy(net(xb), yb).backward(); opt.step()
+    weights, state, rng = copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict()), torch.get_rng_state()
+    found = lr_find(net, opt, torch.nn.CrossEntropyLoss(), loader, 'cpu', num_iter=50)
+    assert all(torch.equal(weights[k], v) for k, v in net.state_dict().items())
+    after = opt.state_dict()
+    assert after['param_groups'] == state['param_groups']
+    assert all(torch.equal(state['state'][k]['momentum_buffer'], v['momentum_buffer']) for k, v in after['state'].items())
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert found.lrs == sorted(found.lrs) and len(found.losses) == len(found.lrs) >= 10
+    assert found.suggestion == found.lrs[int(np.argmin(found.losses))] / 10
+    with pytest.raises(ValueError, match='need 0 < start_lr < end_lr'): lr_find(net, opt, torch.nn.CrossEntropyLoss(), loader, 'cpu', start_lr=1, end_lr=0.1)
