@@ -15,7 +15,7 @@ from .data import dataset_classes, find_normalize
 from .train import check_history, confusion_matrix, eval_mode, predict
 
 # %% auto #0
-__all__ = ['LABELS', 'KOREAN_FONTS', 'label', 'set_plot_style', 'denormalize', 'show_image', 'CourseFigure', 'show_filters', 'show_feature_maps', 'show_rgb_channels', 'plot_history', 'evaluate_history', 'show_images_labels', 'model_summary', 'model_graph', 'plot_lr_find', 'compare_histories', 'plot_confusion_matrix', 'show_misclassified']
+__all__ = ['LABELS', 'KOREAN_FONTS', 'label', 'set_plot_style', 'denormalize', 'show_image', 'CourseFigure', 'show_filters', 'show_feature_maps', 'show_rgb_channels', 'plot_history', 'evaluate_history', 'show_images_labels', 'model_summary', 'model_graph', 'LivePlot', 'plot_lr_find', 'compare_histories', 'plot_confusion_matrix', 'show_misclassified']
 
 # %% ../nbs/00b_viz.ipynb #bfea7414
 LABELS = {
@@ -347,6 +347,42 @@ def model_graph(loss, # a loss tensor with its graph, e.g. from `eval_loss`
         warnings.warn('Graphviz\'s `dot` program was not found, so the graph cannot be drawn as a picture '
                       '(its source text is still returned). Install it: apt-get install graphviz, or brew install graphviz.')
     return make_dot(loss, params=dict(net.named_parameters()))
+
+# %% ../nbs/03_bn_dropout.ipynb #a798bc40
+import io, sys
+from .train import Callback
+
+def _notebook_display():
+    "IPython's `display` where a notebook front end (Jupyter, Colab) shows what is displayed; else None."
+    if 'ipykernel' not in sys.modules and 'google.colab' not in sys.modules: return None
+    from IPython import get_ipython  # late: present wherever a notebook kernel runs
+    from IPython.display import display
+    shell = get_ipython()
+    return display if shell is not None and hasattr(shell, 'kernel') else None  # a kernel, not a terminal IPython
+
+class LivePlot(Callback):
+    "After every epoch, redraw the training and validation loss in place in Jupyter or Colab; elsewhere do nothing."
+    def __init__(self, title:str='', # a title over the plot
+                ): self.title, self.display, self.handle = title, None, None
+
+    def before_fit(self, run): self.display, self.handle = _notebook_display(), None
+
+    def after_epoch(self, run):
+        if self.display is None: return
+        from IPython.display import Image  # late: only a notebook gets here
+        h = run.history
+        fig = Figure(figsize=(6, 3.2), layout='constrained')  # not pyplot's: nothing else is drawn or kept
+        ax = fig.add_subplot()
+        ax.plot(h[:, 0], h[:, 1], '.-', label=label('train'))
+        if run.has_validation: ax.plot(h[:, 0], h[:, 3], '.-', label=label('validation'))
+        ax.set_xlabel(label('epoch')); ax.set_ylabel(label('loss')); ax.legend()
+        ax.set_xlim(0.5, max(run.last_epoch, 2) + 0.5); ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_title(self.title or f'epoch {run.epoch} of {run.last_epoch}')
+        png = io.BytesIO()
+        fig.savefig(png, format='png', dpi=80)
+        image = Image(data=png.getvalue(), format='png')
+        if self.handle is None: self.handle = self.display(image, display_id=True)
+        else: self.handle.update(image)
 
 # %% ../nbs/03_bn_dropout.ipynb #3454d504
 def plot_lr_find(result, # what `lr_find` returned
