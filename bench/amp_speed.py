@@ -21,6 +21,9 @@ from cnn_course.data import DeviceLoader, load_dataset, make_transform
 from torchvision import transforms
 from cnn_course.models import FashionCNN
 from cnn_course.train import fit, resolve_amp
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fit_speed import source_fit, source_transform  # the source's loop, line for line (see fit_speed.py)
+from torch.utils.data import DataLoader
 
 
 def matmul_peak(dtype, n=1024, repeat=20) -> float:
@@ -51,6 +54,28 @@ def epoch_seconds(train, val, epochs, **options) -> tuple[float, np.ndarray]:
     return (time.perf_counter() - start) / epochs, history
 
 
+def source_epoch_seconds(a, epochs) -> tuple[float, np.ndarray]:
+    "Seconds per epoch of the source's loop (per-image transforms, a DataLoader, .item() per batch), same recipe."
+    train_set = load_dataset('fashion-mnist', train=True, root=a.data_root, download=False, limit=a.n_train,
+                             transform=source_transform(False))
+    test_set = load_dataset('fashion-mnist', train=False, root=a.data_root, download=False, limit=a.n_test,
+                            transform=source_transform(False))
+    train = DataLoader(train_set, batch_size=a.batch_size, shuffle=True)
+    val = DataLoader(test_set, batch_size=500)
+    torch_seed(123)
+    net = FashionCNN()
+    opt = optim.Adam(net.parameters(), lr=1e-3)
+    with contextlib.redirect_stdout(io.StringIO()):
+        source_fit(FashionCNN(), optim.Adam(FashionCNN().parameters()), nn.CrossEntropyLoss(), 1, train, val,
+                   torch.device('cpu'), np.zeros((0, 5)))  # a warm-up epoch, as the fit rows get
+        torch_seed(123)
+        net = FashionCNN()
+        opt = optim.Adam(net.parameters(), lr=1e-3)
+        start = time.perf_counter()
+        history = source_fit(net, opt, nn.CrossEntropyLoss(), epochs, train, val, torch.device('cpu'), np.zeros((0, 5)))
+    return (time.perf_counter() - start) / epochs, history
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--n-train', type=int, default=10_000)
@@ -72,11 +97,14 @@ def main():
           f'{a.epochs} timed epochs after a warm-up epoch')
     rows = [('fit, float32', {}), ('fit, channels_last', dict(channels_last=True)),
             ("fit, amp='auto'", dict(amp='auto')), ("fit, amp='auto' + channels_last", dict(amp='auto', channels_last=True))]
+    source, history = source_epoch_seconds(a, a.epochs)
+    print(f"  {'the source loop (float32)':34s} {source:6.2f} s/epoch   vs source 1.00x   val_acc {history[-1, 4]:.4f}")
     base = None
     for name, options in rows:
         seconds, history = epoch_seconds(train, val, a.epochs, **options)
         base = base or seconds
-        print(f'  {name:34s} {seconds:6.2f} s/epoch   {base / seconds:4.2f}x   val_acc {history[-1, 4]:.4f}')
+        print(f'  {name:34s} {seconds:6.2f} s/epoch   vs source {source / seconds:4.2f}x   vs fit float32 '
+              f'{base / seconds:4.2f}x   val_acc {history[-1, 4]:.4f}')
     # DeviceLoader's one-off decode: all images at once (the lessons' transform) against image by image (any other
     # transform; a no-op Lambda stands in for one here)
     by_item = transforms.Compose([*make_transform().transforms, transforms.Lambda(lambda x: x)])
