@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from . import __version__
-from .core import atomic_write, ensure_writable, remove_stale_temps
+from .core import atomic_write, ensure_writable, remove_stale_temps, rng_state, set_rng_state
 from .train import Callback, Monitor
 
 # %% auto #0
-__all__ = ['FORMAT', 'FORMAT_VERSION', 'rng_state', 'set_rng_state', 'model_identity', 'checkpoint_state', 'save_checkpoint',
-           'CheckpointError', 'NotACheckpointError', 'DamagedCheckpointError', 'ModelMismatchError', 'read_checkpoint',
-           'load_checkpoint', 'Checkpoint', 'resume']
+__all__ = ['FORMAT', 'FORMAT_VERSION', 'model_identity', 'checkpoint_state', 'save_checkpoint', 'CheckpointError',
+           'NotACheckpointError', 'DamagedCheckpointError', 'ModelMismatchError', 'read_checkpoint', 'load_checkpoint',
+           'Checkpoint', 'resume']
 
 # %% ../nbs/11_checkpoint.ipynb #b3875ad0
 FORMAT = 'cnn_course.checkpoint'  # the `format` entry that marks our checkpoint files
@@ -35,31 +35,6 @@ def _plain(obj, where:str='checkpoint'):
         return tuple(items) if type(obj) is tuple else items  # a namedtuple becomes a list
     raise TypeError(f'{where} is a {type(obj).__name__}, which a safe (weights_only) checkpoint cannot hold: '
                     'store tensors, numbers, strings, lists and dicts in state_dict()')
-
-def rng_state() -> dict:
-    "The states of Python's, NumPy's, PyTorch's and every CUDA device's random number generators, as plain values."
-    version, internal, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    return {'python': {'version': version, 'internal': list(internal), 'gauss_next': gauss},
-            'numpy': {'kind': kind, 'keys': torch.from_numpy(keys.astype(np.int64)), 'pos': int(pos),
-                      'has_gauss': int(has_gauss), 'cached_gaussian': float(cached)},
-            'torch': torch.get_rng_state(),
-            'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-
-def set_rng_state(state:dict, # what `rng_state()` returned
-                 ) -> None:
-    "Put back every generator state that `rng_state` recorded."
-    py = state['python']
-    random.setstate((py['version'], tuple(py['internal']), py['gauss_next']))
-    n = state['numpy']
-    np.random.set_state((n['kind'], n['keys'].numpy().astype(np.uint32), n['pos'], n['has_gauss'], n['cached_gaussian']))
-    torch.set_rng_state(state['torch'])
-    cuda = state['cuda']
-    if cuda and torch.cuda.is_available():
-        if len(cuda) != torch.cuda.device_count():
-            warnings.warn(f'the checkpoint has the generator states of {len(cuda)} GPUs, this machine has '
-                          f'{torch.cuda.device_count()}: the common ones are restored')
-        for i, s in enumerate(cuda[:torch.cuda.device_count()]): torch.cuda.set_rng_state(s, i)
 
 # %% ../nbs/11_checkpoint.ipynb #390456c4
 def model_identity(net, # the model
@@ -311,7 +286,6 @@ def resume(folder, # a run folder written by `Checkpoint` (or a checkpoint file)
            epochs:int|None=None, # the epoch the continued run will end with, for the message (default: the planned one)
           ) -> np.ndarray:
     "Restore a run from its last checkpoint, random generators included; return its history for `fit` to continue."
-    if Path(folder).is_dir(): remove_stale_temps(folder)
     ckpt = load_checkpoint(folder, net, optimizer, scheduler, callbacks, restore_rng=True)
     print(f'resumed from epoch {ckpt["epoch"]} of {ckpt["last_epoch"] if epochs is None else epochs}' + (' (the run had stopped early)' if ckpt['stopped'] else ''))
     return ckpt['history']

@@ -397,8 +397,7 @@ def train_command(args:argparse.Namespace, # the options `build_parser` parsed
     "Run `cnn-course train`: check everything, train, score the validation and test sets, write the results into `--out`; return 0."
     start = time.perf_counter()
     cfg = check_args(args)
-    import torch  # late: PyTorch is imported only once the options are known to be good
-    from cnn_course.checkpoint import CheckpointError
+    from cnn_course.checkpoint import CheckpointError  # late: PyTorch is imported only once the options are known to be good
     from cnn_course.runs import ConfigError, train_run
     out = _fill(args.out, args)
     checkpoint = None if args.checkpoint is None else _fill(args.checkpoint, args)

@@ -4,14 +4,14 @@
 
 # %% ../nbs/00_setup.ipynb #70614a92
 from __future__ import annotations
-import contextlib, errno, inspect, os, random, re, sys, tempfile
+import contextlib, errno, inspect, os, random, re, sys, tempfile, warnings
 from pathlib import Path
 from typing import Callable
 import numpy as np
 
 # %% auto #0
-__all__ = ['get_device', 'torch_seed', 'is_quick', 'quick', 'live_output', 'DiskFullError', 'atomic_write', 'remove_stale_temps',
-           'NotWritableError', 'ensure_writable', 'plain_doc']
+__all__ = ['get_device', 'torch_seed', 'rng_state', 'set_rng_state', 'is_quick', 'quick', 'live_output', 'DiskFullError',
+           'atomic_write', 'remove_stale_temps', 'NotWritableError', 'ensure_writable', 'plain_doc']
 
 # %% ../nbs/00_setup.ipynb #bb33c871
 def get_device(prefer:str|None=None, # a device to use instead of the best one found, e.g. 'cpu'
@@ -44,6 +44,34 @@ def torch_seed(seed:int=123, # the seed for Python, NumPy and PyTorch (CPU and C
     torch.backends.cudnn.benchmark = False
     # warn_only: an operation with no deterministic kernel warns instead of stopping a lesson.
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+# %% ../nbs/00_setup.ipynb #9c10429c
+def rng_state() -> dict:
+    "The states of Python's, NumPy's, PyTorch's and every CUDA device's random number generators, as plain values."
+    import torch  # late: the command checks its options with core before PyTorch's 3 s import
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {'python': {'version': version, 'internal': list(internal), 'gauss_next': gauss},
+            'numpy': {'kind': kind, 'keys': torch.from_numpy(keys.astype(np.int64)), 'pos': int(pos),
+                      'has_gauss': int(has_gauss), 'cached_gaussian': float(cached)},
+            'torch': torch.get_rng_state(),
+            'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+def set_rng_state(state:dict, # what `rng_state()` returned
+                 ) -> None:
+    "Put back every generator state that `rng_state` recorded."
+    import torch  # late: see rng_state
+    py = state['python']
+    random.setstate((py['version'], tuple(py['internal']), py['gauss_next']))
+    n = state['numpy']
+    np.random.set_state((n['kind'], n['keys'].numpy().astype(np.uint32), n['pos'], n['has_gauss'], n['cached_gaussian']))
+    torch.set_rng_state(state['torch'])
+    cuda = state['cuda']
+    if cuda and torch.cuda.is_available():
+        if len(cuda) != torch.cuda.device_count():
+            warnings.warn(f'the checkpoint has the generator states of {len(cuda)} GPUs, this machine has '
+                          f'{torch.cuda.device_count()}: the common ones are restored')
+        for i, s in enumerate(cuda[:torch.cuda.device_count()]): torch.cuda.set_rng_state(s, i)
 
 # %% ../nbs/00_setup.ipynb #8ce4106e
 def is_quick() -> bool:

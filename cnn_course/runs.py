@@ -345,13 +345,16 @@ def finished_run(folder, # a checkpoint folder whose run has finished (`resume_r
         load_checkpoint(folder / 'best.pt', run.net)  # early stopping kept the best epoch's weights, as fit would have
     return run
 
+def _evaluate(run:Run, loader) -> tuple:
+    "Loss and accuracy of the run's model on `loader`, with the precision and layout `fit` validated with."
+    return evaluate(run.net, loader, run.criterion, run.device, amp_dtype=resolve_amp(run.config.amp, run.device)[0],
+                    channels_last=run.config.channels_last)
+
 def score_run(run:Run, # a trained run (`train_run`, `resume_run`)
              ) -> dict:
     "Validation and test loss and accuracy of the run's model as it is now, with the number of images in each set."
-    how = dict(amp_dtype=resolve_amp(run.config.amp, run.device)[0], channels_last=run.config.channels_last)  # as fit
-    val_loss, val_acc = evaluate(run.net, run.val_loader, run.criterion, run.device, **how)
-    test_loss, test_acc = ((val_loss, val_acc) if run.config.validates_on_test else
-                           evaluate(run.net, run.test_loader, run.criterion, run.device, **how))  # the test set, once
+    val_loss, val_acc = _evaluate(run, run.val_loader)
+    test_loss, test_acc = (val_loss, val_acc) if run.config.validates_on_test else _evaluate(run, run.test_loader)  # once
     return {'val_loss': val_loss, 'val_accuracy': val_acc, 'test_loss': test_loss, 'test_accuracy': test_acc,
             'n_train': len(run.train_loader.y), 'n_val': len(run.val_loader.y), 'n_test': len(run.test_loader.y),
             'validated_on_test': run.config.validates_on_test}
@@ -379,7 +382,7 @@ def evaluate_run(folder, # a checkpoint folder written by `train_run` (or `cnn-c
     loader, name = (run.val_loader if split == 'val' else run.test_loader), SPLITS[split]
     for which, ckpt in ckpts.items():
         load_checkpoint(folder / f'{which}.pt', run.net)
-        loss, acc = evaluate(run.net, loader, run.criterion, run.device)
+        loss, acc = _evaluate(run, loader)
         run.scores[which] = {'epoch': ckpt['epoch'], 'split': split, 'loss': loss, 'accuracy': acc, 'n': len(loader.y)}
         print(f'{which:4s} (epoch {ckpt["epoch"]}): {name} loss {loss:.4f}, {name} accuracy {acc:.4f} on {len(loader.y)} images')
     return run

@@ -81,12 +81,12 @@ def evaluate(net, # the model
     return loss_sum.item() / n, correct.item() / n
 
 # %% ../nbs/03_bn_dropout.ipynb #01316e9b
-import copy, math, random
+import copy, math
 from typing import NamedTuple
 from pathlib import Path
 import numpy as np
 import torch
-from .core import ensure_writable
+from .core import ensure_writable, rng_state, set_rng_state
 
 # %% ../nbs/03_bn_dropout.ipynb #7681129b
 class Callback:
@@ -225,15 +225,6 @@ class LRFind(NamedTuple):
     losses: list
     suggestion: float
 
-def _rng_states():
-    return random.getstate(), np.random.get_state(), torch.get_rng_state(), (
-        torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
-
-def _set_rng_states(states):
-    py, np_state, cpu, cuda = states
-    random.setstate(py); np.random.set_state(np_state); torch.set_rng_state(cpu)
-    if cuda is not None: torch.cuda.set_rng_state_all(cuda)
-
 def lr_find(net, # the model (left untouched: a copy is trained)
             optimizer, # its optimizer (left untouched: a copy with the same settings is used)
             criterion, # the loss function
@@ -248,7 +239,7 @@ def lr_find(net, # the model (left untouched: a copy is trained)
     "The learning-rate range test: rates growing exponentially, one batch each, on copies; stops when the loss blows up."
     if not 0 < start_lr < end_lr: raise ValueError(f'need 0 < start_lr < end_lr, got {start_lr} and {end_lr}')
     if not (isinstance(num_iter, int) and num_iter >= 2): raise ValueError(f'num_iter={num_iter!r}: expected at least 2')
-    states = _rng_states()
+    states = rng_state()  # put back at the end: the range test borrows the generators
     model = copy.deepcopy(net)
     opt = type(optimizer)(model.parameters(), **optimizer.defaults)
     # momentum buffers, Adam's averages: as the caller's optimizer has them, deep-copied (load_state_dict would share them)
@@ -273,7 +264,7 @@ def lr_find(net, # the model (left untouched: a copy is trained)
             if not math.isfinite(smoothed) or (i > 0 and smoothed > 4 * best): break  # blown up: stop
             best = min(best, smoothed)
             lrs.append(lr); losses.append(smoothed)
-    finally: _set_rng_states(states)
+    finally: set_rng_state(states)
     if not lrs: raise ValueError(f'the loss was not finite even at start_lr={start_lr}: check the data and the model')
     return LRFind(lrs, losses, lrs[int(np.argmin(losses))] / 10)
 
@@ -428,9 +419,9 @@ def format_epoch(row, # one history row: epoch, train_loss, train_acc, val_loss,
             f'val_loss: {val_loss:.5f}, val_acc: {val_acc:.5f}')
 
 # %% ../nbs/12_fit.ipynb #7d5ab4f6
-def _snapshot(net, optimizer):
-    "Copies of the model's and optimizer's state, to put back if the loss blows up."
-    return copy.deepcopy(net.state_dict()), copy.deepcopy(optimizer.state_dict())
+def _snapshot(net, optimizer, scheduler=None):
+    "Copies of the model's, optimizer's and scheduler's state, to put back if the loss blows up."
+    return tuple(copy.deepcopy(x.state_dict()) if x is not None else None for x in (net, optimizer, scheduler))
 
 def _cpu_flags() -> set:
     "The CPU's feature flags (Linux's /proc/cpuinfo); empty where they cannot be read."
@@ -560,6 +551,7 @@ def _put_back(run, good_state, problem:str, advice:str):
     "Restore the weights and optimizer state of the end of the previous epoch, and say why training stopped."
     run.net.load_state_dict(good_state[0])
     run.optimizer.load_state_dict(good_state[1])
+    if good_state[2] is not None: run.scheduler.load_state_dict(good_state[2])  # a per-batch schedule moved on too
     kept = f'from the end of epoch {run.epoch - 1}' if run.epoch > 1 else 'it started with'
     msg = (f'{problem}: training stopped, the weights {kept} (the last ones with finite training and validation '
            f'losses) were put back, and the history of the {len(run.history)} finished epochs '
@@ -570,7 +562,7 @@ def _put_back(run, good_state, problem:str, advice:str):
 def _fit_epoch(run, train_loader, test_loader, progress):
     "Train one epoch and validate; the history row, or None if a loss stopped being finite (weights put back)."
     net, optimizer, criterion, device = run.net, run.optimizer, run.criterion, run.device
-    good_state = _snapshot(net, optimizer)
+    good_state = _snapshot(net, optimizer, run.scheduler if _per_batch(run.scheduler) else None)
     losses, sizes, correct = _train_epoch(run, train_loader, f'Epoch {run.epoch}/{run.last_epoch}', progress)
     finite = torch.isfinite(losses)
     if not bool(finite.all()):  # the one host sync of the epoch
@@ -601,7 +593,7 @@ def fit(net, # the model to train
         history, # `np.zeros((0, 5))` to start, or a previous result to continue from
         *,
         progress:bool|None=None, # a progress bar per epoch; None: only where it redraws in place (`live_output`)
-        scheduler=None, # a learning-rate scheduler, stepped once per epoch (ReduceLROnPlateau on the validation loss)
+        scheduler=None, # a learning-rate scheduler: OneCycleLR/CyclicLR stepped after every batch, any other once per epoch (ReduceLROnPlateau on the validation loss)
         callbacks=(), # `Callback`s, e.g. `EarlyStopping(7)`, `TensorBoardLogger('runs/x')`, `LRRecorder()`
         amp:str|None=None, # mixed precision: None (float32), 'auto', 'bf16' or 'fp16' (with a gradient scaler); see `resolve_amp`
         channels_last:bool=False, # train a conv net in channels-last memory layout (faster convolutions on most hardware)
