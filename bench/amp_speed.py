@@ -3,8 +3,10 @@
 and DeviceLoader's decode all at once against image by image.
 
 Run by hand (never a timed test):  python bench/amp_speed.py [--n-train 10000] [--epochs 2] [--threads 2]
-Prints seconds per epoch for each setting and their ratio, measured in one run, and the machine's float32 and
-bf16 matrix-product peaks (GFLOP/s) for context. Needs the real Fashion-MNIST (Debian's dataset-fashion-mnist, or
+Prints seconds per epoch for each setting and their ratio, measured in one run, the machine's float32 and
+bf16 matrix-product peaks (GFLOP/s), and the share of the peak each setting's epoch reaches. The source's loop runs
+the source's layers (PyTorch's nn.Dropout); `fit` runs the course's FashionCNN (FastDropout) and, in one more row,
+the source's layers, so the dropout's share of the gain shows on its own. Needs the real Fashion-MNIST (Debian's dataset-fashion-mnist, or
 --data-root holding it).
 """
 from __future__ import annotations
@@ -22,7 +24,7 @@ from torchvision import transforms
 from cnn_course.models import FashionCNN
 from cnn_course.train import fit, resolve_amp
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fit_speed import source_fit, source_transform  # the source's loop, line for line (see fit_speed.py)
+from fit_speed import forward_macs, source_fashion_cnn, source_fit, source_transform  # the source's loop, line for line (see fit_speed.py)
 from torch.utils.data import DataLoader
 
 
@@ -38,15 +40,15 @@ def _timed(fn) -> float:
     start = time.perf_counter(); fn(); return time.perf_counter() - start
 
 
-def epoch_seconds(train, val, epochs, **options) -> tuple[float, np.ndarray]:
-    "Seconds per epoch of lesson 3's recipe (Adam 1e-3) with `options` for `fit`, after a one-epoch warm-up."
+def epoch_seconds(train, val, epochs, model=FashionCNN, **options) -> tuple[float, np.ndarray]:
+    "Seconds per epoch of lesson 3's recipe (Adam 1e-3) for `model()` with `options` for `fit`, after a one-epoch warm-up."
     torch_seed(123)
-    net = FashionCNN()
+    net = model()
     opt = optim.Adam(net.parameters(), lr=1e-3)
     with contextlib.redirect_stdout(io.StringIO()):
         fit(net, opt, nn.CrossEntropyLoss(), 1, train, val, 'cpu', np.zeros((0, 5)), progress=False, **options)  # warm-up
         torch_seed(123)
-        net = FashionCNN()
+        net = model()
         opt = optim.Adam(net.parameters(), lr=1e-3)
         start = time.perf_counter()
         history = fit(net, opt, nn.CrossEntropyLoss(), epochs, train, val, 'cpu', np.zeros((0, 5)), progress=False,
@@ -62,14 +64,13 @@ def source_epoch_seconds(a, epochs) -> tuple[float, np.ndarray]:
                             transform=source_transform(False))
     train = DataLoader(train_set, batch_size=a.batch_size, shuffle=True)
     val = DataLoader(test_set, batch_size=500)
-    torch_seed(123)
-    net = FashionCNN()
-    opt = optim.Adam(net.parameters(), lr=1e-3)
     with contextlib.redirect_stdout(io.StringIO()):
-        source_fit(FashionCNN(), optim.Adam(FashionCNN().parameters()), nn.CrossEntropyLoss(), 1, train, val,
+        torch_seed(123)
+        warm = source_fashion_cnn()
+        source_fit(warm, optim.Adam(warm.parameters(), lr=1e-3), nn.CrossEntropyLoss(), 1, train, val,
                    torch.device('cpu'), np.zeros((0, 5)))  # a warm-up epoch, as the fit rows get
         torch_seed(123)
-        net = FashionCNN()
+        net = source_fashion_cnn()
         opt = optim.Adam(net.parameters(), lr=1e-3)
         start = time.perf_counter()
         history = source_fit(net, opt, nn.CrossEntropyLoss(), epochs, train, val, torch.device('cpu'), np.zeros((0, 5)))
@@ -95,16 +96,29 @@ def main():
           f"amp='auto' here: {said}")
     print(f'lesson 3 FashionCNN, real Fashion-MNIST, {a.n_train} training images, batch {a.batch_size}, '
           f'{a.epochs} timed epochs after a warm-up epoch')
-    rows = [('fit, float32', {}), ('fit, channels_last', dict(channels_last=True)),
-            ("fit, amp='auto'", dict(amp='auto')), ("fit, amp='auto' + channels_last", dict(amp='auto', channels_last=True))]
+    fp32, bf16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+    print(f'matrix-product peak (1024x1024): float32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s ({bf16 / fp32:.2f}x)')
+    # a training step is about 3 forward passes of work (forward, and the backward's two products); validation is 1
+    macs = sum(m for _, m in forward_macs(FashionCNN(), (1, 28, 28)))
+    flop_per_epoch = 2 * macs * (3 * len(train.y) + len(val.y))
+    amp_on = dtype is not None
+    rows = [('fit, float32, nn.Dropout', dict(model=source_fashion_cnn)), ('fit, float32', {}),
+            ('fit, channels_last', dict(channels_last=True)), ("fit, amp='auto'", dict(amp='auto')),
+            ("fit, amp='auto' + channels_last", dict(amp='auto', channels_last=True)),
+            ("  the same with nn.Dropout", dict(amp='auto', channels_last=True, model=source_fashion_cnn))]
     source, history = source_epoch_seconds(a, a.epochs)
-    print(f"  {'the source loop (float32)':34s} {source:6.2f} s/epoch   vs source 1.00x   val_acc {history[-1, 4]:.4f}")
+    def peak_share(seconds, options):
+        peak = bf16 if amp_on and options.get('amp') else fp32
+        return f'{flop_per_epoch / seconds / 1e9:4.0f} GFLOP/s = {flop_per_epoch / seconds / 1e9 / peak:4.1%} of the {"bf16" if peak is bf16 else "float32"} peak'
+    print(f"  {'the source loop (nn.Dropout)':34s} {source:6.2f} s/epoch   vs source 1.00x   "
+          f"{'':22s}val_acc {history[-1, 4]:.4f}   {peak_share(source, {})}")
     base = None
     for name, options in rows:
         seconds, history = epoch_seconds(train, val, a.epochs, **options)
-        base = base or seconds
-        print(f'  {name:34s} {seconds:6.2f} s/epoch   vs source {source / seconds:4.2f}x   vs fit float32 '
-              f'{base / seconds:4.2f}x   val_acc {history[-1, 4]:.4f}')
+        if name == 'fit, float32': base = seconds
+        versus = f'vs fit float32 {base / seconds:4.2f}x' if base else ''
+        print(f'  {name:34s} {seconds:6.2f} s/epoch   vs source {source / seconds:4.2f}x   {versus:22s}'
+              f'val_acc {history[-1, 4]:.4f}   {peak_share(seconds, options)}')
     # DeviceLoader's one-off decode: all images at once (the lessons' transform) against image by image (any other
     # transform; a no-op Lambda stands in for one here)
     by_item = transforms.Compose([*make_transform().transforms, transforms.Lambda(lambda x: x)])
@@ -113,8 +127,6 @@ def main():
     item_by_item = min(_timed(lambda: DeviceLoader(slow_set, a.batch_size, device='cpu')) for _ in range(3))
     print(f'DeviceLoader decode of {a.n_train} images: at once {at_once * 1000:.0f} ms, image by image '
           f'{item_by_item * 1000:.0f} ms ({item_by_item / at_once:.0f}x)')
-    fp32, bf16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
-    print(f'matrix-product peak (1024x1024): float32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s ({bf16 / fp32:.2f}x)')
 
 
 if __name__ == '__main__':

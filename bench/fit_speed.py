@@ -21,7 +21,7 @@ from tqdm import tqdm
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from cnn_course.core import get_device, torch_seed
 from cnn_course.data import DeviceLoader, make_transform, write_synthetic_cifar10, SyntheticCIFAR10
-from cnn_course.models import Net, CNN
+from cnn_course.models import Net, CNN, FashionCNN, FastDropout
 from cnn_course.train import fit
 
 BATCH_SIZE, LR = 100, 0.01  # the source's settings
@@ -40,6 +40,14 @@ def source_transform(flatten: bool):
     return transforms.Compose(steps)
 
 _DEVNULL = open(os.devnull, 'w')
+
+def source_fashion_cnn() -> nn.Module:
+    "Lesson 3's FashionCNN with PyTorch's own `nn.Dropout` in place of each `FastDropout`: the source's layers."
+    net = FashionCNN()
+    for module in list(net.modules()):
+        for name, child in module.named_children():
+            if isinstance(child, FastDropout): setattr(module, name, nn.Dropout(child.p))
+    return net
 
 def source_fit(net, optimizer, criterion, num_epochs, train_loader, test_loader, device, history):
     "The source's `fit`, line for line (progress bar to /dev/null)."
@@ -181,7 +189,7 @@ def matmul_peak(device, n=2048, reps=5):
 # One model, both ways
 # ---------------------------------------------------------------------------------------------------------------------
 
-def run_model(key, data, device, epochs, seed, warmup_batches, repeat):
+def run_model(key, data, device, epochs, seed, warmup_batches, repeat, amp=None):
     "Time `epochs` epochs of the source's way and of ours (and our decode), best of `repeat` alternating runs."
     spec = MODELS[key]
     torch_seed(seed)
@@ -208,7 +216,7 @@ def run_model(key, data, device, epochs, seed, warmup_batches, repeat):
     quiet(lambda: fit(net, opt, criterion, 1,
                       DeviceLoader(Subset(our_train, warm_train), batch_size=BATCH_SIZE, shuffle=True, device=device),
                       DeviceLoader(Subset(our_test, warm_test), batch_size=BATCH_SIZE, device=device),
-                      device, np.zeros((0, 5)), progress=False))
+                      device, np.zeros((0, 5)), progress=False, amp=amp))
 
     src_times, decode_times, our_times = [], [], []
     for _ in range(repeat):
@@ -229,13 +237,14 @@ def run_model(key, data, device, epochs, seed, warmup_batches, repeat):
         net, opt = new_net()
         torch_seed(seed)
         (our_hist, our_out), t = timed(lambda: quiet(lambda: fit(
-            net, opt, criterion, epochs, train_dl, test_dl, device, np.zeros((0, 5)), progress=False)), device)
+            net, opt, criterion, epochs, train_dl, test_dl, device, np.zeros((0, 5)), progress=False, amp=amp)), device)
         our_times.append(t)
 
     return dict(key=key, spec=spec, src_time=min(src_times), our_time=min(our_times), decode_time=min(decode_times),
                 src_times=src_times, our_times=our_times, decode_times=decode_times,
                 src_hist=src_hist, our_hist=our_hist, src_out=src_out, our_out=our_out,
-                loader_device=train_dl.x.device, n_train=len(our_train), n_test=len(our_test))
+                loader_device=train_dl.x.device, n_train=len(our_train), n_test=len(our_test),
+                amp='' if amp is None else f', amp={amp!r}')
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Optional: where does our CNN epoch go? (--breakdown)
@@ -359,8 +368,11 @@ def parse_args(argv=None):
     p.add_argument('--repeat', type=int, default=1,
                    help='time each way this many times, alternating, and keep the fastest (default 1)')
     p.add_argument('--breakdown', action='store_true', help='also time the pieces of our CNN training step')
+    p.add_argument('--amp', choices=('off', 'auto', 'bf16', 'fp16'), default='off',
+                   help="mixed precision for ours (fit's amp=; the source's loop stays float32, as the source wrote it)")
     args = p.parse_args(argv)
     args.models = [m.strip() for m in args.models.split(',') if m.strip()]
+    args.amp = None if args.amp == 'off' else args.amp
     bad = [m for m in args.models if m not in MODELS]
     if bad: p.error(f'--models: unknown {bad}; choose from {list(MODELS)}')
     if args.epochs < 1: p.error('--epochs must be >= 1')
@@ -380,7 +392,7 @@ def report_model(r, epochs):
           f'SGD lr {LR}, {e} epoch(s) per run ==')
     print(f'  (a) source loop: DataLoader, per-item transforms, .item() per batch  {r["src_time"]/e:8.3f} s/epoch'
           + times(r['src_times']) + others_note(r['src_times']))
-    print(f'  (b) ours: fit(progress=False) + DeviceLoader (data on {r["loader_device"]})'
+    print(f'  (b) ours: fit(progress=False{r["amp"]}) + DeviceLoader (data on {r["loader_device"]})'
           f'{"":{max(0, 8 - len(str(r["loader_device"])))}s}{r["our_time"]/e:8.3f} s/epoch' + times(r['our_times']) + others_note(r['our_times']))
     print(f'      ours, one-off decode of train + test sets into tensors   {r["decode_time"]:8.3f} s per run'
           + ('' if len(r['decode_times']) == 1 else '  (runs: ' + ', '.join(f'{t:.3f}' for t in r['decode_times']) + ')')
@@ -435,11 +447,13 @@ def main(argv=None):
 
         results = []
         for key in args.models:
-            results.append(run_model(key, data, device, args.epochs, args.seed, args.warmup_batches, args.repeat))
+            results.append(run_model(key, data, device, args.epochs, args.seed, args.warmup_batches, args.repeat, args.amp))
             report_model(results[-1], args.epochs)
 
         cnn = next((r for r in results if r['key'] == 'cnn'), None)
-        if cnn is not None: report_flops(cnn, device, args.epochs)
+        if cnn is not None and args.amp is None: report_flops(cnn, device, args.epochs)
+        elif cnn is not None: print('\n(the float32 peak does not apply to a mixed-precision run: bench/amp_speed.py '
+                                    'measures the share of the bf16 peak)')
 
         print(f'\n== summary: source / ours, higher is better for ours ==')
         for r in results:

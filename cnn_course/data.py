@@ -4,7 +4,7 @@
 
 # %% ../nbs/00a_data.ipynb #3793e9cf
 from __future__ import annotations
-import atexit, gzip, hashlib, math, os, pickle, shutil, string, struct, tempfile, zlib
+import atexit, copy, gzip, hashlib, math, os, pickle, shutil, string, struct, tempfile, zlib
 from pathlib import Path
 import numpy as np
 import torch
@@ -402,6 +402,7 @@ class DeviceLoader:
         self.x, self.y = self._place(*_decode(dataset))
         # True only in the fallback: the data in pinned CPU memory, each batch copied to the GPU
         self._copy_batches = self.x.device.type != self.device.type
+        self.rank, self.world_size, self.pad = 0, 1, False  # the whole epoch; `shard` gives one process its part
 
     def _place(self, x:torch.Tensor, y:torch.Tensor) -> tuple:
         "`x` and `y` on the device, or in pinned CPU memory when they do not fit there."
@@ -413,18 +414,56 @@ class DeviceLoader:
               'keeping them in pinned CPU memory and copying each batch')
         return x.pin_memory(), y.pin_memory()
 
-    def __len__(self) -> int:
-        "The number of batches per epoch."
+    def shard(self, rank:int, # this process's number among the `world_size` (torch.distributed's rank)
+              world_size:int, # how many processes share each epoch
+              *,
+              pad:bool=False, # True (training): repeat the first items of the epoch so every process gets as many; False (evaluation): every item exactly once
+              batch_size:int|None=None, # images per batch in this part; None: this loader's `batch_size` split evenly over the processes
+             ) -> DeviceLoader:
+        "This process's part of every epoch, dealt as `DistributedSampler` deals it: items `rank`, `rank + world_size`, ... of the epoch's order."
+        whole = lambda v: isinstance(v, int) and not isinstance(v, bool)
+        if not (whole(world_size) and world_size >= 1 and whole(rank) and 0 <= rank < world_size):
+            raise ValueError(f'rank={rank!r}, world_size={world_size!r}: expected whole numbers with 0 <= rank < world_size')
+        if batch_size is None:
+            if self.batch_size % world_size:
+                raise ValueError(f'a batch of {self.batch_size} images does not split evenly over {world_size} processes: '
+                                 f'use a batch size that is a multiple of {world_size}')
+            batch_size = self.batch_size // world_size
+        part = copy.copy(self)  # the same tensors: nothing is copied
+        part.rank, part.world_size, part.pad, part.batch_size = rank, world_size, pad, batch_size
+        return part
+
+    def _n_items(self) -> int:
+        "How many items this loader (or this process's part) yields per epoch."
+        n, w = len(self.y), self.world_size
+        if w == 1: return n
+        return math.ceil(n / w) if self.pad else len(range(self.rank, n, w))
+
+    def _epoch_order(self):
+        "The indices of this epoch, in order; None for the dataset's own order, unsharded (slices, no copy)."
         n = len(self.y)
+        order = None
+        if self.shuffle:
+            # A CPU generator, seeded from the global one: torch_seed repeats it, the order is the same on every device,
+            # and every process of a distributed run, seeded alike, draws the same order and takes its part of it.
+            g = torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())))
+            order = torch.randperm(n, generator=g)
+        if self.world_size > 1:
+            order = torch.arange(n) if order is None else order
+            if self.pad:  # as DistributedSampler: the first items again, as often as needed, to fill the last round
+                extra = math.ceil(n / self.world_size) * self.world_size - n
+                order = torch.cat([order, order.repeat(math.ceil(extra / n))[:extra]])
+            order = order[self.rank::self.world_size]
+        return None if order is None else order.to(self.x.device, non_blocking=True)
+
+    def __len__(self) -> int:
+        "The number of batches per epoch (of this process's part, after `shard`)."
+        n = self._n_items()
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def __iter__(self):
-        n, bs = len(self.y), self.batch_size
-        order = None
-        if self.shuffle:
-            # A CPU generator, seeded from the global one: torch_seed repeats it, and the order is the same on every device.
-            g = torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())))
-            order = torch.randperm(n, generator=g).to(self.x.device, non_blocking=True)
+        bs = self.batch_size
+        order = self._epoch_order()
         for i in range(0, len(self) * bs, bs):
             if order is None: xb, yb = self.x[i:i + bs], self.y[i:i + bs]  # views: no copy
             else: j = order[i:i + bs]; xb, yb = self.x[j], self.y[j]
@@ -434,8 +473,9 @@ class DeviceLoader:
             yield xb, yb
 
     def __repr__(self) -> str:
+        part = '' if self.world_size == 1 else f', part {self.rank} of {self.world_size} (pad={self.pad})'
         return (f'DeviceLoader({len(self.y)} items of shape {tuple(self.x.shape[1:])}, batch_size={self.batch_size}, '
-                f'shuffle={self.shuffle}, drop_last={self.drop_last}, device={self.device}, data on {self.x.device})')
+                f'shuffle={self.shuffle}, drop_last={self.drop_last}, device={self.device}, data on {self.x.device}{part})')
 
 # %% ../nbs/00a_data.ipynb #a5b04d2d
 def _chain(obj):

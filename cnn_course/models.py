@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['conv_output_size', 'MnistCNN', 'Net', 'CNN', 'FashionCNN', 'CifarCNN', 'MODELS', 'ModelSpec']
+__all__ = ['conv_output_size', 'MnistCNN', 'Net', 'CNN', 'FastDropout', 'FashionCNN', 'CifarCNN', 'MODELS', 'ModelSpec']
 
 # %% ../nbs/01_conv_basics.ipynb #2e8ede9f
 def conv_output_size(w:int, # input width (or height) in pixels, W
@@ -90,12 +90,27 @@ class CNN(nn.Module):
 # %% ../nbs/03_bn_dropout.ipynb #596bbb81
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
+
+class FastDropout(nn.Dropout):
+    "`nn.Dropout` whose mask is drawn about 4× faster on the CPU (16 random bits per element); elsewhere `nn.Dropout` itself."
+    def forward(self, x):
+        if not self.training or self.p == 0 or self.inplace or x.device.type != 'cpu':
+            return F.dropout(x, self.p, self.training, self.inplace)
+        if self.p == 1: return x * 0
+        # One 64-bit random number gives four 16-bit ones: a quarter of the generator's work per element.
+        # An element is dropped with probability round(p * 65536) / 65536 (within 1e-5 of p), kept ones are scaled up
+        # by exactly the inverse of the keep rate, as nn.Dropout does, so the expected output equals the input.
+        n, dropped = x.numel(), round(self.p * 65536)
+        bits = torch.randint(-2**63, 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64).view(torch.int16)[:n]
+        keep = bits.view(x.shape) >= dropped - 32768
+        return x * keep * (65536 / (65536 - dropped))
 
 def _conv_block(c_in, c_out, batch_norm, p_drop):
     "3×3 convolution (size kept) → batch-norm → dropout → ReLU → 2×2 max-pool, in the source's order."
     layers = [nn.Conv2d(c_in, c_out, kernel_size=3, padding=1)]
     if batch_norm: layers.append(nn.BatchNorm2d(c_out))
-    if p_drop: layers.append(nn.Dropout(p_drop))
+    if p_drop: layers.append(FastDropout(p_drop))
     return nn.Sequential(*layers, nn.ReLU(), nn.MaxPool2d(2))
 
 class FashionCNN(nn.Module):
@@ -111,8 +126,8 @@ class FashionCNN(nn.Module):
         self.conv_block3 = _conv_block(64, 128, batch_norm, 0.4 if dropout else 0)
         head = [nn.Flatten(), nn.Linear(128 * 3 * 3, 128)]
         if batch_norm: head.append(nn.BatchNorm1d(128))
-        # nn.Dropout, not F.dropout(x, 0.5): the module follows train()/eval(); see "The dropout bug"
-        if dropout: head.append(nn.Dropout(0.5))
+        # a Dropout module, not F.dropout(x, 0.5): the module follows train()/eval(); see "The dropout bug"
+        if dropout: head.append(FastDropout(0.5))
         self.classifier = nn.Sequential(*head, nn.ReLU(), nn.Linear(128, n_output))
 
     def forward(self, x):

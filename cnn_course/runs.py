@@ -20,14 +20,14 @@ from .train import (AMP_CHOICES, EarlyStopping, LRRecorder, TensorBoardLogger, c
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_checkpoint, resume
 
 # %% auto #0
-__all__ = ['DEFAULT_MODELS', 'OPTIMIZERS', 'SCHEDULERS', 'DEVICES', 'MONITORS', 'VAL_FRACTIONS', 'SPLITS', 'RunConfig',
-           'ConfigError', 'check_config', 'resolve_device', 'make_optimizer', 'make_scheduler', 'make_callbacks',
-           'make_loaders', 'Run', 'TestSetWarning', 'build_model', 'make_run', 'train_run', 'resume_run',
-           'finished_run', 'score_run', 'evaluate_run', 'load_run_model', 'predict_run']
+__all__ = ['DEFAULT_MODELS', 'OPTIMIZERS', 'SCHEDULERS', 'DEVICES', 'MONITORS', 'VAL_FRACTIONS', 'RECIPES', 'SPLITS', 'RunConfig',
+           'recipe', 'ConfigError', 'check_config', 'resolve_device', 'make_optimizer', 'make_scheduler',
+           'make_callbacks', 'make_loaders', 'Run', 'TestSetWarning', 'build_model', 'make_run', 'train_run',
+           'resume_run', 'finished_run', 'score_run', 'evaluate_run', 'load_run_model', 'predict_run']
 
 # %% ../nbs/10_runs.ipynb #10865133
 DEFAULT_MODELS = {'fashion-mnist': 'fashion_cnn', 'mnist': 'mnist_cnn', 'cifar10': 'cnn'}  # the model when none is named
-OPTIMIZERS = ('sgd', 'adam')
+OPTIMIZERS = ('sgd', 'adam', 'adamw')
 SCHEDULERS = ('none', 'plateau', 'onecycle')
 DEVICES = ('auto', 'cpu', 'cuda', 'mps')
 MONITORS = ('val_loss', 'val_acc', 'train_loss', 'train_acc')
@@ -43,9 +43,11 @@ class RunConfig:
     epochs:int=5 # the epoch the run ends with
     batch_size:int=100 # images per optimizer step
     eval_batch_size:int=500 # images per batch when validating and testing (speed and memory only)
-    optimizer:str='adam' # 'adam' (lesson 3) or 'sgd' (lessons 1, 2 and 4)
-    lr:float=1e-3 # learning rate
+    optimizer:str='adam' # 'adam' (lesson 3), 'sgd' (lessons 1, 2 and 4) or 'adamw' (lesson 3's fast recipe)
+    lr:float=1e-3 # learning rate ('onecycle': the highest rate)
     momentum:float=0.0 # SGD's momentum (0: the source's plain SGD)
+    weight_decay:float=0.0 # weight decay: decoupled from the gradient for 'adamw', added to it (L2) for 'adam' and 'sgd'
+    label_smoothing:float=0.0 # share of each target spread over all classes by the loss (validation and test losses too)
     scheduler:str='none' # 'none'; 'plateau': the learning rate / 10 after 4 epochs without a better validation loss; 'onecycle': up to `lr` and down again, step by step
     patience:int|None=None # early stopping after this many epochs without improvement; None: off
     monitor:str='val_loss' # what early stopping and best.pt watch
@@ -81,6 +83,21 @@ class RunConfig:
         unknown = sorted(set(values) - set(known))
         if unknown: raise ValueError(f'unknown RunConfig settings {unknown}; the settings are {known}')
         return cls(**values)
+
+# Named sets of settings; `recipe` and `cnn-course train --recipe NAME` start from one, and what is given explicitly wins.
+RECIPES = {
+    # lesson 3's fast recipe (measured in bench/time_to_accuracy.py): AdamW with a one-cycle schedule, label smoothing,
+    # batches of 128, bf16 autocast and channels-last where the hardware runs them natively
+    'fast': dict(optimizer='adamw', lr=5e-3, weight_decay=0.05, scheduler='onecycle', label_smoothing=0.1,
+                 batch_size=128, epochs=24, amp='auto', channels_last=True),
+}
+
+def recipe(name:str, # a name in `RECIPES`
+           **settings, # RunConfig settings that replace the recipe's or add to them
+          ) -> RunConfig:
+    "The `RunConfig` of a named recipe, with `settings` on top."
+    if name not in RECIPES: raise ValueError(f'recipe {name!r} is not one of {", ".join(RECIPES)}')
+    return RunConfig(**{**RECIPES[name], **settings})
 
 # %% ../nbs/10_runs.ipynb #5bff5823
 def _python_name(field:str, value:str) -> str:
@@ -121,6 +138,10 @@ def _check_numbers(cfg:RunConfig):
         raise ConfigError('lr', 'must be a number greater than 0', cfg)
     if not (isinstance(cfg.momentum, (int, float)) and 0 <= cfg.momentum < 1):
         raise ConfigError('momentum', 'must be at least 0 and below 1', cfg)
+    if not (isinstance(cfg.weight_decay, (int, float)) and math.isfinite(cfg.weight_decay) and cfg.weight_decay >= 0):
+        raise ConfigError('weight_decay', 'must be a number of at least 0 (0: none)', cfg)
+    if not (isinstance(cfg.label_smoothing, (int, float)) and 0 <= cfg.label_smoothing < 1):
+        raise ConfigError('label_smoothing', 'must be at least 0 and below 1 (0: none; 0.1 is usual)', cfg)
     v = cfg.val_fraction
     if not (_whole(v, 0) or (isinstance(v, float) and 0 <= v < 1)):
         raise ConfigError('val_fraction', 'must be a fraction from 0 up to (not including) 1, or a whole number of '
@@ -177,9 +198,10 @@ def resolve_device(name:str='auto', # 'auto', 'cpu', 'cuda' or 'mps'
     return torch.device(name)
 
 def make_optimizer(cfg:RunConfig, params) -> torch.optim.Optimizer:
-    "The optimizer `cfg` names, over `params`."
-    if cfg.optimizer == 'adam': return torch.optim.Adam(params, lr=cfg.lr)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
+    "The optimizer `cfg` names, over `params`, with its learning rate and weight decay."
+    if cfg.optimizer == 'adam': return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == 'adamw': return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 def make_scheduler(cfg:RunConfig, optimizer,
                    steps_per_epoch:int=1, # optimizer steps in an epoch (for 'onecycle', which plans every step)
@@ -265,7 +287,8 @@ def make_run(cfg:RunConfig, # what to build
     check_model_fits(net, train_set, device, len(classes))
     optimizer = make_optimizer(cfg, net.parameters())
     loaders = make_loaders(cfg, train_set, val_set, test_set, device)
-    return Run(cfg, net, optimizer, make_scheduler(cfg, optimizer, len(loaders[0])), nn.CrossEntropyLoss(), callbacks,
+    return Run(cfg, net, optimizer, make_scheduler(cfg, optimizer, len(loaders[0])),
+               nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing), callbacks,
                *loaders, classes, device)
 
 # %% ../nbs/10_runs.ipynb #2b68372d

@@ -469,12 +469,12 @@ def _per_batch(scheduler) -> bool:
 
 def _train_epoch(run, loader, desc, progress):
     "One pass over `loader`; returns per-batch mean losses, batch sizes (host list) and the correct count, without host syncs."
-    net, optimizer, criterion, device, scaler = run.net, run.optimizer, run.criterion, run.device, run.scaler
+    model, optimizer, criterion, device, scaler = run.model, run.optimizer, run.criterion, run.device, run.scaler
     step_scheduler = run.scheduler if _per_batch(run.scheduler) else None
     batch_hooks = [cb for cb in run.callbacks if callable(getattr(cb, 'after_batch', None))
                    and getattr(type(cb), 'after_batch', None) is not getattr(Callback, 'after_batch', None)]
     autocast = dict(device_type=torch.device(device).type, dtype=run.amp_dtype, enabled=run.amp_dtype is not None)
-    net.train()
+    model.train()
     losses, sizes = [], []
     correct = torch.zeros((), dtype=torch.long, device=device)
     for run.batch, batch in enumerate(tqdm(loader, desc=desc, leave=False, disable=not progress), 1):
@@ -482,7 +482,7 @@ def _train_epoch(run, loader, desc, progress):
         if run.channels_last and inputs.ndim == 4: inputs = inputs.contiguous(memory_format=torch.channels_last)
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(**autocast):
-            outputs = net(inputs)
+            outputs = model(inputs)
             loss = criterion(outputs, labels)
         if scaler is None:
             loss.backward()
@@ -509,6 +509,9 @@ class FitRun:
         self.scheduler, self.callbacks = scheduler, list(callbacks)
         self.epoch, self.lr, self.stop, self.batch, self.loss = len(history), current_lr(optimizer), False, 0, None
         self.amp_dtype, self.channels_last = amp_dtype, channels_last
+        self.model = net  # what trains: `net` itself, or `net` in DistributedDataParallel when several processes share the work
+        self.n_val = 0  # validation images counted in the last epoch, over all processes
+        self.train_sharded = self.val_sharded = False  # whether each process sees only its part (then sums are added up)
         # fp16 needs a gradient scaler (bf16 has float32's range and does not); Checkpoint saves its state
         self.scaler = torch.amp.GradScaler(torch.device(device).type) if amp_dtype is torch.float16 else None
 
@@ -518,6 +521,28 @@ def current_lr(optimizer, # a torch optimizer
     return float(optimizer.param_groups[0]['lr'])
 
 # %% ../nbs/12_fit.ipynb #0dfb9efd
+from torch.utils.data import DistributedSampler
+from .data import DeviceLoader
+from .distributed import all_reduce_sum, dist_info, distributed, is_main_process, wrap_model
+
+def _say(*args):
+    "print, in the one process that prints (rank 0 of a distributed run; the only process otherwise)."
+    if is_main_process(): print(*args)
+
+def _shard(loader, train:bool):
+    "This process's part of `loader` when several share the work (the loader itself otherwise), and whether its sums must be added up."
+    if loader is None or not distributed(): return loader, False
+    rank, world, _ = dist_info()
+    if isinstance(loader, DeviceLoader):
+        if loader.world_size > 1: return loader, True  # the caller sharded it already
+        # training: the global batch split evenly, shards padded to equal length (every process takes every step);
+        # validation: every image exactly once, in batches of about the same size
+        return loader.shard(rank, world, pad=train, batch_size=None if train else math.ceil(loader.batch_size / world)), True
+    if isinstance(getattr(loader, 'sampler', None), DistributedSampler): return loader, True
+    if not train: return loader, False  # every process scores all of it: the same numbers, no sum needed
+    raise ValueError(f'fit runs in {world} processes (torchrun), so each needs its own part of the training data: pass a '
+                     'DeviceLoader (fit shards it) or a DataLoader with a DistributedSampler')
+
 def _check_epochs(num_epochs):
     if isinstance(num_epochs, bool) or not isinstance(num_epochs, (int, np.integer)) or num_epochs < 0:
         raise ValueError(f'num_epochs must be a whole number >= 0, got {num_epochs!r}')
@@ -545,7 +570,7 @@ def _step_scheduler(scheduler, row, optimizer):
     if _is_plateau(scheduler): scheduler.step(row[3] if scheduler.mode == 'min' else row[4])
     else: scheduler.step()
     after = current_lr(optimizer)
-    if after != before: print(f'learning rate {before:.3g} -> {after:.3g}')
+    if after != before: _say(f'learning rate {before:.3g} -> {after:.3g}')
 
 def _put_back(run, good_state, problem:str, advice:str):
     "Restore the weights and optimizer state of the end of the previous epoch, and say why training stopped."
@@ -556,32 +581,50 @@ def _put_back(run, good_state, problem:str, advice:str):
     msg = (f'{problem}: training stopped, the weights {kept} (the last ones with finite training and validation '
            f'losses) were put back, and the history of the {len(run.history)} finished epochs '
            f'is returned. {advice}')
-    print(msg)
-    warnings.warn(msg, RuntimeWarning)
+    _say(msg)
+    if is_main_process(): warnings.warn(msg, RuntimeWarning)
+
+def _validate(run, loader) -> tuple:
+    "Validation loss and accuracy; with each process scoring its part, the sums of all of them (`run.n_val` images)."
+    if run.val_sharded and len(loader) == 0:  # more processes than validation images: this one has none
+        sums = torch.zeros(3, dtype=_sum_dtype(run.device), device=run.device)
+    else:
+        loss_sum, correct, n = _eval_sums(run.net, loader, run.criterion, run.device, run.amp_dtype, run.channels_last)
+        sums = torch.stack([loss_sum, correct.to(loss_sum.dtype), torch.tensor(n, dtype=loss_sum.dtype, device=loss_sum.device)])
+    if run.val_sharded: all_reduce_sum(sums)
+    loss_sum, correct, n = sums.tolist()
+    run.n_val = int(n)
+    return loss_sum / n, correct / n
 
 def _fit_epoch(run, train_loader, test_loader, progress):
     "Train one epoch and validate; the history row, or None if a loss stopped being finite (weights put back)."
     net, optimizer, criterion, device = run.net, run.optimizer, run.criterion, run.device
     good_state = _snapshot(net, optimizer, run.scheduler if _per_batch(run.scheduler) else None)
     losses, sizes, correct = _train_epoch(run, train_loader, f'Epoch {run.epoch}/{run.last_epoch}', progress)
-    finite = torch.isfinite(losses)
-    if not bool(finite.all()):  # the one host sync of the epoch
-        bad = int((~finite).nonzero()[0])
-        _put_back(run, good_state, f'the training loss became {losses[bad].item()} at epoch {run.epoch}, batch {bad + 1} '
-                  f'of {len(sizes)}', 'Try a smaller learning rate, or check the training inputs for NaN.')
-        return None
-    n = sum(sizes)
     sizes_t = torch.tensor(sizes, dtype=_sum_dtype(device), device=losses.device)
-    train_loss = _loss_total(losses.to(sizes_t.dtype), sizes_t, criterion).sum().item() / n
-    val_loss, val_acc = (evaluate(net, test_loader, criterion, device, amp_dtype=run.amp_dtype, channels_last=run.channels_last)
-                         if test_loader is not None else (np.nan, np.nan))
+    finite = torch.isfinite(losses)
+    # loss total, images, correct answers and non-finite batches, added up over the processes of a distributed run
+    sums = torch.stack([_loss_total(losses.to(sizes_t.dtype), sizes_t, criterion).sum(), sizes_t.sum(),
+                        correct.to(sizes_t.dtype), (~finite).sum().to(sizes_t.dtype)])
+    if run.train_sharded: all_reduce_sum(sums)
+    loss_total, n, n_correct, n_bad = sums.tolist()  # the one host sync of the epoch
+    if n_bad:  # every process sees the same count, so all of them stop here together
+        if bool(finite.all()): where = f'not finite in another process at epoch {run.epoch}'
+        else:
+            bad = int((~finite).nonzero()[0])
+            where = f'{losses[bad].item()} at epoch {run.epoch}, batch {bad + 1} of {len(sizes)}'
+        _put_back(run, good_state, f'the training loss became {where}',
+                  'Try a smaller learning rate, or check the training inputs for NaN.')
+        return None
+    train_loss = loss_total / n
+    val_loss, val_acc = _validate(run, test_loader) if test_loader is not None else (np.nan, np.nan)
     if test_loader is not None and not math.isfinite(val_loss):  # weights that only fail on other images are broken too
         weights_finite = all(bool(torch.isfinite(p).all()) for p in net.parameters())
         _put_back(run, good_state, f'the validation loss became {val_loss} at epoch {run.epoch} (training loss {train_loss:.4g})',
                   'The weights are finite, so the validation inputs probably hold NaN or inf: check the validation data.'
                   if weights_finite else 'The weights are no longer finite: try a smaller learning rate.')
         return None
-    return np.array([run.epoch, train_loss, correct.item() / n, val_loss, val_acc])
+    return np.array([run.epoch, train_loss, n_correct / n, val_loss, val_acc])
 
 def fit(net, # the model to train
         optimizer, # e.g. `optim.SGD(net.parameters(), lr=0.01)`
@@ -598,7 +641,7 @@ def fit(net, # the model to train
         amp:str|None=None, # mixed precision: None (float32), 'auto', 'bf16' or 'fp16' (with a gradient scaler); see `resolve_amp`
         channels_last:bool=False, # train a conv net in channels-last memory layout (faster convolutions on most hardware)
        ) -> np.ndarray:
-    "Train `net` for `num_epochs`; return `history` with one row `[epoch, loss, acc, val_loss, val_acc]` per epoch added."
+    "Train `net` for `num_epochs`; return `history` with one row `[epoch, loss, acc, val_loss, val_acc]` per epoch added. Under torchrun (after `init_distributed`), every process runs it: see the notes below."
     history = check_history(history)
     if progress is None: progress = live_output()
     _check_epochs(num_epochs)
@@ -606,19 +649,24 @@ def fit(net, # the model to train
     _check_scheduler(scheduler, test_loader is not None)
     _check_criterion(criterion)
     amp_dtype, amp_said = resolve_amp(amp, device)
-    if amp is not None: print(f'mixed precision: {amp_said}')
+    if amp is not None: _say(f'mixed precision: {amp_said}')
     if channels_last: net.to(memory_format=torch.channels_last)
+    train_part, train_sharded = _shard(train_loader, train=True)
+    test_part, val_sharded = _shard(test_loader, train=False)
     callbacks = sorted(callbacks, key=lambda cb: getattr(cb, 'order', 0))
     run = FitRun(net, optimizer, criterion, device, history, len(history) + num_epochs, test_loader is not None,
                  scheduler, callbacks, amp_dtype, channels_last)
+    run.model, run.train_sharded, run.val_sharded = wrap_model(net, device), train_sharded, val_sharded
+    progress = progress and is_main_process()
     for cb in callbacks: cb.before_fit(run)
     try:
         for epoch in range(len(history) + 1, run.last_epoch + 1):
             run.epoch, run.lr = epoch, current_lr(optimizer)
-            row = _fit_epoch(run, train_loader, test_loader, progress)
+            if isinstance(getattr(train_part, 'sampler', None), DistributedSampler): train_part.sampler.set_epoch(epoch)
+            row = _fit_epoch(run, train_part, test_part, progress)
             if row is None: break
             run.history = np.vstack((run.history, row))
-            print(format_epoch(row, run.last_epoch))
+            _say(format_epoch(row, run.last_epoch))
             _step_scheduler(scheduler, row, optimizer)
             for cb in callbacks: cb.after_epoch(run)
             if run.stop: break

@@ -476,3 +476,22 @@ def test_mixed_precision_channels_last_and_onecycle_from_the_command(tmp_path, d
     r = cli('resume', ck, '--epochs', 3, cwd=tmp_path, quick=True)
     assert_usage_error(r, "--scheduler onecycle plans the learning rate for exactly the run's 1 epochs")
     assert read_checkpoint(ck / 'last.pt')['epoch'] == 1
+
+
+def test_fast_recipe_from_the_command(tmp_path, data_root):
+    "--recipe fast: the recipe's settings reach the run (run.json), an option given beside it wins, and it trains."
+    from cnn_course.runs import recipe
+    args = ('--limit-train', 1200, '--limit-test', 300, '--data-root', data_root, '--no-progress', '--epochs', 2)
+    r = cli('train', '--recipe', 'fast', *args, '--out', tmp_path / 'fast', cwd=tmp_path, quick=True)
+    assert r.returncode == 0, r.stderr
+    run, history = read_run(tmp_path / 'fast')
+    expected = recipe('fast', epochs=2, limit_train=1200, limit_test=300, data_root=str(data_root)).to_dict()
+    assert run['config'] == expected
+    assert (expected['optimizer'], expected['scheduler'], expected['batch_size']) == ('adamw', 'onecycle', 128)
+    assert 'mixed precision: ' in r.stdout and np.isfinite(history).all()
+    assert run['val_accuracy'] > 0.5  # real Fashion-MNIST after 2 epochs on 1,000 images: chance is 0.1
+    r = cli('train', '--recipe', 'fast', '--optimizer', 'sgd', '--label-smoothing', 0, *args, '--epochs', 1,
+            '--out', tmp_path / 'sgd', cwd=tmp_path, quick=True)
+    assert r.returncode == 0, r.stderr
+    config = read_run(tmp_path / 'sgd')[0]['config']
+    assert (config['optimizer'], config['label_smoothing'], config['epochs'], config['weight_decay']) == ('sgd', 0.0, 1, 0.05)
