@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from . import __version__
 from .core import atomic_write, ensure_writable, remove_stale_temps, rng_state, set_rng_state
+from .distributed import is_main_process, print_main
 from .train import Callback, Monitor
 
 # %% auto #0
@@ -246,8 +247,9 @@ class Checkpoint(Callback):
         self.tracker.check(run, 'Checkpoint')
         self.scaler = getattr(run, 'scaler', None)
         if self.scaler is not None and self._saved_scaler is not None: self.scaler.load_state_dict(self._saved_scaler)
-        ensure_writable(self.folder, f'the checkpoint folder {self.folder}')
-        remove_stale_temps(self.folder)  # left by a process killed while writing
+        if is_main_process():  # several processes (lesson 6): rank 0 alone writes; every one checks what is there
+            ensure_writable(self.folder, f'the checkpoint folder {self.folder}')
+            remove_stale_temps(self.folder)  # left by a process killed while writing
         if self.overwrite or not self.last_path.exists(): return
         try: saved = read_checkpoint(self.last_path)['epoch']
         except CheckpointError: return  # a damaged file protects nothing
@@ -258,7 +260,8 @@ class Checkpoint(Callback):
 
     def after_epoch(self, run):
         start = time.perf_counter()
-        improved = self.tracker.update(run.history)
+        improved = self.tracker.update(run.history)  # in every process: the history is the same in all of them
+        if not is_main_process(): return
         data = _to_bytes(checkpoint_state(run.net, run.optimizer, run.scheduler, run.history, run.callbacks,
                                           epoch=run.epoch, last_epoch=run.last_epoch, stopped=run.stop, config=self.config))
         # best.pt first: a kill between the two writes leaves last.pt one epoch behind, which resume simply
@@ -287,5 +290,5 @@ def resume(folder, # a run folder written by `Checkpoint` (or a checkpoint file)
           ) -> np.ndarray:
     "Restore a run from its last checkpoint, random generators included; return its history for `fit` to continue."
     ckpt = load_checkpoint(folder, net, optimizer, scheduler, callbacks, restore_rng=True)
-    print(f'resumed from epoch {ckpt["epoch"]} of {ckpt["last_epoch"] if epochs is None else epochs}' + (' (the run had stopped early)' if ckpt['stopped'] else ''))
+    print_main(f'resumed from epoch {ckpt["epoch"]} of {ckpt["last_epoch"] if epochs is None else epochs}' + (' (the run had stopped early)' if ckpt['stopped'] else ''))
     return ckpt['history']

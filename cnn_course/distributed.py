@@ -10,7 +10,8 @@ import torch.distributed as dist
 from .core import get_device
 
 # %% auto #0
-__all__ = ['DEFAULT_TIMEOUT_S', 'dist_info', 'is_main_process', 'distributed', 'init_distributed', 'all_reduce_sum', 'wrap_model']
+__all__ = ['DEFAULT_TIMEOUT_S', 'dist_info', 'is_main_process', 'print_main', 'distributed', 'init_distributed', 'all_reduce_sum',
+           'wrap_model']
 
 # %% ../nbs/13_distributed.ipynb #a0bcac80
 DEFAULT_TIMEOUT_S = 300  # a collective that waits this long for a lost process fails (torch's own default is 10-30 minutes)
@@ -24,6 +25,10 @@ def dist_info() -> tuple:
 def is_main_process() -> bool:
     "True in the one process that prints and writes files: rank 0, which is also the only process of an ordinary run."
     return dist_info()[0] == 0
+
+def print_main(*args, **kwargs):
+    "`print`, in the one process that prints (rank 0 of a distributed run; the only process otherwise)."
+    if is_main_process(): print(*args, **kwargs)
 
 def distributed() -> bool:
     "True when this process shares training with others in a process group (after `init_distributed` under torchrun)."

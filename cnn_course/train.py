@@ -87,6 +87,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from .core import ensure_writable, rng_state, set_rng_state
+from .distributed import is_main_process, print_main
 
 # %% ../nbs/03_bn_dropout.ipynb #7681129b
 class Callback:
@@ -162,13 +163,13 @@ class EarlyStopping(Callback):
         self.wait += 1
         if self.wait >= self.patience:
             run.stop, self.stopped_epoch = True, run.epoch
-            print(f'early stopping: {self.monitor} has not improved for {self.patience} epochs '
+            print_main(f'early stopping: {self.monitor} has not improved for {self.patience} epochs '
                   f'(best {self.best:.5f} at epoch {self.best_epoch})')
 
     def after_fit(self, run):
         if self.restore_best and self._best_state is not None and self.best_epoch != int(run.history[-1, 0]):
             run.net.load_state_dict(self._best_state)
-            print(f'early stopping: restored the weights of epoch {self.best_epoch}')
+            print_main(f'early stopping: restored the weights of epoch {self.best_epoch}')
 
     def state_dict(self) -> dict:
         "What a resumed run needs to continue counting (the best weights included)."
@@ -204,10 +205,12 @@ class TensorBoardLogger(Callback):
         ensure_writable(self.log_dir, f'the TensorBoard log directory {self.log_dir}')
 
     def before_fit(self, run):
+        if not is_main_process(): return  # several processes (lesson 6): rank 0 alone writes the log
         ensure_writable(self.log_dir, f'the TensorBoard log directory {self.log_dir}')
         self.writer = self._writer_class(log_dir=str(self.log_dir))
 
     def after_epoch(self, run):
+        if self.writer is None: return
         epoch, train_loss, train_acc, val_loss, val_acc = (float(v) for v in run.history[-1])
         values = {'train_loss': train_loss, 'train_acc': train_acc, 'val_loss': val_loss, 'val_acc': val_acc,
                   'lr': run.lr}
@@ -523,11 +526,7 @@ def current_lr(optimizer, # a torch optimizer
 # %% ../nbs/12_fit.ipynb #0dfb9efd
 from torch.utils.data import DistributedSampler
 from .data import DeviceLoader
-from .distributed import all_reduce_sum, dist_info, distributed, is_main_process, wrap_model
-
-def _say(*args):
-    "print, in the one process that prints (rank 0 of a distributed run; the only process otherwise)."
-    if is_main_process(): print(*args)
+from .distributed import all_reduce_sum, dist_info, distributed, is_main_process, print_main, wrap_model
 
 def _shard(loader, train:bool):
     "This process's part of `loader` when several share the work (the loader itself otherwise), and whether its sums must be added up."
@@ -570,7 +569,7 @@ def _step_scheduler(scheduler, row, optimizer):
     if _is_plateau(scheduler): scheduler.step(row[3] if scheduler.mode == 'min' else row[4])
     else: scheduler.step()
     after = current_lr(optimizer)
-    if after != before: _say(f'learning rate {before:.3g} -> {after:.3g}')
+    if after != before: print_main(f'learning rate {before:.3g} -> {after:.3g}')
 
 def _put_back(run, good_state, problem:str, advice:str):
     "Restore the weights and optimizer state of the end of the previous epoch, and say why training stopped."
@@ -581,7 +580,7 @@ def _put_back(run, good_state, problem:str, advice:str):
     msg = (f'{problem}: training stopped, the weights {kept} (the last ones with finite training and validation '
            f'losses) were put back, and the history of the {len(run.history)} finished epochs '
            f'is returned. {advice}')
-    _say(msg)
+    print_main(msg)
     if is_main_process(): warnings.warn(msg, RuntimeWarning)
 
 def _validate(run, loader) -> tuple:
@@ -649,7 +648,7 @@ def fit(net, # the model to train
     _check_scheduler(scheduler, test_loader is not None)
     _check_criterion(criterion)
     amp_dtype, amp_said = resolve_amp(amp, device)
-    if amp is not None: _say(f'mixed precision: {amp_said}')
+    if amp is not None: print_main(f'mixed precision: {amp_said}')
     if channels_last: net.to(memory_format=torch.channels_last)
     train_part, train_sharded = _shard(train_loader, train=True)
     test_part, val_sharded = _shard(test_loader, train=False)
@@ -666,7 +665,7 @@ def fit(net, # the model to train
             row = _fit_epoch(run, train_part, test_part, progress)
             if row is None: break
             run.history = np.vstack((run.history, row))
-            _say(format_epoch(row, run.last_epoch))
+            print_main(format_epoch(row, run.last_epoch))
             _step_scheduler(scheduler, row, optimizer)
             for cb in callbacks: cb.after_epoch(run)
             if run.stop: break

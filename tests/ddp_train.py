@@ -1,0 +1,63 @@
+"""Run by tests/test_distributed.py, under `torchrun` or as one plain process: lesson 1's CNN trained with `fit` on
+a real Fashion-MNIST subset. Each process writes what it ended with to OUT/rank{RANK}.pt; rank 0 alone writes
+OUT/history.npy (and the checkpoints, with --checkpoint). --resume continues the run in --checkpoint."""
+import argparse, os, sys, time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from cnn_course.checkpoint import Checkpoint, resume
+from cnn_course.core import torch_seed
+from cnn_course.data import DeviceLoader, load_dataset, make_transform, train_val_split
+from cnn_course.distributed import dist_info, init_distributed, is_main_process
+from cnn_course.models import MnistCNN
+from cnn_course.train import Callback, fit
+
+
+class Record(Callback):
+    "Keeps what `fit` counted in the last epoch's validation, and slows an epoch down on request (for a kill)."
+    def __init__(self, out, pause): self.out, self.pause, self.n_val = out, pause, None
+    def after_batch(self, run):
+        if self.pause: time.sleep(self.pause)
+    def after_epoch(self, run):
+        self.n_val = run.n_val
+        (self.out / f'epoch{dist_info()[0]}').write_text(str(run.epoch))  # how far this process got
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument('--out', type=Path, required=True)
+    p.add_argument('--data-root', default='./data')
+    p.add_argument('--n-train', type=int, default=1000)
+    p.add_argument('--epochs', type=int, default=2)
+    p.add_argument('--batch-size', type=int, default=50, help='the global batch: split over the processes')
+    p.add_argument('--checkpoint', type=Path, default=None)
+    p.add_argument('--resume', action='store_true')
+    p.add_argument('--pause', type=float, default=0.0, help='seconds to sleep after every batch')
+    a = p.parse_args()
+    device = init_distributed('cpu', timeout_s=30)
+    rank, world, _ = dist_info()
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / f'pid{rank}').write_text(str(os.getpid()))
+    torch_seed(123)
+    full = load_dataset('fashion-mnist', train=True, transform=make_transform(), limit=a.n_train, root=a.data_root)
+    train_set, val_set = train_val_split(full, 0.2, 123)
+    train = DeviceLoader(train_set, a.batch_size, shuffle=True, device=device)
+    val = DeviceLoader(val_set, 100, device=device)
+    net = MnistCNN().to(device)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    record = Record(a.out, a.pause)
+    callbacks = [record] + ([Checkpoint(a.checkpoint)] if a.checkpoint else [])
+    history = np.zeros((0, 5))
+    if a.resume: history = resume(a.checkpoint, net, optimizer, callbacks=callbacks, epochs=a.epochs)
+    history = fit(net, optimizer, nn.CrossEntropyLoss(), a.epochs - len(history), train, val, device, history,
+                  progress=False, callbacks=callbacks)
+    torch.save({'history': history, 'state': net.state_dict(), 'n_val': record.n_val, 'world_size': world,
+                'n_val_set': len(val_set)}, a.out / f'rank{rank}.pt')
+    if is_main_process(): np.save(a.out / 'history.npy', history)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
