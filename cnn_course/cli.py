@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_cli.ipynb #d1449782
 from __future__ import annotations
-import argparse, ast, builtins, difflib, json, math, re, sys, textwrap, time, warnings
+import argparse, ast, builtins, difflib, json, math, os, re, sys, textwrap, time, warnings
 from pathlib import Path
 from typing import Callable
 from . import __version__
@@ -13,9 +13,9 @@ from .core import DiskFullError, NotWritableError, atomic_write, ensure_writable
 # %% auto #0
 __all__ = ['MODEL_HELP', 'DATASETS', 'DEFAULT_MODELS', 'DEVICES', 'OPTIMIZERS', 'SCHEDULERS', 'AMP', 'IMAGE_SHAPES',
            'MODEL_INPUTS', 'BATCH_NORM_MODELS', 'RECIPES', 'RESULT_FILES', 'TEST_SET_WARNING', 'CLI_RECORD',
-           'RUN_FOLDER_FILES', 'VIEW_FILES', 'COMMANDS', 'CLIError', 'build_parser', 'config_from_args', 'check_args',
-           'history_csv', 'save_results', 'callback_results', 'train_command', 'resume_command', 'save_views',
-           'evaluate_command', 'predict_command', 'main']
+           'RUN_FOLDER_FILES', 'VIEW_FILES', 'COMMANDS', 'LAUNCH_OPTIONS', 'CLIError', 'build_parser',
+           'config_from_args', 'check_args', 'history_csv', 'save_results', 'callback_results', 'train_command',
+           'resume_command', 'save_views', 'evaluate_command', 'predict_command', 'main']
 
 # %% ../nbs/05_cli.ipynb #cdd7c357
 # The names of cnn_course.models.MODELS with a line of help each, readable without importing PyTorch
@@ -136,6 +136,8 @@ def _add_train_options(p:argparse.ArgumentParser) -> None:
     p.add_argument('--optimizer', choices=OPTIMIZERS, default='adam',
                    help="adam: Adam, lesson 3's recipe; sgd: plain SGD as in lessons 1 and 2 (try --lr 0.01); adamw: Adam "
                         "with decoupled weight decay, lesson 3's fast recipe")
+    p.add_argument('--momentum', type=_fraction, default=0.0, metavar='M',
+                   help="SGD's momentum (0: the source's plain SGD; 0.9 is usual); only with --optimizer sgd")
     p.add_argument('--weight-decay', type=_not_negative, default=0.0, metavar='WD',
                    help='weight decay: decoupled from the gradient for adamw, added to it (L2) for adam and sgd')
     p.add_argument('--label-smoothing', type=_fraction, default=0.0, metavar='F',
@@ -154,6 +156,9 @@ def _add_train_options(p:argparse.ArgumentParser) -> None:
                    help='mixed precision: off: float32; auto: bf16 where the hardware has it natively (recent GPUs, '
                         'CPUs with AVX512-BF16 or AMX), fp16 with a gradient scaler on older GPUs, else off; bf16, fp16: '
                         'those (the run says what it uses)')
+    p.add_argument('--sync-bn', action='store_true',
+                   help='with --nproc-per-node on CUDA GPUs: batch-norm statistics over the whole global batch '
+                        '(SyncBatchNorm) instead of each process\'s part of it')
     p.add_argument('--channels-last', action='store_true',
                    help='train a conv net in channels-last memory layout (faster convolutions, especially with --amp)')
     p.add_argument('--patience', type=_positive(int), default=None, metavar='N',
@@ -184,6 +189,20 @@ def _add_train_options(p:argparse.ArgumentParser) -> None:
                    help='replace the results of an earlier run in --out (and a longer run in --checkpoint); without '
                         'it, a folder that holds a run is refused')
 
+def _add_launch_options(p:argparse.ArgumentParser) -> None:
+    "The options that start `train` or `resume` in several processes through torchrun."
+    g = p.add_argument_group('several processes (torchrun)')
+    g.add_argument('--nproc-per-node', type=_positive(int), default=None, metavar='N',
+                   help='start N processes on this machine with torchrun (one per GPU, or CPU processes sharing the '
+                        'cores); --batch-size stays the global batch, split evenly over all processes (default: one '
+                        'process, no torchrun)')
+    g.add_argument('--nnodes', type=_positive(int), default=1, metavar='M',
+                   help='machines taking part: run the same command on each, with its own --node-rank')
+    g.add_argument('--node-rank', type=int, default=0, metavar='K', help="this machine's number, from 0 to M-1")
+    g.add_argument('--rdzv-endpoint', default=None, metavar='HOST:PORT',
+                   help='where the machines meet: the address of machine 0 and a free port on it (needed with '
+                        '--nnodes above 1; default: a free port on this machine)')
+
 def _add_run_commands(commands) -> None:
     "`cnn-course resume DIR`, `evaluate DIR` and `predict RUN IMAGE...`, for the folders `train` writes."
     r = commands.add_parser('resume', formatter_class=_HelpFormatter,
@@ -199,6 +218,7 @@ def _add_run_commands(commands) -> None:
                         '(default: the --out the run was started with, recorded in DIR/cli.json; else DIR itself)')
     r.add_argument('--device', choices=DEVICES, default='auto', help='where to train')
     r.add_argument('--no-progress', action='store_true', help='hide the progress bar (shown only in a terminal or notebook)')
+    _add_launch_options(r)
     e = commands.add_parser('evaluate', formatter_class=_HelpFormatter,
         help="score a run's best.pt and last.pt; write per-class accuracy, the confusion matrix and the mistakes",
         description='Score the two checkpoints that `cnn-course train --checkpoint DIR` keeps, best.pt (the epoch '
@@ -235,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
         description='Train a model on a dataset, then write history.csv, history.npy, curves.png, model.pt and '
                     'run.json into --out. Everything is checked before training starts.')
     _add_train_options(train)
+    _add_launch_options(train)
     _add_run_commands(commands)
     for command in commands.choices.values():
         command.add_argument('--debug', action='store_true',
@@ -249,6 +270,7 @@ def _option(field:str, value:str) -> str:
     try: value = ast.literal_eval(value)
     except (ValueError, SyntaxError): pass  # not a literal: show it as it is
     if field == 'download': return '--download' if value else '--no-download'
+    if field in ('channels_last', 'sync_bn'): return name  # flags: the option alone
     return f'{name} {value}'
 
 def _fill(template:str, args:argparse.Namespace) -> Path:
@@ -266,7 +288,8 @@ def config_from_args(args:argparse.Namespace, # the options of `cnn-course train
                      limit_test=args.limit_test, tensorboard=tensorboard, device=args.device,
                      val_fraction=args.val_fraction, amp=None if args.amp == 'off' else args.amp,
                      channels_last=args.channels_last, weight_decay=args.weight_decay,
-                     label_smoothing=args.label_smoothing)
+                     label_smoothing=args.label_smoothing, sync_bn=args.sync_bn,
+                     momentum=args.momentum)
 
 # what train writes into --out, in save_results' order: run.json last, so a folder that has it holds a complete run
 RESULT_FILES = ('history.csv', 'history.npy', 'curves.png', 'model.pt', 'run.json')
@@ -434,11 +457,11 @@ def train_command(args:argparse.Namespace, # the options `build_parser` parsed
     from cnn_course.runs import ConfigError, train_run
     out = _fill(args.out, args)
     checkpoint = None if args.checkpoint is None else _fill(args.checkpoint, args)
-    if cfg.validates_on_test: print(TEST_SET_WARNING, file=sys.stderr)
-    if checkpoint is not None:  # so `cnn-course resume` writes its results where this run would have
+    if cfg.validates_on_test and _rank() == 0: print(TEST_SET_WARNING, file=sys.stderr)
+    if checkpoint is not None and _rank() == 0:  # so `cnn-course resume` writes its results where this run would have
         checkpoint.mkdir(parents=True, exist_ok=True)
         atomic_write(checkpoint / CLI_RECORD, lambda f: f.write(json.dumps({'out': str(out.resolve())}) + '\n'), 'w')
-    print(f'cnn-course: training {cfg.model} on {cfg.dataset} for {cfg.epochs} epoch{"s" if cfg.epochs > 1 else ""}')
+    if _rank() == 0: print(f'cnn-course: training {cfg.model} on {cfg.dataset} for {cfg.epochs} epoch{"s" if cfg.epochs > 1 else ""}')
     try: run = train_run(cfg, checkpoint, progress=False if args.no_progress else None, overwrite=args.overwrite)
     except ConfigError as e: raise CLIError(e.message(_option)) from None
     except CheckpointError as e: raise CLIError(f'--checkpoint {checkpoint}: {e}') from None
@@ -454,12 +477,19 @@ def train_command(args:argparse.Namespace, # the options `build_parser` parsed
 
 CLI_RECORD = 'cli.json'  # in a checkpoint folder: the --out that `train` wrote to, for `resume`
 
+def _rank() -> int:
+    "This process's rank under torchrun (0 otherwise), read without PyTorch, like `cnn_course.distributed.dist_info`."
+    return int(os.environ.get('RANK', 0))
+
 def _finish_run(run, out:Path, checkpoint:Path|None, about:dict, start:float):
-    "Score the trained `run` on its validation and test sets, write its results into `out`, print the last line."
+    "Score the trained `run` on its validation and test sets, write its results into `out`, print the last line (rank 0)."
+    if _rank() != 0: return  # several processes trained it; one writes the results
     import torch  # late: PyTorch is imported only once a run is built
     from cnn_course.runs import score_run
     scores, cfg = score_run(run), run.config
-    info = {**about, 'config': cfg.to_dict(), **scores, 'epochs_completed': len(run.history),
+    parallel = {'world_size': run.world_size, 'backend': torch.distributed.get_backend() if run.world_size > 1 else None,
+                'batch_size_global': cfg.batch_size, 'batch_size_per_process': cfg.batch_size // run.world_size}
+    info = {**about, 'config': cfg.to_dict(), **scores, **parallel, 'epochs_completed': len(run.history),
             **callback_results(run.callbacks, run.history), 'device': str(run.device), 'cnn_course_version': __version__,
             'torch_version': torch.__version__, 'elapsed_seconds': round(time.perf_counter() - start, 3)}
     try: files = save_results(out, run.net, run.history, info, f'{cfg.model} on {cfg.dataset}')
@@ -502,7 +532,7 @@ def resume_command(args:argparse.Namespace, # the options `build_parser` parsed
         except NotWritableError as e: raise CLIError(str(e)) from None
         run = resume_run(folder, args.epochs, progress=False if args.no_progress else None, device=device)
         if run is None and not (out / 'run.json').is_file():  # finished, but killed before its results were written
-            print(f'{out} has no results of this run yet: writing them from {folder}')
+            if _rank() == 0: print(f'{out} has no results of this run yet: writing them from {folder}')
             run = finished_run(folder, device=device)
         return run
     run = _run_folder_command(args, work)
@@ -586,6 +616,68 @@ def _out_of_memory(e:BaseException) -> str|None:
 def _one_line(message) -> str:
     return re.sub(r'\s*\n\s*', ' ', str(message)).strip()
 
+# the launcher's options, each with a value; the processes torchrun starts get the command line without them
+LAUNCH_OPTIONS = ('--nproc-per-node', '--nnodes', '--node-rank', '--rdzv-endpoint')
+
+def _without_launch_options(argv:list) -> list:
+    kept, skip = [], False
+    for arg in argv:
+        if skip: skip = False; continue
+        name = arg.split('=')[0]
+        if name in LAUNCH_OPTIONS: skip = '=' not in arg; continue
+        kept.append(arg)
+    return kept
+
+def _check_port(endpoint:str, node_rank:int):
+    "A `CLIError` for a --rdzv-endpoint that is not HOST:PORT, or whose port machine 0 (this one) cannot listen on."
+    host, _, port = endpoint.rpartition(':')
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise CLIError(f'--rdzv-endpoint {endpoint}: expected HOST:PORT, e.g. 10.0.0.1:29500')
+    if node_rank != 0: return  # machine 0 listens; the others connect
+    import socket  # late: only a launch needs it
+    with socket.socket() as s:
+        try: s.bind(('', int(port)))
+        except OSError: raise CLIError(f'--rdzv-endpoint {endpoint}: port {port} is already in use on this machine '
+                                       '(another training run?): choose another port') from None
+
+def _cuda_available() -> bool:
+    import torch  # late: asked only for --sync-bn
+    return torch.cuda.is_available()
+
+def _launch(args:argparse.Namespace, argv:list) -> int:
+    "Start this command in --nproc-per-node processes here (times --nnodes machines) through torchrun; its exit status."
+    import subprocess  # late: only a launch needs it
+    if 'WORLD_SIZE' in os.environ:
+        raise CLIError('--nproc-per-node: this command already runs under torchrun: start it either with torchrun or '
+                       'with --nproc-per-node, not both')
+    n, nodes = args.nproc_per_node, args.nnodes
+    if not 0 <= args.node_rank < nodes: raise CLIError(f'--node-rank {args.node_rank}: must be from 0 to {nodes - 1} (--nnodes {nodes})')
+    if nodes > 1 and args.rdzv_endpoint is None:
+        raise CLIError(f'--nnodes {nodes}: the machines need a place to meet: add --rdzv-endpoint HOST:PORT, the address '
+                       'of machine 0 and a free port, to the command on every machine')
+    world = n * nodes
+    if args.command == 'train':
+        _check_before_torch(args)  # once, here, before any process starts (each process checks everything again)
+        if args.batch_size % world:
+            raise CLIError(f'--batch-size {args.batch_size} is the global batch, split evenly over the {world} processes: '
+                           f'use a multiple of {world}')
+        if args.sync_bn and not (args.device in ('auto', 'cuda') and _cuda_available()):
+            raise CLIError('--sync-bn: SyncBatchNorm runs on CUDA GPUs only; on the CPU leave it off (each process then '
+                           'normalises with the statistics of its own part of the batch)')
+    launcher = [f'--nproc-per-node={n}', f'--nnodes={nodes}']
+    if args.rdzv_endpoint is None: launcher.append('--standalone')  # one machine: torchrun picks a free port itself
+    else:
+        _check_port(args.rdzv_endpoint, args.node_rank)
+        launcher += [f'--node-rank={args.node_rank}', f'--rdzv-endpoint={args.rdzv_endpoint}']
+    share = (f'; each trains on {args.batch_size // world} of the {args.batch_size} images of every step'
+             if args.command == 'train' else '')
+    print(f'cnn-course: starting {world} processes with torchrun ({n} on this machine){share}', flush=True)
+    env = dict(os.environ)
+    # CPU processes share the cores: processes x threads <= cores (more threads than cores slows every one down)
+    env.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1) // n)))
+    command = [sys.executable, '-m', 'torch.distributed.run', *launcher, '-m', 'cnn_course.cli', *_without_launch_options(argv)]
+    return subprocess.run(command, env=env).returncode
+
 def main(argv:list[str]|None=None, # the arguments, e.g. ['train', '--epochs', '1']; None: the command line
         ) -> int:
     "Run the `cnn-course` command; return its exit status (0: success, 2: bad input, nothing trained)."
@@ -594,6 +686,7 @@ def main(argv:list[str]|None=None, # the arguments, e.g. ['train', '--epochs', '
     try:
         try: args = build_parser().parse_args(argv)
         except SystemExit as e: return e.code if isinstance(e.code, int) else 0  # --help, --version
+        if getattr(args, 'nproc_per_node', None) is not None: return _launch(args, argv)
         with warnings.catch_warnings():  # train prints its own line for a run that validates on the test set
             warnings.filterwarnings('ignore', message='val_fraction=0: ')
             return COMMANDS[args.command](args, argv)

@@ -11,7 +11,7 @@ from .core import get_device
 
 # %% auto #0
 __all__ = ['DEFAULT_TIMEOUT_S', 'dist_info', 'is_main_process', 'print_main', 'distributed', 'init_distributed', 'all_reduce_sum',
-           'wrap_model']
+           'broadcast_buffers', 'wrap_model']
 
 # %% ../nbs/13_distributed.ipynb #a0bcac80
 DEFAULT_TIMEOUT_S = 300  # a collective that waits this long for a lost process fails (torch's own default is 10-30 minutes)
@@ -58,6 +58,15 @@ def all_reduce_sum(tensor:torch.Tensor, # a tensor on this process's device; sum
     "`tensor` summed over every process of the group (unchanged in an ordinary run)."
     if distributed(): dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
+
+def broadcast_buffers(net:torch.nn.Module, # the model (not its DistributedDataParallel wrapper)
+                     ) -> None:
+    "Give every process rank 0's buffers (batch-norm's running statistics), as the checkpoints that rank 0 writes hold them."
+    # DistributedDataParallel copies them before each training forward pass, but the last step of an epoch updates
+    # each process's running statistics from its own part of the batch: without this, the processes would
+    # validate with slightly different models.
+    if distributed():
+        for buffer in net.buffers(): dist.broadcast(buffer, src=0)
 
 def wrap_model(net:torch.nn.Module, # the model, already on `device`
                device, # this process's device

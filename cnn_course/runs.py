@@ -18,10 +18,11 @@ from .models import MODELS
 from .train import (AMP_CHOICES, EarlyStopping, LRRecorder, TensorBoardLogger, check_model_fits, evaluate,
                               fit, predict_images, resolve_amp)
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_checkpoint, resume
+from .distributed import dist_info, distributed, init_distributed, is_main_process, print_main
 
 # %% auto #0
 __all__ = ['DEFAULT_MODELS', 'OPTIMIZERS', 'SCHEDULERS', 'DEVICES', 'MONITORS', 'VAL_FRACTIONS', 'RECIPES', 'SPLITS', 'RunConfig',
-           'recipe', 'ConfigError', 'check_config', 'resolve_device', 'make_optimizer', 'make_scheduler',
+           'recipe', 'ConfigError', 'check_config', 'resolve_device', 'run_device', 'make_optimizer', 'make_scheduler',
            'make_callbacks', 'make_loaders', 'Run', 'TestSetWarning', 'build_model', 'make_run', 'train_run',
            'resume_run', 'finished_run', 'score_run', 'evaluate_run', 'load_run_model', 'predict_run']
 
@@ -62,6 +63,7 @@ class RunConfig:
     device:str='auto' # 'auto', 'cpu', 'cuda' or 'mps'
     amp:str|None=None # mixed precision: None (float32), 'auto', 'bf16' or 'fp16' (see `resolve_amp`)
     channels_last:bool=False # train a conv net in channels-last memory layout
+    sync_bn:bool=False # under torchrun on CUDA GPUs: batch-norm statistics over the whole global batch (SyncBatchNorm); no effect in one process
 
     def __post_init__(self):
         if self.model is None: self.model = DEFAULT_MODELS.get(self.dataset)
@@ -180,6 +182,8 @@ def check_config(cfg:RunConfig, # the run to check
     _check_choices(cfg)
     _check_numbers(cfg)
     if not isinstance(cfg.model_kwargs, dict): raise ConfigError('model_kwargs', 'must be a dict', cfg)
+    for name in ('download', 'channels_last', 'sync_bn'):
+        if not isinstance(getattr(cfg, name), bool): raise ConfigError(name, 'must be True or False', cfg)
     _check_model(cfg)
     return cfg
 
@@ -196,6 +200,15 @@ def resolve_device(name:str='auto', # 'auto', 'cpu', 'cuda' or 'mps'
     if name == 'mps' and not (mps is not None and mps.is_available()):
         raise ConfigError('device', ": Apple MPS is not available here; use <device='auto'> or <device='cpu'>", cfg)
     return torch.device(name)
+
+def run_device(cfg:RunConfig, # the run
+               device=None, # where to train (default: `cfg.device`)
+              ) -> torch.device:
+    "Where this process trains; under torchrun, this process's own device, after joining the process group."
+    if dist_info()[1] > 1:
+        try: return init_distributed(cfg.device if device is None else device)
+        except ValueError as e: raise ConfigError('device', f': {e}', cfg) from None
+    return resolve_device(cfg.device, cfg) if device is None else torch.device(device)
 
 def make_optimizer(cfg:RunConfig, params) -> torch.optim.Optimizer:
     "The optimizer `cfg` names, over `params`, with its learning rate and weight decay."
@@ -244,6 +257,7 @@ class Run:
     test_loader:DeviceLoader
     classes:tuple
     device:torch.device
+    world_size:int=1 # processes sharing the training (torchrun); `config.batch_size` is split over them
     history:np.ndarray=field(default_factory=lambda: np.zeros((0, 5))) # filled in by `train_run`/`resume_run`
     scores:dict=field(default_factory=dict) # filled in by `evaluate_run`
 
@@ -259,6 +273,25 @@ def _load_data(cfg:RunConfig, transform) -> tuple:
     except (FileNotFoundError, RuntimeError, DamagedDataError) as e:  # unreadable files
         raise ConfigError('dataset', f': {e}', cfg) from e
 
+def _rank0_first(load:Callable):
+    "`load()` in rank 0 first and then in the other processes, so a download or decompression happens once."
+    if not distributed(): return load()
+    if is_main_process(): result = load()
+    torch.distributed.barrier()  # a failure in rank 0 ends the job here: torchrun stops the waiting processes
+    if not is_main_process(): result = load()
+    return result
+
+def _check_world(cfg:RunConfig, device:torch.device) -> int:
+    "The number of processes; a `ConfigError` for a batch they cannot share or batch norm they cannot synchronise."
+    world = dist_info()[1] if distributed() else 1
+    if cfg.batch_size % world:
+        raise ConfigError('batch_size', f'is the global batch, split evenly over the {world} processes: use a multiple of '
+                          f'{world}', cfg)
+    if cfg.sync_bn and world > 1 and device.type != 'cuda':
+        raise ConfigError('sync_bn', ": SyncBatchNorm runs on CUDA GPUs only; on the CPU leave it off (each process "
+                          'then normalises with the statistics of its own part of the batch)', cfg)
+    return world
+
 def build_model(cfg:RunConfig, # the run whose model to build
                ) -> nn.Module:
     "The untrained model `cfg` names, built for its dataset's image shape and number of classes (no data is read)."
@@ -269,12 +302,13 @@ def make_run(cfg:RunConfig, # what to build
             ) -> Run:
     "Check `cfg`, then build its model, optimizer, scheduler, callbacks and loaders (data last: it is the slow part)."
     check_config(cfg)
-    device = resolve_device(cfg.device, cfg) if device is None else torch.device(device)
+    device = run_device(cfg, device)
+    world = _check_world(cfg, device)
     try: resolve_amp(cfg.amp, device)
     except ValueError as e: raise ConfigError('amp', f': {e}', cfg) from None
     callbacks = make_callbacks(cfg)
     spec, classes = MODELS[cfg.model], CLASS_NAMES[cfg.dataset]
-    full, test_set = _load_data(cfg, make_transform(flatten=spec.flatten))
+    full, test_set = _rank0_first(lambda: _load_data(cfg, make_transform(flatten=spec.flatten)))
     if cfg.validates_on_test:
         warnings.warn('val_fraction=0: the run validates on the test set, as the source did, so early stopping, the '
                       'schedule and best.pt are chosen by it and its accuracy is no longer an unbiased estimate',
@@ -284,12 +318,13 @@ def make_run(cfg:RunConfig, # what to build
         try: train_set, val_set = train_val_split(full, cfg.val_fraction, cfg.split_seed)
         except ValueError as e: raise ConfigError('val_fraction', f': {e}', cfg) from None  # a split larger than the data
     net = build_model(cfg).to(device)
+    if cfg.sync_bn and world > 1: net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
     check_model_fits(net, train_set, device, len(classes))
     optimizer = make_optimizer(cfg, net.parameters())
     loaders = make_loaders(cfg, train_set, val_set, test_set, device)
     return Run(cfg, net, optimizer, make_scheduler(cfg, optimizer, len(loaders[0])),
                nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing), callbacks,
-               *loaders, classes, device)
+               *loaders, classes, device, world)
 
 # %% ../nbs/10_runs.ipynb #2b68372d
 def train_run(cfg:RunConfig, # the run to train
@@ -327,15 +362,15 @@ def resume_run(folder, # a checkpoint folder written by `train_run` (or `cnn-cou
               ) -> Run|None:
     "Continue the run in `folder` exactly where it stopped; return it, or None if it had nothing left to do."
     folder = Path(folder)
-    remove_stale_temps(folder)  # left by the process that was killed
+    if is_main_process(): remove_stale_temps(folder)  # left by the process that was killed
     ckpt = read_checkpoint(folder / 'last.pt')
     cfg = _saved_config(folder, ckpt, 'last.pt')
     target = cfg.epochs if epochs is None else int(epochs)
     if ckpt['stopped'] and epochs is None:
-        print(f'{folder}: the run stopped early at epoch {ckpt["epoch"]}; nothing to do (ask for more epochs to train on)')
+        print_main(f'{folder}: the run stopped early at epoch {ckpt["epoch"]}; nothing to do (ask for more epochs to train on)')
         return None
     if ckpt['epoch'] >= target:
-        print(f'{folder}: the run has finished its {target} epochs; nothing to do (ask for more epochs to train on)')
+        print_main(f'{folder}: the run has finished its {target} epochs; nothing to do (ask for more epochs to train on)')
         return None
     if cfg.scheduler == 'onecycle' and target != cfg.epochs:  # its plan covers the planned epochs and no more
         raise ConfigError('scheduler', f"plans the learning rate for exactly the run's {cfg.epochs} epochs, so it cannot "

@@ -526,7 +526,7 @@ def current_lr(optimizer, # a torch optimizer
 # %% ../nbs/12_fit.ipynb #0dfb9efd
 from torch.utils.data import DistributedSampler
 from .data import DeviceLoader
-from .distributed import all_reduce_sum, dist_info, distributed, is_main_process, print_main, wrap_model
+from .distributed import all_reduce_sum, broadcast_buffers, dist_info, distributed, is_main_process, print_main, wrap_model
 
 def _shard(loader, train:bool):
     "This process's part of `loader` when several share the work (the loader itself otherwise), and whether its sums must be added up."
@@ -616,6 +616,7 @@ def _fit_epoch(run, train_loader, test_loader, progress):
                   'Try a smaller learning rate, or check the training inputs for NaN.')
         return None
     train_loss = loss_total / n
+    if run.model is not net: broadcast_buffers(net)  # one model in every process, the one rank 0's checkpoint holds
     val_loss, val_acc = _validate(run, test_loader) if test_loader is not None else (np.nan, np.nan)
     if test_loader is not None and not math.isfinite(val_loss):  # weights that only fail on other images are broken too
         weights_finite = all(bool(torch.isfinite(p).all()) for p in net.parameters())

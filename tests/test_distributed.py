@@ -107,3 +107,66 @@ def test_a_killed_rank_ends_the_job_and_resume_continues(tmp_path, data_root):
     history = np.load(out / 'history.npy')
     assert history.shape == (4, 5) and list(history[:, 0]) == [1, 2, 3, 4] and np.isfinite(history).all()
     assert read_checkpoint(ck / 'last.pt')['epoch'] == 4
+
+
+def cli(*args, cwd, timeout=TIME_LIMIT, runner=('-m', 'cnn_course.cli')):
+    "`python -m cnn_course.cli ARGS` (or another runner) in a fresh process group, one thread per process."
+    proc = subprocess.Popen([sys.executable, *runner, *map(str, args)], cwd=cwd, env=env_one_thread(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try: out, err = proc.communicate(timeout=timeout)
+    finally: stop(proc)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def test_the_command_in_two_processes_then_resumed_in_one_and_in_two(tmp_path, data_root):
+    "--nproc-per-node 2: rank 0 writes run.json with world_size, backend and batches; resume works with 1 or 2 processes."
+    import json
+    small = ('--limit-train', 1200, '--limit-test', 300, '--data-root', data_root, '--no-progress')
+    r = cli('train', '--nproc-per-node', 2, '--epochs', 2, '--checkpoint', tmp_path / 'ck', '--out', tmp_path / 'out',
+            *small, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'each trains on 50 of the 100 images of every step' in r.stdout and r.stdout.count('Epoch [2/2]') == 1
+    run = json.loads((tmp_path / 'out' / 'run.json').read_text())
+    assert (run['world_size'], run['backend'], run['batch_size_global'], run['batch_size_per_process']) == (2, 'gloo', 100, 50)
+    history = np.load(tmp_path / 'out' / 'history.npy')
+    kept = run['weights_epoch'] - 1
+    # the history's validation and run.json's (one process scoring the kept weights again) agree: every process
+    # validated the same model, batch-norm statistics included, and counted each of the 200 images once
+    assert run['n_val'] == 200 and np.isclose(run['val_loss'], history[kept, 3], rtol=1e-6) and run['val_accuracy'] == history[kept, 4]
+    r = cli('resume', tmp_path / 'ck', '--epochs', 3, '--out', tmp_path / 'one', cwd=tmp_path)   # now in one process
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((tmp_path / 'one' / 'run.json').read_text())['world_size'] == 1
+    assert np.load(tmp_path / 'one' / 'history.npy').shape == (3, 5)
+    r = cli('resume', tmp_path / 'ck', '--epochs', 4, '--nproc-per-node', 2, '--out', tmp_path / 'two', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count('resumed from epoch 3 of 4') == 1
+    assert json.loads((tmp_path / 'two' / 'run.json').read_text())['world_size'] == 2
+    assert np.array_equal(np.load(tmp_path / 'two' / 'history.npy')[:3], np.load(tmp_path / 'one' / 'history.npy'))
+
+
+def test_torchrun_runs_the_module_too(tmp_path, data_root):
+    r = cli('--standalone', '--nproc-per-node=2', '-m', 'cnn_course.cli', 'train', '--epochs', 1, '--limit-train', 600,
+            '--limit-test', 200, '--data-root', data_root, '--no-progress', '--out', tmp_path / 'out', cwd=tmp_path,
+            runner=('-m', 'torch.distributed.run'))
+    assert r.returncode == 0, r.stderr[-3000:]
+    import json
+    assert json.loads((tmp_path / 'out' / 'run.json').read_text())['world_size'] == 2
+
+
+def test_launch_errors_are_one_line_before_any_process_starts(tmp_path):
+    def error(*args):
+        r = cli('train', *args, '--out', tmp_path / 'never', cwd=tmp_path, timeout=60)
+        assert r.returncode == 2 and r.stderr.count('\n') == 1 and r.stderr.startswith('cnn-course: error: '), r.stderr
+        assert 'Epoch' not in r.stdout and 'starting' not in r.stdout
+        return r.stderr
+    with socket.socket() as taken:
+        taken.bind(('', 0)); taken.listen()
+        port = taken.getsockname()[1]
+        assert f'port {port} is already in use on this machine' in error('--nproc-per-node', 2, '--rdzv-endpoint', f'127.0.0.1:{port}')
+    assert '--batch-size 100 is the global batch, split evenly over the 3 processes: use a multiple of 3' in error('--nproc-per-node', 3)
+    assert '--nnodes 2: the machines need a place to meet' in error('--nproc-per-node', 1, '--nnodes', 2)
+    assert '--node-rank 2: must be from 0 to 1' in error('--nproc-per-node', 1, '--nnodes', 2, '--node-rank', 2,
+                                                           '--rdzv-endpoint', 'localhost:1')
+    assert 'expected HOST:PORT' in error('--nproc-per-node', 2, '--rdzv-endpoint', 'nowhere')
+    assert '--sync-bn: SyncBatchNorm runs on CUDA GPUs only' in error('--nproc-per-node', 2, '--sync-bn', '--device', 'cpu')
+    assert not (tmp_path / 'never').exists()
