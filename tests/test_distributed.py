@@ -170,3 +170,26 @@ def test_launch_errors_are_one_line_before_any_process_starts(tmp_path):
     assert 'expected HOST:PORT' in error('--nproc-per-node', 2, '--rdzv-endpoint', 'nowhere')
     assert '--sync-bn: SyncBatchNorm runs on CUDA GPUs only' in error('--nproc-per-node', 2, '--sync-bn', '--device', 'cpu')
     assert not (tmp_path / 'never').exists()
+
+
+def test_a_hung_rank_ends_the_job_within_the_timeout(tmp_path, data_root):
+    "SIGSTOP one rank mid-epoch (a hang, not a death): the other's next collective times out and the job ends non-zero."
+    out = tmp_path / 'run'
+    proc = launch(out, '--data-root', data_root, '--epochs', 4, '--pause', 0.05, '--timeout', 10, wait=False)
+    try:
+        deadline = time.monotonic() + TIME_LIMIT
+        while not (out / 'epoch1').exists():  # rank 1 has finished an epoch
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
+            time.sleep(0.2)
+        stopped = int((out / 'pid1').read_text())
+        os.kill(stopped, signal.SIGSTOP)
+        since = time.monotonic()
+        output, _ = proc.communicate(timeout=150)
+        ended_after = time.monotonic() - since
+    finally:
+        try: os.kill(stopped, signal.SIGKILL)
+        except (ProcessLookupError, UnboundLocalError): pass
+        stop(proc)
+    assert proc.returncode != 0, output
+    assert ended_after < 120, ended_after   # the 10 s collective timeout, then torchrun's own shutdown
+    assert 'local_rank: 0' in output, output[-3000:]   # the waiting rank failed, and torchrun names it
