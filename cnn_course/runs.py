@@ -140,6 +140,8 @@ def _check_numbers(cfg:RunConfig):
         raise ConfigError('lr', 'must be a number greater than 0', cfg)
     if not (isinstance(cfg.momentum, (int, float)) and 0 <= cfg.momentum < 1):
         raise ConfigError('momentum', 'must be at least 0 and below 1', cfg)
+    if cfg.momentum and cfg.optimizer != 'sgd':  # Adam and AdamW have their own averages (betas)
+        raise ConfigError('momentum', "is SGD's setting: use <optimizer='sgd'>, or leave <momentum=> at 0", cfg)
     if not (isinstance(cfg.weight_decay, (int, float)) and math.isfinite(cfg.weight_decay) and cfg.weight_decay >= 0):
         raise ConfigError('weight_decay', 'must be a number of at least 0 (0: none)', cfg)
     if not (isinstance(cfg.label_smoothing, (int, float)) and 0 <= cfg.label_smoothing < 1):

@@ -193,3 +193,26 @@ def test_a_hung_rank_ends_the_job_within_the_timeout(tmp_path, data_root):
     assert proc.returncode != 0, output
     assert ended_after < 120, ended_after   # the 10 s collective timeout, then torchrun's own shutdown
     assert 'local_rank: 0' in output, output[-3000:]   # the waiting rank failed, and torchrun names it
+
+
+def test_a_plain_dataloader_is_refused_under_torchrun(tmp_path):
+    "Every process would train on all of it: fit says what to pass instead, in every process, before training."
+    script = tmp_path / 'plain.py'
+    script.write_text('''
+import numpy as np, torch, torch.nn as nn
+from torch.utils.data import DataLoader, TensorDataset
+from cnn_course.distributed import init_distributed
+from cnn_course.train import fit
+device = init_distributed('cpu', timeout_s=30)
+data = DataLoader(TensorDataset(torch.randn(40, 8), torch.randint(0, 2, (40,))), batch_size=10)
+net = nn.Linear(8, 2)
+fit(net, torch.optim.SGD(net.parameters(), lr=0.1), nn.CrossEntropyLoss(), 1, data, None, device, np.zeros((0, 5)))
+''')
+    proc = subprocess.Popen([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc-per-node=2', str(script)],
+                            cwd=tmp_path, env=env_one_thread(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    try: output, _ = proc.communicate(timeout=TIME_LIMIT)
+    finally: stop(proc)
+    assert proc.returncode != 0 and 'Epoch [1/1]' not in output
+    assert 'each needs its own part of the training data: pass a DeviceLoader (fit shards it) or a DataLoader with a ' \
+           'DistributedSampler' in output, output[-3000:]
