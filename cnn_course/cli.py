@@ -680,7 +680,7 @@ def _launch(args:argparse.Namespace, argv:list) -> int:
 
 def main(argv:list[str]|None=None, # the arguments, e.g. ['train', '--epochs', '1']; None: the command line
         ) -> int:
-    "Run the `cnn-course` command; return its exit status (0: success, 2: bad input, nothing trained)."
+    "Run the `cnn-course` command; return its exit status (0: success, 2: bad input, nothing trained; 1: another process of a distributed run was lost)."
     argv = sys.argv[1:] if argv is None else list(argv)
     args = None
     try:
@@ -691,6 +691,9 @@ def main(argv:list[str]|None=None, # the arguments, e.g. ['train', '--epochs', '
             warnings.filterwarnings('ignore', message='val_fraction=0: ')
             return COMMANDS[args.command](args, argv)
     except (CLIError, DiskFullError, MemoryError, RuntimeError) as e:
+        if type(e).__name__ == 'ProcessGroupError' and not getattr(args, 'debug', False):  # by name: no PyTorch here
+            print(f'cnn-course: error: {_one_line(e)}', file=sys.stderr)  # another process was lost: the run failed
+            return 1
         # bad input, a full disk or too little memory: one line (the files written before it are intact); a bug
         # (any other RuntimeError) keeps its traceback, which is what is needed to fix it
         message = _out_of_memory(e) if isinstance(e, (MemoryError, RuntimeError)) else str(e)

@@ -10,8 +10,8 @@ import torch.distributed as dist
 from .core import get_device
 
 # %% auto #0
-__all__ = ['DEFAULT_TIMEOUT_S', 'dist_info', 'is_main_process', 'print_main', 'distributed', 'init_distributed', 'all_reduce_sum',
-           'broadcast_buffers', 'wrap_model']
+__all__ = ['DEFAULT_TIMEOUT_S', 'dist_info', 'is_main_process', 'print_main', 'distributed', 'init_distributed',
+           'ProcessGroupError', 'lost_contact', 'all_reduce_sum', 'broadcast_buffers', 'wrap_model']
 
 # %% ../nbs/13_distributed.ipynb #a0bcac80
 DEFAULT_TIMEOUT_S = 300  # a collective that waits this long for a lost process fails (torch's own default is 10-30 minutes)
@@ -52,6 +52,14 @@ def init_distributed(device=None, # None or 'auto': this process's GPU (cuda:LOC
         dist.init_process_group(backend or ('nccl' if device.type == 'cuda' else 'gloo'),
                                 timeout=datetime.timedelta(seconds=timeout_s))
     return device
+
+class ProcessGroupError(RuntimeError):
+    "A collective failed in a distributed run: another process died, hung past the timeout, or could not be reached."
+
+def lost_contact(e:BaseException) -> bool:
+    "Whether `e` is a collective's failure (gloo's or NCCL's timeout or broken connection) rather than a bug of ours."
+    text = str(e).lower()
+    return isinstance(e, RuntimeError) and any(w in text for w in ('timed out', 'timeout', 'connection', 'gloo', 'nccl'))
 
 def all_reduce_sum(tensor:torch.Tensor, # a tensor on this process's device; summed in place over all processes
                   ) -> torch.Tensor:

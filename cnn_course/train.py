@@ -526,7 +526,8 @@ def current_lr(optimizer, # a torch optimizer
 # %% ../nbs/12_fit.ipynb #0dfb9efd
 from torch.utils.data import DistributedSampler
 from .data import DeviceLoader
-from .distributed import all_reduce_sum, broadcast_buffers, dist_info, distributed, is_main_process, print_main, wrap_model
+from .distributed import (ProcessGroupError, all_reduce_sum, broadcast_buffers, dist_info, distributed,
+                                    is_main_process, lost_contact, print_main, wrap_model)
 
 def _shard(loader, train:bool):
     "This process's part of `loader` when several share the work (the loader itself otherwise), and whether its sums must be added up."
@@ -663,7 +664,14 @@ def fit(net, # the model to train
         for epoch in range(len(history) + 1, run.last_epoch + 1):
             run.epoch, run.lr = epoch, current_lr(optimizer)
             if isinstance(getattr(train_part, 'sampler', None), DistributedSampler): train_part.sampler.set_epoch(epoch)
-            row = _fit_epoch(run, train_part, test_part, progress)
+            try: row = _fit_epoch(run, train_part, test_part, progress)
+            except RuntimeError as e:
+                if not (run.model is not net and lost_contact(e)): raise
+                rank, world, _ = dist_info()
+                raise ProcessGroupError(f'process {rank} of {world} lost contact with the others in epoch {epoch} '
+                                        f'({str(e).strip().splitlines()[-1][:200]}): another process died or hung; '
+                                        "torchrun's report names it. The checkpoints written so far are intact: "
+                                        'resume continues from them') from e
             if row is None: break
             run.history = np.vstack((run.history, row))
             print_main(format_epoch(row, run.last_epoch))

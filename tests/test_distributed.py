@@ -193,6 +193,7 @@ def test_a_hung_rank_ends_the_job_within_the_timeout(tmp_path, data_root):
     assert proc.returncode != 0, output
     assert ended_after < 120, ended_after   # the 10 s collective timeout, then torchrun's own shutdown
     assert 'local_rank: 0' in output, output[-3000:]   # the waiting rank failed, and torchrun names it
+    assert 'process 0 of 2 lost contact with the others in epoch' in output and 'Timed out' in output, output[-3000:]
 
 
 def test_a_plain_dataloader_is_refused_under_torchrun(tmp_path):
