@@ -21,7 +21,7 @@ from tqdm import tqdm
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from cnn_course.core import get_device, torch_seed
 from cnn_course.data import DeviceLoader, make_transform, write_synthetic_cifar10, SyntheticCIFAR10
-from cnn_course.models import Net, CNN, FashionCNN, FastDropout
+from cnn_course.models import Net, CNN, FashionCNN, with_torch_dropout
 from cnn_course.train import fit
 
 BATCH_SIZE, LR = 100, 0.01  # the source's settings
@@ -43,11 +43,7 @@ _DEVNULL = open(os.devnull, 'w')
 
 def source_fashion_cnn() -> nn.Module:
     "Lesson 3's FashionCNN with PyTorch's own `nn.Dropout` in place of each `FastDropout`: the source's layers."
-    net = FashionCNN()
-    for module in list(net.modules()):
-        for name, child in module.named_children():
-            if isinstance(child, FastDropout): setattr(module, name, nn.Dropout(child.p))
-    return net
+    return with_torch_dropout(FashionCNN())
 
 def source_fit(net, optimizer, criterion, num_epochs, train_loader, test_loader, device, history):
     "The source's `fit`, line for line (progress bar to /dev/null)."

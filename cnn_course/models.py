@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['conv_output_size', 'MnistCNN', 'Net', 'CNN', 'FastDropout', 'FashionCNN', 'CifarCNN', 'MODELS', 'ModelSpec']
+__all__ = ['conv_output_size', 'MnistCNN', 'Net', 'CNN', 'FastDropout', 'FashionCNN', 'with_torch_dropout', 'CifarCNN', 'MODELS', 'ModelSpec']
 
 # %% ../nbs/01_conv_basics.ipynb #2e8ede9f
 def conv_output_size(w:int, # input width (or height) in pixels, W
@@ -132,6 +132,15 @@ class FashionCNN(nn.Module):
 
     def forward(self, x):
         return self.classifier(self.conv_block3(self.conv_block2(self.conv_block1(x))))
+
+# %% ../nbs/03_bn_dropout.ipynb #49f34275
+def with_torch_dropout(net:nn.Module, # a model with `FastDropout` layers (changed in place)
+                      ) -> nn.Module:
+    "`net` with PyTorch's own `nn.Dropout` in place of each `FastDropout`: the source's layers, e.g. to compare speeds."
+    for module in list(net.modules()):
+        for name, child in module.named_children():
+            if isinstance(child, FastDropout): setattr(module, name, nn.Dropout(child.p))
+    return net
 
 # %% ../nbs/04_checkpointing.ipynb #7b9572e5
 import torch
