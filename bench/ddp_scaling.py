@@ -83,7 +83,6 @@ def main():
     print(f"  1 process  x {one['threads']} threads: {one['images_per_s']:7.0f} images/s ({one['device']})")
     print(f"  {a.nproc} processes x {many['threads']} threads: {many['images_per_s']:7.0f} images/s "
           f"({many['images_per_s'] / one['images_per_s']:.2f}x the single process)")
-    import torch
     from cnn_course.models import FashionCNN
     grad_bytes = sum(q.numel() for q in FashionCNN().parameters()) * 4
     steps = -(-a.n_train // a.batch_size)

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from cnn_course.core import torch_seed
 from cnn_course.data import load_dataset, train_val_split
-from cnn_course.runs import RECIPES, make_run, recipe
+from cnn_course.runs import make_run, recipe
 from cnn_course.train import Callback, evaluate, fit, resolve_amp
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fit_speed import source_fashion_cnn, source_fit, source_transform  # the source's loop, line for line (see fit_speed.py)
