@@ -4,14 +4,15 @@
 
 # %% ../nbs/13_distributed.ipynb #6fc69cf8
 from __future__ import annotations
-import datetime, os
+import atexit, datetime, os
 import torch
 import torch.distributed as dist
 from .core import get_device
 
 # %% auto #0
 __all__ = ['DEFAULT_TIMEOUT_S', 'dist_info', 'is_main_process', 'print_main', 'distributed', 'init_distributed',
-           'ProcessGroupError', 'lost_contact', 'all_reduce_sum', 'broadcast_buffers', 'wrap_model']
+           'leave_distributed', 'ProcessGroupError', 'lost_contact', 'all_reduce_sum', 'broadcast_buffers',
+           'wrap_model']
 
 # %% ../nbs/13_distributed.ipynb #a0bcac80
 DEFAULT_TIMEOUT_S = 300  # a collective that waits this long for a lost process fails (torch's own default is 10-30 minutes)
@@ -51,7 +52,15 @@ def init_distributed(device=None, # None or 'auto': this process's GPU (cuda:LOC
     if not dist.is_initialized():
         dist.init_process_group(backend or ('nccl' if device.type == 'cuda' else 'gloo'),
                                 timeout=datetime.timedelta(seconds=timeout_s))
+        atexit.register(leave_distributed)  # however the script ends: see `leave_distributed`
     return device
+
+def leave_distributed() -> None:
+    "Leave the process group, if this process joined one; `init_distributed` arranges for this to run when the script exits."
+    # PyTorch asks every process to do this before it exits. Left to the interpreter's shutdown, gloo's worker
+    # threads can outlive the objects they use, and a process that finished its work dies with SIGABRT
+    # ("terminate called without an active exception"), which torchrun reports as a failed run.
+    if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
 
 class ProcessGroupError(RuntimeError):
     "A collective failed in a distributed run: another process died, hung past the timeout, or could not be reached."

@@ -1,11 +1,12 @@
 """Run by tests/test_distributed.py, under `torchrun` or as one plain process: lesson 1's CNN trained with `fit` on
 a real Fashion-MNIST subset. Each process writes what it ended with to OUT/rank{RANK}.pt; rank 0 alone writes
 OUT/history.npy (and the checkpoints, with --checkpoint). --resume continues the run in --checkpoint."""
-import argparse, os, sys, time
+import argparse, atexit, os, sys, time
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 
 from cnn_course.checkpoint import Checkpoint, resume
@@ -26,6 +27,12 @@ class Record(Callback):
         (self.out / f'epoch{dist_info()[0]}').write_text(str(run.epoch))  # how far this process got
 
 
+def record_group_left(out):
+    "At exit, OUT/left{RANK}: whether the process group was already gone (registered before `init_distributed`, so run after its own exit handler)."
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f'left{dist_info()[0]}').write_text(str(not dist.is_initialized()))
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument('--out', type=Path, required=True)
@@ -38,6 +45,7 @@ def main():
     p.add_argument('--pause', type=float, default=0.0, help='seconds to sleep after every batch')
     p.add_argument('--timeout', type=float, default=30.0, help='seconds a collective waits for a lost process')
     a = p.parse_args()
+    atexit.register(record_group_left, a.out)
     device = init_distributed('cpu', timeout_s=a.timeout)
     rank, world, _ = dist_info()
     a.out.mkdir(parents=True, exist_ok=True)

@@ -66,6 +66,9 @@ def test_two_processes_train_as_one(tmp_path, data_root):
     assert r0['n_val'] == r1['n_val'] == r0['n_val_set'] == 200   # each validation image counted once, in all
     assert all(torch.equal(r0['state'][k], r1['state'][k]) for k in r0['state'])   # the replicas stayed identical
     assert np.array_equal(r0['history'], r1['history']) and np.array_equal(np.load(tmp_path / 'two' / 'history.npy'), r0['history'])
+    # both left the process group before the interpreter shut down (a process that doesn't can die with SIGABRT
+    # after its work is done, and torchrun then fails the run)
+    assert [(tmp_path / 'two' / f'left{r}').read_text() for r in (0, 1)] == ['True', 'True']
     rc, output = launch(tmp_path / 'one', '--data-root', data_root, nproc=None)
     assert rc == 0, output
     one = ranks(tmp_path / 'one', 1)[0]
