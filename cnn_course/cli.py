@@ -500,14 +500,19 @@ def _finish_run(run, out:Path, checkpoint:Path|None, about:dict, start:float):
 # The files each command needs in its folder (any one of them), and where they come from
 RUN_FOLDER_FILES = {'resume': ('last.pt',), 'evaluate': ('best.pt', 'last.pt'), 'predict': ('best.pt', 'last.pt', 'model.pt')}
 
-def _run_folder_command(args:argparse.Namespace, action:Callable):
-    "Run `action(device)` for `resume`/`evaluate`/`predict` DIR, turning a bad folder, file or device into a `CLIError`."
+def _check_run_folder(args:argparse.Namespace) -> Path:
+    "DIR of `resume`/`evaluate`/`predict`, or a `CLIError` if it holds none of the files the command needs."
     folder, needed = Path(args.dir).expanduser(), RUN_FOLDER_FILES[args.command]
     if not any((folder / f).is_file() for f in needed):  # checked before PyTorch loads: a mistyped folder answers at once
         where = 'no such folder' if not folder.exists() else f'it holds no {" or ".join(needed)}'
         source = ('`cnn-course train` writes model.pt into its --out folder and best.pt/last.pt into its --checkpoint folder'
                   if 'model.pt' in needed else 'a run started with `cnn-course train --checkpoint DIR` writes its checkpoints there')
         raise CLIError(f'{args.command} {folder}: {where}; {source}')
+    return folder
+
+def _run_folder_command(args:argparse.Namespace, action:Callable):
+    "Run `action(device)` for `resume`/`evaluate`/`predict` DIR, turning a bad folder, file or device into a `CLIError`."
+    _check_run_folder(args)
     from cnn_course.checkpoint import CheckpointError  # late: PyTorch is imported only for a real run
     from cnn_course.runs import ConfigError, resolve_device
     try: return action(resolve_device(args.device))
@@ -644,6 +649,21 @@ def _cuda_available() -> bool:
     import torch  # late: asked only for --sync-bn
     return torch.cuda.is_available()
 
+def _check_resume_world(args:argparse.Namespace, world:int):
+    "A `CLIError`, before any process starts, for a run folder `world` processes cannot resume: the run's batch or --sync-bn."
+    folder = _check_run_folder(args)
+    from cnn_course.checkpoint import CheckpointError  # late: reading the run's config takes PyTorch
+    from cnn_course.runs import saved_config
+    try: cfg = saved_config(folder)
+    except CheckpointError as e: raise CLIError(f'resume {args.dir}: {e}') from None
+    # the batch is the run's own (part of its state), so the number of processes is what has to fit it
+    if cfg.batch_size % world:
+        raise CLIError(f"resume {args.dir}: the run's global batch of {cfg.batch_size} images is split evenly over the "
+                       f'processes, and {world} cannot share it: use a number of processes that divides {cfg.batch_size}')
+    if cfg.sync_bn and world > 1 and not (args.device in ('auto', 'cuda') and _cuda_available()):
+        raise CLIError(f'resume {args.dir}: the run uses --sync-bn, which runs on CUDA GPUs only: resume it on GPUs, or in '
+                       'one process')
+
 def _launch(args:argparse.Namespace, argv:list) -> int:
     "Start this command in --nproc-per-node processes here (times --nnodes machines) through torchrun; its exit status."
     import subprocess  # late: only a launch needs it
@@ -664,6 +684,7 @@ def _launch(args:argparse.Namespace, argv:list) -> int:
         if args.sync_bn and not (args.device in ('auto', 'cuda') and _cuda_available()):
             raise CLIError('--sync-bn: SyncBatchNorm runs on CUDA GPUs only; on the CPU leave it off (each process then '
                            'normalises with the statistics of its own part of the batch)')
+    elif args.command == 'resume': _check_resume_world(args, world)
     launcher = [f'--nproc-per-node={n}', f'--nnodes={nodes}']
     if args.rdzv_endpoint is None: launcher.append('--standalone')  # one machine: torchrun picks a free port itself
     else:

@@ -24,7 +24,7 @@ from .distributed import dist_info, distributed, init_distributed, is_main_proce
 __all__ = ['DEFAULT_MODELS', 'OPTIMIZERS', 'SCHEDULERS', 'DEVICES', 'MONITORS', 'VAL_FRACTIONS', 'RECIPES', 'SPLITS', 'RunConfig',
            'recipe', 'ConfigError', 'check_config', 'resolve_device', 'run_device', 'make_optimizer', 'make_scheduler',
            'make_callbacks', 'make_loaders', 'Run', 'TestSetWarning', 'build_model', 'make_run', 'train_run',
-           'resume_run', 'finished_run', 'score_run', 'evaluate_run', 'load_run_model', 'predict_run']
+           'saved_config', 'resume_run', 'finished_run', 'score_run', 'evaluate_run', 'load_run_model', 'predict_run']
 
 # %% ../nbs/10_runs.ipynb #10865133
 DEFAULT_MODELS = {'fashion-mnist': 'fashion_cnn', 'mnist': 'mnist_cnn', 'cifar10': 'cnn'}  # the model when none is named
@@ -355,6 +355,13 @@ def _saved_config(folder:Path, ckpt:dict, which:str) -> RunConfig:
                               'build the model yourself and use load_checkpoint (or resume) from cnn_course.checkpoint')
     return RunConfig.from_dict(ckpt['config'])
 
+def saved_config(folder, # a checkpoint folder written by `train_run` (or `cnn-course train --checkpoint`)
+                 which:str='last.pt', # the checkpoint file to read it from
+                ) -> RunConfig:
+    "The `RunConfig` the run in `folder` was trained with, read from its checkpoint without building anything."
+    folder = Path(folder)
+    return _saved_config(folder, read_checkpoint(folder / which), which)
+
 def resume_run(folder, # a checkpoint folder written by `train_run` (or `cnn-course train --checkpoint`)
                epochs:int|None=None, # train up to this epoch in total (default: the run's planned `epochs`)
                *,
@@ -394,7 +401,7 @@ def finished_run(folder, # a checkpoint folder whose run has finished (`resume_r
                 ) -> Run:
     "The finished run in `folder` as it ended, rebuilt without training: its history, callbacks' state and kept weights."
     folder = Path(folder)
-    cfg = _saved_config(folder, read_checkpoint(folder / 'last.pt'), 'last.pt')
+    cfg = saved_config(folder)
     with warnings.catch_warnings():  # the run was warned about when it trained
         warnings.simplefilter('ignore', TestSetWarning)
         run = make_run(cfg, device)

@@ -140,6 +140,11 @@ def test_the_command_in_two_processes_then_resumed_in_one_and_in_two(tmp_path, d
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads((tmp_path / 'one' / 'run.json').read_text())['world_size'] == 1
     assert np.load(tmp_path / 'one' / 'history.npy').shape == (3, 5)
+    # the batch is the run's: 3 processes cannot share 100 images, which resume says before starting any of them
+    r = cli('resume', tmp_path / 'ck', '--epochs', 4, '--nproc-per-node', 3, '--out', tmp_path / 'three', cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'starting' not in r.stdout, r.stderr[-3000:]
+    assert "the run's global batch of 100 images is split evenly over the processes, and 3 cannot share it" in r.stderr
+    assert not (tmp_path / 'three').exists()
     r = cli('resume', tmp_path / 'ck', '--epochs', 4, '--nproc-per-node', 2, '--out', tmp_path / 'two', cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count('resumed from epoch 3 of 4') == 1
@@ -172,6 +177,16 @@ def test_launch_errors_are_one_line_before_any_process_starts(tmp_path):
                                                            '--rdzv-endpoint', 'localhost:1')
     assert 'expected HOST:PORT' in error('--nproc-per-node', 2, '--rdzv-endpoint', 'nowhere')
     assert '--sync-bn: SyncBatchNorm runs on CUDA GPUs only' in error('--nproc-per-node', 2, '--sync-bn', '--device', 'cpu')
+    r = cli('resume', tmp_path / 'nowhere', '--nproc-per-node', 2, cwd=tmp_path, timeout=60)
+    assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'starting' not in r.stdout, r.stderr
+    assert f'resume {tmp_path / "nowhere"}: no such folder' in r.stderr
+    # a --sync-bn run (allowed in one CPU process) cannot be resumed by several CPU processes
+    r = cli('train', '--sync-bn', '--epochs', 1, '--limit-train', 300, '--limit-test', 100, '--data-root', tmp_path / 'data',
+            '--no-progress', '--checkpoint', tmp_path / 'ck', '--out', tmp_path / 'out', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = cli('resume', tmp_path / 'ck', '--epochs', 2, '--nproc-per-node', 2, '--device', 'cpu', cwd=tmp_path, timeout=60)
+    assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'starting' not in r.stdout, r.stderr
+    assert 'the run uses --sync-bn, which runs on CUDA GPUs only' in r.stderr
     assert not (tmp_path / 'never').exists()
 
 
