@@ -144,3 +144,29 @@ def test_lr_find_leaves_the_model_the_optimizer_and_the_random_numbers_as_they_w
     assert found.lrs == sorted(found.lrs) and len(found.losses) == len(found.lrs) >= 10
     assert found.suggestion == found.lrs[int(np.argmin(found.losses))] / 10
     with pytest.raises(ValueError, match='need 0 < start_lr < end_lr'): lr_find(net, opt, torch.nn.CrossEntropyLoss(), loader, 'cpu', start_lr=1, end_lr=0.1)
+
+
+@pytest.mark.parametrize('flags, expected', [
+    ({'avx', 'avx2', 'fma'}, None),                    # AVX2 only (no native bf16): float32
+    ({'avx2', 'avx512f', 'avx512_bf16'}, torch.bfloat16),  # AVX512-BF16
+    ({'avx2', 'amx_bf16', 'amx_tile'}, torch.bfloat16),    # AMX
+])
+def test_amp_auto_on_either_kind_of_cpu(monkeypatch, capsys, flags, expected):
+    "Both of `amp='auto'`'s CPU paths on whatever CPU runs the test: the CPU's flags are replaced, the choice follows them."
+    import cnn_course.train as train
+    monkeypatch.setattr(train, '_cpu_flags', lambda: set(flags))
+    dtype, why = train.resolve_amp('auto', 'cpu')
+    assert dtype is expected
+    assert why == ('float32 (this cpu has no native bf16)' if expected is None else 'bf16 autocast (native on this cpu)')
+    bf16_why = train.resolve_amp('bf16', 'cpu')[1]   # asked for explicitly, bf16 runs anyway, and says when it is emulated
+    assert ('emulated on this cpu: slower than float32' in bf16_why) == (expected is None)
+    loader = DeviceLoader(_data(96), 32, device='cpu')
+    def run(amp):
+        torch_seed(0)
+        net = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 2))
+        return fit(net, optim.SGD(net.parameters(), lr=0.1), nn.CrossEntropyLoss(), 2, loader, loader, 'cpu',
+                   np.zeros((0, 5)), progress=False, amp=amp)
+    auto, plain = run('auto'), run(None)
+    assert f'mixed precision: {why}' in capsys.readouterr().out
+    if expected is None: assert np.array_equal(auto, plain)   # float32 is float32: the very same run
+    else: assert np.isfinite(auto).all() and not np.array_equal(auto, plain)   # bf16 products round differently
