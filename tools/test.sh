@@ -43,9 +43,8 @@ if grep -E '^(ERROR|USDT):|gpuGetDeviceCount' "${TMPDIR:-/tmp}/cnn_course_nbdev_
 fi
 echo "nbdev_test took $((SECONDS - start)) s"
 echo "== pytest"
-start=$SECONDS
 # two workers (pytest-xdist) on two cores, one thread each: most tests wait on process start-up (importing PyTorch
 # takes seconds) and small single-threaded runs, which two workers overlap; the processes the tests start inherit
 # the one thread (measured on a 2-core AVX-512 machine: 436 s in one worker, 241 s in two)
-OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python -m pytest tests -q -p no:cacheprovider -n 2 --durations=10
-echo "pytest took $((SECONDS - start)) s"
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+python -m pytest tests -q -p no:cacheprovider -n 2 --durations=10
