@@ -91,7 +91,7 @@ RECIPES = {
     # lesson 3's fast recipe (measured in bench/time_to_accuracy.py): AdamW with a one-cycle schedule, label smoothing,
     # batches of 128, bf16 autocast and channels-last where the hardware runs them natively
     'fast': dict(optimizer='adamw', lr=5e-3, weight_decay=0.05, scheduler='onecycle', label_smoothing=0.1,
-                 batch_size=128, epochs=24, amp='auto', channels_last=True),
+                 batch_size=128, epochs=16, amp='auto', channels_last=True),
 }
 
 def recipe(name:str, # a name in `RECIPES`

@@ -432,6 +432,10 @@ def _cpu_flags() -> set:
     except OSError: return set()
     return set(next((line.split(':', 1)[1] for line in text.splitlines() if line.startswith('flags')), '').split())
 
+def _cpu_capability() -> str:
+    "The vector instructions PyTorch's own kernels use here, e.g. 'AVX2' or 'AVX512' (`ATEN_CPU_CAPABILITY` can lower it)."
+    return torch.backends.cpu.get_cpu_capability()
+
 def _autocast_works(kind:str, dtype) -> bool:
     "Whether this PyTorch autocasts to `dtype` on devices of `kind` (older versions warn and switch it off instead)."
     with warnings.catch_warnings(record=True) as caught:
@@ -451,11 +455,14 @@ def resolve_amp(amp, # None (float32), 'auto', 'bf16' or 'fp16'
     if amp not in AMP_CHOICES:
         raise ValueError(f"amp={amp!r}: use None (float32), 'auto' (bf16 where the hardware has it), 'bf16' or 'fp16'")
     if amp is None: return None, 'float32'
-    native_bf16 = (torch.cuda.is_bf16_supported() if kind == 'cuda' else
-                   kind == 'cpu' and bool(_cpu_flags() & {'avx512_bf16', 'amx_bf16'}))
+    cpu_bf16 = kind == 'cpu' and bool(_cpu_flags() & {'avx512_bf16', 'amx_bf16'})
+    # bf16 instructions help only if PyTorch's kernels use them: with ATEN_CPU_CAPABILITY=avx2 they run AVX2 code
+    kernels = _cpu_capability() if cpu_bf16 else ''
+    native_bf16 = torch.cuda.is_bf16_supported() if kind == 'cuda' else cpu_bf16 and 'AVX512' in kernels
     if amp == 'auto':
         if native_bf16: return torch.bfloat16, f'bf16 autocast (native on this {kind})'
         if kind == 'cuda': return torch.float16, 'fp16 autocast with a gradient scaler (this GPU has no bf16)'
+        if cpu_bf16: return None, f'float32 (this cpu has bf16, but PyTorch runs its {kernels} kernels: ATEN_CPU_CAPABILITY)'
         return None, f'float32 (this {kind} has no native bf16)'
     dtype = torch.bfloat16 if amp == 'bf16' else torch.float16
     if not _autocast_works(kind, dtype):

@@ -1,5 +1,5 @@
 "What the notebooks can't check well: host syncs in the loop, and the source's code pasted as it is."
-import warnings
+import os, subprocess, sys, warnings
 import numpy as np
 import pytest
 import torch
@@ -146,18 +146,23 @@ def test_lr_find_leaves_the_model_the_optimizer_and_the_random_numbers_as_they_w
     with pytest.raises(ValueError, match='need 0 < start_lr < end_lr'): lr_find(net, opt, torch.nn.CrossEntropyLoss(), loader, 'cpu', start_lr=1, end_lr=0.1)
 
 
-@pytest.mark.parametrize('flags, expected', [
-    ({'avx', 'avx2', 'fma'}, None),                    # AVX2 only (no native bf16): float32
-    ({'avx2', 'avx512f', 'avx512_bf16'}, torch.bfloat16),  # AVX512-BF16
-    ({'avx2', 'amx_bf16', 'amx_tile'}, torch.bfloat16),    # AMX
+NO_BF16 = 'float32 (this cpu has no native bf16)'
+KERNELS_AVX2 = 'float32 (this cpu has bf16, but PyTorch runs its AVX2 kernels: ATEN_CPU_CAPABILITY)'
+
+@pytest.mark.parametrize('flags, kernels, expected, said', [
+    ({'avx', 'avx2', 'fma'}, 'AVX2', None, NO_BF16),                    # AVX2 only (no native bf16): float32
+    ({'avx2', 'avx512f', 'avx512_bf16'}, 'AVX512', torch.bfloat16, None),  # AVX512-BF16
+    ({'avx2', 'amx_bf16', 'amx_tile'}, 'AVX512', torch.bfloat16, None),    # AMX
+    ({'avx2', 'avx512f', 'avx512_bf16'}, 'AVX2', None, KERNELS_AVX2),      # bf16 CPU, ATEN_CPU_CAPABILITY=avx2
 ])
-def test_amp_auto_on_either_kind_of_cpu(monkeypatch, capsys, flags, expected):
+def test_amp_auto_on_either_kind_of_cpu(monkeypatch, capsys, flags, kernels, expected, said):
     "Both of `amp='auto'`'s CPU paths on whatever CPU runs the test: the CPU's flags are replaced, the choice follows them."
     import cnn_course.train as train
     monkeypatch.setattr(train, '_cpu_flags', lambda: set(flags))
+    monkeypatch.setattr(train, '_cpu_capability', lambda: kernels)
     dtype, why = train.resolve_amp('auto', 'cpu')
     assert dtype is expected
-    assert why == ('float32 (this cpu has no native bf16)' if expected is None else 'bf16 autocast (native on this cpu)')
+    assert why == (said or 'bf16 autocast (native on this cpu)')
     bf16_why = train.resolve_amp('bf16', 'cpu')[1]   # asked for explicitly, bf16 runs anyway, and says when it is emulated
     assert ('emulated on this cpu: slower than float32' in bf16_why) == (expected is None)
     loader = DeviceLoader(_data(96), 32, device='cpu')
@@ -170,3 +175,15 @@ def test_amp_auto_on_either_kind_of_cpu(monkeypatch, capsys, flags, expected):
     assert f'mixed precision: {why}' in capsys.readouterr().out
     if expected is None: assert np.array_equal(auto, plain)   # float32 is float32: the very same run
     else: assert np.isfinite(auto).all() and not np.array_equal(auto, plain)   # bf16 products round differently
+
+
+def test_amp_auto_follows_the_kernels_pytorch_runs():
+    "A real process with PyTorch held to its AVX2 kernels trains in float32, on a CPU with bf16 or without."
+    env = {**os.environ, 'ATEN_CPU_CAPABILITY': 'avx2', 'OMP_NUM_THREADS': '1'}
+    code = ("import torch; from cnn_course.train import resolve_amp; "
+            "print(torch.backends.cpu.get_cpu_capability()); print(resolve_amp('auto', 'cpu'))")
+    r = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    kernels, choice = r.stdout.splitlines()[-2:]
+    if kernels == 'AVX2': assert choice in (repr((None, NO_BF16)), repr((None, KERNELS_AVX2))), choice
+    else: assert choice == repr((None, NO_BF16)), (kernels, choice)  # a CPU without AVX2 (or not x86): no bf16 either
