@@ -350,6 +350,7 @@ def model_graph(loss, # a loss tensor with its graph, e.g. from `eval_loss`
 
 # %% ../nbs/03_bn_dropout.ipynb #a798bc40
 import io, sys
+from matplotlib.figure import Figure  # this cell's own import: the lesson runs it without the viz module's imports
 from .train import Callback
 
 def _notebook_display():
