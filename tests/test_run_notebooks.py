@@ -1,0 +1,50 @@
+"tools/run_notebooks.py: notebooks in a real Jupyter kernel fail on what a student would read as a fault, and only then."
+import json, os, subprocess, sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytest.importorskip('jupyter_client')
+pytest.importorskip('ipykernel')
+
+
+def write_notebook(path, *cells):
+    "A notebook of code cells, as Jupyter saves one."
+    nb = {'cells': [{'cell_type': 'code', 'execution_count': None, 'id': f'c{i}', 'metadata': {}, 'outputs': [],
+                     'source': src} for i, src in enumerate(cells)],
+          'metadata': {'kernelspec': {'display_name': 'Python 3', 'language': 'python', 'name': 'python3'}},
+          'nbformat': 4, 'nbformat_minor': 5}
+    path.write_text(json.dumps(nb))
+    return path
+
+
+def test_faults_a_front_end_shows_fail_and_a_clean_notebook_passes(tmp_path):
+    clean = write_notebook(tmp_path / 'clean.ipynb',
+        '#| eval: false\nraise RuntimeError("a Colab-only cell: skipped, as nbdev_test skips it")',
+        'from cnn_course.core import is_quick, live_output\nassert is_quick()   # CNN_COURSE_QUICK=1',
+        'from cnn_course.viz import LivePlot\nimport numpy as np, torch\nfrom torch import nn, optim\n'
+        'from cnn_course.train import fit\nfrom torch.utils.data import DataLoader, TensorDataset\n'
+        'x = torch.randn(40, 4); data = DataLoader(TensorDataset(x, (x[:, 0] > 0).long()), batch_size=20)\n'
+        'plot = LivePlot()\nnet = nn.Linear(4, 2)\n'
+        "fit(net, optim.SGD(net.parameters(), lr=0.1), nn.CrossEntropyLoss(), 2, data, data, 'cpu', np.zeros((0, 5)),"
+        ' progress=False, callbacks=[plot])\nassert plot.handle is not None   # drawn: a kernel has a display')
+    # the planted fault of lesson 3's bug: a cell that fails only where the plot is live, which nbdev_test never sees
+    live_only = write_notebook(tmp_path / 'live_only.ipynb',
+        'from cnn_course.core import live_output\nif live_output(): raise NameError("only in a front end")')
+    printed = write_notebook(tmp_path / 'printed.ipynb', 'print("ERROR: something a student reads as a failure")')
+    warned = write_notebook(tmp_path / 'warned.ipynb', 'import warnings\nwarnings.warn("this looks broken")')
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    r = subprocess.run([sys.executable, str(ROOT / 'tools' / 'run_notebooks.py'), '--workers', '1',
+                        *map(str, (clean, live_only, printed, warned))], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 1, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    status = {Path(l.split()[-1]).stem: l.split()[0] for l in lines if l.startswith(('ok', 'FAIL'))}
+    assert status == {'clean': 'ok', 'live_only': 'FAIL', 'printed': 'FAIL', 'warned': 'FAIL'}, r.stdout
+    assert 'NameError: only in a front end' in r.stdout and 'ERROR: something' in r.stdout
+    assert 'UserWarning: this looks broken' in r.stdout and '1 of 4 notebooks ran clean' in r.stdout
+    # and the clean one alone passes, with exit status 0
+    r = subprocess.run([sys.executable, str(ROOT / 'tools' / 'run_notebooks.py'), str(clean)], capture_output=True,
+                       text=True, env=env, timeout=300)
+    assert r.returncode == 0 and '1 of 1 notebooks ran clean' in r.stdout, r.stdout + r.stderr

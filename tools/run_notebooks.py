@@ -1,0 +1,109 @@
+#!/usr/bin/env python
+"""Run every notebook in a real Jupyter kernel, as Jupyter, JupyterLab and Colab run them: a fresh kernel per notebook,
+its cells in order from `nbs/` (or the notebook's folder), quick mode (CNN_COURSE_QUICK=1), one thread per kernel.
+
+    python tools/run_notebooks.py [--workers 2] [NOTEBOOK ...]      # default: every notebook nbdev_test would run
+
+Unlike `nbdev_test`, which executes the code outside any front end, a kernel has a display: live plots draw and
+update, `display`/`update_display` run. A notebook fails on an error, on error text in any output (a traceback, a log
+line starting `ERROR:` or `USDT:`, PyTorch's GPU probe), and on a warning printed to the cell's output, since a student
+reads each of these as a fault. Cells marked `#| eval: false` (Colab's install cell, maintainers' cells) or with one of
+settings.ini's `tst_flags` are skipped, as nbdev_test skips them. Exit status 0 if every notebook ran clean, else 1.
+"""
+from __future__ import annotations
+import argparse, configparser, json, os, re, sys, tempfile, time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# what a student would read as a failure in a cell's output
+FAULT = re.compile(r'Traceback \(most recent call last\)|^(ERROR|USDT):|gpuGetDeviceCount|\w*Warning: ', re.M)
+CELL_TIMEOUT = 600
+
+
+def skip_flags() -> set:
+    "The cell directives nbdev_test skips: `eval: false` and settings.ini's tst_flags."
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / 'settings.ini')
+    return set(cfg.get('DEFAULT', 'tst_flags', fallback='').split())
+
+
+def default_notebooks() -> list:
+    "The notebooks nbdev_test runs: every .ipynb under nbs/, except names starting with _ or ."
+    return sorted(p for p in (ROOT / 'nbs').rglob('*.ipynb')
+                  if not any(part.startswith(('_', '.')) for part in p.relative_to(ROOT / 'nbs').parts)
+                  and '.ipynb_checkpoints' not in p.parts)
+
+
+def code_cells(path:Path, flags:set) -> list:
+    "(index, source) of each code cell the run executes."
+    cells = json.loads(path.read_text(encoding='utf-8'))['cells']
+    out = []
+    for i, cell in enumerate(cells):
+        if cell['cell_type'] != 'code': continue
+        src = ''.join(cell['source'])
+        directives = {m[1]: m[2].strip() for m in re.finditer(r'^#\|\s*([\w-]+):?[ \t]*(.*)$', src, re.M)}
+        if directives.get('eval') == 'false' or flags & set(directives): continue
+        out.append((i, src))
+    return out
+
+
+def run_notebook(path:str) -> tuple:
+    "Run one notebook in a fresh kernel; (path, seconds, [problems])."
+    from jupyter_client.manager import start_new_kernel
+    path, start, problems = Path(path), time.perf_counter(), []
+    env = {**os.environ, 'CNN_COURSE_QUICK': '1', 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1',
+           'MPLBACKEND': 'module://matplotlib_inline.backend_inline', 'PYTHONPATH': str(ROOT)}
+    env.pop('IN_TEST', None)  # a front end, not nbdev_test: only CNN_COURSE_QUICK makes the lessons small
+    # the kernel's own log (e.g. "running over TCP without encryption") goes to a file, shown if the notebook fails
+    log = tempfile.TemporaryFile(mode='w+')
+    km, kc = start_new_kernel(kernel_name='python3', cwd=str(path.parent), env=env, stderr=log)
+    try:
+        for index, src in code_cells(path, skip_flags()):
+            msg_id = kc.execute(src)
+            deadline = time.monotonic() + CELL_TIMEOUT
+            while True:
+                msg = kc.get_iopub_msg(timeout=max(1, deadline - time.monotonic()))
+                if msg['parent_header'].get('msg_id') != msg_id: continue
+                kind, content = msg['msg_type'], msg['content']
+                text = ''
+                if kind == 'error': problems.append(f'cell {index}: {content["ename"]}: {content["evalue"]}')
+                elif kind == 'stream': text = content['text']
+                elif kind in ('display_data', 'execute_result', 'update_display_data'):
+                    text = content.get('data', {}).get('text/plain', '')
+                if text and FAULT.search(text):
+                    line = next(l for l in text.splitlines() if FAULT.search(l))
+                    problems.append(f'cell {index}: printed {line.strip()[:300]!r}')
+                if kind == 'status' and content['execution_state'] == 'idle': break
+            if any(p.startswith(f'cell {index}: ') and ': printed ' not in p for p in problems): break  # stop at an error
+    except Exception as e:  # a cell past its time, a kernel that died
+        problems.append(f'{type(e).__name__}: {e}')
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+        log.seek(0)
+        kernel_log = log.read().strip()
+        log.close()
+    if problems and kernel_log: problems.append('the kernel logged:\n' + kernel_log[-2000:])
+    return str(path), time.perf_counter() - start, problems
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('notebooks', nargs='*', help='notebooks to run (default: all of nbs/)')
+    p.add_argument('--workers', type=int, default=2, help='notebooks at once, one kernel each (one thread per kernel)')
+    a = p.parse_args(argv)
+    paths = [str(Path(n).resolve()) for n in a.notebooks] or [str(n) for n in default_notebooks()]
+    failed = 0
+    with ProcessPoolExecutor(a.workers) as pool:
+        for path, seconds, problems in pool.map(run_notebook, paths):
+            name = os.path.relpath(path, ROOT)
+            print(f'{"FAIL" if problems else "ok  "} {seconds:6.1f} s  {name}', flush=True)
+            for problem in problems: print(f'       {problem}', flush=True)
+            failed += bool(problems)
+    print(f'{len(paths) - failed} of {len(paths)} notebooks ran clean in a kernel')
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
