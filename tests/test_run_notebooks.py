@@ -32,7 +32,9 @@ def test_faults_a_front_end_shows_fail_and_a_clean_notebook_passes(tmp_path):
     # the planted fault of lesson 3's bug: a cell that fails only where the plot is live, which nbdev_test never sees
     live_only = write_notebook(tmp_path / 'live_only.ipynb',
         'from cnn_course.core import live_output\nif live_output(): raise NameError("only in a front end")')
-    printed = write_notebook(tmp_path / 'printed.ipynb', 'print("ERROR: something a student reads as a failure")')
+    # written to the process's stderr below Python, as PyTorch's C++ log lines are (the kernel forwards them)
+    printed = write_notebook(tmp_path / 'printed.ipynb', 'import os, time\n'
+                             'os.write(2, b"ERROR: something a student reads as a failure\\n"); time.sleep(0.5)')
     warned = write_notebook(tmp_path / 'warned.ipynb', 'import warnings\nwarnings.warn("this looks broken")')
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
     r = subprocess.run([sys.executable, str(ROOT / 'tools' / 'run_notebooks.py'), '--workers', '1',

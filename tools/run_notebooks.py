@@ -6,8 +6,8 @@ its cells in order from `nbs/` (or the notebook's folder), quick mode (CNN_COURS
 
 Unlike `nbdev_test`, which executes the code outside any front end, a kernel has a display: live plots draw and
 update, `display`/`update_display` run. A notebook fails on an error, on error text in any output (a traceback, a log
-line starting `ERROR:` or `USDT:`, PyTorch's GPU probe), and on a warning printed to the cell's output, since a student
-reads each of these as a fault. Cells marked `#| eval: false` (Colab's install cell, maintainers' cells) or with one of
+line starting `ERROR:` or `USDT:`, PyTorch's GPU probe, also when written to the kernel's stderr below Python), and on
+a warning printed to the cell's output, since a student reads each of these as a fault. Cells marked `#| eval: false` (Colab's install cell, maintainers' cells) or with one of
 settings.ini's `tst_flags` are skipped, as nbdev_test skips them. Exit status 0 if every notebook ran clean, else 1.
 """
 from __future__ import annotations
@@ -84,6 +84,11 @@ def run_notebook(path:str) -> tuple:
         log.seek(0)
         kernel_log = log.read().strip()
         log.close()
+    # Lines written below Python (PyTorch's C++ log) reach the kernel's stderr, and the cell's output only once the
+    # kernel has begun forwarding it: read them here too, so none is missed at the start of a notebook.
+    for line in kernel_log.splitlines():
+        if FAULT.search(line) and not any(line.strip()[:300] in p for p in problems):
+            problems.append(f'the kernel wrote {line.strip()[:300]!r}')
     if problems and kernel_log: problems.append('the kernel logged:\n' + kernel_log[-2000:])
     return str(path), time.perf_counter() - start, problems
 
