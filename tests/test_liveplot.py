@@ -21,29 +21,18 @@ CODE = 'from cnn_course.viz import LivePlot\n' + TRAIN
 
 def run_in_kernel(*cells, cwd=None, env=None):
     "Run `cells` one after another in a fresh Jupyter kernel (the installed package): each cell's (displays, updates); the errors."
-    jupyter_client = pytest.importorskip('jupyter_client')
+    pytest.importorskip('jupyter_client')
     pytest.importorskip('ipykernel')
-    km, kc = jupyter_client.manager.start_new_kernel(kernel_name='python3', cwd=str(cwd or REPO),
-                                                     env={**os.environ, 'PYTHONPATH': str(REPO), **(env or {})})
-    try:
-        errors, outputs = [], []
+    from tools.run_notebooks import execute, kernel  # the kernel runner tools/test.sh uses for every notebook
+    errors, outputs = [], []
+    with kernel(cwd or REPO, {**os.environ, 'PYTHONPATH': str(REPO), **(env or {})}) as kc:
         for code in cells:
-            msg_id = kc.execute(code)
-            shown, updated = [], []
-            while True:
-                msg = kc.get_iopub_msg(timeout=120)
-                if msg['parent_header'].get('msg_id') != msg_id: continue
-                kind, content = msg['msg_type'], msg['content']
-                if kind == 'display_data': shown.append(content)
-                elif kind == 'update_display_data': updated.append(content)
-                elif kind == 'error': errors.append(content)
-                elif kind == 'status' and content['execution_state'] == 'idle': break
-            outputs.append((shown, updated))
+            messages = execute(kc, code, timeout=120)
+            errors += [content for kind, content in messages if kind == 'error']
+            outputs.append(([content for kind, content in messages if kind == 'display_data'],
+                            [content for kind, content in messages if kind == 'update_display_data']))
             if errors: break
-        return outputs, errors
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
+    return outputs, errors
 
 
 def assert_one_picture_updated(shown, updated):

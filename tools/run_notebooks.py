@@ -11,7 +11,7 @@ a warning printed to the cell's output, since a student reads each of these as a
 settings.ini's `tst_flags` are skipped, as nbdev_test skips them. Exit status 0 if every notebook ran clean, else 1.
 """
 from __future__ import annotations
-import argparse, configparser, json, os, re, sys, tempfile, time
+import argparse, configparser, contextlib, json, os, re, sys, tempfile, time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -48,42 +48,63 @@ def code_cells(path:Path, flags:set) -> list:
     return out
 
 
+@contextlib.contextmanager
+def kernel(cwd, # the kernel's working folder
+           env:dict, # its environment
+           stderr=None, # where its own log goes (None: this process's stderr)
+          ):
+    "A fresh Jupyter kernel (python3) for the `with` block: its client, shut down afterwards however the block ends."
+    from jupyter_client.manager import start_new_kernel  # late: only a run needs it
+    km, kc = start_new_kernel(kernel_name='python3', cwd=str(cwd), env=env, stderr=stderr)
+    try: yield kc
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def execute(kc, # a kernel's client, from `kernel`
+            code:str, # one cell's source
+            timeout:float=CELL_TIMEOUT, # seconds the cell may take
+           ) -> list:
+    "Run one cell; the `(msg_type, content)` of every message it sent a front end, until the kernel is idle again."
+    msg_id, messages = kc.execute(code), []
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = kc.get_iopub_msg(timeout=max(1, deadline - time.monotonic()))
+        if msg['parent_header'].get('msg_id') != msg_id: continue
+        kind, content = msg['msg_type'], msg['content']
+        if kind == 'status' and content['execution_state'] == 'idle': return messages
+        messages.append((kind, content))
+
+
 def run_notebook(path:str) -> tuple:
     "Run one notebook in a fresh kernel; (path, seconds, [problems])."
-    from jupyter_client.manager import start_new_kernel
     path, start, problems = Path(path), time.perf_counter(), []
     env = {**os.environ, 'CNN_COURSE_QUICK': '1', 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1',
            'MPLBACKEND': 'module://matplotlib_inline.backend_inline', 'PYTHONPATH': str(ROOT)}
     env.pop('IN_TEST', None)  # a front end, not nbdev_test: only CNN_COURSE_QUICK makes the lessons small
     # the kernel's own log (e.g. "running over TCP without encryption") goes to a file, shown if the notebook fails
-    log = tempfile.TemporaryFile(mode='w+')
-    km, kc = start_new_kernel(kernel_name='python3', cwd=str(path.parent), env=env, stderr=log)
-    try:
-        for index, src in code_cells(path, skip_flags()):
-            msg_id = kc.execute(src)
-            deadline = time.monotonic() + CELL_TIMEOUT
-            while True:
-                msg = kc.get_iopub_msg(timeout=max(1, deadline - time.monotonic()))
-                if msg['parent_header'].get('msg_id') != msg_id: continue
-                kind, content = msg['msg_type'], msg['content']
-                text = ''
-                if kind == 'error': problems.append(f'cell {index}: {content["ename"]}: {content["evalue"]}')
-                elif kind == 'stream': text = content['text']
-                elif kind in ('display_data', 'execute_result', 'update_display_data'):
-                    text = content.get('data', {}).get('text/plain', '')
-                if text and FAULT.search(text):
-                    line = next(l for l in text.splitlines() if FAULT.search(l))
-                    problems.append(f'cell {index}: printed {line.strip()[:300]!r}')
-                if kind == 'status' and content['execution_state'] == 'idle': break
-            if any(p.startswith(f'cell {index}: ') and ': printed ' not in p for p in problems): break  # stop at an error
-    except Exception as e:  # a cell past its time, a kernel that died
-        problems.append(f'{type(e).__name__}: {e}')
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
+    with tempfile.TemporaryFile(mode='w+') as log:
+        try:
+            with kernel(path.parent, env, stderr=log) as kc:
+                for index, src in code_cells(path, skip_flags()):
+                    failed = False
+                    for kind, content in execute(kc, src):
+                        text = ''
+                        if kind == 'error':
+                            problems.append(f'cell {index}: {content["ename"]}: {content["evalue"]}')
+                            failed = True
+                        elif kind == 'stream': text = content['text']
+                        elif kind in ('display_data', 'execute_result', 'update_display_data'):
+                            text = content.get('data', {}).get('text/plain', '')
+                        if text and FAULT.search(text):
+                            line = next(l for l in text.splitlines() if FAULT.search(l))
+                            problems.append(f'cell {index}: printed {line.strip()[:300]!r}')
+                    if failed: break  # stop at an error, as a student would
+        except Exception as e:  # a cell past its time, a kernel that died
+            problems.append(f'{type(e).__name__}: {e}')
         log.seek(0)
         kernel_log = log.read().strip()
-        log.close()
     # Lines written below Python (PyTorch's C++ log) reach the kernel's stderr, and the cell's output only once the
     # kernel has begun forwarding it: read them here too, so none is missed at the start of a notebook.
     for line in kernel_log.splitlines():
