@@ -230,19 +230,28 @@ def _add_run_commands(commands) -> None:
                    help='test: the test set; val: the validation images the run held out (the same split as in training)')
     e.add_argument('--device', choices=DEVICES, default='auto', help='where to evaluate')
     p = commands.add_parser('predict', formatter_class=_HelpFormatter,
-        help="classify your own pictures (PNG, JPEG) with a run's model",
+        help="classify your own pictures (PNG, JPEG, GIF, TIFF, ...) with a run's model",
         description="Classify pictures with the model of a run: RUN is the --checkpoint folder of `cnn-course train` "
                     '(best.pt is used) or its --out folder (model.pt, with the run config in run.json). Each picture, '
                     "of any size, colour or grey, is made to look like the run's training images (channels, light on "
                     'dark, proportions, size) and normalised exactly as they were; the most likely classes are printed '
-                    'with their probabilities.')
+                    'with their probabilities, one line per picture. A folder stands for the picture files in it. '
+                    'Every picture is tried: one that cannot be read gets its own error line, and the exit status is 1 '
+                    'if any could not be read. A picture with nothing in it (one colour, or nearly) is reported as blank.')
     p.add_argument('dir', metavar='RUN', help='a run folder: the --checkpoint or the --out folder of cnn-course train')
-    p.add_argument('images', metavar='IMAGE', nargs='+', help='picture files: PNG or JPEG')
+    p.add_argument('images', metavar='IMAGE', nargs='+',
+                   help='picture files (PNG, JPEG, GIF, TIFF, WebP, BMP, ...) or folders of them')
     p.add_argument('--invert', choices=('auto', 'yes', 'no'), default='auto',
                    help='auto: invert a grey picture whose background is light, since mnist and fashion-mnist show '
                         'light things on black (a photo of dark clothes on a light table needs it; colour pictures are '
                         'never inverted automatically); yes, no: always, never')
     p.add_argument('--top', type=_positive(int), default=3, metavar='K', help='how many classes to print per picture')
+    p.add_argument('--csv', metavar='FILE', default=None,
+                   help='also write one row per picture to FILE: image, class, probability, note (blank, inverted, '
+                        'or why it could not be read)')
+    p.add_argument('--max-pixels', type=_positive(int), default=None, metavar='N',
+                   help="refuse a picture of more than N pixels, before decoding it (default: Pillow's limit, "
+                        '89,478,485): a guard against decompression bombs; raise it for a huge picture you trust')
     p.add_argument('--device', choices=DEVICES, default='auto', help='where to run the model')
 
 def build_parser() -> argparse.ArgumentParser:
@@ -589,23 +598,78 @@ def evaluate_command(args:argparse.Namespace, # the options `build_parser` parse
     print(f'wrote {", ".join(f.name for f in files)} ({which}.pt, epoch {run.scores[which]["epoch"]}) to {folder}')
     return 0
 
+def _picture_arguments(paths:list) -> tuple:
+    """`(pictures, failed, notes)` for predict's IMAGE arguments: the files to try (a folder: the picture files in it,
+    sorted), `(argument, why)` for those that are not there, and a note for each folder with other entries skipped."""
+    from PIL import Image  # late, and light: Pillow's list of picture file extensions
+    Image.init()
+    extensions = {ext.lower() for ext in Image.registered_extensions()}
+    pictures, failed, notes = [], [], []
+    for arg in paths:
+        path = Path(arg).expanduser()
+        if path.is_dir():
+            entries = sorted(path.iterdir())
+            found = [p for p in entries if p.is_file() and not p.name.startswith('.') and p.suffix.lower() in extensions]
+            if len(entries) > len(found):
+                others = [p.name + ('/' if p.is_dir() else '') for p in entries if p not in found]
+                notes.append(f'{arg}: {len(found)} picture file{"s" * (len(found) != 1)}; skipped {len(others)} '
+                             f'other entr{"ies" if len(others) != 1 else "y"} ({", ".join(others[:5])}'
+                             f'{", ..." if len(others) > 5 else ""})')
+            if not found: failed.append((arg, 'a folder with no picture files in it'))
+            pictures += [str(Path(arg) / p.name) for p in found]
+        elif path.is_file(): pictures.append(str(arg))  # named: tried whatever its extension
+        else: failed.append((arg, 'no such file'))
+    return pictures, failed, notes
+
+def _prediction_row(result:dict) -> tuple:
+    "`(line, csv_row)` for one of `predict_images`' results: the line to print (None for an error) and the CSV row."
+    notes = [f'note: {n}' for n in result['notes']]
+    if result['error']: return None, [result['image'], '', '', f"error: {result['error']}"]
+    if result['blank']:
+        note = '; '.join([f"blank: {result['blank']}", *notes])
+        return f"{result['image']}: blank picture ({result['blank']}): nothing to classify", [result['image'], '', '', note]
+    if result['inverted']: notes.insert(0, 'inverted: light background')
+    guesses = ', '.join(f'{name} {p:.1%}' for name, p in result['top'])
+    name, p = result['top'][0]
+    return (f"{result['image']}: {guesses}{''.join(f' ({n})' for n in notes)}",
+            [result['image'], name, f'{p:.6f}', '; '.join(notes)])
+
 def predict_command(args:argparse.Namespace, # the options `build_parser` parsed
                     argv:list|None=None, # the command line (unused)
                    ) -> int:
-    "Run `cnn-course predict RUN IMAGE...`: print each picture's most likely classes with their probabilities; return 0."
-    for image in map(Path, args.images):  # a mistyped file name answers before PyTorch loads
-        if not image.expanduser().is_file():
-            raise CLIError(f'predict: {image}: ' + ('no such file' if not image.expanduser().exists() else 'not a file'))
-    from cnn_course.data import ImageError  # late: PyTorch is imported only for a real run
-    from cnn_course.runs import predict_run
+    """Run `cnn-course predict RUN IMAGE...`: one line per picture with its most likely classes (or why it is blank, or
+    why it cannot be read); return 0, or 1 if any picture could not be read."""
+    pictures, failed, notes = _picture_arguments(args.images)  # before PyTorch loads: a mistyped name answers at once
+    if not pictures: raise CLIError('predict: ' + '; '.join(f'{arg}: {why}' for arg, why in failed) + ': nothing to classify')
+    csv_file = None if args.csv is None else Path(args.csv).expanduser()
+    if csv_file is not None:
+        try: ensure_writable(csv_file.parent, f'--csv {args.csv}', keep=False)  # checked before the work
+        except NotWritableError as e: raise CLIError(str(e)) from None
+    for note in notes: print(f'cnn-course: predict: {note}', file=sys.stderr)
+    from cnn_course.runs import predict_run  # late: PyTorch is imported only for a real run
     invert = {'auto': 'auto', 'yes': True, 'no': False}[args.invert]
-    def classify(device):
-        try: return predict_run(args.dir, args.images, invert=invert, top=args.top, device=device)
-        except ImageError as e: raise CLIError(f'predict: {e}') from None
-    for result in _run_folder_command(args, classify):
-        guesses = ', '.join(f'{name} {p:.1%}' for name, p in result['top'])
-        print(f"{result['image']}: {guesses}{' (inverted: light background)' if result['inverted'] else ''}")
-    return 0
+    def classify(device):  # --debug: the first unreadable picture stops the command with its traceback
+        return predict_run(args.dir, pictures, invert=invert, top=args.top, device=device, max_pixels=args.max_pixels,
+                           errors='raise' if args.debug else 'report')
+    results = _run_folder_command(args, classify)
+    rows = [[arg, '', '', f'error: {why}'] for arg, why in failed]
+    for arg, why in failed: print(f'cnn-course: error: predict: {arg}: {why}', file=sys.stderr)
+    for result in results:
+        line, row = _prediction_row(result)
+        if line is None: print(f"cnn-course: error: predict: {result['error']}", file=sys.stderr)
+        else: print(line)
+        rows.append(row)
+    unread = sum(1 for r in rows if r[3].startswith('error: '))
+    if unread and len(rows) > 1: print(f'cnn-course: predict: {unread} of {len(rows)} pictures could not be read', file=sys.stderr)
+    if csv_file is not None:
+        import csv, io  # late: only --csv needs them
+        table = io.StringIO()
+        writer = csv.writer(table, lineterminator='\n')
+        writer.writerow(['image', 'class', 'probability', 'note'])
+        writer.writerows(rows)
+        csv_file.parent.mkdir(parents=True, exist_ok=True)  # the check above removed what it created
+        atomic_write(csv_file, lambda f: f.write(table.getvalue()), 'w')
+    return 1 if unread else 0
 
 COMMANDS = {'train': train_command, 'resume': resume_command, 'evaluate': evaluate_command, 'predict': predict_command}
 

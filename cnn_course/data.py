@@ -14,7 +14,7 @@ from torchvision import datasets, transforms
 from .core import atomic_write, get_device, is_quick, remove_stale_temps
 
 # %% auto #0
-__all__ = ['DATA_ROOT', 'DEBIAN_FASHION_MNIST', 'MNIST_CLASSES', 'FASHION_MNIST_CLASSES', 'CIFAR10_CLASSES', 'DATASETS', 'IMAGE_SHAPES', 'CLASS_NAMES', 'make_transform', 'write_synthetic_idx', 'write_synthetic_cifar10', 'SyntheticCIFAR10', 'DamagedDataError', 'decompress_idx', 'DatasetNotFoundError', 'load_dataset', 'on_disk', 'train_val_split', 'DeviceLoader', 'dataset_classes', 'find_normalize', 'ImageError', 'load_image']
+__all__ = ['DATA_ROOT', 'DEBIAN_FASHION_MNIST', 'MNIST_CLASSES', 'FASHION_MNIST_CLASSES', 'CIFAR10_CLASSES', 'DATASETS', 'IMAGE_SHAPES', 'CLASS_NAMES', 'make_transform', 'write_synthetic_idx', 'write_synthetic_cifar10', 'SyntheticCIFAR10', 'DamagedDataError', 'decompress_idx', 'DatasetNotFoundError', 'load_dataset', 'on_disk', 'train_val_split', 'DeviceLoader', 'dataset_classes', 'find_normalize', 'WORKING_SIDE', 'BLANK_CONTRAST', 'ImageError', 'LoadedImage', 'load_image']
 
 # %% ../nbs/00a_data.ipynb #297aba2e
 DATA_ROOT = './data' # where datasets are kept and downloaded to (torchvision's layout)
@@ -511,52 +511,182 @@ def find_normalize(obj, # a DataLoader, DeviceLoader, Subset or dataset
             return as_t(norm.mean), as_t(norm.std)
     return None
 
-# %% ../nbs/03_bn_dropout.ipynb #f6262ab8
+# %% ../nbs/03_bn_dropout.ipynb #348a4702
+import io, threading, warnings, zlib
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 class ImageError(ValueError):
     "A file that cannot be used as a picture; the message names the file, the cause and what to do."
 
-def _border(pixels:np.ndarray) -> np.ndarray:
-    "The pixels along the four edges of an (H, W) or (H, W, C) array."
-    return np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+WORKING_SIDE = 1024  # pictures are prepared at most this many pixels a side: the models take 28 or 32
+_PNG = b'\x89PNG\r\n\x1a\n'
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixel
+_LIMIT_LOCK = threading.Lock()  # Pillow's own limit is a module global: lifted by one thread at a time
 
-def _open_image(source):
-    if isinstance(source, Image.Image): return source
+def _png_chunk(kind:bytes, data:bytes) -> bytes:
+    return len(data).to_bytes(4, 'big') + kind + data + zlib.crc32(kind + data).to_bytes(4, 'big')
+
+def _reduced_png(f, factor:int, rows_per_strip:int=64):
+    """A large non-interlaced PNG (8-bit, or 16-bit grey) shrunk `factor` times while it is decoded, a strip of
+    rows at a time, so the whole picture is never in memory; None for any other PNG. Each strip goes to Pillow as a
+    small PNG of its own, led by the row above it, which the PNG filters of its first row refer to."""
+    f.seek(0)
+    if f.read(8) != _PNG: return None
+    head, extra, inflate = None, [], zlib.decompressobj()
+    def chunks():
+        while True:
+            size = int.from_bytes(f.read(4), 'big'); kind = f.read(4)
+            if len(kind) < 4: raise OSError('the file ends before its IEND chunk (truncated)')
+            data = f.read(size); f.read(4)
+            if len(data) < size: raise OSError('the file ends inside a chunk (truncated)')
+            yield kind, data
+    stream = chunks()
+    for kind, data in stream:
+        if kind == b'IHDR': head = data
+        elif kind in (b'PLTE', b'tRNS', b'gAMA', b'sRGB'): extra.append(_png_chunk(kind, data))
+        elif kind == b'IDAT': compressed = data; break
+        elif kind == b'IEND': raise OSError('the PNG holds no image data')
+    if head is None: raise OSError('the PNG has no IHDR header')
+    w, h, depth, colour, _, _, interlace = int.from_bytes(head[:4], 'big'), int.from_bytes(head[4:8], 'big'), *head[8:13]
+    if interlace or colour not in _PNG_CHANNELS or (depth, colour) not in {(8, c) for c in _PNG_CHANNELS} | {(16, 0)}:
+        return None
+    row = w * _PNG_CHANNELS[colour] * depth // 8 + 1  # a filter byte, then the samples
+    rows_per_strip = max(factor, rows_per_strip // factor * factor)  # whole output rows per strip
+    pending, above, out, y = bytearray(), None, None, 0
+    while y < h:
+        n = min(rows_per_strip, h - y)
+        while len(pending) < n * row:  # inflate no more than the strip needs: a bomb inflates 1000-fold
+            pending += inflate.decompress(compressed, n * row - len(pending))
+            compressed = inflate.unconsumed_tail
+            if not compressed and len(pending) < n * row:
+                kind, compressed = next(stream, (b'IEND', b''))
+                if kind == b'IEND': raise OSError('the image data ends early (truncated)')
+                if kind != b'IDAT': compressed = b''
+        raw = bytes(pending[:n * row]); del pending[:n * row]
+        if above is not None: raw = b'\x00' + above + raw  # the row above, unfiltered ("None" filter)
+        lead = above is not None
+        ihdr = w.to_bytes(4, 'big') + (n + lead).to_bytes(4, 'big') + head[8:]
+        with Image.open(io.BytesIO(_PNG + _png_chunk(b'IHDR', ihdr) + b''.join(extra) +
+                                   _png_chunk(b'IDAT', zlib.compress(raw, 0)) + _png_chunk(b'IEND', b''))) as strip:
+            strip.load()
+            if lead: strip = strip.crop((0, 1, w, n + 1))
+            last = strip.crop((0, n - 1, w, n))  # its raw samples: 8-bit modes hold them as they are; 16-bit, big-endian
+            above = last.tobytes('raw', 'I;16B') if depth == 16 else last.tobytes()
+            strip = _to_8bit(strip)
+            if strip.mode == 'P' or 'transparency' in strip.info:
+                strip = strip.convert('RGBA' if 'transparency' in strip.info else 'RGB')
+            small = strip.reduce(factor)
+        if out is None: out = Image.new(small.mode, (math.ceil(w / factor), math.ceil(h / factor)))
+        out.paste(small, (0, y // factor))
+        y += n
+    return out
+
+def _to_8bit(image:Image.Image) -> Image.Image:
+    "16-bit and 32-bit grey (16-bit PNGs, TIFFs) as 8-bit grey; Pillow's own conversion would clip them to white."
+    if image.mode not in ('I', 'F') and not image.mode.startswith('I;16'): return image
+    a = np.asarray(image, dtype=np.float32)
+    if image.mode.startswith('I;16') or (image.mode == 'I' and a.max() > 255): a = a / 257  # 0-65535 -> 0-255
+    elif image.mode == 'F' and a.max() <= 1: a = a * 255  # floats in [0, 1]
+    return Image.fromarray(np.clip(a, 0, 255).round().astype(np.uint8), 'L')
+
+def _shrink(image:Image.Image) -> Image.Image:
+    "`image` at most WORKING_SIDE pixels a side (a JPEG is decoded at reduced size by Pillow's `draft`)."
+    if max(image.size) > WORKING_SIDE: image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BICUBIC)
+    return image
+
+def _open_image(source, # a picture file or a PIL image
+                max_pixels:int|None=None, # refuse a file of more pixels than this (None: Pillow's MAX_IMAGE_PIXELS)
+               ) -> Image.Image:
+    "The picture, at most WORKING_SIDE a side; its size is checked against `max_pixels` before any pixel is decoded."
+    if isinstance(source, Image.Image): return _to_8bit(_shrink(source.copy()))
     path = Path(source).expanduser()
     if not path.exists(): raise FileNotFoundError(f'{path}: no such file')
     if not path.is_file(): raise ImageError(f'{path} is a folder, not a picture: name the image files in it')
     if path.stat().st_size == 0: raise ImageError(f'{path} is empty (0 bytes): save the picture again as a PNG or JPEG file')
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     try:
-        with Image.open(path) as opened:
+        with _LIMIT_LOCK:  # our check below replaces Pillow's (a warning, or an error at twice the limit)
+            pillows, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try: opened = Image.open(path)  # reads the header only
+            finally: Image.MAX_IMAGE_PIXELS = pillows
+        with opened:
+            w, h = opened.size
+            if limit and w * h > limit:
+                raise ImageError(f'{path} is {w}x{h} = {w * h:,} pixels, more than the limit of {limit:,} (a guard '
+                                 'against "decompression bombs": small files that decode to huge pictures); if you '
+                                 f'trust the file, raise the limit: --max-pixels {w * h} (in Python, max_pixels={w * h})')
+            factor = math.ceil(max(w, h) / WORKING_SIDE)
+            if opened.format == 'PNG' and factor > 1 and getattr(opened, 'n_frames', 1) == 1:
+                reduced = _reduced_png(opened.fp, factor)
+                if reduced is not None:
+                    if 'exif' in opened.info: reduced.info['exif'] = opened.info['exif']
+                    return reduced
+            opened.draft(None, (2 * WORKING_SIDE, 2 * WORKING_SIDE))  # JPEG: decode at 1/2, 1/4 or 1/8 of the size
             opened.load()
-            return opened.copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+            image = opened.copy()
+    except ImageError: raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, zlib.error) as e:
         raise ImageError(f'{path} cannot be read as a picture ({type(e).__name__}: {e}): use a PNG or JPEG file') from None
+    return _to_8bit(_shrink(image))
 
-def load_image(source, # a picture file (PNG, JPEG; any size, colour or grey) or a PIL image
+# %% ../nbs/03_bn_dropout.ipynb #f6262ab8
+BLANK_CONTRAST = 8  # at most this many grey levels (of 255) between the darkest and lightest pixel: nearly uniform
+
+class LoadedImage(tuple):
+    "`load_image`'s answer: unpacks as `(picture, inverted)`; `blank` and `notes` are attributes (as in `os.stat_result`)."
+    def __new__(cls, picture, inverted, blank=None, notes=()): return super().__new__(cls, (picture, inverted))
+    def __init__(self, picture:Image.Image, # the model's size and channels, light on dark like the training images
+                 inverted:bool, # whether it was inverted (its background was light)
+                 blank:str|None=None, # None, or why there is nothing to classify: 'one colour' or 'nearly uniform'
+                 notes:tuple=(), # what the picture's decoder warned about, one line each (e.g. corrupt EXIF data)
+                ): self.blank, self.notes = blank, tuple(notes)
+    picture = property(lambda self: self[0], doc="the picture, ready for the data's transform")
+    inverted = property(lambda self: self[1], doc='whether it was inverted')
+    def __reduce__(self): return LoadedImage, (*self, self.blank, self.notes)  # pickles (a process pool) as it was
+    def __repr__(self): return f'LoadedImage({self.picture!r}, inverted={self.inverted}, blank={self.blank!r}, notes={self.notes})'
+
+def _border(pixels:np.ndarray) -> np.ndarray:
+    "The pixels along the four edges of an (H, W) or (H, W, C) array."
+    return np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+
+def _blankness(picture:Image.Image) -> str|None:
+    "'one colour', 'nearly uniform' (contrast of at most BLANK_CONTRAST levels in every channel) or None."
+    extrema = picture.getextrema()
+    contrast = max(hi - lo for lo, hi in (extrema if isinstance(extrema[0], tuple) else [extrema]))
+    return 'one colour' if contrast == 0 else 'nearly uniform' if contrast <= BLANK_CONTRAST else None
+
+def load_image(source, # a picture file (PNG, JPEG, GIF, TIFF, ...; any size, colour or grey) or a PIL image
                shape:tuple, # the (C, H, W) images the model takes, e.g. `IMAGE_SHAPES['fashion-mnist']`
                *,
                invert:bool|str='auto', # True, False, or 'auto': invert a grey picture whose border is lighter than mid-grey
-              ) -> tuple:
-    "`(picture, inverted)`: `source` made to look like the training images: channels, light on dark, proportions, size."
+               max_pixels:int|None=None, # refuse a larger file before decoding it (None: Pillow's limit, about 89 million)
+              ) -> LoadedImage:
+    "`source` made to look like the training images (channels, light on dark, proportions, size); says if it is blank."
     if invert not in (True, False, 'auto'): raise ValueError(f"invert={invert!r}: use True, False or 'auto'")
     channels, height, width = shape
-    image = ImageOps.exif_transpose(_open_image(source))  # a phone photo stores its rotation apart from the pixels
-    if image.mode in ('RGBA', 'LA', 'PA') or (image.mode == 'P' and 'transparency' in image.info):
-        image = Image.alpha_composite(Image.new('RGBA', image.size, 'white'), image.convert('RGBA'))  # transparent: white
-    image = image.convert('L' if channels == 1 else 'RGB')
+    with warnings.catch_warnings(record=True) as caught:  # Pillow's warnings become the result's notes
+        warnings.simplefilter('always')
+        image = ImageOps.exif_transpose(_open_image(source, max_pixels))  # a phone photo stores its rotation apart
+        if image.mode in ('RGBA', 'LA', 'PA') or (image.mode == 'P' and 'transparency' in image.info):
+            image = Image.alpha_composite(Image.new('RGBA', image.size, 'white'), image.convert('RGBA'))  # transparent: white
+        image = image.convert('L' if channels == 1 else 'RGB')
+    notes = tuple(dict.fromkeys(f'{w.category.__name__}: {w.message}' for w in caught))
     background = _border(np.asarray(image, dtype=np.float64)).mean(0)
     if invert == 'auto': invert = channels == 1 and float(background) > 127.5
     if invert: image, background = ImageOps.invert(image), 255 - background
+    w, h = image.size  # pad to the model's proportions with the background's colour, centred
+    padded_w, padded_h = max(w, math.ceil(h * width / height)), max(h, math.ceil(w * height / width))
+    def shrunk(image, background):
+        fill = tuple(int(round(v)) for v in np.atleast_1d(background))
+        canvas = Image.new(image.mode, (padded_w, padded_h), fill[0] if channels == 1 else fill)
+        canvas.paste(image, ((padded_w - w) // 2, (padded_h - h) // 2))
+        return canvas.resize((width, height), Image.Resampling.LANCZOS)
+    # blank or not is judged on what the network would see before the levels are stretched (the stretch would
+    # blow a faint speck of noise up to full contrast)
+    blank = _blankness(shrunk(image, background))
     if channels == 1:  # the grey datasets have black backgrounds and white highlights: stretch the levels so
         black, white = float(background), image.getextrema()[1]  # (the background's level, noise and all, goes to 0)
         if white > black + 1:
             image = image.point(lambda v: min(255, max(0, round(255 * (v - black) / (white - black)))))
             background = 0
-    w, h = image.size  # pad to the model's proportions with the background's colour, centred
-    padded_w, padded_h = max(w, math.ceil(h * width / height)), max(h, math.ceil(w * height / width))
-    fill = tuple(int(round(v)) for v in np.atleast_1d(background))
-    canvas = Image.new(image.mode, (padded_w, padded_h), fill[0] if channels == 1 else fill)
-    canvas.paste(image, ((padded_w - w) // 2, (padded_h - h) // 2))
-    return canvas.resize((width, height), Image.Resampling.LANCZOS), bool(invert)
+    return LoadedImage(shrunk(image, background), bool(invert), blank, notes)

@@ -493,13 +493,15 @@ def load_run_model(folder, # a checkpoint folder (best.pt, last.pt) or the --out
                             'best.pt/last.pt into its --checkpoint folder')
 
 def predict_run(folder, # a run folder, as for `load_run_model`
-                images, # picture files (PNG, JPEG; any size, colour or grey)
+                images, # picture files (PNG, JPEG, GIF, TIFF, ...; any size, colour or grey)
                 *,
                 invert:bool|str='auto', # see `load_image`
                 top:int=3, # how many classes to give per picture
                 device=None, # where to run the model (default: the best device here)
+                max_pixels:int|None=None, # see `load_image`
+                errors:str='raise', # see `predict_images`: 'report' gives an unreadable picture its `error` instead
                ) -> list[dict]:
     "Classify your own pictures with a run's model, prepared as its training images were: `predict_images` for a folder."
     net, cfg, _ = load_run_model(folder, device=device)
     return predict_images(net, images, CLASS_NAMES[cfg.dataset], IMAGE_SHAPES[cfg.dataset],
-                          flatten=MODELS[cfg.model].flatten, invert=invert, top=top)
+                          flatten=MODELS[cfg.model].flatten, invert=invert, top=top, max_pixels=max_pixels, errors=errors)

@@ -272,10 +272,10 @@ def lr_find(net, # the model (left untouched: a copy is trained)
     return LRFind(lrs, losses, lrs[int(np.argmin(losses))] / 10)
 
 # %% ../nbs/03_bn_dropout.ipynb #1d22f4ae
-from .data import load_image, make_transform
+from .data import ImageError, load_image, make_transform
 
 def predict_images(net, # a trained model
-                   images, # picture files (PNG, JPEG; any size, colour or grey) or PIL images
+                   images, # picture files (PNG, JPEG, GIF, TIFF, ...; any size, colour or grey) or PIL images
                    classes, # class names, indexed by label, e.g. `CLASS_NAMES['fashion-mnist']`
                    shape:tuple, # the (C, H, W) images `net` takes, e.g. `IMAGE_SHAPES['fashion-mnist']`
                    *,
@@ -283,22 +283,43 @@ def predict_images(net, # a trained model
                    invert:bool|str='auto', # see `load_image`
                    top:int=3, # how many classes to give per picture
                    device=None, # where `net` lives (default: where its parameters are)
+                   max_pixels:int|None=None, # see `load_image`
+                   errors:str='raise', # 'raise': a picture that cannot be read stops the call; 'report': its result says why
+                   batch_size:int=256, # pictures per forward pass (many pictures, bounded memory)
                   ) -> list[dict]:
-    "Classify your own pictures: `{'image', 'inverted', 'top': [(class, probability), ...]}` for each, best first."
+    """Classify your own pictures. For each, best first: `{'image', 'top': [(class, probability), ...], 'inverted',
+    'blank', 'notes', 'error'}`. `blank` ('one colour', 'nearly uniform' or None) says the picture holds nothing to
+    classify: `top` is then the model's answer to nothing. With `errors='report'` an unreadable picture gets its
+    `error` (the message) and an empty `top`; every other picture is still classified."""
     if isinstance(images, (str, Path)) or not hasattr(images, '__iter__'): images = [images]
+    images = list(images)
     if not (isinstance(top, int) and top >= 1): raise ValueError(f'top={top!r}: expected a whole number of at least 1')
-    prepared = [load_image(image, shape, invert=invert) for image in images]  # every file is checked before the model runs
-    if not prepared: raise ValueError('no pictures given')
+    if errors not in ('raise', 'report'): raise ValueError(f"errors={errors!r}: use 'raise' or 'report'")
+    if not images: raise ValueError('no pictures given')
+    results, ready = [], []
+    for i, image in enumerate(images):  # every picture is read before the model runs
+        result = {'image': str(image) if isinstance(image, (str, Path)) else f'picture {i}', 'top': [],
+                  'inverted': False, 'blank': None, 'notes': (), 'error': None}
+        try: loaded = load_image(image, shape, invert=invert, max_pixels=max_pixels)
+        except (ImageError, FileNotFoundError) as e:
+            if errors == 'raise': raise
+            result['error'] = str(e)
+        else:
+            result.update(inverted=loaded.inverted, blank=loaded.blank, notes=loaded.notes)
+            ready.append((result, loaded.picture))
+        results.append(result)
     transform = make_transform(flatten)
     if device is None: device = next(net.parameters()).device
-    x = torch.stack([transform(picture) for picture, _ in prepared]).to(device)
-    with eval_mode(net), torch.inference_mode(): logits = net(x)
-    if logits.shape[1] != len(classes):
-        raise ValueError(f'the model gives {logits.shape[1]} scores per picture but {len(classes)} class names were given')
-    probabilities, labels = logits.float().softmax(1).cpu().topk(min(top, len(classes)), dim=1)
-    names = [str(image) if isinstance(image, (str, Path)) else f'picture {i}' for i, image in enumerate(images)]
-    return [{'image': name, 'inverted': inverted, 'top': [(classes[k], float(p)) for p, k in zip(ps, ks)]}
-            for name, (_, inverted), ps, ks in zip(names, prepared, probabilities, labels.tolist())]
+    for start in range(0, len(ready), batch_size):
+        batch = ready[start:start + batch_size]
+        x = torch.stack([transform(picture) for _, picture in batch]).to(device)
+        with eval_mode(net), torch.inference_mode(): logits = net(x)
+        if logits.shape[1] != len(classes):
+            raise ValueError(f'the model gives {logits.shape[1]} scores per picture but {len(classes)} class names were given')
+        probabilities, labels = logits.float().softmax(1).cpu().topk(min(top, len(classes)), dim=1)
+        for (result, _), ps, ks in zip(batch, probabilities.tolist(), labels.tolist()):
+            result['top'] = [(classes[k], p) for p, k in zip(ps, ks)]
+    return results
 
 # %% ../nbs/04_checkpointing.ipynb #6ff0eee5
 def predict(loader, # yields `(images, labels)`

@@ -15,7 +15,7 @@ from .data import dataset_classes, find_normalize
 from .train import check_history, confusion_matrix, eval_mode, predict
 
 # %% auto #0
-__all__ = ['LABELS', 'KOREAN_FONTS', 'label', 'set_plot_style', 'denormalize', 'show_image', 'CourseFigure', 'show_filters', 'show_feature_maps', 'show_rgb_channels', 'plot_history', 'evaluate_history', 'show_images_labels', 'model_summary', 'model_graph', 'LivePlot', 'plot_lr_find', 'compare_histories', 'plot_confusion_matrix', 'show_misclassified']
+__all__ = ['LABELS', 'KOREAN_FONTS', 'label', 'set_plot_style', 'denormalize', 'for_display', 'show_image', 'CourseFigure', 'show_filters', 'show_feature_maps', 'show_rgb_channels', 'plot_history', 'evaluate_history', 'show_images_labels', 'model_summary', 'model_graph', 'LivePlot', 'plot_lr_find', 'compare_histories', 'plot_confusion_matrix', 'show_misclassified']
 
 # %% ../nbs/00b_viz.ipynb #bfea7414
 LABELS = {
@@ -92,6 +92,20 @@ def denormalize(images:torch.Tensor, # a CHW image or an NCHW batch, as the data
                              f"got shape {tuple(images.shape)}; reshape flattened images first")
         mean, std = mean.view(-1, 1, 1), std.view(-1, 1, 1)
     return (images * std + mean).clamp(0, 1)
+
+# %% ../nbs/00b_viz.ipynb #d299ff77
+def for_display(images:torch.Tensor, # a CHW image or an NCHW batch
+                source=None, # the DataLoader, DeviceLoader, Subset or dataset the images came from
+               ) -> torch.Tensor:
+    "`images` in [0, 1] for `imshow`: `denormalize`d, or (no `Normalize` to undo) rescaled from their range, with one note."
+    if find_normalize(source) is not None: return denormalize(images, source)
+    lo, hi = float(images.min()), float(images.max())
+    if lo >= 0 and hi <= 1: return images
+    if lo >= -1 and hi <= 1: how, shown = '[-1, 1] (as Normalize(0.5, 0.5) leaves them)', (images + 1) / 2
+    elif lo >= 0 and hi <= 255: how, shown = '[0, 255] (raw pixel values)', images / 255
+    else: how, shown = f'[{lo:.3g}, {hi:.3g}] (their own range)', (images - lo) / (hi - lo)
+    print(f'note: no Normalize to undo and values outside [0, 1]: shown as {how} mapped to [0, 1]')
+    return shown
 
 # %% ../nbs/00b_viz.ipynb #c6289cfa
 def show_image(ax, # the matplotlib Axes to draw on; None makes a new small figure
@@ -310,7 +324,7 @@ def show_images_labels(loader, # yields `(images, labels)`; the first batch is s
     if images.ndim != 4:
         raise ValueError(f'show_images_labels needs image batches shaped (batch, channels, height, width); this loader '
                          f'gives {tuple(images.shape)}. Use a loader built with make_transform() (not flatten=True).')
-    images = denormalize(images, loader)
+    images = for_display(images, loader)
     count = min(len(images), n)
     truths = [classes[y] for y in labels[:count]]
     if predicted is None: titles, colours = truths, ['k'] * count
@@ -458,7 +472,7 @@ def show_misclassified(loader, # the test data
     if len(images) == 0:
         print('no misclassified images: every prediction was right')
         return None
-    images = denormalize(images, loader)
+    images = for_display(images, loader)
     titles = [_pair_title(classes[t], classes[g]) for t, g in zip(truths, guesses)]
     fig = _image_grid(images, titles, ['r'] * len(titles))
     return _finish(fig, show)

@@ -129,3 +129,18 @@ def test_jupyter_draws_a_returned_figure_once(tmp_path):
     images = json.loads(r.stdout.strip().splitlines()[-1])
     assert images == [0, 1, 1, 0, 1], images  # last value, not last value, show=False (none), shown on request
     assert not_blank(png) > 0.01
+
+
+def test_images_without_a_normalize_are_shown_in_range_with_one_note(capsys, caplog):
+    # the source's convention in a plain TensorDataset: values in [-1, 1] and no Normalize to find
+    data = loader(n=50)
+    with caplog.at_level('WARNING', logger='matplotlib'):
+        fig = viz.show_images_labels(data, None, None, None, show=False)
+        fig.canvas.draw()
+    shown = np.stack([ax.images[0].get_array() for ax in fig.axes])
+    x = next(iter(data))[0][:, 0].numpy()
+    assert np.allclose(shown, (x + 1) / 2, atol=1e-6)  # (x + 1) / 2: nothing clipped to black
+    assert not [r for r in caplog.records if 'Clipping' in r.getMessage()]  # matplotlib's line, once per image, gone
+    out = capsys.readouterr().out
+    assert out.count('note: ') == 1 and '[-1, 1]' in out, out  # said once for the grid
+    plt.close(fig)

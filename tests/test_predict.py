@@ -132,9 +132,11 @@ def test_cnn_course_predict_from_either_run_folder(tmp_path):
     (tmp_path / 'no-config').mkdir()
     (tmp_path / 'no-config' / 'model.pt').write_bytes((tmp_path / 'out' / 'model.pt').read_bytes())
     (tmp_path / 'no-config' / 'run.json').write_text(json.dumps({'command': 'train'}))
-    for args, fragment in [((tmp_path / 'ck', tmp_path / 'empty.jpg'), 'empty.jpg is empty (0 bytes)'),
-                           ((tmp_path / 'ck', tmp_path / 'notes.png'), 'notes.png cannot be read as a picture'),
-                           ((tmp_path / 'ck', tmp_path / 'nope.png'), 'nope.png: no such file'),
+    for name, fragment in (('empty.jpg', 'empty.jpg is empty (0 bytes)'), ('notes.png', 'notes.png cannot be read as a picture')):
+        r = cli('predict', tmp_path / 'ck', tmp_path / name, cwd=tmp_path)  # tried and failed: exit status 1, one line
+        assert r.returncode == 1 and r.stderr.startswith('cnn-course: error: predict: ') and r.stderr.count('\n') == 1, r.stderr
+        assert fragment in r.stderr and r.stdout == '', (fragment, r.stderr)
+    for args, fragment in [((tmp_path / 'ck', tmp_path / 'nope.png'), 'nope.png: no such file'),
                            ((bare, photo), 'has model.pt but no run.json'),
                            ((tmp_path / 'no-config', photo), 'records no run config'),
                            ((tmp_path / 'data', photo), 'it holds no best.pt or last.pt or model.pt'),
@@ -143,3 +145,218 @@ def test_cnn_course_predict_from_either_run_folder(tmp_path):
         assert r.returncode == 2 and r.stderr.startswith('cnn-course: error: ') and r.stderr.count('\n') == 1, r.stderr
         assert fragment in r.stderr and r.stdout == '', (fragment, r.stderr)
     with pytest.raises(CheckpointError, match='no run.json'): load_run_model(bare)
+
+
+# --- any picture a user has (issue 24) --------------------------------------------------------------------------
+
+def garment(path, mode='RGB', size=(300, 400), **save):
+    "`dark_on_light` in any Pillow mode and format (the suffix names it), with `save`'s options."
+    image = Image.new('RGB', size, (240, 238, 230))
+    w, h = size
+    ImageDraw.Draw(image).rectangle([w // 3, h // 10, 2 * w // 3, 9 * h // 10], fill=(30, 30, 60))
+    image.convert(mode).save(path, **save)
+    return path
+
+
+def looks_like_a_garment(loaded, name):
+    pixels = np.asarray(loaded.picture)
+    assert loaded.picture.size == (28, 28) and loaded.picture.mode == 'L' and loaded.inverted, name
+    assert loaded.blank is None and loaded.notes == (), (name, loaded)
+    assert pixels[:, :3].max() < 8 and pixels[14, 12:16].min() > 200, (name, pixels[14])
+
+
+def test_pictures_in_every_common_format(tmp_path):
+    files = [garment(tmp_path / 'a.png'), garment(tmp_path / 'b.jpg'), garment(tmp_path / 'c.gif', 'P'),
+             garment(tmp_path / 'd.tif'), garment(tmp_path / 'e.webp'), garment(tmp_path / 'f.bmp'),
+             garment(tmp_path / 'cmyk.jpg', 'CMYK'), garment(tmp_path / 'grey.tif', 'L')]
+    # 16-bit grey: Pillow's own conversion to 8 bits would clip every value above 255 to white (a blank picture)
+    sixteen = np.full((400, 300), 60000, np.uint16)
+    sixteen[40:360, 100:200] = 5000
+    Image.fromarray(sixteen).save(tmp_path / 'sixteen.png')
+    assert Image.open(tmp_path / 'sixteen.png').mode.startswith('I')
+    files.append(tmp_path / 'sixteen.png')
+    for path in files: looks_like_a_garment(load_image(path, GREY), path.name)
+    # an EXIF-rotated JPEG as a phone writes it: shown upright (the bar is vertical only after the rotation)
+    sideways = Image.new('L', (400, 300), 240)
+    ImageDraw.Draw(sideways).rectangle([40, 100, 360, 200], fill=20)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    sideways.save(tmp_path / 'phone.jpg', exif=exif.tobytes())
+    looks_like_a_garment(load_image(tmp_path / 'phone.jpg', GREY), 'phone.jpg')
+
+
+def write_png_rows(path, width, height, row):
+    "A large 8-bit RGB PNG written a row at a time (`row(y)` gives its bytes), never whole in this process's memory."
+    import zlib
+    chunk = lambda kind, data: (len(data).to_bytes(4, 'big') + kind + data +
+                                zlib.crc32(kind + data).to_bytes(4, 'big'))
+    deflate = zlib.compressobj(6)
+    with open(path, 'wb') as f:
+        f.write(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', width.to_bytes(4, 'big') + height.to_bytes(4, 'big') + bytes([8, 2, 0, 0, 0])))
+        for y in range(height):
+            data = deflate.compress(b'\x00' + row(y))
+            if data: f.write(chunk(b'IDAT', data))
+        f.write(chunk(b'IDAT', deflate.flush()) + chunk(b'IEND', b''))
+    return path
+
+
+def test_the_strip_decoder_gives_pillows_pixels(tmp_path):
+    "A large PNG shrunk while decoded, a strip at a time, equals the whole picture decoded, then shrunk, in every 8-bit mode."
+    from cnn_course.data import _reduced_png
+    yy, xx = np.mgrid[0:700, 0:900]
+    grey = ((xx // 7 + yy // 5) % 200 + np.random.default_rng(0).integers(0, 50, xx.shape)).astype(np.uint8)
+    pictures = {'L': Image.fromarray(grey), 'RGB': Image.fromarray(np.stack([grey, grey[::-1], 255 - grey], -1)),
+                'RGBA': Image.fromarray(np.stack([grey, grey[::-1], 255 - grey, grey // 2 + 100], -1)),
+                'LA': Image.fromarray(np.stack([grey, grey[::-1]], -1), 'LA'), 'P': Image.fromarray(grey).convert('P')}
+    for mode, picture in pictures.items():
+        picture.save(tmp_path / f'{mode}.png')  # Pillow's encoder: every PNG row filter, rows that refer to the row above
+        with open(tmp_path / f'{mode}.png', 'rb') as f: strips = _reduced_png(f, 3, rows_per_strip=60)
+        whole = Image.open(tmp_path / f'{mode}.png')
+        whole = (whole.convert('RGB') if mode == 'P' else whole).reduce(3)
+        assert strips.mode == whole.mode and np.array_equal(np.asarray(strips), np.asarray(whole)), mode
+
+
+def test_a_decompression_bomb_is_refused_before_it_is_decoded(tmp_path):
+    import warnings
+    bomb = tmp_path / 'bomb.png'
+    Image.new('1', (15000, 15000), 1).save(bomb)  # all white: a few hundred KB for 225 million pixels
+    assert bomb.stat().st_size < 1_000_000
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # Pillow's DecompressionBombWarning would fail here
+        with pytest.raises(ImageError, match=r'bomb\.png is 15000x15000 = 225,000,000 pixels, more than the limit of '
+                                             r'89,478,485 .* --max-pixels 225000000'):
+            load_image(bomb, GREY)
+        with pytest.raises(ImageError, match='more than the limit of 1,000'):
+            load_image(garment(tmp_path / 'photo.png'), GREY, max_pixels=1000)
+        loaded = load_image(bomb, GREY, max_pixels=225_000_000)  # raised: read (small), and seen to be blank
+    assert loaded.blank == 'one colour' and loaded.picture.size == (28, 28)
+
+
+MEASURE = '''
+import resource, sys
+from PIL import Image
+from cnn_course.data import load_image
+load_image(sys.argv[2], (1, 28, 28))  # a small photo first: what any picture costs
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+loaded = load_image(sys.argv[1], (1, 28, 28), max_pixels=10**9)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print((after - before) / 1024, loaded.blank, int(loaded.picture.getextrema()[1]))
+'''
+
+
+def test_a_12000_pixel_picture_is_read_in_little_memory(tmp_path):
+    "Peak memory for 12000x12000 pictures, each in a fresh process, against a small photo's: within 100 MB (the target)."
+    side = 12000
+    bar = (bytes([240, 238, 230]) * 4000 + bytes([30, 30, 60]) * 4000 + bytes([240, 238, 230]) * 4000)
+    write_png_rows(tmp_path / 'huge.png', side, side, lambda y: bar if 1200 <= y < 10800 else bytes([240, 238, 230]) * side)
+    # a huge JPEG, made in a process of its own (Pillow's encoder holds the whole picture)
+    subprocess.run([sys.executable, '-c', 'import sys; from PIL import Image, ImageDraw\n'
+                    f'im = Image.new("L", ({side}, {side}), 240); ImageDraw.Draw(im).rectangle([4000, 1200, 8000, 10800], fill=30)\n'
+                    'im.save(sys.argv[1], quality=85)', tmp_path / 'huge.jpg'], check=True, timeout=120)
+    small = garment(tmp_path / 'small.jpg', size=(420, 380))
+    for name in ('huge.png', 'huge.jpg'):
+        r = subprocess.run([sys.executable, '-c', MEASURE, tmp_path / name, small], capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0, r.stderr
+        extra_mb, blank, brightest = r.stdout.split()
+        print(f'{name}: {float(extra_mb):.0f} MB more than a 420x380 photo')  # shown with pytest -s
+        assert float(extra_mb) < 100 and blank == 'None' and int(brightest) > 200, (name, r.stdout)  # the bar, found
+
+
+def test_blank_pictures_are_flagged_not_classified(tmp_path):
+    Image.new('RGB', (1, 1), 'white').save(tmp_path / 'dot.png')
+    strip = Image.new('L', (5000, 3), 255)
+    ImageDraw.Draw(strip).line([(0, 1), (4999, 1)], fill=0)
+    strip.save(tmp_path / 'strip.png')
+    Image.new('RGBA', (200, 200), (0, 0, 0, 0)).save(tmp_path / 'clear.png')
+    Image.new('CMYK', (200, 150), (0, 0, 0, 0)).save(tmp_path / 'cmyk.jpg')
+    Image.new('P', (120, 90), 3).save(tmp_path / 'blank.gif')
+    faint = np.full((100, 100), 200, np.uint8)
+    faint[40:60, 40:60] = 203  # a speck three levels off: the levels stretch would blow it up to full contrast
+    Image.fromarray(faint).save(tmp_path / 'faint.png')
+    # the strip is shrunk to 1024x1 first: its line and the white around it average to one grey
+    expected = {'dot.png': 'one colour', 'strip.png': 'one colour', 'clear.png': 'one colour',
+                'cmyk.jpg': 'one colour', 'blank.gif': 'one colour', 'faint.png': 'nearly uniform'}
+    for shape in (GREY, COLOUR):
+        found = {name: load_image(tmp_path / name, shape).blank for name in expected}
+        assert found == expected, (shape, found)
+    torch.manual_seed(0)
+    results = predict_images(FashionCNN(), [tmp_path / n for n in expected] + [garment(tmp_path / 'g.png')],
+                             CLASS_NAMES['fashion-mnist'], GREY)
+    assert [r['blank'] for r in results] == [*expected.values(), None]
+    assert all(len(r['top']) == 3 and r['error'] is None for r in results)  # the model's answer is still there
+
+
+def test_predict_images_reports_or_raises(tmp_path):
+    torch.manual_seed(0)
+    net = FashionCNN()
+    good = garment(tmp_path / 'good.png')
+    (tmp_path / 'empty.png').write_bytes(b'')
+    (tmp_path / 'cut.png').write_bytes(good.read_bytes()[:300])
+    files = [good, tmp_path / 'empty.png', tmp_path / 'missing.png', tmp_path / 'cut.png', good]
+    with pytest.raises(ImageError, match='empty.png is empty'):
+        predict_images(net, files, CLASS_NAMES['fashion-mnist'], GREY)
+    results = predict_images(net, files, CLASS_NAMES['fashion-mnist'], GREY, errors='report', batch_size=1)
+    assert [r['image'] for r in results] == [str(f) for f in files]
+    assert [bool(r['error']) for r in results] == [False, True, True, True, False]
+    assert 'is empty (0 bytes)' in results[1]['error'] and 'no such file' in results[2]['error']
+    assert 'cannot be read as a picture' in results[3]['error'] and results[3]['top'] == []
+    assert results[0]['top'] == results[4]['top'] and len(results[0]['top']) == 3  # batches of 1: the same answer
+    with pytest.raises(ValueError, match="errors='ignore'"):
+        predict_images(net, files, CLASS_NAMES['fashion-mnist'], GREY, errors='ignore')
+
+
+def test_cnn_course_predict_on_many_pictures_and_folders(tmp_path):
+    r = cli('train', '--model', 'fc', '--epochs', 1, '--limit-train', 300, '--limit-test', 100, '--no-progress',
+            '--data-root', tmp_path / 'data', '--checkpoint', tmp_path / 'ck', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    ck = tmp_path / 'ck'
+    good, other = garment(tmp_path / 'good.jpg'), garment(tmp_path / 'other.png', 'L')
+    (tmp_path / 'bad.png').write_text('not a picture')
+    (tmp_path / 'empty.png').write_bytes(b'')
+    (tmp_path / 'cut.jpg').write_bytes(good.read_bytes()[:400])  # a download that stopped
+    Image.new('1', (15000, 15000), 1).save(tmp_path / 'bomb.png')
+    # several files: every readable one is answered, every unreadable one gets its own line, then exit status 1
+    r = cli('predict', ck, good, tmp_path / 'bad.png', other, tmp_path / 'bomb.png', tmp_path / 'gone.jpg',
+            tmp_path / 'empty.png', tmp_path / 'cut.jpg', cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    assert [l.split(': ')[0] for l in r.stdout.splitlines()] == [str(good), str(other)], r.stdout
+    errors = r.stderr.splitlines()
+    assert len(errors) == 6 and all(l.startswith('cnn-course: error: predict: ') for l in errors[:5]), r.stderr
+    assert 'bad.png cannot be read' in r.stderr and '15000x15000 = 225,000,000 pixels' in r.stderr
+    assert 'empty.png is empty (0 bytes)' in r.stderr and 'cut.jpg cannot be read' in r.stderr
+    assert 'gone.jpg: no such file' in r.stderr and errors[5] == 'cnn-course: predict: 5 of 7 pictures could not be read'
+    assert 'Traceback' not in r.stderr and 'Warning' not in r.stderr
+    # a folder: its picture files, sorted; other entries skipped with a count; a blank one said to be blank; --csv
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    for name in ('b.png', 'a.jpg', 'd.tif'): garment(photos / name)
+    Image.new('L', (50, 50), 128).save(photos / 'c.gif')
+    garment(photos / 'e.jpg', 'CMYK')
+    sixteen = np.full((400, 300), 60000, np.uint16)
+    sixteen[40:360, 100:200] = 5000
+    Image.fromarray(sixteen).save(photos / 'f.png')
+    (photos / 'notes.txt').write_text('shopping list')
+    (photos / 'raw').mkdir()
+    r = cli('predict', ck, photos, '--csv', tmp_path / 'out' / 'answers.csv', '--max-pixels', 10**6, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    names = ('a.jpg', 'b.png', 'c.gif', 'd.tif', 'e.jpg', 'f.png')
+    assert [l.split(': ')[0] for l in lines] == [str(photos / n) for n in names], r.stdout
+    assert lines[2] == f'{photos / "c.gif"}: blank picture (one colour): nothing to classify'
+    first = lines[0].split(': ', 1)[1].split()[0]
+    for line in lines[:2] + lines[3:]:  # the same garment in every format: the same first class, inverted
+        assert line.split(': ', 1)[1].split()[0] == first and line.endswith('(inverted: light background)'), lines
+    assert r.stderr == f'cnn-course: predict: {photos}: 6 picture files; skipped 2 other entries (notes.txt, raw/)\n'
+    import csv
+    rows = list(csv.DictReader((tmp_path / 'out' / 'answers.csv').open()))
+    assert [row['image'] for row in rows] == [str(photos / n) for n in names]
+    assert rows[0]['class'] == lines[0].split(': ')[1].split(' ')[0] and 0 < float(rows[0]['probability']) <= 1
+    assert rows[0]['note'] == 'inverted: light background' and rows[2]['note'] == 'blank: one colour'
+    assert rows[2]['class'] == rows[2]['probability'] == ''
+    # nothing at all to classify: a usage error, before PyTorch loads
+    r = cli('predict', ck, tmp_path / 'gone.jpg', photos / 'raw', cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'nothing to classify' in r.stderr, r.stderr
+    # --debug: the traceback, for a bug report
+    r = cli('predict', ck, tmp_path / 'bad.png', '--debug', cwd=tmp_path)
+    assert r.returncode == 1 and 'Traceback' in r.stderr and 'ImageError' in r.stderr
