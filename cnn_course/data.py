@@ -670,7 +670,7 @@ def load_image(source, # a picture file (PNG, JPEG, GIF, TIFF, ...; any size, co
         if image.mode in ('RGBA', 'LA', 'PA') or (image.mode == 'P' and 'transparency' in image.info):
             image = Image.alpha_composite(Image.new('RGBA', image.size, 'white'), image.convert('RGBA'))  # transparent: white
         image = image.convert('L' if channels == 1 else 'RGB')
-    notes = tuple(dict.fromkeys(f'{w.category.__name__}: {w.message}' for w in caught))
+    notes = tuple(dict.fromkeys(f"the picture's decoder warned: {' '.join(str(w.message).split())}" for w in caught))
     background = _border(np.asarray(image, dtype=np.float64)).mean(0)
     if invert == 'auto': invert = channels == 1 and float(background) > 127.5
     if invert: image, background = ImageOps.invert(image), 255 - background

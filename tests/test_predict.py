@@ -8,7 +8,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from cnn_course.checkpoint import CheckpointError
-from cnn_course.data import CLASS_NAMES, IMAGE_SHAPES, ImageError, load_image
+from cnn_course.data import CLASS_NAMES, IMAGE_SHAPES, ImageError, LoadedImage, load_image
 from cnn_course.models import FashionCNN
 from cnn_course.train import predict_images
 
@@ -183,6 +183,18 @@ def test_pictures_in_every_common_format(tmp_path):
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
     sideways.save(tmp_path / 'phone.jpg', exif=exif.tobytes())
     looks_like_a_garment(load_image(tmp_path / 'phone.jpg', GREY), 'phone.jpg')
+    # damaged metadata: Pillow's warning becomes a note of the result, and no warning reaches the caller
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        loaded = load_image(damaged_exif(tmp_path / 'meta.jpg'), GREY)
+    assert loaded.notes == ("the picture's decoder warned: Corrupt EXIF data. Expecting to read 12 bytes but only got 10.",)
+    looks_like_a_garment(LoadedImage(loaded.picture, loaded.inverted), 'meta.jpg')
+
+
+def damaged_exif(path):
+    "A garment JPEG whose EXIF block claims more data than it holds (Pillow warns 'Corrupt EXIF data' reading it)."
+    return garment(path, exif=b'Exif\x00\x00II*\x00\x08\x00\x00\x00\x05\x00\x12\x01\x03\x00\x01\x00\x00\x00\x06\x00')
 
 
 def write_png_rows(path, width, height, row):
@@ -317,15 +329,18 @@ def test_cnn_course_predict_on_many_pictures_and_folders(tmp_path):
     (tmp_path / 'cut.jpg').write_bytes(good.read_bytes()[:400])  # a download that stopped
     Image.new('1', (15000, 15000), 1).save(tmp_path / 'bomb.png')
     # several files: every readable one is answered, every unreadable one gets its own line, then exit status 1
+    meta = damaged_exif(tmp_path / 'meta.jpg')
     r = cli('predict', ck, good, tmp_path / 'bad.png', other, tmp_path / 'bomb.png', tmp_path / 'gone.jpg',
-            tmp_path / 'empty.png', tmp_path / 'cut.jpg', cwd=tmp_path)
+            tmp_path / 'empty.png', tmp_path / 'cut.jpg', meta, cwd=tmp_path)
     assert r.returncode == 1, r.stderr
-    assert [l.split(': ')[0] for l in r.stdout.splitlines()] == [str(good), str(other)], r.stdout
+    assert [l.split(': ')[0] for l in r.stdout.splitlines()] == [str(good), str(other), str(meta)], r.stdout
+    assert r.stdout.splitlines()[2].endswith("(inverted: light background) (note: the picture's decoder warned: "
+                                             'Corrupt EXIF data. Expecting to read 12 bytes but only got 10.)'), r.stdout
     errors = r.stderr.splitlines()
     assert len(errors) == 6 and all(l.startswith('cnn-course: error: predict: ') for l in errors[:5]), r.stderr
     assert 'bad.png cannot be read' in r.stderr and '15000x15000 = 225,000,000 pixels' in r.stderr
     assert 'empty.png is empty (0 bytes)' in r.stderr and 'cut.jpg cannot be read' in r.stderr
-    assert 'gone.jpg: no such file' in r.stderr and errors[5] == 'cnn-course: predict: 5 of 7 pictures could not be read'
+    assert 'gone.jpg: no such file' in r.stderr and errors[5] == 'cnn-course: predict: 5 of 8 pictures could not be read'
     assert 'Traceback' not in r.stderr and 'Warning' not in r.stderr
     # a folder: its picture files, sorted; other entries skipped with a count; a blank one said to be blank; --csv
     photos = tmp_path / 'photos'
