@@ -13,7 +13,7 @@ from .core import DiskFullError, NotWritableError, atomic_write, ensure_writable
 # %% auto #0
 __all__ = ['MODEL_HELP', 'DATASETS', 'DEFAULT_MODELS', 'DEVICES', 'OPTIMIZERS', 'SCHEDULERS', 'AMP', 'IMAGE_SHAPES',
            'MODEL_INPUTS', 'BATCH_NORM_MODELS', 'RECIPES', 'RESULT_FILES', 'TEST_SET_WARNING', 'CLI_RECORD',
-           'RUN_FOLDER_FILES', 'VIEW_FILES', 'COMMANDS', 'LAUNCH_OPTIONS', 'CLIError', 'build_parser',
+           'RUN_FOLDER_FILES', 'VIEW_FILES', 'EXPLAINED_FILE', 'COMMANDS', 'LAUNCH_OPTIONS', 'CLIError', 'build_parser',
            'config_from_args', 'check_args', 'history_csv', 'save_results', 'callback_results', 'train_command',
            'resume_command', 'save_views', 'evaluate_command', 'predict_command', 'main']
 
@@ -228,6 +228,9 @@ def _add_run_commands(commands) -> None:
     e.add_argument('dir', metavar='DIR', help='the folder given to train --checkpoint')
     e.add_argument('--split', choices=('test', 'val'), default='test',
                    help='test: the test set; val: the validation images the run held out (the same split as in training)')
+    e.add_argument('--explain', action='store_true',
+                   help='also write misclassified_explained_SPLIT.png: each mistake beside its Grad-CAM heat map for '
+                        'the class the model chose (a convolutional model only)')
     e.add_argument('--device', choices=DEVICES, default='auto', help='where to evaluate')
     p = commands.add_parser('predict', formatter_class=_HelpFormatter,
         help="classify your own pictures (PNG, JPEG, GIF, TIFF, ...) with a run's model",
@@ -252,6 +255,9 @@ def _add_run_commands(commands) -> None:
     p.add_argument('--max-pixels', type=_positive(int), default=None, metavar='N',
                    help="refuse a picture of more than N pixels, before decoding it (default: Pillow's limit, "
                         '89,478,485): a guard against decompression bombs; raise it for a huge picture you trust')
+    p.add_argument('--explain', action='store_true',
+                   help='also write IMAGE.explain.png beside each picture: the picture as the network sees it, the '
+                        'Grad-CAM heat map of its top class and the top classes as bars (a convolutional model only)')
     p.add_argument('--device', choices=DEVICES, default='auto', help='where to run the model')
 
 def build_parser() -> argparse.ArgumentParser:
@@ -557,9 +563,12 @@ def resume_command(args:argparse.Namespace, # the options `build_parser` parsed
 
 VIEW_FILES = ('per_class_{split}.csv', 'confusion_{split}.png', 'misclassified_{split}.png')  # what evaluate writes
 
+EXPLAINED_FILE = 'misclassified_explained_{split}.png'  # what evaluate --explain adds
+
 def save_views(folder:Path, # the run's checkpoint folder
                run, # a `Run` from `evaluate_run`, holding the weights to show
                split:str='test', # 'test' or 'val': which images
+               explain:bool=False, # also the mistakes beside their Grad-CAM maps (`EXPLAINED_FILE`)
               ) -> list[Path]:
     "Write lesson 4's views of `run.net` on `split` into `folder` (`VIEW_FILES`), each atomically; return the paths."
     import csv, io  # late: only evaluate needs them
@@ -580,6 +589,19 @@ def save_views(folder:Path, # the run's checkpoint folder
     figure = show_misclassified(loader, run.classes, run.net, run.device, show=False)
     if figure is None: (folder / mistakes_name).unlink(missing_ok=True)  # every image right: no stale gallery either
     else: files.append(atomic_write(folder / mistakes_name, lambda f: figure.savefig(f, format='png', dpi=100)))
+    explained = folder / EXPLAINED_FILE.format(split=split)
+    if explain:
+        from cnn_course.hooks import grad_cam
+        from cnn_course.train import predict
+        from cnn_course.viz import show_heatmaps
+        truths, guesses, images = predict(loader, run.net, run.device, with_inputs=True)
+        wrong = (guesses != truths).nonzero().flatten()[:20]  # the gallery's mistakes, in the same order
+        if len(wrong) == 0: explained.unlink(missing_ok=True)
+        else:
+            maps = grad_cam(run.net, images[wrong].to(run.device), labels=guesses[wrong])
+            titles = [f'{run.classes[truths[i]]}:{run.classes[guesses[i]]}' for i in wrong]
+            figure = show_heatmaps(images[wrong], maps, titles, loader, ['r'] * len(wrong), show=False)
+            files.append(atomic_write(explained, lambda f: figure.savefig(f, format='png', dpi=100)))
     return files
 
 def evaluate_command(args:argparse.Namespace, # the options `build_parser` parsed
@@ -591,12 +613,20 @@ def evaluate_command(args:argparse.Namespace, # the options `build_parser` parse
     def score(device):
         try: ensure_writable(folder, f'evaluate {folder}')  # the views go into the folder: check it before the work
         except NotWritableError as e: raise CLIError(str(e)) from None
+        if args.explain: _check_explainable(args, folder)
         return evaluate_run(folder, split=args.split, device=device)
     run = _run_folder_command(args, score)
-    files = save_views(folder, run, args.split)
+    files = save_views(folder, run, args.split, explain=args.explain)
     which = 'best' if 'best' in run.scores else 'last'
     print(f'wrote {", ".join(f.name for f in files)} ({which}.pt, epoch {run.scores[which]["epoch"]}) to {folder}')
     return 0
+
+def _check_explainable(args:argparse.Namespace, folder:Path):
+    "A `CLIError`, before any work, when the run's model has no convolution for Grad-CAM (--explain)."
+    from cnn_course.hooks import NoConvolutionError, last_conv  # late: PyTorch is imported only for a real run
+    from cnn_course.runs import build_model, saved_config
+    try: last_conv(build_model(saved_config(folder, 'best.pt' if (folder / 'best.pt').is_file() else 'last.pt')))
+    except NoConvolutionError as e: raise CLIError(f'{args.command} --explain: {e}') from None
 
 def _picture_arguments(paths:list) -> tuple:
     """`(pictures, failed, notes)` for predict's IMAGE arguments: the files to try (a folder: the picture files in it,
@@ -621,9 +651,19 @@ def _picture_arguments(paths:list) -> tuple:
         else: failed.append((arg, 'no such file'))
     return pictures, failed, notes
 
+def _write_explanation(result:dict):
+    "Write `IMAGE.explain.png` beside the picture; on failure the result gets the error instead (its own line)."
+    from cnn_course.viz import explain_figure  # late: matplotlib is imported only for --explain
+    path = Path(result['image']).expanduser()
+    target = path.with_name(path.name + '.explain.png')
+    figure = explain_figure(result['picture'], result['heat_map'], result['top'], title=path.name, show=False)
+    try: atomic_write(target, lambda f: figure.savefig(f, format='png', dpi=100))
+    except OSError as e: result['error'] = f'{target}: cannot write the explanation ({_one_line(e)})'
+    else: result['notes'] = (*result['notes'], f'explained in {target}')
+
 def _prediction_row(result:dict) -> tuple:
     "`(line, csv_row)` for one of `predict_images`' results: the line to print (None for an error) and the CSV row."
-    notes = [f'note: {n}' for n in result['notes']]
+    notes = [n if n.startswith('explained in ') else f'note: {n}' for n in result['notes']]
     if result['error']: return None, [result['image'], '', '', f"error: {result['error']}"]
     if result['blank']:
         note = '; '.join([f"blank: {result['blank']}", *notes])
@@ -649,9 +689,14 @@ def predict_command(args:argparse.Namespace, # the options `build_parser` parsed
     from cnn_course.runs import predict_run  # late: PyTorch is imported only for a real run
     invert = {'auto': 'auto', 'yes': True, 'no': False}[args.invert]
     def classify(device):  # --debug: the first unreadable picture stops the command with its traceback
-        return predict_run(args.dir, pictures, invert=invert, top=args.top, device=device, max_pixels=args.max_pixels,
-                           errors='raise' if args.debug else 'report')
+        from cnn_course.hooks import NoConvolutionError  # late: PyTorch is imported only for a real run
+        try: return predict_run(args.dir, pictures, invert=invert, top=args.top, device=device, max_pixels=args.max_pixels,
+                                errors='raise' if args.debug else 'report', explain=args.explain)
+        except NoConvolutionError as e: raise CLIError(f'predict --explain: {e}') from None
     results = _run_folder_command(args, classify)
+    if args.explain:
+        for result in results:
+            if result['error'] is None and not result['blank']: _write_explanation(result)
     rows = [[arg, '', '', f'error: {why}'] for arg, why in failed]
     for arg, why in failed: print(f'cnn-course: error: predict: {arg}: {why}', file=sys.stderr)
     for result in results:

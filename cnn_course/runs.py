@@ -17,8 +17,10 @@ from .data import (CLASS_NAMES, DATASETS, IMAGE_SHAPES, DamagedDataError, Datase
 from .models import MODELS
 from .train import (AMP_CHOICES, EarlyStopping, LRRecorder, TensorBoardLogger, check_model_fits, evaluate,
                               fit, predict_images, resolve_amp)
+from torchvision import transforms
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_checkpoint, resume
 from .distributed import dist_info, distributed, init_distributed, is_main_process, print_main
+from .hooks import grad_cam, last_conv
 
 # %% auto #0
 __all__ = ['DEFAULT_MODELS', 'OPTIMIZERS', 'SCHEDULERS', 'DEVICES', 'MONITORS', 'VAL_FRACTIONS', 'RECIPES', 'SPLITS', 'RunConfig',
@@ -500,8 +502,20 @@ def predict_run(folder, # a run folder, as for `load_run_model`
                 device=None, # where to run the model (default: the best device here)
                 max_pixels:int|None=None, # see `load_image`
                 errors:str='raise', # see `predict_images`: 'report' gives an unreadable picture its `error` instead
+                explain:bool=False, # also `picture` ((C, H, W) in [0, 1], as the network sees it) and `heat_map` (its Grad-CAM for the top class)
                ) -> list[dict]:
     "Classify your own pictures with a run's model, prepared as its training images were: `predict_images` for a folder."
     net, cfg, _ = load_run_model(folder, device=device)
-    return predict_images(net, images, CLASS_NAMES[cfg.dataset], IMAGE_SHAPES[cfg.dataset],
-                          flatten=MODELS[cfg.model].flatten, invert=invert, top=top, max_pixels=max_pixels, errors=errors)
+    if explain: last_conv(net)  # a model without convolutions is refused before any picture is read
+    classes, spec = CLASS_NAMES[cfg.dataset], MODELS[cfg.model]
+    results = predict_images(net, images, classes, IMAGE_SHAPES[cfg.dataset], flatten=spec.flatten, invert=invert,
+                             top=top, max_pixels=max_pixels, errors=errors, keep_pictures=explain)
+    if explain:
+        transform, to_tensor = make_transform(spec.flatten), transforms.ToTensor()
+        ready = [r for r in results if r['error'] is None]
+        for start in range(0, len(ready), 256):  # bounded memory for a folder of thousands
+            batch = ready[start:start + 256]
+            x = torch.stack([transform(r['picture']) for r in batch]).to(next(net.parameters()).device)
+            maps = grad_cam(net, x, labels=[classes.index(r['top'][0][0]) for r in batch])
+            for r, heat_map in zip(batch, maps): r.update(picture=to_tensor(r['picture']), heat_map=heat_map)
+    return results

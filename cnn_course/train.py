@@ -286,6 +286,7 @@ def predict_images(net, # a trained model
                    max_pixels:int|None=None, # see `load_image`
                    errors:str='raise', # 'raise': a picture that cannot be read stops the call; 'report': its result says why
                    batch_size:int=256, # pictures per forward pass (many pictures, bounded memory)
+                   keep_pictures:bool=False, # also return each prepared picture (PIL) as `picture`, e.g. to explain it
                   ) -> list[dict]:
     """Classify your own pictures. For each, best first: `{'image', 'top': [(class, probability), ...], 'inverted',
     'blank', 'notes', 'error'}`. `blank` ('one colour', 'nearly uniform' or None) says the picture holds nothing to
@@ -307,6 +308,7 @@ def predict_images(net, # a trained model
         else:
             result.update(inverted=loaded.inverted, blank=loaded.blank, notes=loaded.notes)
             ready.append((result, loaded.picture))
+            if keep_pictures: result['picture'] = loaded.picture
         results.append(result)
     transform = make_transform(flatten)
     if device is None: device = next(net.parameters()).device

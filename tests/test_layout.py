@@ -13,9 +13,10 @@ ARROWS = {
     'models': set(),
     'distributed': {'core'},
     'train': {'core', 'data', 'distributed'},
+    'hooks': {'core', 'train'},
     'viz': {'train', 'data'},
     'checkpoint': {'core', 'train'},
-    'runs': {'core', 'data', 'models', 'train', 'checkpoint'},
+    'runs': {'core', 'data', 'models', 'train', 'checkpoint', 'hooks'},
     'cli': {'runs', 'viz'},
 }
 
