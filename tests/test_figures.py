@@ -51,7 +51,23 @@ HELPERS = {
     'show_rgb_channels': lambda: viz.show_rgb_channels(torch.rand(3, 16, 16)),
     'plot_confusion_matrix': lambda: viz.plot_confusion_matrix(loader(), None, Guess(2), 'cpu'),
     'show_misclassified': lambda: viz.show_misclassified(loader(), None, Guess(2), 'cpu'),
+    'plot_activation_stats': lambda: viz.plot_activation_stats(watched()),
+    'plot_activation_hists': lambda: viz.plot_activation_hists(watched()),
+    'show_heatmaps': lambda: viz.show_heatmaps(loader().x[:6], torch.rand(6, 28, 28), ['a:b'] * 6),
+    'explain_figure': lambda: viz.explain_figure(torch.rand(1, 28, 28), torch.rand(28, 28), [('Coat', 0.7), ('Shirt', 0.2)]),
 }
+
+
+def watched():
+    "An `ActivationStats` after a short real training run (lesson 8's callback), for its plots."
+    from cnn_course.hooks import ActivationStats
+    from cnn_course.train import fit
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 10))
+    stats = ActivationStats()
+    fit(net, torch.optim.SGD(net.parameters(), lr=0.1), nn.CrossEntropyLoss(), 2, loader(n=120), None, 'cpu',
+        np.zeros((0, 5)), progress=False, callbacks=[stats])
+    return stats
 
 
 @pytest.mark.parametrize('name', HELPERS)
