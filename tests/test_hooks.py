@@ -1,8 +1,5 @@
 """Lesson 8's tools: `Hooks` that always go away, `ActivationStats` against a hand computation, Grad-CAM against
 Captum's, and `cnn-course predict/evaluate --explain` end to end on real PNG and JPEG files."""
-import os, subprocess, sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -13,8 +10,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from cnn_course.hooks import ActivationStats, Hooks, NoConvolutionError, grad_cam, last_conv, saliency
 from cnn_course.models import FashionCNN
 from cnn_course.train import fit
+from conftest import quick_cli
 
-REPO = Path(__file__).resolve().parents[1]
+cli = quick_cli  # quick mode, a fresh process
 
 
 def test_hooks_are_removed_however_the_block_ends():
@@ -111,13 +109,6 @@ def test_grad_cam_in_bf16_and_channels_last_and_saliency():
     assert torch.allclose(sal, x.grad.abs().amax(1))
     with pytest.raises(NoConvolutionError, match='has no convolution layer'):
         grad_cam(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), images)
-
-
-def cli(*args, cwd):
-    env = {**os.environ, 'PYTHONPATH': str(REPO), 'CNN_COURSE_QUICK': '1'}
-    env.pop('IN_TEST', None)
-    return subprocess.run([sys.executable, '-m', 'cnn_course.cli', *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
 
 
 def test_predict_and_evaluate_explain_through_the_command(tmp_path):

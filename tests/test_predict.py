@@ -1,5 +1,5 @@
 "Your own pictures: `load_image` on real PNG/JPEG files of every kind, `predict_images`, `load_run_model` and `cnn-course predict`."
-import json, os, subprocess, sys
+import json, subprocess, sys
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +11,10 @@ from cnn_course.checkpoint import CheckpointError
 from cnn_course.data import CLASS_NAMES, IMAGE_SHAPES, ImageError, LoadedImage, load_image
 from cnn_course.models import FashionCNN
 from cnn_course.train import predict_images
+from conftest import quick_cli
 
 REPO = Path(__file__).resolve().parents[1]
+cli = quick_cli  # quick mode, a fresh process
 GREY, COLOUR = IMAGE_SHAPES['fashion-mnist'], IMAGE_SHAPES['cifar10']
 
 
@@ -93,13 +95,6 @@ def test_predict_images_scores_with_the_model_in_eval_mode(tmp_path):
     with pytest.raises(ValueError, match='10 scores per picture but 3 class names'):
         predict_images(net, [photo], ('a', 'b', 'c'), GREY)
     with pytest.raises(ValueError, match='top=0'): predict_images(net, [photo], CLASS_NAMES['fashion-mnist'], GREY, top=0)
-
-
-def cli(*args, cwd):
-    env = {**os.environ, 'PYTHONPATH': str(REPO), 'CNN_COURSE_QUICK': '1'}
-    env.pop('IN_TEST', None)
-    return subprocess.run([sys.executable, '-m', 'cnn_course.cli', *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
 
 
 def test_cnn_course_predict_from_either_run_folder(tmp_path):
