@@ -509,7 +509,18 @@ def _finish_run(run, out:Path, checkpoint:Path|None, about:dict, start:float):
             'torch_version': torch.__version__, 'elapsed_seconds': round(time.perf_counter() - start, 3)}
     try: files = save_results(out, run.net, run.history, info, f'{cfg.model} on {cfg.dataset}')
     except DiskFullError as e: raise DiskFullError(e.errno, f'{e}. {_rescue(run.net, info, checkpoint)}') from None
-    print(f'{_summary(scores)}; trained on {scores["n_train"]}; wrote {", ".join(f.name for f in files)} to {out}')
+    print(f'{_summary(scores)}; {_scored_weights(run, info, checkpoint)}; trained on {scores["n_train"]}; '
+          f'wrote {", ".join(f.name for f in files)} to {out}')
+
+def _scored_weights(run, info:dict, checkpoint:Path|None) -> str:
+    "Which epoch's weights the last line scored, and where better ones are kept (best.pt) and how to score them."
+    kept, last = info['weights_epoch'], int(run.history[-1, 0]) if len(run.history) else 0
+    said = f'scored: the weights of epoch {kept}' + (' (the last)' if kept == last else ' (restored by early stopping)')
+    ck = run.callbacks.get('checkpoint')
+    if checkpoint is not None and ck is not None and ck.best_epoch is not None and ck.best_epoch != kept:
+        said += (f'; best.pt in {checkpoint} holds epoch {ck.best_epoch}, the best by {ck.monitor}: '
+                 f'`cnn-course evaluate {checkpoint}` scores it')
+    return said
 
 # %% ../nbs/05_cli.ipynb #bf322bfd
 # The files each command needs in its folder (any one of them), and where they come from
@@ -593,14 +604,15 @@ def save_views(folder:Path, # the run's checkpoint folder
     if explain:
         from cnn_course.hooks import grad_cam
         from cnn_course.train import predict
-        from cnn_course.viz import show_heatmaps
+        from cnn_course.viz import PAIR_LEGEND, show_heatmaps
         truths, guesses, images = predict(loader, run.net, run.device, with_inputs=True)
         wrong = (guesses != truths).nonzero().flatten()[:20]  # the gallery's mistakes, in the same order
         if len(wrong) == 0: explained.unlink(missing_ok=True)
         else:
             maps = grad_cam(run.net, images[wrong].to(run.device), labels=guesses[wrong])
             titles = [f'{run.classes[truths[i]]}:{run.classes[guesses[i]]}' for i in wrong]
-            figure = show_heatmaps(images[wrong], maps, titles, loader, ['r'] * len(wrong), show=False)
+            figure = show_heatmaps(images[wrong], maps, titles, loader, ['r'] * len(wrong), show=False,
+                                   legend=PAIR_LEGEND + '; beside each, its Grad-CAM map')
             files.append(atomic_write(explained, lambda f: figure.savefig(f, format='png', dpi=100)))
     return files
 

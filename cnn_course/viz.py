@@ -15,7 +15,7 @@ from .data import dataset_classes, find_normalize
 from .train import check_history, confusion_matrix, eval_mode, predict
 
 # %% auto #0
-__all__ = ['LABELS', 'KOREAN_FONTS', 'label', 'set_plot_style', 'denormalize', 'for_display', 'show_image', 'CourseFigure', 'show_filters', 'show_feature_maps', 'show_rgb_channels', 'plot_history', 'evaluate_history', 'show_images_labels', 'model_summary', 'model_graph', 'LivePlot', 'plot_lr_find', 'compare_histories', 'plot_confusion_matrix', 'show_misclassified', 'plot_activation_stats', 'plot_activation_hists', 'show_heatmaps', 'explain_figure']
+__all__ = ['LABELS', 'KOREAN_FONTS', 'label', 'set_plot_style', 'denormalize', 'for_display', 'show_image', 'CourseFigure', 'show_filters', 'show_feature_maps', 'show_rgb_channels', 'PAIR_LEGEND', 'plot_history', 'evaluate_history', 'show_images_labels', 'model_summary', 'model_graph', 'LivePlot', 'plot_lr_find', 'compare_histories', 'plot_confusion_matrix', 'show_misclassified', 'plot_activation_stats', 'plot_activation_hists', 'show_heatmaps', 'explain_figure']
 
 # %% ../nbs/00b_viz.ipynb #bfea7414
 LABELS = {
@@ -298,16 +298,20 @@ def _pair_title(true:str, guess:str) -> str:
     "`true:guess` on one line when it fits above a grid tile, else broken after the colon."
     return f'{true}:{guess}' if len(true) + len(guess) < 13 else f'{true}:\n{guess}'
 
-def _image_grid(images, titles, colours, ncols:int=10):
-    "A figure of `images` in rows of `ncols`, each under its title (one or two lines) in its colour."
+PAIR_LEGEND = 'each title: true class:predicted class'  # said once, above every grid of pairs
+
+def _image_grid(images, titles, colours, ncols:int=10, legend:str|None=None):
+    "A figure of `images` in rows of `ncols`, each under its title (one or two lines) in its colour; `legend` above all."
     rows = math.ceil(len(images) / ncols)
     lines = max((t.count('\n') + 1 for t in titles), default=1)
-    fig = plt.figure(FigureClass=CourseFigure, figsize=(1.05 * ncols, (0.95 + 0.17 * lines) * rows))
+    # constrained layout makes room for every title, one line or two, between the rows (tight_layout did not always)
+    fig = plt.figure(FigureClass=CourseFigure, figsize=(1.05 * ncols, (0.95 + 0.17 * lines) * rows + 0.3 * bool(legend)),
+                     layout='constrained')
     for i, (image, title, colour) in enumerate(zip(images, titles, colours)):
         ax = fig.add_subplot(rows, ncols, i + 1)
         ax.set_title(title, c=colour, fontsize=8)
         show_image(ax, image, interpolation='nearest')  # exact pixels; also keeps the PNG small
-    fig.tight_layout(pad=0.6)
+    if legend: fig.suptitle(legend, fontsize=9)
     return fig
 
 def show_images_labels(loader, # yields `(images, labels)`; the first batch is shown
@@ -332,7 +336,7 @@ def show_images_labels(loader, # yields `(images, labels)`; the first batch is s
         guesses = [classes[p] for p in predicted[:count]]
         titles = [_pair_title(t, g) for t, g in zip(truths, guesses)]
         colours = ['k' if g == t else 'r' for t, g in zip(truths, guesses)]
-    fig = _image_grid(images[:count], titles, colours)
+    fig = _image_grid(images[:count], titles, colours, legend=None if predicted is None else PAIR_LEGEND + '; red: a mistake')
     return _finish(fig, show)
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #b25774ca
@@ -474,7 +478,7 @@ def show_misclassified(loader, # the test data
         return None
     images = for_display(images, loader)
     titles = [_pair_title(classes[t], classes[g]) for t, g in zip(truths, guesses)]
-    fig = _image_grid(images, titles, ['r'] * len(titles))
+    fig = _image_grid(images, titles, ['r'] * len(titles), legend=PAIR_LEGEND)
     return _finish(fig, show)
 
 # %% ../nbs/08_inside.ipynb #8873a17e
@@ -519,6 +523,7 @@ def show_heatmaps(images:torch.Tensor, # (N, C, H, W) as the data's transform ma
                   titles:list|None=None, # a title per image, e.g. 'true:predicted'
                   source=None, # the loader or dataset the images came from (to undo its `Normalize`)
                   colours:list|None=None, # a title colour per image
+                  legend:str|None=None, # a line above the grid, e.g. `PAIR_LEGEND` for 'true:predicted' titles
                   show:bool=True, # see `_finish`
                  ):
     "Each image beside the same image with its heat map blended over it (each map scaled to its own maximum)."
@@ -526,13 +531,14 @@ def show_heatmaps(images:torch.Tensor, # (N, C, H, W) as the data's transform ma
     n = len(images)
     cols = min(n, 5)
     rows = math.ceil(n / cols)
-    fig = plt.figure(FigureClass=CourseFigure, figsize=(2.3 * cols, 1.35 * rows + 0.2))
+    fig = plt.figure(FigureClass=CourseFigure, figsize=(2.3 * cols, 1.35 * rows + 0.2 + 0.3 * bool(legend)),
+                     layout='constrained')  # room for every title between the rows
     for i in range(n):
         ax, blended = fig.add_subplot(rows, 2 * cols, 2 * i + 1), fig.add_subplot(rows, 2 * cols, 2 * i + 2)
         show_image(ax, images[i])
         _overlay(blended, images[i], heat_maps[i].float().cpu())
         if titles is not None: ax.set_title(titles[i], fontsize=8, loc='left', c=(colours or ['k'] * n)[i])
-    fig.tight_layout(pad=0.4)
+    if legend: fig.suptitle(legend, fontsize=9)
     return _finish(fig, show)
 
 def explain_figure(picture:torch.Tensor, # one (C, H, W) image as the network sees it, in [0, 1]

@@ -152,6 +152,7 @@ def test_real_fashion_mnist_run(tmp_path, data_root):
     assert 'training fashion_cnn on fashion-mnist' in r.stdout and 'Epoch [1/1], loss: ' in r.stdout
     last = r.stdout.splitlines()[-1]
     assert f'to {out}' in last and 'validation accuracy: ' in last and 'held-out training images; test accuracy: ' in last
+    assert 'scored: the weights of epoch 1 (the last)' in last  # the line says which weights it scored
     assert sorted(p.name for p in out.iterdir()) == ['curves.png', 'history.csv', 'history.npy', 'model.pt', 'run.json']
     run, history = read_run(out)
     assert (run['n_train'], run['n_val'], run['n_test']) == (8333, 1667, 2000) and run['elapsed_seconds'] > 0
@@ -495,3 +496,21 @@ def test_fast_recipe_from_the_command(tmp_path, data_root):
     assert r.returncode == 0, r.stderr
     config = read_run(tmp_path / 'sgd')[0]['config']
     assert (config['optimizer'], config['label_smoothing'], config['epochs'], config['weight_decay']) == ('sgd', 0.0, 1, 0.05)
+
+
+def test_the_last_line_points_to_better_weights_in_best_pt(tmp_path, monkeypatch):
+    "When the last epoch is not the best one, the summary says which weights it scored and where the best ones are."
+    from cnn_course.cli import _scored_weights, callback_results
+    from cnn_course.runs import RunConfig, train_run
+    monkeypatch.setenv('CNN_COURSE_QUICK', '1')
+    run = train_run(RunConfig(model='fc', epochs=2, limit_train=300, limit_test=100, data_root=str(tmp_path / 'data')),
+                    checkpoint=tmp_path / 'ck', progress=False)
+    info = callback_results(run.callbacks, run.history)
+    ck = run.callbacks['checkpoint']
+    said = _scored_weights(run, info, tmp_path / 'ck')
+    assert said.startswith('scored: the weights of epoch 2 (the last)')
+    assert ('best.pt' in said) == (ck.best_epoch != 2), (said, ck.best_epoch)
+    ck.tracker.best_epoch = 1  # as when epoch 1 had the lower validation loss
+    said = _scored_weights(run, info, tmp_path / 'ck')
+    assert said == (f'scored: the weights of epoch 2 (the last); best.pt in {tmp_path / "ck"} holds epoch 1, the best by '
+                    f'val_loss: `cnn-course evaluate {tmp_path / "ck"}` scores it')

@@ -113,7 +113,13 @@ def test_prediction_grid_titles_stay_inside_and_apart(classes):
     assert all(b.x0 >= 0 and b.x1 <= width and b.y1 <= height for b in boxes), 'a title leaves the figure'
     overlaps = [(i, j) for i, a in enumerate(boxes) for j, b in enumerate(boxes[i + 1:], i + 1) if a.overlaps(b)]
     assert not overlaps, f'titles overlap: {[(fig.axes[i].get_title(), fig.axes[j].get_title()) for i, j in overlaps[:3]]}'
+    # nor the pictures of the row above (a two-line title in the second row once ran into the first row's pictures)
+    pictures = [ax.get_window_extent(renderer) for ax in fig.axes]
+    covered = [(i, j) for i, b in enumerate(boxes) for j, p in enumerate(pictures) if i != j and b.overlaps(p)]
+    assert not covered, f'titles over other pictures: {[(fig.axes[i].get_title(), j) for i, j in covered[:3]]}'
     assert any('\n' in ax.get_title() for ax in fig.axes) == (classes is FASHION_MNIST_CLASSES)  # long names: two lines
+    # and the figure says which class is which: the truth, then the prediction
+    assert 'true' in fig.texts[0].get_text() and 'predicted' in fig.texts[0].get_text()
 
 
 JUPYTER = """
