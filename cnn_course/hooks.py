@@ -84,21 +84,22 @@ class ActivationStats(Callback):
         if self.hooks is not None: self.hooks.remove()
 
     def _rows(self) -> list: return [torch.cat(b) if b else torch.zeros(0, 3 + self.bins) for b in self.batches]
+    def _column(self, j:int) -> torch.Tensor: return torch.stack([r[:, j] for r in self._rows()], 1)
 
     @property
     def means(self) -> torch.Tensor:
         "(batches, layers): the mean of each watched layer's output, per training batch."
-        return torch.stack([r[:, 0] for r in self._rows()], 1)
+        return self._column(0)
 
     @property
     def stds(self) -> torch.Tensor:
         "(batches, layers): the standard deviation of each watched layer's output, per training batch."
-        return torch.stack([r[:, 1] for r in self._rows()], 1)
+        return self._column(1)
 
     @property
     def near_zero(self) -> torch.Tensor:
         "(batches, layers): the share of each watched layer's outputs with |value| below `zero`."
-        return torch.stack([r[:, 2] for r in self._rows()], 1)
+        return self._column(2)
 
     @property
     def hists(self) -> torch.Tensor:
@@ -113,15 +114,16 @@ def last_conv(net:nn.Module) -> nn.Module:
     "The last `nn.Conv2d` in `net` (in the order `net.modules()` lists them): Grad-CAM's default layer."
     convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
     if not convs:
-        raise NoConvolutionError(f'{type(net).__name__} has no convolution layer (nn.Conv2d): Grad-CAM looks at a convolution\'s '
-                         'feature maps, so it needs a convolutional network (a fully connected one has none)')
+        raise NoConvolutionError(f'{type(net).__name__} has no convolution layer (nn.Conv2d): Grad-CAM looks at a '
+                                 "convolution's feature maps, so it needs a convolutional network (a fully connected one "
+                                 'has none)')
     return convs[-1]
 
-def _scores(net, images, labels):
-    "`net`'s logits for `images` and the score of each image's class: `labels`, or the predicted class."
+def _class_score(net, images, labels) -> torch.Tensor:
+    "The summed score (logit) of each image's class, `labels` or the predicted one: what both maps take gradients of."
     logits = net(images)
     classes = logits.argmax(1) if labels is None else torch.as_tensor(labels, device=logits.device).reshape(-1)
-    return logits, classes, logits.float().gather(1, classes[:, None]).sum()
+    return logits.float().gather(1, classes[:, None]).sum()
 
 def grad_cam(net:nn.Module, # a trained CNN (used in eval mode; its mode is restored afterwards)
              images:torch.Tensor, # a batch (N, C, H, W) as the data's transform makes them, on `net`'s device
@@ -136,7 +138,7 @@ def grad_cam(net:nn.Module, # a trained CNN (used in eval mode; its mode is rest
     found = {}
     def keep(i, module, inputs, output): found['maps'] = output
     with Hooks([layer], keep), eval_mode(net), torch.enable_grad():
-        _, _, score = _scores(net, images, labels)
+        score = _class_score(net, images, labels)
         maps = found['maps']
         grads, = torch.autograd.grad(score, maps)
     maps, grads = maps.detach().float(), grads.float()
@@ -152,6 +154,6 @@ def saliency(net:nn.Module, # a trained model (used in eval mode; its mode is re
     "The gradient of each image's class score with respect to its pixels: (N, H, W) magnitudes (largest over channels)."
     x = images.detach().clone().requires_grad_(True)
     with eval_mode(net), torch.enable_grad():
-        _, _, score = _scores(net, x, labels)
+        score = _class_score(net, x, labels)
         grad, = torch.autograd.grad(score, x)
     return grad.float().abs().amax(1).cpu()

@@ -502,7 +502,7 @@ def predict_run(folder, # a run folder, as for `load_run_model`
                 device=None, # where to run the model (default: the best device here)
                 max_pixels:int|None=None, # see `load_image`
                 errors:str='raise', # see `predict_images`: 'report' gives an unreadable picture its `error` instead
-                explain:bool=False, # also `picture` ((C, H, W) in [0, 1], as the network sees it) and `heat_map` (its Grad-CAM for the top class)
+                explain:bool=False, # also `picture` ((C, H, W) in [0, 1], as the network sees it) and `heat_map` (its Grad-CAM for the top class), except for blank pictures
                ) -> list[dict]:
     "Classify your own pictures with a run's model, prepared as its training images were: `predict_images` for a folder."
     net, cfg, _ = load_run_model(folder, device=device)
@@ -512,10 +512,12 @@ def predict_run(folder, # a run folder, as for `load_run_model`
                              top=top, max_pixels=max_pixels, errors=errors, keep_pictures=explain)
     if explain:
         transform, to_tensor = make_transform(spec.flatten), transforms.ToTensor()
-        ready = [r for r in results if r['error'] is None]
+        readable = [r for r in results if r['error'] is None]
+        ready = [r for r in readable if not r['blank']]  # a blank picture has nothing to explain
         for start in range(0, len(ready), 256):  # bounded memory for a folder of thousands
             batch = ready[start:start + 256]
             x = torch.stack([transform(r['picture']) for r in batch]).to(next(net.parameters()).device)
             maps = grad_cam(net, x, labels=[classes.index(r['top'][0][0]) for r in batch])
-            for r, heat_map in zip(batch, maps): r.update(picture=to_tensor(r['picture']), heat_map=heat_map)
+            for r, heat_map in zip(batch, maps): r['heat_map'] = heat_map
+        for r in readable: r['picture'] = to_tensor(r['picture'])  # as the network sees it, before normalising
     return results
