@@ -147,7 +147,9 @@ def test_predict_and_evaluate_explain_through_the_command(tmp_path):
             (('predict', tmp_path / 'fc', pictures / 'photo.jpg', '--explain'), 'has no convolution layer'),
             (('predict', tmp_path / 'fc-out', pictures / 'photo.jpg', '--explain'), 'has no convolution layer'),
             (('evaluate', tmp_path / 'fc', '--explain'), 'has no convolution layer'),
-            (('predict', tmp_path / 'nothing-here', pictures / 'photo.jpg', '--explain'), 'no such folder')):
+            (('predict', tmp_path / 'nothing-here', pictures / 'photo.jpg', '--explain'), 'no such folder'),
+            (('predict', pictures, pictures / 'photo.jpg', '--explain'), 'it holds no best.pt or last.pt or model.pt'),
+            (('evaluate', pictures, '--explain'), 'it holds no best.pt or last.pt')):
         r = cli(*args, cwd=tmp_path)
         assert r.returncode == 2 and r.stderr.startswith('cnn-course: error: ') and r.stderr.count('\n') == 1, r.stderr
         assert fragment in r.stderr and 'Traceback' not in r.stderr, r.stderr
