@@ -1,6 +1,8 @@
 import os, sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 # Plots are written, never shown, under pytest.
@@ -14,3 +16,50 @@ def quick_cli(*args, cwd, timeout=300):
     env.pop('IN_TEST', None)
     return subprocess.run([sys.executable, '-m', 'cnn_course.cli', *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def cli_here(*args, cwd, quick=True):
+    """`cnn_course.cli.main(ARGS)` in this process, with what it prints captured as a process's would be.
+
+    For the one-line errors and the answers that follow a run folder: a fresh process pays 2-3 s of PyTorch and
+    torchvision start-up per call, and the code under test is the same `main` the `cnn-course` script calls. The
+    tests that need a real process (the entry point, a kill, memory, imports) keep `quick_cli`."""
+    import contextlib, io, subprocess, warnings
+    from cnn_course.cli import main
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    os.environ.pop('IN_TEST', None)
+    if quick: os.environ['CNN_COURSE_QUICK'] = '1'
+    else: os.environ.pop('CNN_COURSE_QUICK', None)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        os.chdir(cwd)
+        # every warning is shown, as in a fresh process (none is hidden by one this process already showed)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+            warnings.simplefilter('default')
+            status = main([str(a) for a in args])
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return subprocess.CompletedProcess(['cnn-course', *map(str, args)], status, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture(scope='session')
+def trained_runs(tmp_path_factory):
+    """Quick runs of `cnn-course train` (real processes) that the predict and explain tests read: the flat net (`fc`,
+    1 epoch, 300 images) and lesson 3's CNN (`fashion_cnn`, 1 epoch, 600 images), each with --checkpoint NAME and
+    --out NAME-out. Trained once per pytest worker; a test copies them with `copy_runs` before writing into them."""
+    root = tmp_path_factory.mktemp('runs')
+    for model, name, n in (('fc', 'fc', 300), ('fashion_cnn', 'cnn', 600)):
+        r = quick_cli('train', '--model', model, '--epochs', 1, '--limit-train', n, '--limit-test', n // 3,
+                      '--no-progress', '--data-root', root / 'data', '--checkpoint', root / name, '--out',
+                      root / f'{name}-out', cwd=root)
+        assert r.returncode == 0, r.stderr
+    return root
+
+
+def copy_runs(trained_runs, to):
+    "The run folders of `trained_runs` (fc, fc-out, cnn, cnn-out) copied into `to`, for a test that writes into them."
+    import shutil
+    for name in ('fc', 'fc-out', 'cnn', 'cnn-out'): shutil.copytree(trained_runs / name, to / name)
+    return to

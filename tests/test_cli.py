@@ -1,9 +1,12 @@
-"The `cnn-course` command in real processes: help, one-line errors before training, lesson 3's options, a real Fashion-MNIST run."
+"""The `cnn-course` command in real processes (some refusals through the same `main` in this one): help, one-line
+errors before training, lesson 3's options, a real Fashion-MNIST run."""
 import json, os, shutil, subprocess, sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import cli_here
 
 REPO = Path(__file__).resolve().parents[1]
 DEBIAN_FASHION_MNIST = Path('/usr/share/datasets/fashion-mnist')
@@ -277,15 +280,15 @@ def test_cli_resume_of_a_folder_without_checkpoints_is_a_clear_error(tmp_path):
 
 
 def test_resume_after_a_left_over_image(tmp_path, data_root):
-    "3001 images in batches of 100 leave one over, which batch norm cannot train on: train and resume drop it alike."
+    "601 images in batches of 100 leave one over, which batch norm cannot train on: train and resume drop it alike."
     from cnn_course.checkpoint import read_checkpoint
     ck = tmp_path / 'ck'
-    r = cli('train', '--limit-train', 3001, '--limit-test', 500, '--batch-size', 100, '--epochs', 1, '--checkpoint', ck,
+    r = cli('train', '--limit-train', 601, '--limit-test', 100, '--batch-size', 100, '--epochs', 1, '--checkpoint', ck,
             '--out', tmp_path / 'out', '--data-root', data_root, '--no-progress', cwd=tmp_path, quick=True, timeout=300)
     assert r.returncode == 0, r.stderr
     run = json.loads((tmp_path / 'out' / 'run.json').read_text())
-    # 3001 images, 500 held out: 2501 to train on, which leave one over
-    assert run['n_train'] == 2501 and run['config']['batch_size'] == 100 and run['config']['limit_train'] == 3001
+    # 601 images, 100 of them held out (a sixth): 501 to train on, which leave one over
+    assert run['n_train'] == 501 and run['config']['batch_size'] == 100 and run['config']['limit_train'] == 601
     r = cli('resume', ck, '--epochs', 2, '--no-progress', cwd=tmp_path, quick=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert 'resumed from epoch 1 of 2' in r.stdout and 'Epoch [2/2]' in r.stdout  # the new target, not the old plan
@@ -319,7 +322,7 @@ def test_a_second_train_into_the_same_folder_is_refused(tmp_path, data_root):
             data_root, '--out', out, '--no-progress')
     assert cli(*args, cwd=tmp_path, quick=True).returncode == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    r = cli(*args, '--seed', 7, cwd=tmp_path, quick=True)
+    r = cli_here(*args, '--seed', 7, cwd=tmp_path)  # in this process: no PyTorch start-up for a refusal
     assert_usage_error(r, f'--out {out} already holds the results of a run', 'pass --overwrite to replace them')
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing touched
     r = cli(*args, '--seed', 7, '--overwrite', cwd=tmp_path, quick=True)
@@ -339,12 +342,12 @@ def test_messages_name_options_and_commands_not_python(tmp_path, data_root):
     args = ('train', '--model', 'mnist_cnn', '--limit-train', 200, '--limit-test', 100, '--data-root', data_root,
             '--no-progress', '--checkpoint', ck)
     assert cli(*args, '--epochs', 2, '--out', tmp_path / 'a', cwd=tmp_path, quick=True).returncode == 0
-    r = cli(*args, '--epochs', 1, '--out', tmp_path / 'b', cwd=tmp_path, quick=True)
+    r = cli_here(*args, '--epochs', 1, '--out', tmp_path / 'b', cwd=tmp_path)
     assert_usage_error(r, f'--checkpoint {ck} already holds a run trained for 2 epochs', f'`cnn-course resume {ck}`', '--overwrite')
     assert 'resume(' not in r.stderr and 'Checkpoint(' not in r.stderr
-    r = cli('resume', tmp_path / 'nothing-here', cwd=tmp_path)
+    r = cli_here('resume', tmp_path / 'nothing-here', cwd=tmp_path, quick=False)
     assert_usage_error(r, 'no such folder', '`cnn-course train --checkpoint DIR`')
-    r = cli('evaluate', tmp_path, cwd=tmp_path)
+    r = cli_here('evaluate', tmp_path, cwd=tmp_path, quick=False)
     assert_usage_error(r, 'it holds no best.pt or last.pt', '`cnn-course train --checkpoint DIR`')
 
 
@@ -408,7 +411,7 @@ def test_evaluate_writes_lesson_4s_views(tmp_path, data_root):
     assert r.returncode == 0, r.stderr
     best = read_checkpoint(ck / 'best.pt')
     for split, n in (('test', 120), ('val', 60)):
-        r = cli('evaluate', ck, '--split', split, cwd=tmp_path, quick=True)
+        r = (cli if split == 'test' else cli_here)('evaluate', ck, '--split', split, cwd=tmp_path, quick=True)
         assert r.returncode == 0, r.stderr
         files = [f'per_class_{split}.csv', f'confusion_{split}.png', f'misclassified_{split}.png']
         assert r.stdout.splitlines()[-1] == f'wrote {", ".join(files)} (best.pt, epoch {best["epoch"]}) to {ck}'
@@ -420,7 +423,8 @@ def test_evaluate_writes_lesson_4s_views(tmp_path, data_root):
         assert f'accuracy {correct / n:.4f} on {n} images' in best_line, (best_line, correct)
         if split == 'val': assert correct / n == best['history'][-1, 4]  # best.pt's own validation accuracy
         for png in files[1:]: assert (ck / png).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
-    assert_usage_error(cli('evaluate', ck, '--split', 'train', cwd=tmp_path), "argument --split: invalid choice: 'train'")
+    assert_usage_error(cli_here('evaluate', ck, '--split', 'train', cwd=tmp_path, quick=False),
+                       "argument --split: invalid choice: 'train'")
 
 
 KILL_BEFORE_RESULTS = """
@@ -474,7 +478,7 @@ def test_mixed_precision_channels_last_and_onecycle_from_the_command(tmp_path, d
     ck = tmp_path / 'ck'
     r = cli(*args, '--epochs', 1, '--checkpoint', ck, '--out', tmp_path / 'one', cwd=tmp_path, quick=True)
     assert r.returncode == 0, r.stderr
-    r = cli('resume', ck, '--epochs', 3, cwd=tmp_path, quick=True)
+    r = cli_here('resume', ck, '--epochs', 3, cwd=tmp_path)
     assert_usage_error(r, "--scheduler onecycle plans the learning rate for exactly the run's 1 epochs")
     assert read_checkpoint(ck / 'last.pt')['epoch'] == 1
 

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import cli_here
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / 'tests' / 'ddp_train.py'
 TIME_LIMIT = 240  # seconds any one launch may take
@@ -164,29 +166,23 @@ def test_the_command_in_two_processes_then_resumed_in_one_and_in_two(tmp_path, d
     assert json.loads((tmp_path / 'one' / 'run.json').read_text())['world_size'] == 1
     assert np.load(tmp_path / 'one' / 'history.npy').shape == (3, 5)
     # the batch is the run's: 3 processes cannot share 100 images, which resume says before starting any of them
-    r = cli('resume', tmp_path / 'ck', '--epochs', 4, '--nproc-per-node', 3, '--out', tmp_path / 'three', cwd=tmp_path)
+    r = cli_here('resume', tmp_path / 'ck', '--epochs', 4, '--nproc-per-node', 3, '--out', tmp_path / 'three', cwd=tmp_path,
+                 quick=False)
     assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'starting' not in r.stdout, r.stderr[-3000:]
     assert "the run's global batch of 100 images is split evenly over the processes, and 3 cannot share it" in r.stderr
     assert not (tmp_path / 'three').exists()
-    r = cli('resume', tmp_path / 'ck', '--epochs', 4, '--nproc-per-node', 2, '--out', tmp_path / 'two', cwd=tmp_path)
+    # and in two again, started as a user starts torchrun (the command's --nproc-per-node runs this same line)
+    r = cli('--standalone', '--nproc-per-node=2', '-m', 'cnn_course.cli', 'resume', tmp_path / 'ck', '--epochs', 4,
+            '--out', tmp_path / 'two', cwd=tmp_path, runner=('-m', 'torch.distributed.run'))
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count('resumed from epoch 3 of 4') == 1
     assert json.loads((tmp_path / 'two' / 'run.json').read_text())['world_size'] == 2
     assert np.array_equal(np.load(tmp_path / 'two' / 'history.npy')[:3], np.load(tmp_path / 'one' / 'history.npy'))
 
 
-def test_torchrun_runs_the_module_too(tmp_path, data_root):
-    r = cli('--standalone', '--nproc-per-node=2', '-m', 'cnn_course.cli', 'train', '--epochs', 1, '--limit-train', 600,
-            '--limit-test', 200, '--data-root', data_root, '--no-progress', '--out', tmp_path / 'out', cwd=tmp_path,
-            runner=('-m', 'torch.distributed.run'))
-    assert r.returncode == 0, r.stderr[-3000:]
-    import json
-    assert json.loads((tmp_path / 'out' / 'run.json').read_text())['world_size'] == 2
-
-
 def test_launch_errors_are_one_line_before_any_process_starts(tmp_path):
     def error(*args):
-        r = cli('train', *args, '--out', tmp_path / 'never', cwd=tmp_path, timeout=60)
+        r = cli_here('train', *args, '--out', tmp_path / 'never', cwd=tmp_path, quick=False)  # the same `main`, here
         assert r.returncode == 2 and r.stderr.count('\n') == 1 and r.stderr.startswith('cnn-course: error: '), r.stderr
         assert 'Epoch' not in r.stdout and 'starting' not in r.stdout
         return r.stderr
@@ -200,14 +196,15 @@ def test_launch_errors_are_one_line_before_any_process_starts(tmp_path):
                                                            '--rdzv-endpoint', 'localhost:1')
     assert 'expected HOST:PORT' in error('--nproc-per-node', 2, '--rdzv-endpoint', 'nowhere')
     assert '--sync-bn: SyncBatchNorm runs on CUDA GPUs only' in error('--nproc-per-node', 2, '--sync-bn', '--device', 'cpu')
-    r = cli('resume', tmp_path / 'nowhere', '--nproc-per-node', 2, cwd=tmp_path, timeout=60)
+    r = cli_here('resume', tmp_path / 'nowhere', '--nproc-per-node', 2, cwd=tmp_path, quick=False)
     assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'starting' not in r.stdout, r.stderr
     assert f'resume {tmp_path / "nowhere"}: no such folder' in r.stderr
     # a --sync-bn run (allowed in one CPU process) cannot be resumed by several CPU processes
     r = cli('train', '--sync-bn', '--epochs', 1, '--limit-train', 300, '--limit-test', 100, '--data-root', tmp_path / 'data',
             '--no-progress', '--checkpoint', tmp_path / 'ck', '--out', tmp_path / 'out', cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
-    r = cli('resume', tmp_path / 'ck', '--epochs', 2, '--nproc-per-node', 2, '--device', 'cpu', cwd=tmp_path, timeout=60)
+    r = cli_here('resume', tmp_path / 'ck', '--epochs', 2, '--nproc-per-node', 2, '--device', 'cpu', cwd=tmp_path,
+                 quick=False)
     assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'starting' not in r.stdout, r.stderr
     assert 'the run uses --sync-bn, which runs on CUDA GPUs only' in r.stderr
     assert not (tmp_path / 'never').exists()

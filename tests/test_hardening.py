@@ -8,6 +8,7 @@ import torch
 
 from cnn_course.checkpoint import DamagedCheckpointError, read_checkpoint
 from cnn_course.data import DamagedDataError, load_dataset, write_synthetic_idx
+from conftest import cli_here
 
 REPO = Path(__file__).resolve().parents[1]
 DEBIAN_FASHION_MNIST = Path('/usr/share/datasets/fashion-mnist')
@@ -192,7 +193,8 @@ def test_paths_that_are_files_and_crafted_checkpoints_get_one_line(tmp_path):
     torch.save({'format': 'cnn_course.checkpoint'}, crafted / 'last.pt')
     with pytest.raises(DamagedCheckpointError, match='lacks model, model_state'): read_checkpoint(crafted / 'last.pt')
     for command in ('resume', 'evaluate'):
-        one_line_error(cli(command, crafted, cwd=tmp_path), f'{command} {crafted}: ', 'says it is a cnn_course checkpoint but lacks')
+        one_line_error(cli_here(command, crafted, cwd=tmp_path), f'{command} {crafted}: ',  # in this process: the same `main`
+                       'says it is a cnn_course checkpoint but lacks')
 
 
 OUT_OF_MEMORY = textwrap.dedent("""

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from cnn_course.hooks import ActivationStats, Hooks, NoConvolutionError, grad_cam, last_conv, saliency
 from cnn_course.models import FashionCNN
 from cnn_course.train import fit
-from conftest import quick_cli
+from conftest import cli_here, copy_runs, quick_cli
 
 cli = quick_cli  # quick mode, a fresh process
 
@@ -111,12 +111,8 @@ def test_grad_cam_in_bf16_and_channels_last_and_saliency():
         grad_cam(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), images)
 
 
-def test_predict_and_evaluate_explain_through_the_command(tmp_path):
-    for model, folder in (('fashion_cnn', 'ck'), ('fc', 'fc')):
-        r = cli('train', '--model', model, '--epochs', 1, '--limit-train', 600, '--limit-test', 200, '--no-progress',
-                '--data-root', tmp_path / 'data', '--checkpoint', tmp_path / folder, '--out', tmp_path / f'{folder}-out',
-                cwd=tmp_path)
-        assert r.returncode == 0, r.stderr
+def test_predict_and_evaluate_explain_through_the_command(tmp_path, trained_runs):
+    copy_runs(trained_runs, tmp_path)  # lesson 3's CNN in cnn/, the flat net in fc/ (evaluate writes into them)
     pictures = tmp_path / 'pictures'
     pictures.mkdir()
     garment = Image.new('RGB', (300, 400), (240, 238, 230))
@@ -124,7 +120,7 @@ def test_predict_and_evaluate_explain_through_the_command(tmp_path):
     garment.save(pictures / 'photo.jpg', quality=90)
     garment.convert('L').save(pictures / 'scan.png')
     Image.new('L', (50, 50), 90).save(pictures / 'blank.png')
-    r = cli('predict', tmp_path / 'ck', pictures, '--explain', cwd=tmp_path)
+    r = cli('predict', tmp_path / 'cnn', pictures, '--explain', cwd=tmp_path)
     assert r.returncode == 0 and r.stderr == '', r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].startswith(f'{pictures / "blank.png"}: blank picture')
@@ -135,13 +131,13 @@ def test_predict_and_evaluate_explain_through_the_command(tmp_path):
     assert not (pictures / 'blank.png.explain.png').exists()  # nothing to explain
     # the same heat map through the Python API, and the picture as the network sees it
     from cnn_course.runs import predict_run
-    result = predict_run(tmp_path / 'ck', [pictures / 'photo.jpg'], explain=True, device='cpu')[0]
+    result = predict_run(tmp_path / 'cnn', [pictures / 'photo.jpg'], explain=True, device='cpu')[0]
     assert result['heat_map'].shape == (28, 28) and result['picture'].shape == (1, 28, 28)
     assert 0 <= float(result['picture'].min()) and float(result['picture'].max()) <= 1
-    r = cli('evaluate', tmp_path / 'ck', '--explain', cwd=tmp_path)
+    r = cli_here('evaluate', tmp_path / 'cnn', '--explain', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert 'misclassified_explained_test.png' in r.stdout
-    with Image.open(tmp_path / 'ck' / 'misclassified_explained_test.png') as gallery: assert gallery.width > 800
+    with Image.open(tmp_path / 'cnn' / 'misclassified_explained_test.png') as gallery: assert gallery.width > 800
     # bad input: one clear line each, exit status 2, before any work
     for args, fragment in (
             (('predict', tmp_path / 'fc', pictures / 'photo.jpg', '--explain'), 'has no convolution layer'),
@@ -150,7 +146,7 @@ def test_predict_and_evaluate_explain_through_the_command(tmp_path):
             (('predict', tmp_path / 'nothing-here', pictures / 'photo.jpg', '--explain'), 'no such folder'),
             (('predict', pictures, pictures / 'photo.jpg', '--explain'), 'it holds no best.pt or last.pt or model.pt'),
             (('evaluate', pictures, '--explain'), 'it holds no best.pt or last.pt')):
-        r = cli(*args, cwd=tmp_path)
+        r = cli_here(*args, cwd=tmp_path)
         assert r.returncode == 2 and r.stderr.startswith('cnn-course: error: ') and r.stderr.count('\n') == 1, r.stderr
         assert fragment in r.stderr and 'Traceback' not in r.stderr, r.stderr
     assert not (pictures / 'photo.jpg.explain.png').stat().st_size == 0

@@ -11,7 +11,7 @@ from cnn_course.checkpoint import CheckpointError
 from cnn_course.data import CLASS_NAMES, IMAGE_SHAPES, ImageError, LoadedImage, load_image
 from cnn_course.models import FashionCNN
 from cnn_course.train import predict_images
-from conftest import quick_cli
+from conftest import cli_here, copy_runs, quick_cli
 
 REPO = Path(__file__).resolve().parents[1]
 cli = quick_cli  # quick mode, a fresh process
@@ -97,46 +97,45 @@ def test_predict_images_scores_with_the_model_in_eval_mode(tmp_path):
     with pytest.raises(ValueError, match='top=0'): predict_images(net, [photo], CLASS_NAMES['fashion-mnist'], GREY, top=0)
 
 
-def test_cnn_course_predict_from_either_run_folder(tmp_path):
+def test_cnn_course_predict_from_either_run_folder(tmp_path, trained_runs):
     "The command on both folders `train` writes, the options, and the failures a student meets."
-    r = cli('train', '--model', 'fc', '--epochs', 1, '--limit-train', 300, '--limit-test', 100, '--no-progress',
-            '--data-root', tmp_path / 'data', '--checkpoint', tmp_path / 'ck', '--out', tmp_path / 'out', cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
+    runs = trained_runs  # only read here
     photo = dark_on_light(tmp_path / 'photo.jpg')
     light = Image.new('L', (28, 28), 0)
     ImageDraw.Draw(light).rectangle([10, 4, 18, 24], fill=255)
     light.save(tmp_path / 'light.png')
     from cnn_course.runs import load_run_model, predict_run
-    for folder in ('ck', 'out'):
-        r = cli('predict', tmp_path / folder, photo, tmp_path / 'light.png', cwd=tmp_path)
+    for folder in ('fc', 'fc-out'):
+        # the first in a fresh process, as the `cnn-course` script runs; the rest in this one (the same `main`)
+        r = (cli if folder == 'fc' else cli_here)('predict', runs / folder, photo, tmp_path / 'light.png', cwd=tmp_path)
         assert r.returncode == 0 and r.stderr == '', r.stderr
         lines = r.stdout.splitlines()
         assert len(lines) == 2 and lines[0].startswith(f'{photo}: ') and lines[0].endswith('(inverted: light background)')
         assert lines[1].startswith(f'{tmp_path / "light.png"}: ') and 'inverted' not in lines[1]
-        expected = predict_run(tmp_path / folder, [photo], device='cpu')[0]['top']  # the flat net: images flattened
+        expected = predict_run(runs / folder, [photo], device='cpu')[0]['top']  # the flat net: images flattened
         assert lines[0].split(': ', 1)[1].startswith(', '.join(f'{c} {p:.1%}' for c, p in expected))
-    net, cfg, source = load_run_model(tmp_path / 'out', device='cpu')
+    net, cfg, source = load_run_model(runs / 'fc-out', device='cpu')
     assert source.name == 'model.pt' and cfg.model == 'fc' and net.input_shape == (784,)
-    r = cli('predict', tmp_path / 'ck', photo, '--top', 1, '--invert', 'no', cwd=tmp_path)
+    r = cli_here('predict', runs / 'fc', photo, '--top', 1, '--invert', 'no', cwd=tmp_path)
     assert r.returncode == 0 and r.stdout.count('%') == 1 and 'inverted' not in r.stdout
     (tmp_path / 'empty.jpg').write_bytes(b'')
     (tmp_path / 'notes.png').write_text('shopping list')
     bare = tmp_path / 'bare'
     bare.mkdir()
-    (bare / 'model.pt').write_bytes((tmp_path / 'out' / 'model.pt').read_bytes())
+    (bare / 'model.pt').write_bytes((runs / 'fc-out' / 'model.pt').read_bytes())
     (tmp_path / 'no-config').mkdir()
-    (tmp_path / 'no-config' / 'model.pt').write_bytes((tmp_path / 'out' / 'model.pt').read_bytes())
+    (tmp_path / 'no-config' / 'model.pt').write_bytes((runs / 'fc-out' / 'model.pt').read_bytes())
     (tmp_path / 'no-config' / 'run.json').write_text(json.dumps({'command': 'train'}))
     for name, fragment in (('empty.jpg', 'empty.jpg is empty (0 bytes)'), ('notes.png', 'notes.png cannot be read as a picture')):
-        r = cli('predict', tmp_path / 'ck', tmp_path / name, cwd=tmp_path)  # tried and failed: exit status 1, one line
+        r = cli_here('predict', runs / 'fc', tmp_path / name, cwd=tmp_path)  # tried and failed: exit status 1, one line
         assert r.returncode == 1 and r.stderr.startswith('cnn-course: error: predict: ') and r.stderr.count('\n') == 1, r.stderr
         assert fragment in r.stderr and r.stdout == '', (fragment, r.stderr)
-    for args, fragment in [((tmp_path / 'ck', tmp_path / 'nope.png'), 'nope.png: no such file'),
+    for args, fragment in [((runs / 'fc', tmp_path / 'nope.png'), 'nope.png: no such file'),
                            ((bare, photo), 'has model.pt but no run.json'),
                            ((tmp_path / 'no-config', photo), 'records no run config'),
-                           ((tmp_path / 'data', photo), 'it holds no best.pt or last.pt or model.pt'),
-                           ((tmp_path / 'ck', photo, '--invert', 'maybe'), "argument --invert: invalid choice: 'maybe'")]:
-        r = cli('predict', *args, cwd=tmp_path)
+                           ((runs / 'data', photo), 'it holds no best.pt or last.pt or model.pt'),
+                           ((runs / 'fc', photo, '--invert', 'maybe'), "argument --invert: invalid choice: 'maybe'")]:
+        r = cli_here('predict', *args, cwd=tmp_path)
         assert r.returncode == 2 and r.stderr.startswith('cnn-course: error: ') and r.stderr.count('\n') == 1, r.stderr
         assert fragment in r.stderr and r.stdout == '', (fragment, r.stderr)
     with pytest.raises(CheckpointError, match='no run.json'): load_run_model(bare)
@@ -313,11 +312,8 @@ def test_predict_images_reports_or_raises(tmp_path):
         predict_images(net, files, CLASS_NAMES['fashion-mnist'], GREY, errors='ignore')
 
 
-def test_cnn_course_predict_on_many_pictures_and_folders(tmp_path):
-    r = cli('train', '--model', 'fc', '--epochs', 1, '--limit-train', 300, '--limit-test', 100, '--no-progress',
-            '--data-root', tmp_path / 'data', '--checkpoint', tmp_path / 'ck', cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    ck = tmp_path / 'ck'
+def test_cnn_course_predict_on_many_pictures_and_folders(tmp_path, trained_runs):
+    ck = trained_runs / 'fc'  # only read here
     good, other = garment(tmp_path / 'good.jpg'), garment(tmp_path / 'other.png', 'L')
     (tmp_path / 'bad.png').write_text('not a picture')
     (tmp_path / 'empty.png').write_bytes(b'')
@@ -348,7 +344,7 @@ def test_cnn_course_predict_on_many_pictures_and_folders(tmp_path):
     Image.fromarray(sixteen).save(photos / 'f.png')
     (photos / 'notes.txt').write_text('shopping list')
     (photos / 'raw').mkdir()
-    r = cli('predict', ck, photos, '--csv', tmp_path / 'out' / 'answers.csv', '--max-pixels', 10**6, cwd=tmp_path)
+    r = cli_here('predict', ck, photos, '--csv', tmp_path / 'out' / 'answers.csv', '--max-pixels', 10**6, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     names = ('a.jpg', 'b.png', 'c.gif', 'd.tif', 'e.jpg', 'f.png')
@@ -365,7 +361,7 @@ def test_cnn_course_predict_on_many_pictures_and_folders(tmp_path):
     assert rows[0]['note'] == 'inverted: light background' and rows[2]['note'] == 'blank: one colour'
     assert rows[2]['class'] == rows[2]['probability'] == ''
     # nothing at all to classify: a usage error, before PyTorch loads
-    r = cli('predict', ck, tmp_path / 'gone.jpg', photos / 'raw', cwd=tmp_path)
+    r = cli_here('predict', ck, tmp_path / 'gone.jpg', photos / 'raw', cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'nothing to classify' in r.stderr, r.stderr
     # --debug: the traceback, for a bug report
     r = cli('predict', ck, tmp_path / 'bad.png', '--debug', cwd=tmp_path)
