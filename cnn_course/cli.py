@@ -23,20 +23,20 @@ __all__ = ['MODEL_HELP', 'DATASETS', 'DEFAULT_MODELS', 'DEVICES', 'OPTIMIZERS', 
 MODEL_HELP = {
     'mnist_cnn': "lesson 1's CNN, for 1x28x28 images (mnist, fashion-mnist)",
     'fc': "lesson 2's fully connected net with 128 hidden units, any image size (flattened)",
-    'cnn': "lesson 2's CNN, for 3x32x32 images (cifar10)",
+    'cnn': "lesson 2's CNN, for 3x32x32 images (cifar10, colour-fashion)",
     'fashion_cnn': "lesson 3's CNN with batch norm and dropout, for 1x28x28 images (fashion-mnist, mnist)",
-    'cifar_cnn': "lesson 4's CNN with dropout, for 3x32x32 images (cifar10)",
+    'cifar_cnn': "lesson 4's CNN with dropout, for 3x32x32 images (cifar10, colour-fashion)",
 }
 
 # %% ../nbs/05_cli.ipynb #62325155
 # cnn_course.data and cnn_course.runs hold these (the notebook checks), readable here without importing PyTorch
-DATASETS = ('mnist', 'fashion-mnist', 'cifar10')
-DEFAULT_MODELS = {'fashion-mnist': 'fashion_cnn', 'mnist': 'mnist_cnn', 'cifar10': 'cnn'}  # --model when not given
+DATASETS = ('mnist', 'fashion-mnist', 'cifar10', 'colour-fashion')
+DEFAULT_MODELS = {'fashion-mnist': 'fashion_cnn', 'mnist': 'mnist_cnn', 'cifar10': 'cnn', 'colour-fashion': 'cnn'}  # --model when not given
 DEVICES = ('auto', 'cpu', 'cuda', 'mps')
 OPTIMIZERS = ('sgd', 'adam', 'adamw')
 SCHEDULERS = ('none', 'plateau', 'onecycle')
 AMP = ('off', 'auto', 'bf16', 'fp16')  # --amp; off: float32
-IMAGE_SHAPES = {'mnist': (1, 28, 28), 'fashion-mnist': (1, 28, 28), 'cifar10': (3, 32, 32)}
+IMAGE_SHAPES = {'mnist': (1, 28, 28), 'fashion-mnist': (1, 28, 28), 'cifar10': (3, 32, 32), 'colour-fashion': (3, 32, 32)}
 # What cnn_course.models.MODELS says about each model, for the checks made before PyTorch is imported:
 MODEL_INPUTS = {'mnist_cnn': (1, 28, 28), 'fc': None, 'cnn': (3, 32, 32), 'fashion_cnn': (1, 28, 28),
                 'cifar_cnn': (3, 32, 32)}  # the (C, H, W) images each takes; None: any image, flattened
@@ -146,7 +146,7 @@ def _add_train_options(p:argparse.ArgumentParser) -> None:
     p.add_argument('--val-fraction', type=_fraction, default=None, metavar='F',
                    help='the share of the training images held out to validate on: the per-epoch val_loss, '
                         '--scheduler, --patience and best.pt all look at it, and the test set is scored once, at the '
-                        'end (default: 1/6 for mnist and fashion-mnist, 0.2 for cifar10: 10,000 images of the full '
+                        'end (default: 1/6 for mnist and fashion-mnist, 0.2 for cifar10 and colour-fashion: 10,000 images of the full '
                         'sets, as in the lessons; 0: validate on the test set, as the source did, with a warning)')
     p.add_argument('--scheduler', choices=SCHEDULERS, default='none',
                    help='none: keep --lr; plateau: divide the learning rate by 10 when the validation loss has not '

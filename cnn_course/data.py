@@ -14,7 +14,7 @@ from torchvision import datasets, transforms
 from .core import atomic_write, get_device, is_quick, remove_stale_temps
 
 # %% auto #0
-__all__ = ['DATA_ROOT', 'DEBIAN_FASHION_MNIST', 'MNIST_CLASSES', 'FASHION_MNIST_CLASSES', 'CIFAR10_CLASSES', 'DATASETS', 'IMAGE_SHAPES', 'CLASS_NAMES', 'make_transform', 'write_synthetic_idx', 'write_synthetic_cifar10', 'SyntheticCIFAR10', 'DamagedDataError', 'decompress_idx', 'DatasetNotFoundError', 'load_dataset', 'on_disk', 'train_val_split', 'DeviceLoader', 'dataset_classes', 'find_normalize', 'WORKING_SIDE', 'BLANK_CONTRAST', 'ImageError', 'LoadedImage', 'load_image']
+__all__ = ['DATA_ROOT', 'DEBIAN_FASHION_MNIST', 'MNIST_CLASSES', 'FASHION_MNIST_CLASSES', 'CIFAR10_CLASSES', 'STAND_IN', 'DATASETS', 'IMAGE_SHAPES', 'CLASS_NAMES', 'make_transform', 'write_synthetic_idx', 'write_synthetic_cifar10', 'SyntheticCIFAR10', 'ColourFashion', 'DamagedDataError', 'decompress_idx', 'DatasetNotFoundError', 'load_dataset', 'on_disk', 'colour_canvases', 'write_colour_fashion', 'cifar10_or_stand_in', 'train_val_split', 'DeviceLoader', 'dataset_classes', 'find_normalize', 'WORKING_SIDE', 'BLANK_CONTRAST', 'ImageError', 'LoadedImage', 'load_image']
 
 # %% ../nbs/00a_data.ipynb #297aba2e
 DATA_ROOT = './data' # where datasets are kept and downloaded to (torchvision's layout)
@@ -23,10 +23,12 @@ MNIST_CLASSES = tuple(str(i) for i in range(10))
 FASHION_MNIST_CLASSES = tuple(datasets.FashionMNIST.classes)
 # The source's short names; torchvision's files call them 'airplane', 'automobile', ...
 CIFAR10_CLASSES = ('plane', 'car', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck')
-DATASETS = ('mnist', 'fashion-mnist', 'cifar10')
+STAND_IN = 'colour-fashion' # CIFAR-10's stand-in made of real pictures (Fashion-MNIST's, on colour canvases): see below
+DATASETS = ('mnist', 'fashion-mnist', 'cifar10', STAND_IN)
 # Known before any file is read, so a run can be checked before it loads anything
-IMAGE_SHAPES = {'mnist': (1, 28, 28), 'fashion-mnist': (1, 28, 28), 'cifar10': (3, 32, 32)}
-CLASS_NAMES = {'mnist': MNIST_CLASSES, 'fashion-mnist': FASHION_MNIST_CLASSES, 'cifar10': CIFAR10_CLASSES}
+IMAGE_SHAPES = {'mnist': (1, 28, 28), 'fashion-mnist': (1, 28, 28), 'cifar10': (3, 32, 32), STAND_IN: (3, 32, 32)}
+CLASS_NAMES = {'mnist': MNIST_CLASSES, 'fashion-mnist': FASHION_MNIST_CLASSES, 'cifar10': CIFAR10_CLASSES,
+               STAND_IN: FASHION_MNIST_CLASSES}
 
 # %% ../nbs/00a_data.ipynb #c01e890a
 def make_transform(flatten:bool=False, # also flatten each (C, H, W) image into a vector of C*H*W numbers
@@ -90,47 +92,58 @@ _CIFAR_FILES = tuple(f'data_batch_{i}' for i in range(1, 6)) + ('test_batch', 'b
 
 def _md5(path:Path) -> str: return hashlib.md5(Path(path).read_bytes()).hexdigest()
 
+def _write_cifar_files(folder:Path, train:tuple, test:tuple, names, sums_file:str, prefix:str) -> Path:
+    "`train` and `test`, each ((n, 3, 32, 32) uint8 images, labels), as CIFAR-10's pickle files in `folder`; md5 list last."
+    (x, y), (xt, yt) = train, test
+    batches = [(f'data_batch_{i+1}', f'training batch {i+1} of 5', xs, ys)
+               for i, (xs, ys) in enumerate(zip(np.array_split(x, 5), np.array_split(y, 5)))]
+    batches.append(('test_batch', 'testing batch 1 of 1', xt, yt))
+    for fname, label, xs, ys in batches:
+        entry = {'batch_label': label, 'labels': [int(v) for v in ys], 'data': xs.reshape(len(xs), 3072),  # rows: R plane, G, B
+                 'filenames': [f'{prefix}_{fname}_{i}.png' for i in range(len(xs))]}
+        _write_bytes(folder / fname, pickle.dumps(entry, protocol=2))
+    _write_bytes(folder / 'batches.meta', pickle.dumps({'num_cases_per_batch': len(batches[0][2]), 'label_names': list(names),
+                                                         'num_vis': 3072}, protocol=2))
+    # Written last: a reader that finds the md5 list finds every file it names complete.
+    _write_bytes(folder / sums_file, ''.join(f'{_md5(folder / f)}  {f}\n' for f in _CIFAR_FILES).encode())
+    return folder
+
 def write_synthetic_cifar10(root:str|Path, # the dataset root: files go to <root>/cifar-10-batches-py/
                             n_train:int=2000, # number of training images, spread over the five batches
                             n_test:int=1000, # number of test images
                             seed:int=0, # the same seed gives the same files
                            ) -> Path:
     "Write a small class-dependent dataset in CIFAR-10's python-pickle format, with an md5 list; return its folder."
-    folder = Path(root) / datasets.CIFAR10.base_folder
-    x, y = _synthetic_arrays(n_train, 32, 3, seed, 1)
-    batches = [(f'data_batch_{i+1}', f'training batch {i+1} of 5', xs, ys)
-               for i, (xs, ys) in enumerate(zip(np.array_split(x, 5), np.array_split(y, 5)))]
-    xt, yt = _synthetic_arrays(n_test, 32, 3, seed, 2)
-    batches.append(('test_batch', 'testing batch 1 of 1', xt, yt))
-    for fname, label, xs, ys in batches:
-        entry = {'batch_label': label, 'labels': ys.tolist(), 'data': xs.reshape(len(xs), 3072),  # rows: R plane, G, B
-                 'filenames': [f'synthetic_{fname}_{i}.png' for i in range(len(xs))]}
-        _write_bytes(folder / fname, pickle.dumps(entry, protocol=2))
     names = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']  # as in the real file
-    _write_bytes(folder / 'batches.meta', pickle.dumps({'num_cases_per_batch': len(batches[0][2]), 'label_names': names,
-                                                         'num_vis': 3072}, protocol=2))
-    # Written last: a reader that finds the md5 list finds every file it names complete.
-    _write_bytes(folder / 'synthetic.md5', ''.join(f'{_md5(folder / f)}  {f}\n' for f in _CIFAR_FILES).encode())
-    return folder
+    return _write_cifar_files(Path(root) / datasets.CIFAR10.base_folder, _synthetic_arrays(n_train, 32, 3, seed, 1),
+                              _synthetic_arrays(n_test, 32, 3, seed, 2), names, SyntheticCIFAR10.sums_file, 'synthetic')
 
 class SyntheticCIFAR10(datasets.CIFAR10):
     "Test-only `CIFAR10` whose file checksums come from the `synthetic.md5` that `write_synthetic_cifar10` wrote."
+    sums_file, writer = 'synthetic.md5', 'write_synthetic_cifar10'  # the md5 list, and the function that writes the files
     def __init__(self, root:str|Path, # the root passed to `write_synthetic_cifar10`
                  train:bool=True, # the five training batches, or the test batch
                  transform=None, # applied to each PIL image
                  target_transform=None, # applied to each label
                  download:bool=False, # must be False: synthetic files cannot be downloaded
                 ):
-        if download: raise ValueError('SyntheticCIFAR10 reads files written by write_synthetic_cifar10; download must be False')
-        sums_file = Path(root) / self.base_folder / 'synthetic.md5'
+        name = type(self).__name__
+        if download: raise ValueError(f'{name} reads files written by {self.writer}; download must be False')
+        sums_file = Path(root) / self.base_folder / self.sums_file
         if not sums_file.is_file():
-            raise FileNotFoundError(f'{sums_file} not found: write the files with write_synthetic_cifar10({str(root)!r}) first')
+            raise FileNotFoundError(f'{sums_file} not found: write the files with {self.writer}({str(root)!r}) first')
         sums = {f.strip(): h for h, f in (line.split(None, 1) for line in sums_file.read_text().splitlines() if line.strip())}
         # Per instance, so the class attributes (the official checksums) stay untouched.
         self.train_list = [[f, sums.get(f, '')] for f in _CIFAR_FILES[:5]]
         self.test_list = [['test_batch', sums.get('test_batch', '')]]
         self.meta = {**datasets.CIFAR10.meta, 'md5': sums.get('batches.meta', '')}
         super().__init__(root, train=train, transform=transform, target_transform=target_transform, download=False)
+
+class ColourFashion(SyntheticCIFAR10):
+    "torchvision's CIFAR-10 reader on Colour Fashion (`STAND_IN`, below), the files `write_colour_fashion` wrote; `classes` are Fashion-MNIST's."
+    base_folder = 'colour-fashion-batches-py'
+    sums_file, writer = 'colour-fashion.md5', 'write_colour_fashion'
+
 
 # %% ../nbs/00a_data.ipynb #dd0a6289
 def _gz_size(path:Path) -> int:
@@ -164,8 +177,8 @@ def decompress_idx(source:str|Path, # a folder with the .gz files, e.g. `DEBIAN_
     return written
 
 # %% ../nbs/00a_data.ipynb #584bbf02
-_CLASSES = {'mnist': datasets.MNIST, 'fashion-mnist': datasets.FashionMNIST, 'cifar10': datasets.CIFAR10}
-_ALIASES = {'fashionmnist': 'fashion-mnist', 'fmnist': 'fashion-mnist', 'cifar-10': 'cifar10'}
+_CLASSES = {'mnist': datasets.MNIST, 'fashion-mnist': datasets.FashionMNIST, 'cifar10': datasets.CIFAR10, STAND_IN: ColourFashion}
+_ALIASES = {'fashionmnist': 'fashion-mnist', 'fmnist': 'fashion-mnist', 'cifar-10': 'cifar10', 'color-fashion': STAND_IN}
 _QUICK_SIZES = (2000, 1000)  # quick mode: training and test images
 _synthetic_roots = {}  # (class name, n_train, n_test) -> a folder written in this process
 
@@ -183,6 +196,7 @@ def _check_limit(limit):
 def _local_files(cls, root:Path) -> tuple:
     "Where `cls` keeps its files under `root`, and the files it needs there."
     if cls is datasets.CIFAR10: return root / cls.base_folder, _CIFAR_FILES
+    if issubclass(cls, datasets.CIFAR10): return root / cls.base_folder, _CIFAR_FILES + (cls.sums_file,)  # the stand-in
     return root / cls.__name__ / 'raw', _IDX_FILES
 
 def _read(cls, root:Path, train, transform, where:Path):
@@ -202,7 +216,7 @@ def _all_files(folder:Path, files, suffix:str='') -> bool:
 
 def _gz_copies(cls, folder:Path, files) -> bool:
     "Whether `folder` holds the .gz copies of an IDX dataset's files (CIFAR-10 has none)."
-    return cls is not datasets.CIFAR10 and _all_files(folder, files, '.gz')
+    return not issubclass(cls, datasets.CIFAR10) and _all_files(folder, files, '.gz')
 
 def _debian_copy(cls) -> bool:
     "Whether Debian's dataset-fashion-mnist package holds `cls`'s files."
@@ -255,6 +269,7 @@ class DatasetNotFoundError(FileNotFoundError):
         return string.Template(self.template).safe_substitute(download=download, no_download=no_download, root=root)
 
 def _how_to_get(cls, root:Path) -> str:
+    if cls is ColourFashion: return f'{STAND_IN} is made from Fashion-MNIST, which was not found. ' + _how_to_get(datasets.FashionMNIST, root)
     folder, files = _local_files(cls, root)
     tips = ['run once with internet access and $download (torchvision downloads into '
             f'{root / cls.__name__ / "raw" if cls is not datasets.CIFAR10 else folder})']
@@ -272,7 +287,7 @@ def _escaped(parts:list) -> str:
     "Parts of a `DatasetNotFoundError` message joined, with any '$' in them kept literal."
     return '; '.join(parts).replace('$', '$$')
 
-def load_dataset(name:str, # one of `DATASETS`: 'mnist', 'fashion-mnist' or 'cifar10'
+def load_dataset(name:str, # one of `DATASETS`: 'mnist', 'fashion-mnist', 'cifar10' or 'colour-fashion' (`STAND_IN`)
                  train:bool=True, # the training set, or the test set
                  transform=None, # applied to each PIL image; None means `make_transform()`
                  root:str|Path=DATA_ROOT, # where the files are looked for and downloaded to
@@ -286,6 +301,7 @@ def load_dataset(name:str, # one of `DATASETS`: 'mnist', 'fashion-mnist' or 'cif
     root, tried, quick_mode = Path(root).expanduser(), [], is_quick()
     ds = _try_local(cls, root, train, transform, tried)
     if ds is None: ds = _try_debian(cls, root, train, transform, tried)
+    if ds is None and cls is ColourFashion: ds = _make_stand_in(root, train, transform, download, tried)
     if ds is None and quick_mode:
         n_train, n_test = _QUICK_SIZES
         if limit is not None:  # an explicit limit wins, so write at least that many
@@ -309,8 +325,81 @@ def on_disk(name:str, # one of `DATASETS`
            ) -> bool:
     "Whether `load_dataset(name, root=root)` finds the real files without downloading (local files, .gz copies, Debian's copy)."
     cls = _CLASSES[_canonical_name(name)]
+    if cls is ColourFashion and on_disk('fashion-mnist', root): return True  # made from it, offline
     folder, files = _local_files(cls, Path(root).expanduser())
     return _all_files(folder, files) or _gz_copies(cls, folder, files) or _debian_copy(cls)
+
+# %% ../nbs/00a_data.ipynb #2f8cd0a1
+def colour_canvases(pictures:np.ndarray, # (n, 28, 28) uint8 grey pictures, light on dark (Fashion-MNIST's)
+                    seed=0, # an int or a sequence of ints for NumPy's generator: the same seed, the same canvases
+                    shift:int=4, # the largest offset, in pixels, from the canvas's top-left corner each way
+                   ) -> np.ndarray:
+    "Each picture on a 32x32 canvas at a random offset, in a random colour on a random background: (n, 3, 32, 32) uint8."
+    pictures = np.asarray(pictures)
+    if pictures.ndim != 3 or pictures.shape[1:] != (28, 28) or pictures.dtype != np.uint8:
+        raise ValueError(f'pictures: expected (n, 28, 28) uint8 grey pictures, got {pictures.shape} {pictures.dtype}')
+    if not 0 <= shift <= 4: raise ValueError(f'shift={shift}: a 28-pixel picture fits a 32-pixel canvas at offsets 0 to 4')
+    rng = np.random.default_rng(seed)
+    n = len(pictures)
+    background, colour = rng.integers(0, 256, (2, n, 3))
+    # colours too alike to tell apart are drawn again: every article must be visible on its canvas
+    while (alike := np.abs(colour - background).sum(1) < 200).any():
+        background[alike], colour[alike] = rng.integers(0, 256, (2, int(alike.sum()), 3))
+    dy, dx = rng.integers(0, shift + 1, (2, n))
+    canvases = np.empty((n, 3, 32, 32), np.uint8)
+    for start in range(0, n, 4096):  # in chunks: 50,000 canvases at once in float32 would take 600 MB
+        part = slice(start, start + 4096)
+        ink = np.zeros((len(pictures[part]), 32, 32), np.float32)  # how much of the article's colour each pixel takes
+        for oy in range(shift + 1):
+            for ox in range(shift + 1):
+                k = np.flatnonzero((dy[part] == oy) & (dx[part] == ox))
+                ink[k, oy:oy + 28, ox:ox + 28] = pictures[part][k] / 255
+        bg, fg = background[part, :, None, None], colour[part, :, None, None]
+        canvases[part] = np.rint(bg + (fg - bg) * ink[:, None]).astype(np.uint8)
+    return canvases
+
+def write_colour_fashion(root:str|Path=DATA_ROOT, # files go to <root>/colour-fashion-batches-py/; Fashion-MNIST is looked for here too
+                         download:bool=True, # may Fashion-MNIST be downloaded if it is not found
+                         seed:int=0, # the canvases' colours and offsets
+                        ) -> Path:
+    "Write Colour Fashion in CIFAR-10's file format: Fashion-MNIST's first 50,000 training and its 10,000 test pictures on colour canvases."
+    parts = []
+    for train, n, stream in ((True, 50_000, 1), (False, 10_000, 2)):
+        ds = load_dataset('fashion-mnist', train=train, root=root, download=download)
+        ds = ds.dataset if isinstance(ds, Subset) else ds  # quick mode's limit is for training, not for the files
+        parts.append((colour_canvases(ds.data.numpy()[:n], seed=[seed, stream]), ds.targets.numpy()[:n]))
+    return _write_cifar_files(Path(root) / ColourFashion.base_folder, *parts, ds.classes, ColourFashion.sums_file, STAND_IN)
+
+def _make_stand_in(root:Path, train, transform, download, tried:list):
+    "Step 2 for the stand-in: made from Fashion-MNIST and kept under `root` (in quick mode without it: a private folder)."
+    if not on_disk('fashion-mnist', root) and is_quick():  # from synthetic Fashion-MNIST: never left where real data goes
+        key = ('ColourFashion',)
+        if key not in _synthetic_roots:
+            _synthetic_roots[key] = Path(tempfile.mkdtemp(prefix='cnn_course_ColourFashion_'))
+            atexit.register(shutil.rmtree, _synthetic_roots[key], ignore_errors=True)
+            write_colour_fashion(_synthetic_roots[key], download=False)
+        root = _synthetic_roots[key]
+    else:
+        print(f'{STAND_IN}: making it from Fashion-MNIST into {root / ColourFashion.base_folder} (once; about 10 s)')
+        try: write_colour_fashion(root, download=download)
+        except DatasetNotFoundError as e:
+            raise DatasetNotFoundError(f'{STAND_IN} is made from Fashion-MNIST, which was not found: {e.template}') from e
+    return _read(ColourFashion, root, train, transform, root / ColourFashion.base_folder)
+
+def cifar10_or_stand_in(root:str|Path=DATA_ROOT, # where `load_dataset` looks
+                        download:bool=True, # may CIFAR-10 be downloaded (never in quick mode)
+                       ) -> str:
+    "'cifar10' when CIFAR-10 is on disk or downloads now, else `STAND_IN` with one line saying so: the dataset of lessons 2 and 4."
+    if on_disk('cifar10', root): return 'cifar10'
+    if download and not is_quick():
+        try:
+            load_dataset('cifar10', root=root, download=True)
+            return 'cifar10'
+        except DatasetNotFoundError: why = 'could not be downloaded'
+    else: why = 'is not on disk' + (' (quick mode never downloads)' if is_quick() else '')
+    print(f"CIFAR-10 {why}: this run uses its stand-in {STAND_IN!r} (real Fashion-MNIST pictures on 32x32 colour "
+          f"canvases, with Fashion-MNIST's class names); its numbers are its own, not CIFAR-10's")
+    return STAND_IN
 
 # %% ../nbs/00a_data.ipynb #d4c8a982
 def train_val_split(dataset:Dataset, # the dataset to split (e.g. a training set)

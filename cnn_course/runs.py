@@ -29,18 +29,18 @@ __all__ = ['DEFAULT_MODELS', 'OPTIMIZERS', 'SCHEDULERS', 'DEVICES', 'MONITORS', 
            'saved_config', 'resume_run', 'finished_run', 'score_run', 'evaluate_run', 'load_run_model', 'predict_run']
 
 # %% ../nbs/10_runs.ipynb #10865133
-DEFAULT_MODELS = {'fashion-mnist': 'fashion_cnn', 'mnist': 'mnist_cnn', 'cifar10': 'cnn'}  # the model when none is named
+DEFAULT_MODELS = {'fashion-mnist': 'fashion_cnn', 'mnist': 'mnist_cnn', 'cifar10': 'cnn', 'colour-fashion': 'cnn'}  # the model when none is named
 OPTIMIZERS = ('sgd', 'adam', 'adamw')
 SCHEDULERS = ('none', 'plateau', 'onecycle')
 DEVICES = ('auto', 'cpu', 'cuda', 'mps')
 MONITORS = ('val_loss', 'val_acc', 'train_loss', 'train_acc')
 # The lessons' validation shares: 10,000 images of each full training set (60,000 and 50,000) held out.
-VAL_FRACTIONS = {'mnist': 1/6, 'fashion-mnist': 1/6, 'cifar10': 0.2}
+VAL_FRACTIONS = {'mnist': 1/6, 'fashion-mnist': 1/6, 'cifar10': 0.2, 'colour-fashion': 0.2}
 
 @dataclass
 class RunConfig:
     "Everything that defines a training run; stored as JSON in every checkpoint and in run.json."
-    dataset:str='fashion-mnist' # 'mnist', 'fashion-mnist' or 'cifar10'
+    dataset:str='fashion-mnist' # 'mnist', 'fashion-mnist', 'cifar10' or 'colour-fashion' (its stand-in)
     model:str|None=None # a name in `MODELS`; None: `DEFAULT_MODELS[dataset]`
     model_kwargs:dict=field(default_factory=dict) # more arguments for the model, e.g. {'dropout': False}
     epochs:int=5 # the epoch the run ends with

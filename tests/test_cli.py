@@ -43,7 +43,7 @@ def test_help_lists_every_option_with_its_default(tmp_path):
     assert r.returncode == 0 and r.stderr == ''
     text = ' '.join(r.stdout.split())  # argparse wraps lines
     for option in OPTIONS: assert option in text, option
-    for default in ['(default: per dataset, fashion_cnn for fashion-mnist, mnist_cnn for mnist, cnn for cifar10)',
+    for default in ['(default: per dataset, fashion_cnn for fashion-mnist, mnist_cnn for mnist, cnn for cifar10, cnn for colour-fashion)',
                     '(default: fashion-mnist)', '(default: 5)', '(default: 100)', '(default: 0.001)', '(default: adam)',
                     '(default: none)', '(default: off, train all --epochs)', '(default: off)', '(default: auto)',
                     '(default: runs/{model}-{dataset})', '(default: 123)', '(default: ./data)', '(default: True)',
