@@ -280,6 +280,19 @@ class Checkpoint(Callback):
         self._saved_scaler = state.pop('grad_scaler', None)  # put into the new run's scaler when fit starts
         self.tracker.load_state_dict(state)
 
+def _check_same_setup(folder, callbacks):
+    "Refuse to continue a run that was set up differently from the `Checkpoint(config=...)` given (e.g. a quick run)."
+    given = next((cb.config for cb in callbacks if isinstance(cb, Checkpoint) and cb.config), None)
+    stored = read_checkpoint(folder).get('config') or {}
+    if given is None or not stored: return
+    # a resumed run may be planned longer (`resume_run(folder, epochs=...)`, `cnn-course resume --epochs`); nothing else
+    changed = ', '.join(f'{k} {stored.get(k)!r} -> {given.get(k)!r}' for k in sorted(set(stored) | set(given))
+                        if stored.get(k) != given.get(k) and k != 'epochs')
+    if not changed: return
+    raise CheckpointError(f'{folder} holds a run set up differently ({changed}): resuming it would continue that run, '
+                          f'not this one. Start this one in another folder (or delete that one), or continue that run '
+                          f'as it was set up with resume_run({str(folder)!r})')
+
 def resume(folder, # a run folder written by `Checkpoint` (or a checkpoint file)
            net, # the model, built as for the first run
            optimizer=None, # its optimizer, built as for the first run
@@ -289,6 +302,7 @@ def resume(folder, # a run folder written by `Checkpoint` (or a checkpoint file)
            epochs:int|None=None, # the epoch the continued run will end with, for the message (default: the planned one)
           ) -> np.ndarray:
     "Restore a run from its last checkpoint, random generators included; return its history for `fit` to continue."
+    _check_same_setup(folder, callbacks)
     ckpt = load_checkpoint(folder, net, optimizer, scheduler, callbacks, restore_rng=True)
     print_main(f'resumed from epoch {ckpt["epoch"]} of {ckpt["last_epoch"] if epochs is None else epochs}' + (' (the run had stopped early)' if ckpt['stopped'] else ''))
     return ckpt['history']

@@ -10,8 +10,8 @@ from typing import Callable
 import numpy as np
 
 # %% auto #0
-__all__ = ['get_device', 'torch_seed', 'rng_state', 'set_rng_state', 'is_quick', 'quick', 'live_output', 'DiskFullError',
-           'atomic_write', 'remove_stale_temps', 'NotWritableError', 'ensure_writable', 'plain_doc']
+__all__ = ['get_device', 'torch_seed', 'rng_state', 'set_rng_state', 'is_quick', 'quick', 'run_kind', 'live_output',
+           'DiskFullError', 'atomic_write', 'remove_stale_temps', 'NotWritableError', 'ensure_writable', 'plain_doc']
 
 # %% ../nbs/00_setup.ipynb #bb33c871
 def get_device(prefer:str|None=None, # a device to use instead of the best one found, e.g. 'cpu'
@@ -84,6 +84,12 @@ def quick(full, # the value a full lesson uses
          ):
     "`small` in quick mode, else `full`: how lessons size data and epochs."
     return small if is_quick() else full
+
+def run_kind(data:str, # what the run trains on, e.g. "Fashion-MNIST (10,000 images)"
+            ) -> str:
+    "The line a lesson's headline cell prints first: a full or a quick run, on what (the stored pages must show a full one)."
+    return f"{'quick run (quick mode: small data, few epochs)' if is_quick() else 'full run'} on {data}"
+
 
 # %% ../nbs/00_setup.ipynb #69c2536e
 def live_output() -> bool:

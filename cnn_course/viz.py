@@ -276,6 +276,7 @@ def plot_history(history, # the array `fit` returned
 
 def evaluate_history(history, # the array `fit` returned
                      *,
+                     title:str='', # shown above the curves, e.g. the model and the data
                      show:bool=True, # True: leave it in pyplot, drawn at the end of a notebook cell and saved by `plt.savefig`; False: out of pyplot
                     ):
     "Print the first and last validation loss and accuracy, and plot the loss and accuracy curves."
@@ -283,7 +284,7 @@ def evaluate_history(history, # the array `fit` returned
     if len(h) == 0: raise ValueError('history is empty: train for at least one epoch first')
     print(f'first epoch: loss: {h[0,3]:.5f} accuracy: {h[0,4]:.5f}')
     print(f'last epoch:  loss: {h[-1,3]:.5f} accuracy: {h[-1,4]:.5f}')
-    fig = plot_history(h, fig=plt.figure(FigureClass=CourseFigure, figsize=(12, 4.5), layout='constrained'))
+    fig = plot_history(h, title, fig=plt.figure(FigureClass=CourseFigure, figsize=(12, 4.5), layout='constrained'))
     return _finish(fig, show)
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #c78bb41d
@@ -305,7 +306,8 @@ def _image_grid(images, titles, colours, ncols:int=10, legend:str|None=None):
     rows = math.ceil(len(images) / ncols)
     lines = max((t.count('\n') + 1 for t in titles), default=1)
     # constrained layout makes room for every title, one line or two, between the rows (tight_layout did not always)
-    fig = plt.figure(FigureClass=CourseFigure, figsize=(1.05 * ncols, (0.95 + 0.17 * lines) * rows + 0.3 * bool(legend)),
+    above = legend.count('\n') + 1 if legend else 0  # lines of text above the grid
+    fig = plt.figure(FigureClass=CourseFigure, figsize=(1.05 * ncols, (0.95 + 0.17 * lines) * rows + 0.3 * above),
                      layout='constrained')
     for i, (image, title, colour) in enumerate(zip(images, titles, colours)):
         ax = fig.add_subplot(rows, ncols, i + 1)
@@ -320,6 +322,7 @@ def show_images_labels(loader, # yields `(images, labels)`; the first batch is s
                        device, # where `net` lives (unused when `net` is None)
                        n:int=50, # how many images at most
                        *,
+                       title:str='', # shown above the grid, e.g. the data's name
                        show:bool=True, # True: leave it in pyplot, drawn at the end of a notebook cell and saved by `plt.savefig`; False: out of pyplot
                       ):
     "Show the first `n` images of `loader` titled with their labels, or `true:predicted` (two lines when long) with mistakes in red."
@@ -336,7 +339,8 @@ def show_images_labels(loader, # yields `(images, labels)`; the first batch is s
         guesses = [classes[p] for p in predicted[:count]]
         titles = [_pair_title(t, g) for t, g in zip(truths, guesses)]
         colours = ['k' if g == t else 'r' for t, g in zip(truths, guesses)]
-    fig = _image_grid(images[:count], titles, colours, legend=None if predicted is None else PAIR_LEGEND + '; red: a mistake')
+    legend = '\n'.join(filter(None, [title, None if predicted is None else PAIR_LEGEND + '; red: a mistake']))
+    fig = _image_grid(images[:count], titles, colours, legend=legend or None)
     return _finish(fig, show)
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #b25774ca
@@ -441,6 +445,7 @@ def plot_confusion_matrix(loader, # the test data
                           device, # where `net` lives
                           *,
                           normalize:bool=True, # show each row as fractions of its true class (False: counts)
+                          title:str='', # shown above the matrix, e.g. the model and the data
                           show:bool=True, # True: leave it in pyplot, drawn at the end of a notebook cell and saved by `plt.savefig`; False: out of pyplot
                          ):
     "Draw the confusion matrix: rows are true classes, columns predictions; the diagonal is what was right."
@@ -452,6 +457,7 @@ def plot_confusion_matrix(loader, # the test data
     fig.colorbar(im, ax=ax, fraction=0.046)
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha='right'); ax.set_yticks(range(len(classes)), classes)
     ax.set_xlabel('predicted class'); ax.set_ylabel('true class')
+    if title: ax.set_title(title, fontsize=10)
     top = values.max().item()
     for i in range(len(classes)):
         for j in range(len(classes)):
@@ -466,6 +472,7 @@ def show_misclassified(loader, # the test data
                        device, # where `net` lives
                        n:int=20, # how many mistakes to show at most
                        *,
+                       title:str='', # shown above the grid, e.g. the data's name
                        show:bool=True, # True: leave it in pyplot, drawn at the end of a notebook cell and saved by `plt.savefig`; False: out of pyplot
                       ):
     "Show the first `n` test images `net` gets wrong, titled `true:predicted`."
@@ -478,7 +485,7 @@ def show_misclassified(loader, # the test data
         return None
     images = for_display(images, loader)
     titles = [_pair_title(classes[t], classes[g]) for t, g in zip(truths, guesses)]
-    fig = _image_grid(images, titles, ['r'] * len(titles), legend=PAIR_LEGEND)
+    fig = _image_grid(images, titles, ['r'] * len(titles), legend='\n'.join(filter(None, [title, PAIR_LEGEND])))
     return _finish(fig, show)
 
 # %% ../nbs/08_inside.ipynb #8873a17e

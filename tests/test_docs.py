@@ -230,3 +230,49 @@ def test_deploy_workflow_renders_with_quarto_and_pinned_nbdev():
 def test_docs_constraints_pin_nbdev_2_companions():
     lines = {l.split('#')[0].replace(' ', '') for l in (ROOT / '.github' / 'docs-constraints.txt').read_text().splitlines()}
     assert {'nbdev==2.4.14', 'fastcore>=1.12.27,<2', 'execnb<0.2', 'ghapi<2'} <= lines, lines
+
+
+# The results page (nbs/results.ipynb) against the lessons' stored outputs
+
+def _stored_text(name, cell_start):
+    "The stdout a lesson stored for its cells whose source starts with `cell_start`."
+    return ''.join(''.join(o.get('text', '')) for c in _cells(NBS / name) if _src(c).startswith(cell_start)
+                   for o in c.get('outputs', []) if o.get('output_type') == 'stream')
+
+
+def _results_row(lesson_file):
+    rows = [l for l in _src(_cells(NBS / 'results.ipynb')[1]).splitlines() if l.startswith(f'| [') and f']({lesson_file})' in l]
+    assert rows, f'results.ipynb has no row for {lesson_file}'
+    return rows[0]
+
+
+def results_disagreements() -> list:
+    "Numbers the results page gives for lessons 2 and 4 that their stored (full-run) outputs do not show."
+    problems = []
+    lasts = re.findall(r'last epoch:  loss: [\d.]+ accuracy: ([\d.]+)', _stored_text('02_fc_vs_cnn.ipynb', 'evaluate_history(history'))
+    row = _results_row('02_fc_vs_cnn.ipynb')
+    for model, acc in zip(('flat net', 'CNN'), lasts):
+        if f'{model} **{100 * float(acc):.2f}%**' not in row: problems.append(f'lesson 2: {model} {float(acc):.2%} not in {row!r}')
+    if len(lasts) != 2: problems.append(f'lesson 2 stores {len(lasts)} learning-curve summaries, expected 2')
+    overall = re.search(r'Test Accuracy \(Overall\): +\d+% \((\d+)/(\d+)\)', _stored_text('04_checkpointing.ipynb', 'print(run_kind(data_name))\ntable = per_class_accuracy('))
+    row = _results_row('04_checkpointing.ipynb')
+    if overall is None: problems.append('lesson 4 stores no overall test accuracy')
+    elif f'**{100 * int(overall[1]) / int(overall[2]):.2f}%** test accuracy' not in row:
+        problems.append(f'lesson 4: {int(overall[1]) / int(overall[2]):.2%} not in {row!r}')
+    return problems
+
+
+def test_results_page_agrees_with_the_stored_runs():
+    assert results_disagreements() == []
+
+
+def test_the_results_check_fails_on_a_stale_number(tmp_path, monkeypatch):
+    "Planted: the page says 65.00% where lesson 2's stored run shows 64.74%."
+    page = NBS / 'results.ipynb'
+    stale = json.loads(page.read_text(encoding='utf-8'))
+    stale['cells'][1]['source'] = [l.replace('flat net **64.74%**', 'flat net **65.00%**') for l in stale['cells'][1]['source']]
+    (tmp_path / 'results.ipynb').write_text(json.dumps(stale))
+    real_cells = _cells
+    monkeypatch.setitem(globals(), '_cells', lambda p: real_cells(tmp_path / 'results.ipynb' if Path(p).name == 'results.ipynb' else p))
+    problems = results_disagreements()
+    assert len(problems) == 1 and problems[0].startswith('lesson 2: flat net 64.74% not in '), problems

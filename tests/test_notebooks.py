@@ -148,3 +148,44 @@ def test_no_other_installs_and_export_cell_is_guarded(name):
             d = _directives(src)
             assert d.get('eval') == 'false', f'{name} cell {i + 1}: the nbdev_export() cell needs `#| eval: false`'
             assert re.search(r'^\s*if\b.*:\s*$', src, re.M), f"{name} cell {i + 1}: guard nbdev_export() (e.g. `if Path('../settings.ini').exists():`)"
+
+
+# --- headline cells: their stored outputs come from a full run (issue 23) --------------------------------------------
+
+HEADLINE = 'print(run_kind('  # how a headline cell starts its output
+
+
+def quick_headlines(nb:dict) -> list:
+    """The headline cells (those that `print(run_kind(...))`) whose stored output is not a full run's: a quick run's
+    line, or no line at all (never run, or cleared)."""
+    problems = []
+    for i, cell in enumerate(nb['cells']):
+        if cell['cell_type'] != 'code' or HEADLINE not in _src(cell): continue
+        text = ''.join(''.join(o.get('text', '')) for o in cell.get('outputs', []) if o.get('output_type') == 'stream')
+        kinds = re.findall(r'^(full|quick) run\b', text, re.M)
+        if not kinds or set(kinds) != {'full'}: problems.append(f'cell {i}: stored output from {kinds or "no run"}')
+    return problems
+
+
+HEADLINED = [name for name in LESSONS if any(HEADLINE in _src(c) for c in _nb(name)['cells'] if c['cell_type'] == 'code')]
+
+
+def test_some_lessons_have_headline_cells():
+    assert {'02_fc_vs_cnn.ipynb', '04_checkpointing.ipynb'} <= set(HEADLINED), HEADLINED
+
+
+@pytest.mark.parametrize('name', HEADLINED)
+def test_headline_cells_store_a_full_run(name):
+    "Refresh with `python tools/store_outputs.py nbs/NAME` (a full run), then nbdev_clean."
+    assert quick_headlines(_nb(name)) == []
+
+
+def test_the_headline_check_fails_on_a_quick_run():
+    "The fault it guards against, planted: a headline cell re-run in quick mode, and one whose output was cleared."
+    nb = _nb('02_fc_vs_cnn.ipynb')
+    i = next(i for i, c in enumerate(nb['cells']) if c['cell_type'] == 'code' and HEADLINE in _src(c))
+    nb['cells'][i]['outputs'] = [{'output_type': 'stream', 'name': 'stdout',
+                                  'text': ['quick run (quick mode: small data, few epochs) on colour-fashion\n']}]
+    assert quick_headlines(nb) == [f"cell {i}: stored output from ['quick']"]
+    nb['cells'][i]['outputs'] = []
+    assert quick_headlines(nb) == [f'cell {i}: stored output from no run']
