@@ -166,7 +166,7 @@ def test_failed_download_becomes_file_not_found(tmp_path, full_mode, monkeypatch
 
 
 def test_names_and_limits_are_validated():
-    with pytest.raises(ValueError, match="one of \\('mnist', 'fashion-mnist', 'cifar10'\\)"): load_dataset('svhn')
+    with pytest.raises(ValueError, match="one of \\('mnist', 'fashion-mnist', 'cifar10', 'colour-fashion'\\)"): load_dataset('svhn')
     for bad in (0, -1, 1.5, True, '10'):
         with pytest.raises(ValueError, match='limit'): load_dataset('mnist', limit=bad)
 

@@ -97,15 +97,15 @@ return Array.from(document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidde
 
 
 @contextlib.contextmanager
-def headless_chromium(home:Path):
-    "Debian's Chromium, headless, through its chromedriver (Selenium is told where: it downloads nothing)."
+def headless_chromium(home:Path, *arguments:str):
+    "Debian's Chromium, headless, through its chromedriver (Selenium is told where: it downloads nothing), with `arguments`."
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in ('--headless=new', '--window-size=1400,1000', f'--user-data-dir={home / "chromium"}',
                 '--disable-dev-shm-usage',  # containers have a small /dev/shm
-                *(['--no-sandbox'] if os.geteuid() == 0 else [])):  # Chromium's sandbox refuses to run as root
+                *(['--no-sandbox'] if os.geteuid() == 0 else []), *arguments):  # Chromium's sandbox refuses to run as root
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER, env={**os.environ, 'HOME': str(home)}), options=options)
     try: yield driver

@@ -37,6 +37,8 @@ def outputs_of(messages:list) -> list:
                 text = ''.join(l for l in text.splitlines(keepends=True) if not PROGRESS.match(l.replace('\r', '').strip()))
             if text.strip(): outputs.append({'output_type': 'stream', 'name': content['name'], 'text': text})
         elif kind == 'execute_result':
+            # a value that displayed itself (a helper's CourseFigure) leaves a result without data: an empty output
+            if not content['data']: continue
             outputs.append({'output_type': 'execute_result', 'data': content['data'], 'metadata': content['metadata'],
                             'execution_count': None})
         elif kind == 'display_data':

@@ -2,7 +2,8 @@
 # Run every check CI runs: the library matches the notebooks, the notebooks are clean, README.md,
 # the API pages and the docs config are up to date, nbdev's docs pre-render step passes (offline),
 # every notebook runs in a real Jupyter kernel (quick mode), and the pytest suite passes (it includes lesson 3 run
-# with Run All in JupyterLab in a headless browser).
+# with Run All in JupyterLab in a headless browser, and every docs page, rendered from the _proc/ the docs step
+# just wrote, checked in that browser).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # tools/setup.sh (and so CI) installs into .venv; without one, the python on PATH is used
@@ -45,6 +46,7 @@ echo "== pytest"
 # takes seconds) and small single-threaded runs, which two workers overlap; the processes the tests start inherit
 # the one thread (measured on a 2-core AVX-512 machine: 436 s in one worker, 241 s in two)
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-# lesson 3 in JupyterLab in headless Chromium (tests/test_jupyterlab.py): here a missing browser fails the run
+# lesson 3 in JupyterLab and the rendered pages in headless Chromium (tests/test_jupyterlab.py, tests/test_pages.py):
+# here a missing browser fails the run
 export CNN_COURSE_BROWSER_TEST=required
 python -m pytest tests -q -p no:cacheprovider -n 2 --durations=10
