@@ -14,7 +14,7 @@ from torchvision import datasets, transforms
 from .core import atomic_write, get_device, is_quick, remove_stale_temps
 
 # %% auto #0
-__all__ = ['DATA_ROOT', 'DEBIAN_FASHION_MNIST', 'MNIST_CLASSES', 'FASHION_MNIST_CLASSES', 'CIFAR10_CLASSES', 'STAND_IN', 'DATASETS', 'IMAGE_SHAPES', 'CLASS_NAMES', 'make_transform', 'write_synthetic_idx', 'write_synthetic_cifar10', 'SyntheticCIFAR10', 'ColourFashion', 'DamagedDataError', 'decompress_idx', 'DatasetNotFoundError', 'load_dataset', 'on_disk', 'colour_canvases', 'write_colour_fashion', 'cifar10_or_stand_in', 'train_val_split', 'DeviceLoader', 'dataset_classes', 'find_normalize', 'WORKING_SIDE', 'BLANK_CONTRAST', 'ImageError', 'LoadedImage', 'load_image']
+__all__ = ['DATA_ROOT', 'DEBIAN_FASHION_MNIST', 'MNIST_CLASSES', 'FASHION_MNIST_CLASSES', 'CIFAR10_CLASSES', 'STAND_IN', 'DATASETS', 'IMAGE_SHAPES', 'CLASS_NAMES', 'make_transform', 'write_synthetic_idx', 'write_synthetic_cifar10', 'SyntheticCIFAR10', 'ColourFashion', 'DamagedDataError', 'decompress_idx', 'DatasetNotFoundError', 'load_dataset', 'on_disk', 'colour_canvases', 'write_colour_fashion', 'dataset_or_stand_in', 'cifar10_or_stand_in', 'train_val_split', 'DeviceLoader', 'dataset_classes', 'find_normalize', 'WORKING_SIDE', 'BLANK_CONTRAST', 'ImageError', 'LoadedImage', 'load_image']
 
 # %% ../nbs/00a_data.ipynb #297aba2e
 DATA_ROOT = './data' # where datasets are kept and downloaded to (torchvision's layout)
@@ -386,20 +386,33 @@ def _make_stand_in(root:Path, train, transform, download, tried:list):
             raise DatasetNotFoundError(f'{STAND_IN} is made from Fashion-MNIST, which was not found: {e.template}') from e
     return _read(ColourFashion, root, train, transform, root / ColourFashion.base_folder)
 
+_NAMES = {'mnist': 'MNIST', 'fashion-mnist': 'Fashion-MNIST', 'cifar10': 'CIFAR-10', STAND_IN: 'Colour Fashion'}
+_STAND_INS = {STAND_IN: "real Fashion-MNIST pictures on 32x32 colour canvases, with Fashion-MNIST's class names",
+              'fashion-mnist': 'the same 28x28 grey pictures in the same file format, of clothes, not digits'}
+
+def dataset_or_stand_in(name:str, # the dataset the lesson is about, e.g. 'cifar10'
+                        stand_in:str, # what to use when it cannot be had, e.g. `STAND_IN`
+                        root:str|Path=DATA_ROOT, # where `load_dataset` looks
+                        download:bool=True, # may `name` be downloaded (never in quick mode)
+                       ) -> str:
+    "`name` when it is on disk or downloads now, else `stand_in`, with one line saying so."
+    name, stand_in = _canonical_name(name), _canonical_name(stand_in)
+    if on_disk(name, root): return name
+    if download and not is_quick():
+        try:
+            load_dataset(name, root=root, download=True)
+            return name
+        except DatasetNotFoundError: why = 'could not be downloaded'
+    else: why = 'is not on disk' + (' (quick mode never downloads)' if is_quick() else '')
+    print(f"{_NAMES[name]} {why}: this run uses its stand-in {stand_in!r} ({_STAND_INS[stand_in]}); its numbers are "
+          f"its own, not {_NAMES[name]}'s")
+    return stand_in
+
 def cifar10_or_stand_in(root:str|Path=DATA_ROOT, # where `load_dataset` looks
                         download:bool=True, # may CIFAR-10 be downloaded (never in quick mode)
                        ) -> str:
     "'cifar10' when CIFAR-10 is on disk or downloads now, else `STAND_IN` with one line saying so: the dataset of lessons 2 and 4."
-    if on_disk('cifar10', root): return 'cifar10'
-    if download and not is_quick():
-        try:
-            load_dataset('cifar10', root=root, download=True)
-            return 'cifar10'
-        except DatasetNotFoundError: why = 'could not be downloaded'
-    else: why = 'is not on disk' + (' (quick mode never downloads)' if is_quick() else '')
-    print(f"CIFAR-10 {why}: this run uses its stand-in {STAND_IN!r} (real Fashion-MNIST pictures on 32x32 colour "
-          f"canvases, with Fashion-MNIST's class names); its numbers are its own, not CIFAR-10's")
-    return STAND_IN
+    return dataset_or_stand_in('cifar10', STAND_IN, root, download)
 
 # %% ../nbs/00a_data.ipynb #d4c8a982
 def train_val_split(dataset:Dataset, # the dataset to split (e.g. a training set)

@@ -247,13 +247,18 @@ def _results_row(lesson_file):
 
 
 def results_disagreements() -> list:
-    "Numbers the results page gives for lessons 2 and 4 that their stored (full-run) outputs do not show."
+    "Numbers the results page gives for lessons 1, 2 and 4 that their stored (full-run) outputs do not show."
     problems = []
     lasts = re.findall(r'last epoch:  loss: [\d.]+ accuracy: ([\d.]+)', _stored_text('02_fc_vs_cnn.ipynb', 'evaluate_history(history'))
     row = _results_row('02_fc_vs_cnn.ipynb')
     for model, acc in zip(('flat net', 'CNN'), lasts):
         if f'{model} **{100 * float(acc):.2f}%**' not in row: problems.append(f'lesson 2: {model} {float(acc):.2%} not in {row!r}')
     if len(lasts) != 2: problems.append(f'lesson 2 stores {len(lasts)} learning-curve summaries, expected 2')
+    scored = _stored_text('01_conv_basics.ipynb', 'model.eval()\ncorrect, total = torch.zeros')
+    lesson1 = re.search(r'test accuracy: ([\d.]+)% on', scored)
+    if lesson1 is None: problems.append('lesson 1 stores no test accuracy')
+    elif f'**{lesson1[1]}%** test accuracy' not in _results_row('01_conv_basics.ipynb'):
+        problems.append(f'lesson 1: {lesson1[1]}% not in its row')
     overall = re.search(r'Test Accuracy \(Overall\): +\d+% \((\d+)/(\d+)\)', _stored_text('04_checkpointing.ipynb', 'print(run_kind(data_name))\ntable = per_class_accuracy('))
     row = _results_row('04_checkpointing.ipynb')
     if overall is None: problems.append('lesson 4 stores no overall test accuracy')
