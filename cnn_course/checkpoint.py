@@ -283,8 +283,9 @@ class Checkpoint(Callback):
 def _check_same_setup(folder, callbacks):
     "Refuse to continue a run that was set up differently from the `Checkpoint(config=...)` given (e.g. a quick run)."
     given = next((cb.config for cb in callbacks if isinstance(cb, Checkpoint) and cb.config), None)
+    if given is None: return  # nothing to compare with (a plain `Checkpoint(folder)`)
     stored = read_checkpoint(folder).get('config') or {}
-    if given is None or not stored: return
+    if not stored: return
     # a resumed run may be planned longer (`resume_run(folder, epochs=...)`, `cnn-course resume --epochs`); nothing else
     changed = ', '.join(f'{k} {stored.get(k)!r} -> {given.get(k)!r}' for k in sorted(set(stored) | set(given))
                         if stored.get(k) != given.get(k) and k != 'epochs')

@@ -301,7 +301,7 @@ def load_dataset(name:str, # one of `DATASETS`: 'mnist', 'fashion-mnist', 'cifar
     root, tried, quick_mode = Path(root).expanduser(), [], is_quick()
     ds = _try_local(cls, root, train, transform, tried)
     if ds is None: ds = _try_debian(cls, root, train, transform, tried)
-    if ds is None and cls is ColourFashion: ds = _make_stand_in(root, train, transform, download, tried)
+    if ds is None and cls is ColourFashion: ds = _make_stand_in(root, train, transform, download)
     if ds is None and quick_mode:
         n_train, n_test = _QUICK_SIZES
         if limit is not None:  # an explicit limit wins, so write at least that many
@@ -370,7 +370,7 @@ def write_colour_fashion(root:str|Path=DATA_ROOT, # files go to <root>/colour-fa
         parts.append((colour_canvases(ds.data.numpy()[:n], seed=[seed, stream]), ds.targets.numpy()[:n]))
     return _write_cifar_files(Path(root) / ColourFashion.base_folder, *parts, ds.classes, ColourFashion.sums_file, STAND_IN)
 
-def _make_stand_in(root:Path, train, transform, download, tried:list):
+def _make_stand_in(root:Path, train, transform, download):
     "Step 2 for the stand-in: made from Fashion-MNIST and kept under `root` (in quick mode without it: a private folder)."
     if not on_disk('fashion-mnist', root) and is_quick():  # from synthetic Fashion-MNIST: never left where real data goes
         key = ('ColourFashion',)
@@ -404,8 +404,9 @@ def dataset_or_stand_in(name:str, # the dataset the lesson is about, e.g. 'cifar
             return name
         except DatasetNotFoundError: why = 'could not be downloaded'
     else: why = 'is not on disk' + (' (quick mode never downloads)' if is_quick() else '')
-    print(f"{_NAMES[name]} {why}: this run uses its stand-in {stand_in!r} ({_STAND_INS[stand_in]}); its numbers are "
-          f"its own, not {_NAMES[name]}'s")
+    about = f' ({_STAND_INS[stand_in]})' if stand_in in _STAND_INS else ''
+    print(f"{_NAMES[name]} {why}: this run uses its stand-in {stand_in!r}{about}; its numbers are its own, not "
+          f"{_NAMES[name]}'s")
     return stand_in
 
 def cifar10_or_stand_in(root:str|Path=DATA_ROOT, # where `load_dataset` looks
