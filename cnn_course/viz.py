@@ -301,8 +301,9 @@ def _pair_title(true:str, guess:str) -> str:
 
 PAIR_LEGEND = 'each title: true class:predicted class'  # said once, above every grid of pairs
 
-def _image_grid(images, titles, colours, ncols:int=10, legend:str|None=None):
-    "A figure of `images` in rows of `ncols`, each under its title (one or two lines) in its colour; `legend` above all."
+def _image_grid(images, titles, colours, ncols:int=10, legend:str|None=None, title:str=''):
+    "A figure of `images` in rows of `ncols`, each under its title (one or two lines) in its colour; `title`, `legend` above all."
+    legend = '\n'.join(filter(None, [title, legend]))
     rows = math.ceil(len(images) / ncols)
     lines = max((t.count('\n') + 1 for t in titles), default=1)
     # constrained layout makes room for every title, one line or two, between the rows (tight_layout did not always)
@@ -339,8 +340,8 @@ def show_images_labels(loader, # yields `(images, labels)`; the first batch is s
         guesses = [classes[p] for p in predicted[:count]]
         titles = [_pair_title(t, g) for t, g in zip(truths, guesses)]
         colours = ['k' if g == t else 'r' for t, g in zip(truths, guesses)]
-    legend = '\n'.join(filter(None, [title, None if predicted is None else PAIR_LEGEND + '; red: a mistake']))
-    fig = _image_grid(images[:count], titles, colours, legend=legend or None)
+    fig = _image_grid(images[:count], titles, colours, legend=None if predicted is None else PAIR_LEGEND + '; red: a mistake',
+                      title=title)
     return _finish(fig, show)
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #b25774ca
@@ -485,7 +486,7 @@ def show_misclassified(loader, # the test data
         return None
     images = for_display(images, loader)
     titles = [_pair_title(classes[t], classes[g]) for t, g in zip(truths, guesses)]
-    fig = _image_grid(images, titles, ['r'] * len(titles), legend='\n'.join(filter(None, [title, PAIR_LEGEND])))
+    fig = _image_grid(images, titles, ['r'] * len(titles), legend=PAIR_LEGEND, title=title)
     return _finish(fig, show)
 
 # %% ../nbs/08_inside.ipynb #8873a17e
