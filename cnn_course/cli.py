@@ -12,10 +12,10 @@ from .core import DiskFullError, NotWritableError, atomic_write, ensure_writable
 
 # %% auto #0
 __all__ = ['MODEL_HELP', 'DATASETS', 'DEFAULT_MODELS', 'DEVICES', 'OPTIMIZERS', 'SCHEDULERS', 'AMP', 'IMAGE_SHAPES',
-           'MODEL_INPUTS', 'BATCH_NORM_MODELS', 'RECIPES', 'RESULT_FILES', 'TEST_SET_WARNING', 'CLI_RECORD',
-           'RUN_FOLDER_FILES', 'VIEW_FILES', 'EXPLAINED_FILE', 'COMMANDS', 'LAUNCH_OPTIONS', 'CLIError', 'build_parser',
-           'config_from_args', 'check_args', 'history_csv', 'save_results', 'callback_results', 'train_command',
-           'resume_command', 'save_views', 'evaluate_command', 'predict_command', 'main']
+           'MODEL_INPUTS', 'BATCH_NORM_MODELS', 'RECIPES', 'RECIPE_HELP', 'RESULT_FILES', 'TEST_SET_WARNING',
+           'CLI_RECORD', 'RUN_FOLDER_FILES', 'VIEW_FILES', 'EXPLAINED_FILE', 'COMMANDS', 'LAUNCH_OPTIONS', 'CLIError',
+           'build_parser', 'config_from_args', 'check_args', 'history_csv', 'save_results', 'callback_results',
+           'train_command', 'resume_command', 'save_views', 'evaluate_command', 'predict_command', 'main']
 
 # %% ../nbs/05_cli.ipynb #cdd7c357
 # The names of cnn_course.models.MODELS with a line of help each, readable without importing PyTorch
@@ -26,6 +26,7 @@ MODEL_HELP = {
     'cnn': "lesson 2's CNN, for 3x32x32 images (cifar10, colour-fashion)",
     'fashion_cnn': "lesson 3's CNN with batch norm and dropout, for 1x28x28 images (fashion-mnist, mnist)",
     'cifar_cnn': "lesson 4's CNN with dropout, for 3x32x32 images (cifar10, colour-fashion)",
+    'resnet': "lesson 7's small ResNet (residual blocks, global average pooling), for 1x28x28 images (fashion-mnist, mnist)",
 }
 
 # %% ../nbs/05_cli.ipynb #62325155
@@ -39,12 +40,16 @@ AMP = ('off', 'auto', 'bf16', 'fp16')  # --amp; off: float32
 IMAGE_SHAPES = {'mnist': (1, 28, 28), 'fashion-mnist': (1, 28, 28), 'cifar10': (3, 32, 32), 'colour-fashion': (3, 32, 32)}
 # What cnn_course.models.MODELS says about each model, for the checks made before PyTorch is imported:
 MODEL_INPUTS = {'mnist_cnn': (1, 28, 28), 'fc': None, 'cnn': (3, 32, 32), 'fashion_cnn': (1, 28, 28),
-                'cifar_cnn': (3, 32, 32)}  # the (C, H, W) images each takes; None: any image, flattened
-BATCH_NORM_MODELS = ('fashion_cnn',)  # these cannot train on batches of one image
+                'cifar_cnn': (3, 32, 32), 'resnet': (1, 28, 28)}  # the (C, H, W) images each takes; None: any image, flattened
+BATCH_NORM_MODELS = ('fashion_cnn', 'resnet')  # these cannot train on batches of one image
 RECIPES = {  # --recipe NAME: these options' defaults (cnn_course.runs.RECIPES; the notebook checks they are the same)
     'fast': dict(optimizer='adamw', lr=5e-3, weight_decay=0.05, scheduler='onecycle', label_smoothing=0.1,
                  batch_size=128, epochs=16, amp='auto', channels_last=True),
+    'resnet': dict(model='resnet', optimizer='adamw', lr=5e-3, weight_decay=0.05, scheduler='onecycle', label_smoothing=0.1,
+                   batch_size=128, epochs=20, amp='auto', channels_last=True, shift=2, erase=0.5),
 }
+RECIPE_HELP = {'fast': "lesson 3's fast recipe: about 93%% test accuracy on fashion-mnist, in minutes on two CPU cores",
+               'resnet': "lesson 7's ResNet with augmentation, for fashion-mnist"}
 
 class CLIError(Exception):
     "A problem with the command's input: `main` prints it as one line and returns 2."
@@ -107,6 +112,20 @@ def _not_negative(text:str) -> float:
     if not (math.isfinite(value) and value >= 0): raise argparse.ArgumentTypeError(f'must be at least 0, got {text!r}')
     return value
 
+def _share(text:str) -> float:
+    "An argparse `type` for --erase: a share from 0 to 1, both included."
+    try: value = float(text)
+    except ValueError: raise argparse.ArgumentTypeError(f'expected a share such as 0.5, got {text!r}') from None
+    if not 0 <= value <= 1: raise argparse.ArgumentTypeError(f'must be from 0 to 1, got {text!r}')
+    return value
+
+def _not_negative_int(text:str) -> int:
+    "An argparse `type` for --shift: a whole number of at least 0."
+    try: value = int(text)
+    except ValueError: raise argparse.ArgumentTypeError(f'expected a whole number such as 2, got {text!r}') from None
+    if value < 0: raise argparse.ArgumentTypeError(f'must be at least 0, got {text!r}')
+    return value
+
 def _positive(cast:type) -> Callable:
     "An argparse `type` that reads a finite number greater than 0 with `cast` (int or float)."
     def parse(text):
@@ -121,11 +140,11 @@ def _positive(cast:type) -> Callable:
 def _add_train_options(p:argparse.ArgumentParser) -> None:
     "The options of `cnn-course train`."
     p.add_argument('--recipe', choices=list(RECIPES), default=None,
-                   help='start from a named set of settings; options given on the command line replace its values. '
-                        'fast: ' + ', '.join(f'--{k.replace("_", "-")}' + ('' if v is True else f' {v}')
-                                             for k, v in RECIPES['fast'].items()) +
-                        " (lesson 3's fast recipe: about 93%% test accuracy on fashion-mnist, in minutes on two "
-                        'CPU cores; default: none, the options as listed below)')
+                   help='start from a named set of settings; options given on the command line replace its values. ' +
+                        '; '.join(f'{name}: ' + ', '.join(f'--{k.replace("_", "-")}' + ('' if v is True else f' {v}')
+                                                        for k, v in settings.items()) + f' ({RECIPE_HELP[name]})'
+                                  for name, settings in RECIPES.items()) +
+                        ' (default: none, the options as listed below)')
     p.add_argument('--model', choices=list(MODEL_HELP), default=None, help='the network to train: ' +
                    '; '.join(f'{name}: {about}' for name, about in MODEL_HELP.items()) + ' (default: per dataset, ' +
                    ', '.join(f'{model} for {dataset}' for dataset, model in DEFAULT_MODELS.items()) + ')')
@@ -161,6 +180,12 @@ def _add_train_options(p:argparse.ArgumentParser) -> None:
                         '(SyncBatchNorm) instead of each process\'s part of it')
     p.add_argument('--channels-last', action='store_true',
                    help='train a conv net in channels-last memory layout (faster convolutions, especially with --amp)')
+    p.add_argument('--shift', type=_not_negative_int, default=0, metavar='PIXELS',
+                   help='augmentation (lesson 7): move each training picture by up to PIXELS pixels each way, anew '
+                        'every epoch (0: off)')
+    p.add_argument('--flip', action='store_true', help='augmentation: mirror a random half of the training pictures')
+    p.add_argument('--erase', type=_share, default=0.0, metavar='P',
+                   help='augmentation: erase a random rectangle in a share P of the training pictures (0: off)')
     p.add_argument('--patience', type=_positive(int), default=None, metavar='N',
                    help='stop early when the validation loss has not improved for N epochs, and keep the best '
                         "epoch's weights (default: off, train all --epochs)")
@@ -231,6 +256,9 @@ def _add_run_commands(commands) -> None:
     e.add_argument('--explain', action='store_true',
                    help='also write misclassified_explained_SPLIT.png: each mistake beside its Grad-CAM heat map for '
                         'the class the model chose (a convolutional model only)')
+    e.add_argument('--tta', action='store_true',
+                   help='test-time augmentation (lesson 7): average the probabilities over the picture and its four '
+                        'one-pixel shifts (five times the work)')
     e.add_argument('--device', choices=DEVICES, default='auto', help='where to evaluate')
     p = commands.add_parser('predict', formatter_class=_HelpFormatter,
         help="classify your own pictures (PNG, JPEG, GIF, TIFF, ...) with a run's model",
@@ -285,7 +313,7 @@ def _option(field:str, value:str) -> str:
     try: value = ast.literal_eval(value)
     except (ValueError, SyntaxError): pass  # not a literal: show it as it is
     if field == 'download': return '--download' if value else '--no-download'
-    if field in ('channels_last', 'sync_bn'): return name  # flags: the option alone
+    if field in ('channels_last', 'sync_bn', 'flip'): return name  # flags: the option alone
     return f'{name} {value}'
 
 def _fill(template:str, args:argparse.Namespace) -> Path:
@@ -304,7 +332,7 @@ def config_from_args(args:argparse.Namespace, # the options of `cnn-course train
                      val_fraction=args.val_fraction, amp=None if args.amp == 'off' else args.amp,
                      channels_last=args.channels_last, weight_decay=args.weight_decay,
                      label_smoothing=args.label_smoothing, sync_bn=args.sync_bn,
-                     momentum=args.momentum)
+                     momentum=args.momentum, shift=args.shift, flip=args.flip, erase=args.erase)
 
 # what train writes into --out, in save_results' order: run.json last, so a folder that has it holds a complete run
 RESULT_FILES = ('history.csv', 'history.npy', 'curves.png', 'model.pt', 'run.json')
@@ -626,7 +654,7 @@ def evaluate_command(args:argparse.Namespace, # the options `build_parser` parse
         try: ensure_writable(folder, f'evaluate {folder}')  # the views go into the folder: check it before the work
         except NotWritableError as e: raise CLIError(str(e)) from None
         if args.explain: _check_explainable(args, folder)
-        return evaluate_run(folder, split=args.split, device=device)
+        return evaluate_run(folder, split=args.split, device=device, tta=args.tta)
     run = _run_folder_command(args, score)
     files = save_views(folder, run, args.split, explain=args.explain)
     which = 'best' if 'best' in run.scores else 'last'

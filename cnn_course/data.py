@@ -14,7 +14,7 @@ from torchvision import datasets, transforms
 from .core import atomic_write, get_device, is_quick, remove_stale_temps
 
 # %% auto #0
-__all__ = ['DATA_ROOT', 'DEBIAN_FASHION_MNIST', 'MNIST_CLASSES', 'FASHION_MNIST_CLASSES', 'CIFAR10_CLASSES', 'STAND_IN', 'DATASETS', 'IMAGE_SHAPES', 'CLASS_NAMES', 'make_transform', 'write_synthetic_idx', 'write_synthetic_cifar10', 'SyntheticCIFAR10', 'ColourFashion', 'DamagedDataError', 'decompress_idx', 'DatasetNotFoundError', 'load_dataset', 'on_disk', 'colour_canvases', 'write_colour_fashion', 'dataset_or_stand_in', 'cifar10_or_stand_in', 'train_val_split', 'DeviceLoader', 'dataset_classes', 'find_normalize', 'WORKING_SIDE', 'BLANK_CONTRAST', 'ImageError', 'LoadedImage', 'load_image']
+__all__ = ['DATA_ROOT', 'DEBIAN_FASHION_MNIST', 'MNIST_CLASSES', 'FASHION_MNIST_CLASSES', 'CIFAR10_CLASSES', 'STAND_IN', 'DATASETS', 'IMAGE_SHAPES', 'CLASS_NAMES', 'make_transform', 'write_synthetic_idx', 'write_synthetic_cifar10', 'SyntheticCIFAR10', 'ColourFashion', 'DamagedDataError', 'decompress_idx', 'DatasetNotFoundError', 'load_dataset', 'on_disk', 'colour_canvases', 'write_colour_fashion', 'dataset_or_stand_in', 'cifar10_or_stand_in', 'train_val_split', 'DeviceLoader', 'dataset_classes', 'find_normalize', 'WORKING_SIDE', 'BLANK_CONTRAST', 'ImageError', 'LoadedImage', 'load_image', 'BatchAugment', 'shifted', 'tta_views']
 
 # %% ../nbs/00a_data.ipynb #297aba2e
 DATA_ROOT = './data' # where datasets are kept and downloaded to (torchvision's layout)
@@ -497,10 +497,15 @@ class DeviceLoader:
                  shuffle:bool=False, # a new random order each epoch, drawn from torch's global generator
                  device=None, # where batches are made; None: `get_device()`
                  drop_last:bool=False, # skip the last short batch
+                 augment=None, # random changes made to every batch on the device, e.g. lesson 7's `BatchAugment`: an object with `draw(n, generator)` and `apply(images, draws)`
                 ):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f'batch_size={batch_size!r}: expected a positive int')
+        if augment is not None and not (callable(getattr(augment, 'draw', None)) and callable(getattr(augment, 'apply', None))):
+            raise TypeError(f'augment={augment!r}: expected an object with draw(n, generator) and apply(images, draws), '
+                            'e.g. BatchAugment(shift=2)')
         self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
+        self.augment = augment
         self.device = get_device() if device is None else torch.device(device)
         self.x, self.y = self._place(*_decode(dataset))
         # True only in the fallback: the data in pinned CPU memory, each batch copied to the GPU
@@ -559,6 +564,18 @@ class DeviceLoader:
             order = order[self.rank::self.world_size]
         return None if order is None else order.to(self.x.device, non_blocking=True)
 
+    def _augment_draws(self) -> dict|None:
+        "This epoch's draws for `augment`, one per position of the epoch (this process's positions, after `shard`)."
+        if self.augment is None: return None
+        n, w = len(self.y), self.world_size
+        positions = math.ceil(n / w) * w if w > 1 and self.pad else n
+        # Drawn on a CPU generator seeded from the global one, as the shuffle is: torch_seed repeats them, a checkpoint's
+        # random state resumes them, every device gets the same draws, and the processes of a distributed run, drawing
+        # alike, each take the draws of their own positions: together they augment as one process would.
+        g = torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())))
+        draws = self.augment.draw(positions, g)
+        return {k: v[self.rank::w].to(self.device, non_blocking=True) for k, v in draws.items()}
+
     def __len__(self) -> int:
         "The number of batches per epoch (of this process's part, after `shard`)."
         n = self._n_items()
@@ -566,19 +583,21 @@ class DeviceLoader:
 
     def __iter__(self):
         bs = self.batch_size
-        order = self._epoch_order()
+        order, draws = self._epoch_order(), self._augment_draws()
         for i in range(0, len(self) * bs, bs):
             if order is None: xb, yb = self.x[i:i + bs], self.y[i:i + bs]  # views: no copy
             else: j = order[i:i + bs]; xb, yb = self.x[j], self.y[j]
             if self._copy_batches:  # asynchronous copies need pinned memory; a shuffled batch is a new tensor
                 if not xb.is_pinned(): xb, yb = xb.pin_memory(), yb.pin_memory()
                 xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
+            if draws is not None: xb = self.augment.apply(xb, {k: v[i:i + bs] for k, v in draws.items()})
             yield xb, yb
 
     def __repr__(self) -> str:
         part = '' if self.world_size == 1 else f', part {self.rank} of {self.world_size} (pad={self.pad})'
         return (f'DeviceLoader({len(self.y)} items of shape {tuple(self.x.shape[1:])}, batch_size={self.batch_size}, '
-                f'shuffle={self.shuffle}, drop_last={self.drop_last}, device={self.device}, data on {self.x.device}{part})')
+                f'shuffle={self.shuffle}, drop_last={self.drop_last}, device={self.device}, data on {self.x.device}{part}'
+                + ('' if self.augment is None else f', augment={self.augment!r}') + ')')
 
 # %% ../nbs/00a_data.ipynb #a5b04d2d
 def _chain(obj):
@@ -793,3 +812,89 @@ def load_image(source, # a picture file (PNG, JPEG, GIF, TIFF, ...; any size, co
             image = image.point(lambda v: min(255, max(0, round(255 * (v - black) / (white - black)))))
             background = 0
     return LoadedImage(shrunk(image, background), bool(invert), blank, notes)
+
+# %% ../nbs/07_resnet_augment.ipynb #e2c65016
+import math
+import torch
+
+class BatchAugment:
+    "Random shifts, mirror images and erased rectangles, drawn for each picture and applied to whole batches on their device."
+    def __init__(self, shift:int=0, # move each picture by up to this many pixels each way; its edge pixels fill the gap
+                 flip:bool=False, # mirror half of the pictures left to right
+                 erase:float=0.0, # the share of pictures that get one rectangle erased (set to 0)
+                 erase_area:tuple=(0.02, 0.25), # the rectangle's area as a share of the picture's, drawn uniformly from this range
+                ):
+        if isinstance(shift, bool) or not isinstance(shift, int) or shift < 0:
+            raise ValueError(f'shift={shift!r}: expected a whole number of pixels, 0 or more')
+        if not 0 <= erase <= 1: raise ValueError(f'erase={erase!r}: expected a share between 0 and 1')
+        if not (len(erase_area) == 2 and 0 < erase_area[0] <= erase_area[1] <= 1):
+            raise ValueError(f'erase_area={erase_area!r}: expected (low, high) with 0 < low <= high <= 1')
+        self.shift, self.flip, self.erase, self.erase_area = shift, bool(flip), float(erase), tuple(map(float, erase_area))
+
+    def draw(self, n:int, # how many pictures
+             generator:torch.Generator|None=None, # the random numbers' source (None: torch's global one)
+            ) -> dict:
+        "The random choices for `n` pictures, one entry each: offsets, mirrors, rectangles (fractions of the room left)."
+        rand = lambda: torch.rand(n, generator=generator)
+        draws = {}
+        if self.shift:
+            draws['dy'] = torch.randint(-self.shift, self.shift + 1, (n,), generator=generator)
+            draws['dx'] = torch.randint(-self.shift, self.shift + 1, (n,), generator=generator)
+        if self.flip: draws['flip'] = rand() < 0.5
+        if self.erase:
+            low, high = self.erase_area
+            draws['erase'] = rand() < self.erase
+            draws['area'] = low + (high - low) * rand()
+            draws['aspect'] = torch.exp((2 * rand() - 1) * math.log(3.3))  # height/width, from 1/3.3 to 3.3 (torchvision's range)
+            draws['top'], draws['left'] = rand(), rand()
+        return draws
+
+    def apply(self, x:torch.Tensor, # a batch (B, C, H, W)
+              draws:dict, # `draw`'s answer for these B pictures (on any device)
+             ) -> torch.Tensor:
+        "The batch changed as `draws` says: a new tensor (`x` is left as it is), on `x`'s device."
+        b, c, h, w = x.shape
+        draws = {k: v.to(x.device, non_blocking=True) for k, v in draws.items()}
+        if self.shift:  # pixel (i, j) comes from (i - dy, j - dx), clamped inside the picture: the edge repeats
+            rows = (torch.arange(h, device=x.device) - draws['dy'][:, None]).clamp(0, h - 1)
+            cols = (torch.arange(w, device=x.device) - draws['dx'][:, None]).clamp(0, w - 1)
+            x = x[torch.arange(b, device=x.device)[:, None, None, None], torch.arange(c, device=x.device)[:, None, None],
+                  rows[:, None, :, None], cols[:, None, None, :]]
+        if self.flip: x = torch.where(draws['flip'][:, None, None, None], x.flip(-1), x)
+        if self.erase:
+            area = draws['area'] * h * w
+            height = (area * draws['aspect']).sqrt().round().clamp(1, h).long()
+            width = (area / draws['aspect']).sqrt().round().clamp(1, w).long()
+            top, left = (draws['top'] * (h - height + 1)).long(), (draws['left'] * (w - width + 1)).long()
+            i, j = torch.arange(h, device=x.device)[:, None], torch.arange(w, device=x.device)
+            inside = ((i >= top[:, None, None]) & (i < (top + height)[:, None, None]) &
+                      (j >= left[:, None, None]) & (j < (left + width)[:, None, None]) & draws['erase'][:, None, None])
+            x = x.masked_fill(inside[:, None], 0.0)
+        return x
+
+    def __call__(self, x:torch.Tensor, generator:torch.Generator|None=None) -> torch.Tensor:
+        "`apply` with fresh draws for the batch."
+        return self.apply(x, self.draw(len(x), generator))
+
+    def __repr__(self) -> str:
+        return f'BatchAugment(shift={self.shift}, flip={self.flip}, erase={self.erase}, erase_area={self.erase_area})'
+
+# %% ../nbs/07_resnet_augment.ipynb #e55fb7c2
+def shifted(x:torch.Tensor, # a batch (B, C, H, W)
+            dy:int, # pixels down (negative: up)
+            dx:int, # pixels right (negative: left)
+           ) -> torch.Tensor:
+    "`x` moved by (dy, dx), its edge pixels repeated into the gap, as `BatchAugment`'s shifts do."
+    b, c, h, w = x.shape
+    rows = (torch.arange(h, device=x.device) - dy).clamp(0, h - 1)
+    cols = (torch.arange(w, device=x.device) - dx).clamp(0, w - 1)
+    return x[:, :, rows][:, :, :, cols]
+
+def tta_views(shift:int=1, # how far the four shifted views move (0: no shifted views)
+              flip:bool=False, # also the mirror image
+             ) -> list:
+    "Views of a batch for test-time augmentation: the batch itself, moved `shift` pixels each way, and its mirror image."
+    views = [lambda x: x]
+    if shift: views += [lambda x, d=d: shifted(x, *d) for d in ((shift, 0), (-shift, 0), (0, shift), (0, -shift))]
+    if flip: views.append(lambda x: x.flip(-1))
+    return views

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['conv_output_size', 'MnistCNN', 'Net', 'CNN', 'FastDropout', 'FashionCNN', 'with_torch_dropout', 'CifarCNN', 'MODELS', 'ModelSpec']
+__all__ = ['conv_output_size', 'MnistCNN', 'Net', 'CNN', 'FastDropout', 'FashionCNN', 'with_torch_dropout', 'CifarCNN', 'conv_bn', 'ResBlock', 'ResNet', 'MODELS', 'ModelSpec']
 
 # %% ../nbs/01_conv_basics.ipynb #2e8ede9f
 def conv_output_size(w:int, # input width (or height) in pixels, W
@@ -169,6 +169,65 @@ class CifarCNN(nn.Module):
         x = self.dropout(x.flatten(1))  # flatten(1), not view(batch_size, -1): the last batch may be short
         return self.fc2(self.dropout(F.relu(self.fc1(x))))
 
+# %% ../nbs/07_resnet_augment.ipynb #42c63abb
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+def conv_bn(ni:int, # input channels
+            nf:int, # output channels
+            ks:int=3, # kernel size (padding keeps the size, before the stride)
+            stride:int=1, # 2: halve the height and width
+           ) -> nn.Sequential:
+    "A convolution without bias, then batch-norm (whose shift does the bias's job)."
+    return nn.Sequential(nn.Conv2d(ni, nf, ks, stride, ks // 2, bias=False), nn.BatchNorm2d(nf))
+
+class ResBlock(nn.Module):
+    "Two 3×3 convolutions with batch-norm added to a shortcut, `relu(convs(x) + shortcut(x))`; it starts as its shortcut."
+    def __init__(self, ni:int, # input channels
+                 nf:int, # output channels
+                 stride:int=1, # 2: halve the height and width
+                 residual:bool=True, # False: the same layers without the shortcut (a plain block, to compare)
+                ):
+        super().__init__()
+        self.residual = residual
+        self.convs = nn.Sequential(conv_bn(ni, nf, stride=stride), nn.ReLU(inplace=True), conv_bn(nf, nf))
+        # The last batch-norm's scale at 0: convs(x) is 0 at the start, so the block begins as its shortcut. A plain block
+        # keeps PyTorch's 1, or nothing at all would pass through it.
+        if residual: nn.init.zeros_(self.convs[-1][1].weight)
+        shortcut = []
+        if residual and stride != 1: shortcut.append(nn.AvgPool2d(stride, ceil_mode=True))  # the size, as the stride makes it
+        if residual and ni != nf: shortcut.append(conv_bn(ni, nf, ks=1))  # the channels
+        self.shortcut = nn.Sequential(*shortcut)  # empty: the identity
+
+    def forward(self, x):
+        out = self.convs(x)
+        return F.relu(out + self.shortcut(x)) if self.residual else F.relu(out)
+
+# %% ../nbs/07_resnet_augment.ipynb #4758a137
+class ResNet(nn.Module):
+    "A small ResNet: a stem convolution, stages of `ResBlock`s that each halve the picture, global average pooling, a linear layer."
+    def __init__(self, widths:tuple=(32, 64, 128, 256), # the stem's channels, then each stage's
+                 depths:tuple=(1, 1, 1), # blocks per stage; the first block of each halves the height and width
+                 n_output:int=10, # classes
+                 in_channels:int=1, # 1: grey pictures, 3: colour
+                 residual:bool=True, # False: the plain network of the same layers, to compare
+                ):
+        super().__init__()
+        widths, depths = tuple(widths), tuple(depths)
+        if len(widths) != len(depths) + 1 or min(depths, default=0) < 1:
+            raise ValueError(f'widths={widths}, depths={depths}: expected one width per stage plus the stem\'s, '
+                             'and at least one block per stage')
+        layers = [conv_bn(in_channels, widths[0]), nn.ReLU(inplace=True)]
+        for stage, depth in enumerate(depths):
+            ni, nf = widths[stage], widths[stage + 1]
+            layers += [ResBlock(ni if i == 0 else nf, nf, stride=2 if i == 0 else 1, residual=residual) for i in range(depth)]
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(widths[-1], n_output))
+        self.input_shape = (in_channels, 28, 28)  # what model_summary feeds it; any size from 8x8 up works
+
+    def forward(self, x): return self.head(self.features(x))
+
 # %% ../nbs/10_runs.ipynb #01b699d6
 import math
 from dataclasses import dataclass, field
@@ -199,4 +258,5 @@ MODELS = {
     'cnn': ModelSpec(CNN, (3, 32, 32), {'n_hidden': 128}),
     'fashion_cnn': ModelSpec(FashionCNN, (1, 28, 28)),
     'cifar_cnn': ModelSpec(CifarCNN, (3, 32, 32)),
+    'resnet': ModelSpec(ResNet, (1, 28, 28)),
 }

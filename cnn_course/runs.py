@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 from .core import ensure_writable, get_device, remove_stale_temps, torch_seed, NotWritableError
-from .data import (CLASS_NAMES, DATASETS, IMAGE_SHAPES, DamagedDataError, DatasetNotFoundError, DeviceLoader, load_dataset,
-                              make_transform, train_val_split)
+from .data import (CLASS_NAMES, DATASETS, IMAGE_SHAPES, BatchAugment, DamagedDataError, DatasetNotFoundError,
+                              DeviceLoader, load_dataset, make_transform, train_val_split, tta_views)
 from .models import MODELS
 from .train import (AMP_CHOICES, EarlyStopping, LRRecorder, TensorBoardLogger, check_model_fits, evaluate,
                               fit, predict_images, resolve_amp)
@@ -66,6 +66,9 @@ class RunConfig:
     amp:str|None=None # mixed precision: None (float32), 'auto', 'bf16' or 'fp16' (see `resolve_amp`)
     channels_last:bool=False # train a conv net in channels-last memory layout
     sync_bn:bool=False # under torchrun on CUDA GPUs: batch-norm statistics over the whole global batch (SyncBatchNorm); no effect in one process
+    shift:int=0 # augmentation (lesson 7's `BatchAugment`): move each training picture by up to this many pixels each way
+    flip:bool=False # augmentation: mirror half of the training pictures
+    erase:float=0.0 # augmentation: the share of training pictures that get a rectangle erased
 
     def __post_init__(self):
         if self.model is None: self.model = DEFAULT_MODELS.get(self.dataset)
@@ -94,6 +97,9 @@ RECIPES = {
     # batches of 128, bf16 autocast and channels-last where the hardware runs them natively
     'fast': dict(optimizer='adamw', lr=5e-3, weight_decay=0.05, scheduler='onecycle', label_smoothing=0.1,
                  batch_size=128, epochs=16, amp='auto', channels_last=True),
+    # lesson 7's: its ResNet with lesson 3's fast recipe around it, and batch augmentation (shifts, random erasing)
+    'resnet': dict(model='resnet', optimizer='adamw', lr=5e-3, weight_decay=0.05, scheduler='onecycle', label_smoothing=0.1,
+                   batch_size=128, epochs=20, amp='auto', channels_last=True, shift=2, erase=0.5),
 }
 
 def recipe(name:str, # a name in `RECIPES`
@@ -148,6 +154,9 @@ def _check_numbers(cfg:RunConfig):
         raise ConfigError('weight_decay', 'must be a number of at least 0 (0: none)', cfg)
     if not (isinstance(cfg.label_smoothing, (int, float)) and 0 <= cfg.label_smoothing < 1):
         raise ConfigError('label_smoothing', 'must be at least 0 and below 1 (0: none; 0.1 is usual)', cfg)
+    if not _whole(cfg.shift, 0): raise ConfigError('shift', 'must be a whole number of pixels, 0 or more (0: no shifts)', cfg)
+    if not (isinstance(cfg.erase, (int, float)) and not isinstance(cfg.erase, bool) and 0 <= cfg.erase <= 1):
+        raise ConfigError('erase', 'must be a share from 0 to 1 (0: no erasing)', cfg)
     v = cfg.val_fraction
     if not (_whole(v, 0) or (isinstance(v, float) and 0 <= v < 1)):
         raise ConfigError('val_fraction', 'must be a fraction from 0 up to (not including) 1, or a whole number of '
@@ -186,7 +195,7 @@ def check_config(cfg:RunConfig, # the run to check
     _check_choices(cfg)
     _check_numbers(cfg)
     if not isinstance(cfg.model_kwargs, dict): raise ConfigError('model_kwargs', 'must be a dict', cfg)
-    for name in ('download', 'channels_last', 'sync_bn'):
+    for name in ('download', 'channels_last', 'sync_bn', 'flip'):
         if not isinstance(getattr(cfg, name), bool): raise ConfigError(name, 'must be True or False', cfg)
     _check_model(cfg)
     return cfg
@@ -242,8 +251,9 @@ def make_callbacks(cfg:RunConfig) -> dict:
 def make_loaders(cfg:RunConfig, train_set, val_set, test_set, device) -> tuple:
     "The training, validation and test loaders of a run, with the one rule for the last short batch."
     # A batch-norm model cannot train on a batch of one image: drop a last batch that would hold only one.
+    augment = BatchAugment(cfg.shift, cfg.flip, cfg.erase) if cfg.shift or cfg.flip or cfg.erase else None
     train = DeviceLoader(train_set, cfg.batch_size, shuffle=True, device=device,
-                         drop_last=len(train_set) % cfg.batch_size == 1)
+                         drop_last=len(train_set) % cfg.batch_size == 1, augment=augment)
     return train, *(DeviceLoader(s, cfg.eval_batch_size, device=device) for s in (val_set, test_set))
 
 # %% ../nbs/10_runs.ipynb #7959cf5f
@@ -414,10 +424,10 @@ def finished_run(folder, # a checkpoint folder whose run has finished (`resume_r
         load_checkpoint(folder / 'best.pt', run.net)  # early stopping kept the best epoch's weights, as fit would have
     return run
 
-def _evaluate(run:Run, loader) -> tuple:
-    "Loss and accuracy of the run's model on `loader`, with the precision and layout `fit` validated with."
+def _evaluate(run:Run, loader, tta:bool=False) -> tuple:
+    "Loss and accuracy of the run's model on `loader`, with the precision and layout `fit` validated with (and `tta_views()`)."
     return evaluate(run.net, loader, run.criterion, run.device, amp_dtype=resolve_amp(run.config.amp, run.device)[0],
-                    channels_last=run.config.channels_last)
+                    channels_last=run.config.channels_last, tta=tta_views() if tta else None)
 
 def score_run(run:Run, # a trained run (`train_run`, `resume_run`)
              ) -> dict:
@@ -434,6 +444,7 @@ def evaluate_run(folder, # a checkpoint folder written by `train_run` (or `cnn-c
                  *,
                  split:str='test', # 'test', or 'val': the validation images the run held out
                  device=None, # where to evaluate (default: the config's `device`)
+                 tta:bool=False, # test-time augmentation (lesson 7): average over `tta_views()`, the picture and four one-pixel shifts
                 ) -> Run:
     "Score the run's `last.pt` and `best.pt` on `split`; return the run, its `scores` filled in and `best.pt`'s weights loaded."
     if split not in SPLITS: raise ValueError(f"split={split!r}: use 'test' or 'val'")
@@ -451,9 +462,10 @@ def evaluate_run(folder, # a checkpoint folder written by `train_run` (or `cnn-c
     loader, name = (run.val_loader if split == 'val' else run.test_loader), SPLITS[split]
     for which, ckpt in ckpts.items():
         load_checkpoint(folder / f'{which}.pt', run.net)
-        loss, acc = _evaluate(run, loader)
-        run.scores[which] = {'epoch': ckpt['epoch'], 'split': split, 'loss': loss, 'accuracy': acc, 'n': len(loader.y)}
-        print(f'{which:4s} (epoch {ckpt["epoch"]}): {name} loss {loss:.4f}, {name} accuracy {acc:.4f} on {len(loader.y)} images')
+        loss, acc = _evaluate(run, loader, tta)
+        run.scores[which] = {'epoch': ckpt['epoch'], 'split': split, 'loss': loss, 'accuracy': acc, 'n': len(loader.y), 'tta': tta}
+        views = f' with TTA ({len(tta_views())} views)' if tta else ''
+        print(f'{which:4s} (epoch {ckpt["epoch"]}): {name} loss {loss:.4f}, {name} accuracy {acc:.4f} on {len(loader.y)} images{views}')
     return run
 
 # %% ../nbs/10_runs.ipynb #1a442a79

@@ -51,7 +51,15 @@ def _sum_dtype(device):
     "float64 for running sums (a float32 sum of large losses overflows early), except on MPS, which has none."
     return torch.float32 if torch.device(device).type == 'mps' else torch.float64
 
-def _eval_sums(net, loader, criterion, device, amp_dtype=None, channels_last=False):
+def _scores(net, inputs, tta=None):
+    "`net`'s scores for `inputs`; with `tta` (lesson 7's views of a batch), the log of its probabilities averaged over the views."
+    if not tta: return net(inputs)
+    probs = sum(torch.softmax(net(view(inputs)).float(), 1) for view in tta) / len(tta)
+    # Log-probabilities are scores a loss reads as it reads logits; the floor keeps a class whose probability
+    # underflowed to 0 at a finite score (label smoothing sums over every class's score)
+    return probs.clamp_min(torch.finfo(torch.float32).tiny).log()
+
+def _eval_sums(net, loader, criterion, device, amp_dtype=None, channels_last=False, tta=None):
     "Summed loss, correct count (both on the device) and sample count over `loader`, in eval mode."
     loss_sum = torch.zeros((), dtype=_sum_dtype(device), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
@@ -61,7 +69,7 @@ def _eval_sums(net, loader, criterion, device, amp_dtype=None, channels_last=Fal
             inputs, labels = to_device(batch, device)
             if channels_last and inputs.ndim == 4: inputs = inputs.contiguous(memory_format=torch.channels_last)
             with torch.autocast(torch.device(device).type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                outputs = net(inputs)
+                outputs = _scores(net, inputs, tta)
             loss_sum += _loss_total(criterion(outputs, labels), len(labels), criterion)
             correct += (outputs.argmax(1) == labels).sum()
             n += len(labels)
@@ -75,9 +83,10 @@ def evaluate(net, # the model
              *,
              amp_dtype=None, # mixed precision: the autocast dtype `fit` trains with (e.g. torch.bfloat16); None: float32
              channels_last:bool=False, # feed images in channels-last layout, as `fit(channels_last=True)` trains
+             tta:list|None=None, # test-time augmentation (lesson 7): views of a batch, e.g. `tta_views()`; the probabilities are averaged over them
             ) -> tuple[float, float]:
     "Mean loss per sample and accuracy of `net` on `loader`, in eval mode and without gradients."
-    loss_sum, correct, n = _eval_sums(net, loader, criterion, device, amp_dtype, channels_last)
+    loss_sum, correct, n = _eval_sums(net, loader, criterion, device, amp_dtype, channels_last, tta)
     return loss_sum.item() / n, correct.item() / n
 
 # %% ../nbs/03_bn_dropout.ipynb #01316e9b
@@ -329,12 +338,13 @@ def predict(loader, # yields `(images, labels)`
             device, # where `net` lives
             *,
             with_inputs:bool=False, # also return the inputs (on the CPU), e.g. to show the mistakes
+            tta:list|None=None, # test-time augmentation (lesson 7): views of a batch, e.g. `tta_views()`
            ) -> tuple:
     "True labels and `net`'s predictions for every item of `loader`, as CPU tensors (eval mode, no gradients)."
     labels, preds, inputs = [], [], []
     with eval_mode(net), torch.inference_mode():
         for x, y in loader:
-            preds.append(net(x.to(device)).argmax(1).cpu()); labels.append(y.cpu())
+            preds.append(_scores(net, x.to(device), tta).argmax(1).cpu()); labels.append(y.cpu())
             if with_inputs: inputs.append(x.cpu())
     out = torch.cat(labels), torch.cat(preds)
     return (*out, torch.cat(inputs)) if with_inputs else out

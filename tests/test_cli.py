@@ -64,7 +64,7 @@ def test_version_and_top_level_help(tmp_path):
 
 
 @pytest.mark.parametrize('args, fragment', [
-    (['--model', 'resnet'], "argument --model: invalid choice: 'resnet'"),
+    (['--model', 'vgg16'], "argument --model: invalid choice: 'vgg16'"),
     (['--dataset', 'imagenet'], "argument --dataset: invalid choice: 'imagenet'"),
     (['--epochs', '0'], 'argument --epochs: must be greater than 0'),
     (['--batch-size', '-3'], 'argument --batch-size: must be greater than 0'),
@@ -76,6 +76,8 @@ def test_version_and_top_level_help(tmp_path):
     (['--patience', '0'], "argument --patience: must be greater than 0, got '0'"),
     (['--patience', '-2'], "argument --patience: must be greater than 0, got '-2'"),
     (['--patience', '1.5'], "argument --patience: expected int > 0, got '1.5'"),
+    (['--shift', '-2'], "argument --shift: must be at least 0, got '-2'"),
+    (['--erase', '2'], "argument --erase: must be from 0 to 1, got '2'"),
     (['--nonsense'], 'unrecognized arguments: --nonsense'),
 ])
 def test_bad_options_exit_2_with_one_line(tmp_path, args, fragment):
@@ -89,7 +91,7 @@ def test_model_that_does_not_fit_the_data_fails_before_training(tmp_path, data_r
     r = cli('train', '--model', 'cnn', '--dataset', 'fashion-mnist', '--data-root', data_root, '--out', out,
             '--limit-train', 200, '--limit-test', 100, cwd=tmp_path, quick=True)
     assert_usage_error(r, '--model cnn does not fit --dataset fashion-mnist', '(3, 32, 32)', '(1, 28, 28)',
-                       'For fashion-mnist, use --model fashion_cnn, --model mnist_cnn or --model fc.')
+                       'For fashion-mnist, use --model fashion_cnn, --model mnist_cnn, --model fc or --model resnet.')
     assert not out.exists()
 
 
@@ -235,13 +237,15 @@ def _cli(*args, env):
 
 
 def test_cli_resumes_a_killed_run(tmp_path):
-    "train --checkpoint, SIGKILL mid-run, resume: the same history, bit for bit, as a run never interrupted."
-    import signal, time
+    """train --checkpoint with augmentation (lesson 7), SIGKILL mid-run, resume: the same history and final weights, bit
+    for bit, as a run never interrupted; evaluate --tta scores it."""
+    import signal, time, torch
     from cnn_course.checkpoint import read_checkpoint
     env = {k: v for k, v in os.environ.items() if k not in ('IN_TEST',)}
     env.update(CNN_COURSE_QUICK='1', OMP_NUM_THREADS='1')  # quick mode: synthetic MNIST in MNIST's own format
     common = ['train', '--dataset', 'mnist', '--epochs', '6', '--limit-train', '1500', '--limit-test', '300',
-              '--optimizer', 'sgd', '--lr', '0.05', '--no-progress', '--data-root', str(tmp_path / 'data')]
+              '--optimizer', 'sgd', '--lr', '0.05', '--no-progress', '--data-root', str(tmp_path / 'data'),
+              '--shift', '2', '--erase', '0.5', '--flip']  # augmentation draws random numbers every epoch: resumed too
     full = subprocess.run(_cli(*common, '--checkpoint', str(tmp_path / 'full'), '--out', str(tmp_path / 'full_out'), env=env),
                           env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert full.returncode == 0, full.stderr
@@ -269,9 +273,17 @@ def test_cli_resumes_a_killed_run(tmp_path):
     full_run, killed_run = (json.loads((tmp_path / f / 'run.json').read_text()) for f in ('full_out', 'killed_out'))
     for key in ('val_accuracy', 'test_accuracy', 'lrs', 'weights_epoch', 'config', 'n_train', 'n_val', 'n_test'):
         assert full_run[key] == killed_run[key], key
-    assert killed_run['command'] == 'resume'
+    assert killed_run['command'] == 'resume' and killed_run['config']['shift'] == 2 and killed_run['config']['flip']
+    weights = [torch.load(tmp_path / f / 'model.pt', weights_only=True) for f in ('full_out', 'killed_out')]
+    assert weights[0].keys() == weights[1].keys() and all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     ev = subprocess.run(_cli('evaluate', str(ck), env=env), env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert ev.returncode == 0 and 'best (epoch' in ev.stdout and 'last (epoch 6)' in ev.stdout, ev.stdout + ev.stderr
+    # test-time augmentation: the same checkpoints scored over five views; a different score from the plain one
+    tta = cli_here('evaluate', str(ck), '--tta', cwd=tmp_path)
+    assert tta.returncode == 0 and tta.stdout.count('with TTA (5 views)') == 2, tta.stdout + tta.stderr
+    plain_last = next(l for l in ev.stdout.splitlines() if l.startswith('last'))
+    tta_last = next(l for l in tta.stdout.splitlines() if l.startswith('last'))
+    assert tta_last.split(' on ')[0] != plain_last.split(' on ')[0]
 
 
 def test_cli_resume_of_a_folder_without_checkpoints_is_a_clear_error(tmp_path):

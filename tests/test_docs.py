@@ -241,13 +241,14 @@ def _stored_text(name, cell_start):
 
 
 def _results_row(lesson_file):
+    "The results table's rows for one lesson, as one text."
     rows = [l for l in _src(_cells(NBS / 'results.ipynb')[1]).splitlines() if l.startswith(f'| [') and f']({lesson_file})' in l]
     assert rows, f'results.ipynb has no row for {lesson_file}'
-    return rows[0]
+    return '\n'.join(rows)
 
 
 def results_disagreements() -> list:
-    "Numbers the results page gives for lessons 1, 2 and 4 that their stored (full-run) outputs do not show."
+    "Numbers the results page gives for lessons 1 to 5 and 7 that their stored (full-run) outputs do not show."
     problems = []
     lasts = re.findall(r'last epoch:  loss: [\d.]+ accuracy: ([\d.]+)', _stored_text('02_fc_vs_cnn.ipynb', 'evaluate_history(history'))
     row = _results_row('02_fc_vs_cnn.ipynb')
@@ -264,6 +265,24 @@ def results_disagreements() -> list:
     if overall is None: problems.append('lesson 4 stores no overall test accuracy')
     elif f'**{100 * int(overall[1]) / int(overall[2]):.2f}%** test accuracy' not in row:
         problems.append(f'lesson 4: {int(overall[1]) / int(overall[2]):.2%} not in {row!r}')
+    lesson3 = _results_row('03_bn_dropout.ipynb')
+    for what, cell_start, pattern in (
+            ('source recipe', 'criterion = nn.CrossEntropyLoss()\ntest_loss, test_acc', r'test accuracy ([\d.]+)$'),
+            ('fast recipe', "print(run_kind(f'Fashion-MNIST ({len(train_set):,} training images)'))\nfast_epochs",
+             r'\(no smoothing\), test accuracy ([\d.]+)$')):
+        found = re.search(pattern, _stored_text('03_bn_dropout.ipynb', cell_start), re.M)
+        if found is None: problems.append(f'lesson 3 stores no {what} test accuracy')
+        elif f'{what}: **{100 * float(found[1]):.2f}%**' not in lesson3:
+            problems.append(f'lesson 3: {what} {float(found[1]):.2%} not in its rows')
+    best = re.search(r'^best \(epoch \d+\): test loss [\d.]+, test accuracy ([\d.]+) on', _stored_text('05_cli.ipynb', 'print(run_kind(quick('), re.M)
+    if best is None: problems.append("lesson 5 stores no test accuracy of its checkpointed run's best.pt")
+    elif f'test accuracy **{100 * float(best[1]):.2f}%**' not in _results_row('05_cli.ipynb'):
+        problems.append(f'lesson 5: {float(best[1]):.2%} not in its row')
+    lesson7 = re.findall(r'^test (as it is|with TTA) +loss [\d.]+ accuracy ([\d.]+)', _stored_text('07_resnet_augment.ipynb', 'from cnn_course.runs import recipe'), re.M)
+    if len(lesson7) != 2: problems.append(f'lesson 7 stores {len(lesson7)} test accuracies of its recipe, expected 2')
+    for (how, acc), words in zip(lesson7, ('test accuracy', 'with test-time augmentation')):
+        if f'**{100 * float(acc):.2f}%** {words}' not in _results_row('07_resnet_augment.ipynb'):
+            problems.append(f'lesson 7: {float(acc):.2%} ({how}) not in its row')
     return problems
 
 
