@@ -278,7 +278,7 @@ def results_disagreements() -> list:
     if best is None: problems.append("lesson 5 stores no test accuracy of its checkpointed run's best.pt")
     elif f'test accuracy **{100 * float(best[1]):.2f}%**' not in _results_row('05_cli.ipynb'):
         problems.append(f'lesson 5: {float(best[1]):.2%} not in its row')
-    lesson7 = re.findall(r'^test (as it is|with TTA) +loss [\d.]+ accuracy ([\d.]+)', _stored_text('07_resnet_augment.ipynb', 'from cnn_course.runs import recipe'), re.M)
+    lesson7 = re.findall(r'^test (as it is|with TTA) +loss [\d.]+ accuracy ([\d.]+)', _stored_text('07_resnet_augment.ipynb', "cfg = recipe('resnet')"), re.M)
     if len(lesson7) != 2: problems.append(f'lesson 7 stores {len(lesson7)} test accuracies of its recipe, expected 2')
     for (how, acc), words in zip(lesson7, ('test accuracy', 'with test-time augmentation')):
         if f'**{100 * float(acc):.2f}%** {words}' not in _results_row('07_resnet_augment.ipynb'):
