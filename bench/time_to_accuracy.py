@@ -5,7 +5,7 @@ the latter timed for a few epochs and extrapolated to the 42 epochs the source n
 (target 94.0%), also scored at the end with test-time augmentation.
 
 Run by hand (never a timed test):  python bench/time_to_accuracy.py [--recipe fast|resnet] [--data-root DIR]
-    [--threads 2] [--amp off] [--epochs N] [--source-epochs 2 | --skip-source]
+    [--threads 2] [--amp off] [--epochs N] [--seed N] [--source-epochs 2 | --skip-source]
 The recipe's clock covers everything `cnn-course train --recipe NAME` does before and during training: reading
 and decoding the data, building the model, and every epoch with its validation pass. After each epoch the clock is
 paused while the test set is scored (a measurement, not part of the recipe). Needs the real Fashion-MNIST (Debian's
@@ -55,6 +55,7 @@ def fast_recipe(a) -> tuple[list, float, np.ndarray, object]:
     settings = dict(data_root=a.data_root, download=False, device='cpu')
     if a.amp is not None: settings['amp'] = None if a.amp == 'off' else a.amp
     if a.epochs is not None: settings['epochs'] = a.epochs
+    if a.seed is not None: settings['seed'] = a.seed
     cfg = recipe(a.recipe, **settings)
     print(f'{a.recipe} recipe: {cfg}', flush=True)
     start = time.perf_counter()
@@ -107,6 +108,8 @@ def main():
     p.add_argument('--amp', choices=('off', 'auto', 'bf16', 'fp16'), default=None,
                    help="replace the recipe's mixed precision ('auto'), e.g. off to compare float32")
     p.add_argument('--epochs', type=int, default=None, help="replace the recipe's epochs")
+    p.add_argument('--seed', type=int, default=None, help="replace the recipe's seed (its weights, shuffles, dropout "
+                   "and augmentation; the validation split stays), to see how far the result moves between seeds")
     p.add_argument('--source-epochs', type=int, default=2, help="epochs of the source's recipe to time")
     p.add_argument('--skip-source', action='store_true', help="time the fast recipe only")
     a = p.parse_args()

@@ -46,10 +46,11 @@ RECIPES = {  # --recipe NAME: these options' defaults (cnn_course.runs.RECIPES; 
     'fast': dict(optimizer='adamw', lr=5e-3, weight_decay=0.05, scheduler='onecycle', label_smoothing=0.1,
                  batch_size=128, epochs=16, amp='auto', channels_last=True),
     'resnet': dict(model='resnet', optimizer='adamw', lr=5e-3, weight_decay=0.05, scheduler='onecycle', label_smoothing=0.1,
-                   batch_size=128, epochs=20, amp='auto', channels_last=True, shift=2, erase=0.5),
+                   batch_size=128, epochs=40, amp='auto', channels_last=True, shift=2, erase=0.5),
 }
 RECIPE_HELP = {'fast': "lesson 3's fast recipe: about 93%% test accuracy on fashion-mnist, in minutes on two CPU cores",
-               'resnet': "lesson 7's ResNet with augmentation, for fashion-mnist"}
+               'resnet': "lesson 7's ResNet with augmentation: about 94.8%% test accuracy on fashion-mnist, in 33 "
+                         "minutes on two CPU cores with native bf16 (--epochs 20: 94.3%% in 16)"}
 
 class CLIError(Exception):
     "A problem with the command's input: `main` prints it as one line and returns 2."

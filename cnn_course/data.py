@@ -14,7 +14,7 @@ from torchvision import datasets, transforms
 from .core import atomic_write, get_device, is_quick, remove_stale_temps
 
 # %% auto #0
-__all__ = ['DATA_ROOT', 'DEBIAN_FASHION_MNIST', 'MNIST_CLASSES', 'FASHION_MNIST_CLASSES', 'CIFAR10_CLASSES', 'STAND_IN', 'DATASETS', 'IMAGE_SHAPES', 'CLASS_NAMES', 'make_transform', 'write_synthetic_idx', 'write_synthetic_cifar10', 'SyntheticCIFAR10', 'ColourFashion', 'DamagedDataError', 'decompress_idx', 'DatasetNotFoundError', 'load_dataset', 'on_disk', 'colour_canvases', 'write_colour_fashion', 'dataset_or_stand_in', 'cifar10_or_stand_in', 'train_val_split', 'DeviceLoader', 'dataset_classes', 'find_normalize', 'WORKING_SIDE', 'BLANK_CONTRAST', 'ImageError', 'LoadedImage', 'load_image', 'BatchAugment', 'shifted', 'tta_views']
+__all__ = ['DATA_ROOT', 'DEBIAN_FASHION_MNIST', 'MNIST_CLASSES', 'FASHION_MNIST_CLASSES', 'CIFAR10_CLASSES', 'STAND_IN', 'DATASETS', 'IMAGE_SHAPES', 'CLASS_NAMES', 'make_transform', 'write_synthetic_idx', 'write_synthetic_cifar10', 'SyntheticCIFAR10', 'ColourFashion', 'DamagedDataError', 'decompress_idx', 'DatasetNotFoundError', 'load_dataset', 'on_disk', 'colour_canvases', 'write_colour_fashion', 'dataset_or_stand_in', 'cifar10_or_stand_in', 'train_val_split', 'DeviceLoader', 'dataset_classes', 'find_normalize', 'WORKING_SIDE', 'BLANK_CONTRAST', 'ImageError', 'LoadedImage', 'load_image', 'shifted', 'BatchAugment', 'tta_views']
 
 # %% ../nbs/00a_data.ipynb #297aba2e
 DATA_ROOT = './data' # where datasets are kept and downloaded to (torchvision's layout)
@@ -813,10 +813,28 @@ def load_image(source, # a picture file (PNG, JPEG, GIF, TIFF, ...; any size, co
             background = 0
     return LoadedImage(shrunk(image, background), bool(invert), blank, notes)
 
-# %% ../nbs/07_resnet_augment.ipynb #e2c65016
+# %% ../nbs/07_resnet_augment.ipynb #7867780a
 import math
 import torch
 
+def shifted(x:torch.Tensor, # a batch (B, C, H, W)
+            dy:int|torch.Tensor, # pixels down (negative: up): one number for the whole batch, or one per picture, shape (B,)
+            dx:int|torch.Tensor, # pixels right (negative: left): likewise
+           ) -> torch.Tensor:
+    "`x` moved `dy` pixels down and `dx` right, its edge pixels repeated into the gap: a new tensor on `x`'s device."
+    b, c, h, w = x.shape
+    dy, dx = (torch.as_tensor(d, device=x.device).reshape(-1, 1) for d in (dy, dx))
+    if len(dy) not in (1, b) or len(dx) not in (1, b):
+        raise ValueError(f'shifted: {len(dy)} and {len(dx)} offsets for a batch of {b} pictures: give one number, or one per picture')
+    # pixel (i, j) comes from (i - dy, j - dx), clamped inside the picture: the edge repeats
+    rows = (torch.arange(h, device=x.device) - dy).clamp(0, h - 1)   # (1 or B, H)
+    cols = (torch.arange(w, device=x.device) - dx).clamp(0, w - 1)   # (1 or B, W)
+    if len(rows) == len(cols) == 1: return x[:, :, rows[0]][:, :, :, cols[0]]   # one offset for all: two plain gathers
+    rows, cols = rows.expand(b, h), cols.expand(b, w)
+    return x[torch.arange(b, device=x.device)[:, None, None, None], torch.arange(c, device=x.device)[:, None, None],
+             rows[:, None, :, None], cols[:, None, None, :]]
+
+# %% ../nbs/07_resnet_augment.ipynb #e2c65016
 class BatchAugment:
     "Random shifts, mirror images and erased rectangles, drawn for each picture and applied to whole batches on their device."
     def __init__(self, shift:int=0, # move each picture by up to this many pixels each way; its edge pixels fill the gap
@@ -855,11 +873,7 @@ class BatchAugment:
         "The batch changed as `draws` says: a new tensor (`x` is left as it is), on `x`'s device."
         b, c, h, w = x.shape
         draws = {k: v.to(x.device, non_blocking=True) for k, v in draws.items()}
-        if self.shift:  # pixel (i, j) comes from (i - dy, j - dx), clamped inside the picture: the edge repeats
-            rows = (torch.arange(h, device=x.device) - draws['dy'][:, None]).clamp(0, h - 1)
-            cols = (torch.arange(w, device=x.device) - draws['dx'][:, None]).clamp(0, w - 1)
-            x = x[torch.arange(b, device=x.device)[:, None, None, None], torch.arange(c, device=x.device)[:, None, None],
-                  rows[:, None, :, None], cols[:, None, None, :]]
+        if self.shift: x = shifted(x, draws['dy'], draws['dx'])   # each picture by its own offset
         if self.flip: x = torch.where(draws['flip'][:, None, None, None], x.flip(-1), x)
         if self.erase:
             area = draws['area'] * h * w
@@ -880,16 +894,6 @@ class BatchAugment:
         return f'BatchAugment(shift={self.shift}, flip={self.flip}, erase={self.erase}, erase_area={self.erase_area})'
 
 # %% ../nbs/07_resnet_augment.ipynb #e55fb7c2
-def shifted(x:torch.Tensor, # a batch (B, C, H, W)
-            dy:int, # pixels down (negative: up)
-            dx:int, # pixels right (negative: left)
-           ) -> torch.Tensor:
-    "`x` moved by (dy, dx), its edge pixels repeated into the gap, as `BatchAugment`'s shifts do."
-    b, c, h, w = x.shape
-    rows = (torch.arange(h, device=x.device) - dy).clamp(0, h - 1)
-    cols = (torch.arange(w, device=x.device) - dx).clamp(0, w - 1)
-    return x[:, :, rows][:, :, :, cols]
-
 def tta_views(shift:int=1, # how far the four shifted views move (0: no shifted views)
               flip:bool=False, # also the mirror image
              ) -> list:

@@ -237,15 +237,16 @@ def _cli(*args, env):
 
 
 def test_cli_resumes_a_killed_run(tmp_path):
-    """train --checkpoint with augmentation (lesson 7), SIGKILL mid-run, resume: the same history and final weights, bit
-    for bit, as a run never interrupted; evaluate --tta scores it."""
+    """train --recipe resnet --checkpoint (lesson 7: the ResNet, augmentation, one-cycle, bf16 where native), SIGKILL
+    mid-run, resume: the same history and final weights, bit for bit, as a run never interrupted; evaluate --tta scores it."""
     import signal, time, torch
     from cnn_course.checkpoint import read_checkpoint
     env = {k: v for k, v in os.environ.items() if k not in ('IN_TEST',)}
-    env.update(CNN_COURSE_QUICK='1', OMP_NUM_THREADS='1')  # quick mode: synthetic MNIST in MNIST's own format
-    common = ['train', '--dataset', 'mnist', '--epochs', '6', '--limit-train', '1500', '--limit-test', '300',
-              '--optimizer', 'sgd', '--lr', '0.05', '--no-progress', '--data-root', str(tmp_path / 'data'),
-              '--shift', '2', '--erase', '0.5', '--flip']  # augmentation draws random numbers every epoch: resumed too
+    env.update(CNN_COURSE_QUICK='1', OMP_NUM_THREADS='1')  # quick mode: a synthetic stand-in if Fashion-MNIST is not here
+    # the recipe itself, on a few pictures; its augmentation draws random numbers every epoch (resumed too), --flip adds
+    # the mirror images' draws
+    common = ['train', '--recipe', 'resnet', '--epochs', '6', '--limit-train', '1200', '--limit-test', '300',
+              '--no-progress', '--data-root', str(tmp_path / 'data'), '--flip']
     full = subprocess.run(_cli(*common, '--checkpoint', str(tmp_path / 'full'), '--out', str(tmp_path / 'full_out'), env=env),
                           env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert full.returncode == 0, full.stderr
@@ -273,7 +274,8 @@ def test_cli_resumes_a_killed_run(tmp_path):
     full_run, killed_run = (json.loads((tmp_path / f / 'run.json').read_text()) for f in ('full_out', 'killed_out'))
     for key in ('val_accuracy', 'test_accuracy', 'lrs', 'weights_epoch', 'config', 'n_train', 'n_val', 'n_test'):
         assert full_run[key] == killed_run[key], key
-    assert killed_run['command'] == 'resume' and killed_run['config']['shift'] == 2 and killed_run['config']['flip']
+    assert killed_run['command'] == 'resume' and killed_run['config']['model'] == 'resnet' and killed_run['config']['flip']
+    assert killed_run['config']['shift'] == 2 and killed_run['config']['erase'] == 0.5 and killed_run['config']['scheduler'] == 'onecycle'
     weights = [torch.load(tmp_path / f / 'model.pt', weights_only=True) for f in ('full_out', 'killed_out')]
     assert weights[0].keys() == weights[1].keys() and all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     ev = subprocess.run(_cli('evaluate', str(ck), env=env), env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120)
