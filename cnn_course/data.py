@@ -871,7 +871,7 @@ class BatchAugment:
               draws:dict, # `draw`'s answer for these B pictures (on any device)
              ) -> torch.Tensor:
         "The batch changed as `draws` says: a new tensor (`x` is left as it is), on `x`'s device."
-        b, c, h, w = x.shape
+        h, w = x.shape[-2:]
         draws = {k: v.to(x.device, non_blocking=True) for k, v in draws.items()}
         if self.shift: x = shifted(x, draws['dy'], draws['dx'])   # each picture by its own offset
         if self.flip: x = torch.where(draws['flip'][:, None, None, None], x.flip(-1), x)
