@@ -44,7 +44,7 @@ MODEL_INPUTS = {'mnist_cnn': (1, 28, 28), 'fc': None, 'cnn': (3, 32, 32), 'fashi
 BATCH_NORM_MODELS = ('fashion_cnn', 'resnet')  # these cannot train on batches of one image
 RECIPES = {  # --recipe NAME: these options' defaults (cnn_course.runs.RECIPES; the notebook checks they are the same)
     'fast': dict(optimizer='adamw', lr=5e-3, weight_decay=0.05, scheduler='onecycle', label_smoothing=0.1,
-                 batch_size=128, epochs=16, amp='auto', channels_last=True),
+                 batch_size=128, epochs=20, amp='auto', channels_last=True),
     'resnet': dict(model='resnet', optimizer='adamw', lr=5e-3, weight_decay=0.05, scheduler='onecycle', label_smoothing=0.1,
                    batch_size=128, epochs=40, amp='auto', channels_last=True, shift=2, erase=0.5),
 }

@@ -96,7 +96,7 @@ RECIPES = {
     # lesson 3's fast recipe (measured in bench/time_to_accuracy.py): AdamW with a one-cycle schedule, label smoothing,
     # batches of 128, bf16 autocast and channels-last where the hardware runs them natively
     'fast': dict(optimizer='adamw', lr=5e-3, weight_decay=0.05, scheduler='onecycle', label_smoothing=0.1,
-                 batch_size=128, epochs=16, amp='auto', channels_last=True),
+                 batch_size=128, epochs=20, amp='auto', channels_last=True),
     # lesson 7's: its ResNet with lesson 3's fast recipe around it, and batch augmentation (shifts, random erasing);
     # 40 epochs for its best (about 94.8%), --epochs 20 for 94% soonest (bench/time_to_accuracy.py)
     'resnet': dict(model='resnet', optimizer='adamw', lr=5e-3, weight_decay=0.05, scheduler='onecycle', label_smoothing=0.1,
