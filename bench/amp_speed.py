@@ -22,7 +22,7 @@ from cnn_course.core import torch_seed
 from cnn_course.data import DeviceLoader, load_dataset, make_transform
 from torchvision import transforms
 from cnn_course.models import FashionCNN
-from cnn_course.train import fit, resolve_amp
+from cnn_course.train import fit, resolve_amp, _reuse_freed_memory
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fit_speed import forward_macs, source_fashion_cnn, source_fit, source_transform  # the source's loop, line for line (see fit_speed.py)
 from torch.utils.data import DataLoader
@@ -112,13 +112,21 @@ def main():
         return f'{flop_per_epoch / seconds / 1e9:4.0f} GFLOP/s = {flop_per_epoch / seconds / 1e9 / peak:4.1%} of the {"bf16" if peak is bf16 else "float32"} peak'
     print(f"  {'the source loop (nn.Dropout)':34s} {source:6.2f} s/epoch   vs source 1.00x   "
           f"{'':22s}val_acc {history[-1, 4]:.4f}   {peak_share(source, {})}")
-    base = None
+    base, times = None, {}
     for name, options in rows:
         seconds, history = epoch_seconds(train, val, a.epochs, **options)
         if name == 'fit, float32': base = seconds
+        times[name] = seconds
         versus = f'vs fit float32 {base / seconds:4.2f}x' if base else ''
         print(f'  {name:34s} {seconds:6.2f} s/epoch   vs source {source / seconds:4.2f}x   {versus:22s}'
               f'val_acc {history[-1, 4]:.4f}   {peak_share(seconds, options)}')
+    # fit asked glibc to keep freed memory (cnn_course.train._reuse_freed_memory): the process keeps that setting, so
+    # the source's loop timed again now runs with it, for a comparison with the allocator the same on both sides
+    if _reuse_freed_memory():
+        again, history = source_epoch_seconds(a, a.epochs)
+        print(f"  {'the source loop, freed memory kept':34s} {again:6.2f} s/epoch   vs source {source / again:4.2f}x   "
+              f"{'':22s}val_acc {history[-1, 4]:.4f}   {peak_share(again, {})}   (the best fit row: "
+              f"{min(times.values()):.2f} s/epoch, {again / min(times.values()):4.2f}x this)")
     # DeviceLoader's one-off decode: all images at once (the lessons' transform) against image by image (any other
     # transform; a no-op Lambda stands in for one here)
     by_item = transforms.Compose([*make_transform().transforms, transforms.Lambda(lambda x: x)])
