@@ -10,7 +10,7 @@ median milliseconds per step of each of the four combinations, the page faults p
 this one run. With `ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2` it measures what an AVX2-only CPU runs.
 """
 from __future__ import annotations
-import argparse, json, os, platform, resource, statistics, subprocess, sys, time
+import argparse, json, os, platform, statistics, subprocess, sys, time
 
 import torch
 import torch.nn as nn
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from cnn_course.core import torch_seed
 from cnn_course.models import FashionCNN, FastDropout
-from cnn_course.train import resolve_amp, _reuse_freed_memory
+from cnn_course.train import resolve_amp, _minor_page_faults, _reuse_freed_memory
 
 
 class BoolMaskDropout(FastDropout):
@@ -69,10 +69,10 @@ def child(a) -> dict:
     ms, faults = {k: [] for k in setups}, {k: 0 for k in setups}
     for _ in range(a.rounds):
         for name, (net, opt) in setups.items():
-            before, start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
+            before, start = _minor_page_faults(), time.perf_counter()
             for _ in range(a.steps): step(net, opt)
             ms[name].append((time.perf_counter() - start) / a.steps * 1000)
-            faults[name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+            faults[name] += _minor_page_faults() - before
     return {'allocator': 'kept' if kept else 'default', 'same loss': losses[0] == losses[1],
             'ms': {k: statistics.median(v) for k, v in ms.items()},
             'faults': {k: v / (a.rounds * a.steps) for k, v in faults.items()}}

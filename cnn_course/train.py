@@ -485,7 +485,7 @@ def _reuse_freed_memory() -> bool:
     "Ask glibc's malloc to keep freed memory for the next allocation of its size (True if it agreed); a no-op elsewhere."
     # By default glibc hands a freed block of megabytes back to the kernel (mmap, or trimming the heap), so the next
     # step's activation of the same size is built from fresh zeroed pages, one page fault per 4 KiB: 4% of lesson 3's
-    # step in float32 and 13% in bf16 (bench/step_parts.py). Blocks under 32 MiB now come from the heap, and the heap
+    # step in float32 and 3-13% in bf16 (bench/step_parts.py, two runs). Blocks under 32 MiB now come from the heap, and the heap
     # keeps up to 1 GiB of free memory. Settings of the user's own (MALLOC_*_ or GLIBC_TUNABLES) are left as they are.
     if platform.system() != 'Linux' or platform.libc_ver()[0] != 'glibc': return False
     if any(k.startswith('MALLOC_') for k in os.environ) or 'malloc' in os.environ.get('GLIBC_TUNABLES', ''): return False
@@ -493,6 +493,11 @@ def _reuse_freed_memory() -> bool:
     except (OSError, AttributeError): return False
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # from glibc's malloc.h
     return bool(mallopt(M_MMAP_THRESHOLD, 32 * 2**20)) and bool(mallopt(M_TRIM_THRESHOLD, 2**30))
+
+def _minor_page_faults() -> int|None:
+    "This process's minor page faults so far (Linux: the 8th field after the name in /proc/self/stat); None elsewhere."
+    try: return int(Path('/proc/self/stat').read_text().rsplit(')', 1)[1].split()[7])
+    except (OSError, IndexError, ValueError): return None
 
 AMP_CHOICES = (None, 'auto', 'bf16', 'fp16')
 

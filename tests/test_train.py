@@ -191,11 +191,9 @@ def test_amp_auto_follows_the_kernels_pytorch_runs():
 
 _PAGE_FAULTS = '''
 import sys, numpy as np, torch, torch.nn as nn
-from pathlib import Path
 from torch.utils.data import DataLoader, TensorDataset
 from cnn_course.models import FashionCNN
-from cnn_course.train import fit, _reuse_freed_memory
-def page_faults(): return int(Path('/proc/self/stat').read_text().rsplit(')', 1)[1].split()[7])
+from cnn_course.train import fit, _minor_page_faults, _reuse_freed_memory
 if sys.argv[1] == 'after fit':   # a tiny fit on the CPU first: it makes the setting
     x = torch.randn(20, 4); net = nn.Linear(4, 2)
     fit(net, torch.optim.SGD(net.parameters(), lr=0.1), nn.CrossEntropyLoss(), 1,
@@ -207,9 +205,9 @@ x = torch.randn(32, 1, 28, 28).contiguous(memory_format=torch.channels_last); y 
 def step():
     loss = nn.functional.cross_entropy(net(x), y); opt.zero_grad(); loss.backward(); opt.step()
 for _ in range(15): step()   # the heap grows to what a step needs
-start = page_faults()
+start = _minor_page_faults()
 for _ in range(10): step()
-print((page_faults() - start) / 10, _reuse_freed_memory() if sys.argv[1] == 'after fit' else None)  # (asking would set it)
+print((_minor_page_faults() - start) / 10, _reuse_freed_memory() if sys.argv[1] == 'after fit' else None)  # (asking would set it)
 '''
 
 
