@@ -243,9 +243,9 @@ def test_cli_resumes_a_killed_run(tmp_path):
     from cnn_course.checkpoint import read_checkpoint
     env = {k: v for k, v in os.environ.items() if k not in ('IN_TEST',)}
     env.update(CNN_COURSE_QUICK='1', OMP_NUM_THREADS='1')  # quick mode: a synthetic stand-in if Fashion-MNIST is not here
-    # the recipe itself, on a few pictures; its augmentation draws random numbers every epoch (resumed too), --flip adds
-    # the mirror images' draws
-    common = ['train', '--recipe', 'resnet', '--epochs', '6', '--limit-train', '1200', '--limit-test', '300',
+    # the recipe itself, on a few pictures (600: 500 to train on, 5 steps an epoch); its augmentation draws random numbers
+    # every epoch (resumed too), --flip adds the mirror images' draws
+    common = ['train', '--recipe', 'resnet', '--epochs', '6', '--limit-train', '600', '--limit-test', '300',
               '--no-progress', '--data-root', str(tmp_path / 'data'), '--flip']
     full = subprocess.run(_cli(*common, '--checkpoint', str(tmp_path / 'full'), '--out', str(tmp_path / 'full_out'), env=env),
                           env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
