@@ -480,8 +480,9 @@ def test_mixed_precision_channels_last_and_onecycle_from_the_command(tmp_path, d
     "--amp bf16 --channels-last --scheduler onecycle: trains, checkpoints, resumes; extending a one-cycle plan is refused."
     import torch
     from cnn_course.checkpoint import read_checkpoint
+    # bf16 forced: emulated, and several times slower, on a CPU without native bf16, hence few pictures
     args = ('train', '--amp', 'bf16', '--channels-last', '--scheduler', 'onecycle', '--lr', '0.003',
-            '--limit-train', 600, '--limit-test', 200, '--data-root', data_root, '--no-progress')
+            '--limit-train', 300, '--limit-test', 100, '--data-root', data_root, '--no-progress')
     r = cli(*args, '--epochs', 2, '--out', tmp_path / 'whole', cwd=tmp_path, quick=True)
     assert r.returncode == 0, r.stderr
     assert 'mixed precision: bf16 autocast' in r.stdout

@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'tools'))
-from run_notebooks import code_cells, skip_flags  # the cells a notebook run executes: one rule for both runs
+from run_notebooks import FAULT, code_cells, skip_flags  # the cells a notebook run executes, what fails it: one rule for both runs
 
 pytest.importorskip('jupyterlab')
 TOKEN = 'cnn-course-test'
@@ -30,7 +30,8 @@ def get(url, timeout=5):
 
 @contextlib.contextmanager
 def jupyter_lab(root:Path, home:Path, env:dict=None):
-    "`jupyter lab root` on 127.0.0.1 with a token and its own settings under `home`; yields its URL; stops it after."
+    """`jupyter lab root` on 127.0.0.1 with a token and its own settings under `home`; yields its URL; stops it after.
+    The server's log, and with it what its kernels write to their stderr below Python, goes to `home/'server.log'`."""
     jupyter = Path(sys.executable).parent / 'jupyter'
     if not jupyter.exists(): jupyter = shutil.which('jupyter')
     port = free_port()
@@ -45,10 +46,11 @@ def jupyter_lab(root:Path, home:Path, env:dict=None):
     env = {**(env or os.environ), 'JUPYTER_RUNTIME_DIR': str(home / 'runtime'), 'JUPYTER_CONFIG_DIR': str(home / 'config'),
            'JUPYTER_DATA_DIR': str(home / 'data'), 'JUPYTERLAB_SETTINGS_DIR': str(settings),
            'JUPYTERLAB_WORKSPACES_DIR': str(home / 'workspaces'), 'HOME': str(home)}
+    log = open(home / 'server.log', 'w')
     server = subprocess.Popen([str(jupyter), 'lab', str(root), '--no-browser', '--ip', '127.0.0.1', '--port', str(port),
                                f'--IdentityProvider.token={TOKEN}',
                                *(['--allow-root'] if os.geteuid() == 0 else [])],  # CI machines run as root
-                              cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                              cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f'http://127.0.0.1:{port}'
     try:
         deadline = time.monotonic() + 60
@@ -57,7 +59,7 @@ def jupyter_lab(root:Path, home:Path, env:dict=None):
                 status, _ = get(f'{base}/api/status?token={TOKEN}')
                 break
             except OSError:
-                assert server.poll() is None, server.stdout.read()
+                assert server.poll() is None, (home / 'server.log').read_text()
                 assert time.monotonic() < deadline, 'JupyterLab did not answer within 60 s'
                 time.sleep(0.5)
         assert status == 200
@@ -69,6 +71,7 @@ def jupyter_lab(root:Path, home:Path, env:dict=None):
         server.terminate()
         try: server.wait(timeout=30)
         except subprocess.TimeoutExpired: server.kill(); server.wait()
+        log.close()
     assert server.returncode is not None
 
 
@@ -89,12 +92,13 @@ def test_jupyter_lab_serves_the_lessons(tmp_path):
 
 # What the page shows of each cell, in the notebook's order: its prompt ("[3]:", "[*]:", "[ ]:"), the output areas'
 # kinds (JupyterLab renders an error and stderr as application/vnd.jupyter.stderr), their text, and each image's data.
+# `arguments[0]`: how many characters of each output's text to read.
 READ_CELLS = """
 return Array.from(document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell')).map(c => ({
   code: c.classList.contains('jp-CodeCell'),
   prompt: ((c.querySelector('.jp-InputPrompt') || {}).textContent || '').trim(),
   outputs: Array.from(c.querySelectorAll('.jp-OutputArea-output')).map(o => ({
-      mime: o.dataset.mimeType || '', text: o.textContent.slice(0, 500)})),
+      mime: o.dataset.mimeType || '', text: o.textContent.slice(0, arguments[0])})),
   images: Array.from(c.querySelectorAll('.jp-OutputArea-output img')).map(i => i.src)}));
 """
 
@@ -124,31 +128,38 @@ def run_all_in_browser(driver, base:str, name:str, timeout:float=420) -> tuple:
     driver.get(f'{base}/lab/tree/{name}?token={TOKEN}')
     WebDriverWait(driver, 90, 0.3).until(lambda d: d.execute_script(
         "return document.querySelector('#jp-main-statusbar')?.textContent || ''").find('| Idle') >= 0
-        and d.execute_script(READ_CELLS), f'JupyterLab did not open {name} with an idle kernel within 90 s')
+        and d.execute_script(READ_CELLS, 0), f'JupyterLab did not open {name} with an idle kernel within 90 s')
     run_menu = [m for m in driver.find_elements(By.CSS_SELECTOR, '.lm-MenuBar-item') if m.text == 'Run']
     run_menu[0].click()  # Lumino menus open on the mouse, as a student opens them: a real click, not a JS one
     WebDriverWait(driver, 10).until(lambda d: d.find_elements(
         By.CSS_SELECTOR, '.lm-Menu-item[data-command="runmenu:run-all"]'))[0].click()
     seen, started, deadline = {}, False, time.monotonic() + timeout
     while True:
-        cells = driver.execute_script(READ_CELLS)
+        cells = driver.execute_script(READ_CELLS, 500)
         for i, cell in enumerate(cells):
             for src in cell['images']: seen.setdefault(i, set()).add(src)
         prompts = [c['prompt'] for c in cells if c['code']]
         busy = any('*' in p for p in prompts)
         started = started or busy or any(p not in ('[ ]:', '') for p in prompts)
-        if started and not busy: return cells, seen
+        if started and not busy: return driver.execute_script(READ_CELLS, 10**9), seen  # every output's whole text
         assert time.monotonic() < deadline, f'{name} was still running after {timeout:.0f} s: {prompts}'
         time.sleep(0.25)
 
 
-def faults(cells:list) -> list:
-    "What a student would read as a failure: each error or stderr output, and each code cell that never ran."
+def faults(cells:list, server_log:str='') -> list:
+    """What a student would read as a failure: each code cell that never ran, each error or stderr output, error text in
+    any output, and error text the kernel wrote to its stderr below Python (it reaches the server's log, `server_log`):
+    what tools/run_notebooks.py fails a notebook on, by the same pattern (`FAULT`)."""
     out = []
     for i, cell in enumerate(cells):
         if not cell['code']: continue
         if not cell['prompt'].strip('[]:').isdigit(): out.append(f'cell {i} did not run (prompt {cell["prompt"]!r})')
-        out += [f'cell {i} shows: {o["text"][:300]!r}' for o in cell['outputs'] if o['mime'] == 'application/vnd.jupyter.stderr']
+        for o in cell['outputs']:
+            if o['mime'] == 'application/vnd.jupyter.stderr' or FAULT.search(o['text']):
+                out.append(f'cell {i} shows: {o["text"][:300]!r}')
+    # the server's own records start "[I 2026-...", "[W ...": the rest of the log is what its kernels wrote
+    out += [f'the kernel wrote {line.strip()[:300]!r}' for line in server_log.splitlines()
+            if FAULT.search(line) and not line.startswith('[')]
     return out
 
 
@@ -192,7 +203,7 @@ def test_lesson_3_run_all_in_jupyterlab_in_a_browser(lab_in_browser):
     source = json.loads(path.read_text())['cells']
     cells, seen = run_all_in_browser(driver, base, path.name)
     assert len(cells) == len(source), (len(cells), len(source))
-    assert faults(cells) == []
+    assert faults(cells, (folder.parent / 'server.log').read_text()) == []
     counts = [int(c['prompt'].strip('[]:')) for c in cells if c['code']]
     assert counts == list(range(1, len(counts) + 1)), counts  # every cell ran once, in order
     # the live plot: the cell that trains with the lesson's recipe drew its plot and redrew it every epoch (quick mode:
@@ -209,9 +220,12 @@ def test_lesson_3_run_all_in_jupyterlab_in_a_browser(lab_in_browser):
 def test_the_browser_check_fails_on_a_fault_only_a_front_end_shows(lab_in_browser):
     # lesson 3's old bug, planted: a cell that raises only where output is live, which nbdev_test never runs into
     folder, base, driver = lab_in_browser
-    path = browsable(LESSON_3, folder, (5, 'from cnn_course.core import live_output\n'
-                                           'if live_output(): raise NameError("only in a front end")'))
+    # and error text written below Python, as PyTorch's C++ log writes it
+    path = browsable(LESSON_3, folder, (4, 'import os; os.write(2, b"ERROR: planted below Python\\n")'),
+                     (5, 'from cnn_course.core import live_output\n'
+                         'if live_output(): raise NameError("only in a front end")'))
     cells, _ = run_all_in_browser(driver, base, path.name)
-    found = faults(cells)
+    found = faults(cells, (folder.parent / 'server.log').read_text())
+    assert any('ERROR: planted below Python' in f for f in found), found
     assert any('NameError' in f and 'only in a front end' in f for f in found), found
     assert any('did not run' in f for f in found), found  # Run All stops at the error

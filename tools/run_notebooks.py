@@ -2,7 +2,8 @@
 """Run every notebook in a real Jupyter kernel, as Jupyter, JupyterLab and Colab run them: a fresh kernel per notebook,
 its cells in order from `nbs/` (or the notebook's folder), quick mode (CNN_COURSE_QUICK=1), one thread per kernel.
 
-    python tools/run_notebooks.py [--workers 2] [NOTEBOOK ...]      # default: every notebook nbdev_test would run
+    python tools/run_notebooks.py [--workers 2] [--except NOTEBOOK ...] [NOTEBOOK ...]
+                                                    # default: every notebook nbdev_test would run
 
 Unlike `nbdev_test`, which executes the code outside any front end, a kernel has a display: live plots draw and
 update, `display`/`update_display` run. A notebook fails on an error, on error text in any output (a traceback, a log
@@ -118,8 +119,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('notebooks', nargs='*', help='notebooks to run (default: all of nbs/)')
     p.add_argument('--workers', type=int, default=2, help='notebooks at once, one kernel each (one thread per kernel)')
+    p.add_argument('--except', dest='left_out', nargs='+', default=[], metavar='NOTEBOOK',
+                   help='notebooks not to run (e.g. because another check runs them)')
     a = p.parse_args(argv)
     paths = [str(Path(n).resolve()) for n in a.notebooks] or [str(n) for n in default_notebooks()]
+    left_out = {str(Path(n).resolve()) for n in a.left_out}
+    if unknown := left_out - set(paths): p.error(f'--except {" ".join(sorted(unknown))}: not among the notebooks to run')
+    paths = [n for n in paths if n not in left_out]
     failed = 0
     with ProcessPoolExecutor(a.workers) as pool:
         for path, seconds, problems in pool.map(run_notebook, paths):

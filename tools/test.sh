@@ -39,7 +39,9 @@ start=$SECONDS
 # A kernel has a display, so live plots and display updates run, which nbdev_test (no front end) never reaches.
 # Two notebooks at once, one thread per kernel (two kernels with two threads each slow each other down several
 # times over). Fails on an error, on error text in an output and on a printed warning.
-python tools/run_notebooks.py --workers 2
+# Lesson 3 is left to pytest, which runs it with Run All in JupyterLab in a browser (tests/test_jupyterlab.py) and fails
+# it on the same faults (run_notebooks.FAULT, the kernel's stderr included): here it would run a second time.
+python tools/run_notebooks.py --workers 2 --except nbs/03_bn_dropout.ipynb
 echo "notebooks took $((SECONDS - start)) s"
 echo "== pytest"
 # two workers (pytest-xdist) on two cores, one thread each: most tests wait on process start-up (importing PyTorch
