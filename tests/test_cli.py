@@ -278,7 +278,7 @@ def test_cli_resumes_a_killed_run(tmp_path):
     assert killed_run['config']['shift'] == 2 and killed_run['config']['erase'] == 0.5 and killed_run['config']['scheduler'] == 'onecycle'
     weights = [torch.load(tmp_path / f / 'model.pt', weights_only=True) for f in ('full_out', 'killed_out')]
     assert weights[0].keys() == weights[1].keys() and all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
-    ev = subprocess.run(_cli('evaluate', str(ck), env=env), env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    ev = cli_here('evaluate', str(ck), cwd=tmp_path)  # in this process: PyTorch is already imported here
     assert ev.returncode == 0 and 'best (epoch' in ev.stdout and 'last (epoch 4)' in ev.stdout, ev.stdout + ev.stderr
     # test-time augmentation: the same checkpoints scored over five views; a different score from the plain one
     tta = cli_here('evaluate', str(ck), '--tta', cwd=tmp_path)

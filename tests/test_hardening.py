@@ -78,7 +78,7 @@ def test_a_kill_between_the_two_checkpoint_writes_is_repaired_by_resume(tmp_path
     last, best = read_checkpoint(ck / 'last.pt'), read_checkpoint(ck / 'best.pt')
     # best.pt is written first: the newer file is best.pt, and last.pt is one epoch behind
     assert (last['epoch'], best['epoch']) == (1, 2), (last['epoch'], best['epoch'])
-    ev = cli('evaluate', ck, cwd=tmp_path)
+    ev = cli_here('evaluate', ck, cwd=tmp_path)  # in this process: no PyTorch start-up
     assert ev.returncode == 0 and 'note: last.pt (epoch 1) is behind best.pt (epoch 2)' in ev.stdout, ev.stdout + ev.stderr
     r = cli('resume', ck, '--no-progress', cwd=tmp_path)
     assert r.returncode == 0 and 'resumed from epoch 1 of 2' in r.stdout and 'Epoch [2/2]' in r.stdout, r.stdout + r.stderr
@@ -162,7 +162,7 @@ def test_a_full_out_disk_keeps_the_trained_weights(tmp_path):
     try:
         assert sorted(p.name for p in rescue.iterdir()) == ['model.pt', 'run.json']
         Image.new('L', (28, 28), 0).save(tmp_path / 'black.png')
-        r = cli('predict', rescue, tmp_path / 'black.png', cwd=tmp_path)
+        r = cli_here('predict', rescue, tmp_path / 'black.png', cwd=tmp_path)
         assert r.returncode == 0 and r.stdout.startswith(f'{tmp_path / "black.png"}: '), r.stderr
     finally: shutil.rmtree(rescue, ignore_errors=True)
 

@@ -120,7 +120,7 @@ def test_predict_and_evaluate_explain_through_the_command(tmp_path, trained_runs
     garment.save(pictures / 'photo.jpg', quality=90)
     garment.convert('L').save(pictures / 'scan.png')
     Image.new('L', (50, 50), 90).save(pictures / 'blank.png')
-    r = cli('predict', tmp_path / 'cnn', pictures, '--explain', cwd=tmp_path)
+    r = cli_here('predict', tmp_path / 'cnn', pictures, '--explain', cwd=tmp_path)
     assert r.returncode == 0 and r.stderr == '', r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].startswith(f'{pictures / "blank.png"}: blank picture')
