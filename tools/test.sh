@@ -23,6 +23,9 @@ if [ -n "$(git status --porcelain -- nbs)" ]; then
   git status --porcelain -- nbs
   echo "notebooks are not clean: run nbdev_clean and commit the result"; exit 1
 fi
+# Compile the package, the tests and the tools once: with PYTHONDONTWRITEBYTECODE=1 (set on these machines) every process
+# and kernel the suite starts would compile them again (about 0.2 s each, measured on 2 cores)
+python -m compileall -q cnn_course tests tools
 echo "== docs: README.md from nbs/index.ipynb, API pages, nbdev's pre-render step, cross-references"
 start=$SECONDS
 python tools/make_readme.py --check
