@@ -243,7 +243,7 @@ def test_cli_resumes_a_killed_run(tmp_path):
     from cnn_course.checkpoint import read_checkpoint
     env = {k: v for k, v in os.environ.items() if k not in ('IN_TEST',)}
     env.update(CNN_COURSE_QUICK='1', OMP_NUM_THREADS='1')  # quick mode: a synthetic stand-in if Fashion-MNIST is not here
-    # the recipe itself, on a few pictures (600: 500 to train on, 5 steps an epoch); its augmentation draws random numbers
+    # the recipe itself, on a few pictures (600: 500 to train on, 4 steps an epoch); its augmentation draws random numbers
     # every epoch (resumed too), --flip adds the mirror images' draws
     common = ['train', '--recipe', 'resnet', '--epochs', '4', '--limit-train', '600', '--limit-test', '300',
               '--no-progress', '--data-root', str(tmp_path / 'data'), '--flip']
