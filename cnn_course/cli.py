@@ -612,11 +612,12 @@ def save_views(folder:Path, # the run's checkpoint folder
               ) -> list[Path]:
     "Write lesson 4's views of `run.net` on `split` into `folder` (`VIEW_FILES`), each atomically; return the paths."
     import csv, io  # late: only evaluate needs them
-    from cnn_course.train import confusion_matrix
+    from cnn_course.train import confusion_matrix, predict
     from cnn_course.viz import plot_confusion_matrix, show_misclassified
     loader = run.val_loader if split == 'val' else run.test_loader
     csv_name, confusion_name, mistakes_name = (f.format(split=split) for f in VIEW_FILES)
-    counts = confusion_matrix(loader, run.net, run.device, len(run.classes))
+    seen = predict(loader, run.net, run.device, with_inputs=True)  # one pass over the images serves every view
+    counts = confusion_matrix(loader, run.net, run.device, len(run.classes), predictions=seen)
     table = io.StringIO()
     rows = csv.writer(table, lineterminator='\n')
     rows.writerow(['class', 'correct', 'total', 'accuracy'])
@@ -624,17 +625,16 @@ def save_views(folder:Path, # the run's checkpoint folder
         correct, total = int(counts[i, i]), int(counts[i].sum())
         rows.writerow([name, correct, total, repr(correct / total) if total else 'nan'])
     files = [atomic_write(folder / csv_name, lambda f: f.write(table.getvalue()), 'w')]
-    figure = plot_confusion_matrix(loader, run.classes, run.net, run.device, show=False)
+    figure = plot_confusion_matrix(loader, run.classes, run.net, run.device, show=False, predictions=seen)
     files.append(atomic_write(folder / confusion_name, lambda f: figure.savefig(f, format='png', dpi=100)))
-    figure = show_misclassified(loader, run.classes, run.net, run.device, show=False)
+    figure = show_misclassified(loader, run.classes, run.net, run.device, show=False, predictions=seen)
     if figure is None: (folder / mistakes_name).unlink(missing_ok=True)  # every image right: no stale gallery either
     else: files.append(atomic_write(folder / mistakes_name, lambda f: figure.savefig(f, format='png', dpi=100)))
     explained = folder / EXPLAINED_FILE.format(split=split)
     if explain:
         from cnn_course.hooks import grad_cam
-        from cnn_course.train import predict
         from cnn_course.viz import PAIR_LEGEND, show_heatmaps
-        truths, guesses, images = predict(loader, run.net, run.device, with_inputs=True)
+        truths, guesses, images = seen
         wrong = (guesses != truths).nonzero().flatten()[:20]  # the gallery's mistakes, in the same order
         if len(wrong) == 0: explained.unlink(missing_ok=True)
         else:

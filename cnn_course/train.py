@@ -12,7 +12,7 @@ from .core import live_output
 from .data import dataset_classes
 
 # %% auto #0
-__all__ = ['to_device', 'eval_loss', 'eval_mode', 'evaluate', 'TB_TAGS', 'Callback', 'Monitor', 'EarlyStopping', 'LRRecorder', 'TensorBoardLogger', 'LRFind', 'lr_find', 'predict_images', 'predict', 'confusion_matrix', 'per_class_accuracy', 'HISTORY_COLUMNS', 'AMP_CHOICES', 'check_model_fits', 'check_history', 'format_epoch', 'resolve_amp', 'FitRun', 'current_lr', 'fit']
+__all__ = ['to_device', 'eval_loss', 'eval_mode', 'evaluate', 'TB_TAGS', 'Callback', 'Monitor', 'EarlyStopping', 'LRRecorder', 'TensorBoardLogger', 'LRFind', 'lr_find', 'predict_images', 'predict', 'check_predictions', 'confusion_matrix', 'per_class_accuracy', 'HISTORY_COLUMNS', 'AMP_CHOICES', 'check_model_fits', 'check_history', 'format_epoch', 'resolve_amp', 'FitRun', 'current_lr', 'fit']
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #cf0f79fe
 def to_device(batch, # an `(inputs, labels)` pair from a loader
@@ -349,13 +349,28 @@ def predict(loader, # yields `(images, labels)`
     out = torch.cat(labels), torch.cat(preds)
     return (*out, torch.cat(inputs)) if with_inputs else out
 
+def check_predictions(predictions, # what `predict` returned: `(labels, preds)` or `(labels, preds, inputs)`
+                      with_inputs:bool=False, # the inputs are needed too (`predict(..., with_inputs=True)`)
+                     ) -> tuple:
+    "`predictions` checked and trimmed to `(labels, preds)`, or `(labels, preds, inputs)`: a ValueError says what is wrong."
+    n = 3 if with_inputs else 2
+    if not (isinstance(predictions, (tuple, list)) and len(predictions) in (n, 3)):
+        got = type(predictions).__name__ + (f' of {len(predictions)}' if isinstance(predictions, (tuple, list)) else '')
+        want = '(labels, preds, inputs): call predict(..., with_inputs=True)' if with_inputs else '(labels, preds)'
+        raise ValueError(f'predictions: expected what predict() returns, {want}; got a {got}')
+    lengths = [len(p) for p in predictions[:n]]
+    if len(set(lengths)) != 1: raise ValueError(f'predictions: its parts differ in length ({lengths}): not one predict() call')
+    return tuple(predictions[:n])
+
 def confusion_matrix(loader, # yields `(images, labels)`
                      net, # the model
                      device, # where `net` lives
                      n_classes:int|None=None, # number of classes (default: from the dataset, else the largest label + 1)
+                     *,
+                     predictions:tuple|None=None, # what `predict(loader, net, device)` returned, if you have it: counted without running `net` again
                     ) -> torch.Tensor:
     "Counts: row = true class, column = predicted class."
-    labels, preds = predict(loader, net, device)
+    labels, preds = predict(loader, net, device) if predictions is None else check_predictions(predictions)
     if n_classes is None:
         classes = dataset_classes(loader)
         n_classes = len(classes) if classes else int(max(labels.max(), preds.max())) + 1

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torchinfo import summary
 from .data import dataset_classes, find_normalize
-from .train import check_history, confusion_matrix, eval_mode, predict
+from .train import check_history, check_predictions, confusion_matrix, eval_mode, predict
 
 # %% auto #0
 __all__ = ['LABELS', 'KOREAN_FONTS', 'label', 'set_plot_style', 'denormalize', 'for_display', 'show_image', 'CourseFigure', 'show_filters', 'show_feature_maps', 'show_rgb_channels', 'PAIR_LEGEND', 'plot_history', 'evaluate_history', 'show_images_labels', 'model_summary', 'model_graph', 'LivePlot', 'plot_lr_find', 'compare_histories', 'plot_confusion_matrix', 'show_misclassified', 'plot_activation_stats', 'plot_activation_hists', 'show_heatmaps', 'explain_figure']
@@ -448,10 +448,11 @@ def plot_confusion_matrix(loader, # the test data
                           normalize:bool=True, # show each row as fractions of its true class (False: counts)
                           title:str='', # shown above the matrix, e.g. the model and the data
                           show:bool=True, # True: leave it in pyplot, drawn at the end of a notebook cell and saved by `plt.savefig`; False: out of pyplot
+                          predictions:tuple|None=None, # what `predict(loader, net, device)` returned, if you have it: drawn without running `net` again
                          ):
     "Draw the confusion matrix: rows are true classes, columns predictions; the diagonal is what was right."
     if classes is None: classes = dataset_classes(loader)
-    cm = confusion_matrix(loader, net, device, len(classes)).double()
+    cm = confusion_matrix(loader, net, device, len(classes), predictions=predictions).double()
     values = cm / cm.sum(1, keepdim=True).clamp(min=1) if normalize else cm
     fig, ax = plt.subplots(figsize=(7, 6), layout='constrained', FigureClass=CourseFigure)
     im = ax.imshow(values.numpy(), cmap='Blues', vmin=0)
@@ -475,10 +476,12 @@ def show_misclassified(loader, # the test data
                        *,
                        title:str='', # shown above the grid, e.g. the data's name
                        show:bool=True, # True: leave it in pyplot, drawn at the end of a notebook cell and saved by `plt.savefig`; False: out of pyplot
+                       predictions:tuple|None=None, # what `predict(loader, net, device, with_inputs=True)` returned, if you have it: drawn without running `net` again
                       ):
     "Show the first `n` test images `net` gets wrong, titled `true:predicted`."
     if classes is None: classes = dataset_classes(loader)
-    truths, guesses, images = predict(loader, net, device, with_inputs=True)
+    truths, guesses, images = (predict(loader, net, device, with_inputs=True) if predictions is None
+                               else check_predictions(predictions, with_inputs=True))
     wrong = (guesses != truths).nonzero().flatten()[:n]
     images, truths, guesses = images[wrong], truths[wrong], guesses[wrong]
     if len(images) == 0:
