@@ -441,13 +441,21 @@ def score_run(run:Run, # a trained run (`train_run`, `resume_run`)
 
 SPLITS = {'val': 'validation', 'test': 'test'}
 
+def _same_weights(a:dict, # a checkpoint, as `read_checkpoint` returned it
+                  b:dict, # another
+                 ) -> bool:
+    "Whether two checkpoints hold the same weights and buffers (best.pt and last.pt, when the last epoch was the best)."
+    a, b = a['model_state'], b['model_state']
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
 def evaluate_run(folder, # a checkpoint folder written by `train_run` (or `cnn-course train --checkpoint`)
                  *,
                  split:str='test', # 'test', or 'val': the validation images the run held out
                  device=None, # where to evaluate (default: the config's `device`)
                  tta:bool=False, # test-time augmentation (lesson 7): average over `tta_views()`, the picture and four one-pixel shifts
                 ) -> Run:
-    "Score the run's `last.pt` and `best.pt` on `split`; return the run, its `scores` filled in and `best.pt`'s weights loaded."
+    """Score the run's `last.pt` and `best.pt` on `split` (once if they hold the same weights); return the run, its `scores`
+    filled in and `best.pt`'s weights loaded."""
     if split not in SPLITS: raise ValueError(f"split={split!r}: use 'test' or 'val'")
     folder = Path(folder)
     found = [w for w in ('last', 'best') if (folder / f'{w}.pt').exists()]  # best last: its weights stay loaded
@@ -463,7 +471,9 @@ def evaluate_run(folder, # a checkpoint folder written by `train_run` (or `cnn-c
     loader, name = (run.val_loader if split == 'val' else run.test_loader), SPLITS[split]
     for which, ckpt in ckpts.items():
         load_checkpoint(folder / f'{which}.pt', run.net)
-        loss, acc = _evaluate(run, loader, tta)
+        if which == 'best' and 'last' in run.scores and _same_weights(ckpt, ckpts['last']):
+            loss, acc = run.scores['last']['loss'], run.scores['last']['accuracy']  # the same weights: scored once
+        else: loss, acc = _evaluate(run, loader, tta)
         run.scores[which] = {'epoch': ckpt['epoch'], 'split': split, 'loss': loss, 'accuracy': acc, 'n': len(loader.y), 'tta': tta}
         views = f' with TTA ({len(tta_views())} views)' if tta else ''
         print(f'{which:4s} (epoch {ckpt["epoch"]}): {name} loss {loss:.4f}, {name} accuracy {acc:.4f} on {len(loader.y)} images{views}')
