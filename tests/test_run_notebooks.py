@@ -46,7 +46,31 @@ def test_faults_a_front_end_shows_fail_and_a_clean_notebook_passes(tmp_path):
     assert status == {'clean': 'ok', 'live_only': 'FAIL', 'printed': 'FAIL', 'warned': 'FAIL'}, r.stdout
     assert 'NameError: only in a front end' in r.stdout and 'ERROR: something' in r.stdout
     assert 'UserWarning: this looks broken' in r.stdout and '1 of 4 notebooks ran clean' in r.stdout
-    # and the clean one alone passes, with exit status 0 (the faulty one left out with --except is not run)
-    r = subprocess.run([sys.executable, str(ROOT / 'tools' / 'run_notebooks.py'), str(clean), str(warned),
-                        '--except', str(warned)], capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0 and '1 of 1 notebooks ran clean' in r.stdout and 'warned' not in r.stdout, r.stdout + r.stderr
+    # and a clean one alone passes, with exit status 0 (the faulty one left out with --except is not run; an API page,
+    # left to the docs step, neither). `plain` needs no PyTorch: a kernel that imports it costs seconds.
+    plain = write_notebook(tmp_path / 'plain.ipynb', 'import math\nassert math.isclose(math.tau, 2 * math.pi)')
+    api = write_notebook(tmp_path / 'api.ipynb', 'from nbdev.showdoc import show_doc\nfrom math import isclose',
+                         'show_doc(isclose)')
+    r = subprocess.run([sys.executable, str(ROOT / 'tools' / 'run_notebooks.py'), str(plain), str(warned), str(api),
+                        '--except', str(warned), '--except-docs-only'], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0 and '1 of 1 notebooks ran clean' in r.stdout, r.stdout + r.stderr
+    assert 'warned' not in r.stdout and 'left to the docs step' in r.stdout and 'api.ipynb' in r.stdout, r.stdout
+
+
+def test_the_notebooks_left_to_the_docs_step_are_run_there(tmp_path, monkeypatch):
+    """--except-docs-only leaves out a notebook only if nbdev's docs step (tools/docs_check.py) executes every cell of it:
+    the API pages (imports and show_doc). nbdev's own processing of such a notebook fails on an error in any of them."""
+    sys.path.insert(0, str(ROOT / 'tools'))
+    from run_notebooks import docs_only
+    from execnb.nbio import read_nb
+    from nbdev.processors import FilterDefaults
+    imports = '#| hide\nfrom nbdev.showdoc import show_doc\nfrom cnn_course.core import torch_seed'
+    page = write_notebook(tmp_path / 'page.ipynb', imports, 'show_doc(torch_seed)')
+    broken = write_notebook(tmp_path / 'broken.ipynb', imports, 'show_doc(torch_seeed)')
+    assert docs_only(page) and docs_only(broken)
+    assert not docs_only(write_notebook(tmp_path / 'more.ipynb', imports, 'show_doc(torch_seed)', 'torch_seed(1)'))
+    assert not docs_only(write_notebook(tmp_path / 'no_docs.ipynb', imports))   # nbdev executes nothing of it
+    assert [p.name for p in (ROOT / 'nbs' / 'api').glob('*.ipynb') if not docs_only(p)] == []   # the pages it is for
+    monkeypatch.chdir(ROOT)   # nbdev reads settings.ini
+    FilterDefaults()(read_nb(page))
+    with pytest.raises(Exception, match='torch_seeed'): FilterDefaults()(read_nb(broken))

@@ -2,7 +2,7 @@
 """Run every notebook in a real Jupyter kernel, as Jupyter, JupyterLab and Colab run them: a fresh kernel per notebook,
 its cells in order from `nbs/` (or the notebook's folder), quick mode (CNN_COURSE_QUICK=1), one thread per kernel.
 
-    python tools/run_notebooks.py [--workers 2] [--except NOTEBOOK ...] [NOTEBOOK ...]
+    python tools/run_notebooks.py [--workers 2] [--except NOTEBOOK ...] [--except-docs-only] [NOTEBOOK ...]
                                                     # default: every notebook nbdev_test would run
 
 Unlike `nbdev_test`, which executes the code outside any front end, a kernel has a display: live plots draw and
@@ -47,6 +47,20 @@ def code_cells(path:Path, flags:set) -> list:
         if directives.get('eval') == 'false' or flags & set(directives): continue
         out.append((i, src))
     return out
+
+
+def docs_only(path:Path) -> bool:
+    """Whether the docs step runs the whole notebook: it shows docs, and every code cell holds nothing but imports and
+    `show_doc(...)` lines (the API pages). nbdev's pre-render step (tools/docs_check.py) executes exactly such cells of a
+    notebook with docs, and fails on an error in one, so a kernel would only run them a second time."""
+    import ast  # late: only this check needs it
+    cells = [''.join(c['source']) for c in json.loads(Path(path).read_text(encoding='utf-8'))['cells'] if c['cell_type'] == 'code']
+    def plain(src):
+        try: tree = ast.parse(src)
+        except SyntaxError: return False
+        return all(isinstance(t, (ast.Import, ast.ImportFrom)) or (isinstance(t, ast.Expr) and isinstance(t.value, ast.Call)
+                   and getattr(t.value.func, 'id', None) == 'show_doc') for t in tree.body)
+    return any(re.search(r'^show_doc', s, re.M) for s in cells) and all(plain(s) for s in cells)
 
 
 @contextlib.contextmanager
@@ -121,11 +135,18 @@ def main(argv=None) -> int:
     p.add_argument('--workers', type=int, default=2, help='notebooks at once, one kernel each (one thread per kernel)')
     p.add_argument('--except', dest='left_out', nargs='+', default=[], metavar='NOTEBOOK',
                    help='notebooks not to run (e.g. because another check runs them)')
+    p.add_argument('--except-docs-only', action='store_true',
+                   help="leave out the notebooks the docs step runs whole: only imports and show_doc cells (docs_only)")
     a = p.parse_args(argv)
     paths = [str(Path(n).resolve()) for n in a.notebooks] or [str(n) for n in default_notebooks()]
     left_out = {str(Path(n).resolve()) for n in a.left_out}
     if unknown := left_out - set(paths): p.error(f'--except {" ".join(sorted(unknown))}: not among the notebooks to run')
     paths = [n for n in paths if n not in left_out]
+    if a.except_docs_only:
+        docs = [n for n in paths if docs_only(Path(n))]
+        if docs: print(f'left to the docs step, which runs each of their cells: {len(docs)} notebooks of imports and '
+                       f'show_doc only ({", ".join(os.path.relpath(n, ROOT) for n in docs)})', flush=True)
+        paths = [n for n in paths if n not in docs]
     failed = 0
     with ProcessPoolExecutor(a.workers) as pool:
         for path, seconds, problems in pool.map(run_notebook, paths):
