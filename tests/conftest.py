@@ -46,12 +46,14 @@ def cli_here(*args, cwd, quick=True):
 
 @pytest.fixture(scope='session')
 def trained_runs(tmp_path_factory):
-    """Quick runs of `cnn-course train` (real processes) that the predict and explain tests read: the flat net (`fc`,
-    1 epoch, 300 images) and lesson 3's CNN (`fashion_cnn`, 1 epoch, 600 images), each with --checkpoint NAME and
-    --out NAME-out. Trained once per pytest worker; a test copies them with `copy_runs` before writing into them."""
+    """Quick runs of `cnn-course train` that the predict and explain tests read: the flat net (`fc`, 1 epoch, 300
+    images) and lesson 3's CNN (`fashion_cnn`, 1 epoch, 600 images), each with --checkpoint NAME and --out NAME-out.
+    Trained once per pytest worker, in the worker's own process (`cli_here`: the tests are about what reads these
+    folders, and a fresh process would add seconds of start-up to each); a test copies them with `copy_runs` before
+    writing into them."""
     root = tmp_path_factory.mktemp('runs')
     for model, name, n in (('fc', 'fc', 300), ('fashion_cnn', 'cnn', 600)):
-        r = quick_cli('train', '--model', model, '--epochs', 1, '--limit-train', n, '--limit-test', n // 3,
+        r = cli_here('train', '--model', model, '--epochs', 1, '--limit-train', n, '--limit-test', n // 3,
                       '--no-progress', '--data-root', root / 'data', '--checkpoint', root / name, '--out',
                       root / f'{name}-out', cwd=root)
         assert r.returncode == 0, r.stderr

@@ -161,7 +161,8 @@ def test_the_command_in_two_processes_then_resumed_in_one_and_in_two(tmp_path, d
     # the history's validation and run.json's (one process scoring the kept weights again) agree: every process
     # validated the same model, batch-norm statistics included, and counted each of the 200 images once
     assert run['n_val'] == 200 and np.isclose(run['val_loss'], history[kept, 3], rtol=1e-6) and run['val_accuracy'] == history[kept, 4]
-    r = cli('resume', tmp_path / 'ck', '--epochs', 3, '--out', tmp_path / 'one', cwd=tmp_path)   # now in one process
+    # now in one process: this one (PyTorch is imported here already; the same `main` the script runs)
+    r = cli_here('resume', tmp_path / 'ck', '--epochs', 3, '--out', tmp_path / 'one', cwd=tmp_path, quick=False)
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads((tmp_path / 'one' / 'run.json').read_text())['world_size'] == 1
     assert np.load(tmp_path / 'one' / 'history.npy').shape == (3, 5)
