@@ -9,6 +9,17 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault('MPLBACKEND', 'Agg')
 
 
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'long: takes 10 s or more on 2 cores (processes, a browser); run first')
+
+
+def pytest_collection_modifyitems(config, items):
+    """The long tests first, in their files' order: pytest-xdist deals the first tests out to its workers in turn and
+    then hands each the next as it finishes, so with the long ones first both workers end together on short ones
+    (measured: the last test alone on one worker was the 13-17 s page-fault test, the other worker idle)."""
+    items.sort(key=lambda item: item.get_closest_marker('long') is None)
+
+
 def quick_cli(*args, cwd, timeout=300):
     "`python -m cnn_course.cli ARGS` in a fresh process, in quick mode (small data): the tests of `predict` use it."
     import subprocess

@@ -64,6 +64,7 @@ def _finish(proc, timeout=120):
     return out
 
 
+@pytest.mark.long
 def test_killed_run_resumes_bit_for_bit(tmp_path, monkeypatch):
     # The uninterrupted run, in a process of its own, runs alongside the one we kill.
     full = _start(tmp_path, 'train', tmp_path / 'full', tmp_path / 'full.npy')

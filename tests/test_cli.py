@@ -142,6 +142,7 @@ def read_run(out):
     return json.loads((out / 'run.json').read_text()), history
 
 
+@pytest.mark.long
 def test_real_fashion_mnist_run(tmp_path, data_root):
     "What CI relies on: the command as a user types it, default model and recipe, on the real images."
     if not (DEBIAN_FASHION_MNIST / 'train-images-idx3-ubyte.gz').exists():
@@ -236,6 +237,7 @@ def _cli(*args, env):
     return [sys.executable, '-m', 'cnn_course.cli', *args]
 
 
+@pytest.mark.long
 def test_cli_resumes_a_killed_run(tmp_path):
     """train --recipe resnet --checkpoint (lesson 7: the ResNet, augmentation, one-cycle, bf16 where native), SIGKILL
     mid-run, resume: the same history and final weights, bit for bit, as a run never interrupted; evaluate --tta scores it."""
@@ -293,6 +295,7 @@ def test_cli_resume_of_a_folder_without_checkpoints_is_a_clear_error(tmp_path):
     assert out.returncode == 2 and out.stderr.startswith('cnn-course: error: resume') and str(tmp_path) in out.stderr
 
 
+@pytest.mark.long
 def test_resume_after_a_left_over_image(tmp_path, data_root):
     "601 images in batches of 100 leave one over, which batch norm cannot train on: train and resume drop it alike."
     from cnn_course.checkpoint import read_checkpoint
@@ -330,6 +333,7 @@ def test_abbreviated_option_is_refused_and_the_closest_named(tmp_path):
     assert_usage_error(cli('train', '--no-progres', cwd=tmp_path), 'did you mean --no-progress?')
 
 
+@pytest.mark.long
 def test_a_second_train_into_the_same_folder_is_refused(tmp_path, data_root):
     out = tmp_path / 'run'
     args = ('train', '--model', 'mnist_cnn', '--epochs', 1, '--limit-train', 200, '--limit-test', 100, '--data-root',
@@ -344,6 +348,7 @@ def test_a_second_train_into_the_same_folder_is_refused(tmp_path, data_root):
     assert json.loads((out / 'run.json').read_text())['config']['seed'] == 7
 
 
+@pytest.mark.long
 def test_messages_name_options_and_commands_not_python(tmp_path, data_root):
     "What a command-line user reads: options (--no-download, --data-root, --overwrite) and commands, never Python calls."
     empty = tmp_path / 'empty-root'
@@ -393,6 +398,7 @@ def test_option_checks_answer_before_pytorch_is_imported(tmp_path, args, fragmen
     assert r.stdout.strip() == 'torch imported: False'
 
 
+@pytest.mark.long
 def test_val_fraction_zero_validates_on_the_test_set_with_a_warning(tmp_path, data_root):
     out = tmp_path / 'run'
     r = cli('train', '--model', 'mnist_cnn', '--epochs', 1, '--limit-train', 300, '--limit-test', 100, '--val-fraction', 0,
@@ -413,6 +419,7 @@ def test_val_fraction_zero_validates_on_the_test_set_with_a_warning(tmp_path, da
     assert run['val_accuracy'] == history[0, 4] and run['config']['val_fraction'] == 0.2
 
 
+@pytest.mark.long
 def test_evaluate_writes_lesson_4s_views(tmp_path, data_root):
     "evaluate DIR [--split val]: scores, then per-class CSV, confusion matrix and mistakes of best.pt, named on its last line."
     import csv
@@ -450,6 +457,7 @@ raise SystemExit(cli.main(sys.argv[1:]))
 """
 
 
+@pytest.mark.long
 def test_resume_writes_the_results_a_run_killed_at_the_end_never_wrote(tmp_path, data_root):
     "Killed after its last checkpoint but before its results: `resume` has nothing to train, and writes the results."
     (tmp_path / 'kill.py').write_text(KILL_BEFORE_RESULTS)
@@ -476,6 +484,7 @@ def test_resume_writes_the_results_a_run_killed_at_the_end_never_wrote(tmp_path,
     assert r.returncode == 0 and 'nothing to do' in r.stdout and 'writing them' not in r.stdout
 
 
+@pytest.mark.long
 def test_mixed_precision_channels_last_and_onecycle_from_the_command(tmp_path, data_root):
     "--amp bf16 --channels-last --scheduler onecycle: trains, checkpoints, resumes; extending a one-cycle plan is refused."
     import torch
@@ -498,6 +507,7 @@ def test_mixed_precision_channels_last_and_onecycle_from_the_command(tmp_path, d
     assert read_checkpoint(ck / 'last.pt')['epoch'] == 1
 
 
+@pytest.mark.long
 def test_fast_recipe_from_the_command(tmp_path, data_root):
     "--recipe fast: the recipe's settings reach the run (run.json), an option given beside it wins, and it trains."
     from cnn_course.runs import recipe

@@ -57,6 +57,7 @@ def ranks(out, n):
     return [torch.load(out / f'rank{r}.pt', weights_only=False) for r in range(n)]
 
 
+@pytest.mark.long
 def test_two_processes_train_as_one_process_doing_their_arithmetic(tmp_path, data_root):
     """Two processes, same global batch and seed, a model without batch-norm or dropout, against one process that
     computes every batch in the two parts the two processes compute (ddp_train.py --split 2): the same arithmetic
@@ -89,6 +90,7 @@ def test_two_processes_train_as_one_process_doing_their_arithmetic(tmp_path, dat
     assert two[-1, 4] > 0.35   # it learns: real Fashion-MNIST, chance is 0.1
 
 
+@pytest.mark.long
 def test_one_step_in_two_processes_is_the_one_process_step(tmp_path, data_root):
     """One SGD step on a batch of 50 (50 training images, one epoch): in two processes (25 images each, gradients
     averaged) and in one process. Each weight's gradient is a float32 sum over the batch (for a convolution, over up
@@ -108,6 +110,7 @@ def test_one_step_in_two_processes_is_the_one_process_step(tmp_path, data_root):
     assert np.allclose(two['history'][:, [1, 3]], one['history'][:, [1, 3]], rtol=1e-5, atol=0)   # measured: 1e-7
 
 
+@pytest.mark.long
 def test_a_killed_rank_ends_the_job_and_resume_continues(tmp_path, data_root):
     "SIGKILL one rank mid-epoch: torchrun ends the job non-zero naming it; last.pt loads; resume (2 processes) finishes."
     from cnn_course.checkpoint import read_checkpoint
@@ -146,6 +149,7 @@ def cli(*args, cwd, timeout=TIME_LIMIT, runner=('-m', 'cnn_course.cli')):
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+@pytest.mark.long
 def test_the_command_in_two_processes_then_resumed_in_one_and_in_two(tmp_path, data_root):
     "--nproc-per-node 2: rank 0 writes run.json with world_size, backend and batches; resume works with 1 or 2 processes."
     import json
@@ -211,6 +215,7 @@ def test_launch_errors_are_one_line_before_any_process_starts(tmp_path):
     assert not (tmp_path / 'never').exists()
 
 
+@pytest.mark.long
 def test_a_hung_rank_ends_the_job_within_the_timeout(tmp_path, data_root):
     """Process 1 hangs after epoch 1 (alive, never reaching the next collective): process 0's next collective times
     out, fit raises ProcessGroupError, and torchrun ends the job non-zero, stopping the hung process with SIGTERM.

@@ -65,6 +65,7 @@ KILL_AFTER_WRITE = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.long
 def test_a_kill_between_the_two_checkpoint_writes_is_repaired_by_resume(tmp_path):
     "Epoch 1 writes 2 files; a kill after the 3rd write falls between the two files of the improving epoch 2."
     ck = tmp_path / 'ck'
@@ -167,6 +168,7 @@ def test_a_full_out_disk_keeps_the_trained_weights(tmp_path):
     finally: shutil.rmtree(rescue, ignore_errors=True)
 
 
+@pytest.mark.long
 def test_a_full_checkpoint_disk_stops_with_the_last_epoch_intact(tmp_path):
     with small_disk(tmp_path / 'small', '8m') as small:
         ck = small / 'ck'

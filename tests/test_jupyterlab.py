@@ -197,6 +197,7 @@ def lab_in_browser(tmp_path):
 LESSON_3 = ROOT / 'nbs' / '03_bn_dropout.ipynb'
 
 
+@pytest.mark.long
 def test_lesson_3_run_all_in_jupyterlab_in_a_browser(lab_in_browser):
     folder, base, driver = lab_in_browser
     path = browsable(LESSON_3, folder)
@@ -217,6 +218,7 @@ def test_lesson_3_run_all_in_jupyterlab_in_a_browser(lab_in_browser):
     assert len(with_picture) >= 5 and missing == [], missing
 
 
+@pytest.mark.long
 def test_the_browser_check_fails_on_a_fault_only_a_front_end_shows(lab_in_browser):
     # lesson 3's old bug, planted: a cell that raises only where output is live, which nbdev_test never runs into
     folder, base, driver = lab_in_browser

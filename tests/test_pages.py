@@ -37,6 +37,7 @@ def fresh_proc() -> Path:
     return PROC
 
 
+@pytest.mark.long
 def test_every_page_reads_cleanly_in_a_browser(browser, tmp_path):
     proc = fresh_proc()
     render(tmp_path / 'site', proc)

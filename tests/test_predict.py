@@ -250,6 +250,7 @@ print((after - before) / 1024, loaded.blank, int(loaded.picture.getextrema()[1])
 '''
 
 
+@pytest.mark.long
 def test_a_12000_pixel_picture_is_read_in_little_memory(tmp_path):
     "Peak memory for 12000x12000 pictures, each in a fresh process, against a small photo's: within 100 MB (the target)."
     side = 12000
@@ -312,6 +313,7 @@ def test_predict_images_reports_or_raises(tmp_path):
         predict_images(net, files, CLASS_NAMES['fashion-mnist'], GREY, errors='ignore')
 
 
+@pytest.mark.long
 def test_cnn_course_predict_on_many_pictures_and_folders(tmp_path, trained_runs):
     ck = trained_runs / 'fc'  # only read here
     good, other = garment(tmp_path / 'good.jpg'), garment(tmp_path / 'other.png', 'L')

@@ -214,6 +214,7 @@ print((_minor_page_faults() - start) / 10, _reuse_freed_memory() if sys.argv[1] 
 
 @pytest.mark.skipif(not sys.platform.startswith('linux') or __import__('platform').libc_ver()[0] != 'glibc',
                     reason="glibc's malloc only")
+@pytest.mark.long
 def test_fit_on_the_cpu_keeps_freed_memory_for_reuse():
     "After `fit` on the CPU, training steps reuse freed memory instead of faulting in fresh pages, as they do by default."
     env = {k: v for k, v in os.environ.items() if not k.startswith('MALLOC_') and k != 'GLIBC_TUNABLES'}
