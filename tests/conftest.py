@@ -14,9 +14,9 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """The long tests first, in their files' order: pytest-xdist deals the first tests out to its workers in turn and
-    then hands each the next as it finishes, so with the long ones first both workers end together on short ones
-    (measured: the last test alone on one worker was the 13-17 s page-fault test, the other worker idle)."""
+    """The long tests first, in their files' order. With `--maxschedchunk 1` (tools/test.sh) pytest-xdist hands each
+    worker the next test as it becomes free, so the long ones are shared out first and both workers end together on
+    short ones (before, the last test could run alone on one worker for 13-17 s, the other one idle)."""
     items.sort(key=lambda item: item.get_closest_marker('long') is None)
 
 
