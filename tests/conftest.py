@@ -65,8 +65,8 @@ def trained_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp('runs')
     for model, name, n in (('fc', 'fc', 300), ('fashion_cnn', 'cnn', 600)):
         r = cli_here('train', '--model', model, '--epochs', 1, '--limit-train', n, '--limit-test', n // 3,
-                      '--no-progress', '--data-root', root / 'data', '--checkpoint', root / name, '--out',
-                      root / f'{name}-out', cwd=root)
+                     '--no-progress', '--data-root', root / 'data', '--checkpoint', root / name, '--out',
+                     root / f'{name}-out', cwd=root)
         assert r.returncode == 0, r.stderr
     return root
 
