@@ -2,15 +2,16 @@
 """`fit` in float32 against `fit(amp='auto', channels_last=True)` on lesson 3's model and real Fashion-MNIST,
 and DeviceLoader's decode all at once against image by image.
 
-Run by hand (never a timed test):  python bench/amp_speed.py [--n-train 10000] [--epochs 2] [--threads 2]
-Prints seconds per epoch for each setting and their ratio, measured in one run, the machine's float32 and
+Run by hand (never a timed test):  python bench/amp_speed.py [--n-train 10000] [--epochs 3] [--threads 2]
+Prints seconds per epoch for each setting (the median of --epochs after a warm-up epoch; the `fit` rows take turns, an
+epoch each, so that the machine's drift weighs on all alike) and their ratio, measured in one run, the machine's float32 and
 bf16 matrix-product peaks (GFLOP/s), and the share of the peak each setting's epoch reaches. The source's loop runs
 the source's layers (PyTorch's nn.Dropout); `fit` runs the course's FashionCNN (FastDropout) and, in one more row,
 the source's layers, so the dropout's share of the gain shows on its own. Needs the real Fashion-MNIST (Debian's dataset-fashion-mnist, or
 --data-root holding it).
 """
 from __future__ import annotations
-import argparse, contextlib, io, os, platform, sys, time
+import argparse, contextlib, io, os, platform, statistics, sys, time
 
 import numpy as np
 import torch
@@ -40,48 +41,62 @@ def _timed(fn) -> float:
     start = time.perf_counter(); fn(); return time.perf_counter() - start
 
 
-def epoch_seconds(train, val, epochs, model=FashionCNN, **options) -> tuple[float, np.ndarray]:
-    "Seconds per epoch of lesson 3's recipe (Adam 1e-3) for `model()` with `options` for `fit`, after a one-epoch warm-up."
+def fit_row(train, val, model=FashionCNN, **options):
+    """Lesson 3's recipe (Adam 1e-3) for `model()` with `options` for `fit`, one epoch per call: a function that trains
+    one more epoch and returns its seconds and the history so far."""
     torch_seed(123)
     net = model()
     opt = optim.Adam(net.parameters(), lr=1e-3)
-    with contextlib.redirect_stdout(io.StringIO()):
-        fit(net, opt, nn.CrossEntropyLoss(), 1, train, val, 'cpu', np.zeros((0, 5)), progress=False, **options)  # warm-up
-        torch_seed(123)
-        net = model()
-        opt = optim.Adam(net.parameters(), lr=1e-3)
+    history = np.zeros((0, 5))
+    def epoch():
+        nonlocal history
         start = time.perf_counter()
-        history = fit(net, opt, nn.CrossEntropyLoss(), epochs, train, val, 'cpu', np.zeros((0, 5)), progress=False,
-                      **options)
-    return (time.perf_counter() - start) / epochs, history
+        with contextlib.redirect_stdout(io.StringIO()):
+            history = fit(net, opt, nn.CrossEntropyLoss(), 1, train, val, 'cpu', history, progress=False, **options)
+        return time.perf_counter() - start, history
+    return epoch
 
 
-def source_epoch_seconds(a, epochs) -> tuple[float, np.ndarray]:
-    "Seconds per epoch of the source's loop (per-image transforms, a DataLoader, .item() per batch), same recipe."
+def source_row(a):
+    """The source's loop (per-image transforms, a DataLoader, .item() per batch), same recipe, one epoch per call: a
+    function that trains one more epoch and returns its seconds and the history so far."""
     train_set = load_dataset('fashion-mnist', train=True, root=a.data_root, download=False, limit=a.n_train,
                              transform=source_transform(False))
     test_set = load_dataset('fashion-mnist', train=False, root=a.data_root, download=False, limit=a.n_test,
                             transform=source_transform(False))
     train = DataLoader(train_set, batch_size=a.batch_size, shuffle=True)
     val = DataLoader(test_set, batch_size=500)
-    with contextlib.redirect_stdout(io.StringIO()):
-        torch_seed(123)
-        warm = source_fashion_cnn()
-        source_fit(warm, optim.Adam(warm.parameters(), lr=1e-3), nn.CrossEntropyLoss(), 1, train, val,
-                   torch.device('cpu'), np.zeros((0, 5)))  # a warm-up epoch, as the fit rows get
-        torch_seed(123)
-        net = source_fashion_cnn()
-        opt = optim.Adam(net.parameters(), lr=1e-3)
+    torch_seed(123)
+    net = source_fashion_cnn()
+    opt = optim.Adam(net.parameters(), lr=1e-3)
+    history = np.zeros((0, 5))
+    def epoch():
+        nonlocal history
         start = time.perf_counter()
-        history = source_fit(net, opt, nn.CrossEntropyLoss(), epochs, train, val, torch.device('cpu'), np.zeros((0, 5)))
-    return (time.perf_counter() - start) / epochs, history
+        with contextlib.redirect_stdout(io.StringIO()):
+            history = source_fit(net, opt, nn.CrossEntropyLoss(), 1, train, val, torch.device('cpu'), history)
+        return time.perf_counter() - start, history
+    return epoch
+
+
+def timed(rows, epochs) -> dict:
+    """`{name: (median seconds per epoch, history)}` for `rows` (`{name: epoch function}`): one untimed warm-up epoch
+    each, then `epochs` rounds in which every row trains one epoch in turn, so that a machine slowing down or speeding
+    up during the run weighs on every row alike."""
+    for epoch in rows.values(): epoch()
+    seconds, histories = {name: [] for name in rows}, {}
+    for _ in range(epochs):
+        for name, epoch in rows.items():
+            took, histories[name] = epoch()
+            seconds[name].append(took)
+    return {name: (statistics.median(seconds[name]), histories[name]) for name in rows}
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--n-train', type=int, default=10_000)
     p.add_argument('--n-test', type=int, default=2_000)
-    p.add_argument('--epochs', type=int, default=2)
+    p.add_argument('--epochs', type=int, default=3, help='timed epochs per row (their median counts)')
     p.add_argument('--batch-size', type=int, default=100)
     p.add_argument('--threads', type=int, default=None)
     p.add_argument('--data-root', default='./data')
@@ -95,7 +110,7 @@ def main():
     print(f'{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}; '
           f"amp='auto' here: {said}")
     print(f'lesson 3 FashionCNN, real Fashion-MNIST, {a.n_train} training images, batch {a.batch_size}, '
-          f'{a.epochs} timed epochs after a warm-up epoch')
+          f'the median of {a.epochs} timed epochs after a warm-up epoch')
     fp32, bf16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
     print(f'matrix-product peak (1024x1024): float32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s ({bf16 / fp32:.2f}x)')
     # a training step is about 3 forward passes of work (forward, and the backward's two products); validation is 1
@@ -106,27 +121,32 @@ def main():
             ('fit, channels_last', dict(channels_last=True)), ("fit, amp='auto'", dict(amp='auto')),
             ("fit, amp='auto' + channels_last", dict(amp='auto', channels_last=True)),
             ("  the same with nn.Dropout", dict(amp='auto', channels_last=True, model=source_fashion_cnn))]
-    source, history = source_epoch_seconds(a, a.epochs)
+    # the source's loop first, on its own: `fit` asks glibc to keep freed memory (cnn_course.train._reuse_freed_memory)
+    # and the process keeps that setting, so the source's loop as the source ran it can only be timed before any `fit`
+    (source, history), = timed({'source': source_row(a)}, a.epochs).values()
     def peak_share(seconds, options):
         peak = bf16 if amp_on and options.get('amp') else fp32
         return f'{flop_per_epoch / seconds / 1e9:4.0f} GFLOP/s = {flop_per_epoch / seconds / 1e9 / peak:4.1%} of the {"bf16" if peak is bf16 else "float32"} peak'
     print(f"  {'the source loop (nn.Dropout)':34s} {source:6.2f} s/epoch   vs source 1.00x   "
           f"{'':22s}val_acc {history[-1, 4]:.4f}   {peak_share(source, {})}")
-    base, times = None, {}
+    # then every `fit` row and the source's loop again, now with the allocator setting `fit` makes (so its part of the
+    # gain shows on its own), an epoch of each in turn
+    epochs = {name: fit_row(train, val, **options) for name, options in rows}
+    kept = _reuse_freed_memory()
+    if kept: epochs['the source loop, freed memory kept'] = source_row(a)
+    results = timed(epochs, a.epochs)
+    base = results['fit, float32'][0]
     for name, options in rows:
-        seconds, history = epoch_seconds(train, val, a.epochs, **options)
-        if name == 'fit, float32': base = seconds
-        times[name] = seconds
-        versus = f'vs fit float32 {base / seconds:4.2f}x' if base else ''
+        seconds, history = results[name]
+        versus = f'vs fit float32 {base / seconds:4.2f}x' if name != 'fit, float32, nn.Dropout' else ''
         print(f'  {name:34s} {seconds:6.2f} s/epoch   vs source {source / seconds:4.2f}x   {versus:22s}'
               f'val_acc {history[-1, 4]:.4f}   {peak_share(seconds, options)}')
-    # fit asked glibc to keep freed memory (cnn_course.train._reuse_freed_memory): the process keeps that setting, so
-    # the source's loop timed again now runs with it, for a comparison with the allocator the same on both sides
-    if _reuse_freed_memory():
-        again, history = source_epoch_seconds(a, a.epochs)
+    if kept:
+        again, history = results['the source loop, freed memory kept']
+        best = min(results[name][0] for name, _ in rows)
         print(f"  {'the source loop, freed memory kept':34s} {again:6.2f} s/epoch   vs source {source / again:4.2f}x   "
               f"{'':22s}val_acc {history[-1, 4]:.4f}   {peak_share(again, {})}   (the best fit row: "
-              f"{min(times.values()):.2f} s/epoch, {again / min(times.values()):4.2f}x this)")
+              f"{best:.2f} s/epoch, {again / best:4.2f}x this)")
     # DeviceLoader's one-off decode: all images at once (the lessons' transform) against image by image (any other
     # transform; a no-op Lambda stands in for one here)
     by_item = transforms.Compose([*make_transform().transforms, transforms.Lambda(lambda x: x)])

@@ -44,6 +44,9 @@ def torch_seed(seed:int=123, # the seed for Python, NumPy and PyTorch (CPU and C
     torch.backends.cudnn.benchmark = False
     # warn_only: an operation with no deterministic kernel warns instead of stopping a lesson.
     torch.use_deterministic_algorithms(True, warn_only=True)
+    # It also fills every uninitialised new tensor with NaN, a check for kernels that read memory before writing it:
+    # one more pass over every activation. PyTorch's kernels write all they output, so the runs stay repeatable without.
+    torch.utils.deterministic.fill_uninitialized_memory = False
 
 # %% ../nbs/00_setup.ipynb #9c10429c
 def rng_state() -> dict:
