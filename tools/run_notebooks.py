@@ -71,10 +71,15 @@ def kernel(cwd, # the kernel's working folder
     "A fresh Jupyter kernel (python3) for the `with` block: its client, shut down afterwards however the block ends."
     from jupyter_client.manager import start_new_kernel  # late: only a run needs it
     km, kc = start_new_kernel(kernel_name='python3', cwd=str(cwd), env=env, stderr=stderr)
-    try: yield kc
+    finished = False
+    try:
+        yield kc
+        finished = True
     finally:
         kc.stop_channels()
-        km.shutdown_kernel(now=True)
+        # Asked to shut down, the kernel runs its exit handlers (quick mode's synthetic data folders in the temp folder
+        # are removed then; killed, it left 4 MB behind per lesson and run); a kernel that failed or hung is killed.
+        km.shutdown_kernel(now=not finished)
 
 
 def execute(kc, # a kernel's client, from `kernel`
