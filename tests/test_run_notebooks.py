@@ -48,10 +48,11 @@ def test_faults_a_front_end_shows_fail_and_a_clean_notebook_passes(tmp_path):
     assert 'UserWarning: this looks broken' in r.stdout and '1 of 4 notebooks ran clean' in r.stdout
     # and a clean one alone passes, with exit status 0 (the faulty one left out with --except is not run; an API page,
     # left to the docs step, neither). `plain` needs no PyTorch: a kernel that imports it costs seconds. It leaves a
-    # folder for its exit handler to remove, as quick mode's synthetic data does: the kernel is shut down, not killed.
+    # folder in the temp folder for its exit handler to remove, as quick mode's synthetic data does, which a killed
+    # kernel never runs: the folder must go all the same.
     plain = write_notebook(tmp_path / 'plain.ipynb', 'import math\nassert math.isclose(math.tau, 2 * math.pi)',
                            'import atexit, shutil, tempfile\n'
-                           f'folder = tempfile.mkdtemp(dir={str(tmp_path)!r}); atexit.register(shutil.rmtree, folder)\n'
+                           'folder = tempfile.mkdtemp(); atexit.register(shutil.rmtree, folder)\n'
                            f'open({str(tmp_path / "folder.txt")!r}, "w").write(folder)')
     api = write_notebook(tmp_path / 'api.ipynb', 'from nbdev.showdoc import show_doc\nfrom math import isclose',
                          'show_doc(isclose)')
@@ -60,7 +61,7 @@ def test_faults_a_front_end_shows_fail_and_a_clean_notebook_passes(tmp_path):
     assert r.returncode == 0 and '1 of 1 notebooks ran clean' in r.stdout, r.stdout + r.stderr
     assert 'warned' not in r.stdout and 'left to the docs step' in r.stdout and 'api.ipynb' in r.stdout, r.stdout
     left = Path((tmp_path / 'folder.txt').read_text())
-    assert left.parent == tmp_path and not left.exists(), 'the kernel exited without running its exit handlers'
+    assert left.is_absolute() and not left.exists(), f'the kernel left {left} behind'
 
 
 def test_the_notebooks_left_to_the_docs_step_are_run_there(tmp_path, monkeypatch):

@@ -70,16 +70,14 @@ def kernel(cwd, # the kernel's working folder
           ):
     "A fresh Jupyter kernel (python3) for the `with` block: its client, shut down afterwards however the block ends."
     from jupyter_client.manager import start_new_kernel  # late: only a run needs it
-    km, kc = start_new_kernel(kernel_name='python3', cwd=str(cwd), env=env, stderr=stderr)
-    finished = False
-    try:
-        yield kc
-        finished = True
-    finally:
-        kc.stop_channels()
-        # Asked to shut down, the kernel runs its exit handlers (quick mode's synthetic data folders in the temp folder
-        # are removed then; killed, it left 4 MB behind per lesson and run); a kernel that failed or hung is killed.
-        km.shutdown_kernel(now=not finished)
+    # The kernel is killed at the end (asking it to exit costs a second or more per notebook), so it never runs its exit
+    # handlers: what it leaves in the temp folder (quick mode's synthetic data, 4 MB a lesson) goes with a folder of its own.
+    with tempfile.TemporaryDirectory(prefix='run_notebooks_') as scratch:
+        km, kc = start_new_kernel(kernel_name='python3', cwd=str(cwd), env={**env, 'TMPDIR': scratch}, stderr=stderr)
+        try: yield kc
+        finally:
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
 
 
 def execute(kc, # a kernel's client, from `kernel`
