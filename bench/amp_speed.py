@@ -11,7 +11,7 @@ the source's layers, so the dropout's share of the gain shows on its own. Needs 
 --data-root holding it).
 """
 from __future__ import annotations
-import argparse, contextlib, io, os, platform, statistics, sys, time
+import argparse, contextlib, functools, io, os, platform, statistics, sys, time
 
 import numpy as np
 import torch
@@ -41,25 +41,29 @@ def _timed(fn) -> float:
     start = time.perf_counter(); fn(); return time.perf_counter() - start
 
 
-def fit_row(train, val, model=FashionCNN, **options):
-    """Lesson 3's recipe (Adam 1e-3) for `model()` with `options` for `fit`, one epoch per call: a function that trains
-    one more epoch and returns its seconds and the history so far."""
-    torch_seed(123)
-    net = model()
-    opt = optim.Adam(net.parameters(), lr=1e-3)
+def one_epoch_at_a_time(train_epochs, net, optimizer, train, val, device):
+    """A function that trains `net` one more epoch with `train_epochs` (`fit` or the source's loop, called as
+    `train_epochs(net, optimizer, criterion, 1, train, val, device, history)`) and returns its seconds and the history so far."""
     history = np.zeros((0, 5))
     def epoch():
         nonlocal history
         start = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):
-            history = fit(net, opt, nn.CrossEntropyLoss(), 1, train, val, 'cpu', history, progress=False, **options)
+            history = train_epochs(net, optimizer, nn.CrossEntropyLoss(), 1, train, val, device, history)
         return time.perf_counter() - start, history
     return epoch
 
 
+def fit_row(train, val, model=FashionCNN, **options):
+    "Lesson 3's recipe (Adam 1e-3) with `fit` for `model()` with `options`, one epoch per call (see `one_epoch_at_a_time`)."
+    torch_seed(123)
+    net = model()
+    return one_epoch_at_a_time(functools.partial(fit, progress=False, **options), net,
+                               optim.Adam(net.parameters(), lr=1e-3), train, val, 'cpu')
+
+
 def source_row(a):
-    """The source's loop (per-image transforms, a DataLoader, .item() per batch), same recipe, one epoch per call: a
-    function that trains one more epoch and returns its seconds and the history so far."""
+    "The source's loop (per-image transforms, a DataLoader, .item() per batch), same recipe, one epoch per call."
     train_set = load_dataset('fashion-mnist', train=True, root=a.data_root, download=False, limit=a.n_train,
                              transform=source_transform(False))
     test_set = load_dataset('fashion-mnist', train=False, root=a.data_root, download=False, limit=a.n_test,
@@ -68,15 +72,7 @@ def source_row(a):
     val = DataLoader(test_set, batch_size=500)
     torch_seed(123)
     net = source_fashion_cnn()
-    opt = optim.Adam(net.parameters(), lr=1e-3)
-    history = np.zeros((0, 5))
-    def epoch():
-        nonlocal history
-        start = time.perf_counter()
-        with contextlib.redirect_stdout(io.StringIO()):
-            history = source_fit(net, opt, nn.CrossEntropyLoss(), 1, train, val, torch.device('cpu'), history)
-        return time.perf_counter() - start, history
-    return epoch
+    return one_epoch_at_a_time(source_fit, net, optim.Adam(net.parameters(), lr=1e-3), train, val, torch.device('cpu'))
 
 
 def timed(rows, epochs) -> dict:
