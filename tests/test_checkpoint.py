@@ -44,7 +44,9 @@ SCRIPT = textwrap.dedent('''
 def _env(tmp_path):
     # One thread each: the two training processes run side by side without fighting over the cores; every
     # process uses the same count, so the float sums are done in the same order (bit-for-bit comparisons).
-    env = dict(os.environ, CNN_COURSE_QUICK='1', PYTHONPATH=str(ROOT), MPLBACKEND='Agg', OMP_NUM_THREADS='1')
+    # TMPDIR: a process killed on purpose runs no exit handlers; its synthetic data stays in the test's folder, not /tmp.
+    env = dict(os.environ, CNN_COURSE_QUICK='1', PYTHONPATH=str(ROOT), MPLBACKEND='Agg', OMP_NUM_THREADS='1',
+               TMPDIR=str(tmp_path))
     env.pop('IN_TEST', None)
     return env
 

@@ -463,7 +463,8 @@ def test_resume_writes_the_results_a_run_killed_at_the_end_never_wrote(tmp_path,
     (tmp_path / 'kill.py').write_text(KILL_BEFORE_RESULTS)
     common = ['--model', 'mnist_cnn', '--epochs', '2', '--limit-train', '300', '--limit-test', '100', '--patience', '5',
               '--data-root', str(data_root), '--no-progress']
-    env = {**os.environ, 'PYTHONPATH': str(REPO), 'CNN_COURSE_QUICK': '1'}
+    # TMPDIR: killed, the process runs no exit handlers; its synthetic data stays in the test's folder, not /tmp
+    env = {**os.environ, 'PYTHONPATH': str(REPO), 'CNN_COURSE_QUICK': '1', 'TMPDIR': str(tmp_path)}
     env.pop('IN_TEST', None)
     r = subprocess.run([sys.executable, str(tmp_path / 'kill.py'), 'train', *common, '--checkpoint', str(tmp_path / 'ck'),
                         '--out', str(tmp_path / 'out')], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
