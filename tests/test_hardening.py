@@ -73,8 +73,9 @@ def test_a_kill_between_the_two_checkpoint_writes_is_repaired_by_resume(tmp_path
     args = ['train', '--dataset', 'mnist', '--model', 'mnist_cnn', '--optimizer', 'sgd', '--lr', '0.05', '--epochs', '2',
             '--limit-train', '600', '--limit-test', '200', '--no-progress', '--checkpoint', str(ck), '--out',
             str(tmp_path / 'out'), '--data-root', str(tmp_path / 'data')]
+    # TMPDIR: killed, the process runs no exit handlers; its synthetic data stays in the test's folder, not /tmp
     r = subprocess.run([sys.executable, str(tmp_path / 'kill.py'), '3', *args], cwd=tmp_path, capture_output=True,
-                       text=True, timeout=300, env=env(CNN_COURSE_QUICK='1'))
+                       text=True, timeout=300, env=env(CNN_COURSE_QUICK='1', TMPDIR=str(tmp_path)))
     assert r.returncode == -signal.SIGKILL, (r.returncode, r.stderr)
     last, best = read_checkpoint(ck / 'last.pt'), read_checkpoint(ck / 'best.pt')
     # best.pt is written first: the newer file is best.pt, and last.pt is one epoch behind
