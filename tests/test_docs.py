@@ -300,3 +300,43 @@ def test_the_results_check_fails_on_a_stale_number(tmp_path, monkeypatch):
     monkeypatch.setitem(globals(), '_cells', lambda p: real_cells(tmp_path / 'results.ipynb' if Path(p).name == 'results.ipynb' else p))
     problems = results_disagreements()
     assert len(problems) == 1 and problems[0].startswith('lesson 2: flat net 64.74% not in '), problems
+
+
+def _show_doc_nb(cells):
+    "A notebook of (id, source, markdown output or None) code cells, as nbs/ stores them."
+    def out(md): return [{'data': {'text/markdown': md.splitlines(keepends=True), 'text/plain': 'def f()'},
+                          'execution_count': None, 'metadata': {}, 'output_type': 'execute_result'}]
+    return {'cells': [{'cell_type': 'code', 'id': i, 'metadata': {}, 'source': s, 'execution_count': None,
+                       'outputs': out(md) if md else []} for i, s, md in cells],
+            'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5}
+
+
+def test_show_doc_check_reports_stale_outputs_and_stores_fresh_ones(tmp_path, monkeypatch):
+    "A stored show_doc output whose source line moved is reported; --store-show-doc writes the docs step's, minus its page links."
+    dc = _tool('docs_check')
+    nbs, cache = tmp_path / 'nbs', tmp_path / '_proc'
+    (nbs / 'api').mkdir(parents=True); (cache / 'api').mkdir(parents=True)
+    monkeypatch.setattr(dc, 'NBS', nbs)
+    site = 'https://cnn-course.github.io/cnn_course'
+    old = '---\n\n[source](https://github.com/x/blob/main/cnn_course/train.py#L10)\n\n### f\n\n*Uses `fit`.*'
+    new = old.replace('#L10', '#L12')
+    linked = new.replace('`fit`', f'[`fit`]({site}/train.html#fit)')  # what the docs step's add_links makes of it
+    same = '---\n\n### g\n\n*Calls `evaluate`.*'
+    stored = [('a1', '#| echo: false\nshow_doc(f)', old), ('a2', 'x = 1', None),
+              ('a3', '# a comment first\nshow_doc(g)', same)]
+    done = [('a1', '#| echo: false\nshow_doc(f)', linked), ('a2', 'x = 1', None),
+            ('a3', '# a comment first\nshow_doc(g)', same.replace('`evaluate`', f'[`evaluate`]({site}/train.html#evaluate)'))]
+    (nbs / '01_x.ipynb').write_text(json.dumps(_show_doc_nb(stored)))
+    (cache / '01_x.ipynb').write_text(json.dumps(_show_doc_nb(done)))
+    # API pages are stored without outputs: left alone, even though the docs step fills them in
+    (nbs / 'api' / 'm.ipynb').write_text(json.dumps(_show_doc_nb([('b1', 'show_doc(f)', None)])))
+    (cache / 'api' / 'm.ipynb').write_text(json.dumps(_show_doc_nb([('b1', 'show_doc(f)', linked)])))
+    problems = dc.check_show_doc(cache)
+    assert len(problems) == 1 and problems[0].startswith('nbs/01_x.ipynb: the stored show_doc output of 1 cell (a1)'), problems
+    assert '--store-show-doc' in problems[0]
+    assert dc.check_show_doc(cache, store=True) == []
+    cells = {c['id']: c for c in _cells(nbs / '01_x.ipynb')}
+    assert ''.join(cells['a1']['outputs'][0]['data']['text/markdown']) == new  # the new line, without the page's link
+    assert ''.join(cells['a3']['outputs'][0]['data']['text/markdown']) == same and cells['a2']['outputs'] == []
+    assert _cells(nbs / 'api' / 'm.ipynb')[0]['outputs'] == []
+    assert dc.check_show_doc(cache) == []

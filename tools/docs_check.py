@@ -17,6 +17,12 @@ this course is built on, so CI runs the step through nbdev's API (its `nbdev_doc
 
 tools/test.sh then checks that steps 1-3 left the committed files unchanged.
 
+Stored `show_doc` outputs: a lesson's `show_doc` cells keep their outputs in the notebook (what GitHub and Colab
+show before anything runs), with a link to the source line. Step 4 runs those cells again with the library as it
+is now; a stored output that differs from that (a docstring changed, or lines moved above the definition) is
+reported, and `--store-show-doc` writes the fresh outputs into nbs/ instead (run `nbdev_clean` after it). The API
+pages (nbs/api/) are stored without outputs and are left alone.
+
 Cross-references, in markdown cells (outside fenced code blocks) and in the library's docstrings;
 only `inline code` spans are read:
 
@@ -187,10 +193,56 @@ def _why(e:Exception) -> str:
         'keep imports in cells of their own, or make the cell self-contained)'
 
 
+def _show_doc_cell(cell) -> bool:
+    "A code cell with a line that is a `show_doc(...)` call."
+    return cell['cell_type'] == 'code' and any(l.startswith('show_doc(') for l in _src(cell).splitlines())
+
+
+def _unlinked(data:dict, site:str) -> dict:
+    """A show_doc output as `show_doc` itself writes it: without the links to `site`'s pages that the docs step adds
+    around `name`s afterwards (its `add_links`); those belong to the page, and would be added twice."""
+    md = data.get('text/markdown')
+    if md is None: return data
+    md = ''.join(md) if isinstance(md, list) else md
+    md = re.sub(r'\[(`[^`\n]+`)\]\(' + re.escape(site) + r'[^)\s]*\)', r'\1', md)
+    return {**data, 'text/markdown': md.splitlines(keepends=True)}
+
+
+def check_show_doc(cache:Path, store:bool=False) -> list[str]:
+    """Compare every lesson's stored `show_doc` outputs with those the docs step just wrote into `cache` (_proc/);
+    return a problem per notebook out of date, or with `store` write the fresh outputs into the notebook."""
+    from nbdev.config import get_config
+    cfg, problems = get_config(), []
+    site = cfg.doc_host.rstrip('/') + '/' + cfg.doc_baseurl.strip('/')
+    for nb_path in _notebooks():
+        rel = nb_path.relative_to(NBS)
+        if rel.parts[0] == 'api' or not (cache / rel).exists(): continue
+        nb, done = json.loads(nb_path.read_text()), json.loads((cache / rel).read_text())
+        fresh = {c.get('id'): c.get('outputs', []) for c in done['cells'] if _show_doc_cell(c)}
+        stale = []
+        for cell in nb['cells']:
+            if not _show_doc_cell(cell) or cell.get('id') not in fresh: continue
+            new = [{'data': _unlinked(o['data'], site), 'execution_count': None, 'metadata': {}, 'output_type': 'execute_result'}
+                   for o in fresh[cell['id']] if o.get('data')]
+            if [_unlinked(o.get('data', {}), site) for o in cell.get('outputs', [])] != [o['data'] for o in new]:
+                stale.append(cell['id'])
+                if store: cell['outputs'] = new
+        if stale and store:
+            nb_path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
+            print(f'{rel}: stored fresh show_doc outputs in {len(stale)} cell{"s" * (len(stale) > 1)} (now run nbdev_clean)')
+        elif stale:
+            problems.append(f'nbs/{rel}: the stored show_doc output of {len(stale)} cell{"s" * (len(stale) > 1)} ({", ".join(stale[:4])}'
+                            f'{", ..." if len(stale) > 4 else ""}) differs from what the docs build shows: run '
+                            f'`python tools/docs_check.py --store-show-doc && nbdev_clean` and commit the notebook')
+    return problems
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--n_workers', type=int, default=2, help='processes for proc_nbs')
     p.add_argument('--no-proc', action='store_true', help='skip proc_nbs (config files and cross-references only)')
+    p.add_argument('--store-show-doc', action='store_true',
+                   help="write the docs step's fresh show_doc outputs into the lessons instead of reporting old ones")
     args = p.parse_args(argv)
     os.chdir(ROOT)  # nbdev finds settings.ini from the working directory
     # nbdev warns (in every worker) about each cell mixing imports and other code; one summary line instead
@@ -216,6 +268,7 @@ def main(argv=None) -> int:
             print(f'proc_nbs: processed {len(_notebooks())} notebooks into {cache.relative_to(ROOT)}/ in {time.time() - t:.0f} s')
         except Exception as e:
             errors.append(f'a notebook failed to process for the docs (nbdev.serve.proc_nbs): {_why(e)}')
+        else: errors += check_show_doc(cache, store=args.store_show_doc)
     if errors:
         print('\n'.join(['docs check FAILED:'] + [f'  {e}' for e in errors]))
         return 1
