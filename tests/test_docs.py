@@ -340,3 +340,20 @@ def test_show_doc_check_reports_stale_outputs_and_stores_fresh_ones(tmp_path, mo
     assert ''.join(cells['a3']['outputs'][0]['data']['text/markdown']) == same and cells['a2']['outputs'] == []
     assert _cells(nbs / 'api' / 'm.ipynb')[0]['outputs'] == []
     assert dc.check_show_doc(cache) == []
+
+
+def test_source_link_check_wants_the_defining_line(tmp_path):
+    "An API page's source link must point at the line that defines the name: line None (nbdev 2.4.14's) and a wrong line fail."
+    dc = _tool('docs_check')
+    (tmp_path / 'api').mkdir()
+    lines = (ROOT / 'cnn_course' / 'core.py').read_text().splitlines()
+    right = next(i for i, l in enumerate(lines, 1) if l.startswith('def torch_seed('))
+    def out(line, name='torch_seed'):
+        return f'---\n\n[source](https://github.com/x/y/blob/main/cnn_course/core.py#L{line})\n\n### {name}\n\n*Seeds.*'
+    page = _show_doc_nb([('c1', 'show_doc(torch_seed)', out(right)), ('c2', 'show_doc(torch_seed)', out('None')),
+                         ('c3', 'show_doc(torch_seed)', out(right + 1)), ('c4', 'x = 1', None)])
+    (tmp_path / 'api' / 'core.ipynb').write_text(json.dumps(page))
+    problems = dc.check_source_links(tmp_path)
+    assert len(problems) == 2, problems
+    assert 'torch_seed points at cnn_course/core.py line None' in problems[0]
+    assert f'line {right + 1}, which does not define it' in problems[1]

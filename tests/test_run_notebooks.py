@@ -71,13 +71,18 @@ def test_the_notebooks_left_to_the_docs_step_are_run_there(tmp_path, monkeypatch
     from run_notebooks import docs_only
     from execnb.nbio import read_nb
     from nbdev.processors import FilterDefaults
-    imports = '#| hide\nfrom nbdev.showdoc import show_doc\nfrom cnn_course.core import torch_seed'
+    imports = '#| hide\nfrom functools import partial\nfrom nbdev.showdoc import show_doc\nfrom cnn_course.core import torch_seed'
     page = write_notebook(tmp_path / 'page.ipynb', imports, 'show_doc(torch_seed)')
     broken = write_notebook(tmp_path / 'broken.ipynb', imports, 'show_doc(torch_seeed)')
     assert docs_only(page) and docs_only(broken)
     assert not docs_only(write_notebook(tmp_path / 'more.ipynb', imports, 'show_doc(torch_seed)', 'torch_seed(1)'))
     assert not docs_only(write_notebook(tmp_path / 'no_docs.ipynb', imports))   # nbdev executes nothing of it
+    # a cell marked `#| exec_doc` is run by the docs step too, whatever it holds
+    setup = write_notebook(tmp_path / 'setup.ipynb', imports, '#| hide\n#| exec_doc\nseed = partial(torch_seed)', 'show_doc(seed)')
+    bad_setup = write_notebook(tmp_path / 'bad_setup.ipynb', imports, '#| exec_doc\nseed = partial(torch_seeed)', 'show_doc(torch_seed)')
+    assert docs_only(setup) and docs_only(bad_setup)
     assert [p.name for p in (ROOT / 'nbs' / 'api').glob('*.ipynb') if not docs_only(p)] == []   # the pages it is for
     monkeypatch.chdir(ROOT)   # nbdev reads settings.ini
-    FilterDefaults()(read_nb(page))
+    FilterDefaults()(read_nb(page)); FilterDefaults()(read_nb(setup))
     with pytest.raises(Exception, match='torch_seeed'): FilterDefaults()(read_nb(broken))
+    with pytest.raises(Exception, match='torch_seeed'): FilterDefaults()(read_nb(bad_setup))

@@ -21,7 +21,8 @@ Stored `show_doc` outputs: a lesson's `show_doc` cells keep their outputs in the
 show before anything runs), with a link to the source line. Step 4 runs those cells again with the library as it
 is now; a stored output that differs from that (a docstring changed, or lines moved above the definition) is
 reported, and `--store-show-doc` writes the fresh outputs into nbs/ instead (run `nbdev_clean` after it). The API
-pages (nbs/api/) are stored without outputs and are left alone.
+pages (nbs/api/) are stored without outputs and are left alone; on them, every `show_doc` source link must point at
+the line that defines its name.
 
 Cross-references, in markdown cells (outside fenced code blocks) and in the library's docstrings;
 only `inline code` spans are read:
@@ -237,6 +238,31 @@ def check_show_doc(cache:Path, store:bool=False) -> list[str]:
     return problems
 
 
+_SOURCE_LINK = re.compile(r'\[source\]\(\S+?/blob/[^/]+/(\S+?\.py)#L(\w+)\)')
+_HEADING = re.compile(r'^#+ (\S+)', re.M)
+
+
+def check_source_links(cache:Path) -> list[str]:
+    """Every `show_doc` source link on the API pages in `cache` (_proc/api/) must point at the line that defines its
+    name: `def name`, `class name` or `name =` (nbdev 2.4.14 alone would link line None, see tools/make_api_nb.py)."""
+    problems = []
+    for page in sorted((cache / 'api').glob('*.ipynb')):
+        for cell in json.loads(page.read_text())['cells']:
+            for o in cell.get('outputs', []):
+                md = o.get('data', {}).get('text/markdown', '')
+                md = ''.join(md) if isinstance(md, list) else md
+                link, name = _SOURCE_LINK.search(md), _HEADING.search(md)
+                if not link or not name: continue
+                path, line = link.groups()
+                short = name[1].split('.')[-1]
+                lines = (ROOT / path).read_text().splitlines() if (ROOT / path).exists() else []
+                text = lines[int(line) - 1] if line.isdigit() and 0 < int(line) <= len(lines) else ''
+                if not re.match(rf'\s*((async\s+)?def|class)\s+{re.escape(short)}\b|\s*{re.escape(short)}\s*[:=]', text):
+                    problems.append(f'api/{page.name}: the source link of {name[1]} points at {path} line {line}, '
+                                    f'which does not define it ({text.strip()[:60]!r})')
+    return problems
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--n_workers', type=int, default=2, help='processes for proc_nbs')
@@ -268,7 +294,7 @@ def main(argv=None) -> int:
             print(f'proc_nbs: processed {len(_notebooks())} notebooks into {cache.relative_to(ROOT)}/ in {time.time() - t:.0f} s')
         except Exception as e:
             errors.append(f'a notebook failed to process for the docs (nbdev.serve.proc_nbs): {_why(e)}')
-        else: errors += check_show_doc(cache, store=args.store_show_doc)
+        else: errors += check_show_doc(cache, store=args.store_show_doc) + check_source_links(cache)
     if errors:
         print('\n'.join(['docs check FAILED:'] + [f'  {e}' for e in errors]))
         return 1

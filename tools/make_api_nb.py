@@ -5,6 +5,7 @@ Each page has a `show_doc` cell for every function and class in the module's `__
 order) and one line per constant (its value when short, and the comment written next to it). The
 lessons that define the names are linked at the top. Pages are generated from the modules' source
 (nothing is imported), so they change exactly when a module's `__all__` or definitions change.
+A hidden cell gives `show_doc` a renderer whose source links point at each name's line (see SOURCE_LINE).
 """
 from __future__ import annotations
 import argparse, ast, hashlib, io, json, re, sys, tokenize
@@ -74,6 +75,20 @@ def _wrap_import(mod:str, names:list[str], width:int=100) -> str:
     return '\n'.join(lines)
 
 
+# nbdev 2.4.14 links the source of an imported name to line None (its issue 1418): it looks the line up under the
+# name with its module (cnn_course.core.get_device), where it has the module's own names (get_device). The lessons,
+# which define the names themselves, get the right line; the API pages import them, so their show_doc looks them up
+# by the module's own name. (`exec_doc`: the docs step runs the cell, as it runs imports and show_doc cells.)
+SOURCE_LINE = """#| hide
+#| exec_doc
+class SourceLine(BasicMarkdownRenderer):
+    "show_doc's renderer with the source link to the name's line (nbdev 2.4.14 links line None for imported names)"
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fn = self.fn.removeprefix('cnn_course.{mod}.')
+show_doc = partial(show_doc, renderer=SourceLine)"""
+
+
 def page(mod:str) -> dict:
     "The API notebook for cnn_course.`mod`."
     info = module_info(mod)
@@ -81,9 +96,10 @@ def page(mod:str) -> dict:
     cells = [('markdown', f'# cnn_course.{mod}\n\n> Every public name in `cnn_course.{mod}`, in the order of its '
                           '`__all__`: signature, parameters and docstring.'),
              ('markdown', f'Taught in: {lessons}. The lessons show each name at work; this page lists them all.')]
-    imports = ['from nbdev.showdoc import show_doc']
+    imports = ['from functools import partial', 'from nbdev.showdoc import show_doc, BasicMarkdownRenderer']
     if info['documented']: imports.append(_wrap_import(mod, info['documented']))
     cells.append(('code', '#| hide\n' + '\n'.join(imports)))
+    if info['documented']: cells.append(('code', SOURCE_LINE.format(mod=mod)))
     if info['constants']:
         lines = ['## Constants', '']
         for n, c in info['constants'].items():

@@ -51,8 +51,9 @@ def code_cells(path:Path, flags:set) -> list:
 
 def docs_only(path:Path) -> bool:
     """Whether the docs step runs the whole notebook: it shows docs, and every code cell holds nothing but imports and
-    `show_doc(...)` lines (the API pages). nbdev's pre-render step (tools/docs_check.py) executes exactly such cells of a
-    notebook with docs, and fails on an error in one, so a kernel would only run them a second time."""
+    `show_doc(...)` lines, or carries nbdev's `#| exec_doc` directive (the API pages). nbdev's pre-render step
+    (tools/docs_check.py) executes exactly such cells of a notebook with docs, and fails on an error in one, so a kernel
+    would only run them a second time."""
     import ast  # late: only this check needs it
     cells = [''.join(c['source']) for c in json.loads(Path(path).read_text(encoding='utf-8'))['cells'] if c['cell_type'] == 'code']
     def plain(src):
@@ -60,7 +61,8 @@ def docs_only(path:Path) -> bool:
         except SyntaxError: return False
         return all(isinstance(t, (ast.Import, ast.ImportFrom)) or (isinstance(t, ast.Expr) and isinstance(t.value, ast.Call)
                    and getattr(t.value.func, 'id', None) == 'show_doc') for t in tree.body)
-    return any(re.search(r'^show_doc', s, re.M) for s in cells) and all(plain(s) for s in cells)
+    return (any(re.search(r'^show_doc', s, re.M) for s in cells)
+            and all(plain(s) or re.search(r'^#\|\s*exec_doc\s*$', s, re.M) for s in cells))
 
 
 @contextlib.contextmanager
