@@ -323,9 +323,10 @@ def test_show_doc_check_reports_stale_outputs_and_stores_fresh_ones(tmp_path, mo
     linked = new.replace('`fit`', f'[`fit`]({site}/train.html#fit)')  # what the docs step's add_links makes of it
     same = '---\n\n### g\n\n*Calls `evaluate`.*'
     stored = [('a1', '#| echo: false\nshow_doc(f)', old), ('a2', 'x = 1', None),
-              ('a3', '# a comment first\nshow_doc(g)', same)]
+              ('a3', '# a comment first\nshow_doc(g)', same), ('a4', 'show_doc(f)\nplot(x)', old)]
     done = [('a1', '#| echo: false\nshow_doc(f)', linked), ('a2', 'x = 1', None),
-            ('a3', '# a comment first\nshow_doc(g)', same.replace('`evaluate`', f'[`evaluate`]({site}/train.html#evaluate)'))]
+            ('a3', '# a comment first\nshow_doc(g)', same.replace('`evaluate`', f'[`evaluate`]({site}/train.html#evaluate)')),
+            ('a4', 'show_doc(f)\nplot(x)', linked)]  # a cell that computes more keeps what its own run stored
     (nbs / '01_x.ipynb').write_text(json.dumps(_show_doc_nb(stored)))
     (cache / '01_x.ipynb').write_text(json.dumps(_show_doc_nb(done)))
     # API pages are stored without outputs: left alone, even though the docs step fills them in
@@ -338,6 +339,7 @@ def test_show_doc_check_reports_stale_outputs_and_stores_fresh_ones(tmp_path, mo
     cells = {c['id']: c for c in _cells(nbs / '01_x.ipynb')}
     assert ''.join(cells['a1']['outputs'][0]['data']['text/markdown']) == new  # the new line, without the page's link
     assert ''.join(cells['a3']['outputs'][0]['data']['text/markdown']) == same and cells['a2']['outputs'] == []
+    assert ''.join(cells['a4']['outputs'][0]['data']['text/markdown']) == old
     assert _cells(nbs / 'api' / 'm.ipynb')[0]['outputs'] == []
     assert dc.check_show_doc(cache) == []
 
