@@ -197,9 +197,8 @@ def _why(e:Exception) -> str:
 def _show_doc_cell(cell) -> bool:
     """A code cell that shows docs and does nothing else: `show_doc(...)` calls, imports and comments (a cell that also
     computes something keeps the outputs its own run stored)."""
-    lines = [l for l in _src(cell).splitlines() if l.strip() and not l.lstrip().startswith('#')]
-    return (cell['cell_type'] == 'code' and any(l.startswith('show_doc(') for l in lines)
-            and all(l.startswith(('show_doc(', 'import ', 'from ')) for l in lines))
+    from run_notebooks import imports_and_show_doc
+    return cell['cell_type'] == 'code' and 'show_doc(' in _src(cell) and imports_and_show_doc(_src(cell))
 
 
 def _unlinked(data:dict, site:str) -> dict:

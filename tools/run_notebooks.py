@@ -49,20 +49,23 @@ def code_cells(path:Path, flags:set) -> list:
     return out
 
 
+def imports_and_show_doc(src:str) -> bool:
+    "Whether a code cell's source holds nothing but imports and `show_doc(...)` calls (and comments)."
+    import ast  # late: only these checks need it
+    try: tree = ast.parse(src)
+    except SyntaxError: return False
+    return all(isinstance(t, (ast.Import, ast.ImportFrom)) or (isinstance(t, ast.Expr) and isinstance(t.value, ast.Call)
+               and getattr(t.value.func, 'id', None) == 'show_doc') for t in tree.body)
+
+
 def docs_only(path:Path) -> bool:
     """Whether the docs step runs the whole notebook: it shows docs, and every code cell holds nothing but imports and
     `show_doc(...)` lines, or carries nbdev's `#| exec_doc` directive (the API pages). nbdev's pre-render step
     (tools/docs_check.py) executes exactly such cells of a notebook with docs, and fails on an error in one, so a kernel
     would only run them a second time."""
-    import ast  # late: only this check needs it
     cells = [''.join(c['source']) for c in json.loads(Path(path).read_text(encoding='utf-8'))['cells'] if c['cell_type'] == 'code']
-    def plain(src):
-        try: tree = ast.parse(src)
-        except SyntaxError: return False
-        return all(isinstance(t, (ast.Import, ast.ImportFrom)) or (isinstance(t, ast.Expr) and isinstance(t.value, ast.Call)
-                   and getattr(t.value.func, 'id', None) == 'show_doc') for t in tree.body)
     return (any(re.search(r'^show_doc', s, re.M) for s in cells)
-            and all(plain(s) or re.search(r'^#\|\s*exec_doc\s*$', s, re.M) for s in cells))
+            and all(imports_and_show_doc(s) or re.search(r'^#\|\s*exec_doc\s*$', s, re.M) for s in cells))
 
 
 @contextlib.contextmanager
