@@ -32,9 +32,12 @@ def quick_cli(*args, cwd, timeout=300):
 def cli_here(*args, cwd, quick=True):
     """`cnn_course.cli.main(ARGS)` in this process, with what it prints captured as a process's would be.
 
-    For the one-line errors and the answers that follow a run folder: a fresh process pays 2-3 s of PyTorch and
-    torchvision start-up per call, and the code under test is the same `main` the `cnn-course` script calls. The
-    tests that need a real process (the entry point, a kill, memory, imports) keep `quick_cli`."""
+    For every test whose subject is not the process itself (one-line errors, what a run or a resume writes, what
+    follows a run folder): a fresh process pays 3 s of PyTorch and torchvision start-up per call (measured on 2 cores:
+    most of the quick runs' time), and the code under test is the same `main` the `cnn-course` script calls. The tests
+    that need a real process (the entry point, a kill, memory, imports, output to a pipe) start one. What a run sets for
+    the whole process (deterministic mode, the allocator setting of `fit` on the CPU) then stays in the pytest worker,
+    as after any test that trains."""
     import contextlib, io, subprocess, warnings
     from cnn_course.cli import main
     saved_env, saved_cwd = dict(os.environ), os.getcwd()

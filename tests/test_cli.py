@@ -129,7 +129,8 @@ def test_read_only_out_fails_before_training(tmp_path, data_root):
 
 def test_missing_dataset_offline_names_the_path(tmp_path):
     empty = tmp_path / 'empty-root'
-    r = cli('train', '--dataset', 'cifar10', '--model', 'cnn', '--data-root', empty, '--out', tmp_path / 'out', cwd=tmp_path)
+    r = cli_here('train', '--dataset', 'cifar10', '--model', 'cnn', '--data-root', empty, '--out', tmp_path / 'out', cwd=tmp_path,
+                 quick=False)
     # offline, torchvision's download fails at once; the notebook checks --no-download
     assert_usage_error(r, '--dataset cifar10: CIFAR10 not found', str(empty / 'cifar-10-batches-py'))
     assert not (tmp_path / 'out').exists()
@@ -182,8 +183,8 @@ def test_plateau_patience_and_tensorboard_run(tmp_path, data_root):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from cnn_course.train import TB_TAGS
     out, log_dir = tmp_path / 'run', tmp_path / 'tb'
-    r = cli('train', '--epochs', 2, '--limit-train', 500, '--limit-test', 200, '--scheduler', 'plateau',
-            '--patience', 3, '--tensorboard', log_dir, '--data-root', data_root, '--out', out, cwd=tmp_path, quick=True)
+    r = cli_here('train', '--epochs', 2, '--limit-train', 500, '--limit-test', 200, '--scheduler', 'plateau',
+                 '--patience', 3, '--tensorboard', log_dir, '--data-root', data_root, '--out', out, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     run, history = read_run(out)
     assert run['args']['scheduler'] == 'plateau' and run['args']['patience'] == 3
@@ -211,8 +212,8 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(tmp_path, data_root):
     # A learning rate far below float32 resolution leaves every weight unchanged, so the test loss repeats exactly:
     # epoch 1 stays the best, and patience 1 must stop after epoch 2. (mnist_cnn: no batch-norm statistics that move.)
     out = tmp_path / 'run'
-    r = cli('train', '--model', 'mnist_cnn', '--optimizer', 'sgd', '--lr', '1e-30', '--patience', 1, '--epochs', 4,
-            '--limit-train', 300, '--limit-test', 100, '--data-root', data_root, '--out', out, cwd=tmp_path, quick=True)
+    r = cli_here('train', '--model', 'mnist_cnn', '--optimizer', 'sgd', '--lr', '1e-30', '--patience', 1, '--epochs', 4,
+                 '--limit-train', 300, '--limit-test', 100, '--data-root', data_root, '--out', out, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert 'early stopping: val_loss has not improved for 1 epochs' in r.stdout and 'Epoch [3/4]' not in r.stdout
     run, history = read_run(out)
@@ -291,22 +292,21 @@ def test_cli_resumes_a_killed_run(tmp_path):
 
 
 def test_cli_resume_of_a_folder_without_checkpoints_is_a_clear_error(tmp_path):
-    out = subprocess.run([sys.executable, '-m', 'cnn_course.cli', 'resume', str(tmp_path)], capture_output=True, text=True)
+    out = cli_here('resume', tmp_path, cwd=tmp_path, quick=False)
     assert out.returncode == 2 and out.stderr.startswith('cnn-course: error: resume') and str(tmp_path) in out.stderr
 
 
-@pytest.mark.long
 def test_resume_after_a_left_over_image(tmp_path, data_root):
     "601 images in batches of 100 leave one over, which batch norm cannot train on: train and resume drop it alike."
     from cnn_course.checkpoint import read_checkpoint
     ck = tmp_path / 'ck'
-    r = cli('train', '--limit-train', 601, '--limit-test', 100, '--batch-size', 100, '--epochs', 1, '--checkpoint', ck,
-            '--out', tmp_path / 'out', '--data-root', data_root, '--no-progress', cwd=tmp_path, quick=True, timeout=300)
+    r = cli_here('train', '--limit-train', 601, '--limit-test', 100, '--batch-size', 100, '--epochs', 1, '--checkpoint', ck,
+                 '--out', tmp_path / 'out', '--data-root', data_root, '--no-progress', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     run = json.loads((tmp_path / 'out' / 'run.json').read_text())
     # 601 images, 100 of them held out (a sixth): 501 to train on, which leave one over
     assert run['n_train'] == 501 and run['config']['batch_size'] == 100 and run['config']['limit_train'] == 601
-    r = cli('resume', ck, '--epochs', 2, '--no-progress', cwd=tmp_path, quick=True, timeout=300)
+    r = cli_here('resume', ck, '--epochs', 2, '--no-progress', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert 'resumed from epoch 1 of 2' in r.stdout and 'Epoch [2/2]' in r.stdout  # the new target, not the old plan
     assert read_checkpoint(ck / 'last.pt')['epoch'] == 2
@@ -317,9 +317,9 @@ def test_every_model_in_the_table_trains_from_the_command(tmp_path, data_root):
     from cnn_course.models import MODELS
     from cnn_course.cli import MODEL_HELP
     assert list(MODEL_HELP) == list(MODELS)
-    r = cli('train', '--dataset', 'cifar10', '--model', 'cifar_cnn', '--optimizer', 'sgd', '--lr', '0.01', '--epochs', 1,
-            '--limit-train', 200, '--limit-test', 100, '--data-root', data_root, '--out', tmp_path / 'c', '--no-progress',
-            cwd=tmp_path, quick=True)
+    r = cli_here('train', '--dataset', 'cifar10', '--model', 'cifar_cnn', '--optimizer', 'sgd', '--lr', '0.01', '--epochs', 1,
+                 '--limit-train', 200, '--limit-test', 100, '--data-root', data_root, '--out', tmp_path / 'c', '--no-progress',
+                 cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     run = json.loads((tmp_path / 'c' / 'run.json').read_text())
     assert run['config']['model'] == 'cifar_cnn' and run['epochs_completed'] == 1
@@ -333,26 +333,25 @@ def test_abbreviated_option_is_refused_and_the_closest_named(tmp_path):
     assert_usage_error(cli('train', '--no-progres', cwd=tmp_path), 'did you mean --no-progress?')
 
 
-@pytest.mark.long
 def test_a_second_train_into_the_same_folder_is_refused(tmp_path, data_root):
     out = tmp_path / 'run'
     args = ('train', '--model', 'mnist_cnn', '--epochs', 1, '--limit-train', 200, '--limit-test', 100, '--data-root',
             data_root, '--out', out, '--no-progress')
-    assert cli(*args, cwd=tmp_path, quick=True).returncode == 0
+    assert cli_here(*args, cwd=tmp_path).returncode == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    r = cli_here(*args, '--seed', 7, cwd=tmp_path)  # in this process: no PyTorch start-up for a refusal
+    r = cli_here(*args, '--seed', 7, cwd=tmp_path)
     assert_usage_error(r, f'--out {out} already holds the results of a run', 'pass --overwrite to replace them')
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing touched
-    r = cli(*args, '--seed', 7, '--overwrite', cwd=tmp_path, quick=True)
+    r = cli_here(*args, '--seed', 7, '--overwrite', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert json.loads((out / 'run.json').read_text())['config']['seed'] == 7
 
 
-@pytest.mark.long
 def test_messages_name_options_and_commands_not_python(tmp_path, data_root):
     "What a command-line user reads: options (--no-download, --data-root, --overwrite) and commands, never Python calls."
     empty = tmp_path / 'empty-root'
-    r = cli('train', '--dataset', 'mnist', '--data-root', empty, '--no-download', '--out', tmp_path / 'o', cwd=tmp_path)
+    r = cli_here('train', '--dataset', 'mnist', '--data-root', empty, '--no-download', '--out', tmp_path / 'o', cwd=tmp_path,
+                 quick=False)
     assert_usage_error(r, '--dataset mnist: MNIST not found', '(--no-download)', 'and --download', '--data-root')
     assert 'download=' not in r.stderr and 'root=' not in r.stderr
     r = cli('train', '--out', '/proc/cnn_course_forbidden', cwd=tmp_path)
@@ -360,7 +359,7 @@ def test_messages_name_options_and_commands_not_python(tmp_path, data_root):
     ck = tmp_path / 'ck'
     args = ('train', '--model', 'mnist_cnn', '--limit-train', 200, '--limit-test', 100, '--data-root', data_root,
             '--no-progress', '--checkpoint', ck)
-    assert cli(*args, '--epochs', 2, '--out', tmp_path / 'a', cwd=tmp_path, quick=True).returncode == 0
+    assert cli_here(*args, '--epochs', 2, '--out', tmp_path / 'a', cwd=tmp_path).returncode == 0
     r = cli_here(*args, '--epochs', 1, '--out', tmp_path / 'b', cwd=tmp_path)
     assert_usage_error(r, f'--checkpoint {ck} already holds a run trained for 2 epochs', f'`cnn-course resume {ck}`', '--overwrite')
     assert 'resume(' not in r.stderr and 'Checkpoint(' not in r.stderr
@@ -398,11 +397,10 @@ def test_option_checks_answer_before_pytorch_is_imported(tmp_path, args, fragmen
     assert r.stdout.strip() == 'torch imported: False'
 
 
-@pytest.mark.long
 def test_val_fraction_zero_validates_on_the_test_set_with_a_warning(tmp_path, data_root):
     out = tmp_path / 'run'
-    r = cli('train', '--model', 'mnist_cnn', '--epochs', 1, '--limit-train', 300, '--limit-test', 100, '--val-fraction', 0,
-            '--data-root', data_root, '--out', out, '--no-progress', cwd=tmp_path, quick=True)
+    r = cli_here('train', '--model', 'mnist_cnn', '--epochs', 1, '--limit-train', 300, '--limit-test', 100, '--val-fraction', 0,
+                 '--data-root', data_root, '--out', out, '--no-progress', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     warning = [line for line in r.stderr.splitlines() if 'warning' in line.lower()]
     assert warning == ['cnn-course: warning: --val-fraction 0 validates on the test set, as the source did: early '
@@ -412,23 +410,22 @@ def test_val_fraction_zero_validates_on_the_test_set_with_a_warning(tmp_path, da
     assert run['validated_on_test'] and (run['n_train'], run['n_val'], run['n_test']) == (300, 100, 100)
     assert run['val_accuracy'] == run['test_accuracy'] == history[0, 4]
     assert 'which also served as the validation set (--val-fraction 0)' in r.stdout.splitlines()[-1]
-    r = cli('train', '--model', 'mnist_cnn', '--epochs', 1, '--limit-train', 300, '--limit-test', 100, '--val-fraction', 0.2,
-            '--data-root', data_root, '--out', tmp_path / 'held', '--no-progress', cwd=tmp_path, quick=True)
+    r = cli_here('train', '--model', 'mnist_cnn', '--epochs', 1, '--limit-train', 300, '--limit-test', 100, '--val-fraction', 0.2,
+                 '--data-root', data_root, '--out', tmp_path / 'held', '--no-progress', cwd=tmp_path)
     run, history = read_run(tmp_path / 'held')
     assert r.returncode == 0 and 'warning' not in r.stderr and (run['n_train'], run['n_val']) == (240, 60)
     assert run['val_accuracy'] == history[0, 4] and run['config']['val_fraction'] == 0.2
 
 
-@pytest.mark.long
 def test_evaluate_writes_lesson_4s_views(tmp_path, data_root):
     "evaluate DIR [--split val]: scores, then per-class CSV, confusion matrix and mistakes of best.pt, named on its last line."
     import csv
     from cnn_course.checkpoint import read_checkpoint
     from cnn_course.data import CLASS_NAMES
     ck = tmp_path / 'ck'
-    r = cli('train', '--dataset', 'cifar10', '--model', 'cifar_cnn', '--optimizer', 'sgd', '--lr', '0.05', '--epochs', 2,
-            '--limit-train', 300, '--limit-test', 120, '--checkpoint', ck, '--out', tmp_path / 'out', '--data-root',
-            data_root, '--no-progress', cwd=tmp_path, quick=True)
+    r = cli_here('train', '--dataset', 'cifar10', '--model', 'cifar_cnn', '--optimizer', 'sgd', '--lr', '0.05', '--epochs', 2,
+                 '--limit-train', 300, '--limit-test', 120, '--checkpoint', ck, '--out', tmp_path / 'out', '--data-root',
+                 data_root, '--no-progress', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     best = read_checkpoint(ck / 'best.pt')
     for split, n in (('test', 120), ('val', 60)):
@@ -457,7 +454,6 @@ raise SystemExit(cli.main(sys.argv[1:]))
 """
 
 
-@pytest.mark.long
 def test_resume_writes_the_results_a_run_killed_at_the_end_never_wrote(tmp_path, data_root):
     "Killed after its last checkpoint but before its results: `resume` has nothing to train, and writes the results."
     (tmp_path / 'kill.py').write_text(KILL_BEFORE_RESULTS)
@@ -469,10 +465,10 @@ def test_resume_writes_the_results_a_run_killed_at_the_end_never_wrote(tmp_path,
     r = subprocess.run([sys.executable, str(tmp_path / 'kill.py'), 'train', *common, '--checkpoint', str(tmp_path / 'ck'),
                         '--out', str(tmp_path / 'out')], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == -9 and not (tmp_path / 'out' / 'run.json').exists(), r.stderr
-    r = cli('resume', tmp_path / 'ck', '--no-progress', cwd=tmp_path, quick=True)
+    r = cli_here('resume', tmp_path / 'ck', '--no-progress', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert 'has no results of this run yet: writing them from' in r.stdout
-    whole = cli('train', *common, '--out', tmp_path / 'whole', cwd=tmp_path, quick=True)
+    whole = cli_here('train', *common, '--out', tmp_path / 'whole', cwd=tmp_path)
     assert whole.returncode == 0, whole.stderr
     got, want = (json.loads((tmp_path / f / 'run.json').read_text()) for f in ('out', 'whole'))
     for key in ('val_accuracy', 'test_accuracy', 'lrs', 'weights_epoch', 'early_stopping', 'epochs_completed'):
@@ -481,11 +477,10 @@ def test_resume_writes_the_results_a_run_killed_at_the_end_never_wrote(tmp_path,
     import torch
     a, b = (torch.load(tmp_path / f / 'model.pt', weights_only=True) for f in ('out', 'whole'))
     assert all(torch.equal(a[k], b[k]) for k in a)
-    r = cli('resume', tmp_path / 'ck', '--no-progress', cwd=tmp_path, quick=True)  # now finished, with its results
+    r = cli_here('resume', tmp_path / 'ck', '--no-progress', cwd=tmp_path)  # now finished, with its results
     assert r.returncode == 0 and 'nothing to do' in r.stdout and 'writing them' not in r.stdout
 
 
-@pytest.mark.long
 def test_mixed_precision_channels_last_and_onecycle_from_the_command(tmp_path, data_root):
     "--amp bf16 --channels-last --scheduler onecycle: trains, checkpoints, resumes; extending a one-cycle plan is refused."
     import torch
@@ -493,7 +488,7 @@ def test_mixed_precision_channels_last_and_onecycle_from_the_command(tmp_path, d
     # bf16 forced: emulated, and several times slower, on a CPU without native bf16, hence few pictures
     args = ('train', '--amp', 'bf16', '--channels-last', '--scheduler', 'onecycle', '--lr', '0.003',
             '--limit-train', 300, '--limit-test', 100, '--data-root', data_root, '--no-progress')
-    r = cli(*args, '--epochs', 2, '--out', tmp_path / 'whole', cwd=tmp_path, quick=True)
+    r = cli_here(*args, '--epochs', 2, '--out', tmp_path / 'whole', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert 'mixed precision: bf16 autocast' in r.stdout
     run, history = read_run(tmp_path / 'whole')
@@ -501,19 +496,18 @@ def test_mixed_precision_channels_last_and_onecycle_from_the_command(tmp_path, d
     assert run['val_accuracy'] == history[-1, 4]  # scored with the autocast it trained with
     assert max(run['lrs']) <= 0.003 and run['lrs'][0] < run['lrs'][1]  # the one-cycle warm-up, seen epoch by epoch
     ck = tmp_path / 'ck'
-    r = cli(*args, '--epochs', 1, '--checkpoint', ck, '--out', tmp_path / 'one', cwd=tmp_path, quick=True)
+    r = cli_here(*args, '--epochs', 1, '--checkpoint', ck, '--out', tmp_path / 'one', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     r = cli_here('resume', ck, '--epochs', 3, cwd=tmp_path)
     assert_usage_error(r, "--scheduler onecycle plans the learning rate for exactly the run's 1 epochs")
     assert read_checkpoint(ck / 'last.pt')['epoch'] == 1
 
 
-@pytest.mark.long
 def test_fast_recipe_from_the_command(tmp_path, data_root):
     "--recipe fast: the recipe's settings reach the run (run.json), an option given beside it wins, and it trains."
     from cnn_course.runs import recipe
     args = ('--limit-train', 1200, '--limit-test', 300, '--data-root', data_root, '--no-progress', '--epochs', 2)
-    r = cli('train', '--recipe', 'fast', *args, '--out', tmp_path / 'fast', cwd=tmp_path, quick=True)
+    r = cli_here('train', '--recipe', 'fast', *args, '--out', tmp_path / 'fast', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     run, history = read_run(tmp_path / 'fast')
     expected = recipe('fast', epochs=2, limit_train=1200, limit_test=300, data_root=str(data_root)).to_dict()
@@ -521,8 +515,8 @@ def test_fast_recipe_from_the_command(tmp_path, data_root):
     assert (expected['optimizer'], expected['scheduler'], expected['batch_size']) == ('adamw', 'onecycle', 128)
     assert 'mixed precision: ' in r.stdout and np.isfinite(history).all()
     assert run['val_accuracy'] > 0.5  # real Fashion-MNIST after 2 epochs on 1,000 images: chance is 0.1
-    r = cli('train', '--recipe', 'fast', '--optimizer', 'sgd', '--label-smoothing', 0, *args, '--epochs', 1,
-            '--out', tmp_path / 'sgd', cwd=tmp_path, quick=True)
+    r = cli_here('train', '--recipe', 'fast', '--optimizer', 'sgd', '--label-smoothing', 0, *args, '--epochs', 1,
+                 '--out', tmp_path / 'sgd', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     config = read_run(tmp_path / 'sgd')[0]['config']
     assert (config['optimizer'], config['label_smoothing'], config['epochs'], config['weight_decay']) == ('sgd', 0.0, 1, 0.05)

@@ -65,7 +65,6 @@ KILL_AFTER_WRITE = textwrap.dedent('''
 ''')
 
 
-@pytest.mark.long
 def test_a_kill_between_the_two_checkpoint_writes_is_repaired_by_resume(tmp_path):
     "Epoch 1 writes 2 files; a kill after the 3rd write falls between the two files of the improving epoch 2."
     ck = tmp_path / 'ck'
@@ -80,9 +79,9 @@ def test_a_kill_between_the_two_checkpoint_writes_is_repaired_by_resume(tmp_path
     last, best = read_checkpoint(ck / 'last.pt'), read_checkpoint(ck / 'best.pt')
     # best.pt is written first: the newer file is best.pt, and last.pt is one epoch behind
     assert (last['epoch'], best['epoch']) == (1, 2), (last['epoch'], best['epoch'])
-    ev = cli_here('evaluate', ck, cwd=tmp_path)  # in this process: no PyTorch start-up
+    ev = cli_here('evaluate', ck, cwd=tmp_path)
     assert ev.returncode == 0 and 'note: last.pt (epoch 1) is behind best.pt (epoch 2)' in ev.stdout, ev.stdout + ev.stderr
-    r = cli('resume', ck, '--no-progress', cwd=tmp_path)
+    r = cli_here('resume', ck, '--no-progress', cwd=tmp_path)
     assert r.returncode == 0 and 'resumed from epoch 1 of 2' in r.stdout and 'Epoch [2/2]' in r.stdout, r.stdout + r.stderr
     last, best = read_checkpoint(ck / 'last.pt'), read_checkpoint(ck / 'best.pt')
     best_epoch = int(last['history'][:, 3].argmin()) + 1
@@ -118,15 +117,15 @@ def test_a_truncated_download_is_named_with_the_remedy(tmp_path):
         f.unlink()
     with pytest.raises(DamagedDataError, match=r'train-images-idx3-ubyte\.gz is damaged .*Delete it and fetch it again'):
         load_dataset('mnist', root=tmp_path / 'data', download=False)
-    r = cli('train', '--dataset', 'mnist', '--data-root', tmp_path / 'data', '--no-download', '--out', tmp_path / 'o',
-            cwd=tmp_path, quick=False)
+    r = cli_here('train', '--dataset', 'mnist', '--data-root', tmp_path / 'data', '--no-download', '--out', tmp_path / 'o',
+                 cwd=tmp_path, quick=False)
     one_line_error(r, '--dataset mnist: ', 'train-images-idx3-ubyte.gz is damaged', 'Delete it and fetch it again')
     assert not list(raw.glob('.*.tmp'))
 
 
 def test_a_disk_too_small_for_the_results_is_refused_before_training(tmp_path):
     with small_disk(tmp_path / 'small', '512k') as small:
-        r = cli('train', '--model', 'mnist_cnn', '--out', small / 'run', '--data-root', tmp_path / 'data', cwd=tmp_path)
+        r = cli_here('train', '--model', 'mnist_cnn', '--out', small / 'run', '--data-root', tmp_path / 'data', cwd=tmp_path)
         one_line_error(r, 'not enough disk space', f'--out {small / "run"}: model.pt', 'choose a folder on another disk')
         assert 'Epoch [' not in r.stdout and not (small / 'run').exists()
 
@@ -169,7 +168,6 @@ def test_a_full_out_disk_keeps_the_trained_weights(tmp_path):
     finally: shutil.rmtree(rescue, ignore_errors=True)
 
 
-@pytest.mark.long
 def test_a_full_checkpoint_disk_stops_with_the_last_epoch_intact(tmp_path):
     with small_disk(tmp_path / 'small', '8m') as small:
         ck = small / 'ck'
@@ -180,7 +178,7 @@ def test_a_full_checkpoint_disk_stops_with_the_last_epoch_intact(tmp_path):
         assert 'no space left on the device' in err and f'`cnn-course resume {ck}` continues from them' in err
         assert read_checkpoint(ck / 'last.pt')['epoch'] == 1 and not list(ck.glob('.*.tmp'))
         (small / 'filler').unlink()  # the student frees space
-        r = cli('resume', ck, '--no-progress', cwd=tmp_path)
+        r = cli_here('resume', ck, '--no-progress', cwd=tmp_path)
         assert r.returncode == 0 and 'resumed from epoch 1 of 3' in r.stdout, r.stderr
         assert read_checkpoint(ck / 'last.pt')['epoch'] == 3
 
@@ -196,7 +194,7 @@ def test_paths_that_are_files_and_crafted_checkpoints_get_one_line(tmp_path):
     torch.save({'format': 'cnn_course.checkpoint'}, crafted / 'last.pt')
     with pytest.raises(DamagedCheckpointError, match='lacks model, model_state'): read_checkpoint(crafted / 'last.pt')
     for command in ('resume', 'evaluate'):
-        one_line_error(cli_here(command, crafted, cwd=tmp_path), f'{command} {crafted}: ',  # in this process: the same `main`
+        one_line_error(cli_here(command, crafted, cwd=tmp_path), f'{command} {crafted}: ',
                        'says it is a cnn_course checkpoint but lacks')
 
 
