@@ -483,7 +483,6 @@ def test_resume_writes_the_results_a_run_killed_at_the_end_never_wrote(tmp_path,
 
 def test_mixed_precision_channels_last_and_onecycle_from_the_command(tmp_path, data_root):
     "--amp bf16 --channels-last --scheduler onecycle: trains, checkpoints, resumes; extending a one-cycle plan is refused."
-    import torch
     from cnn_course.checkpoint import read_checkpoint
     # bf16 forced: emulated, and several times slower, on a CPU without native bf16, hence few pictures
     args = ('train', '--amp', 'bf16', '--channels-last', '--scheduler', 'onecycle', '--lr', '0.003',
