@@ -345,7 +345,8 @@ def test_show_doc_check_reports_stale_outputs_and_stores_fresh_ones(tmp_path, mo
 
 
 def test_source_link_check_wants_the_defining_line(tmp_path):
-    "An API page's source link must point at the line that defines the name: line None (nbdev 2.4.14's) and a wrong line fail."
+    """A source link, on an API page or a lesson, must point at the line that defines the name: line None (nbdev 2.4.14's
+    for a name imported from the library) and a wrong line fail."""
     dc = _tool('docs_check')
     (tmp_path / 'api').mkdir()
     lines = (ROOT / 'cnn_course' / 'core.py').read_text().splitlines()
@@ -355,7 +356,10 @@ def test_source_link_check_wants_the_defining_line(tmp_path):
     page = _show_doc_nb([('c1', 'show_doc(torch_seed)', out(right)), ('c2', 'show_doc(torch_seed)', out('None')),
                          ('c3', 'show_doc(torch_seed)', out(right + 1)), ('c4', 'x = 1', None)])
     (tmp_path / 'api' / 'core.ipynb').write_text(json.dumps(page))
+    lesson = _show_doc_nb([('d1', 'show_doc(torch_seed)', out(right)), ('d2', 'show_doc(torch_seed)', out('None'))])
+    (tmp_path / '02_lesson.ipynb').write_text(json.dumps(lesson))
     problems = dc.check_source_links(tmp_path)
-    assert len(problems) == 2, problems
-    assert 'torch_seed points at cnn_course/core.py line None' in problems[0]
-    assert f'line {right + 1}, which does not define it' in problems[1]
+    assert len(problems) == 3, problems
+    assert problems[0].startswith('02_lesson.ipynb: the source link of torch_seed points at cnn_course/core.py line None')
+    assert problems[1].startswith('api/core.ipynb: ') and 'torch_seed points at cnn_course/core.py line None' in problems[1]
+    assert f'line {right + 1}, which does not define it' in problems[2]

@@ -21,8 +21,8 @@ Stored `show_doc` outputs: a lesson's `show_doc` cells keep their outputs in the
 show before anything runs), with a link to the source line. Step 4 runs those cells again with the library as it
 is now; a stored output that differs from that (a docstring changed, or lines moved above the definition) is
 reported, and `--store-show-doc` writes the fresh outputs into nbs/ instead (run `nbdev_clean` after it). The API
-pages (nbs/api/) are stored without outputs and are left alone; on them, every `show_doc` source link must point at
-the line that defines its name.
+pages (nbs/api/) are stored without outputs and are left alone. On every page, lesson or API, each `show_doc`
+source link must point at the line that defines its name.
 
 Cross-references, in markdown cells (outside fenced code blocks) and in the library's docstrings;
 only `inline code` spans are read:
@@ -245,10 +245,11 @@ _HEADING = re.compile(r'^#+ (\S+)', re.M)
 
 
 def check_source_links(cache:Path) -> list[str]:
-    """Every `show_doc` source link on the API pages in `cache` (_proc/api/) must point at the line that defines its
-    name: `def name`, `class name` or `name =` (nbdev 2.4.14 alone would link line None, see tools/make_api_nb.py)."""
+    """Every `show_doc` source link in `cache` (_proc/: the lessons and the API pages) must point at the line that
+    defines its name: `def name`, `class name` or `name =`. nbdev 2.4.14 alone links line None for a name imported from
+    the library (see tools/make_api_nb.py), as a lesson's `show_doc` of a name it imported again would."""
     problems = []
-    for page in sorted((cache / 'api').glob('*.ipynb')):
+    for page in sorted(cache.rglob('*.ipynb')):
         for cell in json.loads(page.read_text())['cells']:
             for o in cell.get('outputs', []):
                 md = o.get('data', {}).get('text/markdown', '')
@@ -260,7 +261,7 @@ def check_source_links(cache:Path) -> list[str]:
                 lines = (ROOT / path).read_text().splitlines() if (ROOT / path).exists() else []
                 text = lines[int(line) - 1] if line.isdigit() and 0 < int(line) <= len(lines) else ''
                 if not re.match(rf'\s*((async\s+)?def|class)\s+{re.escape(short)}\b|\s*{re.escape(short)}\s*[:=]', text):
-                    problems.append(f'api/{page.name}: the source link of {name[1]} points at {path} line {line}, '
+                    problems.append(f'{page.relative_to(cache)}: the source link of {name[1]} points at {path} line {line}, '
                                     f'which does not define it ({text.strip()[:60]!r})')
     return problems
 
