@@ -77,8 +77,9 @@ def _wrap_import(mod:str, names:list[str], width:int=100) -> str:
 
 # nbdev 2.4.14 links the source of an imported name to line None (its issue 1418): it looks the line up under the
 # name with its module (cnn_course.core.get_device), where it has the module's own names (get_device). A lesson that
-# defines a name gets the right line; the API pages import them, so their show_doc looks them up by the module's own
-# name (as lesson 10 does for the two dataclasses it shows from the library). (`exec_doc`: the docs step runs the cell, as it runs imports and show_doc cells.)
+# defines a name gets the right line. The API pages import every name, so their renderer looks each one up by the
+# module's own name (lesson 10 does the same for the two dataclasses it shows from the library).
+# (`exec_doc`: the docs step runs the cell, as it runs imports and show_doc cells.)
 SOURCE_LINE = """#| hide
 #| exec_doc
 class SourceLine(BasicMarkdownRenderer):
