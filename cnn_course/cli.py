@@ -173,9 +173,9 @@ def _add_train_options(p:argparse.ArgumentParser) -> None:
                         "improved for 4 epochs (ReduceLROnPlateau, lesson 3); onecycle: rise to --lr and fall again "
                         'over the whole run, step by step (OneCycleLR)')
     p.add_argument('--amp', choices=AMP, default='off',
-                   help='mixed precision: off: float32; auto: bf16 where the hardware has it natively (recent GPUs, '
-                        'CPUs with AVX512-BF16 or AMX), fp16 with a gradient scaler on older GPUs, else off; bf16, fp16: '
-                        'those (the run says what it uses)')
+                   help='mixed precision: off: float32; auto: bf16 where the hardware has it natively (GPUs of '
+                        'compute capability 8.0 or newer, CPUs with AVX512-BF16 or AMX), fp16 with a gradient scaler on '
+                        'older GPUs (e.g. a T4), else off; bf16, fp16: those (the run says what it uses)')
     p.add_argument('--sync-bn', action='store_true',
                    help='with --nproc-per-node on CUDA GPUs: batch-norm statistics over the whole global batch '
                         '(SyncBatchNorm) instead of each process\'s part of it')

@@ -486,6 +486,10 @@ def _cpu_capability() -> str:
     "The vector instructions PyTorch's own kernels use here, e.g. 'AVX2' or 'AVX512' (`ATEN_CPU_CAPABILITY` can lower it)."
     return torch.backends.cpu.get_cpu_capability()
 
+def _gpu_capability(device) -> tuple|None:
+    "The CUDA compute capability of `device`'s NVIDIA GPU, e.g. (7, 5) for Colab's T4 or (8, 0) for an A100; None under ROCm (AMD)."
+    return None if torch.version.hip else tuple(torch.cuda.get_device_capability(device))
+
 def _autocast_works(kind:str, dtype) -> bool:
     "Whether this PyTorch autocasts to `dtype` on devices of `kind` (older versions warn and switch it off instead)."
     with warnings.catch_warnings(record=True) as caught:
@@ -527,17 +531,23 @@ def resolve_amp(amp, # None (float32), 'auto', 'bf16' or 'fp16'
     cpu_bf16 = kind == 'cpu' and bool(_cpu_flags() & {'avx512_bf16', 'amx_bf16'})
     # bf16 instructions help only if PyTorch's kernels use them: with ATEN_CPU_CAPABILITY=avx2 they run AVX2 code
     kernels = _cpu_capability() if cpu_bf16 else ''
-    native_bf16 = torch.cuda.is_bf16_supported() if kind == 'cuda' else cpu_bf16 and 'AVX512' in kernels
+    # NVIDIA's GPUs compute in bf16 from compute capability 8.0 (Ampere) on; under ROCm PyTorch counts every GPU as able.
+    # Not torch.cuda.is_bf16_supported(): on older GPUs (Colab's T4 is 7.5) it answers True whenever a bf16 tensor can be
+    # made there, while bf16 arithmetic is emulated, slowly, or fails
+    capability = _gpu_capability(device) if kind == 'cuda' else None
+    gpu = 'this GPU' if capability is None else f'this GPU (compute capability {capability[0]}.{capability[1]})'
+    native_bf16 = (capability is None or capability >= (8, 0)) if kind == 'cuda' else cpu_bf16 and 'AVX512' in kernels
     if amp == 'auto':
         if native_bf16: return torch.bfloat16, f'bf16 autocast (native on this {kind})'
-        if kind == 'cuda': return torch.float16, 'fp16 autocast with a gradient scaler (this GPU has no bf16)'
+        if kind == 'cuda': return torch.float16, f'fp16 autocast with a gradient scaler ({gpu} has no native bf16)'
         if cpu_bf16: return None, f'float32 (this cpu has bf16, but PyTorch runs its {kernels} kernels: ATEN_CPU_CAPABILITY)'
         return None, f'float32 (this {kind} has no native bf16)'
     dtype = torch.bfloat16 if amp == 'bf16' else torch.float16
     if not _autocast_works(kind, dtype):
         raise ValueError(f'amp={amp!r}: PyTorch {torch.__version__} has no {amp} autocast on {kind}: use amp=None or amp=\'auto\'')
     if kind == 'cuda' and dtype is torch.bfloat16 and not native_bf16:
-        raise ValueError("amp='bf16': this GPU has no bfloat16 support: use amp='fp16' (with a gradient scaler) or amp='auto'")
+        raise ValueError(f"amp='bf16': {gpu} has no native bfloat16, which came with compute capability 8.0 (Ampere): "
+                         "use amp='fp16' (with a gradient scaler) or amp='auto'")
     native = native_bf16 if dtype is torch.bfloat16 else kind == 'cuda' or bool(_cpu_flags() & {'avx512_fp16', 'amx_fp16'})
     scaler = ' with a gradient scaler' if dtype is torch.float16 else ''
     return dtype, f'{amp} autocast{scaler}' + ('' if native else f' (emulated on this {kind}: slower than float32)')

@@ -177,6 +177,33 @@ def test_amp_auto_on_either_kind_of_cpu(monkeypatch, capsys, flags, kernels, exp
     else: assert np.isfinite(auto).all() and not np.array_equal(auto, plain)   # bf16 products round differently
 
 
+@pytest.mark.parametrize('capability, expected', [
+    ((7, 5), torch.float16),    # Colab's T4 (Turing): fp16 tensor cores, no bf16
+    ((7, 0), torch.float16),    # V100 (Volta)
+    ((8, 0), torch.bfloat16),   # A100 (Ampere): bf16 from here on
+    ((9, 0), torch.bfloat16),   # H100, H200 (Hopper)
+    (None, torch.bfloat16),     # an AMD GPU under ROCm (PyTorch counts them all as able)
+])
+def test_amp_auto_on_old_and_new_gpus(monkeypatch, capability, expected):
+    """`amp='auto'` on a GPU follows its compute capability. No GPU here: the capability is the one such a GPU reports,
+    and `torch.cuda.is_bf16_supported()` answers True, as PyTorch does on a T4 (a bf16 tensor can be made there)."""
+    import cnn_course.train as train
+    monkeypatch.setattr(train, '_gpu_capability', lambda device: capability)
+    monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda *args, **kwargs: True)
+    dtype, why = train.resolve_amp('auto', 'cuda')
+    assert dtype is expected
+    if expected is torch.float16:
+        assert why == f'fp16 autocast with a gradient scaler (this GPU (compute capability {capability[0]}.{capability[1]}) has no native bf16)'
+    else: assert why == 'bf16 autocast (native on this cuda)'
+    # asked for by name: bf16 is refused where it is not native, fp16 runs everywhere (with its scaler)
+    monkeypatch.setattr(train, '_autocast_works', lambda kind, dtype: True)   # without a GPU PyTorch switches cuda autocast off
+    if expected is torch.float16:
+        with pytest.raises(ValueError, match=r"amp='bf16': this GPU \(compute capability 7\.\d\) has no native bfloat16.*amp='fp16'"):
+            train.resolve_amp('bf16', 'cuda')
+    else: assert train.resolve_amp('bf16', 'cuda') == (torch.bfloat16, 'bf16 autocast')
+    assert train.resolve_amp('fp16', 'cuda') == (torch.float16, 'fp16 autocast with a gradient scaler')
+
+
 def test_amp_auto_follows_the_kernels_pytorch_runs():
     "A real process with PyTorch held to its AVX2 kernels trains in float32, on a CPU with bf16 or without."
     env = {**os.environ, 'ATEN_CPU_CAPABILITY': 'avx2', 'OMP_NUM_THREADS': '1'}
