@@ -418,22 +418,35 @@ def _num_classes(loader):
     classes = dataset_classes(loader)
     return None if classes is None else len(classes)
 
+def _on_device(tensor_device, device) -> bool:
+    "Whether a tensor on `tensor_device` is on `device` ('cuda' without a number: whichever GPU it is on)."
+    device = torch.device(device)
+    return tensor_device.type == device.type and device.index in (None, tensor_device.index)
+
 def check_model_fits(net, # the model
                      loader, # the data it will see
                      device=None, # where `net` lives (default: where its parameters are)
                      n_classes:int|None=None, # number of classes (default: from the dataset, if it knows)
                     ) -> None:
-    "Raise a `ValueError` that names the shapes when `net` cannot take `loader`'s inputs or predicts the wrong number of classes."
+    "Raise a `ValueError` that names the shapes when `net` cannot take `loader`'s inputs or predicts the wrong number of classes, or the devices when `net` is not on `device`."
     x, _ = _first_example(loader)
-    if device is None: device = next(net.parameters()).device
+    weights = next(net.parameters(), None)
+    if device is None: device = weights.device if weights is not None else 'cpu'
     expected = getattr(net, 'input_shape', None)
     name = type(net).__name__
+    # a model left on the CPU while the data goes to the GPU fails in its first layer, with a message that is easy to
+    # read as a shape problem: say so first
+    stray = next((p for p in net.parameters() if not _on_device(p.device, device)), None)
+    if stray is not None:
+        raise ValueError(f'{name} has weights on {stray.device}, but the device to train on is {torch.device(device)}: '
+                         f'move the model there first, `net = net.to(device)` (before creating the optimizer is simplest)')
     if expected is not None and tuple(x.shape) != tuple(expected):
         raise ValueError(f'{name} expects each input to have shape {tuple(expected)}, but the data gives '
                          f'{tuple(x.shape)}. Use a model built for this data, or a transform that produces that shape '
                          f'(e.g. make_transform(flatten=True) for a fully connected net).')
+    batch = x.unsqueeze(0).to(device)  # outside the try: a device that cannot be reached is not a shape problem
     try:
-        with eval_mode(net), torch.inference_mode(): out = net(x.unsqueeze(0).to(device))
+        with eval_mode(net), torch.inference_mode(): out = net(batch)
     except RuntimeError as e:
         raise ValueError(f'{name} cannot take an input of shape {tuple(x.shape)} (a batch of '
                          f'{tuple(x.unsqueeze(0).shape)}): {e}') from e
