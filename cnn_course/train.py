@@ -565,6 +565,13 @@ def resolve_amp(amp, # None (float32), 'auto', 'bf16' or 'fp16'
     scaler = ' with a gradient scaler' if dtype is torch.float16 else ''
     return dtype, f'{amp} autocast{scaler}' + ('' if native else f' (emulated on this {kind}: slower than float32)')
 
+def _quiet_step(scheduler, *args):
+    """`scheduler.step(*args)` without PyTorch's warning that `optimizer.step()` has not run yet: under fp16, `fit` calls it
+    through the gradient scaler, which skips every step whose gradients overflowed, the first ones often among them."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message=r'Detected call of `lr_scheduler\.step\(\)` before `optimizer\.step\(\)`')
+        scheduler.step(*args)
+
 def _per_batch(scheduler) -> bool:
     "Schedulers that plan the rate step by step are stepped after every batch; the others once per epoch."
     return isinstance(scheduler, (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR))
@@ -593,7 +600,9 @@ def _train_epoch(run, loader, desc, progress):
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-        if step_scheduler is not None: step_scheduler.step()
+        if step_scheduler is not None:
+            if scaler is None: step_scheduler.step()
+            else: _quiet_step(step_scheduler)
         run.loss = loss.detach()
         for cb in batch_hooks: cb.after_batch(run)
         losses.append(run.loss)
@@ -666,10 +675,17 @@ def _step_scheduler(scheduler, row, optimizer):
     "Step an epoch scheduler once per epoch (on the validation loss, or accuracy for mode='max'); say when the rate changes."
     if scheduler is None or _per_batch(scheduler): return  # stepped after every batch instead
     before = current_lr(optimizer)
-    if _is_plateau(scheduler): scheduler.step(row[3] if scheduler.mode == 'min' else row[4])
-    else: scheduler.step()
+    metric = (row[3] if scheduler.mode == 'min' else row[4],) if _is_plateau(scheduler) else ()
+    # fit always steps the optimizer first; only fp16's scaler can have skipped every step so far (see _quiet_step)
+    _quiet_step(scheduler, *metric)
     after = current_lr(optimizer)
     if after != before: print_main(f'learning rate {before:.3g} -> {after:.3g}')
+
+def _fp16_range(run) -> str:
+    "Advice to add when a loss stops being finite under fp16 autocast, whose numbers end at 65,504 (float32's and bf16's near 3e38)."
+    if run.amp_dtype is not torch.float16: return ''
+    return (" Under fp16 autocast a layer's output above 65,504, fp16's largest number, becomes inf: train in bf16 where "
+            "the hardware has it, or in float32 (amp=None).")
 
 def _put_back(run, good_state, problem:str, advice:str):
     "Restore the weights and optimizer state of the end of the previous epoch, and say why training stopped."
@@ -713,7 +729,7 @@ def _fit_epoch(run, train_loader, test_loader, progress):
             bad = int((~finite).nonzero()[0])
             where = f'{losses[bad].item()} at epoch {run.epoch}, batch {bad + 1} of {len(sizes)}'
         _put_back(run, good_state, f'the training loss became {where}',
-                  'Try a smaller learning rate, or check the training inputs for NaN.')
+                  'Try a smaller learning rate, or check the training inputs for NaN.' + _fp16_range(run))
         return None
     train_loss = loss_total / n
     if run.model is not net: broadcast_buffers(net)  # one model in every process, the one rank 0's checkpoint holds
@@ -722,7 +738,7 @@ def _fit_epoch(run, train_loader, test_loader, progress):
         weights_finite = all(bool(torch.isfinite(p).all()) for p in net.parameters())
         _put_back(run, good_state, f'the validation loss became {val_loss} at epoch {run.epoch} (training loss {train_loss:.4g})',
                   'The weights are finite, so the validation inputs probably hold NaN or inf: check the validation data.'
-                  if weights_finite else 'The weights are no longer finite: try a smaller learning rate.')
+                  + _fp16_range(run) if weights_finite else 'The weights are no longer finite: try a smaller learning rate.')
         return None
     return np.array([run.epoch, train_loss, n_correct / n, val_loss, val_acc])
 
