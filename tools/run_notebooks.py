@@ -4,6 +4,7 @@ its cells in order from `nbs/` (or the notebook's folder), quick mode (CNN_COURS
 
     python tools/run_notebooks.py [--workers 2] [--except NOTEBOOK ...] [--except-docs-only] [NOTEBOOK ...]
                                                     # default: every notebook nbdev_test would run
+    python tools/run_notebooks.py --workers 1 --threads 2   # as Colab's 2-core CPU runtime runs them
 
 Unlike `nbdev_test`, which executes the code outside any front end, a kernel has a display: live plots draw and
 update, `display`/`update_display` run. A notebook fails on an error, on error text in any output (a traceback, a log
@@ -12,7 +13,7 @@ a warning printed to the cell's output, since a student reads each of these as a
 settings.ini's `tst_flags` are skipped, as nbdev_test skips them. Exit status 0 if every notebook ran clean, else 1.
 """
 from __future__ import annotations
-import argparse, configparser, contextlib, json, os, re, sys, tempfile, time
+import argparse, configparser, contextlib, functools, json, os, re, sys, tempfile, time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -100,10 +101,10 @@ def execute(kc, # a kernel's client, from `kernel`
         messages.append((kind, content))
 
 
-def run_notebook(path:str) -> tuple:
-    "Run one notebook in a fresh kernel; (path, seconds, [problems])."
+def run_notebook(path:str, threads:int=1) -> tuple:
+    "Run one notebook in a fresh kernel with `threads` threads; (path, seconds, [problems])."
     path, start, problems = Path(path), time.perf_counter(), []
-    env = {**os.environ, 'CNN_COURSE_QUICK': '1', 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1',
+    env = {**os.environ, 'CNN_COURSE_QUICK': '1', 'OMP_NUM_THREADS': str(threads), 'MKL_NUM_THREADS': str(threads),
            'MPLBACKEND': 'module://matplotlib_inline.backend_inline', 'PYTHONPATH': str(ROOT)}
     env.pop('IN_TEST', None)  # a front end, not nbdev_test: only CNN_COURSE_QUICK makes the lessons small
     # the kernel's own log (e.g. "running over TCP without encryption") goes to a file, shown if the notebook fails
@@ -140,7 +141,10 @@ def run_notebook(path:str) -> tuple:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('notebooks', nargs='*', help='notebooks to run (default: all of nbs/)')
-    p.add_argument('--workers', type=int, default=2, help='notebooks at once, one kernel each (one thread per kernel)')
+    p.add_argument('--workers', type=int, default=2, help='notebooks at once, one kernel each')
+    # More threads add up a layer's sums in another order: a check that holds with one thread only states that
+    # thread count's rounding (a gradient bound in 12_fit did, until it was run with two)
+    p.add_argument('--threads', type=int, default=1, help='threads per kernel (workers x threads <= cores)')
     p.add_argument('--except', dest='left_out', nargs='+', default=[], metavar='NOTEBOOK',
                    help='notebooks not to run (e.g. because another check runs them)')
     p.add_argument('--except-docs-only', action='store_true',
@@ -157,7 +161,7 @@ def main(argv=None) -> int:
         paths = [n for n in paths if n not in docs]
     failed = 0
     with ProcessPoolExecutor(a.workers) as pool:
-        for path, seconds, problems in pool.map(run_notebook, paths):
+        for path, seconds, problems in pool.map(functools.partial(run_notebook, threads=a.threads), paths):
             name = os.path.relpath(path, ROOT)
             print(f'{"FAIL" if problems else "ok  "} {seconds:6.1f} s  {name}', flush=True)
             for problem in problems: print(f'       {problem}', flush=True)
