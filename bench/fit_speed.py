@@ -373,6 +373,9 @@ def parse_args(argv=None):
     if bad: p.error(f'--models: unknown {bad}; choose from {list(MODELS)}')
     if args.epochs < 1: p.error('--epochs must be >= 1')
     if args.repeat < 1: p.error('--repeat must be >= 1')
+    if args.data_root and not os.path.isdir(os.path.join(args.data_root, 'cifar-10-batches-py')):
+        p.error(f'--data-root {args.data_root}: no cifar-10-batches-py/ there (the real CIFAR-10 as torchvision stores '
+                'it); leave the option out to time on a synthetic set in the same format')
     return args
 
 def load_note() -> str:
