@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_distributed.ipynb #6fc69cf8
 from __future__ import annotations
-import atexit, datetime, os
+import atexit, datetime, inspect, os
 import torch
 import torch.distributed as dist
 from .core import get_device
@@ -35,6 +35,15 @@ def distributed() -> bool:
     "True when this process shares training with others in a process group (after `init_distributed` under torchrun)."
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
+def _group_options(device:torch.device, backend:str|None, timeout_s:float) -> dict:
+    "`init_process_group`'s arguments for a process training on `device`: NCCL bound to its GPU, gloo on the CPU."
+    options = dict(backend=backend or ('nccl' if device.type == 'cuda' else 'gloo'), timeout=datetime.timedelta(seconds=timeout_s))
+    # NCCL: bind the group to this process's GPU (PyTorch 2.3 on), so that a barrier uses that GPU rather than
+    # guessing it from the current device (and warning that it does); the communicator is then made at once
+    if options['backend'] == 'nccl' and 'device_id' in inspect.signature(dist.init_process_group).parameters:
+        options['device_id'] = device
+    return options
+
 def init_distributed(device=None, # None or 'auto': this process's GPU (cuda:LOCAL_RANK) when there is CUDA, else the CPU; or a device
                      *,
                      timeout_s:float=DEFAULT_TIMEOUT_S, # how long a collective waits for a lost process before it fails
@@ -50,8 +59,7 @@ def init_distributed(device=None, # None or 'auto': this process's GPU (cuda:LOC
         raise ValueError(f'device {device}: distributed training runs on CUDA GPUs (NCCL) or on the CPU (gloo)')
     if device.type == 'cuda': torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group(backend or ('nccl' if device.type == 'cuda' else 'gloo'),
-                                timeout=datetime.timedelta(seconds=timeout_s))
+        dist.init_process_group(**_group_options(device, backend, timeout_s))
         atexit.register(leave_distributed)  # however the script ends: see `leave_distributed`
     return device
 
