@@ -439,7 +439,7 @@ def check_model_fits(net, # the model
     stray = next((p for p in net.parameters() if not _on_device(p.device, device)), None)
     if stray is not None:
         raise ValueError(f'{name} has weights on {stray.device}, but the device to train on is {torch.device(device)}: '
-                         f'move the model there first, `net = net.to(device)` (before creating the optimizer is simplest)')
+                         'move the model there first, `net.to(device)`')
     if expected is not None and tuple(x.shape) != tuple(expected):
         raise ValueError(f'{name} expects each input to have shape {tuple(expected)}, but the data gives '
                          f'{tuple(x.shape)}. Use a model built for this data, or a transform that produces that shape '
