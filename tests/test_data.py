@@ -251,8 +251,12 @@ def test_device_loader_matches_data_loader(tmp_path):
 def test_flatten_transform_survives_worker_processes(tmp_path):
     write_synthetic_idx(tmp_path, 'MNIST', 20, 10)
     ds = datasets.MNIST(tmp_path, transform=make_transform(flatten=True))
-    xb, _ = next(iter(DataLoader(ds, batch_size=8, num_workers=1)))  # the dataset is pickled for the worker
-    assert xb.shape == (8, 784)
+    # A spawned worker, as on Windows and macOS (and Python 3.14's forkserver on Linux), gets the dataset pickled and
+    # imports what it names: a lambda in the transform fails here. A forked one (Linux's default until Python 3.14)
+    # inherits the parent's memory, so a lambda passed (checked), and Python 3.12 warns about forking a threaded process.
+    loader = DataLoader(ds, batch_size=8, num_workers=1, multiprocessing_context='spawn')
+    xb, _ = next(iter(loader))
+    assert xb.shape == (8, 784) and torch.equal(xb, torch.stack([ds[i][0] for i in range(8)]))
 
 
 def test_train_val_split_errors():
