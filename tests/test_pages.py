@@ -1,8 +1,9 @@
 """The docs site's pages as a browser shows them (issue 23): every notebook nbdev's pre-render step processed into
 _proc/ (tools/docs_check.py; tools/test.sh runs it first) is rendered to HTML with nbconvert and the site's CSS
-(tools/render_pages.py), opened in headless Chromium, and checked for broken or missing pictures, empty outputs, error
-text and links to pages or anchors that do not exist. Quarto renders the real site in the docs workflow."""
-import json, sys
+(tools/render_pages.py), with the cell options and markdown outputs Quarto honours, opened in headless Chromium, and
+checked for broken or missing pictures, empty outputs, error text, cell options or raw attribute text on show, and
+links to pages or anchors that do not exist. Quarto renders the real site in the docs workflow."""
+import json, re, shutil, sys
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,8 @@ OFFLINE = '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost'
 
 @pytest.fixture(scope='module')
 def browser(tmp_path_factory):
-    if not (CHROMIUM and CHROMEDRIVER):
-        message = 'no chromium/chromedriver: apt-get install chromium chromium-driver (tools/setup.sh does)'
+    if not (CHROMIUM and CHROMEDRIVER and shutil.which('pandoc')):
+        message = 'no chromium, chromedriver or pandoc: apt-get install chromium chromium-driver pandoc (tools/setup.sh does)'
         if BROWSER_REQUIRED: pytest.fail(message)
         pytest.skip(message)
     pytest.importorskip('selenium')
@@ -87,3 +88,28 @@ def test_the_page_check_finds_what_a_reader_would_meet(browser, tmp_path):
                             "error text: 'Traceback (most recent call last)'",
                             'a link to a page that does not exist: nowhere.html',
                             'a link to an anchor that does not exist: good.html#nothing'], problems
+
+
+SHOW_DOC = '---\n\n[source](https://example.com/x.py#L1){target="_blank" style="float:right; font-size:smaller"}\n\n### f\n\n> f (x)\n'
+
+
+def test_the_page_check_finds_cell_options_and_raw_attributes(browser, tmp_path):
+    "A show_doc cell as nbdev leaves it: its options and source link must not show on the page, as Quarto shows it."
+    cell = {'cell_type': 'code', 'id': 'sd', 'execution_count': 1, 'metadata': {},
+            'source': '#| echo: false\n#| output: asis\nshow_doc(f)',
+            'outputs': [{'output_type': 'execute_result', 'execution_count': 1, 'metadata': {},
+                         'data': {'text/markdown': SHOW_DOC, 'text/plain': '<show_doc>'}}]}
+    hidden = {'cell_type': 'code', 'id': 'h', 'execution_count': 1, 'metadata': {}, 'source': '#| include: false\nsecret = 1',
+              'outputs': [{'output_type': 'stream', 'name': 'stdout', 'text': 'not on the page\n'}]}
+    nb = {'cells': [cell, hidden], 'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5}
+    proc = tmp_path / 'proc'
+    proc.mkdir()
+    (proc / 'sd.ipynb').write_text(json.dumps(nb))
+    render(tmp_path / 'plain', proc, quarto=False)  # nbconvert alone: what the pages showed before
+    problems = page_problems(browser, tmp_path / 'plain' / 'sd.html', nb)
+    assert problems == ["a cell option on show: '#| echo: false'", "a cell option on show: '#| include: false'",
+                        'raw attribute text: \'{target="_blank" style="float:right; font-size:smaller"}\''], problems
+    render(tmp_path / 'site', proc)
+    assert page_problems(browser, tmp_path / 'site' / 'sd.html', nb) == []
+    page = (tmp_path / 'site' / 'sd.html').read_text()
+    assert re.search(r'<a href="https://example.com/x.py#L1"[^>]* target="_blank"', page) and 'not on the page' not in page

@@ -4,13 +4,15 @@ Quarto renders the real site (the docs workflow); it cannot be installed here. T
 the notebooks nbdev's pre-render step wrote into _proc/ (`python tools/docs_check.py`), each with nbconvert to
 `<folder>/<output-file>` (the page name Quarto gives it: 02_fc_vs_cnn.ipynb -> fc_vs_cnn.html), the site's
 styles.css beside them, links into the site (nbdev's links to `https://<doc_host><doc_baseurl>/...`, and links to
-other notebooks) made relative, as on the site. `page_problems` then opens a page in a browser (Selenium's driver) and
-lists what a reader would meet: a broken image, a figure the notebook holds that the page does not show, an empty
-output, error text, a link to a page or an anchor that does not exist.
+other notebooks) made relative, as on the site. Like Quarto, it honours the cells' `#| include`, `#| echo` and
+`#| output` options, hides those lines, and renders markdown outputs (show_doc's) with pandoc, the converter Quarto
+is built on. `page_problems` then opens a page in a browser (Selenium's driver) and lists what a reader would meet:
+a broken image, a figure the notebook holds that the page does not show, an empty output, error text, a cell option
+or raw attribute text on show, a link to a page or an anchor that does not exist.
 
     python tools/render_pages.py OUT_DIR     # render, then open OUT_DIR/index.html in a browser
 """
-import configparser, json, posixpath, re, shutil, sys
+import configparser, json, posixpath, re, shutil, subprocess, sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -66,7 +68,64 @@ def _rewrite_links(html:str, page:str, names:dict, site:str) -> str:
     return re.sub(r'(href=")([^"]*)(")', fix, html)
 
 
-def render(out:Path, proc:Path=ROOT / '_proc') -> list:
+_OPTION = re.compile(r'^#\|\s*([\w-]+)\s*:\s*(.*?)\s*$')
+
+
+def cell_options(src:str) -> dict:
+    "The Quarto options of a code cell: its leading `#| key: value` lines."
+    options = {}
+    for line in src.splitlines():
+        if not line.startswith('#|'): break
+        if m := _OPTION.match(line): options[m[1]] = m[2].lower()
+    return options
+
+
+def _as_quarto_shows(cell) -> bool:
+    "Apply a code cell's options as Quarto does, in place; False when the page leaves the cell out."
+    options = cell_options(cell.source)
+    if options.get('include') == 'false': return False
+    cell.source = '\n'.join(l for l in cell.source.splitlines() if not l.startswith('#|')).strip('\n')
+    if options.get('echo') == 'false': cell.metadata['transient'] = {'remove_source': True}
+    if options.get('output') == 'false': cell.outputs = []
+    if options.get('output') == 'asis':  # the printed text is markdown, as show_doc's is
+        for o in cell.outputs:
+            if o.output_type == 'stream': o.update(output_type='display_data', metadata={}, data={'text/markdown': o.text})
+    return True
+
+
+def _markdown_outputs(cells) -> list:
+    "The outputs that Quarto renders as markdown."
+    return [o for c in cells if c.cell_type == 'code' for o in c.outputs if 'text/markdown' in o.get('data', {})]
+
+
+def pandoc_html(texts:list) -> list:
+    "Each markdown text as HTML, in one pandoc call (pandoc starts in about 0.1 s; a page holds dozens of outputs)."
+    if not texts: return []
+    if not shutil.which('pandoc'):
+        raise FileNotFoundError('pandoc not found: `apt-get install pandoc` (tools/setup.sh does); Quarto renders '
+                                'markdown with it, so the pages are checked with it too')
+    mark = '<!--cnn-course-output-->'
+    doc = '\n\n'.join(f'{mark}\n\n{t}' for t in texts)
+    html = subprocess.run(['pandoc', '-f', 'markdown', '-t', 'html'], input=doc, capture_output=True, text=True,
+                          check=True).stdout
+    parts = html.split(mark)[1:]
+    assert len(parts) == len(texts), f'pandoc returned {len(parts)} parts for {len(texts)} markdown outputs'
+    return parts
+
+
+def _as_quarto_renders(nb):
+    "The notebook's cells as a Quarto page shows them, in place."
+    nb.cells = [c for c in nb.cells if c.cell_type != 'code' or _as_quarto_shows(c)]
+    outputs = _markdown_outputs(nb.cells)
+    texts = [o.data['text/markdown'] for o in outputs]
+    for o, html in zip(outputs, pandoc_html([t if isinstance(t, str) else ''.join(t) for t in texts])):
+        o.data = {'text/html': html}
+
+
+def render(out:Path, # the folder the pages go into
+           proc:Path=ROOT / '_proc', # nbdev's processed notebooks
+           quarto:bool=True, # honour cell options and render markdown outputs as Quarto does; False: nbconvert alone
+           ) -> list:
     "Render every processed notebook in `proc` into `out` (pages named as on the site); return the pages' paths."
     from nbconvert import HTMLExporter
     import nbformat
@@ -79,6 +138,7 @@ def render(out:Path, proc:Path=ROOT / '_proc') -> list:
     for rel, page in names.items():
         nb = nbformat.read(proc / rel, as_version=4)
         for cell in nb.cells: cell.pop('has_sd', None)  # nbdev's mark of a show_doc cell: not nbformat's, Quarto ignores it
+        if quarto: _as_quarto_renders(nb)
         meta = front_matter(nb)
         if meta: nb.cells = nb.cells[1:]  # Quarto shows the front matter as the title block
         html, _ = exporter.from_notebook_node(nb)
@@ -121,8 +181,17 @@ return {
   texts: outputs.map(o => o.textContent),
   // nbconvert's own pilcrow links beside each heading are not the site's (Quarto makes its own)
   links: [...document.querySelectorAll('a[href]:not(.anchor-link)')].map(a => a.getAttribute('href')),
+  inputs: [...document.querySelectorAll('.jp-InputArea-editor')].map(e => e.textContent),
+  // the text a reader sees outside code: where markdown's own syntax would show if it was not rendered
+  prose: (() => { const b = document.body.cloneNode(true);
+                  b.querySelectorAll('pre, code, script, style').forEach(e => e.remove());
+                  return b.textContent; })(),
 };
 """
+# A cell option Quarto hides (`#| echo: false`), and pandoc's attribute syntax (`{target="_blank" ...}`, `{.class}`,
+# `{#id}`) left as text by a markdown renderer that does not know it.
+SHOWN_OPTION = re.compile(r'^\s*#\|.*$', re.M)
+RAW_ATTRIBUTES = re.compile(r'\{\s*(?:[#.][A-Za-z][\w-]*|[A-Za-z][\w-]*=)[^{}\n]*\}')
 
 
 def _ids(page:Path) -> set:
@@ -133,7 +202,8 @@ def page_problems(driver, # a Selenium WebDriver (headless Chromium)
                   page:Path, # a page `render` wrote
                   nb:dict, # the processed notebook it was rendered from
                   ) -> list:
-    "What a reader of `page` would meet that is wrong: broken or missing pictures, empty outputs, error text, dead links."
+    """What a reader of `page` would meet that is wrong: broken or missing pictures, empty outputs, error text, cell
+    options or raw attribute text on show, dead links."""
     driver.get(page.as_uri())
     seen = driver.execute_script(READ_PAGE)
     problems = [f'a broken image ({src}...)' for src in seen['broken']]
@@ -142,6 +212,9 @@ def page_problems(driver, # a Selenium WebDriver (headless Chromium)
     if seen['empty'] + empty_outputs(nb): problems.append(f'{seen["empty"] + empty_outputs(nb)} empty outputs')
     for text in seen['texts']:
         if FAULT.search(text): problems.append(f'error text: {FAULT.search(text)[0]!r}')
+    for text in seen['inputs']:
+        if m := SHOWN_OPTION.search(text): problems.append(f'a cell option on show: {m[0].strip()!r}')
+    problems += [f'raw attribute text: {m[0][:60]!r}' for m in RAW_ATTRIBUTES.finditer(seen['prose'])]
     ids_cache = {}
     for href in seen['links']:
         parts = urlsplit(href)
