@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """What `cnn-course evaluate DIR` costs once PyTorch is imported: building the run from its folder (model and test
-data), scoring last.pt and best.pt and writing lesson 4's views, as it does now (one pass of the model over the images for all the views; best.pt not scored again when it holds
-last.pt's weights) against the way it did before 2026-11-29 (each view ran the model over the images again, and both
-checkpoints were scored), measured in one run on the same folder.
+data), scoring last.pt and best.pt and writing lesson 4's views, as it does now (one pass of the model over the images for
+all the views; best.pt not scored again when it holds last.pt's weights) against the earlier way (each view ran the
+model over the images again, and both checkpoints were scored), measured in one run on the same folder.
 
 Run by hand (never a timed test):  python bench/evaluate_cost.py [--dir CHECKPOINT_DIR] [--threads 2] [--repeat 2]
 

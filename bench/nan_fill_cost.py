@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""What deterministic mode's NaN fill of new tensors cost lesson 3's training step on the CPU, which `torch_seed` now
-switches off (`torch.utils.deterministic.fill_uninitialized_memory = False`, since 2026-11-29).
+"""What deterministic mode's NaN fill of new tensors cost lesson 3's training step on the CPU, which `torch_seed`
+switches off (`torch.utils.deterministic.fill_uninitialized_memory = False`).
 
 Run by hand (never a timed test):  python bench/nan_fill_cost.py [--batch-size 128] [--threads 2] [--rounds 10]
 `torch.use_deterministic_algorithms(True)` (which `torch_seed` calls) also fills every tensor PyTorch allocates without

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """What two changes gave lesson 3's training step on the CPU: `FastDropout`'s mask as numbers in the input's memory
-layout (against the bool mask it used until 2026-11-29), and `fit`'s allocator setting (glibc keeps freed memory).
+layout (against the bool mask it used before), and `fit`'s allocator setting (glibc keeps freed memory).
 
 Run by hand (never a timed test):  python bench/step_parts.py [--batch-size 128] [--threads 2] [--children 4]
 One step is the fast recipe's (lesson 3's FashionCNN, channels-last, `amp='auto'`, AdamW, label smoothing 0.1) on one
@@ -23,7 +23,7 @@ from cnn_course.train import resolve_amp, _minor_page_faults, _reuse_freed_memor
 
 
 class BoolMaskDropout(FastDropout):
-    "`FastDropout` as it was until 2026-11-29: the same random bits, kept as a bool mask in the NCHW order."
+    "`FastDropout` as it was before: the same random bits, kept as a bool mask in the NCHW order."
     def forward(self, x):
         if not self.training or self.p == 0 or self.inplace or x.device.type != 'cpu':
             return F.dropout(x, self.p, self.training, self.inplace)

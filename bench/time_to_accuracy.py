@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fit_speed import source_fashion_cnn, source_fit, source_transform  # the source's loop, line for line (see fit_speed.py)
 
 TARGETS = {'fast': 0.929,   # the source's best test accuracy (lesson 3)
-           'resnet': 0.94}  # issue 21's first mark for lesson 7's recipe (its final goal: 94.5%)
+           'resnet': 0.94}  # lesson 7's first mark (its recipe's final goal: 94.5%)
 SOURCE_EPOCHS = 42     # the epoch at which the source stopped early with it
 
 

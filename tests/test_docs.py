@@ -79,6 +79,28 @@ def test_index_notebook_is_the_home_page():
     assert not any(re.search(r'^#\|\s*default_exp', _src(c), re.M) for c in cells), 'index.ipynb exports nothing'
 
 
+@pytest.mark.parametrize('doc', ['README.md', 'CONTRIBUTING.md', 'bench/README.md'])
+def test_markdown_files_link_to_files_that_exist(doc):
+    "GitHub shows these files: each relative link must reach a file of the repository."
+    text = (ROOT / doc).read_text(encoding='utf-8')
+    text = re.sub(r'```.*?```', '', text, flags=re.S)
+    targets = [m[1] for m in re.finditer(r'\]\(([^)\s]+)\)', text)]
+    local = [t.split('#')[0] for t in targets if not re.match(r'^([a-z][a-z0-9+.-]*:|#)', t)]
+    assert local, f'{doc} has no relative link: the check would pass on anything'
+    missing = [t for t in local if not ((ROOT / doc).parent / t).exists()]
+    assert not missing, f'{doc} links to {missing}, which do not exist'
+
+
+def test_readme_is_short_and_plain():
+    "The front page: under 1,200 words, no dates, issue numbers or first person (figures live on the Performance page)."
+    text = (ROOT / 'README.md').read_text(encoding='utf-8')
+    assert len(text.split()) <= 1200, f'README.md has {len(text.split())} words: move detail to a lesson or a page'
+    prose = re.sub(r'`[^`\n]*`', '', re.sub(r'```.*?```', '', text, flags=re.S))  # code may say `my-photo.jpg`
+    for pattern in (r'\b20\d\d-\d\d-\d\d\b', r'\bissue \d+', r'\b(I|my|me)\b'):
+        assert not re.search(pattern, prose), f'README.md: {re.search(pattern, prose)[0]!r} (see nbs/performance.ipynb)'
+    assert '(nbs/performance.ipynb)' in text and '(nbs/results.ipynb)' in text and 'CONTRIBUTING.md' in text
+
+
 # API pages and docstrings
 
 def _module(name):
@@ -147,13 +169,15 @@ def test_nbdev_yml_is_what_nbdev_writes():
     assert (NBS / 'nbdev.yml').read_text() == want, 'nbs/nbdev.yml is stale: run `python tools/docs_check.py` and commit it'
 
 
-def test_sidebar_lists_every_page_in_two_sections():
+def test_sidebar_lists_every_page_in_three_sections():
     assert _cfg()['custom_sidebar'] == 'True', 'tools/docs_check.py writes nbs/sidebar.yml; nbdev must not overwrite it'
     contents = yaml.safe_load((NBS / 'sidebar.yml').read_text())['website']['sidebar']['contents']
     assert contents[0] == 'index.ipynb'
     sections = {s['section']: s['contents'] for s in contents[1:]}
-    assert sections.get('Lessons') == sorted(p.name for p in NBS.glob('*.ipynb') if p.name != 'index.ipynb'), \
-        'nbs/sidebar.yml is stale: run `python tools/docs_check.py` and commit it'
+    stale = 'nbs/sidebar.yml is stale: run `python tools/docs_check.py` and commit it'
+    assert sections.get('Lessons') == LESSONS, stale
+    assert sections.get('Results', [])[:2] == ['results.ipynb', 'performance.ipynb'], stale
+    assert sorted(sections['Results']) == sorted(p.name for p in NBS.glob('[!0-9]*.ipynb') if p.name != 'index.ipynb'), stale
     assert sorted(sections.get('Library reference', [])) == sorted(f'api/{p.name}' for p in (NBS / 'api').glob('*.ipynb')), \
         'nbs/sidebar.yml is stale: run `python tools/docs_check.py` and commit it'
 

@@ -1,4 +1,4 @@
-"The library's module layout: imports run one way (DESIGN.md), with no cycle, and one atomic write."
+"The library's module layout: imports run one way (CONTRIBUTING.md's module map), with no cycle, and one atomic write."
 import ast, re
 from pathlib import Path
 
@@ -6,7 +6,7 @@ import pytest
 
 LIB = Path(__file__).resolve().parents[1] / 'cnn_course'
 
-# Each module and the modules it may import directly (DESIGN.md's arrows); what those import is allowed too.
+# Each module and the modules it may import directly (the module map in CONTRIBUTING.md); what those import is allowed too.
 ARROWS = {
     'core': set(),
     'data': {'core'},
@@ -54,7 +54,7 @@ def imports_of(module):
 
 
 def test_every_module_has_arrows():
-    assert set(modules()) == set(ARROWS), 'add the new module to ARROWS (and to DESIGN.md)'
+    assert set(modules()) == set(ARROWS), 'add the new module to ARROWS and to the module map in CONTRIBUTING.md'
 
 
 @pytest.mark.parametrize('module', sorted(ARROWS))

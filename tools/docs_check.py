@@ -162,14 +162,17 @@ def check_crossrefs(lib:Library) -> tuple[list[str], list[str]]:
 
 
 def write_sidebar() -> Path:
-    "nbs/sidebar.yml: the home page, then Lessons (the other notebooks in nbs/), then Library reference (nbs/api/)."
+    """nbs/sidebar.yml: the home page; Lessons (the numbered notebooks); Results (the other pages in nbs/, the results
+    page first); Library reference (nbs/api/)."""
     import yaml
     from nbdev.quarto import IndentDumper
     from make_api_nb import modules
     nbs = _notebooks()
     top = [p.relative_to(NBS).as_posix() for p in nbs if p.parent == NBS]
     contents = ['index.ipynb'] if 'index.ipynb' in top else []
-    contents.append({'section': 'Lessons', 'contents': [p for p in top if p != 'index.ipynb']})
+    contents.append({'section': 'Lessons', 'contents': [p for p in top if p[0].isdigit()]})
+    pages = sorted((p for p in top if not p[0].isdigit() and p != 'index.ipynb'), key=lambda p: (p != 'results.ipynb', p))
+    if pages: contents.append({'section': 'Results', 'contents': pages})
     order = {f'api/{m}.ipynb': i for i, m in enumerate(modules())}
     api = sorted((p.relative_to(NBS).as_posix() for p in nbs if p.parent == NBS / 'api'), key=lambda p: (order.get(p, len(order)), p))
     if api: contents.append({'section': 'Library reference', 'contents': api})
