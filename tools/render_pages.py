@@ -222,7 +222,8 @@ def page_problems(driver, # a Selenium WebDriver (headless Chromium)
         target = (page.parent / unquote(parts.path)).resolve() if parts.path else page
         if not target.is_file(): problems.append(f'a link to a page that does not exist: {href}'); continue
         if parts.fragment and target.suffix == '.html':
-            ids = ids_cache.setdefault(target, _ids(target))
+            if target not in ids_cache: ids_cache[target] = _ids(target)
+            ids = ids_cache[target]
             if unquote(parts.fragment).lower() not in ids: problems.append(f'a link to an anchor that does not exist: {href}')
     return problems
 
