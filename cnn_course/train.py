@@ -619,6 +619,7 @@ class FitRun:
         self.history, self.last_epoch, self.has_validation = history, last_epoch, has_validation
         self.scheduler, self.callbacks = scheduler, list(callbacks)
         self.epoch, self.lr, self.stop, self.batch, self.loss = len(history), current_lr(optimizer), False, 0, None
+        self.interrupted = False  # set when Ctrl-C or Jupyter's stop button ends the fit (Checkpoint then says what is kept)
         self.amp_dtype, self.channels_last = amp_dtype, channels_last
         self.model = net  # what trains: `net` itself, or `net` in DistributedDataParallel when several processes share the work
         self.n_val = 0  # validation images counted in the last epoch, over all processes
@@ -794,6 +795,9 @@ def fit(net, # the model to train
             _step_scheduler(scheduler, row, optimizer)
             for cb in callbacks: cb.after_epoch(run)
             if run.stop: break
+    except KeyboardInterrupt:
+        run.interrupted = True  # the interrupt goes on (Jupyter needs it to stop the cell); after_fit sees the flag
+        raise
     finally:
         for cb in callbacks: cb.after_fit(run)
     return run.history

@@ -332,3 +332,33 @@ def test_a_new_run_does_not_overwrite_a_longer_one(tmp_path):
 def test_resume_run_needs_a_config(tmp_path):
     save_checkpoint(tmp_path / 'last.pt', nn.Linear(2, 2))
     with pytest.raises(CheckpointError, match='records no run config'): resume_run(tmp_path)
+
+
+class Interrupt(Callback):
+    "Jupyter's stop button as a kernel gets it, after epoch `at`: a real SIGINT, which Python raises as KeyboardInterrupt."
+    order = 150  # after Checkpoint: that epoch is on disk
+    def __init__(self, at): self.at = at
+    def after_epoch(self, run):
+        if run.epoch == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # the interrupt lands here, at once
+
+
+def test_an_interrupted_run_says_what_is_kept_and_still_stops(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv('CNN_COURSE_QUICK', '1')  # CIFAR-10's synthetic stand-in
+    ck, cfg = tmp_path / 'ck', RunConfig(**CONFIG, data_root=str(tmp_path / 'data'))
+    with pytest.raises(KeyboardInterrupt):  # kept: Jupyter needs it to stop the cell
+        train_run(cfg, ck, progress=False, callbacks=[Interrupt(2)])
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert read_checkpoint(ck / 'last.pt')['epoch'] == 2
+    assert line == (f"Interrupted: {ck / 'last.pt'} holds epoch 2 of 5; continue with resume_run({str(ck)!r}), "
+                    f'or `cnn-course resume {ck}` in a shell.'), line
+    assert len(resume_run(ck, progress=False).history) == 5  # the advice works
+
+
+def test_a_plain_fit_interrupted_names_resume(tmp_path, capsys):
+    net, opt, sched, cbs = _parts()
+    with pytest.raises(KeyboardInterrupt):
+        _train(net, opt, sched, [*cbs, Interrupt(1)], 3, np.zeros((0, 5)), tmp_path)
+    assert capsys.readouterr().out.strip().splitlines()[-1] == (
+        f"Interrupted: {tmp_path / 'last.pt'} holds epoch 1 of 3; continue with resume({str(tmp_path)!r}, net, optimizer, ...).")
