@@ -871,8 +871,10 @@ def main(argv:list[str]|None=None, # the arguments, e.g. ['train', '--epochs', '
         if message is None or getattr(args, 'debug', False): raise
         print(f'cnn-course: error: {_one_line(message)}', file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print('cnn-course: interrupted', file=sys.stderr)
+    except KeyboardInterrupt:  # a run with --checkpoint has just printed which epoch last.pt holds (Checkpoint.kept)
+        unsaved = getattr(args, 'command', None) == 'train' and args.checkpoint is None
+        print('cnn-course: interrupted' + ('; this run had no --checkpoint, so none of its epochs were saved (add '
+              '--checkpoint DIR to keep them)' if unsaved else ''), file=sys.stderr)
         return 130
 
 # %% ../nbs/05_cli.ipynb #9767d531

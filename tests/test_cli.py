@@ -537,3 +537,48 @@ def test_the_last_line_points_to_better_weights_in_best_pt(tmp_path, monkeypatch
     said = _scored_weights(run, info, tmp_path / 'ck')
     assert said == (f'scored: the weights of epoch 2 (the last); best.pt in {tmp_path / "ck"} holds epoch 1, the best by '
                     f'val_loss: `cnn-course evaluate {tmp_path / "ck"}` scores it')
+
+
+def _ctrl_c_after_an_epoch(tmp_path, *args):
+    """`cnn-course train ARGS` in a process group of its own, and Ctrl-C as a terminal sends it (SIGINT to the group)
+    once an epoch has been printed (and, with --checkpoint, saved): its exit status and what it printed."""
+    import signal, time
+    env = {k: v for k, v in os.environ.items() if k != 'IN_TEST'}
+    env.update(CNN_COURSE_QUICK='1', OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
+    cmd = _cli('train', '--epochs', '50', '--limit-train', '2000', '--limit-test', '200', '--no-progress',
+               '--data-root', str(tmp_path / 'data'), '--out', str(tmp_path / 'out'), *args, env=env)
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        lines = []
+        for line in proc.stdout:  # blocks until the epoch's line
+            lines.append(line)
+            if line.startswith('Epoch [1/50]'): break
+        deadline = time.monotonic() + 60
+        while '--checkpoint' in args and not (tmp_path / 'ck' / 'last.pt').exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None: os.killpg(proc.pid, signal.SIGKILL)
+    return proc.returncode, ''.join(lines) + out, err
+
+
+@pytest.mark.long
+def test_ctrl_c_names_the_saved_epoch_and_the_resume_command(tmp_path):
+    from cnn_course.checkpoint import read_checkpoint
+    rc, out, err = _ctrl_c_after_an_epoch(tmp_path, '--checkpoint', str(tmp_path / 'ck'))
+    assert rc == 130 and err.strip().splitlines()[-1] == 'cnn-course: interrupted', err
+    epoch = read_checkpoint(tmp_path / 'ck' / 'last.pt')['epoch']
+    assert 1 <= epoch < 50
+    assert out.strip().splitlines()[-1] == (f"Interrupted: {tmp_path / 'ck' / 'last.pt'} holds epoch {epoch} of 50; continue "
+                                            f"with resume_run({str(tmp_path / 'ck')!r}), or `cnn-course resume "
+                                            f"{tmp_path / 'ck'}` in a shell."), out
+    assert 'Traceback' not in out + err
+
+
+def test_ctrl_c_says_plainly_when_nothing_was_saved(tmp_path):
+    rc, out, err = _ctrl_c_after_an_epoch(tmp_path)
+    assert rc == 130 and 'Traceback' not in out + err, err
+    assert err.strip().splitlines()[-1] == ('cnn-course: interrupted; this run had no --checkpoint, so none of its epochs '
+                                            'were saved (add --checkpoint DIR to keep them)'), err
