@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_cli.ipynb #d1449782
 from __future__ import annotations
-import argparse, ast, builtins, difflib, json, math, os, re, sys, textwrap, time, warnings
+import argparse, ast, builtins, contextlib, difflib, json, math, os, re, signal, sys, textwrap, time, warnings
 from pathlib import Path
 from typing import Callable
 from . import __version__
@@ -551,6 +551,70 @@ def _scored_weights(run, info:dict, checkpoint:Path|None) -> str:
                  f'`cnn-course evaluate {checkpoint}` scores it')
     return said
 
+# %% ../nbs/05_cli.ipynb #50128e8c
+@contextlib.contextmanager
+def _environ(**values):
+    "Set environment variables for the duration (the processes torchrun starts inherit them), then put them back."
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try: yield
+    finally:
+        for k, v in old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+
+@contextlib.contextmanager
+def _torch_logs_hidden(hide:bool):
+    "Hide torchrun's own log lines (its agent's warnings): the launcher says what happened in one line."
+    import logging  # late: only a launch needs it
+    drop = lambda record: not record.name.startswith('torch.distributed')
+    handlers = [h for name in ('torch', 'torch.distributed') for h in logging.getLogger(name).handlers] if hide else []
+    for h in handlers: h.addFilter(drop)
+    try: yield
+    finally:
+        for h in handlers: h.removeFilter(drop)
+
+def _first_failure(failures:dict) -> tuple:
+    "(rank, failure) of the process that ended first: one killed by a signal other than torchrun's own SIGTERM, if any."
+    signalled = {r: f for r, f in failures.items() if f.exitcode < 0 and f.signal_name() != 'SIGTERM'}
+    pool = signalled or failures  # torch's own timestamps are whole seconds: ties are common
+    rank = min(pool, key=lambda r: (pool[r].timestamp, r))
+    return rank, pool[rank]
+
+def _how_it_ended(rank:int, failure, world:int) -> str:
+    how = f'was killed by {failure.signal_name()}' if failure.exitcode < 0 else f'ended with exit status {failure.exitcode}'
+    return f'process {rank} of {world} (pid {failure.pid}) {how}'
+
+def _what_is_kept(folder, again:str) -> str:
+    "What a stopped run kept, and the command that continues it (`again`: its launch options)."
+    if folder is None: return 'This run had no --checkpoint, so none of its epochs were saved.'
+    last = Path(folder) / 'last.pt'
+    if not last.is_file(): return f'No epoch had been saved in {folder} yet: start the run again.'
+    from cnn_course.checkpoint import read_checkpoint  # late: PyTorch is imported by the launch already
+    return (f'The checkpoints are intact ({last} holds epoch {read_checkpoint(last)["epoch"]}): continue with '
+            f'`cnn-course resume {folder} {again}`.')
+
+def _torchrun(torchrun_args:list, args:argparse.Namespace, world:int, folder, again:str) -> int:
+    "torchrun with `torchrun_args`, in this process; its exit status, a failure said in one line (torch's report with --debug)."
+    import tempfile  # late: only a launch needs these
+    from torch.distributed.run import parse_args, run
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    debug = getattr(args, 'debug', False)
+    # its own log folder, removed afterwards (left to itself, torchrun leaves an empty torchelastic_* folder behind)
+    with tempfile.TemporaryDirectory(prefix='cnn-course-torchrun-') as logs, _torch_logs_hidden(not debug):
+        try: run(parse_args([f'--log-dir={logs}', *torchrun_args]))
+        except ChildFailedError as e:
+            if debug: raise
+            rank, failure = _first_failure(e.failures)
+            print(f'cnn-course: {_how_it_ended(rank, failure, world)}; torchrun stopped the others. '
+                  f'{_what_is_kept(folder, again)}', file=sys.stderr)
+            return 1
+        except SignalException as e:  # Ctrl-C (SIGINT) or SIGTERM to this launcher: torchrun stopped the processes
+            print(f'cnn-course: stopped by {e.sigval.name}. {_what_is_kept(folder, again)}', file=sys.stderr)
+            return 130 if e.sigval == signal.SIGINT else 128 + e.sigval
+    return 0
+
 # %% ../nbs/05_cli.ipynb #bf322bfd
 # The files each command needs in its folder (any one of them), and where they come from
 RUN_FOLDER_FILES = {'resume': ('last.pt',), 'evaluate': ('best.pt', 'last.pt'), 'predict': ('best.pt', 'last.pt', 'model.pt')}
@@ -816,7 +880,6 @@ def _check_resume_world(args:argparse.Namespace, world:int):
 
 def _launch(args:argparse.Namespace, argv:list) -> int:
     "Start this command in --nproc-per-node processes here (times --nnodes machines) through torchrun; its exit status."
-    import subprocess  # late: only a launch needs it
     if 'WORLD_SIZE' in os.environ:
         raise CLIError('--nproc-per-node: this command already runs under torchrun: start it either with torchrun or '
                        'with --nproc-per-node, not both')
@@ -843,11 +906,13 @@ def _launch(args:argparse.Namespace, argv:list) -> int:
     share = (f'; each trains on {args.batch_size // world} of the {args.batch_size} images of every step'
              if args.command == 'train' else '')
     print(f'cnn-course: starting {world} processes with torchrun ({n} on this machine){share}', flush=True)
-    env = dict(os.environ)
     # CPU processes share the cores: processes x threads <= cores (more threads than cores slows every one down)
-    env.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1) // n)))
-    command = [sys.executable, '-m', 'torch.distributed.run', *launcher, '-m', 'cnn_course.cli', *_without_launch_options(argv)]
-    return subprocess.run(command, env=env).returncode
+    threads = os.environ.get('OMP_NUM_THREADS') or str(max(1, (os.cpu_count() or 1) // n))
+    folder = args.dir if args.command == 'resume' else args.checkpoint and _fill(args.checkpoint, args)
+    again = f'--nproc-per-node {n}' + (f' --nnodes {nodes} --node-rank {args.node_rank} --rdzv-endpoint '
+                                       f'{args.rdzv_endpoint}' if nodes > 1 else '')  # the options that continue it
+    with _environ(OMP_NUM_THREADS=threads):  # the processes inherit it
+        return _torchrun([*launcher, '-m', 'cnn_course.cli', *_without_launch_options(argv)], args, world, folder, again)
 
 def main(argv:list[str]|None=None, # the arguments, e.g. ['train', '--epochs', '1']; None: the command line
         ) -> int:
@@ -873,8 +938,8 @@ def main(argv:list[str]|None=None, # the arguments, e.g. ['train', '--epochs', '
         return 2
     except KeyboardInterrupt:  # a run with --checkpoint has just printed which epoch last.pt holds (Checkpoint.kept)
         unsaved = getattr(args, 'command', None) == 'train' and args.checkpoint is None
-        print('cnn-course: interrupted' + ('; this run had no --checkpoint, so none of its epochs were saved (add '
-              '--checkpoint DIR to keep them)' if unsaved else ''), file=sys.stderr)
+        if _rank() == 0: print('cnn-course: interrupted' + ('; this run had no --checkpoint, so none of its epochs were '
+                               'saved (add --checkpoint DIR to keep them)' if unsaved else ''), file=sys.stderr)
         return 130
 
 # %% ../nbs/05_cli.ipynb #9767d531

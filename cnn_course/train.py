@@ -787,8 +787,8 @@ def fit(net, # the model to train
                 rank, world, _ = dist_info()
                 raise ProcessGroupError(f'process {rank} of {world} lost contact with the others in epoch {epoch} '
                                         f'({str(e).strip().splitlines()[-1][:200]}): another process died or hung; '
-                                        "torchrun's report names it. The checkpoints written so far are intact: "
-                                        'resume continues from them') from e
+                                        'the launcher (cnn-course or torchrun) names it. The checkpoints written so '
+                                        'far are intact: resume continues from them') from e
             if row is None: break
             run.history = np.vstack((run.history, row))
             print_main(format_epoch(row, run.last_epoch))

@@ -1,6 +1,6 @@
 """`fit` under `torchrun`: two real gloo processes on the CPU (tests/ddp_train.py), against one process; a rank
 killed with SIGKILL ends the job, and the checkpoints it leaves let `resume` continue."""
-import os, signal, socket, subprocess, sys, time
+import os, re, signal, socket, subprocess, sys, time
 from pathlib import Path
 
 import numpy as np
@@ -253,3 +253,57 @@ fit(net, torch.optim.SGD(net.parameters(), lr=0.1), nn.CrossEntropyLoss(), 1, da
     assert proc.returncode != 0 and 'Epoch [1/1]' not in output
     assert 'each needs its own part of the training data: pass a DeviceLoader (fit shards it) or a DataLoader with a ' \
            'DistributedSampler' in output, output[-3000:]
+
+
+def _workers(launcher_pid:int) -> list:
+    "The pids of the `cnn_course.cli` processes a launcher started (its children, from /proc)."
+    children = Path(f'/proc/{launcher_pid}/task/{launcher_pid}/children').read_text().split()
+    return [int(p) for p in children if b'cnn_course.cli' in Path(f'/proc/{p}/cmdline').read_bytes()]
+
+
+@pytest.mark.long
+def test_a_rank_killed_under_the_command_is_said_in_one_line(tmp_path, data_root):
+    """`cnn-course train --nproc-per-node 2`, one rank SIGKILLed after an epoch is saved: no Python traceback, a line
+    naming the process, how it ended, the saved epoch and the exact resume command; exit status 1; no folder left."""
+    from cnn_course.checkpoint import read_checkpoint
+    ck, temp = tmp_path / 'ck', tmp_path / 'temp'
+    temp.mkdir()
+    env = dict(env_one_thread(), TMPDIR=str(temp), PYTHONUNBUFFERED='1')
+    cmd = [sys.executable, '-m', 'cnn_course.cli', 'train', '--nproc-per-node', '2', '--epochs', '20', '--limit-train',
+           '3000', '--limit-test', '300', '--data-root', str(data_root), '--checkpoint', str(ck), '--out',
+           str(tmp_path / 'out'), '--no-progress']
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + TIME_LIMIT
+        while not (ck / 'last.pt').exists() or len(_workers(proc.pid)) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.2)
+        victim = _workers(proc.pid)[1]
+        os.kill(victim, signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+    finally: stop(proc)
+    assert proc.returncode == 1, err
+    assert 'Traceback' not in out + err and 'ChildFailedError' not in err, err
+    epoch = read_checkpoint(ck / 'last.pt')['epoch']
+    line = err.strip().splitlines()[-1]
+    assert line.startswith('cnn-course: process ') and f'(pid {victim}) was killed by SIGKILL; torchrun stopped the others.' in line, err
+    assert line.endswith(f'The checkpoints are intact ({ck / "last.pt"} holds epoch {epoch}): continue with '
+                         f'`cnn-course resume {ck} --nproc-per-node 2`.'), line
+    assert list(temp.iterdir()) == []  # torchrun's log folder went with the launcher
+
+
+def test_the_launchers_failure_line_and_its_debug_report(tmp_path, monkeypatch, capsys):
+    "A process killed under torchrun (a bare Python, in a second): one line; with --debug, torchrun's own ChildFailedError."
+    import argparse, tempfile
+    import cnn_course.cli as cli
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))  # where torchrun's log folder goes: it must not stay
+    shell = ['--nproc-per-node=1', '--standalone', '--no-python', sys.executable, '-c',
+             'import os, signal; os.kill(os.getpid(), signal.SIGKILL)']
+    rc = cli._torchrun(shell, argparse.Namespace(debug=False), 1, None, '--nproc-per-node 1')
+    line = capsys.readouterr().err.strip()
+    assert rc == 1 and '\n' not in line and list(tmp_path.iterdir()) == [], line
+    assert re.fullmatch(r'cnn-course: process 0 of 1 \(pid \d+\) was killed by SIGKILL; torchrun stopped the others\. '
+                        r'This run had no --checkpoint, so none of its epochs were saved\.', line), line
+    with pytest.raises(ChildFailedError): cli._torchrun(shell, argparse.Namespace(debug=True), 1, None, '')
