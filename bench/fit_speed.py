@@ -454,7 +454,7 @@ def main(argv=None):
         elif cnn is not None: print('\n(the float32 peak does not apply to a mixed-precision run: bench/amp_speed.py '
                                     'measures the share of the bf16 peak)')
 
-        print(f'\n== summary: source / ours, higher is better for ours ==')
+        print('\n== summary: source / ours, higher is better for ours ==')
         for r in results:
             e = args.epochs
             print(f'  {r["key"]:4s} epoch only {r["src_time"]/r["our_time"]:6.2f}x   '

@@ -266,7 +266,7 @@ def _stored_text(name, cell_start):
 
 def _results_row(lesson_file):
     "The results table's rows for one lesson, as one text."
-    rows = [l for l in _src(_cells(NBS / 'results.ipynb')[1]).splitlines() if l.startswith(f'| [') and f']({lesson_file})' in l]
+    rows = [l for l in _src(_cells(NBS / 'results.ipynb')[1]).splitlines() if l.startswith('| [') and f']({lesson_file})' in l]
     assert rows, f'results.ipynb has no row for {lesson_file}'
     return '\n'.join(rows)
 

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-import matplotlib
 import matplotlib.pyplot as plt
 from PIL import Image
 from torch.utils.data import TensorDataset

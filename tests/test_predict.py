@@ -11,7 +11,7 @@ from cnn_course.checkpoint import CheckpointError
 from cnn_course.data import CLASS_NAMES, IMAGE_SHAPES, ImageError, LoadedImage, load_image
 from cnn_course.models import FashionCNN
 from cnn_course.train import predict_images
-from conftest import cli_here, copy_runs, quick_cli
+from conftest import cli_here, quick_cli
 
 REPO = Path(__file__).resolve().parents[1]
 cli = quick_cli  # quick mode, a fresh process
