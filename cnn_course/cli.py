@@ -551,7 +551,7 @@ def _scored_weights(run, info:dict, checkpoint:Path|None) -> str:
                  f'`cnn-course evaluate {checkpoint}` scores it')
     return said
 
-# %% ../nbs/05_cli.ipynb #50128e8c
+# %% ../nbs/05_cli.ipynb #3172cb96
 @contextlib.contextmanager
 def _environ(**values):
     "Set environment variables for the duration (the processes torchrun starts inherit them), then put them back."
@@ -574,6 +574,7 @@ def _torch_logs_hidden(hide:bool):
     finally:
         for h in handlers: h.removeFilter(drop)
 
+# %% ../nbs/05_cli.ipynb #7bf7982e
 def _first_failure(failures:dict) -> tuple:
     "(rank, failure) of the process that ended first: one killed by a signal other than torchrun's own SIGTERM, if any."
     signalled = {r: f for r, f in failures.items() if f.exitcode < 0 and f.signal_name() != 'SIGTERM'}
@@ -594,6 +595,7 @@ def _what_is_kept(folder, again:str) -> str:
     return (f'The checkpoints are intact ({last} holds epoch {read_checkpoint(last)["epoch"]}): continue with '
             f'`cnn-course resume {folder} {again}`.')
 
+# %% ../nbs/05_cli.ipynb #1db7f7f1
 def _torchrun(torchrun_args:list, args:argparse.Namespace, world:int, folder, again:str) -> int:
     "torchrun with `torchrun_args`, in this process; its exit status, a failure said in one line (torch's report with --debug)."
     import tempfile  # late: only a launch needs these
