@@ -99,43 +99,43 @@ def _closest(parser, namespace, extras) -> str:
     close = [m for t in typed for m in difflib.get_close_matches(t, options, n=1, cutoff=0.6)]
     return f' (did you mean {", ".join(close)}?)' if close else ''
 
-def _fraction(text:str) -> float:
-    "An argparse `type` for --val-fraction and --label-smoothing: a number from 0 up to (not including) 1."
-    try: value = float(text)
-    except ValueError: raise argparse.ArgumentTypeError(f'expected a fraction such as 0.2, got {text!r}') from None
-    if not 0 <= value < 1: raise argparse.ArgumentTypeError(f'must be at least 0 and below 1, got {text!r}')
-    return value
+def _number(cast:type, # int or float
+            ok:Callable, # what a good value passes
+            rule:str, # the rule, said when a value breaks it
+            example:str, # said when the text is no number at all
+           ) -> Callable:
+    "An argparse `type`: `cast(text)`, refused in one line when it is not a number or breaks the rule."
+    def parse(text):
+        try: value = cast(text)
+        except ValueError: raise argparse.ArgumentTypeError(f'expected {example}, got {text!r}') from None
+        if not ok(value): raise argparse.ArgumentTypeError(f'{rule}, got {text!r}')
+        return value
+    return parse
 
-def _not_negative(text:str) -> float:
-    "An argparse `type` for --weight-decay: a finite number of at least 0."
-    try: value = float(text)
-    except ValueError: raise argparse.ArgumentTypeError(f'expected a number such as 0.05, got {text!r}') from None
-    if not (math.isfinite(value) and value >= 0): raise argparse.ArgumentTypeError(f'must be at least 0, got {text!r}')
-    return value
-
-def _share(text:str) -> float:
-    "An argparse `type` for --erase: a share from 0 to 1, both included."
-    try: value = float(text)
-    except ValueError: raise argparse.ArgumentTypeError(f'expected a share such as 0.5, got {text!r}') from None
-    if not 0 <= value <= 1: raise argparse.ArgumentTypeError(f'must be from 0 to 1, got {text!r}')
-    return value
-
-def _not_negative_int(text:str) -> int:
-    "An argparse `type` for --shift: a whole number of at least 0."
-    try: value = int(text)
-    except ValueError: raise argparse.ArgumentTypeError(f'expected a whole number such as 2, got {text!r}') from None
-    if value < 0: raise argparse.ArgumentTypeError(f'must be at least 0, got {text!r}')
-    return value
+# --val-fraction, --label-smoothing, --momentum; --weight-decay; --erase; --shift
+_fraction = _number(float, lambda v: 0 <= v < 1, 'must be at least 0 and below 1', 'a fraction such as 0.2')
+_not_negative = _number(float, lambda v: math.isfinite(v) and v >= 0, 'must be at least 0', 'a number such as 0.05')
+_share = _number(float, lambda v: 0 <= v <= 1, 'must be from 0 to 1', 'a share such as 0.5')
+_not_negative_int = _number(int, lambda v: v >= 0, 'must be at least 0', 'a whole number such as 2')
 
 def _positive(cast:type) -> Callable:
     "An argparse `type` that reads a finite number greater than 0 with `cast` (int or float)."
-    def parse(text):
-        try: value = cast(text)
-        except ValueError: raise argparse.ArgumentTypeError(f'expected {cast.__name__} > 0, got {text!r}') from None
-        if not (math.isfinite(value) and value > 0):
-            raise argparse.ArgumentTypeError(f'must be greater than 0, got {text!r}')
-        return value
-    return parse
+    return _number(cast, lambda v: math.isfinite(v) and v > 0, 'must be greater than 0', f'{cast.__name__} > 0')
+
+
+# %% ../nbs/05_cli.ipynb #2befead8
+def _writable(folder, label:str, **kwargs):
+    "`ensure_writable`, a refusal said as a `CLIError` (one line, before any work)."
+    try: ensure_writable(folder, label, **kwargs)
+    except NotWritableError as e: raise CLIError(str(e)) from None
+
+def _worded(e:Exception, where:str='') -> CLIError:
+    "Error `e` as a `CLIError` after `where`: a `ConfigError` names its setting as the option a user types."
+    return CLIError(where + (e.message(_option) if callable(getattr(e, 'message', None)) else str(e)))
+
+def _png(figure) -> Callable:
+    "A writer for `atomic_write`: `figure` as a PNG file."
+    return lambda f: figure.savefig(f, format='png', dpi=100)
 
 # %% ../nbs/05_cli.ipynb #6fd7d5b9
 def _add_train_options(p:argparse.ArgumentParser) -> None:
@@ -376,8 +376,7 @@ def _check_before_torch(args:argparse.Namespace):
     for option in ('out', 'checkpoint', 'tensorboard'):
         if getattr(args, option) is None: continue
         folder = _fill(getattr(args, option), args)
-        try: ensure_writable(folder, f'--{option} {folder}', keep=False)  # nothing is left if the run fails
-        except NotWritableError as e: raise CLIError(str(e)) from None
+        _writable(folder, f'--{option} {folder}', keep=False)  # nothing is left if the run fails
     _refuse_earlier_results(args)
 
 def check_args(args:argparse.Namespace, # the options of `cnn-course train`
@@ -387,7 +386,7 @@ def check_args(args:argparse.Namespace, # the options of `cnn-course train`
     from cnn_course.runs import ConfigError, check_config, resolve_device  # late: PyTorch loads once the quick checks pass
     cfg = config_from_args(args)
     try: resolve_device(cfg.device, check_config(cfg))
-    except ConfigError as e: raise CLIError(e.message(_option)) from None
+    except ConfigError as e: raise _worded(e) from None
     _refuse_longer_checkpoint(args)
     _check_free_space(args, cfg)
     return cfg
@@ -445,7 +444,7 @@ def save_results(out:Path, # the folder (checked by `check_args`)
     writers = {
         'history.csv': (lambda f: f.write(history_csv(history)), 'w'),
         'history.npy': (lambda f: np.save(f, np.asarray(history, dtype=float)), 'wb'),
-        'curves.png': (lambda f: plot_history(history, title).savefig(f, format='png', dpi=100), 'wb'),
+        'curves.png': (_png(plot_history(history, title)), 'wb'),
         'model.pt': (lambda f: f.write(weights), 'wb'),
         'run.json': (lambda f: f.write(json.dumps(info, indent=2) + '\n'), 'w'),
     }
@@ -507,8 +506,8 @@ def train_command(args:argparse.Namespace, # the options `build_parser` parsed
         atomic_write(checkpoint / CLI_RECORD, lambda f: f.write(json.dumps({'out': str(out.resolve())}) + '\n'), 'w')
     if _rank() == 0: print(f'cnn-course: training {cfg.model} on {cfg.dataset} for {cfg.epochs} epoch{"s" if cfg.epochs > 1 else ""}')
     try: run = train_run(cfg, checkpoint, progress=False if args.no_progress else None, overwrite=args.overwrite)
-    except ConfigError as e: raise CLIError(e.message(_option)) from None
-    except CheckpointError as e: raise CLIError(f'--checkpoint {checkpoint}: {e}') from None
+    except ConfigError as e: raise _worded(e) from None
+    except CheckpointError as e: raise _worded(e, f'--checkpoint {checkpoint}: ') from None
     except DiskFullError as e:
         kept = (f'the checkpoints of the last finished epoch in {checkpoint} are intact: free some space, then '
                 f'`cnn-course resume {checkpoint}` continues from them'
@@ -637,8 +636,7 @@ def _run_folder_command(args:argparse.Namespace, action:Callable):
     from cnn_course.checkpoint import CheckpointError  # late: PyTorch is imported only for a real run
     from cnn_course.runs import ConfigError, resolve_device
     try: return action(resolve_device(args.device))
-    except ConfigError as e: raise CLIError(f'{args.command} {args.dir}: {e.message(_option)}') from None
-    except (CheckpointError, FileNotFoundError) as e: raise CLIError(f'{args.command} {args.dir}: {e}') from None
+    except (ConfigError, CheckpointError, FileNotFoundError) as e: raise _worded(e, f'{args.command} {args.dir}: ') from None
 
 def _resume_out(args:argparse.Namespace) -> Path:
     "Where `resume` writes its results: --out, else the --out recorded by `train`, else the checkpoint folder."
@@ -654,8 +652,7 @@ def resume_command(args:argparse.Namespace, # the options `build_parser` parsed
     start, folder, out = time.perf_counter(), Path(args.dir).expanduser(), _resume_out(args)
     from cnn_course.runs import finished_run, resume_run  # late: PyTorch is imported only for a real run
     def work(device):
-        try: ensure_writable(out, f'--out {out}', keep=False)  # checked before the work, as train does
-        except NotWritableError as e: raise CLIError(str(e)) from None
+        _writable(out, f'--out {out}', keep=False)  # checked before the work, as train does
         run = resume_run(folder, args.epochs, progress=False if args.no_progress else None, device=device)
         if run is None and not (out / 'run.json').is_file():  # finished, but killed before its results were written
             if _rank() == 0: print(f'{out} has no results of this run yet: writing them from {folder}')
@@ -692,10 +689,10 @@ def save_views(folder:Path, # the run's checkpoint folder
         rows.writerow([name, correct, total, repr(correct / total) if total else 'nan'])
     files = [atomic_write(folder / csv_name, lambda f: f.write(table.getvalue()), 'w')]
     figure = plot_confusion_matrix(loader, run.classes, run.net, run.device, show=False, predictions=seen)
-    files.append(atomic_write(folder / confusion_name, lambda f: figure.savefig(f, format='png', dpi=100)))
+    files.append(atomic_write(folder / confusion_name, _png(figure)))
     figure = show_misclassified(loader, run.classes, run.net, run.device, show=False, predictions=seen)
     if figure is None: (folder / mistakes_name).unlink(missing_ok=True)  # every image right: no stale gallery either
-    else: files.append(atomic_write(folder / mistakes_name, lambda f: figure.savefig(f, format='png', dpi=100)))
+    else: files.append(atomic_write(folder / mistakes_name, _png(figure)))
     explained = folder / EXPLAINED_FILE.format(split=split)
     if explain:
         from cnn_course.hooks import grad_cam
@@ -708,7 +705,7 @@ def save_views(folder:Path, # the run's checkpoint folder
             titles = [f'{run.classes[truths[i]]}:{run.classes[guesses[i]]}' for i in wrong]
             figure = show_heatmaps(images[wrong], maps, titles, loader, ['r'] * len(wrong), show=False,
                                    legend=PAIR_LEGEND + '; beside each, its Grad-CAM map')
-            files.append(atomic_write(explained, lambda f: figure.savefig(f, format='png', dpi=100)))
+            files.append(atomic_write(explained, _png(figure)))
     return files
 
 def evaluate_command(args:argparse.Namespace, # the options `build_parser` parsed
@@ -718,8 +715,7 @@ def evaluate_command(args:argparse.Namespace, # the options `build_parser` parse
     from cnn_course.runs import evaluate_run  # late: PyTorch is imported only for a real run
     folder = Path(args.dir).expanduser()
     def score(device):
-        try: ensure_writable(folder, f'evaluate {folder}')  # the views go into the folder: check it before the work
-        except NotWritableError as e: raise CLIError(str(e)) from None
+        _writable(folder, f'evaluate {folder}')  # the views go into the folder: check it before the work
         if args.explain: _check_explainable(args, folder)
         return evaluate_run(folder, split=args.split, device=device, tta=args.tta)
     run = _run_folder_command(args, score)
@@ -764,7 +760,7 @@ def _write_explanation(result:dict):
     path = Path(result['image']).expanduser()
     target = path.with_name(path.name + '.explain.png')
     figure = explain_figure(result['picture'], result['heat_map'], result['top'], title=path.name, show=False)
-    try: atomic_write(target, lambda f: figure.savefig(f, format='png', dpi=100))
+    try: atomic_write(target, _png(figure))
     except OSError as e: result['error'] = f'{target}: cannot write the explanation ({_one_line(e)})'
     else: result['notes'] = (*result['notes'], f'explained in {target}')
 
@@ -790,8 +786,7 @@ def predict_command(args:argparse.Namespace, # the options `build_parser` parsed
     if not pictures: raise CLIError('predict: ' + '; '.join(f'{arg}: {why}' for arg, why in failed) + ': nothing to classify')
     csv_file = None if args.csv is None else Path(args.csv).expanduser()
     if csv_file is not None:
-        try: ensure_writable(csv_file.parent, f'--csv {args.csv}', keep=False)  # checked before the work
-        except NotWritableError as e: raise CLIError(str(e)) from None
+        _writable(csv_file.parent, f'--csv {args.csv}', keep=False)  # checked before the work
     for note in notes: print(f'cnn-course: predict: {note}', file=sys.stderr)
     from cnn_course.runs import predict_run  # late: PyTorch is imported only for a real run
     invert = {'auto': 'auto', 'yes': True, 'no': False}[args.invert]
