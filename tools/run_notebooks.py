@@ -75,12 +75,19 @@ def kernel(cwd, # the kernel's working folder
            stderr=None, # where its own log goes (None: this process's stderr)
           ):
     "A fresh Jupyter kernel (python3) for the `with` block: its client, shut down afterwards however the block ends."
-    from jupyter_client.manager import start_new_kernel  # late: only a run needs it
+    from jupyter_client.manager import KernelManager  # late: only a run needs it
     # The kernel is killed at the end (asking it to exit costs a second or more per notebook), so it never runs its exit
     # handlers: what it leaves in the temp folder (quick mode's synthetic data, 4 MB a lesson) goes with a folder of its own.
     with tempfile.TemporaryDirectory(prefix='run_notebooks_') as scratch:
-        km, kc = start_new_kernel(kernel_name='python3', cwd=str(cwd), env={**env, 'TMPDIR': scratch}, stderr=stderr)
-        try: yield kc
+        # Unix sockets in that folder, not TCP ports: a port the client picked as free could be taken (by a lesson's
+        # torchrun, say) before the kernel bound it
+        km = KernelManager(kernel_name='python3', transport='ipc', ip=str(Path(scratch) / 'kernel'))
+        km.start_kernel(cwd=str(cwd), env={**env, 'TMPDIR': scratch}, stderr=stderr)
+        kc = km.client()
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=60)
+            yield kc
         finally:
             kc.stop_channels()
             km.shutdown_kernel(now=True)
