@@ -79,8 +79,8 @@ def kernel(cwd, # the kernel's working folder
     # The kernel is killed at the end (asking it to exit costs a second or more per notebook), so it never runs its exit
     # handlers: what it leaves in the temp folder (quick mode's synthetic data, 4 MB a lesson) goes with a folder of its own.
     with tempfile.TemporaryDirectory(prefix='run_notebooks_') as scratch:
-        # Unix sockets in that folder, not TCP ports: a port the client picked as free could be taken (by a lesson's
-        # torchrun, say) before the kernel bound it
+        # Unix sockets in that folder, not TCP ports: a port the client picked as free can be taken by another process
+        # before the kernel binds it (it happened once, to a kernel's heartbeat)
         km = KernelManager(kernel_name='python3', transport='ipc', ip=str(Path(scratch) / 'kernel'))
         km.start_kernel(cwd=str(cwd), env={**env, 'TMPDIR': scratch}, stderr=stderr)
         kc = km.client()
