@@ -585,9 +585,11 @@ def _how_it_ended(rank:int, failure, world:int) -> str:
     how = f'was killed by {failure.signal_name()}' if failure.exitcode < 0 else f'ended with exit status {failure.exitcode}'
     return f'process {rank} of {world} (pid {failure.pid}) {how}'
 
+_NO_CHECKPOINT = 'this run had no --checkpoint, so none of its epochs were saved'
+
 def _what_is_kept(folder, again:str) -> str:
     "What a stopped run kept, and the command that continues it (`again`: its launch options)."
-    if folder is None: return 'This run had no --checkpoint, so none of its epochs were saved.'
+    if folder is None: return _NO_CHECKPOINT.capitalize() + '.'
     last = Path(folder) / 'last.pt'
     if not last.is_file(): return f'No epoch had been saved in {folder} yet: start the run again.'
     from cnn_course.checkpoint import read_checkpoint  # late: PyTorch is imported by the launch already
@@ -935,8 +937,8 @@ def main(argv:list[str]|None=None, # the arguments, e.g. ['train', '--epochs', '
         return 2
     except KeyboardInterrupt:  # a run with --checkpoint has just printed which epoch last.pt holds (Checkpoint.kept)
         unsaved = getattr(args, 'command', None) == 'train' and args.checkpoint is None
-        if _rank() == 0: print('cnn-course: interrupted' + ('; this run had no --checkpoint, so none of its epochs were '
-                               'saved (add --checkpoint DIR to keep them)' if unsaved else ''), file=sys.stderr)
+        if _rank() == 0: print('cnn-course: interrupted' + (f'; {_NO_CHECKPOINT} (add --checkpoint DIR to keep them)'
+                                                            if unsaved else ''), file=sys.stderr)
         return 130
 
 # %% ../nbs/05_cli.ipynb #9767d531
