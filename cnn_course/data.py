@@ -12,9 +12,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, random_split
 from torchvision import datasets, transforms
 from .core import atomic_write, get_device, is_quick, remove_stale_temps
+from .settings import DATASETS, IMAGE_SHAPES  # no PyTorch: the command reads them too
+_all_ = ['DATASETS', 'IMAGE_SHAPES']  # still importable from here, as the lessons do
 
 # %% auto #0
-__all__ = ['DATA_ROOT', 'DEBIAN_FASHION_MNIST', 'MNIST_CLASSES', 'FASHION_MNIST_CLASSES', 'CIFAR10_CLASSES', 'STAND_IN', 'DATASETS', 'IMAGE_SHAPES', 'CLASS_NAMES', 'make_transform', 'write_synthetic_idx', 'write_synthetic_cifar10', 'SyntheticCIFAR10', 'ColourFashion', 'DamagedDataError', 'decompress_idx', 'DatasetNotFoundError', 'load_dataset', 'on_disk', 'colour_canvases', 'write_colour_fashion', 'dataset_or_stand_in', 'cifar10_or_stand_in', 'train_val_split', 'DeviceLoader', 'dataset_classes', 'find_normalize', 'WORKING_SIDE', 'BLANK_CONTRAST', 'ImageError', 'LoadedImage', 'load_image', 'shifted', 'BatchAugment', 'tta_views']
+__all__ = ['DATA_ROOT', 'DEBIAN_FASHION_MNIST', 'MNIST_CLASSES', 'FASHION_MNIST_CLASSES', 'CIFAR10_CLASSES', 'STAND_IN', 'CLASS_NAMES', 'make_transform', 'write_synthetic_idx', 'write_synthetic_cifar10', 'SyntheticCIFAR10', 'ColourFashion', 'DamagedDataError', 'decompress_idx', 'DatasetNotFoundError', 'load_dataset', 'on_disk', 'colour_canvases', 'write_colour_fashion', 'dataset_or_stand_in', 'cifar10_or_stand_in', 'train_val_split', 'DeviceLoader', 'dataset_classes', 'find_normalize', 'DATASETS', 'IMAGE_SHAPES', 'WORKING_SIDE', 'BLANK_CONTRAST', 'ImageError', 'LoadedImage', 'load_image', 'shifted', 'BatchAugment', 'tta_views']
 
 # %% ../nbs/00a_data.ipynb #297aba2e
 DATA_ROOT = './data' # where datasets are kept and downloaded to (torchvision's layout)
@@ -24,9 +26,6 @@ FASHION_MNIST_CLASSES = tuple(datasets.FashionMNIST.classes)
 # The source's short names; torchvision's files call them 'airplane', 'automobile', ...
 CIFAR10_CLASSES = ('plane', 'car', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck')
 STAND_IN = 'colour-fashion' # CIFAR-10's stand-in made of real pictures (Fashion-MNIST's, on colour canvases): see below
-DATASETS = ('mnist', 'fashion-mnist', 'cifar10', STAND_IN)
-# Known before any file is read, so a run can be checked before it loads anything
-IMAGE_SHAPES = {'mnist': (1, 28, 28), 'fashion-mnist': (1, 28, 28), 'cifar10': (3, 32, 32), STAND_IN: (3, 32, 32)}
 CLASS_NAMES = {'mnist': MNIST_CLASSES, 'fashion-mnist': FASHION_MNIST_CLASSES, 'cifar10': CIFAR10_CLASSES,
                STAND_IN: FASHION_MNIST_CLASSES}
 

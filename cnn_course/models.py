@@ -234,6 +234,7 @@ class ResNet(nn.Module):
 # %% ../nbs/10_runs.ipynb #01b699d6
 import math
 from dataclasses import dataclass, field
+from .settings import MODEL_INPUTS
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -255,11 +256,7 @@ class ModelSpec:
         if self.flatten: args['n_input'] = math.prod(image_shape)
         return self.cls(**args)
 
-MODELS = {
-    'mnist_cnn': ModelSpec(MnistCNN, (1, 28, 28)),
-    'fc': ModelSpec(Net, None, {'n_hidden': 128}),
-    'cnn': ModelSpec(CNN, (3, 32, 32), {'n_hidden': 128}),
-    'fashion_cnn': ModelSpec(FashionCNN, (1, 28, 28)),
-    'cifar_cnn': ModelSpec(CifarCNN, (3, 32, 32)),
-    'resnet': ModelSpec(ResNet, (1, 28, 28)),
-}
+# the input shapes are read from `MODEL_INPUTS`, which the command checks without PyTorch
+MODELS = {name: ModelSpec(cls, MODEL_INPUTS[name], kwargs) for name, cls, kwargs in [
+    ('mnist_cnn', MnistCNN, {}), ('fc', Net, {'n_hidden': 128}), ('cnn', CNN, {'n_hidden': 128}),
+    ('fashion_cnn', FashionCNN, {}), ('cifar_cnn', CifarCNN, {}), ('resnet', ResNet, {})]}

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_runs.ipynb #a4012309
 from __future__ import annotations
-import dataclasses, json, math, re, warnings
+import dataclasses, json, math, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -12,7 +12,12 @@ import numpy as np
 import torch
 from torch import nn
 from .core import ensure_writable, get_device, remove_stale_temps, torch_seed, NotWritableError
-from .data import (CLASS_NAMES, DATASETS, IMAGE_SHAPES, BatchAugment, DamagedDataError, DatasetNotFoundError,
+from .settings import (DATASETS, DEFAULT_MODELS, DEVICES, IMAGE_SHAPES, MONITORS, OPTIMIZERS, RECIPES,
+                                 SCHEDULERS, VAL_FRACTIONS, ConfigError, check_batch_norm, check_model_input,
+                                 check_split, check_world, is_whole)
+_all_ = ['DEFAULT_MODELS', 'DEVICES', 'MONITORS', 'OPTIMIZERS', 'RECIPES', 'SCHEDULERS', 'VAL_FRACTIONS',
+         'ConfigError']  # their home is cnn_course.settings; here too, where runs were first built from them
+from .data import (CLASS_NAMES, BatchAugment, DamagedDataError, DatasetNotFoundError,
                               DeviceLoader, load_dataset, make_transform, train_val_split, tta_views)
 from .models import MODELS
 from .train import (AMP_CHOICES, EarlyStopping, LRRecorder, TensorBoardLogger, check_model_fits, evaluate,
@@ -23,20 +28,13 @@ from .distributed import dist_info, distributed, init_distributed, is_main_proce
 from .hooks import grad_cam, last_conv
 
 # %% auto #0
-__all__ = ['DEFAULT_MODELS', 'OPTIMIZERS', 'SCHEDULERS', 'DEVICES', 'MONITORS', 'VAL_FRACTIONS', 'RECIPES', 'SPLITS', 'RunConfig',
-           'recipe', 'ConfigError', 'check_config', 'resolve_device', 'run_device', 'make_optimizer', 'make_scheduler',
+__all__ = ['SPLITS', 'RunConfig', 'recipe', 'check_config', 'resolve_device', 'run_device', 'make_optimizer', 'make_scheduler',
            'make_callbacks', 'make_loaders', 'Run', 'TestSetWarning', 'build_model', 'make_run', 'train_run',
-           'saved_config', 'resume_run', 'finished_run', 'score_run', 'evaluate_run', 'load_run_model', 'predict_run']
+           'saved_config', 'resume_run', 'finished_run', 'score_run', 'evaluate_run', 'load_run_model', 'predict_run',
+           'DEFAULT_MODELS', 'DEVICES', 'MONITORS', 'OPTIMIZERS', 'RECIPES', 'SCHEDULERS', 'VAL_FRACTIONS',
+           'ConfigError']
 
 # %% ../nbs/10_runs.ipynb #10865133
-DEFAULT_MODELS = {'fashion-mnist': 'fashion_cnn', 'mnist': 'mnist_cnn', 'cifar10': 'cnn', 'colour-fashion': 'cnn'}  # the model when none is named
-OPTIMIZERS = ('sgd', 'adam', 'adamw')
-SCHEDULERS = ('none', 'plateau', 'onecycle')
-DEVICES = ('auto', 'cpu', 'cuda', 'mps')
-MONITORS = ('val_loss', 'val_acc', 'train_loss', 'train_acc')
-# The lessons' validation shares: 10,000 images of each full training set (60,000 and 50,000) held out.
-VAL_FRACTIONS = {'mnist': 1/6, 'fashion-mnist': 1/6, 'cifar10': 0.2, 'colour-fashion': 0.2}
-
 @dataclass
 class RunConfig:
     "Everything that defines a training run; stored as JSON in every checkpoint and in run.json."
@@ -91,18 +89,6 @@ class RunConfig:
         if unknown: raise ValueError(f'unknown RunConfig settings {unknown}; the settings are {known}')
         return cls(**values)
 
-# Named sets of settings; `recipe` and `cnn-course train --recipe NAME` start from one, and what is given explicitly wins.
-RECIPES = {
-    # lesson 3's fast recipe (measured in bench/time_to_accuracy.py): AdamW with a one-cycle schedule, label smoothing,
-    # batches of 128, bf16 autocast and channels-last where the hardware runs them natively
-    'fast': dict(optimizer='adamw', lr=5e-3, weight_decay=0.05, scheduler='onecycle', label_smoothing=0.1,
-                 batch_size=128, epochs=20, amp='auto', channels_last=True),
-    # lesson 7's: its ResNet with lesson 3's fast recipe around it, and batch augmentation (shifts, random erasing);
-    # 40 epochs for its best (about 94.8%), --epochs 20 for 94% soonest (bench/time_to_accuracy.py)
-    'resnet': dict(model='resnet', optimizer='adamw', lr=5e-3, weight_decay=0.05, scheduler='onecycle', label_smoothing=0.1,
-                   batch_size=128, epochs=40, amp='auto', channels_last=True, shift=2, erase=0.5),
-}
-
 def recipe(name:str, # a name in `RECIPES`
            **settings, # RunConfig settings that replace the recipe's or add to them
           ) -> RunConfig:
@@ -110,28 +96,7 @@ def recipe(name:str, # a name in `RECIPES`
     if name not in RECIPES: raise ValueError(f'recipe {name!r} is not one of {", ".join(RECIPES)}')
     return RunConfig(**{**RECIPES[name], **settings})
 
-# %% ../nbs/10_runs.ipynb #5bff5823
-def _python_name(field:str, value:str) -> str:
-    "A setting as Python code names it: `model='cnn'`; `value` is Python source text, '' for the name alone."
-    return field if value == '' else f'{field}={value}'
-
-class ConfigError(ValueError):
-    "A `RunConfig` setting that cannot work; `field` names it, `message(name)` words the names for the caller."
-    def __init__(self, field:str, problem:str, config:RunConfig):
-        self.field, self.problem, self.values = field, problem, config.to_dict()
-        super().__init__(self.message())
-
-    def message(self, name:Callable=_python_name, # (field, value as Python source text, '' for the name alone) -> text
-               ) -> str:
-        "The error with every `<field>` (its value), `<field=literal>` and `<field=>` (the name alone) worded by `name`."
-        def word(m): return name(m[1], repr(self.values.get(m[1])) if m[2] is None else m[2][1:])
-        sep = '' if self.problem[:1] in (':', ',') else ' '
-        return re.sub(r'<([a-z_]+)(=[^<>]*)?>', word, f'<{self.field}>{sep}{self.problem}')
-
 # %% ../nbs/10_runs.ipynb #3ebc491b
-def _whole(value, low:int=1) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= low
-
 def _has_batch_norm(net:nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
 
@@ -143,7 +108,7 @@ def _check_choices(cfg:RunConfig):
 def _check_numbers(cfg:RunConfig):
     for name in ('epochs', 'batch_size', 'eval_batch_size', 'patience', 'limit_train', 'limit_test'):
         value = getattr(cfg, name)
-        if not (_whole(value) or (value is None and name in ('patience', 'limit_train', 'limit_test'))):
+        if not (is_whole(value) or (value is None and name in ('patience', 'limit_train', 'limit_test'))):
             raise ConfigError(name, 'must be a whole number of at least 1', cfg)
     if not (isinstance(cfg.lr, (int, float)) and math.isfinite(cfg.lr) and cfg.lr > 0):
         raise ConfigError('lr', 'must be a number greater than 0', cfg)
@@ -155,39 +120,21 @@ def _check_numbers(cfg:RunConfig):
         raise ConfigError('weight_decay', 'must be a number of at least 0 (0: none)', cfg)
     if not (isinstance(cfg.label_smoothing, (int, float)) and 0 <= cfg.label_smoothing < 1):
         raise ConfigError('label_smoothing', 'must be at least 0 and below 1 (0: none; 0.1 is usual)', cfg)
-    if not _whole(cfg.shift, 0): raise ConfigError('shift', 'must be a whole number of pixels, 0 or more (0: no shifts)', cfg)
+    if not is_whole(cfg.shift, 0): raise ConfigError('shift', 'must be a whole number of pixels, 0 or more (0: no shifts)', cfg)
     if not (isinstance(cfg.erase, (int, float)) and not isinstance(cfg.erase, bool) and 0 <= cfg.erase <= 1):
         raise ConfigError('erase', 'must be a share from 0 to 1 (0: no erasing)', cfg)
     v = cfg.val_fraction
-    if not (_whole(v, 0) or (isinstance(v, float) and 0 <= v < 1)):
+    if not (is_whole(v, 0) or (isinstance(v, float) and 0 <= v < 1)):
         raise ConfigError('val_fraction', 'must be a fraction from 0 up to (not including) 1, or a whole number of '
                           'images (0: validate on the test set)', cfg)
-    n_train, n_val = _split_sizes(cfg, cfg.limit_train)
-    if cfg.limit_train is not None and not cfg.validates_on_test and min(n_train, n_val) < 1:
-        raise ConfigError('val_fraction', f'holds out {n_val} of the <limit_train> training images to validate on and '
-                          f'leaves {n_train} to train on; both need at least one: choose another <val_fraction=>, or '
-                          'more images', cfg)
-
-def _split_sizes(cfg:RunConfig, n:int|None) -> tuple:
-    "How many of `n` training images train and how many validate (0 when the run validates on the test set)."
-    if n is None: return math.inf, math.inf
-    v = cfg.val_fraction
-    n_val = 0 if cfg.validates_on_test else int(v) if _whole(v) else round(n * v)
-    return n - n_val, n_val
+    check_split(cfg.to_dict())
 
 def _check_model(cfg:RunConfig):
+    check_model_input(cfg.to_dict())
     spec, shape = MODELS[cfg.model], IMAGE_SHAPES[cfg.dataset]
-    if not spec.fits(shape):
-        fitting = sorted((n for n, s in MODELS.items() if s.fits(shape)), key=lambda n: n != DEFAULT_MODELS[cfg.dataset])
-        names = [f'<model={n!r}>' for n in fitting]
-        raise ConfigError('model', f'does not fit <dataset>: {spec.cls.__name__} expects each input to have shape '
-                          f'{tuple(spec.input_shape)}, but the data gives {shape}. For {cfg.dataset}, use '
-                          f'{", ".join(names[:-1])} or {names[-1]}.', cfg)
     try: net = spec.build(shape, len(CLASS_NAMES[cfg.dataset]), **cfg.model_kwargs)
     except TypeError as e: raise ConfigError('model_kwargs', f'cannot build {spec.cls.__name__}: {e}', cfg) from None
-    if _has_batch_norm(net) and min(cfg.batch_size, _split_sizes(cfg, cfg.limit_train)[0]) < 2:
-        raise ConfigError('model', 'uses batch norm, which cannot train on one image at a time: use a <batch_size=> '
-                          '(and a <limit_train=> after the validation share) of at least 2', cfg)
+    check_batch_norm(cfg.to_dict(), _has_batch_norm(net))
 
 def check_config(cfg:RunConfig, # the run to check
                 ) -> RunConfig:
@@ -299,12 +246,7 @@ def _rank0_first(load:Callable):
 def _check_world(cfg:RunConfig, device:torch.device) -> int:
     "The number of processes; a `ConfigError` for a batch they cannot share or batch norm they cannot synchronise."
     world = dist_info()[1] if distributed() else 1
-    if cfg.batch_size % world:
-        raise ConfigError('batch_size', f'is the global batch, split evenly over the {world} processes: use a multiple of '
-                          f'{world}', cfg)
-    if cfg.sync_bn and world > 1 and device.type != 'cuda':
-        raise ConfigError('sync_bn', ": SyncBatchNorm runs on CUDA GPUs only; on the CPU leave it off (each process "
-                          'then normalises with the statistics of its own part of the batch)', cfg)
+    check_world(cfg.to_dict(), world, cuda=device.type == 'cuda')
     return world
 
 def build_model(cfg:RunConfig, # the run whose model to build

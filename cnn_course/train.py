@@ -59,6 +59,12 @@ def _scores(net, inputs, tta=None):
     # underflowed to 0 at a finite score (label smoothing sums over every class's score)
     return probs.clamp_min(torch.finfo(torch.float32).tiny).log()
 
+def _forward(net, inputs, device, amp_dtype=None, channels_last=False, tta=None):
+    "`net`'s scores for a batch, as evaluation and prediction both compute them: same layout, precision and views."
+    if channels_last and inputs.ndim == 4: inputs = inputs.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(torch.device(device).type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        return _scores(net, inputs, tta)
+
 def _eval_sums(net, loader, criterion, device, amp_dtype=None, channels_last=False, tta=None):
     "Summed loss, correct count (both on the device) and sample count over `loader`, in eval mode."
     loss_sum = torch.zeros((), dtype=_sum_dtype(device), device=device)
@@ -67,9 +73,7 @@ def _eval_sums(net, loader, criterion, device, amp_dtype=None, channels_last=Fal
     with eval_mode(net), torch.inference_mode():
         for batch in loader:
             inputs, labels = to_device(batch, device)
-            if channels_last and inputs.ndim == 4: inputs = inputs.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(torch.device(device).type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                outputs = _scores(net, inputs, tta)
+            outputs = _forward(net, inputs, device, amp_dtype, channels_last, tta)
             loss_sum += _loss_total(criterion(outputs, labels), len(labels), criterion)
             correct += (outputs.argmax(1) == labels).sum()
             n += len(labels)
@@ -339,12 +343,15 @@ def predict(loader, # yields `(images, labels)`
             *,
             with_inputs:bool=False, # also return the inputs (on the CPU), e.g. to show the mistakes
             tta:list|None=None, # test-time augmentation (lesson 7): views of a batch, e.g. `tta_views()`
+            amp_dtype=None, # the autocast dtype the model was scored with (as `evaluate`'s); None: float32
+            channels_last:bool=False, # feed images in channels-last layout (as `evaluate`'s)
            ) -> tuple:
     "True labels and `net`'s predictions for every item of `loader`, as CPU tensors (eval mode, no gradients)."
     labels, preds, inputs = [], [], []
     with eval_mode(net), torch.inference_mode():
         for x, y in loader:
-            preds.append(_scores(net, x.to(device), tta).argmax(1).cpu()); labels.append(y.cpu())
+            preds.append(_forward(net, x.to(device), device, amp_dtype, channels_last, tta).argmax(1).cpu())
+            labels.append(y.cpu())
             if with_inputs: inputs.append(x.cpu())
     out = torch.cat(labels), torch.cat(preds)
     return (*out, torch.cat(inputs)) if with_inputs else out
@@ -484,6 +491,7 @@ def format_epoch(row, # one history row: epoch, train_loss, train_acc, val_loss,
 
 # %% ../nbs/12_fit.ipynb #7d5ab4f6
 import ctypes, functools, os, platform
+from .settings import AMP_MODES
 
 def _snapshot(net, optimizer, scheduler=None):
     "Copies of the model's, optimizer's and scheduler's state, to put back if the loss blows up."
@@ -531,7 +539,7 @@ def _minor_page_faults() -> int|None:
     try: return int(Path('/proc/self/stat').read_text().rsplit(')', 1)[1].split()[7])
     except (OSError, IndexError, ValueError): return None
 
-AMP_CHOICES = (None, 'auto', 'bf16', 'fp16')
+AMP_CHOICES = (None, *AMP_MODES)  # None: float32
 
 def resolve_amp(amp, # None (float32), 'auto', 'bf16' or 'fp16'
                 device, # where the model trains

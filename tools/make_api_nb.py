@@ -33,9 +33,11 @@ def module_info(mod:str) -> dict:
     tree = ast.parse(src)
     comments = {t.start[0]: t.string.lstrip('#').strip()
                 for t in tokenize.generate_tokens(io.StringIO(src).readline) if t.type == tokenize.COMMENT}
-    names, defs, consts = [], set(), {}
+    names, defs, consts, imported = [], set(), {}, {}
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): defs.add(node.name)
+        elif isinstance(node, ast.ImportFrom) and node.level == 1:
+            imported.update({a.asname or a.name: node.module for a in node.names})
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for t in targets:
@@ -46,8 +48,10 @@ def module_info(mod:str) -> dict:
                     consts[t.id] = dict(value=value if '\n' not in value and len(value) <= 60 else None,
                                         comment=comments.get(node.end_lineno, ''))
     notebooks = list(dict.fromkeys(_CELL_NB.findall(src)))
-    return dict(names=names, documented=[n for n in names if n in defs or n not in consts],
-                constants={n: consts[n] for n in names if n in consts and n not in defs}, notebooks=notebooks)
+    moved = {n: imported[n] for n in names if n in imported and n not in defs and n not in consts}
+    return dict(names=names, documented=[n for n in names if n not in moved and (n in defs or n not in consts)],
+                constants={n: consts[n] for n in names if n in consts and n not in defs}, notebooks=notebooks,
+                moved=moved)
 
 
 def nb_title(name:str) -> str:
@@ -110,6 +114,11 @@ def page(mod:str) -> dict:
     if info['documented']:
         if info['constants']: cells.append(('markdown', '## Functions and classes'))
         cells += [('code', f'show_doc({n})') for n in info['documented']]
+    if info['moved']:  # names re-exported from the module that defines them: documented there
+        homes = {}
+        for n, home in info['moved'].items(): homes.setdefault(home, []).append(f'`{n}`')
+        cells.append(('markdown', '## Also importable from here\n\n' + '\n'.join(
+            f'- {", ".join(ns)}: defined in [cnn_course.{h}]({h}.ipynb)' for h, ns in homes.items())))
     nb = dict(cells=[_cell(k, s, f'{mod}:{i}:{s}') for i, (k, s) in enumerate(cells)],
               metadata={'kernelspec': {'display_name': 'python3', 'language': 'python', 'name': 'python3'}},
               nbformat=4, nbformat_minor=5)
