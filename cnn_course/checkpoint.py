@@ -44,6 +44,7 @@ def model_identity(net, # the model
     return {'class': type(net).__name__, 'module': type(net).__module__,
             'shapes': {k: list(v.shape) for k, v in net.state_dict().items()}}
 
+# %% ../nbs/11_checkpoint.ipynb #cd7a287f
 def _stateful(callbacks) -> dict:
     "`{key: callback}` for the callbacks that have a `state_dict`, keyed by class name, in the order `fit` runs them."
     out, seen = {}, {}
@@ -54,6 +55,7 @@ def _stateful(callbacks) -> dict:
         out[name if seen[name] == 1 else f'{name}#{seen[name]}'] = cb
     return out
 
+# %% ../nbs/11_checkpoint.ipynb #af8fc5f5
 def checkpoint_state(net, # the model
                      optimizer=None, # its optimizer
                      scheduler=None, # its learning-rate scheduler
@@ -78,11 +80,13 @@ def checkpoint_state(net, # the model
         'last_epoch': epoch if last_epoch is None else int(last_epoch), 'stopped': bool(stopped),
         'rng': rng_state(), 'config': dict(config) if config else {}})
 
+# %% ../nbs/11_checkpoint.ipynb #3d6c519f
 def _to_bytes(state:dict) -> bytes:
     buf = io.BytesIO()
     torch.save(state, buf)
     return buf.getvalue()
 
+# %% ../nbs/11_checkpoint.ipynb #c3272f2c
 def save_checkpoint(path, # the file to write, e.g. 'checkpoints/run/last.pt'
                     net, # the model
                     optimizer=None, # its optimizer
@@ -101,15 +105,19 @@ def save_checkpoint(path, # the file to write, e.g. 'checkpoints/run/last.pt'
 class CheckpointError(ValueError):
     "A checkpoint file cannot be used: the message says why and what to do."
 
+# %% ../nbs/11_checkpoint.ipynb #b64bba86
 class NotACheckpointError(CheckpointError):
     "The file is not a cnn_course checkpoint (another file, a plain state_dict, a pickled model)."
 
+# %% ../nbs/11_checkpoint.ipynb #76dc376a
 class DamagedCheckpointError(CheckpointError):
     "The file is a truncated or damaged PyTorch file."
 
+# %% ../nbs/11_checkpoint.ipynb #9c4da43c
 class ModelMismatchError(CheckpointError):
     "The checkpoint was saved from a different model (class or tensor shapes)."
 
+# %% ../nbs/11_checkpoint.ipynb #8adff718
 _ZIP_MAGIC = b'PK\x03\x04'  # torch.save's files are zip archives
 # what every checkpoint holds (checkpoint_state writes them all)
 _REQUIRED = ('model', 'model_state', 'optimizer', 'scheduler', 'callbacks', 'history', 'epoch', 'last_epoch', 'stopped', 'rng', 'config')
@@ -117,6 +125,7 @@ _REQUIRED = ('model', 'model_state', 'optimizer', 'scheduler', 'callbacks', 'his
 def _looks_like_state_dict(obj) -> bool:
     return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
+# %% ../nbs/11_checkpoint.ipynb #4e43bb72
 def read_checkpoint(path, # a checkpoint file
                    ) -> dict:
     "Read a checkpoint safely (`weights_only=True`) without applying it; a `CheckpointError` says what is wrong."
@@ -178,6 +187,7 @@ def _check_model(ckpt, net, path, check_class):
         f'Build the model it was saved from (e.g. {saved["class"]}(...) with the same arguments; the checkpoint\'s '
         f'config: {ckpt.get("config") or "none"}) and load into that; nothing was loaded.')
 
+# %% ../nbs/11_checkpoint.ipynb #8cd54f9e
 def _check_optimizer(ckpt, optimizer, path):
     saved = ckpt.get('optimizer')
     if saved is None: raise CheckpointError(f'{path} holds no optimizer state: load it with optimizer=None')
@@ -189,6 +199,7 @@ def _check_optimizer(ckpt, optimizer, path):
         raise CheckpointError(f'{path}: the optimizer had parameter groups of sizes {groups}, this one has '
                               f'{[len(g["params"]) for g in optimizer.param_groups]}: build it the same way; nothing was loaded.')
 
+# %% ../nbs/11_checkpoint.ipynb #11ba81f9
 def load_checkpoint(path, # a checkpoint file, or a run folder (then its last.pt)
                     net=None, # a model to load the weights into
                     optimizer=None, # an optimizer to load the state into
@@ -293,6 +304,7 @@ class Checkpoint(Callback):
         self._saved_scaler = state.pop('grad_scaler', None)  # put into the new run's scaler when fit starts
         self.tracker.load_state_dict(state)
 
+# %% ../nbs/11_checkpoint.ipynb #7ee7e5ed
 def _check_same_setup(folder, callbacks):
     "Refuse to continue a run that was set up differently from the `Checkpoint(config=...)` given (e.g. a quick run)."
     given = next((cb.config for cb in callbacks if isinstance(cb, Checkpoint) and cb.config), None)
@@ -307,6 +319,7 @@ def _check_same_setup(folder, callbacks):
                           f'not this one. Start this one in another folder (or delete that one), or continue that run '
                           f'as it was set up with resume_run({str(folder)!r})')
 
+# %% ../nbs/11_checkpoint.ipynb #7b6a818d
 def resume(folder, # a run folder written by `Checkpoint` (or a checkpoint file)
            net, # the model, built as for the first run
            optimizer=None, # its optimizer, built as for the first run

@@ -108,6 +108,7 @@ def _new_file_mode(path:Path) -> int:
     umask = os.umask(0); os.umask(umask)  # the only portable way to read the umask
     return 0o666 & ~umask
 
+# %% ../nbs/00_setup.ipynb #7133bad7
 def _fsync_dir(folder:Path) -> None:
     "Make a rename in `folder` durable (POSIX); skipped where folders cannot be opened (Windows)."
     if os.name == 'nt': return
@@ -116,6 +117,7 @@ def _fsync_dir(folder:Path) -> None:
         try: os.fsync(fd)
         finally: os.close(fd)
 
+# %% ../nbs/00_setup.ipynb #111eb381
 # What a write error means when the disk, the quota or the file-size limit is the cause
 _FULL_DISK = {errno.ENOSPC: 'no space left on the device', errno.EDQUOT: 'the disk quota is used up',
               errno.EFBIG: 'the file would be larger than this system allows (a file-size limit)'}
@@ -124,6 +126,7 @@ class DiskFullError(OSError):
     "A write that failed because the disk, the quota or the file-size limit is full; the message names the file and the remedy."
     def __str__(self): return self.strerror  # the message alone, without '[Errno 28]'
 
+# %% ../nbs/00_setup.ipynb #141df2c6
 def atomic_write(path:str|Path, # the file to write; its folder must exist
                  write_fn:Callable, # called with the open temporary file; writes the contents
                  mode:str='wb', # 'wb' for bytes, 'w' for text (UTF-8)
@@ -149,6 +152,7 @@ def atomic_write(path:str|Path, # the file to write; its folder must exist
     _fsync_dir(path.parent)
     return path
 
+# %% ../nbs/00_setup.ipynb #ac862cf8
 def _alive(pid:int) -> bool:
     "Whether process `pid` exists on this machine (where that cannot be asked safely, assume it does)."
     if os.name == 'nt': return True  # os.kill(pid, 0) would end the process on Windows
@@ -157,6 +161,7 @@ def _alive(pid:int) -> bool:
     except OSError: return True  # it exists but belongs to someone else
     return True
 
+# %% ../nbs/00_setup.ipynb #651dbef9
 def remove_stale_temps(folder:str|Path, # a folder `atomic_write` writes in
                       ) -> list[Path]:
     "Delete the temporary files that writers killed mid-write left in `folder` (their process is gone); return them."

@@ -91,6 +91,7 @@ _CIFAR_FILES = tuple(f'data_batch_{i}' for i in range(1, 6)) + ('test_batch', 'b
 
 def _md5(path:Path) -> str: return hashlib.md5(Path(path).read_bytes()).hexdigest()
 
+# %% ../nbs/00a_data.ipynb #eb8320e3
 def _write_cifar_files(folder:Path, train:tuple, test:tuple, names, sums_file:str, prefix:str) -> Path:
     "`train` and `test`, each ((n, 3, 32, 32) uint8 images, labels), as CIFAR-10's pickle files in `folder`; md5 list last."
     (x, y), (xt, yt) = train, test
@@ -107,6 +108,7 @@ def _write_cifar_files(folder:Path, train:tuple, test:tuple, names, sums_file:st
     _write_bytes(folder / sums_file, ''.join(f'{_md5(folder / f)}  {f}\n' for f in _CIFAR_FILES).encode())
     return folder
 
+# %% ../nbs/00a_data.ipynb #4f455181
 def write_synthetic_cifar10(root:str|Path, # the dataset root: files go to <root>/cifar-10-batches-py/
                             n_train:int=2000, # number of training images, spread over the five batches
                             n_test:int=1000, # number of test images
@@ -117,6 +119,7 @@ def write_synthetic_cifar10(root:str|Path, # the dataset root: files go to <root
     return _write_cifar_files(Path(root) / datasets.CIFAR10.base_folder, _synthetic_arrays(n_train, 32, 3, seed, 1),
                               _synthetic_arrays(n_test, 32, 3, seed, 2), names, SyntheticCIFAR10.sums_file, 'synthetic')
 
+# %% ../nbs/00a_data.ipynb #39a1df51
 class SyntheticCIFAR10(datasets.CIFAR10):
     "Test-only `CIFAR10` whose file checksums come from the `synthetic.md5` that `write_synthetic_cifar10` wrote."
     sums_file, writer = 'synthetic.md5', 'write_synthetic_cifar10'  # the md5 list, and the function that writes the files
@@ -138,11 +141,11 @@ class SyntheticCIFAR10(datasets.CIFAR10):
         self.meta = {**datasets.CIFAR10.meta, 'md5': sums.get('batches.meta', '')}
         super().__init__(root, train=train, transform=transform, target_transform=target_transform, download=False)
 
+# %% ../nbs/00a_data.ipynb #5948224d
 class ColourFashion(SyntheticCIFAR10):
     "torchvision's CIFAR-10 reader on Colour Fashion (`STAND_IN`, below), the files `write_colour_fashion` wrote; `classes` are Fashion-MNIST's."
     base_folder = 'colour-fashion-batches-py'
     sums_file, writer = 'colour-fashion.md5', 'write_colour_fashion'
-
 
 # %% ../nbs/00a_data.ipynb #dd0a6289
 def _gz_size(path:Path) -> int:
@@ -357,6 +360,7 @@ def colour_canvases(pictures:np.ndarray, # (n, 28, 28) uint8 grey pictures, ligh
         canvases[part] = np.rint(bg + (fg - bg) * ink[:, None]).astype(np.uint8)
     return canvases
 
+# %% ../nbs/00a_data.ipynb #ef758a63
 def write_colour_fashion(root:str|Path=DATA_ROOT, # files go to <root>/colour-fashion-batches-py/; Fashion-MNIST is looked for here too
                          download:bool=True, # may Fashion-MNIST be downloaded if it is not found
                          seed:int=0, # the canvases' colours and offsets
@@ -369,6 +373,7 @@ def write_colour_fashion(root:str|Path=DATA_ROOT, # files go to <root>/colour-fa
         parts.append((colour_canvases(ds.data.numpy()[:n], seed=[seed, stream]), ds.targets.numpy()[:n]))
     return _write_cifar_files(Path(root) / ColourFashion.base_folder, *parts, ds.classes, ColourFashion.sums_file, STAND_IN)
 
+# %% ../nbs/00a_data.ipynb #48c6180f
 def _make_stand_in(root:Path, train, transform, download):
     "Step 2 for the stand-in: made from Fashion-MNIST and kept under `root` (in quick mode without it: a private folder)."
     if not on_disk('fashion-mnist', root) and is_quick():  # from synthetic Fashion-MNIST: never left where real data goes
@@ -385,6 +390,7 @@ def _make_stand_in(root:Path, train, transform, download):
             raise DatasetNotFoundError(f'{STAND_IN} is made from Fashion-MNIST, which was not found: {e.template}') from e
     return _read(ColourFashion, root, train, transform, root / ColourFashion.base_folder)
 
+# %% ../nbs/00a_data.ipynb #c9debb0f
 _NAMES = {'mnist': 'MNIST', 'fashion-mnist': 'Fashion-MNIST', 'cifar10': 'CIFAR-10', STAND_IN: 'Colour Fashion'}
 _STAND_INS = {STAND_IN: "real Fashion-MNIST pictures on 32x32 colour canvases, with Fashion-MNIST's class names",
               'fashion-mnist': 'the same 28x28 grey pictures in the same file format, of clothes, not digits'}
@@ -408,6 +414,7 @@ def dataset_or_stand_in(name:str, # the dataset the lesson is about, e.g. 'cifar
           f"{_NAMES[name]}'s")
     return stand_in
 
+# %% ../nbs/00a_data.ipynb #c85ca353
 def cifar10_or_stand_in(root:str|Path=DATA_ROOT, # where `load_dataset` looks
                         download:bool=True, # may CIFAR-10 be downloaded (never in quick mode)
                        ) -> str:
@@ -443,6 +450,7 @@ def _lesson_transform(transform):
     if steps[1].inplace: return None
     return steps[1].mean, steps[1].std, flatten
 
+# %% ../nbs/00a_data.ipynb #978632e1
 def _decode_at_once(dataset:Dataset) -> tuple|None:
     "The whole of a torchvision MNIST/Fashion-MNIST/CIFAR-10 set (or a Subset of one) with the lessons' transform, as `_decode` would give it; else None."
     indices, ds = None, dataset
@@ -465,6 +473,7 @@ def _decode_at_once(dataset:Dataset) -> tuple|None:
     x = x.sub(mean).div(std)
     return (x.flatten(1) if flatten else x), labels
 
+# %% ../nbs/00a_data.ipynb #ef23ce0f
 def _decode(dataset:Dataset, batch_size:int=1000) -> tuple:
     "Every (image, label) of `dataset` through its transform, as two CPU tensors."
     if len(dataset) == 0:
@@ -483,6 +492,7 @@ def _decode(dataset:Dataset, batch_size:int=1000) -> tuple:
         raise TypeError(f'DeviceLoader needs items that are tensors; give the dataset a transform such as make_transform() ({e})') from e
     return torch.cat(xs), torch.cat(ys)
 
+# %% ../nbs/00a_data.ipynb #99309c20
 def _fits(nbytes:int, device:torch.device) -> bool:
     "Whether `nbytes` more fit on a CUDA device, keeping a margin for the model's own memory."
     free, _ = torch.cuda.mem_get_info(device)
@@ -636,9 +646,11 @@ def find_normalize(obj, # a DataLoader, DeviceLoader, Subset or dataset
 import io, threading, warnings, zlib
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+# %% ../nbs/03_bn_dropout.ipynb #d52b5107
 class ImageError(ValueError):
     "A file that cannot be used as a picture; the message names the file, the cause and what to do."
 
+# %% ../nbs/03_bn_dropout.ipynb #c4239b51
 WORKING_SIDE = 1024  # pictures are prepared at most this many pixels a side: the models take 28 or 32
 _PNG = b'\x89PNG\r\n\x1a\n'
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixel
@@ -647,6 +659,7 @@ _LIMIT_LOCK = threading.Lock()  # Pillow's own limit is a module global: lifted 
 def _png_chunk(kind:bytes, data:bytes) -> bytes:
     return len(data).to_bytes(4, 'big') + kind + data + zlib.crc32(kind + data).to_bytes(4, 'big')
 
+# %% ../nbs/03_bn_dropout.ipynb #9fe85f5f
 def _reduced_png(f, factor:int, rows_per_strip:int=64):
     """A large non-interlaced PNG (8-bit, or 16-bit grey) shrunk `factor` times while it is decoded, a strip of
     rows at a time, so the whole picture is never in memory; None for any other PNG. Each strip goes to Pillow as a
@@ -702,6 +715,7 @@ def _reduced_png(f, factor:int, rows_per_strip:int=64):
         y += n
     return out
 
+# %% ../nbs/03_bn_dropout.ipynb #7e605690
 def _to_8bit(image:Image.Image) -> Image.Image:
     "16-bit and 32-bit grey (16-bit PNGs, TIFFs) as 8-bit grey; Pillow's own conversion would clip them to white."
     if image.mode not in ('I', 'F') and not image.mode.startswith('I;16'): return image
@@ -710,11 +724,13 @@ def _to_8bit(image:Image.Image) -> Image.Image:
     elif image.mode == 'F' and a.max() <= 1: a = a * 255  # floats in [0, 1]
     return Image.fromarray(np.clip(a, 0, 255).round().astype(np.uint8), 'L')
 
+# %% ../nbs/03_bn_dropout.ipynb #8fd97c24
 def _shrink(image:Image.Image) -> Image.Image:
     "`image` at most WORKING_SIDE pixels a side (a JPEG is decoded at reduced size by Pillow's `draft`)."
     if max(image.size) > WORKING_SIDE: image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BICUBIC)
     return image
 
+# %% ../nbs/03_bn_dropout.ipynb #ba0d938e
 def _open_image(source, # a picture file or a PIL image
                 max_pixels:int|None=None, # refuse a file of more pixels than this (None: Pillow's MAX_IMAGE_PIXELS)
                ) -> Image.Image:
@@ -766,16 +782,19 @@ class LoadedImage(tuple):
     def __reduce__(self): return LoadedImage, (*self, self.blank, self.notes)  # pickles (a process pool) as it was
     def __repr__(self): return f'LoadedImage({self.picture!r}, inverted={self.inverted}, blank={self.blank!r}, notes={self.notes})'
 
+# %% ../nbs/03_bn_dropout.ipynb #ce744232
 def _border(pixels:np.ndarray) -> np.ndarray:
     "The pixels along the four edges of an (H, W) or (H, W, C) array."
     return np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
 
+# %% ../nbs/03_bn_dropout.ipynb #dba11599
 def _blankness(picture:Image.Image) -> str|None:
     "'one colour', 'nearly uniform' (contrast of at most BLANK_CONTRAST levels in every channel) or None."
     extrema = picture.getextrema()
     contrast = max(hi - lo for lo, hi in (extrema if isinstance(extrema[0], tuple) else [extrema]))
     return 'one colour' if contrast == 0 else 'nearly uniform' if contrast <= BLANK_CONTRAST else None
 
+# %% ../nbs/03_bn_dropout.ipynb #d370c6d4
 def load_image(source, # a picture file (PNG, JPEG, GIF, TIFF, ...; any size, colour or grey) or a PIL image
                shape:tuple, # the (C, H, W) images the model takes, e.g. `IMAGE_SHAPES['fashion-mnist']`
                *,

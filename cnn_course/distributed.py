@@ -23,18 +23,22 @@ def dist_info() -> tuple:
     if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size(), local
     return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)), local
 
+# %% ../nbs/13_distributed.ipynb #ae6b44bd
 def is_main_process() -> bool:
     "True in the one process that prints and writes files: rank 0, which is also the only process of an ordinary run."
     return dist_info()[0] == 0
 
+# %% ../nbs/13_distributed.ipynb #711d995c
 def print_main(*args, **kwargs):
     "`print`, in the one process that prints (rank 0 of a distributed run; the only process otherwise)."
     if is_main_process(): print(*args, **kwargs)
 
+# %% ../nbs/13_distributed.ipynb #2f10efd8
 def distributed() -> bool:
     "True when this process shares training with others in a process group (after `init_distributed` under torchrun)."
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
+# %% ../nbs/13_distributed.ipynb #ac036e7e
 def _group_options(device:torch.device, backend:str|None, timeout_s:float) -> dict:
     "`init_process_group`'s arguments for a process training on `device`: NCCL bound to its GPU, gloo on the CPU."
     options = dict(backend=backend or ('nccl' if device.type == 'cuda' else 'gloo'), timeout=datetime.timedelta(seconds=timeout_s))
@@ -44,6 +48,7 @@ def _group_options(device:torch.device, backend:str|None, timeout_s:float) -> di
         options['device_id'] = device
     return options
 
+# %% ../nbs/13_distributed.ipynb #22f80706
 def init_distributed(device=None, # None or 'auto': this process's GPU (cuda:LOCAL_RANK) when there is CUDA, else the CPU; or a device
                      *,
                      timeout_s:float=DEFAULT_TIMEOUT_S, # how long a collective waits for a lost process before it fails
@@ -63,6 +68,7 @@ def init_distributed(device=None, # None or 'auto': this process's GPU (cuda:LOC
         atexit.register(leave_distributed)  # however the script ends: see `leave_distributed`
     return device
 
+# %% ../nbs/13_distributed.ipynb #de7854b1
 def leave_distributed() -> None:
     "Leave the process group, if this process joined one; `init_distributed` arranges for this to run when the script exits."
     # PyTorch asks every process to do this before it exits. Left to the interpreter's shutdown, gloo's worker
@@ -70,20 +76,24 @@ def leave_distributed() -> None:
     # ("terminate called without an active exception"), which torchrun reports as a failed run.
     if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
 
+# %% ../nbs/13_distributed.ipynb #2e34c5e1
 class ProcessGroupError(RuntimeError):
     "A collective failed in a distributed run: another process died, hung past the timeout, or could not be reached."
 
+# %% ../nbs/13_distributed.ipynb #6d01a74b
 def lost_contact(e:BaseException) -> bool:
     "Whether `e` is a collective's failure (gloo's or NCCL's timeout or broken connection) rather than a bug of ours."
     text = str(e).lower()
     return isinstance(e, RuntimeError) and any(w in text for w in ('timed out', 'timeout', 'connection', 'gloo', 'nccl'))
 
+# %% ../nbs/13_distributed.ipynb #01c50e96
 def all_reduce_sum(tensor:torch.Tensor, # a tensor on this process's device; summed in place over all processes
                   ) -> torch.Tensor:
     "`tensor` summed over every process of the group (unchanged in an ordinary run)."
     if distributed(): dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
 
+# %% ../nbs/13_distributed.ipynb #593387f0
 def broadcast_buffers(net:torch.nn.Module, # the model (not its DistributedDataParallel wrapper)
                      ) -> None:
     "Give every process rank 0's buffers (batch-norm's running statistics), as the checkpoints that rank 0 writes hold them."
@@ -93,6 +103,7 @@ def broadcast_buffers(net:torch.nn.Module, # the model (not its DistributedDataP
     if distributed():
         for buffer in net.buffers(): dist.broadcast(buffer, src=0)
 
+# %% ../nbs/13_distributed.ipynb #bfab1904
 def wrap_model(net:torch.nn.Module, # the model, already on `device`
                device, # this process's device
               ) -> torch.nn.Module:

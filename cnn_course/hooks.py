@@ -37,6 +37,7 @@ def _named_layers(net:nn.Module, kinds:tuple) -> list:
     "(name, module) of every module of `net` that is one of `kinds`, in order."
     return [(name, m) for name, m in net.named_modules() if isinstance(m, kinds)]
 
+# %% ../nbs/08_inside.ipynb #dba8df1f
 class ActivationStats(Callback):
     """Per watched layer and training batch: the mean and standard deviation of the layer's output, the share of
     near-zero values and a histogram of their sizes. Kept on the device during an epoch and copied to the host once
@@ -110,6 +111,7 @@ class ActivationStats(Callback):
 class NoConvolutionError(ValueError):
     "A model without a convolution layer was asked for Grad-CAM."
 
+# %% ../nbs/08_inside.ipynb #b64943bf
 def last_conv(net:nn.Module) -> nn.Module:
     "The last `nn.Conv2d` in `net` (in the order `net.modules()` lists them): Grad-CAM's default layer."
     convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
@@ -119,12 +121,14 @@ def last_conv(net:nn.Module) -> nn.Module:
                                  'has none)')
     return convs[-1]
 
+# %% ../nbs/08_inside.ipynb #e998f7df
 def _class_score(net, images, labels) -> torch.Tensor:
     "The summed score (logit) of each image's class, `labels` or the predicted one: what both maps take gradients of."
     logits = net(images)
     classes = logits.argmax(1) if labels is None else torch.as_tensor(labels, device=logits.device).reshape(-1)
     return logits.float().gather(1, classes[:, None]).sum()
 
+# %% ../nbs/08_inside.ipynb #70026418
 def grad_cam(net:nn.Module, # a trained CNN (used in eval mode; its mode is restored afterwards)
              images:torch.Tensor, # a batch (N, C, H, W) as the data's transform makes them, on `net`'s device
              target_layer:nn.Module|None=None, # the layer whose feature maps to weigh (default: the last Conv2d)
@@ -147,6 +151,7 @@ def grad_cam(net:nn.Module, # a trained CNN (used in eval mode; its mode is rest
     if upsample: cam = F.interpolate(cam, size=images.shape[-2:], mode='bilinear', align_corners=False)
     return cam[:, 0].cpu()
 
+# %% ../nbs/08_inside.ipynb #3b6648cf
 def saliency(net:nn.Module, # a trained model (used in eval mode; its mode is restored afterwards)
              images:torch.Tensor, # a batch (N, C, H, W) as the data's transform makes them
              labels=None, # the class to explain for each image (default: the predicted class)

@@ -92,6 +92,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# %% ../nbs/03_bn_dropout.ipynb #f69e05f5
 class FastDropout(nn.Dropout):
     "`nn.Dropout` whose mask is drawn about 4× faster on the CPU (16 random bits per element); elsewhere `nn.Dropout` itself."
     def forward(self, x):
@@ -109,6 +110,7 @@ class FastDropout(nn.Dropout):
         keep = torch.empty_like(x, dtype=torch.float32).copy_(bits).sub_(dropped - 32769).clamp_(0, 1)
         return x * keep.to(x.dtype) * (65536 / (65536 - dropped))
 
+# %% ../nbs/03_bn_dropout.ipynb #320d697e
 def _conv_block(c_in, c_out, batch_norm, p_drop):
     "3×3 convolution (size kept) → batch-norm → dropout → ReLU → 2×2 max-pool, in the source's order."
     layers = [nn.Conv2d(c_in, c_out, kernel_size=3, padding=1)]
@@ -116,6 +118,7 @@ def _conv_block(c_in, c_out, batch_norm, p_drop):
     if p_drop: layers.append(FastDropout(p_drop))
     return nn.Sequential(*layers, nn.ReLU(), nn.MaxPool2d(2))
 
+# %% ../nbs/03_bn_dropout.ipynb #c0c6e6fc
 class FashionCNN(nn.Module):
     "The source's Fashion-MNIST CNN: three conv blocks with batch-norm and dropout, then 1152 → 128 → 10."
     def __init__(self, n_output:int=10, # number of classes

@@ -89,6 +89,7 @@ class RunConfig:
         if unknown: raise ValueError(f'unknown RunConfig settings {unknown}; the settings are {known}')
         return cls(**values)
 
+# %% ../nbs/10_runs.ipynb #846a6ba1
 def recipe(name:str, # a name in `RECIPES`
            **settings, # RunConfig settings that replace the recipe's or add to them
           ) -> RunConfig:
@@ -100,11 +101,13 @@ def recipe(name:str, # a name in `RECIPES`
 def _has_batch_norm(net:nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
 
+# %% ../nbs/10_runs.ipynb #bde8835e
 def _check_choices(cfg:RunConfig):
     for name, choices in (('dataset', DATASETS), ('model', tuple(MODELS)), ('optimizer', OPTIMIZERS),
                           ('scheduler', SCHEDULERS), ('monitor', MONITORS), ('device', DEVICES), ('amp', AMP_CHOICES)):
         if getattr(cfg, name) not in choices: raise ConfigError(name, f'is not one of {", ".join(map(str, choices))}', cfg)
 
+# %% ../nbs/10_runs.ipynb #c9d3c550
 def _check_numbers(cfg:RunConfig):
     for name in ('epochs', 'batch_size', 'eval_batch_size', 'patience', 'limit_train', 'limit_test'):
         value = getattr(cfg, name)
@@ -129,6 +132,7 @@ def _check_numbers(cfg:RunConfig):
                           'images (0: validate on the test set)', cfg)
     check_split(cfg.to_dict())
 
+# %% ../nbs/10_runs.ipynb #38522849
 def _check_model(cfg:RunConfig):
     check_model_input(cfg.to_dict())
     spec, shape = MODELS[cfg.model], IMAGE_SHAPES[cfg.dataset]
@@ -136,6 +140,7 @@ def _check_model(cfg:RunConfig):
     except TypeError as e: raise ConfigError('model_kwargs', f'cannot build {spec.cls.__name__}: {e}', cfg) from None
     check_batch_norm(cfg.to_dict(), _has_batch_norm(net))
 
+# %% ../nbs/10_runs.ipynb #554c1677
 def check_config(cfg:RunConfig, # the run to check
                 ) -> RunConfig:
     "Raise a `ConfigError` for the first setting of `cfg` that cannot work, before any data is read; return `cfg`."
@@ -162,6 +167,7 @@ def resolve_device(name:str='auto', # 'auto', 'cpu', 'cuda' or 'mps'
         raise ConfigError('device', ": Apple MPS is not available here; use <device='auto'> or <device='cpu'>", cfg)
     return torch.device(name)
 
+# %% ../nbs/10_runs.ipynb #fa04e614
 def run_device(cfg:RunConfig, # the run
                device=None, # where to train (default: `cfg.device`)
               ) -> torch.device:
@@ -171,12 +177,14 @@ def run_device(cfg:RunConfig, # the run
         except ValueError as e: raise ConfigError('device', f': {e}', cfg) from None
     return resolve_device(cfg.device, cfg) if device is None else torch.device(device)
 
+# %% ../nbs/10_runs.ipynb #c08e3349
 def make_optimizer(cfg:RunConfig, params) -> torch.optim.Optimizer:
     "The optimizer `cfg` names, over `params`, with its learning rate and weight decay."
     if cfg.optimizer == 'adam': return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == 'adamw': return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
+# %% ../nbs/10_runs.ipynb #f4f55ccf
 def make_scheduler(cfg:RunConfig, optimizer,
                    steps_per_epoch:int=1, # optimizer steps in an epoch (for 'onecycle', which plans every step)
                   ):
@@ -186,6 +194,7 @@ def make_scheduler(cfg:RunConfig, optimizer,
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
     return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode='min', factor=0.1, patience=4)
 
+# %% ../nbs/10_runs.ipynb #65e867d9
 def make_callbacks(cfg:RunConfig) -> dict:
     "`fit`'s callbacks by name: 'lrs' always, 'early_stopping' for `patience`, 'tensorboard' for `tensorboard`."
     callbacks = {'lrs': LRRecorder()}
@@ -196,6 +205,7 @@ def make_callbacks(cfg:RunConfig) -> dict:
         except ImportError as e: raise ConfigError('tensorboard', f': {e}', cfg) from None
     return callbacks
 
+# %% ../nbs/10_runs.ipynb #e3ce8cc0
 def make_loaders(cfg:RunConfig, train_set, val_set, test_set, device) -> tuple:
     "The training, validation and test loaders of a run, with the one rule for the last short batch."
     # A batch-norm model cannot train on a batch of one image: drop a last batch that would hold only one.
@@ -223,9 +233,11 @@ class Run:
     history:np.ndarray=field(default_factory=lambda: np.zeros((0, 5))) # filled in by `train_run`/`resume_run`
     scores:dict=field(default_factory=dict) # filled in by `evaluate_run`
 
+# %% ../nbs/10_runs.ipynb #321154fa
 class TestSetWarning(UserWarning):
     "A run that validates on its test set (`val_fraction=0`): the test accuracy it reports is no longer unbiased."
 
+# %% ../nbs/10_runs.ipynb #2e9b26fc
 def _load_data(cfg:RunConfig, transform) -> tuple:
     try:
         return tuple(load_dataset(cfg.dataset, train=train, transform=transform, root=cfg.data_root, download=cfg.download,
@@ -235,6 +247,7 @@ def _load_data(cfg:RunConfig, transform) -> tuple:
     except (FileNotFoundError, RuntimeError, DamagedDataError) as e:  # unreadable files
         raise ConfigError('dataset', f': {e}', cfg) from e
 
+# %% ../nbs/10_runs.ipynb #b5e833fa
 def _rank0_first(load:Callable):
     "`load()` in rank 0 first and then in the other processes, so a download or decompression happens once."
     if not distributed(): return load()
@@ -243,17 +256,20 @@ def _rank0_first(load:Callable):
     if not is_main_process(): result = load()
     return result
 
+# %% ../nbs/10_runs.ipynb #d63cde47
 def _check_world(cfg:RunConfig, device:torch.device) -> int:
     "The number of processes; a `ConfigError` for a batch they cannot share or batch norm they cannot synchronise."
     world = dist_info()[1] if distributed() else 1
     check_world(cfg.to_dict(), world, cuda=device.type == 'cuda')
     return world
 
+# %% ../nbs/10_runs.ipynb #ec7f163b
 def build_model(cfg:RunConfig, # the run whose model to build
                ) -> nn.Module:
     "The untrained model `cfg` names, built for its dataset's image shape and number of classes (no data is read)."
     return MODELS[cfg.model].build(IMAGE_SHAPES[cfg.dataset], len(CLASS_NAMES[cfg.dataset]), **cfg.model_kwargs)
 
+# %% ../nbs/10_runs.ipynb #7e9f001c
 def make_run(cfg:RunConfig, # what to build
              device=None, # where to train (default: `cfg.device`)
             ) -> Run:
@@ -304,12 +320,14 @@ def train_run(cfg:RunConfig, # the run to train
                       callbacks=[*run.callbacks.values(), *callbacks], amp=cfg.amp, channels_last=cfg.channels_last)
     return run
 
+# %% ../nbs/10_runs.ipynb #5af1bf4a
 def _saved_config(folder:Path, ckpt:dict, which:str) -> RunConfig:
     if not ckpt['config']:
         raise CheckpointError(f'{folder}/{which} records no run config, so the run cannot be rebuilt from its folder: '
                               'build the model yourself and use load_checkpoint (or resume) from cnn_course.checkpoint')
     return RunConfig.from_dict(ckpt['config'])
 
+# %% ../nbs/10_runs.ipynb #485ea901
 def saved_config(folder, # a checkpoint folder written by `train_run` (or `cnn-course train --checkpoint`)
                  which:str='last.pt', # the checkpoint file to read it from
                 ) -> RunConfig:
@@ -317,6 +335,7 @@ def saved_config(folder, # a checkpoint folder written by `train_run` (or `cnn-c
     folder = Path(folder)
     return _saved_config(folder, read_checkpoint(folder / which), which)
 
+# %% ../nbs/10_runs.ipynb #f3f3e77e
 def resume_run(folder, # a checkpoint folder written by `train_run` (or `cnn-course train --checkpoint`)
                epochs:int|None=None, # train up to this epoch in total (default: the run's planned `epochs`)
                *,
@@ -350,6 +369,7 @@ def resume_run(folder, # a checkpoint folder written by `train_run` (or `cnn-cou
                       amp=cfg.amp, channels_last=cfg.channels_last)
     return run
 
+# %% ../nbs/10_runs.ipynb #727ba781
 def finished_run(folder, # a checkpoint folder whose run has finished (`resume_run` had nothing to do)
                  *,
                  device=None, # where to put the model (default: the config's `device`)
@@ -367,11 +387,13 @@ def finished_run(folder, # a checkpoint folder whose run has finished (`resume_r
         load_checkpoint(folder / 'best.pt', run.net)  # early stopping kept the best epoch's weights, as fit would have
     return run
 
+# %% ../nbs/10_runs.ipynb #546a1296
 def _evaluate(run:Run, loader, tta:bool=False) -> tuple:
     "Loss and accuracy of the run's model on `loader`, with the precision and layout `fit` validated with (and `tta_views()`)."
     return evaluate(run.net, loader, run.criterion, run.device, amp_dtype=resolve_amp(run.config.amp, run.device)[0],
                     channels_last=run.config.channels_last, tta=tta_views() if tta else None)
 
+# %% ../nbs/10_runs.ipynb #8eaac142
 def score_run(run:Run, # a trained run (`train_run`, `resume_run`)
              ) -> dict:
     "Validation and test loss and accuracy of the run's model as it is now, with the number of images in each set."
@@ -381,6 +403,7 @@ def score_run(run:Run, # a trained run (`train_run`, `resume_run`)
             'n_train': len(run.train_loader.y), 'n_val': len(run.val_loader.y), 'n_test': len(run.test_loader.y),
             'validated_on_test': run.config.validates_on_test}
 
+# %% ../nbs/10_runs.ipynb #5476adf0
 SPLITS = {'val': 'validation', 'test': 'test'}
 
 def _same_weights(a:dict, # a checkpoint, as `read_checkpoint` returned it
@@ -390,6 +413,7 @@ def _same_weights(a:dict, # a checkpoint, as `read_checkpoint` returned it
     a, b = a['model_state'], b['model_state']
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
+# %% ../nbs/10_runs.ipynb #32f9da18
 def evaluate_run(folder, # a checkpoint folder written by `train_run` (or `cnn-course train --checkpoint`)
                  *,
                  split:str='test', # 'test', or 'val': the validation images the run held out
@@ -434,6 +458,7 @@ def _results_config(folder:Path) -> RunConfig:
     if not config: raise CheckpointError(f'{info} records no run config, so the model cannot be rebuilt from it')
     return RunConfig.from_dict(config)
 
+# %% ../nbs/10_runs.ipynb #e498c4b4
 def load_run_model(folder, # a checkpoint folder (best.pt, last.pt) or the --out folder of `cnn-course train` (model.pt, run.json)
                    *,
                    device=None, # where to put the model (default: the best device here)
@@ -459,6 +484,7 @@ def load_run_model(folder, # a checkpoint folder (best.pt, last.pt) or the --out
     raise FileNotFoundError(f'{folder}: {where}; `cnn-course train` writes model.pt into its --out folder and '
                             'best.pt/last.pt into its --checkpoint folder')
 
+# %% ../nbs/10_runs.ipynb #05e33884
 def predict_run(folder, # a run folder, as for `load_run_model`
                 images, # picture files (PNG, JPEG, GIF, TIFF, ...; any size, colour or grey)
                 *,

@@ -47,10 +47,12 @@ def _loss_total(loss, n, criterion):
     "The summed loss of a batch of `n` from `criterion`'s output, whatever its reduction."
     return loss if getattr(criterion, 'reduction', 'mean') == 'sum' else loss * n
 
+# %% ../nbs/02_fc_vs_cnn.ipynb #9f74da4b
 def _sum_dtype(device):
     "float64 for running sums (a float32 sum of large losses overflows early), except on MPS, which has none."
     return torch.float32 if torch.device(device).type == 'mps' else torch.float64
 
+# %% ../nbs/02_fc_vs_cnn.ipynb #76aaca0e
 def _scores(net, inputs, tta=None):
     "`net`'s scores for `inputs`; with `tta` (lesson 7's views of a batch), the log of its probabilities averaged over the views."
     if not tta: return net(inputs)
@@ -59,12 +61,14 @@ def _scores(net, inputs, tta=None):
     # underflowed to 0 at a finite score (label smoothing sums over every class's score)
     return probs.clamp_min(torch.finfo(torch.float32).tiny).log()
 
+# %% ../nbs/02_fc_vs_cnn.ipynb #72ff5ff5
 def _forward(net, inputs, device, amp_dtype=None, channels_last=False, tta=None):
     "`net`'s scores for a batch, as evaluation and prediction both compute them: same layout, precision and views."
     if channels_last and inputs.ndim == 4: inputs = inputs.contiguous(memory_format=torch.channels_last)
     with torch.autocast(torch.device(device).type, dtype=amp_dtype, enabled=amp_dtype is not None):
         return _scores(net, inputs, tta)
 
+# %% ../nbs/02_fc_vs_cnn.ipynb #6705bac7
 def _eval_sums(net, loader, criterion, device, amp_dtype=None, channels_last=False, tta=None):
     "Summed loss, correct count (both on the device) and sample count over `loader`, in eval mode."
     loss_sum = torch.zeros((), dtype=_sum_dtype(device), device=device)
@@ -80,6 +84,7 @@ def _eval_sums(net, loader, criterion, device, amp_dtype=None, channels_last=Fal
     if n == 0: raise ValueError('the evaluation loader yielded no batches: check the dataset it was built from')
     return loss_sum, correct, n
 
+# %% ../nbs/02_fc_vs_cnn.ipynb #ed621f3f
 def evaluate(net, # the model
              loader, # the data to score it on (a DataLoader or DeviceLoader)
              criterion, # the loss function
@@ -241,6 +246,7 @@ class LRFind(NamedTuple):
     losses: list
     suggestion: float
 
+# %% ../nbs/03_bn_dropout.ipynb #62330b5c
 def lr_find(net, # the model (left untouched: a copy is trained)
             optimizer, # its optimizer (left untouched: a copy with the same settings is used)
             criterion, # the loss function
@@ -287,6 +293,7 @@ def lr_find(net, # the model (left untouched: a copy is trained)
 # %% ../nbs/03_bn_dropout.ipynb #1d22f4ae
 from .data import ImageError, load_image, make_transform
 
+# %% ../nbs/03_bn_dropout.ipynb #b1ed168e
 def predict_images(net, # a trained model
                    images, # picture files (PNG, JPEG, GIF, TIFF, ...; any size, colour or grey) or PIL images
                    classes, # class names, indexed by label, e.g. `CLASS_NAMES['fashion-mnist']`
@@ -356,6 +363,7 @@ def predict(loader, # yields `(images, labels)`
     out = torch.cat(labels), torch.cat(preds)
     return (*out, torch.cat(inputs)) if with_inputs else out
 
+# %% ../nbs/04_checkpointing.ipynb #f8cf1d99
 def check_predictions(predictions, # what `predict` returned: `(labels, preds)` or `(labels, preds, inputs)`
                       with_inputs:bool=False, # the inputs are needed too (`predict(..., with_inputs=True)`)
                      ) -> tuple:
@@ -369,6 +377,7 @@ def check_predictions(predictions, # what `predict` returned: `(labels, preds)` 
     if len(set(lengths)) != 1: raise ValueError(f'predictions: its parts differ in length ({lengths}): not one predict() call')
     return tuple(predictions[:n])
 
+# %% ../nbs/04_checkpointing.ipynb #8666f46c
 def confusion_matrix(loader, # yields `(images, labels)`
                      net, # the model
                      device, # where `net` lives
@@ -383,6 +392,7 @@ def confusion_matrix(loader, # yields `(images, labels)`
         n_classes = len(classes) if classes else int(max(labels.max(), preds.max())) + 1
     return torch.bincount(labels * n_classes + preds, minlength=n_classes ** 2).reshape(n_classes, n_classes)
 
+# %% ../nbs/04_checkpointing.ipynb #51c911ca
 def per_class_accuracy(loader, # the test data
                        classes, # class names, indexed by label (None: ask the dataset)
                        net, # the model
@@ -413,6 +423,7 @@ def _first_example(loader):
     x, y = data[0]
     return torch.as_tensor(x), torch.as_tensor(y)
 
+# %% ../nbs/12_fit.ipynb #5ac8cf7c
 def _largest_label(loader) -> int|None:
     "The largest label, when the loader keeps its labels in memory (DeviceLoader, TensorDataset, `.targets`); else None."
     for obj in (loader, getattr(loader, 'dataset', None)):
@@ -421,15 +432,18 @@ def _largest_label(loader) -> int|None:
             if labels is not None and len(labels): return int(torch.as_tensor(labels).max())
     return None
 
+# %% ../nbs/12_fit.ipynb #a90dc772
 def _num_classes(loader):
     classes = dataset_classes(loader)
     return None if classes is None else len(classes)
 
+# %% ../nbs/12_fit.ipynb #376c0d64
 def _on_device(tensor_device, device) -> bool:
     "Whether a tensor on `tensor_device` is on `device` ('cuda' without a number: whichever GPU it is on)."
     device = torch.device(device)
     return tensor_device.type == device.type and device.index in (None, tensor_device.index)
 
+# %% ../nbs/12_fit.ipynb #843558fb
 def check_model_fits(net, # the model
                      loader, # the data it will see
                      device=None, # where `net` lives (default: where its parameters are)
@@ -493,24 +507,29 @@ def format_epoch(row, # one history row: epoch, train_loss, train_acc, val_loss,
 import ctypes, functools, os, platform
 from .settings import AMP_MODES
 
+# %% ../nbs/12_fit.ipynb #680dc2ae
 def _snapshot(net, optimizer, scheduler=None):
     "Copies of the model's, optimizer's and scheduler's state, to put back if the loss blows up."
     return tuple(copy.deepcopy(x.state_dict()) if x is not None else None for x in (net, optimizer, scheduler))
 
+# %% ../nbs/12_fit.ipynb #f43e8260
 def _cpu_flags() -> set:
     "The CPU's feature flags (Linux's /proc/cpuinfo); empty where they cannot be read."
     try: text = Path('/proc/cpuinfo').read_text()
     except OSError: return set()
     return set(next((line.split(':', 1)[1] for line in text.splitlines() if line.startswith('flags')), '').split())
 
+# %% ../nbs/12_fit.ipynb #6d0bda52
 def _cpu_capability() -> str:
     "The vector instructions PyTorch's own kernels use here, e.g. 'AVX2' or 'AVX512' (`ATEN_CPU_CAPABILITY` can lower it)."
     return torch.backends.cpu.get_cpu_capability()
 
+# %% ../nbs/12_fit.ipynb #8b920f4d
 def _gpu_capability(device) -> tuple|None:
     "The CUDA compute capability of `device`'s NVIDIA GPU, e.g. (7, 5) for Colab's T4 or (8, 0) for an A100; None under ROCm (AMD)."
     return None if torch.version.hip else tuple(torch.cuda.get_device_capability(device))
 
+# %% ../nbs/12_fit.ipynb #3c5c80a8
 def _autocast_works(kind:str, dtype) -> bool:
     "Whether this PyTorch autocasts to `dtype` on devices of `kind` (older versions warn and switch it off instead)."
     with warnings.catch_warnings(record=True) as caught:
@@ -520,6 +539,7 @@ def _autocast_works(kind:str, dtype) -> bool:
         except (RuntimeError, ValueError): return False
     return not any('autocast' in str(w.message).lower() for w in caught)
 
+# %% ../nbs/12_fit.ipynb #7fb4444d
 @functools.cache
 def _reuse_freed_memory() -> bool:
     "Ask glibc's malloc to keep freed memory for the next allocation of its size (True if it agreed); a no-op elsewhere."
@@ -534,11 +554,13 @@ def _reuse_freed_memory() -> bool:
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # from glibc's malloc.h
     return bool(mallopt(M_MMAP_THRESHOLD, 32 * 2**20)) and bool(mallopt(M_TRIM_THRESHOLD, 2**30))
 
+# %% ../nbs/12_fit.ipynb #742e6e73
 def _minor_page_faults() -> int|None:
     "This process's minor page faults so far (Linux: the 8th field after the name in /proc/self/stat); None elsewhere."
     try: return int(Path('/proc/self/stat').read_text().rsplit(')', 1)[1].split()[7])
     except (OSError, IndexError, ValueError): return None
 
+# %% ../nbs/12_fit.ipynb #68151bc5
 AMP_CHOICES = (None, *AMP_MODES)  # None: float32
 
 def resolve_amp(amp, # None (float32), 'auto', 'bf16' or 'fp16'
@@ -573,6 +595,7 @@ def resolve_amp(amp, # None (float32), 'auto', 'bf16' or 'fp16'
     scaler = ' with a gradient scaler' if dtype is torch.float16 else ''
     return dtype, f'{amp} autocast{scaler}' + ('' if native else f' (emulated on this {kind}: slower than float32)')
 
+# %% ../nbs/12_fit.ipynb #9ffa4b70
 def _quiet_step(scheduler, *args):
     """`scheduler.step(*args)` without PyTorch's warning that `optimizer.step()` has not run yet: under fp16, `fit` calls it
     through the gradient scaler, which skips every step whose gradients overflowed, the first ones often among them."""
@@ -580,10 +603,12 @@ def _quiet_step(scheduler, *args):
         warnings.filterwarnings('ignore', message=r'Detected call of `lr_scheduler\.step\(\)` before `optimizer\.step\(\)`')
         scheduler.step(*args)
 
+# %% ../nbs/12_fit.ipynb #1a3db006
 def _per_batch(scheduler) -> bool:
     "Schedulers that plan the rate step by step are stepped after every batch; the others once per epoch."
     return isinstance(scheduler, (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR))
 
+# %% ../nbs/12_fit.ipynb #85fd28df
 def _train_epoch(run, loader, desc, progress):
     "One pass over `loader`; returns per-batch mean losses, batch sizes (host list) and the correct count, without host syncs."
     model, optimizer, criterion, device, scaler = run.model, run.optimizer, run.criterion, run.device, run.scaler
@@ -619,6 +644,7 @@ def _train_epoch(run, loader, desc, progress):
     if not sizes: raise ValueError('the training loader yielded no batches: check the dataset it was built from')
     return torch.stack(losses).float(), sizes, correct
 
+# %% ../nbs/12_fit.ipynb #4d418930
 class FitRun:
     "What `fit` shares with its callbacks: model, optimizer, scheduler, callbacks, history so far, epoch, batch, loss, learning rate, stop flag."
     def __init__(self, net, optimizer, criterion, device, history, last_epoch, has_validation, scheduler=None, callbacks=(),
@@ -635,6 +661,7 @@ class FitRun:
         # fp16 needs a gradient scaler (bf16 has float32's range and does not); Checkpoint saves its state
         self.scaler = torch.amp.GradScaler(torch.device(device).type) if amp_dtype is torch.float16 else None
 
+# %% ../nbs/12_fit.ipynb #fd0289c3
 def current_lr(optimizer, # a torch optimizer
               ) -> float:
     "The learning rate of the optimizer's first parameter group."
@@ -646,6 +673,7 @@ from .data import DeviceLoader
 from .distributed import (ProcessGroupError, all_reduce_sum, broadcast_buffers, dist_info, distributed,
                                     is_main_process, lost_contact, print_main, wrap_model)
 
+# %% ../nbs/12_fit.ipynb #363401fb
 def _shard(loader, train:bool):
     "This process's part of `loader` when several share the work (the loader itself otherwise), and whether its sums must be added up."
     if loader is None or not distributed(): return loader, False
@@ -660,18 +688,22 @@ def _shard(loader, train:bool):
     raise ValueError(f'fit runs in {world} processes (torchrun), so each needs its own part of the training data: pass a '
                      'DeviceLoader (fit shards it) or a DataLoader with a DistributedSampler')
 
+# %% ../nbs/12_fit.ipynb #a6a77a23
 def _check_epochs(num_epochs):
     if isinstance(num_epochs, bool) or not isinstance(num_epochs, (int, np.integer)) or num_epochs < 0:
         raise ValueError(f'num_epochs must be a whole number >= 0, got {num_epochs!r}')
 
+# %% ../nbs/12_fit.ipynb #13e15985
 def _check_criterion(criterion):
     reduction = getattr(criterion, 'reduction', 'mean')
     if reduction not in ('mean', 'sum'):
         raise ValueError(f"the criterion has reduction={reduction!r}, which gives one loss per image, but fit needs one "
                          f"number per batch: use {type(criterion).__name__}() (reduction='mean', the default)")
 
+# %% ../nbs/12_fit.ipynb #4f1c643b
 def _is_plateau(scheduler): return isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
 
+# %% ../nbs/12_fit.ipynb #4303bf5b
 def _check_scheduler(scheduler, has_validation):
     if scheduler is None: return
     if not hasattr(scheduler, 'step'):
@@ -680,6 +712,7 @@ def _check_scheduler(scheduler, has_validation):
         raise ValueError('ReduceLROnPlateau steps on the validation loss, but fit was given no test_loader: '
                          'pass a validation loader, or use a scheduler that needs no metric (e.g. StepLR)')
 
+# %% ../nbs/12_fit.ipynb #8f217e30
 def _step_scheduler(scheduler, row, optimizer):
     "Step an epoch scheduler once per epoch (on the validation loss, or accuracy for mode='max'); say when the rate changes."
     if scheduler is None or _per_batch(scheduler): return  # stepped after every batch instead
@@ -690,12 +723,14 @@ def _step_scheduler(scheduler, row, optimizer):
     after = current_lr(optimizer)
     if after != before: print_main(f'learning rate {before:.3g} -> {after:.3g}')
 
+# %% ../nbs/12_fit.ipynb #b48e620c
 def _fp16_range(run) -> str:
     "Advice to add when a loss stops being finite under fp16 autocast, whose numbers end at 65,504 (float32's and bf16's near 3e38)."
     if run.amp_dtype is not torch.float16: return ''
     return (" Under fp16 autocast a layer's output above 65,504, fp16's largest number, becomes inf: train in bf16 where "
             "the hardware has it, or in float32 (amp=None).")
 
+# %% ../nbs/12_fit.ipynb #f6802200
 def _put_back(run, good_state, problem:str, advice:str):
     "Restore the weights and optimizer state of the end of the previous epoch, and say why training stopped."
     run.net.load_state_dict(good_state[0])
@@ -708,6 +743,7 @@ def _put_back(run, good_state, problem:str, advice:str):
     print_main(msg)
     if is_main_process(): warnings.warn(msg, RuntimeWarning)
 
+# %% ../nbs/12_fit.ipynb #ba37b21b
 def _validate(run, loader) -> tuple:
     "Validation loss and accuracy; with each process scoring its part, the sums of all of them (`run.n_val` images)."
     if run.val_sharded and len(loader) == 0:  # more processes than validation images: this one has none
@@ -720,6 +756,7 @@ def _validate(run, loader) -> tuple:
     run.n_val = int(n)
     return loss_sum / n, correct / n
 
+# %% ../nbs/12_fit.ipynb #f3e45aad
 def _fit_epoch(run, train_loader, test_loader, progress):
     "Train one epoch and validate; the history row, or None if a loss stopped being finite (weights put back)."
     net, optimizer, criterion, device = run.net, run.optimizer, run.criterion, run.device
@@ -751,6 +788,7 @@ def _fit_epoch(run, train_loader, test_loader, progress):
         return None
     return np.array([run.epoch, train_loss, n_correct / n, val_loss, val_acc])
 
+# %% ../nbs/12_fit.ipynb #033e5416
 def fit(net, # the model to train
         optimizer, # e.g. `optim.SGD(net.parameters(), lr=0.01)`
         criterion, # the loss function, e.g. `nn.CrossEntropyLoss()`

@@ -126,6 +126,7 @@ def show_image(ax, # the matplotlib Axes to draw on; None makes a new small figu
     if title is not None: ax.set_title(title)
     ax.axis('off')
 
+# %% ../nbs/00b_viz.ipynb #37deb0ca
 class CourseFigure(Figure):
     "The figures the lessons' helpers return: a matplotlib `Figure` that Jupyter draws once, however the cell ends."
     def __init__(self, *args, # as for `matplotlib.figure.Figure`
@@ -143,6 +144,7 @@ class CourseFigure(Figure):
         display({'image/png': buf.getvalue(), 'text/plain': repr(self)}, raw=True)
         if self.canvas.manager is not None and plt.fignum_exists(self.canvas.manager.num): plt.close(self)
 
+# %% ../nbs/00b_viz.ipynb #065f8455
 def _finish(fig, # the figure a plotting helper drew (made with `FigureClass=CourseFigure`)
             show:bool, # leave it in pyplot to be drawn (True), or take it out (False)
            ):
@@ -157,6 +159,7 @@ import torch
 from torch import nn
 import matplotlib.pyplot as plt
 
+# %% ../nbs/01_conv_basics.ipynb #3211ee7b
 def _first_conv(conv):
     "`conv` itself if it is a Conv2d, else the first Conv2d inside it."
     if isinstance(conv, nn.Conv2d): return conv
@@ -165,6 +168,7 @@ def _first_conv(conv):
         if found is not None: return found
     raise TypeError(f'show_filters needs an nn.Conv2d or a module containing one, got {type(conv).__name__}')
 
+# %% ../nbs/01_conv_basics.ipynb #f674944e
 def _tile_grid(n, ncols, size=1.3):
     "A figure with `n` tiles in rows of `ncols`, every axis switched off."
     cols = max(1, min(n, ncols)); rows = math.ceil(n / cols)
@@ -172,6 +176,7 @@ def _tile_grid(n, ncols, size=1.3):
     for ax in axs.flat: ax.axis('off')
     return fig, axs.flat
 
+# %% ../nbs/01_conv_basics.ipynb #d0c6d5ec
 def show_filters(conv, # an nn.Conv2d, or a model whose first Conv2d is drawn
                  in_channel:int|None=None, # which input channel's kernels to draw; None: colour if 3 inputs, else 0
                  max_filters:int=64, # draw at most this many output channels
@@ -295,10 +300,12 @@ def _predict_first_batch(loader, net, device):
     _, predicted = predict([(images, labels)], net, device)
     return images.cpu(), labels.cpu(), predicted
 
+# %% ../nbs/02_fc_vs_cnn.ipynb #51845bdb
 def _pair_title(true:str, guess:str) -> str:
     "`true:guess` on one line when it fits above a grid tile, else broken after the colon."
     return f'{true}:{guess}' if len(true) + len(guess) < 13 else f'{true}:\n{guess}'
 
+# %% ../nbs/02_fc_vs_cnn.ipynb #f5cedf66
 PAIR_LEGEND = 'each title: true class:predicted class'  # said once, above every grid of pairs
 
 def _image_grid(images, titles, colours, ncols:int=10, legend:str|None=None, title:str=''):
@@ -317,6 +324,7 @@ def _image_grid(images, titles, colours, ncols:int=10, legend:str|None=None, tit
     if legend: fig.suptitle(legend, fontsize=9)
     return fig
 
+# %% ../nbs/02_fc_vs_cnn.ipynb #1e06c59c
 def show_images_labels(loader, # yields `(images, labels)`; the first batch is shown
                        classes, # class names, indexed by label (None: ask the dataset)
                        net, # a model to show predictions of, or None for labels only
@@ -468,6 +476,7 @@ def plot_confusion_matrix(loader, # the test data
                     color='white' if v > 0.5 * top else 'black')
     return _finish(fig, show)
 
+# %% ../nbs/04_checkpointing.ipynb #827cd0ec
 def show_misclassified(loader, # the test data
                        classes, # class names, indexed by label (None: ask the dataset)
                        net, # the model
@@ -508,6 +517,7 @@ def plot_activation_stats(stats, # an `ActivationStats` that watched a training 
     axs[0].legend(fontsize=8)
     return _finish(fig, show)
 
+# %% ../nbs/08_inside.ipynb #2dcf5d5f
 def plot_activation_hists(stats, # an `ActivationStats` that watched a training run
                           show:bool=True, # see `_finish`
                          ):
@@ -522,6 +532,7 @@ def plot_activation_hists(stats, # an `ActivationStats` that watched a training 
         if i == 0: ax.set_ylabel('|value|')
     return _finish(fig, show)
 
+# %% ../nbs/08_inside.ipynb #74e42bf8
 def _overlay(ax, image, heat_map, alpha:float=0.5):
     "`image` in grey (or colour) with `heat_map` (H, W) over it in 'jet', scaled to its own maximum."
     show_image(ax, image)
@@ -529,6 +540,7 @@ def _overlay(ax, image, heat_map, alpha:float=0.5):
     ax.imshow((heat_map / peak if peak > 0 else heat_map).numpy(), cmap='jet', alpha=alpha, vmin=0, vmax=1,
               interpolation='nearest')  # the map at the image's own pixels
 
+# %% ../nbs/08_inside.ipynb #8172f5de
 def show_heatmaps(images:torch.Tensor, # (N, C, H, W) as the data's transform made them
                   heat_maps:torch.Tensor, # (N, H, W), e.g. from `grad_cam` or `saliency`
                   titles:list|None=None, # a title per image, e.g. 'true:predicted'
@@ -552,6 +564,7 @@ def show_heatmaps(images:torch.Tensor, # (N, C, H, W) as the data's transform ma
     if legend: fig.suptitle(legend, fontsize=9)
     return _finish(fig, show)
 
+# %% ../nbs/08_inside.ipynb #aab1ac2c
 def explain_figure(picture:torch.Tensor, # one (C, H, W) image as the network sees it, in [0, 1]
                    heat_map:torch.Tensor, # its (H, W) heat map, e.g. `grad_cam(...)[0]`
                    top:list, # `[(class, probability), ...]`, best first

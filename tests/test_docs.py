@@ -390,3 +390,10 @@ def test_source_link_check_wants_the_defining_line(tmp_path):
     assert problems[0].startswith('02_lesson.ipynb: the source link of torch_seed points at cnn_course/core.py line None')
     assert problems[1].startswith('api/core.ipynb: ') and 'torch_seed points at cnn_course/core.py line None' in problems[1]
     assert f'line {right + 1}, which does not define it' in problems[2]
+
+
+def test_no_two_notebooks_make_the_same_page():
+    "The site names a page after its notebook without the number: 05_cli and 15_cli would both be cli.html."
+    pages = {}
+    for p in sorted(NBS.glob('*.ipynb')): pages.setdefault(re.sub(r'^\d+[a-z]*_', '', p.stem), []).append(p.name)
+    assert not {page: names for page, names in pages.items() if len(names) > 1}
