@@ -1,13 +1,15 @@
 #!/usr/bin/env python
 """What `ActivationStats` costs: epochs of lesson 3's model with and without it, alternating, in one run.
 
-    python bench/activation_stats_cost.py [--images 10000] [--repeat 3] [--threads 2] [--amp auto] [--device cpu]
+    python bench/activation_stats_cost.py [--images 10000] [--repeat 3] [--threads 2] [--amp auto] [--device
+    cpu]
 
-Trains lesson 3's `FashionCNN` with its fast recipe's settings (Adam, batches of 128, channels-last, `amp`) on the
-first IMAGES real Fashion-MNIST training images, one epoch at a time, alternately without and with an
-`ActivationStats` callback (every ReLU watched, 16 images of each batch), after an untimed warm-up epoch of each.
-Prints the median epoch time of each, and the callback's cost as a share of an epoch: the median ratio of each
-epoch with it to the epoch without it just before (pairs side by side are less affected by the machine's drifting speed).
+Trains lesson 3's `FashionCNN` with its fast recipe's settings (Adam, batches of 128, channels-last, `amp`)
+on the first IMAGES real Fashion-MNIST training images, one epoch at a time, alternately without and with an
+`ActivationStats` callback (every ReLU watched, 16 images of each batch), after an untimed warm-up epoch of
+each. Prints the median epoch time of each, and the callback's cost as a share of an epoch: the median ratio
+of each epoch with it to the epoch without it just before (pairs side by side are less affected by the
+machine's drifting speed).
 """
 import argparse, statistics, sys, time
 from pathlib import Path
@@ -54,11 +56,12 @@ def main():
         plain.append(epoch([]))
         watched.append(epoch([stats]))
     p_med, w_med = statistics.median(plain), statistics.median(watched)
-    print(f'device {device}, amp {resolve_amp(amp, device)[1]}, {torch.get_num_threads()} threads, {a.images} images, '
-          f'batches of 128, channels-last')
+    print(f'device {device}, amp {resolve_amp(amp, device)[1]}, {torch.get_num_threads()} threads, '
+          f'{a.images} images, batches of 128, channels-last')
     print(f'without ActivationStats: {p_med:.2f} s/epoch  (epochs: {", ".join(f"{t:.2f}" for t in plain)})')
     print(f'with ActivationStats:    {w_med:.2f} s/epoch  (epochs: {", ".join(f"{t:.2f}" for t in watched)})')
-    # each epoch with the callback against the plain epoch just before it: the machine's speed drifts less in between
+    # each epoch with the callback against the plain epoch just before it: the machine's speed drifts less in
+    # between
     paired = statistics.median(w / p for p, w in zip(plain, watched))
     print(f'cost: {100 * (paired - 1):+.1f}% of an epoch (median of {a.repeat} back-to-back pairs; '
           f'{100 * (w_med / p_med - 1):+.1f}% from the medians); {len(stats.names)} layers watched, '

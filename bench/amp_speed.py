@@ -3,11 +3,12 @@
 and DeviceLoader's decode all at once against image by image.
 
 Run by hand (never a timed test):  python bench/amp_speed.py [--n-train 10000] [--epochs 3] [--threads 2]
-Prints seconds per epoch for each setting (the median of --epochs after a warm-up epoch; the `fit` rows take turns, an
-epoch each, so that the machine's drift weighs on all alike) and their ratio, measured in one run, the machine's float32 and
-bf16 matrix-product peaks (GFLOP/s), and the share of the peak each setting's epoch reaches. The source's loop runs
-the source's layers (PyTorch's nn.Dropout); `fit` runs the course's FashionCNN (FastDropout) and, in one more row,
-the source's layers, so the dropout's share of the gain shows on its own. Needs the real Fashion-MNIST (Debian's dataset-fashion-mnist, or
+Prints seconds per epoch for each setting (the median of --epochs after a warm-up epoch; the `fit` rows take
+turns, an epoch each, so that the machine's drift weighs on all alike) and their ratio, measured in one run,
+the machine's float32 and bf16 matrix-product peaks (GFLOP/s), and the share of the peak each setting's epoch
+reaches. The source's loop runs the source's layers (PyTorch's nn.Dropout); `fit` runs the course's
+FashionCNN (FastDropout) and, in one more row, the source's layers, so the dropout's share of the gain shows
+on its own. Needs the real Fashion-MNIST (Debian's dataset-fashion-mnist, or
 --data-root holding it).
 """
 from __future__ import annotations
@@ -25,7 +26,8 @@ from torchvision import transforms
 from cnn_course.models import FashionCNN
 from cnn_course.train import fit, resolve_amp, _reuse_freed_memory
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fit_speed import forward_macs, source_fashion_cnn, source_fit, source_transform  # the source's loop, line for line (see fit_speed.py)
+# the source's loop, line for line (see fit_speed.py)
+from fit_speed import forward_macs, source_fashion_cnn, source_fit, source_transform
 from torch.utils.data import DataLoader
 
 
@@ -43,7 +45,8 @@ def _timed(fn) -> float:
 
 def one_epoch_at_a_time(train_epochs, net, optimizer, train, val, device):
     """A function that trains `net` one more epoch with `train_epochs` (`fit` or the source's loop, called as
-    `train_epochs(net, optimizer, criterion, 1, train, val, device, history)`) and returns its seconds and the history so far."""
+    `train_epochs(net, optimizer, criterion, 1, train, val, device, history)`) and returns its seconds and
+    the history so far."""
     history = np.zeros((0, 5))
     def epoch():
         nonlocal history
@@ -55,7 +58,8 @@ def one_epoch_at_a_time(train_epochs, net, optimizer, train, val, device):
 
 
 def fit_row(train, val, model=FashionCNN, **options):
-    "Lesson 3's recipe (Adam 1e-3) with `fit` for `model()` with `options`, one epoch per call (see `one_epoch_at_a_time`)."
+    """Lesson 3's recipe (Adam 1e-3) with `fit` for `model()` with `options`, one epoch per call (see
+    `one_epoch_at_a_time`)."""
     torch_seed(123)
     net = model()
     return one_epoch_at_a_time(functools.partial(fit, progress=False, **options), net,
@@ -63,7 +67,8 @@ def fit_row(train, val, model=FashionCNN, **options):
 
 
 def source_row(a):
-    "The source's loop (per-image transforms, a DataLoader, .item() per batch), same recipe, one epoch per call."
+    """The source's loop (per-image transforms, a DataLoader, .item() per batch), same recipe, one epoch per
+    call."""
     train_set = load_dataset('fashion-mnist', train=True, root=a.data_root, download=False, limit=a.n_train,
                              transform=source_transform(False))
     test_set = load_dataset('fashion-mnist', train=False, root=a.data_root, download=False, limit=a.n_test,
@@ -72,12 +77,14 @@ def source_row(a):
     val = DataLoader(test_set, batch_size=500)
     torch_seed(123)
     net = source_fashion_cnn()
-    return one_epoch_at_a_time(source_fit, net, optim.Adam(net.parameters(), lr=1e-3), train, val, torch.device('cpu'))
+    return one_epoch_at_a_time(source_fit, net, optim.Adam(net.parameters(), lr=1e-3), train, val,
+                               torch.device('cpu'))
 
 
 def timed(rows, epochs) -> dict:
-    """`{name: (median seconds per epoch, history)}` for `rows` (`{name: epoch function}`): one untimed warm-up epoch
-    each, then `epochs` rounds in which every row trains one epoch in turn, so that a machine slowing down or speeding
+    """`{name: (median seconds per epoch, history)}` for `rows` (`{name: epoch function}`): one untimed
+    warm-up epoch each, then `epochs` rounds in which every row trains one epoch in turn, so that a machine
+    slowing down or speeding
     up during the run weighs on every row alike."""
     for epoch in rows.values(): epoch()
     seconds, histories = {name: [] for name in rows}, {}
@@ -103,13 +110,16 @@ def main():
     train = DeviceLoader(train_set, a.batch_size, shuffle=True, device='cpu')
     val = DeviceLoader(test_set, 500, device='cpu')
     dtype, said = resolve_amp('auto', 'cpu')
-    print(f'{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}; '
+    print(f'{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch '
+          f'{torch.__version__}; '
           f"amp='auto' here: {said}")
     print(f'lesson 3 FashionCNN, real Fashion-MNIST, {a.n_train} training images, batch {a.batch_size}, '
           f'the median of {a.epochs} timed epochs after a warm-up epoch')
     fp32, bf16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
-    print(f'matrix-product peak (1024x1024): float32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s ({bf16 / fp32:.2f}x)')
-    # a training step is about 3 forward passes of work (forward, and the backward's two products); validation is 1
+    print(f'matrix-product peak (1024x1024): float32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s '
+          f'({bf16 / fp32:.2f}x)')
+    # a training step is about 3 forward passes of work (forward, and the backward's two products); validation
+    # is 1
     macs = sum(m for _, m in forward_macs(FashionCNN(), (1, 28, 28)))
     flop_per_epoch = 2 * macs * (3 * len(train.y) + len(val.y))
     amp_on = dtype is not None
@@ -117,15 +127,18 @@ def main():
             ('fit, channels_last', dict(channels_last=True)), ("fit, amp='auto'", dict(amp='auto')),
             ("fit, amp='auto' + channels_last", dict(amp='auto', channels_last=True)),
             ("  the same with nn.Dropout", dict(amp='auto', channels_last=True, model=source_fashion_cnn))]
-    # the source's loop first, on its own: `fit` asks glibc to keep freed memory (cnn_course.train._reuse_freed_memory)
-    # and the process keeps that setting, so the source's loop as the source ran it can only be timed before any `fit`
+    # the source's loop first, on its own: `fit` asks glibc to keep freed memory
+    # (cnn_course.train._reuse_freed_memory)
+    # and the process keeps that setting, so the source's loop as the source ran it can only be timed before
+    # any `fit`
     (source, history), = timed({'source': source_row(a)}, a.epochs).values()
     def peak_share(seconds, options):
         peak = bf16 if amp_on and options.get('amp') else fp32
         return f'{flop_per_epoch / seconds / 1e9:4.0f} GFLOP/s = {flop_per_epoch / seconds / 1e9 / peak:4.1%} of the {"bf16" if peak is bf16 else "float32"} peak'
     print(f"  {'the source loop (nn.Dropout)':34s} {source:6.2f} s/epoch   vs source 1.00x   "
           f"{'':22s}val_acc {history[-1, 4]:.4f}   {peak_share(source, {})}")
-    # then every `fit` row and the source's loop again, now with the allocator setting `fit` makes (so its part of the
+    # then every `fit` row and the source's loop again, now with the allocator setting `fit` makes (so its
+    # part of the
     # gain shows on its own), an epoch of each in turn
     epochs = {name: fit_row(train, val, **options) for name, options in rows}
     kept = _reuse_freed_memory()
@@ -143,10 +156,12 @@ def main():
         print(f"  {'the source loop, freed memory kept':34s} {again:6.2f} s/epoch   vs source {source / again:4.2f}x   "
               f"{'':22s}val_acc {history[-1, 4]:.4f}   {peak_share(again, {})}   (the best fit row: "
               f"{best:.2f} s/epoch, {again / best:4.2f}x this)")
-    # DeviceLoader's one-off decode: all images at once (the lessons' transform) against image by image (any other
+    # DeviceLoader's one-off decode: all images at once (the lessons' transform) against image by image (any
+    # other
     # transform; a no-op Lambda stands in for one here)
     by_item = transforms.Compose([*make_transform().transforms, transforms.Lambda(lambda x: x)])
-    slow_set = load_dataset('fashion-mnist', train=True, root=a.data_root, download=False, limit=a.n_train, transform=by_item)
+    slow_set = load_dataset('fashion-mnist', train=True, root=a.data_root, download=False, limit=a.n_train,
+                            transform=by_item)
     at_once = min(_timed(lambda: DeviceLoader(train_set, a.batch_size, device='cpu')) for _ in range(3))
     item_by_item = min(_timed(lambda: DeviceLoader(slow_set, a.batch_size, device='cpu')) for _ in range(3))
     print(f'DeviceLoader decode of {a.n_train} images: at once {at_once * 1000:.0f} ms, image by image '

@@ -1,11 +1,13 @@
 #!/usr/bin/env python
-"""What batch augmentation (lesson 7's `BatchAugment` in a `DeviceLoader`) adds to an epoch of lesson 7's recipe.
+"""What batch augmentation (lesson 7's `BatchAugment` in a `DeviceLoader`) adds to an epoch of lesson 7's
+recipe.
 
-Run by hand (never a timed test): `python bench/augment_cost.py [--data-root DIR] [--threads 2] [--images 10000]
-[--repeat 3]`. The same ResNet, the same pictures and the recipe's training step (AdamW, label smoothing, bf16 where
-native, channels-last), one epoch with `augment=None` and one with the recipe's augmentation (`recipe('resnet')`:
-shifts of up to 2 pixels, a rectangle erased in half of the pictures), alternated `--repeat` times after a warm-up
-epoch. It prints each pair and the ratio of the medians, measured within one run, with the CPU it ran on.
+Run by hand (never a timed test): `python bench/augment_cost.py [--data-root DIR] [--threads 2] [--images
+10000] [--repeat 3]`. The same ResNet, the same pictures and the recipe's training step (AdamW, label
+smoothing, bf16 where native, channels-last), one epoch with `augment=None` and one with the recipe's
+augmentation (`recipe('resnet')`: shifts of up to 2 pixels, a rectangle erased in half of the pictures),
+alternated `--repeat` times after a warm-up epoch. It prints each pair and the ratio of the medians, measured
+within one run, with the CPU it ran on.
 """
 from __future__ import annotations
 import argparse, os, platform, statistics, sys, time
@@ -29,8 +31,8 @@ def epoch_seconds(train_set, device, augment, cfg) -> float:
     net = ResNet().to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = time.perf_counter()
-    fit(net, opt, nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing), 1, loader, None, device, np.zeros((0, 5)),
-        progress=False, amp=cfg.amp, channels_last=cfg.channels_last)
+    fit(net, opt, nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing), 1, loader, None, device,
+        np.zeros((0, 5)), progress=False, amp=cfg.amp, channels_last=cfg.channels_last)
     if device.type == 'cuda': torch.cuda.synchronize()
     return time.perf_counter() - start
 
@@ -55,7 +57,8 @@ def main(argv=None):
     for i in range(a.repeat):
         plain.append(epoch_seconds(train_set, device, None, cfg))
         augmented.append(epoch_seconds(train_set, device, augment, cfg))
-        print(f'  pair {i + 1}: {plain[-1]:.2f} s without augmentation, {augmented[-1]:.2f} s with it', flush=True)
+        print(f'  pair {i + 1}: {plain[-1]:.2f} s without augmentation, {augmented[-1]:.2f} s with it',
+              flush=True)
     ratio = statistics.median(augmented) / statistics.median(plain)
     print(f'median epoch of {a.images:,} pictures: {statistics.median(plain):.2f} s without, '
           f'{statistics.median(augmented):.2f} s with augmentation: {ratio - 1:+.1%}')

@@ -26,7 +26,8 @@ class FakeRun:
     "Just enough of fit's run object for Checkpoint.after_epoch."
     def __init__(self, net, optimizer, callbacks):
         self.net, self.optimizer, self.scheduler, self.callbacks = net, optimizer, None, callbacks
-        self.history, self.epoch, self.last_epoch, self.stop, self.has_validation = np.zeros((0, 5)), 0, 30, False, True
+        self.history, self.epoch, self.last_epoch, self.stop, self.has_validation = np.zeros((0,
+                                                                                              5)), 0, 30, False, True
 
 
 def sync(device):
@@ -45,7 +46,8 @@ def main(argv=None):
     device = get_device(args.device)
     torch_seed()
     net = CifarCNN().to(device)
-    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)  # momentum: the optimizer has state to save
+    # momentum: the optimizer has state to save
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     x, y = torch.randn(20, 3, 32, 32, device=device), torch.randint(0, 10, (20,), device=device)
     criterion = nn.CrossEntropyLoss()
 
@@ -65,15 +67,18 @@ def main(argv=None):
     cp.before_fit(run)
     for i in range(args.repeat):
         run.epoch = i + 1
-        # a falling validation loss: every epoch is the best so far, so both files are written (the worst case)
+        # a falling validation loss: every epoch is the best so far, so both files are written (the worst
+        # case)
         run.history = np.vstack((run.history, [run.epoch, 1.0, 0.5, 1.0 / run.epoch, 0.5]))
         cp.after_epoch(run)
     write = statistics.median(cp.write_seconds)
     size = (folder / 'last.pt').stat().st_size / 1e6
     print(f'device {device}; torch {torch.__version__}; {torch.get_num_threads()} CPU threads')
     print(f'checkpoint write (last.pt + best.pt, {size:.1f} MB each): median {1000 * write:.1f} ms '
-          f'(min {1000 * min(cp.write_seconds):.1f}, max {1000 * max(cp.write_seconds):.1f}) over {args.repeat}')
-    print(f'training: {1000 * per_step:.2f} ms per step of 20 images -> {epoch:.1f} s per epoch of 40,000 images')
+          f'(min {1000 * min(cp.write_seconds):.1f}, max {1000 * max(cp.write_seconds):.1f}) over '
+          f'{args.repeat}')
+    print(f'training: {1000 * per_step:.2f} ms per step of 20 images -> {epoch:.1f} s per epoch of 40,000 '
+          'images')
     print(f'a checkpoint adds {100 * write / epoch:.2f}% to an epoch')
 
 

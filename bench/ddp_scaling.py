@@ -3,10 +3,10 @@
 (DistributedDataParallel), the same global batch, in one run of this script.
 
 Run by hand (never a timed test):
-    python bench/ddp_scaling.py                       # CPU: 1 process x all cores' threads vs 2 processes x (cores/2)
-    python bench/ddp_scaling.py --device cuda --nproc 4   # a 4-GPU machine: 1 GPU vs 4 GPUs
-On a CPU the honest comparison keeps processes x threads = cores, so both ways have the same cores to work with.
-Needs the real Fashion-MNIST (Debian's dataset-fashion-mnist, or --data-root holding it).
+    python bench/ddp_scaling.py                       # CPU: 1 process x all cores' threads vs 2 processes x
+    (cores/2) python bench/ddp_scaling.py --device cuda --nproc 4   # a 4-GPU machine: 1 GPU vs 4 GPUs
+On a CPU the honest comparison keeps processes x threads = cores, so both ways have the same cores to work
+with. Needs the real Fashion-MNIST (Debian's dataset-fashion-mnist, or --data-root holding it).
 """
 from __future__ import annotations
 import argparse, contextlib, io, json, os, platform, subprocess, sys, tempfile, time
@@ -17,7 +17,8 @@ sys.path.insert(0, str(HERE.parents[1]))
 
 
 def child(a):
-    "One process of a measurement: train, time `--epochs` epochs after a warm-up epoch, rank 0 writes the result."
+    """One process of a measurement: train, time `--epochs` epochs after a warm-up epoch, rank 0 writes the
+    result."""
     import numpy as np
     import torch
     import torch.nn as nn
@@ -42,8 +43,10 @@ def child(a):
         if device.type == 'cuda': torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     if is_main_process():
-        Path(a.out).write_text(json.dumps({'world_size': world, 'seconds': seconds, 'threads': torch.get_num_threads(),
-                                           'images_per_s': len(loader.y) * a.epochs / seconds, 'device': str(device)}))
+        Path(a.out).write_text(json.dumps({'world_size': world, 'seconds': seconds,
+                                           'threads': torch.get_num_threads(),
+                                           'images_per_s': len(loader.y) * a.epochs / seconds,
+                                           'device': str(device)}))
 
 
 def measure(a, nproc, threads) -> dict:
@@ -52,10 +55,13 @@ def measure(a, nproc, threads) -> dict:
         out = Path(tmp) / 'result.json'
         args = ['--child', '--out', str(out), '--device', a.device, '--data-root', a.data_root, '--n-train',
                 str(a.n_train), '--epochs', str(a.epochs), '--batch-size', str(a.batch_size), '--amp', a.amp]
-        runner = [] if nproc == 1 else ['-m', 'torch.distributed.run', '--standalone', f'--nproc-per-node={nproc}']
+        runner = [] if nproc == 1 else ['-m', 'torch.distributed.run', '--standalone',
+                                        f'--nproc-per-node={nproc}']
         env = {**os.environ, 'OMP_NUM_THREADS': str(threads)}
-        done = subprocess.run([sys.executable, *runner, str(HERE), *args], env=env, capture_output=True, text=True)
-        if done.returncode: raise SystemExit(f'the {nproc}-process run failed:\n{done.stdout}\n{done.stderr[-4000:]}')
+        done = subprocess.run([sys.executable, *runner, str(HERE), *args], env=env, capture_output=True,
+                              text=True)
+        if done.returncode:
+            raise SystemExit(f'the {nproc}-process run failed:\n{done.stdout}\n{done.stderr[-4000:]}')
         return json.loads(out.read_text())
 
 
@@ -75,9 +81,10 @@ def main():
     cores = os.cpu_count() or 1
     # CPU: the same cores both ways; GPU: the threads only feed the GPUs
     single_threads, parallel_threads = (cores, max(1, cores // a.nproc)) if a.device == 'cpu' else (1, 1)
-    print(f'{platform.processor() or platform.machine()}, {cores} cores, device {a.device}, {time.strftime("%Y-%m-%d")}')
-    print(f'lesson 3 FashionCNN, real Fashion-MNIST, {a.n_train} images, global batch {a.batch_size}, amp={a.amp}, '
-          f'channels_last, {a.epochs} timed epochs after a warm-up epoch, no validation pass')
+    print(f'{platform.processor() or platform.machine()}, {cores} cores, device {a.device}, '
+          f'{time.strftime("%Y-%m-%d")}')
+    print(f'lesson 3 FashionCNN, real Fashion-MNIST, {a.n_train} images, global batch {a.batch_size}, '
+          f'amp={a.amp}, channels_last, {a.epochs} timed epochs after a warm-up epoch, no validation pass')
     one = measure(a, 1, single_threads)
     many = measure(a, a.nproc, parallel_threads)
     print(f"  1 process  x {one['threads']} threads: {one['images_per_s']:7.0f} images/s ({one['device']})")

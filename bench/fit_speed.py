@@ -27,9 +27,12 @@ from cnn_course.train import fit
 BATCH_SIZE, LR = 100, 0.01  # the source's settings
 
 # ---------------------------------------------------------------------------------------------------------------------
-# (a) The source's way, reproduced faithfully: its transforms (a Lambda flattens for the FC net), plain DataLoaders
-# that run the transform on every item of every epoch, a `.item()` for the loss and for the correct count on every
-# batch, and an evaluation phase in eval mode but *with* autograd (the source has no `no_grad`). The only change is
+# (a) The source's way, reproduced faithfully: its transforms (a Lambda flattens for the FC net), plain
+# DataLoaders
+# that run the transform on every item of every epoch, a `.item()` for the loss and for the correct count on
+# every
+# batch, and an evaluation phase in eval mode but *with* autograd (the source has no `no_grad`). The only
+# change is
 # that the progress bar (the source's `tqdm.notebook`) writes to /dev/null, since this is not a notebook.
 # ---------------------------------------------------------------------------------------------------------------------
 
@@ -42,7 +45,8 @@ def source_transform(flatten: bool):
 _DEVNULL = open(os.devnull, 'w')
 
 def source_fashion_cnn() -> nn.Module:
-    "Lesson 3's FashionCNN with PyTorch's own `nn.Dropout` in place of each `FastDropout`: the source's layers."
+    """Lesson 3's FashionCNN with PyTorch's own `nn.Dropout` in place of each `FastDropout`: the source's
+    layers."""
     return with_torch_dropout(FashionCNN())
 
 def source_fit(net, optimizer, criterion, num_epochs, train_loader, test_loader, device, history):
@@ -85,8 +89,8 @@ def source_fit(net, optimizer, criterion, num_epochs, train_loader, test_loader,
             avg_val_loss = val_loss / count
             avg_val_acc = val_acc / count
 
-        print(f'Epoch [{(epoch+1)}/{num_epochs+base_epochs}], loss: {avg_train_loss:.5f} acc: {avg_train_acc:.5f} '
-              f'val_loss: {avg_val_loss:.5f}, val_acc: {avg_val_acc:.5f}')
+        print(f'Epoch [{(epoch+1)}/{num_epochs+base_epochs}], loss: {avg_train_loss:.5f} acc: '
+              f'{avg_train_acc:.5f} val_loss: {avg_val_loss:.5f}, val_acc: {avg_val_acc:.5f}')
         item = np.array([epoch+1, avg_train_loss, avg_train_acc, avg_val_loss, avg_val_acc])
         history = np.vstack((history, item))
     return history
@@ -107,7 +111,8 @@ def _cpu_busy():
     except (OSError, ValueError, AttributeError): return None
 
 class Seconds(float):
-    "A wall time that also knows how many cores other processes kept busy meanwhile (`others`, None if unknown)."
+    """A wall time that also knows how many cores other processes kept busy meanwhile (`others`, None if
+    unknown)."""
     others = None
 
 def timed(fn, device):
@@ -135,7 +140,8 @@ def quiet(fn):
     return result, buf.getvalue().strip()
 
 MODELS = {
-    'fc':  dict(title='FC  Net(3072, 10, 128), flatten transform', make=lambda: Net(3072, 10, 128), flatten=True),
+    'fc':  dict(title='FC  Net(3072, 10, 128), flatten transform', make=lambda: Net(3072, 10, 128),
+                flatten=True),
     'cnn': dict(title='CNN CNN(10, 128)', make=lambda: CNN(10, 128), flatten=False),
 }
 
@@ -155,7 +161,9 @@ def forward_macs(net, input_shape):
     "Multiply-accumulates per image of each Conv2d and Linear layer, from the layer sizes and output shapes."
     names = {}  # a layer registered under two names (as in the source's CNN): keep the shortest
     for name, mod in net.named_modules(remove_duplicate=False):
-        if isinstance(mod, (nn.Conv2d, nn.Linear)) and (id(mod) not in names or name.count('.') < names[id(mod)].count('.')):
+        if isinstance(mod,
+                      (nn.Conv2d,
+                       nn.Linear)) and (id(mod) not in names or name.count('.') < names[id(mod)].count('.')):
             names[id(mod)] = name
     rows = []
     def hook(mod, inp, out):
@@ -186,10 +194,12 @@ def matmul_peak(device, n=2048, reps=5):
 # ---------------------------------------------------------------------------------------------------------------------
 
 def run_model(key, data, device, epochs, seed, warmup_batches, repeat, amp=None):
-    "Time `epochs` epochs of the source's way and of ours (and our decode), best of `repeat` alternating runs."
+    """Time `epochs` epochs of the source's way and of ours (and our decode), best of `repeat` alternating
+    runs."""
     spec = MODELS[key]
     torch_seed(seed)
-    init = {k: v.clone() for k, v in spec['make']().state_dict().items()}  # the same initial weights for both ways
+    # the same initial weights for both ways
+    init = {k: v.clone() for k, v in spec['make']().state_dict().items()}
     criterion = nn.CrossEntropyLoss()
 
     def new_net():
@@ -203,14 +213,18 @@ def run_model(key, data, device, epochs, seed, warmup_batches, repeat, amp=None)
     our_train = data.open(True, make_transform(flatten=spec['flatten']))
     our_test = data.open(False, make_transform(flatten=spec['flatten']))
 
-    # Untimed warm-up of both ways on a throwaway copy: a few batches through the same code (and a small decode).
+    # Untimed warm-up of both ways on a throwaway copy: a few batches through the same code (and a small
+    # decode).
     warm_train, warm_test = range(warmup_batches * BATCH_SIZE), range(BATCH_SIZE)
     net, opt = new_net()
-    quiet(lambda: source_fit(net, opt, criterion, 1, DataLoader(Subset(src_train, warm_train), batch_size=BATCH_SIZE,
-          shuffle=True), DataLoader(Subset(src_test, warm_test), batch_size=BATCH_SIZE), device, np.zeros((0, 5))))
+    quiet(lambda: source_fit(net, opt, criterion, 1,
+                             DataLoader(Subset(src_train, warm_train), batch_size=BATCH_SIZE,
+          shuffle=True), DataLoader(Subset(src_test, warm_test), batch_size=BATCH_SIZE), device,
+          np.zeros((0, 5))))
     net, opt = new_net()
     quiet(lambda: fit(net, opt, criterion, 1,
-                      DeviceLoader(Subset(our_train, warm_train), batch_size=BATCH_SIZE, shuffle=True, device=device),
+                      DeviceLoader(Subset(our_train, warm_train), batch_size=BATCH_SIZE, shuffle=True,
+                                   device=device),
                       DeviceLoader(Subset(our_test, warm_test), batch_size=BATCH_SIZE, device=device),
                       device, np.zeros((0, 5)), progress=False, amp=amp))
 
@@ -233,10 +247,12 @@ def run_model(key, data, device, epochs, seed, warmup_batches, repeat, amp=None)
         net, opt = new_net()
         torch_seed(seed)
         (our_hist, our_out), t = timed(lambda: quiet(lambda: fit(
-            net, opt, criterion, epochs, train_dl, test_dl, device, np.zeros((0, 5)), progress=False, amp=amp)), device)
+            net, opt, criterion, epochs, train_dl, test_dl, device, np.zeros((0, 5)), progress=False,
+            amp=amp)), device)
         our_times.append(t)
 
-    return dict(key=key, spec=spec, src_time=min(src_times), our_time=min(our_times), decode_time=min(decode_times),
+    return dict(key=key, spec=spec, src_time=min(src_times), our_time=min(our_times),
+                decode_time=min(decode_times),
                 src_times=src_times, our_times=our_times, decode_times=decode_times,
                 src_hist=src_hist, our_hist=our_hist, src_out=src_out, our_out=our_out,
                 loader_device=train_dl.x.device, n_train=len(our_train), n_test=len(our_test),
@@ -272,21 +288,25 @@ def _step_pieces(batches, device, seed, channels_last=False, threads=None, warm=
     finally: torch.set_num_threads(old)
 
 def breakdown(data, device, seed, n_batches=20):
-    "Where our CNN epoch goes: the pieces of a training step, variants of it, the rest of `fit`, and the source's transform."
+    """Where our CNN epoch goes: the pieces of a training step, variants of it, the rest of `fit`, and the
+    source's transform."""
     from torch.profiler import profile, ProfilerActivity
     from cnn_course.train import _snapshot, evaluate
     ds = data.open(True, make_transform())
     n_batches = max(1, min(n_batches, len(ds) // BATCH_SIZE))
     torch_seed(seed)
-    dl = DeviceLoader(Subset(ds, range(n_batches * BATCH_SIZE)), batch_size=BATCH_SIZE, shuffle=True, device=device)
+    dl = DeviceLoader(Subset(ds, range(n_batches * BATCH_SIZE)), batch_size=BATCH_SIZE, shuffle=True,
+                      device=device)
     batches = list(dl)
 
-    print(f'\n== breakdown: our CNN training step, ms per batch of {BATCH_SIZE} (mean of {n_batches} batches) ==')
+    print(f'\n== breakdown: our CNN training step, ms per batch of {BATCH_SIZE} (mean of {n_batches} '
+          'batches) ==')
     variants = [('as fit runs it', {}), ('channels_last', dict(channels_last=True))]
     if device.type == 'cpu' and torch.get_num_threads() > 1: variants.append(('1 thread', dict(threads=1)))
     for name, kw in variants:
         p = _step_pieces(batches, device, seed, **kw)
-        print(f'  {name:15s} ' + '  '.join(f'{k} {v:6.2f}' for k, v in p.items()) + f'   total {sum(p.values()):6.2f}')
+        print(f'  {name:15s} ' + '  '.join(f'{k} {v:6.2f}' for k,
+                                           v in p.items()) + f'   total {sum(p.values()):6.2f}')
 
     torch_seed(seed)
     net = CNN(10, 128).to(device)
@@ -310,8 +330,10 @@ def breakdown(data, device, seed, n_batches=20):
     test_ds = data.open(False, make_transform())
 
     # end to end: fit as it is, and fit handed a model converted to channels_last (which fit could do itself)
-    sub_train = DeviceLoader(Subset(ds, range(min(2000, len(ds)))), batch_size=BATCH_SIZE, shuffle=True, device=device)
-    sub_test = DeviceLoader(Subset(test_ds, range(min(500, len(test_ds)))), batch_size=BATCH_SIZE, device=device)
+    sub_train = DeviceLoader(Subset(ds, range(min(2000, len(ds)))), batch_size=BATCH_SIZE, shuffle=True,
+                             device=device)
+    sub_test = DeviceLoader(Subset(test_ds, range(min(500, len(test_ds)))), batch_size=BATCH_SIZE,
+                            device=device)
     def fit_once(channels_last):
         torch_seed(seed)
         net = CNN(10, 128).to(device)
@@ -330,12 +352,13 @@ def breakdown(data, device, seed, n_batches=20):
     print(f'\n  fit, 1 epoch on {len(sub_train.y)} + {len(sub_test.y)} images, best of 2: as is {best[False][1]:.2f} s, '
           f'model in channels_last {best[True][1]:.2f} s ({best[False][1] / best[True][1]:.2f}x; '
           f'history differs by at most {diff:.1e})' + others_note([best[False][1], best[True][1]]))
-    test_dl = DeviceLoader(Subset(test_ds, range(min(1000, len(test_ds)))), batch_size=BATCH_SIZE, device=device)
+    test_dl = DeviceLoader(Subset(test_ds, range(min(1000, len(test_ds)))), batch_size=BATCH_SIZE,
+                           device=device)
     evaluate(net, test_dl, criterion, device)
     _, t_eval = timed(lambda: evaluate(net, test_dl, criterion, device), device)
     _, t_iter = timed(lambda: [None for _ in dl], device)
-    print(f'\n  rest of fit: snapshot {t_snap*1e3:.2f} ms per epoch; evaluate {t_eval/len(test_dl)*1e3:.2f} ms per batch; '
-          f'DeviceLoader shuffle+gather {t_iter/len(dl)*1e3:.3f} ms per batch')
+    print(f'\n  rest of fit: snapshot {t_snap*1e3:.2f} ms per epoch; evaluate {t_eval/len(test_dl)*1e3:.2f} '
+          f'ms per batch; DeviceLoader shuffle+gather {t_iter/len(dl)*1e3:.3f} ms per batch')
 
     # what the source pays per item and per epoch on top of the same arithmetic
     for flatten in (True, False):
@@ -357,15 +380,19 @@ def parse_args(argv=None):
     p.add_argument('--n-test', type=int, default=2_000, help='test images (default 2000)')
     p.add_argument('--models', default='fc,cnn', help='comma-separated: fc, cnn (default fc,cnn)')
     p.add_argument('--data-root', default=None,
-                   help='a folder holding real CIFAR-10 (cifar-10-batches-py/); default: write a synthetic set to a temp dir')
-    p.add_argument('--threads', type=int, default=None, help='torch.set_num_threads (default: leave torch\'s choice)')
+                   help='a folder holding real CIFAR-10 (cifar-10-batches-py/); default: write a synthetic '
+                        'set to a temp dir')
+    p.add_argument('--threads', type=int, default=None,
+                   help='torch.set_num_threads (default: leave torch\'s choice)')
     p.add_argument('--seed', type=int, default=123)
-    p.add_argument('--warmup-batches', type=int, default=3, help='training batches of the untimed warm-up (default 3)')
+    p.add_argument('--warmup-batches', type=int, default=3,
+                   help='training batches of the untimed warm-up (default 3)')
     p.add_argument('--repeat', type=int, default=1,
                    help='time each way this many times, alternating, and keep the fastest (default 1)')
     p.add_argument('--breakdown', action='store_true', help='also time the pieces of our CNN training step')
     p.add_argument('--amp', choices=('off', 'auto', 'bf16', 'fp16'), default='off',
-                   help="mixed precision for ours (fit's amp=; the source's loop stays float32, as the source wrote it)")
+                   help="mixed precision for ours (fit's amp=; the source's loop stays float32, as the "
+                        "source wrote it)")
     args = p.parse_args(argv)
     args.models = [m.strip() for m in args.models.split(',') if m.strip()]
     args.amp = None if args.amp == 'off' else args.amp
@@ -374,8 +401,8 @@ def parse_args(argv=None):
     if args.epochs < 1: p.error('--epochs must be >= 1')
     if args.repeat < 1: p.error('--repeat must be >= 1')
     if args.data_root and not os.path.isdir(os.path.join(args.data_root, 'cifar-10-batches-py')):
-        p.error(f'--data-root {args.data_root}: no cifar-10-batches-py/ there (the real CIFAR-10 as torchvision stores '
-                'it); leave the option out to time on a synthetic set in the same format')
+        p.error(f'--data-root {args.data_root}: no cifar-10-batches-py/ there (the real CIFAR-10 as '
+                'torchvision stores it); leave the option out to time on a synthetic set in the same format')
     return args
 
 def load_note() -> str:
@@ -389,7 +416,8 @@ def report_model(r, epochs):
     times = lambda ts: '' if len(ts) == 1 else '  (runs: ' + ', '.join(f'{t/e:.3f}' for t in ts) + ')'
     print(f'\n== {r["spec"]["title"]}: {r["n_train"]} train / {r["n_test"]} test images, batch {BATCH_SIZE}, '
           f'SGD lr {LR}, {e} epoch(s) per run ==')
-    print(f'  (a) source loop: DataLoader, per-item transforms, .item() per batch  {r["src_time"]/e:8.3f} s/epoch'
+    print(f'  (a) source loop: DataLoader, per-item transforms, .item() per batch  {r["src_time"]/e:8.3f} '
+          's/epoch'
           + times(r['src_times']) + others_note(r['src_times']))
     print(f'  (b) ours: fit(progress=False{r["amp"]}) + DeviceLoader (data on {r["loader_device"]})'
           f'{"":{max(0, 8 - len(str(r["loader_device"])))}s}{r["our_time"]/e:8.3f} s/epoch' + times(r['our_times']) + others_note(r['our_times']))
@@ -397,12 +425,15 @@ def report_model(r, epochs):
           + ('' if len(r['decode_times']) == 1 else '  (runs: ' + ', '.join(f'{t:.3f}' for t in r['decode_times']) + ')')
           + others_note(r['decode_times']))
     print(f'  ratio source/ours, epoch only:            {r["src_time"]/r["our_time"]:6.2f}x')
-    print(f'  ratio source/ours, {e} epoch(s) + decode:   {r["src_time"]/(r["our_time"]+r["decode_time"]):6.2f}x')
-    # The decode runs the same per-image transforms once, so it estimates what every source epoch spends on them:
+    print(f'  ratio source/ours, {e} epoch(s) + decode:   '
+          f'{r["src_time"]/(r["our_time"]+r["decode_time"]):6.2f}x')
+    # The decode runs the same per-image transforms once, so it estimates what every source epoch spends on
+    # them:
     # a source that did the same arithmetic as ours would be slower by about (decode + ours) / ours per epoch.
     print(f'  for scale, the per-image decode alone: (decode + ours per epoch) / ours per epoch = '
           f'{(r["decode_time"] + r["our_time"] / e) / (r["our_time"] / e):.2f}x')
-    print(f'  last epoch, source: {r["src_out"].splitlines()[-1]}  (losses ~{BATCH_SIZE}x too small: the source\'s bug)')
+    print(f'  last epoch, source: {r["src_out"].splitlines()[-1]}  (losses ~{BATCH_SIZE}x too small: the '
+          'source\'s bug)')
     print(f'  last epoch, ours:   {r["our_out"].splitlines()[-1]}')
 
 def report_flops(cnn, device, epochs):
@@ -418,8 +449,8 @@ def report_flops(cnn, device, epochs):
     print('  forward MACs per image: ' + ', '.join(f'{n} {m:,}' for n, m in rows) + f'; total {macs:,}')
     print(f'  FLOPs per epoch: train {train_flops/1e9:.1f} G (2 FLOPs/MAC x 3 for forward+backward x {cnn["n_train"]} '
           f'images) + eval {eval_flops/1e9:.1f} G (forward x {cnn["n_test"]}) = {epoch_flops/1e9:.1f} GFLOP')
-    print(f'  same-run peak: torch.mm 2048x2048 float32 on {device}, {torch.get_num_threads()} threads, best of 5: '
-          f'{peak:.1f} GFLOP/s' + others_note([t_peak]))
+    print(f'  same-run peak: torch.mm 2048x2048 float32 on {device}, {torch.get_num_threads()} threads, best '
+          f'of 5: {peak:.1f} GFLOP/s' + others_note([t_peak]))
     for name, t in (('ours', cnn['our_time']), ('source', cnn['src_time'])):
         rate = epoch_flops / (t / epochs) / 1e9
         print(f'  {name + ":":8s}{rate:6.1f} GFLOP/s over the whole epoch = {rate / peak:5.1%} of that peak')
@@ -428,8 +459,8 @@ def main(argv=None):
     args = parse_args(argv)
     if args.threads: torch.set_num_threads(args.threads)
     device = get_device(args.device)
-    print(f'torch {torch.__version__}, torchvision {torchvision.__version__}, python {platform.python_version()}, '
-          f'{platform.machine()}')
+    print(f'torch {torch.__version__}, torchvision {torchvision.__version__}, python '
+          f'{platform.python_version()}, {platform.machine()}')
     print(f'device {device}' + (f' ({torch.cuda.get_device_name(device)})' if device.type == 'cuda' else '') +
           f', torch.get_num_threads() {torch.get_num_threads()}, os.cpu_count() {os.cpu_count()}')
     print(f'at start: {load_note()}')
@@ -438,20 +469,25 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix='fit_speed_') as tmp:
         if args.data_root:
             data = Data(args.data_root, synthetic=False, n_train=args.n_train, n_test=args.n_test)
-            print(f'data: real CIFAR-10 from {args.data_root} (first {args.n_train} train / {args.n_test} test images)')
+            print(f'data: real CIFAR-10 from {args.data_root} (first {args.n_train} train / {args.n_test} '
+                  'test images)')
         else:
-            _, t = timed(lambda: write_synthetic_cifar10(tmp, n_train=args.n_train, n_test=args.n_test, seed=0), device)
+            _, t = timed(lambda: write_synthetic_cifar10(tmp, n_train=args.n_train, n_test=args.n_test,
+                                                         seed=0), device)
             data = Data(tmp, synthetic=True, n_train=None, n_test=None)
-            print(f'data: synthetic CIFAR-10 (real pickle format, read by torchvision), written in {t:.1f} s to a temp dir')
+            print(f'data: synthetic CIFAR-10 (real pickle format, read by torchvision), written in {t:.1f} s '
+                  'to a temp dir')
 
         results = []
         for key in args.models:
-            results.append(run_model(key, data, device, args.epochs, args.seed, args.warmup_batches, args.repeat, args.amp))
+            results.append(run_model(key, data, device, args.epochs, args.seed, args.warmup_batches,
+                                     args.repeat, args.amp))
             report_model(results[-1], args.epochs)
 
         cnn = next((r for r in results if r['key'] == 'cnn'), None)
         if cnn is not None and args.amp is None: report_flops(cnn, device, args.epochs)
-        elif cnn is not None: print('\n(the float32 peak does not apply to a mixed-precision run: bench/amp_speed.py '
+        elif cnn is not None:
+            print('\n(the float32 peak does not apply to a mixed-precision run: bench/amp_speed.py '
                                     'measures the share of the bf16 peak)')
 
         print('\n== summary: source / ours, higher is better for ours ==')
@@ -459,18 +495,22 @@ def main(argv=None):
             e = args.epochs
             print(f'  {r["key"]:4s} epoch only {r["src_time"]/r["our_time"]:6.2f}x   '
                   f'{e} epoch(s) + decode {r["src_time"]/(r["our_time"]+r["decode_time"]):6.2f}x   '
-                  f'({r["src_time"]/e:.2f} s vs {r["our_time"]/e:.2f} s per epoch, decode {r["decode_time"]:.2f} s)')
+                  f'({r["src_time"]/e:.2f} s vs {r["our_time"]/e:.2f} s per epoch, decode '
+                  f'{r["decode_time"]:.2f} s)')
 
         if device.type == 'cpu':
             targets = {'fc': 15, 'cnn': 2}
             print('  targets on 2 CPU cores, epoch only: ' + ', '.join(
-                f'{r["key"]} >= {targets[r["key"]]}x ({"met" if r["src_time"] / r["our_time"] >= targets[r["key"]] else "not met"})'
+                f'{r["key"]} >= {targets[r["key"]]}x '
+                f'({"met" if r["src_time"] / r["our_time"] >= targets[r["key"]] else "not met"})'
                 for r in results))
         flagged = [t for r in results for t in (r['src_time'], r['our_time'], r['decode_time'])
                    if t.others is not None and t.others > 0.15]
-        if flagged: print(f'  {len(flagged)} of the kept timings ran while other processes kept > 0.15 cores busy: '
+        if flagged:
+            print(f'  {len(flagged)} of the kept timings ran while other processes kept > 0.15 cores busy: '
                           'rerun on an idle machine (or with --repeat 3) before trusting the ratios')
-        elif all(r['src_time'].others is not None for r in results): print('  every kept timing ran on an otherwise idle CPU')
+        elif all(r['src_time'].others is not None for r in results):
+            print('  every kept timing ran on an otherwise idle CPU')
 
         if args.breakdown: breakdown(data, device, args.seed)
     print(f'\ntotal wall time {time.perf_counter() - started:.0f} s')

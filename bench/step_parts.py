@@ -1,13 +1,15 @@
 #!/usr/bin/env python
-"""What two changes gave lesson 3's training step on the CPU: `FastDropout`'s mask as numbers in the input's memory
-layout (against the bool mask it used before), and `fit`'s allocator setting (glibc keeps freed memory).
+"""What two changes gave lesson 3's training step on the CPU: `FastDropout`'s mask as numbers in the input's
+memory layout (against the bool mask it used before), and `fit`'s allocator setting (glibc keeps freed
+memory).
 
 Run by hand (never a timed test):  python bench/step_parts.py [--batch-size 128] [--threads 2] [--children 4]
-One step is the fast recipe's (lesson 3's FashionCNN, channels-last, `amp='auto'`, AdamW, label smoothing 0.1) on one
-random batch. Child processes alternate between glibc's default allocator and the setting `fit` makes (it cannot be
-undone within a process); inside each, steps with the two dropout layers alternate, `--rounds` times. Prints the
-median milliseconds per step of each of the four combinations, the page faults per step, and the ratios, all from
-this one run. With `ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2` it measures what an AVX2-only CPU runs.
+One step is the fast recipe's (lesson 3's FashionCNN, channels-last, `amp='auto'`, AdamW, label smoothing
+0.1) on one random batch. Child processes alternate between glibc's default allocator and the setting `fit`
+makes (it cannot be undone within a process); inside each, steps with the two dropout layers alternate,
+`--rounds` times. Prints the median milliseconds per step of each of the four combinations, the page faults
+per step, and the ratios, all from this one run. With `ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2` it
+measures what an AVX2-only CPU runs.
 """
 from __future__ import annotations
 import argparse, json, os, platform, statistics, subprocess, sys, time
@@ -83,7 +85,8 @@ def main():
     p.add_argument('--batch-size', type=int, default=128)
     p.add_argument('--steps', type=int, default=10, help='steps per timed block')
     p.add_argument('--rounds', type=int, default=6, help='timed blocks per dropout layer and child')
-    p.add_argument('--children', type=int, default=4, help='child processes, alternating default / kept allocator')
+    p.add_argument('--children', type=int, default=4,
+                   help='child processes, alternating default / kept allocator')
     p.add_argument('--threads', type=int, default=None)
     p.add_argument('--child', choices=('default', 'kept'), help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -91,13 +94,15 @@ def main():
         print(json.dumps(child(a))); return
     if platform.libc_ver()[0] != 'glibc': print('not glibc: the allocator rows are the same setting')
     _, said = resolve_amp('auto', 'cpu')
-    print(f'{platform.processor() or platform.machine()}, PyTorch kernels {torch.backends.cpu.get_cpu_capability()}, '
+    print(f'{platform.processor() or platform.machine()}, PyTorch kernels '
+          f'{torch.backends.cpu.get_cpu_capability()}, '
           f"torch {torch.__version__}; amp='auto' here: {said}; batch {a.batch_size}")
     runs = []
     for i in range(a.children):
         kind = ('default', 'kept')[i % 2]
         args = [sys.executable, os.path.abspath(__file__), '--child', kind, '--batch-size', str(a.batch_size),
-                '--steps', str(a.steps), '--rounds', str(a.rounds)] + (['--threads', str(a.threads)] if a.threads else [])
+                '--steps', str(a.steps), '--rounds',
+                str(a.rounds)] + (['--threads', str(a.threads)] if a.threads else [])
         r = subprocess.run(args, capture_output=True, text=True)
         if r.returncode: sys.exit(r.stderr)
         runs.append(json.loads(r.stdout.splitlines()[-1]))
@@ -116,8 +121,8 @@ def main():
               f'{base / ms:4.2f}x the bool mask with the default allocator')
     if ('kept', 'number mask') in table:
         d, k = table['default', 'number mask'][0], table['kept', 'number mask'][0]
-        print(f'the number mask alone: {base / d:4.2f}x; keeping freed memory alone (with it): {d / k:4.2f}x; '
-              f'both: {base / k:4.2f}x')
+        print(f'the number mask alone: {base / d:4.2f}x; keeping freed memory alone (with it): '
+              f'{d / k:4.2f}x; both: {base / k:4.2f}x')
 
 
 if __name__ == '__main__':

@@ -23,10 +23,14 @@ FORMAT = 'cnn_course.checkpoint'  # the `format` entry that marks our checkpoint
 FORMAT_VERSION = 1  # bumped when the layout changes
 
 def _plain(obj, where:str='checkpoint'):
-    "`obj` with NumPy values turned into tensors and Python numbers, so `torch.load(weights_only=True)` reads it back."
-    if obj is None or type(obj) in (bool, int, float, str, bytes) or isinstance(obj, (torch.Tensor, torch.Size, torch.dtype, torch.device)):
+    """`obj` with NumPy values turned into tensors and Python numbers, so `torch.load(weights_only=True)`
+    reads it back."""
+    if obj is None or type(obj) in (bool, int, float, str, bytes) or isinstance(obj,
+                                                                                (torch.Tensor, torch.Size,
+                                                                                 torch.dtype, torch.device)):
         return obj
-    for kind in (bool, int, float, str):  # subclasses (torch.__version__, an IntEnum) would need their class to load
+    # subclasses (torch.__version__, an IntEnum) would need their class to load
+    for kind in (bool, int, float, str):
         if isinstance(obj, kind): return kind(obj)
     if isinstance(obj, np.ndarray): return torch.from_numpy(obj.copy())
     if isinstance(obj, np.generic): return obj.item()
@@ -46,7 +50,8 @@ def model_identity(net, # the model
 
 # %% ../nbs/11_checkpoint.ipynb #cd7a287f
 def _stateful(callbacks) -> dict:
-    "`{key: callback}` for the callbacks that have a `state_dict`, keyed by class name, in the order `fit` runs them."
+    """`{key: callback}` for the callbacks that have a `state_dict`, keyed by class name, in the order `fit`
+    runs them."""
     out, seen = {}, {}
     for cb in sorted(callbacks, key=lambda cb: getattr(cb, 'order', 0)):
         if not hasattr(cb, 'state_dict'): continue
@@ -65,7 +70,8 @@ def checkpoint_state(net, # the model
                      epoch:int|None=None, # the last finished epoch (default: the history's length)
                      last_epoch:int|None=None, # the epoch the run is planned to end with
                      stopped:bool=False, # True when a callback ended the run (early stopping)
-                     config:dict|None=None, # how the run was set up (JSON-like), for `resume_run`/`evaluate_run`
+                     # how the run was set up (JSON-like), for `resume_run`/`evaluate_run`
+                     config:dict|None=None,
                     ) -> dict:
     "Everything needed to continue training, as one dict of plain values and tensors."
     history = np.zeros((0, 5)) if history is None else np.asarray(history, dtype=np.float64)
@@ -120,7 +126,8 @@ class ModelMismatchError(CheckpointError):
 # %% ../nbs/11_checkpoint.ipynb #8adff718
 _ZIP_MAGIC = b'PK\x03\x04'  # torch.save's files are zip archives
 # what every checkpoint holds (checkpoint_state writes them all)
-_REQUIRED = ('model', 'model_state', 'optimizer', 'scheduler', 'callbacks', 'history', 'epoch', 'last_epoch', 'stopped', 'rng', 'config')
+_REQUIRED = ('model', 'model_state', 'optimizer', 'scheduler', 'callbacks', 'history', 'epoch', 'last_epoch',
+             'stopped', 'rng', 'config')
 
 def _looks_like_state_dict(obj) -> bool:
     return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
@@ -128,7 +135,8 @@ def _looks_like_state_dict(obj) -> bool:
 # %% ../nbs/11_checkpoint.ipynb #4e43bb72
 def read_checkpoint(path, # a checkpoint file
                    ) -> dict:
-    "Read a checkpoint safely (`weights_only=True`) without applying it; a `CheckpointError` says what is wrong."
+    """Read a checkpoint safely (`weights_only=True`) without applying it; a `CheckpointError` says what is
+    wrong."""
     path = Path(path)
     if path.is_dir(): path = path / 'last.pt'
     if not path.exists():
@@ -137,15 +145,17 @@ def read_checkpoint(path, # a checkpoint file
                                 ' (check the folder: Checkpoint writes last.pt and best.pt into it)'))
     with open(path, 'rb') as f: head = f.read(4)
     if head != _ZIP_MAGIC and path.stat().st_size > 0:
-        raise NotACheckpointError(f'{path} is not a checkpoint: it is not a file written by torch.save at all '
-                                  '(check the file name; checkpoints are the last.pt and best.pt that Checkpoint writes)')
+        raise NotACheckpointError(f'{path} is not a checkpoint: it is not a file written by torch.save at '
+                                  'all (check the file name; checkpoints are the last.pt and best.pt that '
+                                  'Checkpoint writes)')
     try: ckpt = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
         if 'weights only' in str(e).lower() or 'weights_only' in str(e):
             raise NotACheckpointError(
                 f'{path} holds pickled Python objects (e.g. a whole model saved with torch.save(model)), which '
-                'the safe loader (weights_only=True) refuses to run. Save checkpoints with save_checkpoint or '
-                'Checkpoint; if you wrote this file yourself and trust it, torch.load(path, weights_only=False) reads it.') from None
+                'the safe loader (weights_only=True) refuses to run. Save checkpoints with save_checkpoint '
+                'or Checkpoint; if you wrote this file yourself and trust it, torch.load(path, '
+                'weights_only=False) reads it.') from None
         said = (str(e).strip().splitlines() or [type(e).__name__])[0].split('. ')[0]  # torch's first sentence
         raise DamagedCheckpointError(
             f'{path} is truncated or damaged ({path.stat().st_size:,} bytes; torch.load said: {said}). '
@@ -154,8 +164,9 @@ def read_checkpoint(path, # a checkpoint file
     if not isinstance(ckpt, dict) or ckpt.get('format') != FORMAT:
         if _looks_like_state_dict(ckpt):
             raise NotACheckpointError(
-                f'{path} is a plain state_dict (only model weights, like the source\'s model_cifar.pt), not a '
-                'checkpoint: load it with net.load_state_dict(torch.load(path, weights_only=True)); it cannot resume training')
+                f'{path} is a plain state_dict (only model weights, like the source\'s model_cifar.pt), not '
+                'a checkpoint: load it with net.load_state_dict(torch.load(path, weights_only=True)); it '
+                'cannot resume training')
         raise NotACheckpointError(f'{path} is a PyTorch file but not a cnn_course checkpoint (it holds a '
                                   f'{type(ckpt).__name__} without format={FORMAT!r})')
     if ckpt.get('format_version', 0) > FORMAT_VERSION:
@@ -165,14 +176,15 @@ def read_checkpoint(path, # a checkpoint file
     if missing or not isinstance(ckpt['history'], torch.Tensor) or not isinstance(ckpt['model'], dict):
         what = f'lacks {", ".join(missing)}' if missing else 'holds a history or model entry of the wrong type'
         raise DamagedCheckpointError(f'{path} says it is a cnn_course checkpoint but {what}: it was not written by '
-                                     'save_checkpoint or Checkpoint (or was edited). Use the other file of the run '
-                                     '(best.pt or last.pt), or start again; nothing was loaded.')
+                                     'save_checkpoint or Checkpoint (or was edited). Use the other file of '
+                                     'the run (best.pt or last.pt), or start again; nothing was loaded.')
     ckpt['history'] = ckpt['history'].numpy()
     return ckpt
 
 # %% ../nbs/11_checkpoint.ipynb #7fd48d36
 def _check_model(ckpt, net, path, check_class):
-    "Raise `ModelMismatchError` naming the classes and the tensors that differ, unless `net` matches the checkpoint."
+    """Raise `ModelMismatchError` naming the classes and the tensors that differ, unless `net` matches the
+    checkpoint."""
     saved, ours = ckpt['model'], model_identity(net)
     diff = [f'{k}: saved {saved["shapes"][k]}, this model {ours["shapes"][k]}' for k in saved['shapes']
             if k in ours['shapes'] and saved['shapes'][k] != ours['shapes'][k]]
@@ -184,8 +196,8 @@ def _check_model(ckpt, net, path, check_class):
     shapes = ('; '.join(parts) + ('; ...' if len(diff) > 5 else '')) if parts else 'the tensor shapes agree'
     raise ModelMismatchError(
         f'{path} was saved from a {saved["class"]}, but it is being loaded into a {ours["class"]} ({shapes}). '
-        f'Build the model it was saved from (e.g. {saved["class"]}(...) with the same arguments; the checkpoint\'s '
-        f'config: {ckpt.get("config") or "none"}) and load into that; nothing was loaded.')
+        f'Build the model it was saved from (e.g. {saved["class"]}(...) with the same arguments; the '
+        f'checkpoint\'s config: {ckpt.get("config") or "none"}) and load into that; nothing was loaded.')
 
 # %% ../nbs/11_checkpoint.ipynb #8cd54f9e
 def _check_optimizer(ckpt, optimizer, path):
@@ -193,11 +205,13 @@ def _check_optimizer(ckpt, optimizer, path):
     if saved is None: raise CheckpointError(f'{path} holds no optimizer state: load it with optimizer=None')
     if saved['class'] != type(optimizer).__name__:
         raise CheckpointError(f'{path} holds the state of a {saved["class"]} optimizer, not a '
-                              f'{type(optimizer).__name__}: create a {saved["class"]} for the model; nothing was loaded.')
+                              f'{type(optimizer).__name__}: create a {saved["class"]} for the model; nothing '
+                              'was loaded.')
     groups = [len(g['params']) for g in saved['state']['param_groups']]
     if groups != [len(g['params']) for g in optimizer.param_groups]:
         raise CheckpointError(f'{path}: the optimizer had parameter groups of sizes {groups}, this one has '
-                              f'{[len(g["params"]) for g in optimizer.param_groups]}: build it the same way; nothing was loaded.')
+                              f'{[len(g["params"]) for g in optimizer.param_groups]}: build it the same way; '
+                              'nothing was loaded.')
 
 # %% ../nbs/11_checkpoint.ipynb #11ba81f9
 def load_checkpoint(path, # a checkpoint file, or a run folder (then its last.pt)
@@ -217,7 +231,8 @@ def load_checkpoint(path, # a checkpoint file, or a run folder (then its last.pt
         saved = ckpt.get('scheduler')
         if saved is None or saved['class'] != type(scheduler).__name__:
             raise CheckpointError(f'{path} holds {"no scheduler" if saved is None else "a " + saved["class"]} state, '
-                                  f'not a {type(scheduler).__name__}: pass the scheduler it was saved with; nothing was loaded.')
+                                  f'not a {type(scheduler).__name__}: pass the scheduler it was saved with; '
+                                  'nothing was loaded.')
     stateful = _stateful(callbacks)
     for key in stateful.keys() - ckpt['callbacks'].keys():
         warnings.warn(f'{path} has no state for the callback {key}: it starts fresh')
@@ -235,8 +250,10 @@ class Checkpoint(Callback):
     "After every epoch write `folder/last.pt`, and `folder/best.pt` when `monitor` improves; atomically."
     order = 100  # last: the other callbacks' states already include this epoch
     def __init__(self, folder, # the run's folder (created if needed)
-                 monitor:str='val_loss', # which number picks best.pt: 'val_loss', 'val_acc', 'train_loss' or 'train_acc'
-                 config:dict|None=None, # how the run was set up (JSON-like), stored for `resume_run`/`evaluate_run`
+                 # which number picks best.pt: 'val_loss', 'val_acc', 'train_loss' or 'train_acc'
+                 monitor:str='val_loss',
+                 # how the run was set up (JSON-like), stored for `resume_run`/`evaluate_run`
+                 config:dict|None=None,
                  overwrite:bool=False, # allow replacing a longer run already in `folder`
                 ):
         self.tracker = Monitor(monitor)  # the same "has it improved?" as EarlyStopping
@@ -259,8 +276,10 @@ class Checkpoint(Callback):
         # what last.pt holds for this run: a resumed run's last epoch, until this fit saves one
         self.saved_epoch = len(run.history) if len(run.history) and self.last_path.exists() else None
         self.scaler = getattr(run, 'scaler', None)
-        if self.scaler is not None and self._saved_scaler is not None: self.scaler.load_state_dict(self._saved_scaler)
-        if is_main_process():  # several processes (lesson 6): rank 0 alone writes; every one checks what is there
+        if self.scaler is not None and self._saved_scaler is not None:
+            self.scaler.load_state_dict(self._saved_scaler)
+        # several processes (lesson 6): rank 0 alone writes; every one checks what is there
+        if is_main_process():
             ensure_writable(self.folder, f'the checkpoint folder {self.folder}')
             remove_stale_temps(self.folder)  # left by a process killed while writing
         if self.overwrite or not self.last_path.exists(): return
@@ -268,15 +287,18 @@ class Checkpoint(Callback):
         except CheckpointError: return  # a damaged file protects nothing
         if saved > len(run.history):
             raise CheckpointError(f'{self.folder} already holds a run trained for {saved} epochs, and this fit starts '
-                             f'after epoch {len(run.history)}: continue it with resume({str(self.folder)!r}, net, '
-                             'optimizer, ...), or choose another folder, or pass Checkpoint(..., overwrite=True)')
+                             f'after epoch {len(run.history)}: continue it with resume({str(self.folder)!r}, '
+                             'net, optimizer, ...), or choose another folder, or pass Checkpoint(..., '
+                             'overwrite=True)')
 
     def after_epoch(self, run):
         start = time.perf_counter()
-        improved = self.tracker.update(run.history)  # in every process: the history is the same in all of them
+        # in every process: the history is the same in all of them
+        improved = self.tracker.update(run.history)
         if not is_main_process(): return
         data = _to_bytes(checkpoint_state(run.net, run.optimizer, run.scheduler, run.history, run.callbacks,
-                                          epoch=run.epoch, last_epoch=run.last_epoch, stopped=run.stop, config=self.config))
+                                          epoch=run.epoch, last_epoch=run.last_epoch, stopped=run.stop,
+                                          config=self.config))
         # best.pt first: a kill between the two writes leaves last.pt one epoch behind, which resume simply
         # trains again; the other order would leave a last.pt that names a best epoch best.pt does not hold.
         if improved: atomic_write(self.best_path, lambda f: f.write(data))
@@ -289,7 +311,8 @@ class Checkpoint(Callback):
 
     def kept(self, run) -> str:
         "One line for an interrupted run: which epoch last.pt holds, and how to continue from it."
-        if self.saved_epoch is None: return f'Interrupted before an epoch was saved: {self.folder} holds nothing to resume.'
+        if self.saved_epoch is None:
+            return f'Interrupted before an epoch was saved: {self.folder} holds nothing to resume.'
         how = (f'resume_run({str(self.folder)!r}), or `cnn-course resume {self.folder}` in a shell' if self.config
                else f'resume({str(self.folder)!r}, net, optimizer, ...)')
         return f'Interrupted: {self.last_path} holds epoch {self.saved_epoch} of {run.last_epoch}; continue with {how}.'
@@ -306,18 +329,20 @@ class Checkpoint(Callback):
 
 # %% ../nbs/11_checkpoint.ipynb #7ee7e5ed
 def _check_same_setup(folder, callbacks):
-    "Refuse to continue a run that was set up differently from the `Checkpoint(config=...)` given (e.g. a quick run)."
+    """Refuse to continue a run that was set up differently from the `Checkpoint(config=...)` given (e.g. a
+    quick run)."""
     given = next((cb.config for cb in callbacks if isinstance(cb, Checkpoint) and cb.config), None)
     if given is None: return  # nothing to compare with (a plain `Checkpoint(folder)`)
     stored = read_checkpoint(folder).get('config') or {}
     if not stored: return
-    # a resumed run may be planned longer (`resume_run(folder, epochs=...)`, `cnn-course resume --epochs`); nothing else
+    # a resumed run may be planned longer (`resume_run(folder, epochs=...)`, `cnn-course resume --epochs`);
+    # nothing else
     changed = ', '.join(f'{k} {stored.get(k)!r} -> {given.get(k)!r}' for k in sorted(set(stored) | set(given))
                         if stored.get(k) != given.get(k) and k != 'epochs')
     if not changed: return
-    raise CheckpointError(f'{folder} holds a run set up differently ({changed}): resuming it would continue that run, '
-                          f'not this one. Start this one in another folder (or delete that one), or continue that run '
-                          f'as it was set up with resume_run({str(folder)!r})')
+    raise CheckpointError(f'{folder} holds a run set up differently ({changed}): resuming it would continue '
+                          'that run, not this one. Start this one in another folder (or delete that one), or '
+                          f'continue that run as it was set up with resume_run({str(folder)!r})')
 
 # %% ../nbs/11_checkpoint.ipynb #7b6a818d
 def resume(folder, # a run folder written by `Checkpoint` (or a checkpoint file)
@@ -326,9 +351,11 @@ def resume(folder, # a run folder written by `Checkpoint` (or a checkpoint file)
            scheduler=None, # its scheduler, if the run had one
            callbacks=(), # the run's callbacks (`Checkpoint`, `EarlyStopping`, ...): their state is restored
            *,
-           epochs:int|None=None, # the epoch the continued run will end with, for the message (default: the planned one)
+           # the epoch the continued run will end with, for the message (default: the planned one)
+           epochs:int|None=None,
           ) -> np.ndarray:
-    "Restore a run from its last checkpoint, random generators included; return its history for `fit` to continue."
+    """Restore a run from its last checkpoint, random generators included; return its history for `fit` to
+    continue."""
     _check_same_setup(folder, callbacks)
     ckpt = load_checkpoint(folder, net, optimizer, scheduler, callbacks, restore_rng=True)
     print_main(f'resumed from epoch {ckpt["epoch"]} of {ckpt["last_epoch"] if epochs is None else epochs}' + (' (the run had stopped early)' if ckpt['stopped'] else ''))

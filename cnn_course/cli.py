@@ -8,11 +8,14 @@ import argparse, ast, builtins, contextlib, difflib, json, math, os, re, signal,
 from pathlib import Path
 from typing import Callable
 from . import __version__
-from .core import DiskFullError, NotWritableError, atomic_write, ensure_writable  # no PyTorch: checks answer at once
-from .settings import (AMP_MODES, BATCH_NORM_MODELS, DATASETS, DEFAULT_MODELS, DEVICES, IMAGE_SHAPES,
+# no PyTorch: checks answer at once
+from .core import DiskFullError, NotWritableError, atomic_write, ensure_writable
+from .settings import (AMP_MODES, BATCH_NORM_MODELS, DATASETS, DEFAULT_MODELS, DEVICES,
+                                 IMAGE_SHAPES,
                                  MODEL_HELP, MODEL_INPUTS, OPTIMIZERS, RECIPES, SCHEDULERS, ConfigError,
                                  check_batch_norm, check_model_input, check_split, check_world)
-_all_ = ['BATCH_NORM_MODELS', 'DATASETS', 'DEFAULT_MODELS', 'DEVICES', 'IMAGE_SHAPES', 'MODEL_HELP', 'MODEL_INPUTS',
+_all_ = ['BATCH_NORM_MODELS', 'DATASETS', 'DEFAULT_MODELS', 'DEVICES', 'IMAGE_SHAPES', 'MODEL_HELP',
+         'MODEL_INPUTS',
          'OPTIMIZERS', 'RECIPES', 'SCHEDULERS']  # their home is cnn_course.settings; here too, as before
 
 # %% auto #0
@@ -24,9 +27,10 @@ __all__ = ['AMP', 'RECIPE_HELP', 'RESULT_FILES', 'TEST_SET_WARNING', 'CLI_RECORD
 
 # %% ../nbs/15_command.ipynb #62325155
 AMP = ('off', *AMP_MODES)  # --amp; off: float32
-RECIPE_HELP = {'fast': "lesson 3's fast recipe: about 93%% test accuracy on fashion-mnist, in minutes on two CPU cores",
-               'resnet': "lesson 7's ResNet with augmentation: about 94.8%% test accuracy on fashion-mnist, in 33 "
-                         "minutes on two CPU cores with native bf16 (--epochs 20: 94.3%% in 16)"}
+RECIPE_HELP = {'fast': "lesson 3's fast recipe: about 93%% test accuracy on fashion-mnist, in minutes on two "
+                       "CPU cores",
+               'resnet': "lesson 7's ResNet with augmentation: about 94.8%% test accuracy on fashion-mnist, "
+                         "in 33 minutes on two CPU cores with native bf16 (--epochs 20: 94.3%% in 16)"}
 
 class CLIError(Exception):
     "A problem with the command's input: `main` prints it as one line and returns 2."
@@ -42,14 +46,16 @@ class _Parser(argparse.ArgumentParser):
 
     def parse_args(self, args=None, namespace=None):
         namespace, extras = self.parse_known_args(args, namespace)
-        if extras: self.error(f'unrecognized arguments: {" ".join(extras)}{_closest(self, namespace, extras)}')
+        if extras:
+            self.error(f'unrecognized arguments: {" ".join(extras)}{_closest(self, namespace, extras)}')
         return namespace
 
     def parse_known_args(self, args=None, namespace=None):
         namespace, extras = super().parse_known_args(args, namespace)
         recipe = getattr(namespace, 'recipe', None)
         if recipe is not None and self._subparsers is not None:
-            # Read the line again with the recipe's settings as train's defaults, so an option given on it still wins;
+            # Read the line again with the recipe's settings as train's defaults, so an option given on it
+            # still wins;
             # then put the defaults back, so this parser reads the next line as if new.
             train = self._subparsers._group_actions[0].choices['train']
             before = {action.dest: action.default for action in train._actions if action.dest in RECIPES[recipe]}
@@ -95,13 +101,15 @@ def _number(cast:type, # int or float
 # %% ../nbs/15_command.ipynb #b7d3f63b
 # --val-fraction, --label-smoothing, --momentum; --weight-decay; --erase; --shift
 _fraction = _number(float, lambda v: 0 <= v < 1, 'must be at least 0 and below 1', 'a fraction such as 0.2')
-_not_negative = _number(float, lambda v: math.isfinite(v) and v >= 0, 'must be at least 0', 'a number such as 0.05')
+_not_negative = _number(float, lambda v: math.isfinite(v) and v >= 0, 'must be at least 0',
+                        'a number such as 0.05')
 _share = _number(float, lambda v: 0 <= v <= 1, 'must be from 0 to 1', 'a share such as 0.5')
 _not_negative_int = _number(int, lambda v: v >= 0, 'must be at least 0', 'a whole number such as 2')
 
 def _positive(cast:type) -> Callable:
     "An argparse `type` that reads a finite number greater than 0 with `cast` (int or float)."
-    return _number(cast, lambda v: math.isfinite(v) and v > 0, 'must be greater than 0', f'{cast.__name__} > 0')
+    return _number(cast, lambda v: math.isfinite(v) and v > 0, 'must be greater than 0',
+                   f'{cast.__name__} > 0')
 
 # %% ../nbs/15_command.ipynb #2befead8
 def _writable(folder, label:str, **kwargs):
@@ -123,7 +131,8 @@ def _recipe_help() -> str:
     def line(settings): return ', '.join(f'--{k.replace("_", "-")}' + ('' if v is True else f' {v}')
                                          for k, v in settings.items())
     return ('start from a named set of settings; options given on the command line replace its values. ' +
-            '; '.join(f'{name}: {line(settings)} ({RECIPE_HELP[name]})' for name, settings in RECIPES.items()) +
+            '; '.join(f'{name}: {line(settings)} ({RECIPE_HELP[name]})' for name,
+                      settings in RECIPES.items()) +
             ' (default: none, the options as listed below)')
 
 # %% ../nbs/15_command.ipynb #59f094b0
@@ -131,60 +140,72 @@ def _add_recipe_options(p:argparse.ArgumentParser) -> None:
     "What `cnn-course train` trains and how: the recipe, model, data, optimizer and schedule."
     p.add_argument('--recipe', choices=list(RECIPES), default=None, help=_recipe_help())
     p.add_argument('--model', choices=list(MODEL_HELP), default=None, help='the network to train: ' +
-                   '; '.join(f'{name}: {about}' for name, about in MODEL_HELP.items()) + ' (default: per dataset, ' +
+                   '; '.join(f'{name}: {about}' for name,
+                             about in MODEL_HELP.items()) + ' (default: per dataset, ' +
                    ', '.join(f'{model} for {dataset}' for dataset, model in DEFAULT_MODELS.items()) + ')')
     p.add_argument('--dataset', choices=DATASETS, default='fashion-mnist', help='the images to learn from')
-    p.add_argument('--epochs', type=_positive(int), default=5, metavar='N', help='passes over the training images')
-    p.add_argument('--batch-size', type=_positive(int), default=100, metavar='N', help='images per optimizer step')
+    p.add_argument('--epochs', type=_positive(int), default=5, metavar='N',
+                   help='passes over the training images')
+    p.add_argument('--batch-size', type=_positive(int), default=100, metavar='N',
+                   help='images per optimizer step')
     p.add_argument('--lr', type=_positive(float), default=1e-3, help='learning rate')
     p.add_argument('--optimizer', choices=OPTIMIZERS, default='adam',
-                   help="adam: Adam, lesson 3's recipe; sgd: plain SGD as in lessons 1 and 2 (try --lr 0.01); adamw: Adam "
-                        "with decoupled weight decay, lesson 3's fast recipe")
+                   help="adam: Adam, lesson 3's recipe; sgd: plain SGD as in lessons 1 and 2 (try --lr "
+                        "0.01); adamw: Adam with decoupled weight decay, lesson 3's fast recipe")
     p.add_argument('--momentum', type=_fraction, default=0.0, metavar='M',
                    help="SGD's momentum (0: the source's plain SGD; 0.9 is usual); only with --optimizer sgd")
     p.add_argument('--weight-decay', type=_not_negative, default=0.0, metavar='WD',
-                   help='weight decay: decoupled from the gradient for adamw, added to it (L2) for adam and sgd')
+                   help='weight decay: decoupled from the gradient for adamw, added to it (L2) for adam and '
+                        'sgd')
     p.add_argument('--label-smoothing', type=_fraction, default=0.0, metavar='F',
-                   help='the share of each target spread over all classes by the loss (0.1 is usual); the validation '
-                        'and test losses include it')
+                   help='the share of each target spread over all classes by the loss (0.1 is usual); the '
+                        'validation and test losses include it')
     p.add_argument('--val-fraction', type=_fraction, default=None, metavar='F',
                    help='the share of the training images held out to validate on: the per-epoch val_loss, '
                         '--scheduler, --patience and best.pt all look at it, and the test set is scored once, at the '
-                        'end (default: 1/6 for mnist and fashion-mnist, 0.2 for cifar10 and colour-fashion: 10,000 images of the full '
-                        'sets, as in the lessons; 0: validate on the test set, as the source did, with a warning)')
+                        'end (default: 1/6 for mnist and fashion-mnist, 0.2 for cifar10 and colour-fashion: '
+                        '10,000 images of the full sets, as in the lessons; 0: validate on the test set, as '
+                        'the source did, with a warning)')
     p.add_argument('--scheduler', choices=SCHEDULERS, default='none',
-                   help='none: keep --lr; plateau: divide the learning rate by 10 when the validation loss has not '
-                        "improved for 4 epochs (ReduceLROnPlateau, lesson 3); onecycle: rise to --lr and fall again "
+                   help='none: keep --lr; plateau: divide the learning rate by 10 when the validation loss '
+                        'has not '
+                        "improved for 4 epochs (ReduceLROnPlateau, lesson 3); onecycle: rise to --lr and "
+                        "fall again "
                         'over the whole run, step by step (OneCycleLR)')
 
 # %% ../nbs/15_command.ipynb #51d030be
 def _add_speed_options(p:argparse.ArgumentParser) -> None:
-    "How `cnn-course train` computes: precision, memory layout, batch norm across processes; and augmentation."
+    """How `cnn-course train` computes: precision, memory layout, batch norm across processes; and
+    augmentation."""
     p.add_argument('--amp', choices=AMP, default='off',
                    help='mixed precision: off: float32; auto: bf16 where the hardware has it natively (GPUs of '
                         'compute capability 8.0 or newer, CPUs with AVX512-BF16 or AMX), fp16 with a gradient scaler on '
                         'older GPUs (e.g. a T4), else off; bf16, fp16: those (the run says what it uses)')
     p.add_argument('--sync-bn', action='store_true',
-                   help='with --nproc-per-node on CUDA GPUs: batch-norm statistics over the whole global batch '
-                        '(SyncBatchNorm) instead of each process\'s part of it')
+                   help='with --nproc-per-node on CUDA GPUs: batch-norm statistics over the whole global '
+                        'batch (SyncBatchNorm) instead of each process\'s part of it')
     p.add_argument('--channels-last', action='store_true',
-                   help='train a conv net in channels-last memory layout (faster convolutions, especially with --amp)')
+                   help='train a conv net in channels-last memory layout (faster convolutions, especially '
+                        'with --amp)')
     p.add_argument('--shift', type=_not_negative_int, default=0, metavar='PIXELS',
-                   help='augmentation (lesson 7): move each training picture by up to PIXELS pixels each way, anew '
-                        'every epoch (0: off)')
-    p.add_argument('--flip', action='store_true', help='augmentation: mirror a random half of the training pictures')
+                   help='augmentation (lesson 7): move each training picture by up to PIXELS pixels each '
+                        'way, anew every epoch (0: off)')
+    p.add_argument('--flip', action='store_true',
+                   help='augmentation: mirror a random half of the training pictures')
     p.add_argument('--erase', type=_share, default=0.0, metavar='P',
-                   help='augmentation: erase a random rectangle in a share P of the training pictures (0: off)')
+                   help='augmentation: erase a random rectangle in a share P of the training pictures (0: '
+                        'off)')
 
 # %% ../nbs/15_command.ipynb #ca6e57e9
 def _add_output_options(p:argparse.ArgumentParser) -> None:
     "When `cnn-course train` stops, where it trains and what it reads and writes."
     p.add_argument('--patience', type=_positive(int), default=None, metavar='N',
-                   help='stop early when the validation loss has not improved for N epochs, and keep the best '
+                   help='stop early when the validation loss has not improved for N epochs, and keep the '
+                        'best '
                         "epoch's weights (default: off, train all --epochs)")
     p.add_argument('--tensorboard', default=None, metavar='DIR',
-                   help='also log loss, accuracy and learning rate to TensorBoard in DIR (needs the tensorboard '
-                        'package); {model} and {dataset} are replaced (default: off)')
+                   help='also log loss, accuracy and learning rate to TensorBoard in DIR (needs the '
+                        'tensorboard package); {model} and {dataset} are replaced (default: off)')
     p.add_argument('--device', choices=DEVICES, default='auto',
                    help='where to train; auto: CUDA if present, else Apple MPS, else the CPU')
     p.add_argument('--out', default='runs/{model}-{dataset}', metavar='DIR',
@@ -198,14 +219,15 @@ def _add_output_options(p:argparse.ArgumentParser) -> None:
                    help='use only the first N training images (default: all; quick mode: 2000)')
     p.add_argument('--limit-test', type=_positive(int), default=None, metavar='N',
                    help='use only the first N test images (default: all; quick mode: 1000)')
-    p.add_argument('--no-progress', action='store_true', help='hide the progress bar, which otherwise shows in a '
+    p.add_argument('--no-progress', action='store_true',
+                   help='hide the progress bar, which otherwise shows in a '
                    'terminal or notebook but not when the output goes to a file (the per-epoch lines stay)')
     p.add_argument('--checkpoint', default=None, metavar='DIR',
-                   help='save last.pt and best.pt into DIR after every epoch, so `cnn-course resume DIR` can continue '
-                        'a run that was interrupted (default: off)')
+                   help='save last.pt and best.pt into DIR after every epoch, so `cnn-course resume DIR` can '
+                        'continue a run that was interrupted (default: off)')
     p.add_argument('--overwrite', action='store_true',
-                   help='replace the results of an earlier run in --out (and a longer run in --checkpoint); without '
-                        'it, a folder that holds a run is refused')
+                   help='replace the results of an earlier run in --out (and a longer run in --checkpoint); '
+                        'without it, a folder that holds a run is refused')
 
 # %% ../nbs/15_command.ipynb #726f0345
 def _add_train_options(p:argparse.ArgumentParser) -> None:
@@ -217,15 +239,16 @@ def _add_launch_options(p:argparse.ArgumentParser) -> None:
     "The options that start `train` or `resume` in several processes through torchrun."
     g = p.add_argument_group('several processes (torchrun)')
     g.add_argument('--nproc-per-node', type=_positive(int), default=None, metavar='N',
-                   help='start N processes on this machine with torchrun (one per GPU, or CPU processes sharing the '
-                        'cores); --batch-size stays the global batch, split evenly over all processes (default: one '
-                        'process, no torchrun)')
+                   help='start N processes on this machine with torchrun (one per GPU, or CPU processes '
+                        'sharing the cores); --batch-size stays the global batch, split evenly over all '
+                        'processes (default: one process, no torchrun)')
     g.add_argument('--nnodes', type=_positive(int), default=1, metavar='M',
                    help='machines taking part: run the same command on each, with its own --node-rank')
-    g.add_argument('--node-rank', type=int, default=0, metavar='K', help="this machine's number, from 0 to M-1")
+    g.add_argument('--node-rank', type=int, default=0, metavar='K',
+                   help="this machine's number, from 0 to M-1")
     g.add_argument('--rdzv-endpoint', default=None, metavar='HOST:PORT',
-                   help='where the machines meet: the address of machine 0 and a free port on it (needed with '
-                        '--nnodes above 1; default: a free port on this machine)')
+                   help='where the machines meet: the address of machine 0 and a free port on it (needed '
+                        'with --nnodes above 1; default: a free port on this machine)')
 
 # %% ../nbs/15_command.ipynb #92333266
 def _add_resume_command(commands) -> None:
@@ -239,30 +262,38 @@ def _add_resume_command(commands) -> None:
     r.add_argument('--epochs', type=_positive(int), default=None, metavar='N',
                    help="train up to epoch N in total (default: the run's planned --epochs)")
     r.add_argument('--out', default=None, metavar='DIR',
-                   help="where to write the run's results (history, curves, weights, run.json), as train does "
-                        '(default: the --out the run was started with, recorded in DIR/cli.json; else DIR itself)')
+                   help="where to write the run's results (history, curves, weights, run.json), as train "
+                        "does "
+                        '(default: the --out the run was started with, recorded in DIR/cli.json; else DIR '
+                        'itself)')
     r.add_argument('--device', choices=DEVICES, default='auto', help='where to train')
-    r.add_argument('--no-progress', action='store_true', help='hide the progress bar (shown only in a terminal or notebook)')
+    r.add_argument('--no-progress', action='store_true',
+                   help='hide the progress bar (shown only in a terminal or notebook)')
     _add_launch_options(r)
 
 # %% ../nbs/15_command.ipynb #d747427a
 def _add_evaluate_command(commands) -> None:
     "`cnn-course evaluate DIR`: score a run's two checkpoints and write lesson 4's views."
     e = commands.add_parser('evaluate', formatter_class=_HelpFormatter,
-        help="score a run's best.pt and last.pt; write per-class accuracy, the confusion matrix and the mistakes",
-        description='Score the two checkpoints that `cnn-course train --checkpoint DIR` keeps, best.pt (the epoch '
-                    'with the best validation loss) and last.pt, on the test set of the run (or its validation images), '
-                    "rebuilt from DIR alone. Then write lesson 4's views of best.pt into DIR: per_class_SPLIT.csv "
-                    '(correct, total and accuracy for each class), confusion_SPLIT.png and misclassified_SPLIT.png.')
+        help="score a run's best.pt and last.pt; write per-class accuracy, the confusion matrix and the "
+             "mistakes",
+        description='Score the two checkpoints that `cnn-course train --checkpoint DIR` keeps, best.pt (the '
+                    'epoch with the best validation loss) and last.pt, on the test set of the run (or its '
+                    'validation images), '
+                    "rebuilt from DIR alone. Then write lesson 4's views of best.pt into DIR: "
+                    "per_class_SPLIT.csv "
+                    '(correct, total and accuracy for each class), confusion_SPLIT.png and '
+                    'misclassified_SPLIT.png.')
     e.add_argument('dir', metavar='DIR', help='the folder given to train --checkpoint')
     e.add_argument('--split', choices=('test', 'val'), default='test',
-                   help='test: the test set; val: the validation images the run held out (the same split as in training)')
+                   help='test: the test set; val: the validation images the run held out (the same split as '
+                        'in training)')
     e.add_argument('--explain', action='store_true',
-                   help='also write misclassified_explained_SPLIT.png: each mistake beside its Grad-CAM heat map for '
-                        'the class the model chose (a convolutional model only)')
+                   help='also write misclassified_explained_SPLIT.png: each mistake beside its Grad-CAM heat '
+                        'map for the class the model chose (a convolutional model only)')
     e.add_argument('--tta', action='store_true',
-                   help='test-time augmentation (lesson 7): average the probabilities over the picture and its four '
-                        'one-pixel shifts (five times the work)')
+                   help='test-time augmentation (lesson 7): average the probabilities over the picture and '
+                        'its four one-pixel shifts (five times the work)')
     e.add_argument('--device', choices=DEVICES, default='auto', help='where to evaluate')
 
 # %% ../nbs/15_command.ipynb #9d091da4
@@ -270,30 +301,39 @@ def _add_predict_command(commands) -> None:
     "`cnn-course predict RUN IMAGE...`: classify your own pictures with a run's model."
     p = commands.add_parser('predict', formatter_class=_HelpFormatter,
         help="classify your own pictures (PNG, JPEG, GIF, TIFF, ...) with a run's model",
-        description="Classify pictures with the model of a run: RUN is the --checkpoint folder of `cnn-course train` "
-                    '(best.pt is used) or its --out folder (model.pt, with the run config in run.json). Each picture, '
-                    "of any size, colour or grey, is made to look like the run's training images (channels, light on "
-                    'dark, proportions, size) and normalised exactly as they were; the most likely classes are printed '
-                    'with their probabilities, one line per picture. A folder stands for the picture files in it. '
-                    'Every picture is tried: one that cannot be read gets its own error line, and the exit status is 1 '
-                    'if any could not be read. A picture with nothing in it (one colour, or nearly) is reported as blank.')
-    p.add_argument('dir', metavar='RUN', help='a run folder: the --checkpoint or the --out folder of cnn-course train')
+        description="Classify pictures with the model of a run: RUN is the --checkpoint folder of "
+                    "`cnn-course train` "
+                    '(best.pt is used) or its --out folder (model.pt, with the run config in run.json). Each '
+                    'picture, '
+                    "of any size, colour or grey, is made to look like the run's training images (channels, "
+                    "light on "
+                    'dark, proportions, size) and normalised exactly as they were; the most likely classes '
+                    'are printed with their probabilities, one line per picture. A folder stands for the picture files '
+                    'in it. Every picture is tried: one that cannot be read gets its own error line, and the '
+                    'exit status is 1 if any could not be read. A picture with nothing in it (one colour, or '
+                    'nearly) is reported as blank.')
+    p.add_argument('dir', metavar='RUN',
+                   help='a run folder: the --checkpoint or the --out folder of cnn-course train')
     p.add_argument('images', metavar='IMAGE', nargs='+',
                    help='picture files (PNG, JPEG, GIF, TIFF, WebP, BMP, ...) or folders of them')
     p.add_argument('--invert', choices=('auto', 'yes', 'no'), default='auto',
                    help='auto: invert a grey picture whose background is light, since mnist and fashion-mnist show '
-                        'light things on black (a photo of dark clothes on a light table needs it; colour pictures are '
-                        'never inverted automatically); yes, no: always, never')
-    p.add_argument('--top', type=_positive(int), default=3, metavar='K', help='how many classes to print per picture')
+                        'light things on black (a photo of dark clothes on a light table needs it; colour '
+                        'pictures are never inverted automatically); yes, no: always, never')
+    p.add_argument('--top', type=_positive(int), default=3, metavar='K',
+                   help='how many classes to print per picture')
     p.add_argument('--csv', metavar='FILE', default=None,
-                   help='also write one row per picture to FILE: image, class, probability, note (blank, inverted, '
-                        'or why it could not be read)')
+                   help='also write one row per picture to FILE: image, class, probability, note (blank, '
+                        'inverted, or why it could not be read)')
     p.add_argument('--max-pixels', type=_positive(int), default=None, metavar='N',
-                   help="refuse a picture of more than N pixels, before decoding it (default: Pillow's limit, "
-                        '89,478,485): a guard against decompression bombs; raise it for a huge picture you trust')
+                   help="refuse a picture of more than N pixels, before decoding it (default: Pillow's "
+                        "limit, "
+                        '89,478,485): a guard against decompression bombs; raise it for a huge picture you '
+                        'trust')
     p.add_argument('--explain', action='store_true',
-                   help='also write IMAGE.explain.png beside each picture: the picture as the network sees it, the '
-                        'Grad-CAM heat map of its top class and the top classes as bars (a convolutional model only)')
+                   help='also write IMAGE.explain.png beside each picture: the picture as the network sees '
+                        'it, the Grad-CAM heat map of its top class and the top classes as bars (a '
+                        'convolutional model only)')
     p.add_argument('--device', choices=DEVICES, default='auto', help='where to run the model')
 
 # %% ../nbs/15_command.ipynb #c763c810
@@ -309,8 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
     train = commands.add_parser('train', formatter_class=_HelpFormatter,
         help='train a model; save its history, learning curves and weights',
-        description='Train a model on a dataset, then write history.csv, history.npy, curves.png, model.pt and '
-                    'run.json into --out. Everything is checked before training starts.')
+        description='Train a model on a dataset, then write history.csv, history.npy, curves.png, model.pt '
+                    'and run.json into --out. Everything is checked before training starts.')
     _add_train_options(train)
     _add_launch_options(train)
     _add_run_commands(commands)
@@ -355,7 +395,8 @@ def config_from_args(args:argparse.Namespace, # the options of `cnn-course train
     return RunConfig(**_settings(args))
 
 # %% ../nbs/15_command.ipynb #e6d81989
-# what train writes into --out, in save_results' order: run.json last, so a folder that has it holds a complete run
+# what train writes into --out, in save_results' order: run.json last, so a folder that has it holds a
+# complete run
 RESULT_FILES = ('history.csv', 'history.npy', 'curves.png', 'model.pt', 'run.json')
 
 def _refuse_earlier_results(args:argparse.Namespace):
@@ -363,24 +404,28 @@ def _refuse_earlier_results(args:argparse.Namespace):
     out = _fill(args.out, args)
     found = [f for f in RESULT_FILES if (out / f).exists()]
     if found and not args.overwrite:
-        raise CLIError(f'--out {out} already holds the results of a run ({", ".join(found)}): choose another --out, '
-                       'or pass --overwrite to replace them')
+        raise CLIError(f'--out {out} already holds the results of a run ({", ".join(found)}): choose another '
+                       '--out, or pass --overwrite to replace them')
 
 # %% ../nbs/15_command.ipynb #08de920f
 def _refuse_longer_checkpoint(args:argparse.Namespace):
     "A `CLIError` if --checkpoint holds a run with finished epochs, unless --overwrite."
-    if args.overwrite or args.checkpoint is None or not (_fill(args.checkpoint, args) / 'last.pt').exists(): return
-    from cnn_course.checkpoint import CheckpointError, read_checkpoint  # late: PyTorch is imported only for a real run
+    if args.overwrite or args.checkpoint is None or not (_fill(args.checkpoint, args) / 'last.pt').exists():
+        return
+    # late: PyTorch is imported only for a real run
+    from cnn_course.checkpoint import CheckpointError, read_checkpoint
     folder = _fill(args.checkpoint, args)
     try: epoch = read_checkpoint(folder / 'last.pt')['epoch']
     except CheckpointError: return  # a damaged file protects nothing: it is written over
     if epoch > 0:
         raise CLIError(f'--checkpoint {folder} already holds a run trained for {epoch} epochs: continue it with '
-                       f'`cnn-course resume {folder}`, or pass --overwrite to start again, or choose another --checkpoint')
+                       f'`cnn-course resume {folder}`, or pass --overwrite to start again, or choose another '
+                       '--checkpoint')
 
 # %% ../nbs/15_command.ipynb #aaf0e631
 def _check_before_torch(args:argparse.Namespace):
-    "The checks that need no PyTorch (so a wrong option answers at once): model against images, batch norm, folders."
+    """The checks that need no PyTorch (so a wrong option answers at once): model against images, batch norm,
+    folders."""
     values = _settings(args)
     try:
         for check in (check_model_input, check_split): check(values)
@@ -388,8 +433,8 @@ def _check_before_torch(args:argparse.Namespace):
     except ConfigError as e: raise _worded(e) from None
     data_root = Path(args.data_root).expanduser()
     if data_root.exists() and not data_root.is_dir():
-        raise CLIError(f'--data-root {data_root} is a file, not a folder: point it at the folder that holds (or will '
-                       'hold) the datasets, e.g. ./data')
+        raise CLIError(f'--data-root {data_root} is a file, not a folder: point it at the folder that holds '
+                       '(or will hold) the datasets, e.g. ./data')
     for option in ('out', 'checkpoint', 'tensorboard'):
         if getattr(args, option) is None: continue
         folder = _fill(getattr(args, option), args)
@@ -399,7 +444,8 @@ def _check_before_torch(args:argparse.Namespace):
 # %% ../nbs/15_command.ipynb #2d19036e
 def check_args(args:argparse.Namespace, # the options of `cnn-course train`
               ):
-    "Check the options and folders before any data is read; return the config, or raise a `CLIError` naming the option."
+    """Check the options and folders before any data is read; return the config, or raise a `CLIError` naming
+    the option."""
     _check_before_torch(args)
     from cnn_course.runs import check_config, resolve_device  # late: PyTorch loads once the quick checks pass
     cfg = config_from_args(args)
@@ -411,7 +457,8 @@ def check_args(args:argparse.Namespace, # the options of `cnn-course train`
 
 # %% ../nbs/15_command.ipynb #4ed5d80a
 def _check_free_space(args:argparse.Namespace, cfg):
-    "A `CLIError` if the disk of --out (and --checkpoint) has clearly too little space for what the run will write."
+    """A `CLIError` if the disk of --out (and --checkpoint) has clearly too little space for what the run will
+    write."""
     import shutil  # late: only a real run needs it
     from cnn_course.runs import build_model
     n_bytes = sum(p.numel() * p.element_size() for p in build_model(cfg).parameters())
@@ -423,7 +470,8 @@ def _check_free_space(args:argparse.Namespace, cfg):
         if getattr(args, option) is None: continue
         folder = _fill(getattr(args, option), args)
         existing = next(p for p in (folder, *folder.parents) if p.exists())
-        disk = by_disk.setdefault(existing.stat().st_dev, {'free': shutil.disk_usage(existing).free, 'need': 0, 'what': []})
+        disk = by_disk.setdefault(existing.stat().st_dev,
+                                  {'free': shutil.disk_usage(existing).free, 'need': 0, 'what': []})
         disk['need'] += need
         disk['what'].append(f'--{option} {folder}: {what}')
         if disk['free'] < disk['need']:
@@ -435,14 +483,16 @@ def _check_free_space(args:argparse.Namespace, cfg):
 def history_csv(history, # the array `fit` returned
                ) -> str:
     "`history` as CSV text: a header `epoch,train_loss,train_acc,val_loss,val_acc`, then one row per epoch."
-    from cnn_course.train import HISTORY_COLUMNS, check_history  # late: PyTorch is imported only for a real run
+    # late: PyTorch is imported only for a real run
+    from cnn_course.train import HISTORY_COLUMNS, check_history
     rows = [','.join(HISTORY_COLUMNS)]
     rows += [','.join([str(int(r[0]))] + [repr(float(v)) for v in r[1:]]) for r in check_history(history)]
     return '\n'.join(rows) + '\n'
 
 # %% ../nbs/15_command.ipynb #2fbb6d34
 def _weights_bytes(net) -> bytes:
-    "The model's state_dict, on the CPU, as the bytes `torch.save` writes (made in memory: a full disk then fails in `atomic_write`)."
+    """The model's state_dict, on the CPU, as the bytes `torch.save` writes (made in memory: a full disk then
+    fails in `atomic_write`)."""
     import io, torch  # late: PyTorch is imported only once a run is built
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, buffer)
@@ -458,7 +508,8 @@ def save_results(out:Path, # the folder (checked by `check_args`)
     import numpy as np  # late: PyTorch is imported only once a run is built
     from cnn_course.viz import plot_history
     Path(out).mkdir(parents=True, exist_ok=True)
-    (Path(out) / 'run.json').unlink(missing_ok=True)  # until the new one is written, the folder reads as incomplete
+    # until the new one is written, the folder reads as incomplete
+    (Path(out) / 'run.json').unlink(missing_ok=True)
     weights = _weights_bytes(net)
     writers = {
         'history.csv': (lambda f: f.write(history_csv(history)), 'w'),
@@ -467,27 +518,31 @@ def save_results(out:Path, # the folder (checked by `check_args`)
         'model.pt': (lambda f: f.write(weights), 'wb'),
         'run.json': (lambda f: f.write(json.dumps(info, indent=2) + '\n'), 'w'),
     }
-    return [atomic_write(Path(out) / name, *writers[name]) for name in RESULT_FILES]  # run.json last: a complete run
+    # run.json last: a complete run
+    return [atomic_write(Path(out) / name, *writers[name]) for name in RESULT_FILES]
 
 # %% ../nbs/15_command.ipynb #1fea5ab6
 def callback_results(callbacks:dict, # a run's callbacks by name (`Run.callbacks`), after training
                      history, # the history the run returned
                     ) -> dict:
-    "What run.json records from the callbacks: each epoch's learning rate, what early stopping did, whose weights were kept."
+    """What run.json records from the callbacks: each epoch's learning rate, what early stopping did, whose
+    weights were kept."""
     es = callbacks.get('early_stopping')
     last_epoch = int(history[-1, 0]) if len(history) else 0
     early = None if es is None else {
         'patience': es.patience, 'triggered': es.stopped_epoch is not None, 'stopped_epoch': es.stopped_epoch,
         'best_epoch': es.best_epoch, 'best_val_loss': es.best}
-    kept = es.best_epoch if es is not None and es.best_epoch is not None else last_epoch  # EarlyStopping restored it
+    # EarlyStopping restored it
+    kept = es.best_epoch if es is not None and es.best_epoch is not None else last_epoch
     return {'lrs': list(callbacks['lrs'].lrs), 'early_stopping': early, 'weights_epoch': kept}
 
 # %% ../nbs/15_command.ipynb #4307ed1f
 def _rescue(net, info:dict, checkpoint:Path|None) -> str:
-    "Where the trained weights are when --out is full: the checkpoint folder, else a new folder in the temporary directory."
+    """Where the trained weights are when --out is full: the checkpoint folder, else a new folder in the
+    temporary directory."""
     if checkpoint is not None and (checkpoint / 'last.pt').is_file():
-        return (f'The trained weights are safe in {checkpoint} (last.pt, best.pt): `cnn-course evaluate {checkpoint}` and '
-                f'`cnn-course predict {checkpoint} IMAGE` use them')
+        return (f'The trained weights are safe in {checkpoint} (last.pt, best.pt): `cnn-course evaluate '
+                f'{checkpoint}` and `cnn-course predict {checkpoint} IMAGE` use them')
     import tempfile  # late: only a full disk needs it
     try:
         folder = Path(tempfile.mkdtemp(prefix='cnn-course-rescue-'))
@@ -495,47 +550,59 @@ def _rescue(net, info:dict, checkpoint:Path|None) -> str:
         atomic_write(folder / 'run.json', lambda f: f.write(json.dumps(info, indent=2) + '\n'), 'w')
     except OSError as e:
         return f'The trained weights could not be saved elsewhere either ({e}); the run is lost'
-    return (f'The trained weights were saved to {folder} instead (model.pt and run.json): move them to a disk with '
-            f'space; `cnn-course predict {folder} IMAGE` uses them as they are')
+    return (f'The trained weights were saved to {folder} instead (model.pt and run.json): move them to a '
+            f'disk with space; `cnn-course predict {folder} IMAGE` uses them as they are')
 
 # %% ../nbs/15_command.ipynb #c6ec69f4
 def _summary(scores:dict) -> str:
-    "The last line's scores: validation and test apart, or the test set alone when it was also the validation set."
+    """The last line's scores: validation and test apart, or the test set alone when it was also the
+    validation set."""
     test = f"test accuracy: {scores['test_accuracy']:.4f} (loss {scores['test_loss']:.4f}) on {scores['n_test']} test images"
-    if scores['validated_on_test']: return f'{test}, which also served as the validation set (--val-fraction 0)'
-    return (f"validation accuracy: {scores['val_accuracy']:.4f} (loss {scores['val_loss']:.4f}) on {scores['n_val']} "
+    if scores['validated_on_test']:
+        return f'{test}, which also served as the validation set (--val-fraction 0)'
+    return (f"validation accuracy: {scores['val_accuracy']:.4f} (loss {scores['val_loss']:.4f}) on "
+            f"{scores['n_val']} "
             f'held-out training images; {test}')
 
 # %% ../nbs/15_command.ipynb #63c47bf8
 TEST_SET_WARNING = ('cnn-course: warning: --val-fraction 0 validates on the test set, as the source did: early stopping, '
-                    'the schedule and best.pt are then chosen by the test set, so its accuracy is no longer an unbiased '
-                    'estimate')
+                    'the schedule and best.pt are then chosen by the test set, so its accuracy is no longer '
+                    'an unbiased estimate')
 
 def train_command(args:argparse.Namespace, # the options `build_parser` parsed
                   argv:list|None=None, # the command line, recorded in run.json
                  ) -> int:
-    "Run `cnn-course train`: check everything, train, score the validation and test sets, write the results into `--out`; return 0."
+    """Run `cnn-course train`: check everything, train, score the validation and test sets, write the results
+    into `--out`; return 0."""
     start = time.perf_counter()
     cfg = check_args(args)
-    from cnn_course.checkpoint import CheckpointError  # late: PyTorch is imported only once the options are known to be good
+    # late: PyTorch is imported only once the options are known to be good
+    from cnn_course.checkpoint import CheckpointError
     from cnn_course.runs import train_run
     out = _fill(args.out, args)
     checkpoint = None if args.checkpoint is None else _fill(args.checkpoint, args)
     if cfg.validates_on_test and _rank() == 0: print(TEST_SET_WARNING, file=sys.stderr)
-    if checkpoint is not None and _rank() == 0:  # so `cnn-course resume` writes its results where this run would have
+    # so `cnn-course resume` writes its results where this run would have
+    if checkpoint is not None and _rank() == 0:
         checkpoint.mkdir(parents=True, exist_ok=True)
-        atomic_write(checkpoint / CLI_RECORD, lambda f: f.write(json.dumps({'out': str(out.resolve())}) + '\n'), 'w')
-    if _rank() == 0: print(f'cnn-course: training {cfg.model} on {cfg.dataset} for {cfg.epochs} epoch{"s" if cfg.epochs > 1 else ""}')
-    try: run = train_run(cfg, checkpoint, progress=False if args.no_progress else None, overwrite=args.overwrite)
+        atomic_write(checkpoint / CLI_RECORD,
+                     lambda f: f.write(json.dumps({'out': str(out.resolve())}) + '\n'), 'w')
+    if _rank() == 0:
+        print(f'cnn-course: training {cfg.model} on {cfg.dataset} for {cfg.epochs} '
+              f'epoch{"s" if cfg.epochs > 1 else ""}')
+    try:
+        run = train_run(cfg, checkpoint, progress=False if args.no_progress else None,
+                        overwrite=args.overwrite)
     except ConfigError as e: raise _worded(e) from None
     except CheckpointError as e: raise _worded(e, f'--checkpoint {checkpoint}: ') from None
     except DiskFullError as e:
-        kept = (f'the checkpoints of the last finished epoch in {checkpoint} are intact: free some space, then '
-                f'`cnn-course resume {checkpoint}` continues from them'
+        kept = (f'the checkpoints of the last finished epoch in {checkpoint} are intact: free some space, '
+                f'then `cnn-course resume {checkpoint}` continues from them'
                 if checkpoint is not None and (checkpoint / 'last.pt').is_file() else
                 'no epoch had been saved yet: free some space and run again')
         raise DiskFullError(e.errno, f'{e}. Training stopped; {kept}') from None
-    _finish_run(run, out, checkpoint, {'command': 'train', 'argv': argv, 'args': {**vars(args), 'out': str(out.resolve()),
+    _finish_run(run, out, checkpoint,
+                {'command': 'train', 'argv': argv, 'args': {**vars(args), 'out': str(out.resolve()),
                 'tensorboard': cfg.tensorboard and str(Path(cfg.tensorboard).resolve())}}, start)
     return 0
 
@@ -543,31 +610,39 @@ def train_command(args:argparse.Namespace, # the options `build_parser` parsed
 CLI_RECORD = 'cli.json'  # in a checkpoint folder: the --out that `train` wrote to, for `resume`
 
 def _rank() -> int:
-    "This process's rank under torchrun (0 otherwise), read without PyTorch, like `cnn_course.distributed.dist_info`."
+    """This process's rank under torchrun (0 otherwise), read without PyTorch, like
+    `cnn_course.distributed.dist_info`."""
     return int(os.environ.get('RANK', 0))
 
 # %% ../nbs/15_command.ipynb #e285ece9
 def _finish_run(run, out:Path, checkpoint:Path|None, about:dict, start:float):
-    "Score the trained `run` on its validation and test sets, write its results into `out`, print the last line (rank 0)."
+    """Score the trained `run` on its validation and test sets, write its results into `out`, print the last
+    line (rank 0)."""
     if _rank() != 0: return  # several processes trained it; one writes the results
     import torch  # late: PyTorch is imported only once a run is built
     from cnn_course.runs import score_run
     scores, cfg = score_run(run), run.config
-    parallel = {'world_size': run.world_size, 'backend': torch.distributed.get_backend() if run.world_size > 1 else None,
-                'batch_size_global': cfg.batch_size, 'batch_size_per_process': cfg.batch_size // run.world_size}
+    parallel = {'world_size': run.world_size,
+                'backend': torch.distributed.get_backend() if run.world_size > 1 else None,
+                'batch_size_global': cfg.batch_size,
+                'batch_size_per_process': cfg.batch_size // run.world_size}
     info = {**about, 'config': cfg.to_dict(), **scores, **parallel, 'epochs_completed': len(run.history),
-            **callback_results(run.callbacks, run.history), 'device': str(run.device), 'cnn_course_version': __version__,
+            **callback_results(run.callbacks, run.history), 'device': str(run.device),
+            'cnn_course_version': __version__,
             'torch_version': torch.__version__, 'elapsed_seconds': round(time.perf_counter() - start, 3)}
     try: files = save_results(out, run.net, run.history, info, f'{cfg.model} on {cfg.dataset}')
-    except DiskFullError as e: raise DiskFullError(e.errno, f'{e}. {_rescue(run.net, info, checkpoint)}') from None
+    except DiskFullError as e:
+        raise DiskFullError(e.errno, f'{e}. {_rescue(run.net, info, checkpoint)}') from None
     print(f'{_summary(scores)}; {_scored_weights(run, info, checkpoint)}; trained on {scores["n_train"]}; '
           f'wrote {", ".join(f.name for f in files)} to {out}')
 
 # %% ../nbs/15_command.ipynb #9c7f2844
 def _scored_weights(run, info:dict, checkpoint:Path|None) -> str:
-    "Which epoch's weights the last line scored, and where better ones are kept (best.pt) and how to score them."
+    """Which epoch's weights the last line scored, and where better ones are kept (best.pt) and how to score
+    them."""
     kept, last = info['weights_epoch'], int(run.history[-1, 0]) if len(run.history) else 0
-    said = f'scored: the weights of epoch {kept}' + (' (the last)' if kept == last else ' (restored by early stopping)')
+    said = f'scored: the weights of epoch {kept}' + (' (the last)' if kept == last else ' (restored by early '
+                                                                                        'stopping)')
     ck = run.callbacks.get('checkpoint')
     if checkpoint is not None and ck is not None and ck.best_epoch is not None and ck.best_epoch != kept:
         said += (f'; best.pt in {checkpoint} holds epoch {ck.best_epoch}, the best by {ck.monitor}: '
@@ -577,7 +652,8 @@ def _scored_weights(run, info:dict, checkpoint:Path|None) -> str:
 # %% ../nbs/15_command.ipynb #3172cb96
 @contextlib.contextmanager
 def _environ(**values):
-    "Set environment variables for the duration (the processes torchrun starts inherit them), then put them back."
+    """Set environment variables for the duration (the processes torchrun starts inherit them), then put them
+    back."""
     old = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try: yield
@@ -591,7 +667,8 @@ def _torch_logs_hidden(hide:bool):
     "Hide torchrun's own log lines (its agent's warnings): the launcher says what happened in one line."
     import logging  # late: only a launch needs it
     drop = lambda record: not record.name.startswith('torch.distributed')
-    handlers = [h for name in ('torch', 'torch.distributed') for h in logging.getLogger(name).handlers] if hide else []
+    handlers = [h for name in ('torch',
+                               'torch.distributed') for h in logging.getLogger(name).handlers] if hide else []
     for h in handlers: h.addFilter(drop)
     try: yield
     finally:
@@ -599,7 +676,8 @@ def _torch_logs_hidden(hide:bool):
 
 # %% ../nbs/15_command.ipynb #7bf7982e
 def _first_failure(failures:dict) -> tuple:
-    "(rank, failure) of the process that ended first: one killed by a signal other than torchrun's own SIGTERM, if any."
+    """(rank, failure) of the process that ended first: one killed by a signal other than torchrun's own
+    SIGTERM, if any."""
     signalled = {r: f for r, f in failures.items() if f.exitcode < 0 and f.signal_name() != 'SIGTERM'}
     pool = signalled or failures  # torch's own timestamps are whole seconds: ties are common
     rank = min(pool, key=lambda r: (pool[r].timestamp, r))
@@ -617,18 +695,20 @@ def _what_is_kept(folder, again:str) -> str:
     last = Path(folder) / 'last.pt'
     if not last.is_file(): return f'No epoch had been saved in {folder} yet: start the run again.'
     from cnn_course.checkpoint import read_checkpoint  # late: PyTorch is imported by the launch already
-    return (f'The checkpoints are intact ({last} holds epoch {read_checkpoint(last)["epoch"]}): continue with '
-            f'`cnn-course resume {folder} {again}`.')
+    return (f'The checkpoints are intact ({last} holds epoch {read_checkpoint(last)["epoch"]}): continue '
+            f'with `cnn-course resume {folder} {again}`.')
 
 # %% ../nbs/15_command.ipynb #1db7f7f1
 def _torchrun(torchrun_args:list, args:argparse.Namespace, world:int, folder, again:str) -> int:
-    "torchrun with `torchrun_args`, in this process; its exit status, a failure said in one line (torch's report with --debug)."
+    """torchrun with `torchrun_args`, in this process; its exit status, a failure said in one line (torch's
+    report with --debug)."""
     import tempfile  # late: only a launch needs these
     from torch.distributed.run import parse_args, run
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     debug = getattr(args, 'debug', False)
-    # its own log folder, removed afterwards (left to itself, torchrun leaves an empty torchelastic_* folder behind)
+    # its own log folder, removed afterwards (left to itself, torchrun leaves an empty torchelastic_* folder
+    # behind)
     with tempfile.TemporaryDirectory(prefix='cnn-course-torchrun-') as logs, _torch_logs_hidden(not debug):
         try: run(parse_args([f'--log-dir={logs}', *torchrun_args]))
         except ChildFailedError as e:
@@ -637,37 +717,45 @@ def _torchrun(torchrun_args:list, args:argparse.Namespace, world:int, folder, ag
             print(f'cnn-course: {_how_it_ended(rank, failure, world)}; torchrun stopped the others. '
                   f'{_what_is_kept(folder, again)}', file=sys.stderr)
             return 1
-        except SignalException as e:  # Ctrl-C (SIGINT) or SIGTERM to this launcher: torchrun stopped the processes
+        # Ctrl-C (SIGINT) or SIGTERM to this launcher: torchrun stopped the processes
+        except SignalException as e:
             print(f'cnn-course: stopped by {e.sigval.name}. {_what_is_kept(folder, again)}', file=sys.stderr)
             return 130 if e.sigval == signal.SIGINT else 128 + e.sigval
     return 0
 
 # %% ../nbs/15_command.ipynb #bf322bfd
 # The files each command needs in its folder (any one of them), and where they come from
-RUN_FOLDER_FILES = {'resume': ('last.pt',), 'evaluate': ('best.pt', 'last.pt'), 'predict': ('best.pt', 'last.pt', 'model.pt')}
+RUN_FOLDER_FILES = {'resume': ('last.pt',), 'evaluate': ('best.pt', 'last.pt'),
+                    'predict': ('best.pt', 'last.pt', 'model.pt')}
 
 def _check_run_folder(args:argparse.Namespace) -> Path:
     "DIR of `resume`/`evaluate`/`predict`, or a `CLIError` if it holds none of the files the command needs."
     folder, needed = Path(args.dir).expanduser(), RUN_FOLDER_FILES[args.command]
-    if not any((folder / f).is_file() for f in needed):  # checked before PyTorch loads: a mistyped folder answers at once
+    # checked before PyTorch loads: a mistyped folder answers at once
+    if not any((folder / f).is_file() for f in needed):
         where = 'no such folder' if not folder.exists() else f'it holds no {" or ".join(needed)}'
-        source = ('`cnn-course train` writes model.pt into its --out folder and best.pt/last.pt into its --checkpoint folder'
-                  if 'model.pt' in needed else 'a run started with `cnn-course train --checkpoint DIR` writes its checkpoints there')
+        source = ('`cnn-course train` writes model.pt into its --out folder and best.pt/last.pt into its '
+                  '--checkpoint folder'
+                  if 'model.pt' in needed else 'a run started with `cnn-course train --checkpoint DIR` '
+                                               'writes its checkpoints there')
         raise CLIError(f'{args.command} {folder}: {where}; {source}')
     return folder
 
 # %% ../nbs/15_command.ipynb #c7d30f9d
 def _run_folder_command(args:argparse.Namespace, action:Callable):
-    "Run `action(device)` for `resume`/`evaluate`/`predict` DIR, turning a bad folder, file or device into a `CLIError`."
+    """Run `action(device)` for `resume`/`evaluate`/`predict` DIR, turning a bad folder, file or device into a
+    `CLIError`."""
     _check_run_folder(args)
     from cnn_course.checkpoint import CheckpointError  # late: PyTorch is imported only for a real run
     from cnn_course.runs import resolve_device
     try: return action(resolve_device(args.device))
-    except (ConfigError, CheckpointError, FileNotFoundError) as e: raise _worded(e, f'{args.command} {args.dir}: ') from None
+    except (ConfigError, CheckpointError, FileNotFoundError) as e:
+        raise _worded(e, f'{args.command} {args.dir}: ') from None
 
 # %% ../nbs/15_command.ipynb #133fedcd
 def _resume_out(args:argparse.Namespace) -> Path:
-    "Where `resume` writes its results: --out, else the --out recorded by `train`, else the checkpoint folder."
+    """Where `resume` writes its results: --out, else the --out recorded by `train`, else the checkpoint
+    folder."""
     folder = Path(args.dir).expanduser()
     if args.out is not None: return Path(args.out).expanduser()
     try: return Path(json.loads((folder / CLI_RECORD).read_text())['out'])
@@ -677,24 +765,28 @@ def _resume_out(args:argparse.Namespace) -> Path:
 def resume_command(args:argparse.Namespace, # the options `build_parser` parsed
                    argv:list|None=None, # the command line, recorded in run.json
                   ) -> int:
-    "Run `cnn-course resume DIR`: continue the run in DIR from last.pt, then write its results as `train` would; return 0."
+    """Run `cnn-course resume DIR`: continue the run in DIR from last.pt, then write its results as `train`
+    would; return 0."""
     start, folder, out = time.perf_counter(), Path(args.dir).expanduser(), _resume_out(args)
     from cnn_course.runs import finished_run, resume_run  # late: PyTorch is imported only for a real run
     def work(device):
         _writable(out, f'--out {out}', keep=False)  # checked before the work, as train does
         run = resume_run(folder, args.epochs, progress=False if args.no_progress else None, device=device)
-        if run is None and not (out / 'run.json').is_file():  # finished, but killed before its results were written
+        # finished, but killed before its results were written
+        if run is None and not (out / 'run.json').is_file():
             if _rank() == 0: print(f'{out} has no results of this run yet: writing them from {folder}')
             run = finished_run(folder, device=device)
         return run
     run = _run_folder_command(args, work)
     if run is not None:
-        _finish_run(run, out, folder, {'command': 'resume', 'argv': argv, 'args': {**vars(args), 'out': str(out.resolve())}},
+        _finish_run(run, out, folder,
+                    {'command': 'resume', 'argv': argv, 'args': {**vars(args), 'out': str(out.resolve())}},
                     start)
     return 0
 
 # %% ../nbs/15_command.ipynb #b7f5b7db
-VIEW_FILES = ('per_class_{split}.csv', 'confusion_{split}.png', 'misclassified_{split}.png')  # what evaluate writes
+# what evaluate writes
+VIEW_FILES = ('per_class_{split}.csv', 'confusion_{split}.png', 'misclassified_{split}.png')
 
 EXPLAINED_FILE = 'misclassified_explained_{split}.png'  # what evaluate --explain adds
 
@@ -704,14 +796,16 @@ def save_views(folder:Path, # the run's checkpoint folder
                split:str='test', # 'test' or 'val': which images
                explain:bool=False, # also the mistakes beside their Grad-CAM maps (`EXPLAINED_FILE`)
               ) -> list[Path]:
-    "Write lesson 4's views of `run.net` on `split` into `folder` (`VIEW_FILES`), each atomically; return the paths."
+    """Write lesson 4's views of `run.net` on `split` into `folder` (`VIEW_FILES`), each atomically; return
+    the paths."""
     import csv, io  # late: only evaluate needs them
     from cnn_course.train import confusion_matrix, predict, resolve_amp
     from cnn_course.viz import plot_confusion_matrix, show_misclassified
     loader = run.val_loader if split == 'val' else run.test_loader
     csv_name, confusion_name, mistakes_name = (f.format(split=split) for f in VIEW_FILES)
     # one pass over the images serves every view, in the precision the scores were computed in
-    seen = predict(loader, run.net, run.device, with_inputs=True, amp_dtype=resolve_amp(run.config.amp, run.device)[0],
+    seen = predict(loader, run.net, run.device, with_inputs=True,
+                   amp_dtype=resolve_amp(run.config.amp, run.device)[0],
                    channels_last=run.config.channels_last)
     counts = confusion_matrix(loader, run.net, run.device, len(run.classes), predictions=seen)
     table = io.StringIO()
@@ -724,7 +818,8 @@ def save_views(folder:Path, # the run's checkpoint folder
     figure = plot_confusion_matrix(loader, run.classes, run.net, run.device, show=False, predictions=seen)
     files.append(atomic_write(folder / confusion_name, _png(figure)))
     figure = show_misclassified(loader, run.classes, run.net, run.device, show=False, predictions=seen)
-    if figure is None: (folder / mistakes_name).unlink(missing_ok=True)  # every image right: no stale gallery either
+    if figure is None:
+        (folder / mistakes_name).unlink(missing_ok=True)  # every image right: no stale gallery either
     else: files.append(atomic_write(folder / mistakes_name, _png(figure)))
     explained = folder / EXPLAINED_FILE.format(split=split)
     if explain:
@@ -745,7 +840,8 @@ def save_views(folder:Path, # the run's checkpoint folder
 def evaluate_command(args:argparse.Namespace, # the options `build_parser` parsed
                      argv:list|None=None, # the command line (unused)
                     ) -> int:
-    "Run `cnn-course evaluate DIR`: score DIR's last.pt and best.pt on `--split`, write best.pt's views into DIR; return 0."
+    """Run `cnn-course evaluate DIR`: score DIR's last.pt and best.pt on `--split`, write best.pt's views into
+    DIR; return 0."""
     from cnn_course.runs import evaluate_run  # late: PyTorch is imported only for a real run
     folder = Path(args.dir).expanduser()
     def score(device):
@@ -755,21 +851,27 @@ def evaluate_command(args:argparse.Namespace, # the options `build_parser` parse
     run = _run_folder_command(args, score)
     files = save_views(folder, run, args.split, explain=args.explain)
     which = 'best' if 'best' in run.scores else 'last'
-    print(f'wrote {", ".join(f.name for f in files)} ({which}.pt, epoch {run.scores[which]["epoch"]}) to {folder}')
+    print(f'wrote {", ".join(f.name for f in files)} ({which}.pt, epoch {run.scores[which]["epoch"]}) to '
+          f'{folder}')
     return 0
 
 # %% ../nbs/15_command.ipynb #6ba1dcd7
 def _check_explainable(args:argparse.Namespace, folder:Path):
     "A `CLIError`, before any work, when the run's model has no convolution for Grad-CAM (--explain)."
-    from cnn_course.hooks import NoConvolutionError, last_conv  # late: PyTorch is imported only for a real run
+    # late: PyTorch is imported only for a real run
+    from cnn_course.hooks import NoConvolutionError, last_conv
     from cnn_course.runs import build_model, saved_config
-    try: last_conv(build_model(saved_config(folder, 'best.pt' if (folder / 'best.pt').is_file() else 'last.pt')))
+    try:
+        last_conv(build_model(saved_config(folder,
+                                           'best.pt' if (folder / 'best.pt').is_file() else 'last.pt')))
     except NoConvolutionError as e: raise CLIError(f'{args.command} --explain: {e}') from None
 
 # %% ../nbs/15_command.ipynb #e0d42a70
 def _picture_arguments(paths:list) -> tuple:
-    """`(pictures, failed, notes)` for predict's IMAGE arguments: the files to try (a folder: the picture files in it,
-    sorted), `(argument, why)` for those that are not there, and a note for each folder with other entries skipped."""
+    """`(pictures, failed, notes)` for predict's IMAGE arguments: the files to try (a folder: the picture
+    files in it, sorted), `(argument, why)` for those that are not there, and a note for each folder with
+    other entries
+    skipped."""
     from PIL import Image  # late, and light: Pillow's list of picture file extensions
     Image.init()
     extensions = {ext.lower() for ext in Image.registered_extensions()}
@@ -792,7 +894,8 @@ def _picture_arguments(paths:list) -> tuple:
 
 # %% ../nbs/15_command.ipynb #3836a255
 def _write_explanation(result:dict):
-    "Write `IMAGE.explain.png` beside the picture; on failure the result gets the error instead (its own line)."
+    """Write `IMAGE.explain.png` beside the picture; on failure the result gets the error instead (its own
+    line)."""
     from cnn_course.viz import explain_figure  # late: matplotlib is imported only for --explain
     path = Path(result['image']).expanduser()
     target = path.with_name(path.name + '.explain.png')
@@ -803,12 +906,14 @@ def _write_explanation(result:dict):
 
 # %% ../nbs/15_command.ipynb #1f63518a
 def _prediction_row(result:dict) -> tuple:
-    "`(line, csv_row)` for one of `predict_images`' results: the line to print (None for an error) and the CSV row."
+    """`(line, csv_row)` for one of `predict_images`' results: the line to print (None for an error) and the
+    CSV row."""
     notes = [n if n.startswith('explained in ') else f'note: {n}' for n in result['notes']]
     if result['error']: return None, [result['image'], '', '', f"error: {result['error']}"]
     if result['blank']:
         note = '; '.join([f"blank: {result['blank']}", *notes])
-        return f"{result['image']}: blank picture ({result['blank']}): nothing to classify", [result['image'], '', '', note]
+        return f"{result['image']}: blank picture ({result['blank']}): nothing to classify", [result['image'],
+                                                                                              '', '', note]
     if result['inverted']: notes.insert(0, 'inverted: light background')
     guesses = ', '.join(f'{name} {p:.1%}' for name, p in result['top'])
     name, p = result['top'][0]
@@ -819,10 +924,14 @@ def _prediction_row(result:dict) -> tuple:
 def predict_command(args:argparse.Namespace, # the options `build_parser` parsed
                     argv:list|None=None, # the command line (unused)
                    ) -> int:
-    """Run `cnn-course predict RUN IMAGE...`: one line per picture with its most likely classes (or why it is blank, or
+    """Run `cnn-course predict RUN IMAGE...`: one line per picture with its most likely classes (or why it is
+    blank, or
     why it cannot be read); return 0, or 1 if any picture could not be read."""
-    pictures, failed, notes = _picture_arguments(args.images)  # before PyTorch loads: a mistyped name answers at once
-    if not pictures: raise CLIError('predict: ' + '; '.join(f'{arg}: {why}' for arg, why in failed) + ': nothing to classify')
+    # before PyTorch loads: a mistyped name answers at once
+    pictures, failed, notes = _picture_arguments(args.images)
+    if not pictures:
+        raise CLIError('predict: ' + '; '.join(f'{arg}: {why}' for arg,
+                                               why in failed) + ': nothing to classify')
     csv_file = None if args.csv is None else Path(args.csv).expanduser()
     if csv_file is not None:
         _writable(csv_file.parent, f'--csv {args.csv}', keep=False)  # checked before the work
@@ -831,7 +940,9 @@ def predict_command(args:argparse.Namespace, # the options `build_parser` parsed
     invert = {'auto': 'auto', 'yes': True, 'no': False}[args.invert]
     def classify(device):  # --debug: the first unreadable picture stops the command with its traceback
         from cnn_course.hooks import NoConvolutionError  # late: PyTorch is imported only for a real run
-        try: return predict_run(args.dir, pictures, invert=invert, top=args.top, device=device, max_pixels=args.max_pixels,
+        try:
+            return predict_run(args.dir, pictures, invert=invert, top=args.top, device=device,
+                               max_pixels=args.max_pixels,
                                 errors='raise' if args.debug else 'report', explain=args.explain)
         except NoConvolutionError as e: raise CLIError(f'predict --explain: {e}') from None
     results = _run_folder_command(args, classify)
@@ -846,7 +957,8 @@ def predict_command(args:argparse.Namespace, # the options `build_parser` parsed
         else: print(line)
         rows.append(row)
     unread = sum(1 for r in rows if r[3].startswith('error: '))
-    if unread and len(rows) > 1: print(f'cnn-course: predict: {unread} of {len(rows)} pictures could not be read', file=sys.stderr)
+    if unread and len(rows) > 1:
+        print(f'cnn-course: predict: {unread} of {len(rows)} pictures could not be read', file=sys.stderr)
     if csv_file is not None:
         import csv, io  # late: only --csv needs them
         table = io.StringIO()
@@ -858,16 +970,19 @@ def predict_command(args:argparse.Namespace, # the options `build_parser` parsed
     return 1 if unread else 0
 
 # %% ../nbs/15_command.ipynb #f548778d
-COMMANDS = {'train': train_command, 'resume': resume_command, 'evaluate': evaluate_command, 'predict': predict_command}
+COMMANDS = {'train': train_command, 'resume': resume_command, 'evaluate': evaluate_command,
+            'predict': predict_command}
 
 def _out_of_memory(e:BaseException) -> str|None:
-    "The one-line message for running out of memory (CUDA's OutOfMemoryError, the CPU allocator's failure), else None."
+    """The one-line message for running out of memory (CUDA's OutOfMemoryError, the CPU allocator's failure),
+    else None."""
     text = str(e)
-    if not (isinstance(e, MemoryError) or type(e).__name__ == 'OutOfMemoryError' or 'out of memory' in text.lower()
+    if not (isinstance(e,
+                       MemoryError) or type(e).__name__ == 'OutOfMemoryError' or 'out of memory' in text.lower()
             or "can't allocate memory" in text or 'not enough memory' in text): return None
     said = (text.strip().splitlines() or [type(e).__name__])[0][:200]
-    return (f'out of memory ({said}): use a smaller --batch-size, or free memory (close other programs or notebooks '
-            'using the GPU); the checkpoints written so far are intact')
+    return (f'out of memory ({said}): use a smaller --batch-size, or free memory (close other programs or '
+            'notebooks using the GPU); the checkpoints written so far are intact')
 
 # %% ../nbs/15_command.ipynb #a558a736
 def _one_line(message) -> str:
@@ -888,7 +1003,8 @@ def _without_launch_options(argv:list) -> list:
 
 # %% ../nbs/15_command.ipynb #3396097e
 def _check_port(endpoint:str, node_rank:int):
-    "A `CLIError` for a --rdzv-endpoint that is not HOST:PORT, or whose port machine 0 (this one) cannot listen on."
+    """A `CLIError` for a --rdzv-endpoint that is not HOST:PORT, or whose port machine 0 (this one) cannot
+    listen on."""
     host, _, port = endpoint.rpartition(':')
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise CLIError(f'--rdzv-endpoint {endpoint}: expected HOST:PORT, e.g. 10.0.0.1:29500')
@@ -896,7 +1012,8 @@ def _check_port(endpoint:str, node_rank:int):
     import socket  # late: only a launch needs it
     with socket.socket() as s:
         try: s.bind(('', int(port)))
-        except OSError: raise CLIError(f'--rdzv-endpoint {endpoint}: port {port} is already in use on this machine '
+        except OSError:
+            raise CLIError(f'--rdzv-endpoint {endpoint}: port {port} is already in use on this machine '
                                        '(another training run?): choose another port') from None
 
 # %% ../nbs/15_command.ipynb #4cd09d9e
@@ -906,59 +1023,73 @@ def _cuda_available() -> bool:
 
 # %% ../nbs/15_command.ipynb #ddf36a0c
 def _check_resume_world(args:argparse.Namespace, world:int):
-    "A `CLIError`, before any process starts, for a run folder `world` processes cannot resume: the run's batch or --sync-bn."
+    """A `CLIError`, before any process starts, for a run folder `world` processes cannot resume: the run's
+    batch or --sync-bn."""
     folder = _check_run_folder(args)
     from cnn_course.checkpoint import CheckpointError  # late: reading the run's config takes PyTorch
     from cnn_course.runs import saved_config
     try: cfg = saved_config(folder)
     except CheckpointError as e: raise CLIError(f'resume {args.dir}: {e}') from None
-    try: check_world(cfg.to_dict(), world, cuda=cfg.sync_bn and args.device in ('auto', 'cuda') and _cuda_available())
-    except ConfigError as e:  # the batch is the run's own (part of its state): the number of processes has to fit it
+    try:
+        check_world(cfg.to_dict(), world,
+                    cuda=cfg.sync_bn and args.device in ('auto', 'cuda') and _cuda_available())
+    # the batch is the run's own (part of its state): the number of processes has to fit it
+    except ConfigError as e:
         if e.field == 'batch_size':
-            raise CLIError(f"resume {args.dir}: the run's global batch of {cfg.batch_size} images is split evenly over "
-                           f'the processes, and {world} cannot share it: use a number of processes that divides '
-                           f'{cfg.batch_size}') from None
-        raise CLIError(f'resume {args.dir}: the run uses --sync-bn, which runs on CUDA GPUs only: resume it on GPUs, '
-                       'or in one process') from None
+            raise CLIError(f"resume {args.dir}: the run's global batch of {cfg.batch_size} images is split "
+                           "evenly over "
+                           f'the processes, and {world} cannot share it: use a number of processes that '
+                           f'divides {cfg.batch_size}') from None
+        raise CLIError(f'resume {args.dir}: the run uses --sync-bn, which runs on CUDA GPUs only: resume it '
+                       'on GPUs, or in one process') from None
 
 # %% ../nbs/15_command.ipynb #0b09dd63
 def _launch(args:argparse.Namespace, argv:list) -> int:
-    "Start this command in --nproc-per-node processes here (times --nnodes machines) through torchrun; its exit status."
+    """Start this command in --nproc-per-node processes here (times --nnodes machines) through torchrun; its
+    exit status."""
     if 'WORLD_SIZE' in os.environ:
-        raise CLIError('--nproc-per-node: this command already runs under torchrun: start it either with torchrun or '
-                       'with --nproc-per-node, not both')
+        raise CLIError('--nproc-per-node: this command already runs under torchrun: start it either with '
+                       'torchrun or with --nproc-per-node, not both')
     n, nodes = args.nproc_per_node, args.nnodes
-    if not 0 <= args.node_rank < nodes: raise CLIError(f'--node-rank {args.node_rank}: must be from 0 to {nodes - 1} (--nnodes {nodes})')
+    if not 0 <= args.node_rank < nodes:
+        raise CLIError(f'--node-rank {args.node_rank}: must be from 0 to {nodes - 1} (--nnodes {nodes})')
     if nodes > 1 and args.rdzv_endpoint is None:
-        raise CLIError(f'--nnodes {nodes}: the machines need a place to meet: add --rdzv-endpoint HOST:PORT, the address '
-                       'of machine 0 and a free port, to the command on every machine')
+        raise CLIError(f'--nnodes {nodes}: the machines need a place to meet: add --rdzv-endpoint HOST:PORT, '
+                       'the address of machine 0 and a free port, to the command on every machine')
     world = n * nodes
     if args.command == 'train':
-        _check_before_torch(args)  # once, here, before any process starts (each process checks everything again)
-        cuda = args.sync_bn and args.device in ('auto', 'cuda') and _cuda_available()  # PyTorch only for --sync-bn
+        # once, here, before any process starts (each process checks everything again)
+        _check_before_torch(args)
+        # PyTorch only for --sync-bn
+        cuda = args.sync_bn and args.device in ('auto', 'cuda') and _cuda_available()
         try: check_world(_settings(args), world, cuda)
         except ConfigError as e: raise _worded(e) from None
     elif args.command == 'resume': _check_resume_world(args, world)
     launcher = [f'--nproc-per-node={n}', f'--nnodes={nodes}']
-    if args.rdzv_endpoint is None: launcher.append('--standalone')  # one machine: torchrun picks a free port itself
+    if args.rdzv_endpoint is None:
+        launcher.append('--standalone')  # one machine: torchrun picks a free port itself
     else:
         _check_port(args.rdzv_endpoint, args.node_rank)
         launcher += [f'--node-rank={args.node_rank}', f'--rdzv-endpoint={args.rdzv_endpoint}']
     share = (f'; each trains on {args.batch_size // world} of the {args.batch_size} images of every step'
              if args.command == 'train' else '')
     print(f'cnn-course: starting {world} processes with torchrun ({n} on this machine){share}', flush=True)
-    # CPU processes share the cores: processes x threads <= cores (more threads than cores slows every one down)
+    # CPU processes share the cores: processes x threads <= cores (more threads than cores slows every one
+    # down)
     threads = os.environ.get('OMP_NUM_THREADS') or str(max(1, (os.cpu_count() or 1) // n))
     folder = args.dir if args.command == 'resume' else args.checkpoint and _fill(args.checkpoint, args)
     again = f'--nproc-per-node {n}' + (f' --nnodes {nodes} --node-rank {args.node_rank} --rdzv-endpoint '
-                                       f'{args.rdzv_endpoint}' if nodes > 1 else '')  # the options that continue it
+                                       # the options that continue it
+                                       f'{args.rdzv_endpoint}' if nodes > 1 else '')
     with _environ(OMP_NUM_THREADS=threads):  # the processes inherit it
-        return _torchrun([*launcher, '-m', 'cnn_course.cli', *_without_launch_options(argv)], args, world, folder, again)
+        return _torchrun([*launcher, '-m', 'cnn_course.cli', *_without_launch_options(argv)], args, world,
+                         folder, again)
 
 # %% ../nbs/15_command.ipynb #2b79115b
 def main(argv:list[str]|None=None, # the arguments, e.g. ['train', '--epochs', '1']; None: the command line
         ) -> int:
-    "Run the `cnn-course` command; return its exit status (0: success, 2: bad input, nothing trained; 1: another process of a distributed run was lost)."
+    """Run the `cnn-course` command; return its exit status (0: success, 2: bad input, nothing trained; 1:
+    another process of a distributed run was lost)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = None
     try:
@@ -969,18 +1100,23 @@ def main(argv:list[str]|None=None, # the arguments, e.g. ['train', '--epochs', '
             warnings.filterwarnings('ignore', message='val_fraction=0: ')
             return COMMANDS[args.command](args, argv)
     except (CLIError, DiskFullError, MemoryError, RuntimeError) as e:
-        if type(e).__name__ == 'ProcessGroupError' and not getattr(args, 'debug', False):  # by name: no PyTorch here
-            print(f'cnn-course: error: {_one_line(e)}', file=sys.stderr)  # another process was lost: the run failed
+        # by name: no PyTorch here
+        if type(e).__name__ == 'ProcessGroupError' and not getattr(args, 'debug', False):
+            # another process was lost: the run failed
+            print(f'cnn-course: error: {_one_line(e)}', file=sys.stderr)
             return 1
-        # bad input, a full disk or too little memory: one line (the files written before it are intact); a bug
+        # bad input, a full disk or too little memory: one line (the files written before it are intact); a
+        # bug
         # (any other RuntimeError) keeps its traceback, which is what is needed to fix it
         message = _out_of_memory(e) if isinstance(e, (MemoryError, RuntimeError)) else str(e)
         if message is None or getattr(args, 'debug', False): raise
         print(f'cnn-course: error: {_one_line(message)}', file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # a run with --checkpoint has just printed which epoch last.pt holds (Checkpoint.kept)
+    # a run with --checkpoint has just printed which epoch last.pt holds (Checkpoint.kept)
+    except KeyboardInterrupt:
         unsaved = getattr(args, 'command', None) == 'train' and args.checkpoint is None
-        if _rank() == 0: print('cnn-course: interrupted' + (f'; {_NO_CHECKPOINT} (add --checkpoint DIR to keep them)'
+        if _rank() == 0:
+            print('cnn-course: interrupted' + (f'; {_NO_CHECKPOINT} (add --checkpoint DIR to keep them)'
                                                             if unsaved else ''), file=sys.stderr)
         return 130
 

@@ -26,9 +26,11 @@ def get_device(prefer:str|None=None, # a device to use instead of the best one f
 
 # %% ../nbs/00_setup.ipynb #d9ce901f
 def torch_seed(seed:int=123, # the seed for Python, NumPy and PyTorch (CPU and CUDA)
-               deterministic:bool=True, # ask for deterministic kernels (cuDNN, cuBLAS, PyTorch); False switches them back off
+               # ask for deterministic kernels (cuDNN, cuBLAS, PyTorch); False switches them back off
+               deterministic:bool=True,
               ) -> None:
-    "Seed every random number generator a lesson uses and ask for deterministic kernels (warning, not failing, where none exists)."
+    """Seed every random number generator a lesson uses and ask for deterministic kernels (warning, not
+    failing, where none exists)."""
     import torch  # late: the command checks its options with core before PyTorch's 3 s import
     random.seed(seed)
     np.random.seed(seed)
@@ -44,13 +46,16 @@ def torch_seed(seed:int=123, # the seed for Python, NumPy and PyTorch (CPU and C
     torch.backends.cudnn.benchmark = False
     # warn_only: an operation with no deterministic kernel warns instead of stopping a lesson.
     torch.use_deterministic_algorithms(True, warn_only=True)
-    # It also fills every uninitialised new tensor with NaN, a check for kernels that read memory before writing it:
-    # one more pass over every activation. PyTorch's kernels write all they output, so the runs stay repeatable without.
+    # It also fills every uninitialised new tensor with NaN, a check for kernels that read memory before
+    # writing it:
+    # one more pass over every activation. PyTorch's kernels write all they output, so the runs stay
+    # repeatable without.
     torch.utils.deterministic.fill_uninitialized_memory = False
 
 # %% ../nbs/00_setup.ipynb #9c10429c
 def rng_state() -> dict:
-    "The states of Python's, NumPy's, PyTorch's and every CUDA device's random number generators, as plain values."
+    """The states of Python's, NumPy's, PyTorch's and every CUDA device's random number generators, as plain
+    values."""
     import torch  # late: the command checks its options with core before PyTorch's 3 s import
     version, internal, gauss = random.getstate()
     kind, keys, pos, has_gauss, cached = np.random.get_state()
@@ -67,7 +72,8 @@ def set_rng_state(state:dict, # what `rng_state()` returned
     py = state['python']
     random.setstate((py['version'], tuple(py['internal']), py['gauss_next']))
     n = state['numpy']
-    np.random.set_state((n['kind'], n['keys'].numpy().astype(np.uint32), n['pos'], n['has_gauss'], n['cached_gaussian']))
+    np.random.set_state((n['kind'], n['keys'].numpy().astype(np.uint32), n['pos'], n['has_gauss'],
+                         n['cached_gaussian']))
     torch.set_rng_state(state['torch'])
     cuda = state['cuda']
     if cuda and torch.cuda.is_available():
@@ -90,7 +96,8 @@ def quick(full, # the value a full lesson uses
 
 def run_kind(data:str, # what the run trains on, e.g. "Fashion-MNIST (10,000 images)"
             ) -> str:
-    "The line a lesson's headline cell prints first: a full or a quick run, on what (the stored pages must show a full one)."
+    """The line a lesson's headline cell prints first: a full or a quick run, on what (the stored pages must
+    show a full one)."""
     return f"{'quick run (quick mode: small data, few epochs)' if is_quick() else 'full run'} on {data}"
 
 
@@ -123,7 +130,8 @@ _FULL_DISK = {errno.ENOSPC: 'no space left on the device', errno.EDQUOT: 'the di
               errno.EFBIG: 'the file would be larger than this system allows (a file-size limit)'}
 
 class DiskFullError(OSError):
-    "A write that failed because the disk, the quota or the file-size limit is full; the message names the file and the remedy."
+    """A write that failed because the disk, the quota or the file-size limit is full; the message names the
+    file and the remedy."""
     def __str__(self): return self.strerror  # the message alone, without '[Errno 28]'
 
 # %% ../nbs/00_setup.ipynb #141df2c6
@@ -131,9 +139,11 @@ def atomic_write(path:str|Path, # the file to write; its folder must exist
                  write_fn:Callable, # called with the open temporary file; writes the contents
                  mode:str='wb', # 'wb' for bytes, 'w' for text (UTF-8)
                 ) -> Path:
-    "Write `path` all or nothing: `write_fn(f)` fills a temporary file beside it, which is synced and renamed onto `path`."
+    """Write `path` all or nothing: `write_fn(f)` fills a temporary file beside it, which is synced and
+    renamed onto `path`."""
     path = Path(path)
-    # the writer's process id in the name lets `remove_stale_temps` tell a killed writer's leftovers from a live one's
+    # the writer's process id in the name lets `remove_stale_temps` tell a killed writer's leftovers from a
+    # live one's
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.{os.getpid()}.', suffix='.tmp')
     try:
         with os.fdopen(fd, mode, **({} if 'b' in mode else {'encoding': 'utf-8', 'newline': ''})) as f:
@@ -146,7 +156,8 @@ def atomic_write(path:str|Path, # the file to write; its folder must exist
         with contextlib.suppress(OSError): os.unlink(tmp)
         if isinstance(e, OSError) and e.errno in _FULL_DISK:
             kept = 'the previous version was kept' if path.exists() else 'nothing was written'
-            raise DiskFullError(e.errno, f'cannot write {path}: {_FULL_DISK[e.errno]} ({kept}); free some space, or '
+            raise DiskFullError(e.errno,
+                                f'cannot write {path}: {_FULL_DISK[e.errno]} ({kept}); free some space, or '
                                 f'choose a folder on another disk, and try again') from None
         raise
     _fsync_dir(path.parent)
@@ -164,7 +175,8 @@ def _alive(pid:int) -> bool:
 # %% ../nbs/00_setup.ipynb #651dbef9
 def remove_stale_temps(folder:str|Path, # a folder `atomic_write` writes in
                       ) -> list[Path]:
-    "Delete the temporary files that writers killed mid-write left in `folder` (their process is gone); return them."
+    """Delete the temporary files that writers killed mid-write left in `folder` (their process is gone);
+    return them."""
     folder, removed = Path(folder), []
     if not folder.is_dir(): return removed
     for p in folder.glob('.*.tmp'):
@@ -191,9 +203,11 @@ def _why_not(folder:Path, e:OSError) -> str:
 
 def ensure_writable(folder:str|Path, # the folder to create (with its parents) and write in
                     name:str|None=None, # how the message names it, e.g. '--out runs/x' (default: the path)
-                    keep:bool=True, # keep the folders it created; False: remove them again (a check before the real work)
+                    # keep the folders it created; False: remove them again (a check before the real work)
+                    keep:bool=True,
                    ) -> Path:
-    "Create `folder` and prove a file can be written in it; a `NotWritableError` (a `ValueError`) says why not."
+    """Create `folder` and prove a file can be written in it; a `NotWritableError` (a `ValueError`) says why
+    not."""
     folder = Path(folder).expanduser()
     missing = [p for p in (folder, *folder.parents) if not p.exists()]
     try:

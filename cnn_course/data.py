@@ -20,12 +20,14 @@ __all__ = ['DATA_ROOT', 'DEBIAN_FASHION_MNIST', 'MNIST_CLASSES', 'FASHION_MNIST_
 
 # %% ../nbs/00a_data.ipynb #297aba2e
 DATA_ROOT = './data' # where datasets are kept and downloaded to (torchvision's layout)
-DEBIAN_FASHION_MNIST = '/usr/share/datasets/fashion-mnist' # Debian's `dataset-fashion-mnist` package installs the gz files here
+# Debian's `dataset-fashion-mnist` package installs the gz files here
+DEBIAN_FASHION_MNIST = '/usr/share/datasets/fashion-mnist'
 MNIST_CLASSES = tuple(str(i) for i in range(10))
 FASHION_MNIST_CLASSES = tuple(datasets.FashionMNIST.classes)
 # The source's short names; torchvision's files call them 'airplane', 'automobile', ...
 CIFAR10_CLASSES = ('plane', 'car', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck')
-STAND_IN = 'colour-fashion' # CIFAR-10's stand-in made of real pictures (Fashion-MNIST's, on colour canvases): see below
+# CIFAR-10's stand-in made of real pictures (Fashion-MNIST's, on colour canvases): see below
+STAND_IN = 'colour-fashion'
 CLASS_NAMES = {'mnist': MNIST_CLASSES, 'fashion-mnist': FASHION_MNIST_CLASSES, 'cifar10': CIFAR10_CLASSES,
                STAND_IN: FASHION_MNIST_CLASSES}
 
@@ -39,7 +41,8 @@ def make_transform(flatten:bool=False, # also flatten each (C, H, W) image into 
 
 # %% ../nbs/00a_data.ipynb #d0d4cbb6
 def _write_bytes(path:Path, data:bytes):
-    "Write `data` to `path` with `atomic_write` (creating the folder): parallel readers never see a half-written file."
+    """Write `data` to `path` with `atomic_write` (creating the folder): parallel readers never see a
+    half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda f: f.write(data))
 
@@ -50,7 +53,8 @@ def _idx_bytes(a:np.ndarray) -> bytes:
 
 def _synthetic_arrays(n:int, size:int, channels:int, seed:int, stream:int):
     "`n` class-dependent uint8 images (n, channels, size, size) and balanced int labels."
-    proto = np.random.default_rng(seed)  # the class prototypes depend on `seed` only: the same in train and test
+    # the class prototypes depend on `seed` only: the same in train and test
+    proto = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     phases = proto.uniform(0, 2 * np.pi, 10)
     colours = proto.uniform(0.35, 1.0, (10, channels)) if channels > 1 else np.ones((10, 1))
@@ -63,13 +67,16 @@ def _synthetic_arrays(n:int, size:int, channels:int, seed:int, stream:int):
     phase = phases[labels] + rng.uniform(-1.5, 1.5, n)
     along = xx * np.cos(angle)[:, None, None] + yy * np.sin(angle)[:, None, None]
     gratings = 0.5 + 0.5 * np.cos(2 * np.pi * freq[:, None, None] * along + phase[:, None, None])
-    colour = np.clip(colours[labels] + rng.normal(0, 0.3, (n, channels)), 0.2, 1) if channels > 1 else np.ones((n, 1))
+    colour = np.clip(colours[labels] + rng.normal(0, 0.3, (n, channels)), 0.2,
+                     1) if channels > 1 else np.ones((n, 1))
     contrast = rng.uniform(0.5, 1.0, (n, 1, 1, 1))
-    x = gratings[:, None] * colour[:, :, None, None] * contrast + rng.normal(0, 0.25, (n, channels, size, size))
+    x = gratings[:, None] * colour[:, :, None, None] * contrast + rng.normal(0, 0.25,
+                                                                             (n, channels, size, size))
     return (np.clip(x, 0, 1) * 255).round().astype(np.uint8), labels.astype(np.uint8)
 
 # %% ../nbs/00a_data.ipynb #fedc5136
-_IDX_FILES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')
+_IDX_FILES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte',
+              't10k-labels-idx1-ubyte')
 
 def write_synthetic_idx(root:str|Path, # the dataset root: files go to <root>/<name>/raw/
                         name:str='MNIST', # torchvision's class name: 'MNIST' or 'FashionMNIST'
@@ -77,13 +84,16 @@ def write_synthetic_idx(root:str|Path, # the dataset root: files go to <root>/<n
                         n_test:int=1000, # number of test images
                         seed:int=0, # the same seed gives the same files
                        ) -> Path:
-    "Write a small class-dependent dataset as MNIST-format IDX files (plain and .gz) that torchvision reads; return the raw folder."
+    """Write a small class-dependent dataset as MNIST-format IDX files (plain and .gz) that torchvision reads;
+    return the raw folder."""
     raw = Path(root) / name / 'raw'
     for prefix, n, stream in (('train', n_train, 1), ('t10k', n_test, 2)):
         x, y = _synthetic_arrays(n, 28, 1, seed, stream)
-        for fname, data in ((f'{prefix}-images-idx3-ubyte', _idx_bytes(x[:, 0])), (f'{prefix}-labels-idx1-ubyte', _idx_bytes(y))):
+        for fname, data in ((f'{prefix}-images-idx3-ubyte', _idx_bytes(x[:, 0])),
+                            (f'{prefix}-labels-idx1-ubyte', _idx_bytes(y))):
             _write_bytes(raw / fname, data)
-            _write_bytes(raw / f'{fname}.gz', gzip.compress(data, mtime=0))  # like the downloads; mtime=0: same bytes every time
+            # like the downloads; mtime=0: same bytes every time
+            _write_bytes(raw / f'{fname}.gz', gzip.compress(data, mtime=0))
     return raw
 
 # %% ../nbs/00a_data.ipynb #392f8835
@@ -93,16 +103,19 @@ def _md5(path:Path) -> str: return hashlib.md5(Path(path).read_bytes()).hexdiges
 
 # %% ../nbs/00a_data.ipynb #eb8320e3
 def _write_cifar_files(folder:Path, train:tuple, test:tuple, names, sums_file:str, prefix:str) -> Path:
-    "`train` and `test`, each ((n, 3, 32, 32) uint8 images, labels), as CIFAR-10's pickle files in `folder`; md5 list last."
+    """`train` and `test`, each ((n, 3, 32, 32) uint8 images, labels), as CIFAR-10's pickle files in `folder`;
+    md5 list last."""
     (x, y), (xt, yt) = train, test
     batches = [(f'data_batch_{i+1}', f'training batch {i+1} of 5', xs, ys)
                for i, (xs, ys) in enumerate(zip(np.array_split(x, 5), np.array_split(y, 5)))]
     batches.append(('test_batch', 'testing batch 1 of 1', xt, yt))
     for fname, label, xs, ys in batches:
-        entry = {'batch_label': label, 'labels': [int(v) for v in ys], 'data': xs.reshape(len(xs), 3072),  # rows: R plane, G, B
+        # rows: R plane, G, B
+        entry = {'batch_label': label, 'labels': [int(v) for v in ys], 'data': xs.reshape(len(xs), 3072),
                  'filenames': [f'{prefix}_{fname}_{i}.png' for i in range(len(xs))]}
         _write_bytes(folder / fname, pickle.dumps(entry, protocol=2))
-    _write_bytes(folder / 'batches.meta', pickle.dumps({'num_cases_per_batch': len(batches[0][2]), 'label_names': list(names),
+    _write_bytes(folder / 'batches.meta',
+                 pickle.dumps({'num_cases_per_batch': len(batches[0][2]), 'label_names': list(names),
                                                          'num_vis': 3072}, protocol=2))
     # Written last: a reader that finds the md5 list finds every file it names complete.
     _write_bytes(folder / sums_file, ''.join(f'{_md5(folder / f)}  {f}\n' for f in _CIFAR_FILES).encode())
@@ -114,15 +127,21 @@ def write_synthetic_cifar10(root:str|Path, # the dataset root: files go to <root
                             n_test:int=1000, # number of test images
                             seed:int=0, # the same seed gives the same files
                            ) -> Path:
-    "Write a small class-dependent dataset in CIFAR-10's python-pickle format, with an md5 list; return its folder."
-    names = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']  # as in the real file
-    return _write_cifar_files(Path(root) / datasets.CIFAR10.base_folder, _synthetic_arrays(n_train, 32, 3, seed, 1),
-                              _synthetic_arrays(n_test, 32, 3, seed, 2), names, SyntheticCIFAR10.sums_file, 'synthetic')
+    """Write a small class-dependent dataset in CIFAR-10's python-pickle format, with an md5 list; return its
+    folder."""
+    # as in the real file
+    names = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']
+    return _write_cifar_files(Path(root) / datasets.CIFAR10.base_folder,
+                              _synthetic_arrays(n_train, 32, 3, seed, 1),
+                              _synthetic_arrays(n_test, 32, 3, seed, 2), names, SyntheticCIFAR10.sums_file,
+                              'synthetic')
 
 # %% ../nbs/00a_data.ipynb #39a1df51
 class SyntheticCIFAR10(datasets.CIFAR10):
-    "Test-only `CIFAR10` whose file checksums come from the `synthetic.md5` that `write_synthetic_cifar10` wrote."
-    sums_file, writer = 'synthetic.md5', 'write_synthetic_cifar10'  # the md5 list, and the function that writes the files
+    """Test-only `CIFAR10` whose file checksums come from the `synthetic.md5` that `write_synthetic_cifar10`
+    wrote."""
+    # the md5 list, and the function that writes the files
+    sums_file, writer = 'synthetic.md5', 'write_synthetic_cifar10'
     def __init__(self, root:str|Path, # the root passed to `write_synthetic_cifar10`
                  train:bool=True, # the five training batches, or the test batch
                  transform=None, # applied to each PIL image
@@ -133,17 +152,21 @@ class SyntheticCIFAR10(datasets.CIFAR10):
         if download: raise ValueError(f'{name} reads files written by {self.writer}; download must be False')
         sums_file = Path(root) / self.base_folder / self.sums_file
         if not sums_file.is_file():
-            raise FileNotFoundError(f'{sums_file} not found: write the files with {self.writer}({str(root)!r}) first')
-        sums = {f.strip(): h for h, f in (line.split(None, 1) for line in sums_file.read_text().splitlines() if line.strip())}
+            raise FileNotFoundError(f'{sums_file} not found: write the files with '
+                                    f'{self.writer}({str(root)!r}) first')
+        sums = {f.strip(): h for h,
+                f in (line.split(None, 1) for line in sums_file.read_text().splitlines() if line.strip())}
         # Per instance, so the class attributes (the official checksums) stay untouched.
         self.train_list = [[f, sums.get(f, '')] for f in _CIFAR_FILES[:5]]
         self.test_list = [['test_batch', sums.get('test_batch', '')]]
         self.meta = {**datasets.CIFAR10.meta, 'md5': sums.get('batches.meta', '')}
-        super().__init__(root, train=train, transform=transform, target_transform=target_transform, download=False)
+        super().__init__(root, train=train, transform=transform, target_transform=target_transform,
+                         download=False)
 
 # %% ../nbs/00a_data.ipynb #5948224d
 class ColourFashion(SyntheticCIFAR10):
-    "torchvision's CIFAR-10 reader on Colour Fashion (`STAND_IN`, below), the files `write_colour_fashion` wrote; `classes` are Fashion-MNIST's."
+    """torchvision's CIFAR-10 reader on Colour Fashion (`STAND_IN`, below), the files `write_colour_fashion`
+    wrote; `classes` are Fashion-MNIST's."""
     base_folder = 'colour-fashion-batches-py'
     sums_file, writer = 'colour-fashion.md5', 'write_colour_fashion'
 
@@ -155,60 +178,72 @@ def _gz_size(path:Path) -> int:
         return struct.unpack('<I', f.read(4))[0]
 
 class DamagedDataError(ValueError):
-    "A dataset file that is there but cannot be read (truncated, corrupted); the message names it and the remedy."
+    """A dataset file that is there but cannot be read (truncated, corrupted); the message names it and the
+    remedy."""
 
 def decompress_idx(source:str|Path, # a folder with the .gz files, e.g. `DEBIAN_FASHION_MNIST`
                    dest:str|Path, # the raw folder torchvision reads, e.g. <root>/FashionMNIST/raw
                    names:tuple=_IDX_FILES, # the files wanted, without '.gz'
                   ) -> list:
-    "Gunzip `source/<name>.gz` into `dest/<name>` atomically, skipping files already there; return the paths written."
+    """Gunzip `source/<name>.gz` into `dest/<name>` atomically, skipping files already there; return the paths
+    written."""
     source, dest = Path(source), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(dest)  # a decompression killed halfway leaves its temporary file (up to 47 MB)
     written = []
     for name in names:
         src, dst = source / f'{name}.gz', dest / name
-        if dst.is_file() and dst.stat().st_size % 2**32 == _gz_size(src): continue  # done before (writes are atomic)
+        if dst.is_file() and dst.stat().st_size % 2**32 == _gz_size(src):
+            continue  # done before (writes are atomic)
         try:
-            with gzip.open(src, 'rb') as inp: atomic_write(dst, lambda out: shutil.copyfileobj(inp, out, 1 << 20))
+            with gzip.open(src, 'rb') as inp:
+                atomic_write(dst, lambda out: shutil.copyfileobj(inp, out, 1 << 20))
         except (EOFError, gzip.BadGzipFile, zlib.error) as e:
             raise DamagedDataError(f'{src} is damaged ({e}): it was probably cut short while being downloaded or '
-                                   'copied. Delete it and fetch it again (for Debian\'s copy: apt-get install '
-                                   '--reinstall dataset-fashion-mnist)') from None
+                                   'copied. Delete it and fetch it again (for Debian\'s copy: apt-get '
+                                   'install --reinstall dataset-fashion-mnist)') from None
         written.append(dst)
     return written
 
 # %% ../nbs/00a_data.ipynb #584bbf02
-_CLASSES = {'mnist': datasets.MNIST, 'fashion-mnist': datasets.FashionMNIST, 'cifar10': datasets.CIFAR10, STAND_IN: ColourFashion}
-_ALIASES = {'fashionmnist': 'fashion-mnist', 'fmnist': 'fashion-mnist', 'cifar-10': 'cifar10', 'color-fashion': STAND_IN}
+_CLASSES = {'mnist': datasets.MNIST, 'fashion-mnist': datasets.FashionMNIST, 'cifar10': datasets.CIFAR10,
+            STAND_IN: ColourFashion}
+_ALIASES = {'fashionmnist': 'fashion-mnist', 'fmnist': 'fashion-mnist', 'cifar-10': 'cifar10',
+            'color-fashion': STAND_IN}
 _QUICK_SIZES = (2000, 1000)  # quick mode: training and test images
 _synthetic_roots = {}  # (class name, n_train, n_test) -> a folder written in this process
 
 def _canonical_name(name) -> str:
     key = str(name).strip().lower().replace('_', '-')
     key = _ALIASES.get(key, key)
-    if key not in _CLASSES: raise ValueError(f'name={name!r} is not a dataset this course knows; use one of {DATASETS}')
+    if key not in _CLASSES:
+        raise ValueError(f'name={name!r} is not a dataset this course knows; use one of {DATASETS}')
     return key
 
 def _check_limit(limit):
     if limit is None: return
     if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit <= 0:
-        raise ValueError(f'limit={limit!r}: expected None (all images) or a positive int (use the first `limit` images)')
+        raise ValueError(f'limit={limit!r}: expected None (all images) or a positive int (use the first '
+                         '`limit` images)')
 
 def _local_files(cls, root:Path) -> tuple:
     "Where `cls` keeps its files under `root`, and the files it needs there."
     if cls is datasets.CIFAR10: return root / cls.base_folder, _CIFAR_FILES
-    if issubclass(cls, datasets.CIFAR10): return root / cls.base_folder, _CIFAR_FILES + (cls.sums_file,)  # the stand-in
+    if issubclass(cls, datasets.CIFAR10):
+        return root / cls.base_folder, _CIFAR_FILES + (cls.sums_file,)  # the stand-in
     return root / cls.__name__ / 'raw', _IDX_FILES
 
 def _read(cls, root:Path, train, transform, where:Path):
-    "Run torchvision's reader on files that exist, turning a failure into an error that says which files are bad."
+    """Run torchvision's reader on files that exist, turning a failure into an error that says which files are
+    bad."""
     try: ds = cls(root, train=train, transform=transform, download=False)
     except Exception as e:
         raise RuntimeError(f'torchvision.datasets.{cls.__name__} could not read the files in {where}: {e} '
-                           f'They may be truncated, corrupt or not the official files: delete them and load again.') from e
+                           'They may be truncated, corrupt or not the official files: delete them and load '
+                           'again.') from e
     if len(ds.data) != len(ds.targets):
-        raise RuntimeError(f'{where}: {len(ds.data)} images but {len(ds.targets)} labels; the files are corrupt: delete them and load again.')
+        raise RuntimeError(f'{where}: {len(ds.data)} images but {len(ds.targets)} labels; the files are '
+                           'corrupt: delete them and load again.')
     return ds
 
 # %% ../nbs/00a_data.ipynb #f34e24a6
@@ -232,7 +267,8 @@ def _try_local(cls, root:Path, train, transform, tried:list):
     if _all_files(folder, files): return _read(cls, root, train, transform, folder)
     if _gz_copies(cls, folder, files):
         try: decompress_idx(folder, folder)
-        except (OSError, EOFError) as e: raise RuntimeError(f'could not decompress the .gz files in {folder}: {e}') from e
+        except (OSError, EOFError) as e:
+            raise RuntimeError(f'could not decompress the .gz files in {folder}: {e}') from e
         return _read(cls, root, train, transform, folder)
 
 def _try_debian(cls, root:Path, train, transform, tried:list):
@@ -261,22 +297,28 @@ def _synthetic(cls, train, transform, n_train:int, n_test:int, tried:list):
     return reader(_synthetic_roots[key], train=train, transform=transform, download=False)
 
 class DatasetNotFoundError(FileNotFoundError):
-    "A dataset neither on disk nor downloaded; `worded` names the `download` and `root` settings the caller's way."
-    def __init__(self, template:str): # the message, with $download, $no_download and $root where the settings are named
+    """A dataset neither on disk nor downloaded; `worded` names the `download` and `root` settings the
+    caller's way."""
+    def __init__(self,
+                 # the message, with $download, $no_download and $root where the settings are named
+                 template:str):
         self.template = template
         super().__init__(self.worded())
 
     def worded(self, download:str='download=True', no_download:str='download=False', root:str='root') -> str:
         "The message with the settings named as given (Python's keywords by default)."
-        return string.Template(self.template).safe_substitute(download=download, no_download=no_download, root=root)
+        return string.Template(self.template).safe_substitute(download=download, no_download=no_download,
+                                                              root=root)
 
 def _how_to_get(cls, root:Path) -> str:
-    if cls is ColourFashion: return f'{STAND_IN} is made from Fashion-MNIST, which was not found. ' + _how_to_get(datasets.FashionMNIST, root)
+    if cls is ColourFashion:
+        return f'{STAND_IN} is made from Fashion-MNIST, which was not found. ' + _how_to_get(datasets.FashionMNIST, root)
     folder, files = _local_files(cls, root)
     tips = ['run once with internet access and $download (torchvision downloads into '
             f'{root / cls.__name__ / "raw" if cls is not datasets.CIFAR10 else folder})']
     if cls is datasets.FashionMNIST:
-        tips.append(f'on Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist (installs {DEBIAN_FASHION_MNIST})')
+        tips.append('on Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist (installs '
+                    f'{DEBIAN_FASHION_MNIST})')
     if cls is datasets.CIFAR10:
         tips.append(f'copy cifar-10-python.tar.gz (from {cls.url}) into {root} and run with $download: '
                     'torchvision extracts it without downloading')
@@ -293,8 +335,10 @@ def load_dataset(name:str, # one of `DATASETS`: 'mnist', 'fashion-mnist', 'cifar
                  train:bool=True, # the training set, or the test set
                  transform=None, # applied to each PIL image; None means `make_transform()`
                  root:str|Path=DATA_ROOT, # where the files are looked for and downloaded to
-                 download:bool=True, # allow torchvision to download when nothing is found locally (never in quick mode)
-                 limit:int|None=None, # keep only the first `limit` images; None: all (quick mode: 2000 train / 1000 test)
+                 # allow torchvision to download when nothing is found locally (never in quick mode)
+                 download:bool=True,
+                 # keep only the first `limit` images; None: all (quick mode: 2000 train / 1000 test)
+                 limit:int|None=None,
                 ) -> Dataset:
     "A torchvision dataset from local files, Debian's copy, (quick mode) synthetic files or a download."
     cls = _CLASSES[_canonical_name(name)]
@@ -312,8 +356,8 @@ def load_dataset(name:str, # one of `DATASETS`: 'mnist', 'fashion-mnist', 'cifar
         ds = _synthetic(cls, train, transform, n_train, n_test, tried)
     if ds is None:
         if not download:
-            raise DatasetNotFoundError(f'{cls.__name__} not found. Looked in: {_escaped(tried)}. Nothing was downloaded '
-                                       f'($no_download). {_how_to_get(cls, root)}')
+            raise DatasetNotFoundError(f'{cls.__name__} not found. Looked in: {_escaped(tried)}. Nothing was '
+                                       f'downloaded ($no_download). {_how_to_get(cls, root)}')
         try: ds = cls(root, train=train, transform=transform, download=True)
         except Exception as e:  # URLError, RuntimeError from torchvision's mirrors, OSError, ssl errors...
             raise DatasetNotFoundError(f'{cls.__name__} not found and the download failed ({_escaped([f"{type(e).__name__}: {e}"])}). '
@@ -325,7 +369,8 @@ def load_dataset(name:str, # one of `DATASETS`: 'mnist', 'fashion-mnist', 'cifar
 def on_disk(name:str, # one of `DATASETS`
             root:str|Path=DATA_ROOT, # where `load_dataset` would look
            ) -> bool:
-    "Whether `load_dataset(name, root=root)` finds the real files without downloading (local files, .gz copies, Debian's copy)."
+    """Whether `load_dataset(name, root=root)` finds the real files without downloading (local files, .gz
+    copies, Debian's copy)."""
     cls = _CLASSES[_canonical_name(name)]
     if cls is ColourFashion and on_disk('fashion-mnist', root): return True  # made from it, offline
     folder, files = _local_files(cls, Path(root).expanduser())
@@ -333,14 +378,18 @@ def on_disk(name:str, # one of `DATASETS`
 
 # %% ../nbs/00a_data.ipynb #2f8cd0a1
 def colour_canvases(pictures:np.ndarray, # (n, 28, 28) uint8 grey pictures, light on dark (Fashion-MNIST's)
-                    seed=0, # an int or a sequence of ints for NumPy's generator: the same seed, the same canvases
+                    # an int or a sequence of ints for NumPy's generator: the same seed, the same canvases
+                    seed=0,
                     shift:int=4, # the largest offset, in pixels, from the canvas's top-left corner each way
                    ) -> np.ndarray:
-    "Each picture on a 32x32 canvas at a random offset, in a random colour on a random background: (n, 3, 32, 32) uint8."
+    """Each picture on a 32x32 canvas at a random offset, in a random colour on a random background: (n, 3,
+    32, 32) uint8."""
     pictures = np.asarray(pictures)
     if pictures.ndim != 3 or pictures.shape[1:] != (28, 28) or pictures.dtype != np.uint8:
-        raise ValueError(f'pictures: expected (n, 28, 28) uint8 grey pictures, got {pictures.shape} {pictures.dtype}')
-    if not 0 <= shift <= 4: raise ValueError(f'shift={shift}: a 28-pixel picture fits a 32-pixel canvas at offsets 0 to 4')
+        raise ValueError(f'pictures: expected (n, 28, 28) uint8 grey pictures, got {pictures.shape} '
+                         f'{pictures.dtype}')
+    if not 0 <= shift <= 4:
+        raise ValueError(f'shift={shift}: a 28-pixel picture fits a 32-pixel canvas at offsets 0 to 4')
     rng = np.random.default_rng(seed)
     n = len(pictures)
     background, colour = rng.integers(0, 256, (2, n, 3))
@@ -351,7 +400,8 @@ def colour_canvases(pictures:np.ndarray, # (n, 28, 28) uint8 grey pictures, ligh
     canvases = np.empty((n, 3, 32, 32), np.uint8)
     for start in range(0, n, 4096):  # in chunks: 50,000 canvases at once in float32 would take 600 MB
         part = slice(start, start + 4096)
-        ink = np.zeros((len(pictures[part]), 32, 32), np.float32)  # how much of the article's colour each pixel takes
+        # how much of the article's colour each pixel takes
+        ink = np.zeros((len(pictures[part]), 32, 32), np.float32)
         for oy in range(shift + 1):
             for ox in range(shift + 1):
                 k = np.flatnonzero((dy[part] == oy) & (dx[part] == ox))
@@ -365,18 +415,23 @@ def write_colour_fashion(root:str|Path=DATA_ROOT, # files go to <root>/colour-fa
                          download:bool=True, # may Fashion-MNIST be downloaded if it is not found
                          seed:int=0, # the canvases' colours and offsets
                         ) -> Path:
-    "Write Colour Fashion in CIFAR-10's file format: Fashion-MNIST's first 50,000 training and its 10,000 test pictures on colour canvases."
+    """Write Colour Fashion in CIFAR-10's file format: Fashion-MNIST's first 50,000 training and its 10,000
+    test pictures on colour canvases."""
     parts = []
     for train, n, stream in ((True, 50_000, 1), (False, 10_000, 2)):
         ds = load_dataset('fashion-mnist', train=train, root=root, download=download)
-        ds = ds.dataset if isinstance(ds, Subset) else ds  # quick mode's limit is for training, not for the files
+        # quick mode's limit is for training, not for the files
+        ds = ds.dataset if isinstance(ds, Subset) else ds
         parts.append((colour_canvases(ds.data.numpy()[:n], seed=[seed, stream]), ds.targets.numpy()[:n]))
-    return _write_cifar_files(Path(root) / ColourFashion.base_folder, *parts, ds.classes, ColourFashion.sums_file, STAND_IN)
+    return _write_cifar_files(Path(root) / ColourFashion.base_folder, *parts, ds.classes,
+                              ColourFashion.sums_file, STAND_IN)
 
 # %% ../nbs/00a_data.ipynb #48c6180f
 def _make_stand_in(root:Path, train, transform, download):
-    "Step 2 for the stand-in: made from Fashion-MNIST and kept under `root` (in quick mode without it: a private folder)."
-    if not on_disk('fashion-mnist', root) and is_quick():  # from synthetic Fashion-MNIST: never left where real data goes
+    """Step 2 for the stand-in: made from Fashion-MNIST and kept under `root` (in quick mode without it: a
+    private folder)."""
+    # from synthetic Fashion-MNIST: never left where real data goes
+    if not on_disk('fashion-mnist', root) and is_quick():
         key = ('ColourFashion',)
         if key not in _synthetic_roots:
             _synthetic_roots[key] = Path(tempfile.mkdtemp(prefix='cnn_course_ColourFashion_'))
@@ -384,15 +439,19 @@ def _make_stand_in(root:Path, train, transform, download):
             write_colour_fashion(_synthetic_roots[key], download=False)
         root = _synthetic_roots[key]
     else:
-        print(f'{STAND_IN}: making it from Fashion-MNIST into {root / ColourFashion.base_folder} (once; about 10 s)')
+        print(f'{STAND_IN}: making it from Fashion-MNIST into {root / ColourFashion.base_folder} (once; '
+              'about 10 s)')
         try: write_colour_fashion(root, download=download)
         except DatasetNotFoundError as e:
-            raise DatasetNotFoundError(f'{STAND_IN} is made from Fashion-MNIST, which was not found: {e.template}') from e
+            raise DatasetNotFoundError(f'{STAND_IN} is made from Fashion-MNIST, which was not found: '
+                                       f'{e.template}') from e
     return _read(ColourFashion, root, train, transform, root / ColourFashion.base_folder)
 
 # %% ../nbs/00a_data.ipynb #c9debb0f
-_NAMES = {'mnist': 'MNIST', 'fashion-mnist': 'Fashion-MNIST', 'cifar10': 'CIFAR-10', STAND_IN: 'Colour Fashion'}
-_STAND_INS = {STAND_IN: "real Fashion-MNIST pictures on 32x32 colour canvases, with Fashion-MNIST's class names",
+_NAMES = {'mnist': 'MNIST', 'fashion-mnist': 'Fashion-MNIST', 'cifar10': 'CIFAR-10',
+          STAND_IN: 'Colour Fashion'}
+_STAND_INS = {STAND_IN: "real Fashion-MNIST pictures on 32x32 colour canvases, with Fashion-MNIST's class "
+                        "names",
               'fashion-mnist': 'the same 28x28 grey pictures in the same file format, of clothes, not digits'}
 
 def dataset_or_stand_in(name:str, # the dataset the lesson is about, e.g. 'cifar10'
@@ -410,20 +469,22 @@ def dataset_or_stand_in(name:str, # the dataset the lesson is about, e.g. 'cifar
         except DatasetNotFoundError: why = 'could not be downloaded'
     else: why = 'is not on disk' + (' (quick mode never downloads)' if is_quick() else '')
     about = f' ({_STAND_INS[stand_in]})' if stand_in in _STAND_INS else ''
-    print(f"{_NAMES[name]} {why}: this run uses its stand-in {stand_in!r}{about}; its numbers are its own, not "
-          f"{_NAMES[name]}'s")
+    print(f"{_NAMES[name]} {why}: this run uses its stand-in {stand_in!r}{about}; its numbers are its own, "
+          f"not {_NAMES[name]}'s")
     return stand_in
 
 # %% ../nbs/00a_data.ipynb #c85ca353
 def cifar10_or_stand_in(root:str|Path=DATA_ROOT, # where `load_dataset` looks
                         download:bool=True, # may CIFAR-10 be downloaded (never in quick mode)
                        ) -> str:
-    "'cifar10' when CIFAR-10 is on disk or downloads now, else `STAND_IN` with one line saying so: the dataset of lessons 2 and 4."
+    """'cifar10' when CIFAR-10 is on disk or downloads now, else `STAND_IN` with one line saying so: the
+    dataset of lessons 2 and 4."""
     return dataset_or_stand_in('cifar10', STAND_IN, root, download)
 
 # %% ../nbs/00a_data.ipynb #d4c8a982
 def train_val_split(dataset:Dataset, # the dataset to split (e.g. a training set)
-                    val_fraction:float|int=0.2, # the validation share: a fraction in (0, 1) or a number of items
+                    # the validation share: a fraction in (0, 1) or a number of items
+                    val_fraction:float|int=0.2,
                     seed:int=123, # the split's seed: the same seed gives the same split
                    ) -> tuple:
     "Split `dataset` at random, repeatably, into (train_subset, val_subset)."
@@ -431,28 +492,37 @@ def train_val_split(dataset:Dataset, # the dataset to split (e.g. a training set
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float, np.integer, np.floating)):
         raise TypeError(f'val_fraction={val_fraction!r}: expected a float in (0, 1) or an int number of items')
     if isinstance(val_fraction, (int, np.integer)):
-        if not 0 < val_fraction < n: raise ValueError(f'val_fraction={val_fraction}: as a count it must be between 1 and {n-1} (the dataset has {n} items)')
+        if not 0 < val_fraction < n:
+            raise ValueError(f'val_fraction={val_fraction}: as a count it must be between 1 and {n-1} (the '
+                             f'dataset has {n} items)')
         n_val = int(val_fraction)
     else:
-        if not 0 < val_fraction < 1: raise ValueError(f'val_fraction={val_fraction}: as a fraction it must be in (0, 1), e.g. 0.2')
+        if not 0 < val_fraction < 1:
+            raise ValueError(f'val_fraction={val_fraction}: as a fraction it must be in (0, 1), e.g. 0.2')
         n_val = round(n * val_fraction)
-        if not 0 < n_val < n: raise ValueError(f'val_fraction={val_fraction} of {n} items leaves an empty training or validation set')
-    train_part, val_part = random_split(dataset, [n - n_val, n_val], generator=torch.Generator().manual_seed(seed))
+        if not 0 < n_val < n:
+            raise ValueError(f'val_fraction={val_fraction} of {n} items leaves an empty training or '
+                             'validation set')
+    train_part, val_part = random_split(dataset, [n - n_val, n_val],
+                                        generator=torch.Generator().manual_seed(seed))
     return train_part, val_part
 
 # %% ../nbs/00a_data.ipynb #4ecc1ae4
 def _lesson_transform(transform):
     "`(mean, std, flatten)` when `transform` is the lessons' `ToTensor`, `Normalize`[, flatten]; else None."
     steps = list(getattr(transform, 'transforms', None) or [])
-    flatten = bool(steps) and isinstance(steps[-1], nn.Flatten) and steps[-1].start_dim == 0 and steps[-1].end_dim == -1
+    flatten = bool(steps) and isinstance(steps[-1],
+                                         nn.Flatten) and steps[-1].start_dim == 0 and steps[-1].end_dim == -1
     if flatten: steps = steps[:-1]
-    if len(steps) != 2 or type(steps[0]) is not transforms.ToTensor or type(steps[1]) is not transforms.Normalize: return None
+    if len(steps) != 2 or type(steps[0]) is not transforms.ToTensor or type(steps[1]) is not transforms.Normalize:
+        return None
     if steps[1].inplace: return None
     return steps[1].mean, steps[1].std, flatten
 
 # %% ../nbs/00a_data.ipynb #978632e1
 def _decode_at_once(dataset:Dataset) -> tuple|None:
-    "The whole of a torchvision MNIST/Fashion-MNIST/CIFAR-10 set (or a Subset of one) with the lessons' transform, as `_decode` would give it; else None."
+    """The whole of a torchvision MNIST/Fashion-MNIST/CIFAR-10 set (or a Subset of one) with the lessons'
+    transform, as `_decode` would give it; else None."""
     indices, ds = None, dataset
     while isinstance(ds, Subset):  # Subset(Subset(base, outer), inner) holds base[outer[inner]]
         here = torch.as_tensor(ds.indices, dtype=torch.long)
@@ -465,7 +535,8 @@ def _decode_at_once(dataset:Dataset) -> tuple|None:
     images, labels = torch.as_tensor(ds.data), torch.as_tensor(ds.targets, dtype=torch.long)
     if images.dtype != torch.uint8 or images.ndim not in (3, 4): return None
     if indices is not None: images, labels = images[indices], labels[indices]
-    x = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)  # (N, C, H, W), as ToTensor makes each
+    # (N, C, H, W), as ToTensor makes each
+    x = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)
     x = x.contiguous().to(torch.float32).div(255)  # ToTensor's arithmetic
     mean, std = torch.as_tensor(mean, dtype=x.dtype), torch.as_tensor(std, dtype=x.dtype)
     if mean.ndim == 1: mean = mean.view(-1, 1, 1)  # as Normalize shapes them
@@ -477,8 +548,8 @@ def _decode_at_once(dataset:Dataset) -> tuple|None:
 def _decode(dataset:Dataset, batch_size:int=1000) -> tuple:
     "Every (image, label) of `dataset` through its transform, as two CPU tensors."
     if len(dataset) == 0:
-        raise ValueError('DeviceLoader got a dataset with no items: check what built it (a limit of 0, a filter '
-                         'that kept nothing, a split that left one side empty, a folder with no files)')
+        raise ValueError('DeviceLoader got a dataset with no items: check what built it (a limit of 0, a '
+                         'filter that kept nothing, a split that left one side empty, a folder with no files)')
     at_once = _decode_at_once(dataset)
     if at_once is not None: return at_once
     xs, ys = [], []
@@ -489,7 +560,8 @@ def _decode(dataset:Dataset, batch_size:int=1000) -> tuple:
                                  generator=torch.Generator()):
             xs.append(xb); ys.append(torch.as_tensor(yb))
     except TypeError as e:  # default_collate cannot stack PIL images
-        raise TypeError(f'DeviceLoader needs items that are tensors; give the dataset a transform such as make_transform() ({e})') from e
+        raise TypeError('DeviceLoader needs items that are tensors; give the dataset a transform such as '
+                        f'make_transform() ({e})') from e
     return torch.cat(xs), torch.cat(ys)
 
 # %% ../nbs/00a_data.ipynb #99309c20
@@ -510,16 +582,19 @@ class DeviceLoader:
                 ):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f'batch_size={batch_size!r}: expected a positive int')
-        if augment is not None and not (callable(getattr(augment, 'draw', None)) and callable(getattr(augment, 'apply', None))):
-            raise TypeError(f'augment={augment!r}: expected an object with draw(n, generator) and apply(images, draws), '
-                            'e.g. BatchAugment(shift=2)')
+        if augment is not None and not (callable(getattr(augment, 'draw', None)) and callable(getattr(augment,
+                                                                                                      'apply',
+                                                                                                      None))):
+            raise TypeError(f'augment={augment!r}: expected an object with draw(n, generator) and '
+                            'apply(images, draws), e.g. BatchAugment(shift=2)')
         self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
         self.augment = augment
         self.device = get_device() if device is None else torch.device(device)
         self.x, self.y = self._place(*_decode(dataset))
         # True only in the fallback: the data in pinned CPU memory, each batch copied to the GPU
         self._copy_batches = self.x.device.type != self.device.type
-        self.rank, self.world_size, self.pad = 0, 1, False  # the whole epoch; `shard` gives one process its part
+        # the whole epoch; `shard` gives one process its part
+        self.rank, self.world_size, self.pad = 0, 1, False
 
     def _place(self, x:torch.Tensor, y:torch.Tensor) -> tuple:
         "`x` and `y` on the device, or in pinned CPU memory when they do not fit there."
@@ -537,14 +612,17 @@ class DeviceLoader:
               pad:bool=False, # True (training): repeat the first items of the epoch so every process gets as many; False (evaluation): every item exactly once
               batch_size:int|None=None, # images per batch in this part; None: this loader's `batch_size` split evenly over the processes
              ) -> DeviceLoader:
-        "This process's part of every epoch, dealt as `DistributedSampler` deals it: items `rank`, `rank + world_size`, ... of the epoch's order."
+        """This process's part of every epoch, dealt as `DistributedSampler` deals it: items `rank`, `rank +
+        world_size`, ... of the epoch's order."""
         whole = lambda v: isinstance(v, int) and not isinstance(v, bool)
         if not (whole(world_size) and world_size >= 1 and whole(rank) and 0 <= rank < world_size):
-            raise ValueError(f'rank={rank!r}, world_size={world_size!r}: expected whole numbers with 0 <= rank < world_size')
+            raise ValueError(f'rank={rank!r}, world_size={world_size!r}: expected whole numbers with 0 <= '
+                             'rank < world_size')
         if batch_size is None:
             if self.batch_size % world_size:
-                raise ValueError(f'a batch of {self.batch_size} images does not split evenly over {world_size} processes: '
-                                 f'use a batch size that is a multiple of {world_size}')
+                raise ValueError(f'a batch of {self.batch_size} images does not split evenly over '
+                                 f'{world_size} processes: use a batch size that is a multiple of '
+                                 f'{world_size}')
             batch_size = self.batch_size // world_size
         part = copy.copy(self)  # the same tensors: nothing is copied
         part.rank, part.world_size, part.pad, part.batch_size = rank, world_size, pad, batch_size
@@ -561,25 +639,31 @@ class DeviceLoader:
         n = len(self.y)
         order = None
         if self.shuffle:
-            # A CPU generator, seeded from the global one: torch_seed repeats it, the order is the same on every device,
-            # and every process of a distributed run, seeded alike, draws the same order and takes its part of it.
+            # A CPU generator, seeded from the global one: torch_seed repeats it, the order is the same on
+            # every device,
+            # and every process of a distributed run, seeded alike, draws the same order and takes its part of
+            # it.
             g = torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())))
             order = torch.randperm(n, generator=g)
         if self.world_size > 1:
             order = torch.arange(n) if order is None else order
-            if self.pad:  # as DistributedSampler: the first items again, as often as needed, to fill the last round
+            # as DistributedSampler: the first items again, as often as needed, to fill the last round
+            if self.pad:
                 extra = math.ceil(n / self.world_size) * self.world_size - n
                 order = torch.cat([order, order.repeat(math.ceil(extra / n))[:extra]])
             order = order[self.rank::self.world_size]
         return None if order is None else order.to(self.x.device, non_blocking=True)
 
     def _augment_draws(self) -> dict|None:
-        "This epoch's draws for `augment`, one per position of the epoch (this process's positions, after `shard`)."
+        """This epoch's draws for `augment`, one per position of the epoch (this process's positions, after
+        `shard`)."""
         if self.augment is None: return None
         n, w = len(self.y), self.world_size
         positions = math.ceil(n / w) * w if w > 1 and self.pad else n
-        # Drawn on a CPU generator seeded from the global one, as the shuffle is: torch_seed repeats them, a checkpoint's
-        # random state resumes them, every device gets the same draws, and the processes of a distributed run, drawing
+        # Drawn on a CPU generator seeded from the global one, as the shuffle is: torch_seed repeats them, a
+        # checkpoint's
+        # random state resumes them, every device gets the same draws, and the processes of a distributed run,
+        # drawing
         # alike, each take the draws of their own positions: together they augment as one process would.
         g = torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())))
         draws = self.augment.draw(positions, g)
@@ -605,7 +689,8 @@ class DeviceLoader:
     def __repr__(self) -> str:
         part = '' if self.world_size == 1 else f', part {self.rank} of {self.world_size} (pad={self.pad})'
         return (f'DeviceLoader({len(self.y)} items of shape {tuple(self.x.shape[1:])}, batch_size={self.batch_size}, '
-                f'shuffle={self.shuffle}, drop_last={self.drop_last}, device={self.device}, data on {self.x.device}{part}'
+                f'shuffle={self.shuffle}, drop_last={self.drop_last}, device={self.device}, data on '
+                f'{self.x.device}{part}'
                 + ('' if self.augment is None else f', augment={self.augment!r}') + ')')
 
 # %% ../nbs/00a_data.ipynb #a5b04d2d
@@ -626,7 +711,8 @@ def dataset_classes(obj, # a DataLoader, DeviceLoader, Subset or dataset
 
 def _find_normalize_in(t):
     if t is None: return None
-    if type(t).__name__ == 'Normalize' and hasattr(t, 'mean') and hasattr(t, 'std'): return t  # transforms and transforms.v2
+    if type(t).__name__ == 'Normalize' and hasattr(t, 'mean') and hasattr(t, 'std'):
+        return t  # transforms and transforms.v2
     for inner in getattr(t, 'transforms', ()) or ():
         found = _find_normalize_in(inner)
         if found is not None: return found
@@ -634,7 +720,8 @@ def _find_normalize_in(t):
 
 def find_normalize(obj, # a DataLoader, DeviceLoader, Subset or dataset
                   ) -> tuple|None:
-    "(mean, std) of the `Normalize` in the transform of the dataset under `obj`, shaped (C, 1, 1) to broadcast over images; or None."
+    """(mean, std) of the `Normalize` in the transform of the dataset under `obj`, shaped (C, 1, 1) to
+    broadcast over images; or None."""
     for o in _chain(obj):
         norm = _find_normalize_in(getattr(o, 'transform', None))
         if norm is not None:
@@ -661,8 +748,9 @@ def _png_chunk(kind:bytes, data:bytes) -> bytes:
 
 # %% ../nbs/03_bn_dropout.ipynb #9fe85f5f
 def _reduced_png(f, factor:int, rows_per_strip:int=64):
-    """A large non-interlaced PNG (8-bit, or 16-bit grey) shrunk `factor` times while it is decoded, a strip of
-    rows at a time, so the whole picture is never in memory; None for any other PNG. Each strip goes to Pillow as a
+    """A large non-interlaced PNG (8-bit, or 16-bit grey) shrunk `factor` times while it is decoded, a strip
+    of rows at a time, so the whole picture is never in memory; None for any other PNG. Each strip goes to
+    Pillow as a
     small PNG of its own, led by the row above it, which the PNG filters of its first row refer to."""
     f.seek(0)
     if f.read(8) != _PNG: return None
@@ -681,8 +769,11 @@ def _reduced_png(f, factor:int, rows_per_strip:int=64):
         elif kind == b'IDAT': compressed = data; break
         elif kind == b'IEND': raise OSError('the PNG holds no image data')
     if head is None: raise OSError('the PNG has no IHDR header')
-    w, h, depth, colour, _, _, interlace = int.from_bytes(head[:4], 'big'), int.from_bytes(head[4:8], 'big'), *head[8:13]
-    if interlace or colour not in _PNG_CHANNELS or (depth, colour) not in {(8, c) for c in _PNG_CHANNELS} | {(16, 0)}:
+    w, h, depth, colour, _, _, interlace = int.from_bytes(head[:4], 'big'), int.from_bytes(head[4:8],
+                                                                                           'big'), *head[8:13]
+    if interlace or colour not in _PNG_CHANNELS or (depth,
+                                                    colour) not in {(8, c) for c in _PNG_CHANNELS} | {(16,
+                                                                                                       0)}:
         return None
     row = w * _PNG_CHANNELS[colour] * depth // 8 + 1  # a filter byte, then the samples
     rows_per_strip = max(factor, rows_per_strip // factor * factor)  # whole output rows per strip
@@ -701,10 +792,12 @@ def _reduced_png(f, factor:int, rows_per_strip:int=64):
         lead = above is not None
         ihdr = w.to_bytes(4, 'big') + (n + lead).to_bytes(4, 'big') + head[8:]
         with Image.open(io.BytesIO(_PNG + _png_chunk(b'IHDR', ihdr) + b''.join(extra) +
-                                   _png_chunk(b'IDAT', zlib.compress(raw, 0)) + _png_chunk(b'IEND', b''))) as strip:
+                                   _png_chunk(b'IDAT', zlib.compress(raw, 0)) + _png_chunk(b'IEND',
+                                                                                           b''))) as strip:
             strip.load()
             if lead: strip = strip.crop((0, 1, w, n + 1))
-            last = strip.crop((0, n - 1, w, n))  # its raw samples: 8-bit modes hold them as they are; 16-bit, big-endian
+            # its raw samples: 8-bit modes hold them as they are; 16-bit, big-endian
+            last = strip.crop((0, n - 1, w, n))
             above = last.tobytes('raw', 'I;16B') if depth == 16 else last.tobytes()
             strip = _to_8bit(strip)
             if strip.mode == 'P' or 'transparency' in strip.info:
@@ -717,7 +810,8 @@ def _reduced_png(f, factor:int, rows_per_strip:int=64):
 
 # %% ../nbs/03_bn_dropout.ipynb #7e605690
 def _to_8bit(image:Image.Image) -> Image.Image:
-    "16-bit and 32-bit grey (16-bit PNGs, TIFFs) as 8-bit grey; Pillow's own conversion would clip them to white."
+    """16-bit and 32-bit grey (16-bit PNGs, TIFFs) as 8-bit grey; Pillow's own conversion would clip them to
+    white."""
     if image.mode not in ('I', 'F') and not image.mode.startswith('I;16'): return image
     a = np.asarray(image, dtype=np.float32)
     if image.mode.startswith('I;16') or (image.mode == 'I' and a.max() > 255): a = a / 257  # 0-65535 -> 0-255
@@ -732,14 +826,17 @@ def _shrink(image:Image.Image) -> Image.Image:
 
 # %% ../nbs/03_bn_dropout.ipynb #ba0d938e
 def _open_image(source, # a picture file or a PIL image
-                max_pixels:int|None=None, # refuse a file of more pixels than this (None: Pillow's MAX_IMAGE_PIXELS)
+                # refuse a file of more pixels than this (None: Pillow's MAX_IMAGE_PIXELS)
+                max_pixels:int|None=None,
                ) -> Image.Image:
-    "The picture, at most WORKING_SIDE a side; its size is checked against `max_pixels` before any pixel is decoded."
+    """The picture, at most WORKING_SIDE a side; its size is checked against `max_pixels` before any pixel is
+    decoded."""
     if isinstance(source, Image.Image): return _to_8bit(_shrink(source.copy()))
     path = Path(source).expanduser()
     if not path.exists(): raise FileNotFoundError(f'{path}: no such file')
     if not path.is_file(): raise ImageError(f'{path} is a folder, not a picture: name the image files in it')
-    if path.stat().st_size == 0: raise ImageError(f'{path} is empty (0 bytes): save the picture again as a PNG or JPEG file')
+    if path.stat().st_size == 0:
+        raise ImageError(f'{path} is empty (0 bytes): save the picture again as a PNG or JPEG file')
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     try:
         with _LIMIT_LOCK:  # our check below replaces Pillow's (a warning, or an error at twice the limit)
@@ -749,38 +846,48 @@ def _open_image(source, # a picture file or a PIL image
         with opened:
             w, h = opened.size
             if limit and w * h > limit:
-                raise ImageError(f'{path} is {w}x{h} = {w * h:,} pixels, more than the limit of {limit:,} (a guard '
-                                 'against "decompression bombs": small files that decode to huge pictures); if you '
-                                 f'trust the file, raise the limit: --max-pixels {w * h} (in Python, max_pixels={w * h})')
+                raise ImageError(f'{path} is {w}x{h} = {w * h:,} pixels, more than the limit of {limit:,} (a '
+                                 'guard against "decompression bombs": small files that decode to huge pictures); '
+                                 f'if you trust the file, raise the limit: --max-pixels {w * h} (in Python, '
+                                 f'max_pixels={w * h})')
             factor = math.ceil(max(w, h) / WORKING_SIDE)
             if opened.format == 'PNG' and factor > 1 and getattr(opened, 'n_frames', 1) == 1:
                 reduced = _reduced_png(opened.fp, factor)
                 if reduced is not None:
                     if 'exif' in opened.info: reduced.info['exif'] = opened.info['exif']
                     return reduced
-            opened.draft(None, (2 * WORKING_SIDE, 2 * WORKING_SIDE))  # JPEG: decode at 1/2, 1/4 or 1/8 of the size
+            # JPEG: decode at 1/2, 1/4 or 1/8 of the size
+            opened.draft(None, (2 * WORKING_SIDE, 2 * WORKING_SIDE))
             opened.load()
             image = opened.copy()
     except ImageError: raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, zlib.error) as e:
-        raise ImageError(f'{path} cannot be read as a picture ({type(e).__name__}: {e}): use a PNG or JPEG file') from None
+        raise ImageError(f'{path} cannot be read as a picture ({type(e).__name__}: {e}): use a PNG or JPEG '
+                         'file') from None
     return _to_8bit(_shrink(image))
 
 # %% ../nbs/03_bn_dropout.ipynb #f6262ab8
-BLANK_CONTRAST = 8  # at most this many grey levels (of 255) between the darkest and lightest pixel: nearly uniform
+# at most this many grey levels (of 255) between the darkest and lightest pixel: nearly uniform
+BLANK_CONTRAST = 8
 
 class LoadedImage(tuple):
-    "`load_image`'s answer: unpacks as `(picture, inverted)`; `blank` and `notes` are attributes (as in `os.stat_result`)."
-    def __new__(cls, picture, inverted, blank=None, notes=()): return super().__new__(cls, (picture, inverted))
+    """`load_image`'s answer: unpacks as `(picture, inverted)`; `blank` and `notes` are attributes (as in
+    `os.stat_result`)."""
+    def __new__(cls, picture, inverted, blank=None, notes=()):
+        return super().__new__(cls, (picture, inverted))
     def __init__(self, picture:Image.Image, # the model's size and channels, light on dark like the training images
                  inverted:bool, # whether it was inverted (its background was light)
-                 blank:str|None=None, # None, or why there is nothing to classify: 'one colour' or 'nearly uniform'
-                 notes:tuple=(), # what the picture's decoder warned about, one line each (e.g. corrupt EXIF data)
+                 # None, or why there is nothing to classify: 'one colour' or 'nearly uniform'
+                 blank:str|None=None,
+                 # what the picture's decoder warned about, one line each (e.g. corrupt EXIF data)
+                 notes:tuple=(),
                 ): self.blank, self.notes = blank, tuple(notes)
     picture = property(lambda self: self[0], doc="the picture, ready for the data's transform")
     inverted = property(lambda self: self[1], doc='whether it was inverted')
-    def __reduce__(self): return LoadedImage, (*self, self.blank, self.notes)  # pickles (a process pool) as it was
-    def __repr__(self): return f'LoadedImage({self.picture!r}, inverted={self.inverted}, blank={self.blank!r}, notes={self.notes})'
+    def __reduce__(self):
+        return LoadedImage, (*self, self.blank, self.notes)  # pickles (a process pool) as it was
+    def __repr__(self):
+        return f'LoadedImage({self.picture!r}, inverted={self.inverted}, blank={self.blank!r}, notes={self.notes})'
 
 # %% ../nbs/03_bn_dropout.ipynb #ce744232
 def _border(pixels:np.ndarray) -> np.ndarray:
@@ -798,17 +905,22 @@ def _blankness(picture:Image.Image) -> str|None:
 def load_image(source, # a picture file (PNG, JPEG, GIF, TIFF, ...; any size, colour or grey) or a PIL image
                shape:tuple, # the (C, H, W) images the model takes, e.g. `IMAGE_SHAPES['fashion-mnist']`
                *,
-               invert:bool|str='auto', # True, False, or 'auto': invert a grey picture whose border is lighter than mid-grey
-               max_pixels:int|None=None, # refuse a larger file before decoding it (None: Pillow's limit, about 89 million)
+               # True, False, or 'auto': invert a grey picture whose border is lighter than mid-grey
+               invert:bool|str='auto',
+               # refuse a larger file before decoding it (None: Pillow's limit, about 89 million)
+               max_pixels:int|None=None,
               ) -> LoadedImage:
-    "`source` made to look like the training images (channels, light on dark, proportions, size); says if it is blank."
+    """`source` made to look like the training images (channels, light on dark, proportions, size); says if it
+    is blank."""
     if invert not in (True, False, 'auto'): raise ValueError(f"invert={invert!r}: use True, False or 'auto'")
     channels, height, width = shape
     with warnings.catch_warnings(record=True) as caught:  # Pillow's warnings become the result's notes
         warnings.simplefilter('always')
-        image = ImageOps.exif_transpose(_open_image(source, max_pixels))  # a phone photo stores its rotation apart
+        # a phone photo stores its rotation apart
+        image = ImageOps.exif_transpose(_open_image(source, max_pixels))
         if image.mode in ('RGBA', 'LA', 'PA') or (image.mode == 'P' and 'transparency' in image.info):
-            image = Image.alpha_composite(Image.new('RGBA', image.size, 'white'), image.convert('RGBA'))  # transparent: white
+            # transparent: white
+            image = Image.alpha_composite(Image.new('RGBA', image.size, 'white'), image.convert('RGBA'))
         image = image.convert('L' if channels == 1 else 'RGB')
     notes = tuple(dict.fromkeys(f"the picture's decoder warned: {' '.join(str(w.message).split())}" for w in caught))
     background = _border(np.asarray(image, dtype=np.float64)).mean(0)
@@ -825,7 +937,8 @@ def load_image(source, # a picture file (PNG, JPEG, GIF, TIFF, ...; any size, co
     # blow a faint speck of noise up to full contrast)
     blank = _blankness(shrunk(image, background))
     if channels == 1:  # the grey datasets have black backgrounds and white highlights: stretch the levels so
-        black, white = float(background), image.getextrema()[1]  # (the background's level, noise and all, goes to 0)
+        # (the background's level, noise and all, goes to 0)
+        black, white = float(background), image.getextrema()[1]
         if white > black + 1:
             image = image.point(lambda v: min(255, max(0, round(255 * (v - black) / (white - black)))))
             background = 0
@@ -836,41 +949,49 @@ import math
 import torch
 
 def shifted(x:torch.Tensor, # a batch (B, C, H, W)
-            dy:int|torch.Tensor, # pixels down (negative: up): one number for the whole batch, or one per picture, shape (B,)
+            # pixels down (negative: up): one number for the whole batch, or one per picture, shape (B,)
+            dy:int|torch.Tensor,
             dx:int|torch.Tensor, # pixels right (negative: left): likewise
            ) -> torch.Tensor:
-    "`x` moved `dy` pixels down and `dx` right, its edge pixels repeated into the gap: a new tensor on `x`'s device."
+    """`x` moved `dy` pixels down and `dx` right, its edge pixels repeated into the gap: a new tensor on `x`'s
+    device."""
     b, c, h, w = x.shape
     dy, dx = (torch.as_tensor(d, device=x.device).reshape(-1, 1) for d in (dy, dx))
     if len(dy) not in (1, b) or len(dx) not in (1, b):
-        raise ValueError(f'shifted: {len(dy)} and {len(dx)} offsets for a batch of {b} pictures: give one number, or one per picture')
+        raise ValueError(f'shifted: {len(dy)} and {len(dx)} offsets for a batch of {b} pictures: give one '
+                         'number, or one per picture')
     # pixel (i, j) comes from (i - dy, j - dx), clamped inside the picture: the edge repeats
     rows = (torch.arange(h, device=x.device) - dy).clamp(0, h - 1)   # (1 or B, H)
     cols = (torch.arange(w, device=x.device) - dx).clamp(0, w - 1)   # (1 or B, W)
-    if len(rows) == len(cols) == 1: return x[:, :, rows[0]][:, :, :, cols[0]]   # one offset for all: two plain gathers
+    if len(rows) == len(cols) == 1:
+        return x[:, :, rows[0]][:, :, :, cols[0]]   # one offset for all: two plain gathers
     rows, cols = rows.expand(b, h), cols.expand(b, w)
-    return x[torch.arange(b, device=x.device)[:, None, None, None], torch.arange(c, device=x.device)[:, None, None],
-             rows[:, None, :, None], cols[:, None, None, :]]
+    return x[torch.arange(b, device=x.device)[:, None, None, None],
+             torch.arange(c, device=x.device)[:, None, None], rows[:, None, :, None], cols[:, None, None, :]]
 
 # %% ../nbs/07_resnet_augment.ipynb #e2c65016
 class BatchAugment:
-    "Random shifts, mirror images and erased rectangles, drawn for each picture and applied to whole batches on their device."
+    """Random shifts, mirror images and erased rectangles, drawn for each picture and applied to whole batches
+    on their device."""
     def __init__(self, shift:int=0, # move each picture by up to this many pixels each way; its edge pixels fill the gap
                  flip:bool=False, # mirror half of the pictures left to right
                  erase:float=0.0, # the share of pictures that get one rectangle erased (set to 0)
-                 erase_area:tuple=(0.02, 0.25), # the rectangle's area as a share of the picture's, drawn uniformly from this range
+                 # the rectangle's area as a share of the picture's, drawn uniformly from this range
+                 erase_area:tuple=(0.02, 0.25),
                 ):
         if isinstance(shift, bool) or not isinstance(shift, int) or shift < 0:
             raise ValueError(f'shift={shift!r}: expected a whole number of pixels, 0 or more')
         if not 0 <= erase <= 1: raise ValueError(f'erase={erase!r}: expected a share between 0 and 1')
         if not (len(erase_area) == 2 and 0 < erase_area[0] <= erase_area[1] <= 1):
             raise ValueError(f'erase_area={erase_area!r}: expected (low, high) with 0 < low <= high <= 1')
-        self.shift, self.flip, self.erase, self.erase_area = shift, bool(flip), float(erase), tuple(map(float, erase_area))
+        self.shift, self.flip, self.erase, self.erase_area = shift, bool(flip), float(erase), tuple(map(float,
+                                                                                                        erase_area))
 
     def draw(self, n:int, # how many pictures
              generator:torch.Generator|None=None, # the random numbers' source (None: torch's global one)
             ) -> dict:
-        "The random choices for `n` pictures, one entry each: offsets, mirrors, rectangles (fractions of the room left)."
+        """The random choices for `n` pictures, one entry each: offsets, mirrors, rectangles (fractions of the
+        room left)."""
         rand = lambda: torch.rand(n, generator=generator)
         draws = {}
         if self.shift:
@@ -881,7 +1002,8 @@ class BatchAugment:
             low, high = self.erase_area
             draws['erase'] = rand() < self.erase
             draws['area'] = low + (high - low) * rand()
-            draws['aspect'] = torch.exp((2 * rand() - 1) * math.log(3.3))  # height/width, from 1/3.3 to 3.3 (torchvision's range)
+            # height/width, from 1/3.3 to 3.3 (torchvision's range)
+            draws['aspect'] = torch.exp((2 * rand() - 1) * math.log(3.3))
             draws['top'], draws['left'] = rand(), rand()
         return draws
 
@@ -900,7 +1022,9 @@ class BatchAugment:
             top, left = (draws['top'] * (h - height + 1)).long(), (draws['left'] * (w - width + 1)).long()
             i, j = torch.arange(h, device=x.device)[:, None], torch.arange(w, device=x.device)
             inside = ((i >= top[:, None, None]) & (i < (top + height)[:, None, None]) &
-                      (j >= left[:, None, None]) & (j < (left + width)[:, None, None]) & draws['erase'][:, None, None])
+                      (j >= left[:, None, None]) & (j < (left + width)[:, None, None]) & draws['erase'][:,
+                                                                                                        None,
+                                                                                                        None])
             x = x.masked_fill(inside[:, None], 0.0)
         return x
 
@@ -915,8 +1039,10 @@ class BatchAugment:
 def tta_views(shift:int=1, # how far the four shifted views move (0: no shifted views)
               flip:bool=False, # also the mirror image
              ) -> list:
-    "Views of a batch for test-time augmentation: the batch itself, moved `shift` pixels each way, and its mirror image."
+    """Views of a batch for test-time augmentation: the batch itself, moved `shift` pixels each way, and its
+    mirror image."""
     views = [lambda x: x]
-    if shift: views += [lambda x, d=d: shifted(x, *d) for d in ((shift, 0), (-shift, 0), (0, shift), (0, -shift))]
+    if shift:
+        views += [lambda x, d=d: shifted(x, *d) for d in ((shift, 0), (-shift, 0), (0, shift), (0, -shift))]
     if flip: views.append(lambda x: x.flip(-1))
     return views

@@ -12,7 +12,8 @@ from .train import Callback, eval_mode
 class Hooks:
     "Forward (or backward) hooks on several modules, all removed when the `with` block ends, however it ends."
     def __init__(self, modules, # the modules to hook, e.g. `[m for m in net.modules() if isinstance(m, nn.ReLU)]`
-                 fn, # called as `fn(index, module, inputs, output)`, or with the gradients for `backward=True`
+                 # called as `fn(index, module, inputs, output)`, or with the gradients for `backward=True`
+                 fn,
                  backward:bool=False, # hook the backward pass (`register_full_backward_hook`) instead
                 ):
         self.modules, self.handles = list(modules), []
@@ -39,12 +40,14 @@ def _named_layers(net:nn.Module, kinds:tuple) -> list:
 
 # %% ../nbs/08_inside.ipynb #dba8df1f
 class ActivationStats(Callback):
-    """Per watched layer and training batch: the mean and standard deviation of the layer's output, the share of
-    near-zero values and a histogram of their sizes. Kept on the device during an epoch and copied to the host once
+    """Per watched layer and training batch: the mean and standard deviation of the layer's output, the share
+    of near-zero values and a histogram of their sizes. Kept on the device during an epoch and copied to the
+    host once
     at its end, so training never waits for them."""
     order = -10  # before the callbacks that may stop the run, so the last epoch is read too
     def __init__(self, kinds:tuple=(nn.ReLU,), # the kinds of layer whose outputs to watch (none in the net: Conv2d and Linear)
-                 sample:int=8, # images of each batch the statistics are computed on (batches are shuffled: a random sample)
+                 # images of each batch the statistics are computed on (batches are shuffled: a random sample)
+                 sample:int=8,
                  zero:float=1e-2, # |value| below this counts as near zero (for a ReLU: a unit that is off)
                  bins:int=40, # histogram bins
                  hist_max:float=10.0, # the histograms cover |value| from 0 to this
@@ -54,37 +57,48 @@ class ActivationStats(Callback):
 
     def before_fit(self, run):
         layers = _named_layers(run.net, self.kinds) or _named_layers(run.net, (nn.Conv2d, nn.Linear))
-        if not layers: raise ValueError(f'ActivationStats: {type(run.net).__name__} has no layer of the kinds {self.kinds}')
+        if not layers:
+            raise ValueError(f'ActivationStats: {type(run.net).__name__} has no layer of the kinds '
+                             f'{self.kinds}')
         self.names = [name for name, _ in layers]
         self._epoch = [[] for _ in layers]  # this epoch's rows, one per batch and layer, still on the device
-        self.batches = [[] for _ in layers]  # every epoch's rows, per layer, on the host: (batches, 3 + bins) tensors
+        # every epoch's rows, per layer, on the host: (batches, 3 + bins) tensors
+        self.batches = [[] for _ in layers]
         self.hooks = Hooks([m for _, m in layers], self._record)
 
     def _record(self, i, module, inputs, output):
-        if not module.training: return  # fit's validation runs through the same layers in eval mode: not counted
+        if not module.training:
+            return  # fit's validation runs through the same layers in eval mode: not counted
         x = output.detach()[:self.sample]
-        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last): x = x.permute(0, 2, 3, 1)  # memory order:
-        a = x.reshape(-1).float()  # reshape needs no copy then (statistics do not care about the order of values)
+        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+            x = x.permute(0, 2, 3, 1)  # memory order:
+        # reshape needs no copy then (statistics do not care about the order of values)
+        a = x.reshape(-1).float()
         n = a.numel()
-        # sums and a bincount instead of torch.std_mean and torch.histc: several times faster on the CPU (bench/)
+        # sums and a bincount instead of torch.std_mean and torch.histc: several times faster on the CPU
+        # (bench/)
         mean = a.sum() / n
         std = (torch.dot(a, a) / n - mean * mean).clamp_min(0).sqrt()
         part = a[::4].abs()  # shares from every fourth value: they hardly change, the cost drops
         near_zero = (part < self.zero).sum() / part.numel()
-        bin_of = (part * (self.bins / self.hist_max)).clamp_(max=self.bins).long()  # past hist_max: bin `bins`, dropped
+        # past hist_max: bin `bins`, dropped
+        bin_of = (part * (self.bins / self.hist_max)).clamp_(max=self.bins).long()
         hist = torch.bincount(bin_of, minlength=self.bins + 1)[:self.bins] / part.numel()
         self._epoch[i].append(torch.cat([torch.stack([mean, std, near_zero]), hist]))
 
     def after_epoch(self, run):
         for i, rows in enumerate(self._epoch):
-            if rows: self.batches[i].append(torch.stack(rows).cpu())  # the only copy to the host: once per layer and epoch
+            if rows:
+                # the only copy to the host: once per layer and epoch
+                self.batches[i].append(torch.stack(rows).cpu())
             rows.clear()
 
     def after_fit(self, run):
         self.after_epoch(run)  # a run that failed or stopped inside an epoch keeps what was measured
         if self.hooks is not None: self.hooks.remove()
 
-    def _rows(self) -> list: return [torch.cat(b) if b else torch.zeros(0, 3 + self.bins) for b in self.batches]
+    def _rows(self) -> list:
+        return [torch.cat(b) if b else torch.zeros(0, 3 + self.bins) for b in self.batches]
     def _column(self, j:int) -> torch.Tensor: return torch.stack([r[:, j] for r in self._rows()], 1)
 
     @property
@@ -116,27 +130,33 @@ def last_conv(net:nn.Module) -> nn.Module:
     "The last `nn.Conv2d` in `net` (in the order `net.modules()` lists them): Grad-CAM's default layer."
     convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
     if not convs:
-        raise NoConvolutionError(f'{type(net).__name__} has no convolution layer (nn.Conv2d): Grad-CAM looks at a '
-                                 "convolution's feature maps, so it needs a convolutional network (a fully connected one "
+        raise NoConvolutionError(f'{type(net).__name__} has no convolution layer (nn.Conv2d): Grad-CAM looks '
+                                 'at a '
+                                 "convolution's feature maps, so it needs a convolutional network (a fully "
+                                 "connected one "
                                  'has none)')
     return convs[-1]
 
 # %% ../nbs/08_inside.ipynb #e998f7df
 def _class_score(net, images, labels) -> torch.Tensor:
-    "The summed score (logit) of each image's class, `labels` or the predicted one: what both maps take gradients of."
+    """The summed score (logit) of each image's class, `labels` or the predicted one: what both maps take
+    gradients of."""
     logits = net(images)
-    classes = logits.argmax(1) if labels is None else torch.as_tensor(labels, device=logits.device).reshape(-1)
+    classes = logits.argmax(1) if labels is None else torch.as_tensor(labels,
+                                                                      device=logits.device).reshape(-1)
     return logits.float().gather(1, classes[:, None]).sum()
 
 # %% ../nbs/08_inside.ipynb #70026418
 def grad_cam(net:nn.Module, # a trained CNN (used in eval mode; its mode is restored afterwards)
              images:torch.Tensor, # a batch (N, C, H, W) as the data's transform makes them, on `net`'s device
-             target_layer:nn.Module|None=None, # the layer whose feature maps to weigh (default: the last Conv2d)
+             # the layer whose feature maps to weigh (default: the last Conv2d)
+             target_layer:nn.Module|None=None,
              labels=None, # the class to explain for each image (default: the class `net` predicts)
              *,
              upsample:bool=True, # resize the maps to the images' size (bilinear); False: the layer's own size
             ) -> torch.Tensor:
-    """Grad-CAM: the feature maps of `target_layer`, each weighted by the mean gradient of the class score over it,
+    """Grad-CAM: the feature maps of `target_layer`, each weighted by the mean gradient of the class score
+    over it,
     summed and passed through ReLU. (N, H, W) maps on the CPU, float32, not normalised (0: no evidence)."""
     layer = last_conv(net) if target_layer is None else target_layer
     found = {}
@@ -146,7 +166,8 @@ def grad_cam(net:nn.Module, # a trained CNN (used in eval mode; its mode is rest
         maps = found['maps']
         grads, = torch.autograd.grad(score, maps)
     maps, grads = maps.detach().float(), grads.float()
-    weights = grads.mean((2, 3), keepdim=True)  # how much each feature map matters for the class: its pooled gradient
+    # how much each feature map matters for the class: its pooled gradient
+    weights = grads.mean((2, 3), keepdim=True)
     cam = F.relu((weights * maps).sum(1, keepdim=True))
     if upsample: cam = F.interpolate(cam, size=images.shape[-2:], mode='bilinear', align_corners=False)
     return cam[:, 0].cpu()
@@ -156,7 +177,8 @@ def saliency(net:nn.Module, # a trained model (used in eval mode; its mode is re
              images:torch.Tensor, # a batch (N, C, H, W) as the data's transform makes them
              labels=None, # the class to explain for each image (default: the predicted class)
             ) -> torch.Tensor:
-    "The gradient of each image's class score with respect to its pixels: (N, H, W) magnitudes (largest over channels)."
+    """The gradient of each image's class score with respect to its pixels: (N, H, W) magnitudes (largest over
+    channels)."""
     x = images.detach().clone().requires_grad_(True)
     with eval_mode(net), torch.enable_grad():
         score = _class_score(net, x, labels)

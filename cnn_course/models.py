@@ -83,7 +83,8 @@ class CNN(nn.Module):
         self.features = nn.Sequential(nn.Conv2d(3, 32, 3), nn.ReLU(inplace=True), nn.Conv2d(32, 32, 3),
                                       nn.ReLU(inplace=True), nn.MaxPool2d((2, 2)))
         self.flatten = nn.Flatten()
-        self.classifier = nn.Sequential(nn.Linear(6272, n_hidden), nn.ReLU(inplace=True), nn.Linear(n_hidden, n_output))
+        self.classifier = nn.Sequential(nn.Linear(6272, n_hidden), nn.ReLU(inplace=True),
+                                        nn.Linear(n_hidden, n_output))
 
     def forward(self, x): return self.classifier(self.flatten(self.features(x)))
 
@@ -94,19 +95,25 @@ import torch.nn.functional as F
 
 # %% ../nbs/03_bn_dropout.ipynb #f69e05f5
 class FastDropout(nn.Dropout):
-    "`nn.Dropout` whose mask is drawn about 4× faster on the CPU (16 random bits per element); elsewhere `nn.Dropout` itself."
+    """`nn.Dropout` whose mask is drawn about 4× faster on the CPU (16 random bits per element); elsewhere
+    `nn.Dropout` itself."""
     def forward(self, x):
         if not self.training or self.p == 0 or self.inplace or x.device.type != 'cpu':
             return F.dropout(x, self.p, self.training, self.inplace)
         if self.p == 1: return x * 0
         # One 64-bit random number gives four 16-bit ones: a quarter of the generator's work per element.
-        # An element is dropped with probability round(p * 65536) / 65536 (within 1e-5 of p), kept ones are scaled up
-        # by exactly the inverse of the keep rate, as nn.Dropout does, so the expected output equals the input.
+        # An element is dropped with probability round(p * 65536) / 65536 (within 1e-5 of p), kept ones are
+        # scaled up
+        # by exactly the inverse of the keep rate, as nn.Dropout does, so the expected output equals the
+        # input.
         n, dropped = x.numel(), round(self.p * 65536)
-        bits = torch.randint(-2**63, 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64).view(torch.int16)[:n].view(x.shape)
-        # The mask as 1.0 (keep: bits >= dropped - 32768) or 0.0, stored in x's memory order (channels-last too):
+        bits = torch.randint(-2**63, 2**63 - 1, ((n + 3) // 4,),
+                             dtype=torch.int64).view(torch.int16)[:n].view(x.shape)
+        # The mask as 1.0 (keep: bits >= dropped - 32768) or 0.0, stored in x's memory order (channels-last
+        # too):
         # a multiplication by a bool mask, or by one in another memory order, runs element by element and took
-        # about as long as drawing the random bits. Float32 arithmetic is exact on these whole numbers, so the mask is the same.
+        # about as long as drawing the random bits. Float32 arithmetic is exact on these whole numbers, so the
+        # mask is the same.
         keep = torch.empty_like(x, dtype=torch.float32).copy_(bits).sub_(dropped - 32769).clamp_(0, 1)
         return x * keep.to(x.dtype) * (65536 / (65536 - dropped))
 
@@ -142,7 +149,8 @@ class FashionCNN(nn.Module):
 # %% ../nbs/03_bn_dropout.ipynb #49f34275
 def with_torch_dropout(net:nn.Module, # a model with `FastDropout` layers (changed in place)
                       ) -> nn.Module:
-    "`net` with PyTorch's own `nn.Dropout` in place of each `FastDropout`: the source's layers, e.g. to compare speeds."
+    """`net` with PyTorch's own `nn.Dropout` in place of each `FastDropout`: the source's layers, e.g. to
+    compare speeds."""
     for module in list(net.modules()):
         for name, child in module.named_children():
             if isinstance(child, FastDropout): setattr(module, name, nn.Dropout(child.p))
@@ -189,7 +197,8 @@ def conv_bn(ni:int, # input channels
     return nn.Sequential(nn.Conv2d(ni, nf, ks, stride, ks // 2, bias=False), nn.BatchNorm2d(nf))
 
 class ResBlock(nn.Module):
-    "Two 3×3 convolutions with batch-norm added to a shortcut, `relu(convs(x) + shortcut(x))`; it starts as its shortcut."
+    """Two 3×3 convolutions with batch-norm added to a shortcut, `relu(convs(x) + shortcut(x))`; it starts as
+    its shortcut."""
     def __init__(self, ni:int, # input channels
                  nf:int, # output channels
                  stride:int=1, # 2: halve the height and width
@@ -198,11 +207,13 @@ class ResBlock(nn.Module):
         super().__init__()
         self.residual = residual
         self.convs = nn.Sequential(conv_bn(ni, nf, stride=stride), nn.ReLU(inplace=True), conv_bn(nf, nf))
-        # The last batch-norm's scale at 0: convs(x) is 0 at the start, so the block begins as its shortcut. A plain block
+        # The last batch-norm's scale at 0: convs(x) is 0 at the start, so the block begins as its shortcut. A
+        # plain block
         # keeps PyTorch's 1, or nothing at all would pass through it.
         if residual: nn.init.zeros_(self.convs[-1][1].weight)
         shortcut = []
-        if residual and stride != 1: shortcut.append(nn.AvgPool2d(stride, ceil_mode=True))  # the size, as the stride makes it
+        if residual and stride != 1:
+            shortcut.append(nn.AvgPool2d(stride, ceil_mode=True))  # the size, as the stride makes it
         if residual and ni != nf: shortcut.append(conv_bn(ni, nf, ks=1))  # the channels
         self.shortcut = nn.Sequential(*shortcut)  # empty: the identity
 
@@ -212,9 +223,11 @@ class ResBlock(nn.Module):
 
 # %% ../nbs/07_resnet_augment.ipynb #4758a137
 class ResNet(nn.Module):
-    "A small ResNet: a stem convolution, stages of `ResBlock`s that each halve the picture, global average pooling, a linear layer."
+    """A small ResNet: a stem convolution, stages of `ResBlock`s that each halve the picture, global average
+    pooling, a linear layer."""
     def __init__(self, widths:tuple=(32, 64, 128, 256), # the stem's channels, then each stage's
-                 depths:tuple=(1, 1, 1), # blocks per stage; the first block of each halves the height and width
+                 # blocks per stage; the first block of each halves the height and width
+                 depths:tuple=(1, 1, 1),
                  n_output:int=10, # classes
                  in_channels:int=1, # 1: grey pictures, 3: colour
                  residual:bool=True, # False: the plain network of the same layers, to compare
@@ -222,12 +235,13 @@ class ResNet(nn.Module):
         super().__init__()
         widths, depths = tuple(widths), tuple(depths)
         if len(widths) != len(depths) + 1 or min(depths, default=0) < 1:
-            raise ValueError(f'widths={widths}, depths={depths}: expected one width per stage plus the stem\'s, '
-                             'and at least one block per stage')
+            raise ValueError(f'widths={widths}, depths={depths}: expected one width per stage plus the '
+                             'stem\'s, and at least one block per stage')
         layers = [conv_bn(in_channels, widths[0]), nn.ReLU(inplace=True)]
         for stage, depth in enumerate(depths):
             ni, nf = widths[stage], widths[stage + 1]
-            layers += [ResBlock(ni if i == 0 else nf, nf, stride=2 if i == 0 else 1, residual=residual) for i in range(depth)]
+            layers += [ResBlock(ni if i == 0 else nf, nf, stride=2 if i == 0 else 1,
+                                residual=residual) for i in range(depth)]
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(widths[-1], n_output))
         self.input_shape = (in_channels, 28, 28)  # what model_summary feeds it; any size from 8x8 up works
@@ -254,7 +268,8 @@ class ModelSpec:
         return self.flatten or tuple(self.input_shape) == tuple(image_shape)
 
     def build(self, image_shape:tuple, n_classes:int, **kwargs) -> nn.Module:
-        "The model for images of `image_shape` and `n_classes` classes; `kwargs` add to or override the table's."
+        """The model for images of `image_shape` and `n_classes` classes; `kwargs` add to or override the
+        table's."""
         args = {'n_output': n_classes, **self.kwargs, **kwargs}
         if self.flatten: args['n_input'] = math.prod(image_shape)
         return self.cls(**args)

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 from .core import ensure_writable, get_device, remove_stale_temps, torch_seed, NotWritableError
-from .settings import (DATASETS, DEFAULT_MODELS, DEVICES, IMAGE_SHAPES, MONITORS, OPTIMIZERS, RECIPES,
+from .settings import (DATASETS, DEFAULT_MODELS, DEVICES, IMAGE_SHAPES, MONITORS, OPTIMIZERS,
+                                 RECIPES,
                                  SCHEDULERS, VAL_FRACTIONS, ConfigError, check_batch_norm, check_model_input,
                                  check_split, check_world, is_whole)
 _all_ = ['DEFAULT_MODELS', 'DEVICES', 'MONITORS', 'OPTIMIZERS', 'RECIPES', 'SCHEDULERS', 'VAL_FRACTIONS',
@@ -20,8 +21,8 @@ _all_ = ['DEFAULT_MODELS', 'DEVICES', 'MONITORS', 'OPTIMIZERS', 'RECIPES', 'SCHE
 from .data import (CLASS_NAMES, BatchAugment, DamagedDataError, DatasetNotFoundError,
                               DeviceLoader, load_dataset, make_transform, train_val_split, tta_views)
 from .models import MODELS
-from .train import (AMP_CHOICES, EarlyStopping, LRRecorder, TensorBoardLogger, check_model_fits, evaluate,
-                              fit, predict_images, resolve_amp)
+from .train import (AMP_CHOICES, EarlyStopping, LRRecorder, TensorBoardLogger, check_model_fits,
+                              evaluate, fit, predict_images, resolve_amp)
 from torchvision import transforms
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_checkpoint, resume
 from .distributed import dist_info, distributed, init_distributed, is_main_process, print_main
@@ -47,8 +48,10 @@ class RunConfig:
     optimizer:str='adam' # 'adam' (lesson 3), 'sgd' (lessons 1, 2 and 4) or 'adamw' (lesson 3's fast recipe)
     lr:float=1e-3 # learning rate ('onecycle': the highest rate)
     momentum:float=0.0 # SGD's momentum (0: the source's plain SGD)
-    weight_decay:float=0.0 # weight decay: decoupled from the gradient for 'adamw', added to it (L2) for 'adam' and 'sgd'
-    label_smoothing:float=0.0 # share of each target spread over all classes by the loss (validation and test losses too)
+    # weight decay: decoupled from the gradient for 'adamw', added to it (L2) for 'adam' and 'sgd'
+    weight_decay:float=0.0
+    # share of each target spread over all classes by the loss (validation and test losses too)
+    label_smoothing:float=0.0
     scheduler:str='none' # 'none'; 'plateau': the learning rate / 10 after 4 epochs without a better validation loss; 'onecycle': up to `lr` and down again, step by step
     patience:int|None=None # early stopping after this many epochs without improvement; None: off
     monitor:str='val_loss' # what early stopping and best.pt watch
@@ -64,7 +67,8 @@ class RunConfig:
     amp:str|None=None # mixed precision: None (float32), 'auto', 'bf16' or 'fp16' (see `resolve_amp`)
     channels_last:bool=False # train a conv net in channels-last memory layout
     sync_bn:bool=False # under torchrun on CUDA GPUs: batch-norm statistics over the whole global batch (SyncBatchNorm); no effect in one process
-    shift:int=0 # augmentation (lesson 7's `BatchAugment`): move each training picture by up to this many pixels each way
+    # augmentation (lesson 7's `BatchAugment`): move each training picture by up to this many pixels each way
+    shift:int=0
     flip:bool=False # augmentation: mirror half of the training pictures
     erase:float=0.0 # augmentation: the share of training pictures that get a rectangle erased
 
@@ -74,7 +78,8 @@ class RunConfig:
 
     @property
     def validates_on_test(self) -> bool:
-        "True for `val_fraction=0`: the source's way, which lets the test set choose the epoch and the schedule."
+        """True for `val_fraction=0`: the source's way, which lets the test set choose the epoch and the
+        schedule."""
         return self.val_fraction == 0
 
     def to_dict(self) -> dict:
@@ -104,8 +109,10 @@ def _has_batch_norm(net:nn.Module) -> bool:
 # %% ../nbs/10_runs.ipynb #bde8835e
 def _check_choices(cfg:RunConfig):
     for name, choices in (('dataset', DATASETS), ('model', tuple(MODELS)), ('optimizer', OPTIMIZERS),
-                          ('scheduler', SCHEDULERS), ('monitor', MONITORS), ('device', DEVICES), ('amp', AMP_CHOICES)):
-        if getattr(cfg, name) not in choices: raise ConfigError(name, f'is not one of {", ".join(map(str, choices))}', cfg)
+                          ('scheduler', SCHEDULERS), ('monitor', MONITORS), ('device', DEVICES),
+                          ('amp', AMP_CHOICES)):
+        if getattr(cfg, name) not in choices:
+            raise ConfigError(name, f'is not one of {", ".join(map(str, choices))}', cfg)
 
 # %% ../nbs/10_runs.ipynb #c9d3c550
 def _check_numbers(cfg:RunConfig):
@@ -118,17 +125,21 @@ def _check_numbers(cfg:RunConfig):
     if not (isinstance(cfg.momentum, (int, float)) and 0 <= cfg.momentum < 1):
         raise ConfigError('momentum', 'must be at least 0 and below 1', cfg)
     if cfg.momentum and cfg.optimizer != 'sgd':  # Adam and AdamW have their own averages (betas)
-        raise ConfigError('momentum', "is SGD's setting: use <optimizer='sgd'>, or leave <momentum=> at 0", cfg)
-    if not (isinstance(cfg.weight_decay, (int, float)) and math.isfinite(cfg.weight_decay) and cfg.weight_decay >= 0):
+        raise ConfigError('momentum', "is SGD's setting: use <optimizer='sgd'>, or leave <momentum=> at 0",
+                          cfg)
+    if not (isinstance(cfg.weight_decay,
+                       (int, float)) and math.isfinite(cfg.weight_decay) and cfg.weight_decay >= 0):
         raise ConfigError('weight_decay', 'must be a number of at least 0 (0: none)', cfg)
     if not (isinstance(cfg.label_smoothing, (int, float)) and 0 <= cfg.label_smoothing < 1):
         raise ConfigError('label_smoothing', 'must be at least 0 and below 1 (0: none; 0.1 is usual)', cfg)
-    if not is_whole(cfg.shift, 0): raise ConfigError('shift', 'must be a whole number of pixels, 0 or more (0: no shifts)', cfg)
+    if not is_whole(cfg.shift, 0):
+        raise ConfigError('shift', 'must be a whole number of pixels, 0 or more (0: no shifts)', cfg)
     if not (isinstance(cfg.erase, (int, float)) and not isinstance(cfg.erase, bool) and 0 <= cfg.erase <= 1):
         raise ConfigError('erase', 'must be a share from 0 to 1 (0: no erasing)', cfg)
     v = cfg.val_fraction
     if not (is_whole(v, 0) or (isinstance(v, float) and 0 <= v < 1)):
-        raise ConfigError('val_fraction', 'must be a fraction from 0 up to (not including) 1, or a whole number of '
+        raise ConfigError('val_fraction',
+                          'must be a fraction from 0 up to (not including) 1, or a whole number of '
                           'images (0: validate on the test set)', cfg)
     check_split(cfg.to_dict())
 
@@ -137,13 +148,15 @@ def _check_model(cfg:RunConfig):
     check_model_input(cfg.to_dict())
     spec, shape = MODELS[cfg.model], IMAGE_SHAPES[cfg.dataset]
     try: net = spec.build(shape, len(CLASS_NAMES[cfg.dataset]), **cfg.model_kwargs)
-    except TypeError as e: raise ConfigError('model_kwargs', f'cannot build {spec.cls.__name__}: {e}', cfg) from None
+    except TypeError as e:
+        raise ConfigError('model_kwargs', f'cannot build {spec.cls.__name__}: {e}', cfg) from None
     check_batch_norm(cfg.to_dict(), _has_batch_norm(net))
 
 # %% ../nbs/10_runs.ipynb #554c1677
 def check_config(cfg:RunConfig, # the run to check
                 ) -> RunConfig:
-    "Raise a `ConfigError` for the first setting of `cfg` that cannot work, before any data is read; return `cfg`."
+    """Raise a `ConfigError` for the first setting of `cfg` that cannot work, before any data is read; return
+    `cfg`."""
     if not isinstance(cfg, RunConfig): raise TypeError(f'expected a RunConfig, got {type(cfg).__name__}')
     _check_choices(cfg)
     _check_numbers(cfg)
@@ -161,10 +174,12 @@ def resolve_device(name:str='auto', # 'auto', 'cpu', 'cuda' or 'mps'
     cfg = cfg or RunConfig(device=name)
     if name == 'auto': return get_device()
     if name == 'cuda' and not torch.cuda.is_available():
-        raise ConfigError('device', ": no CUDA GPU is available here; use <device='auto'> or <device='cpu'>", cfg)
+        raise ConfigError('device', ": no CUDA GPU is available here; use <device='auto'> or <device='cpu'>",
+                          cfg)
     mps = getattr(torch.backends, 'mps', None)
     if name == 'mps' and not (mps is not None and mps.is_available()):
-        raise ConfigError('device', ": Apple MPS is not available here; use <device='auto'> or <device='cpu'>", cfg)
+        raise ConfigError('device',
+                          ": Apple MPS is not available here; use <device='auto'> or <device='cpu'>", cfg)
     return torch.device(name)
 
 # %% ../nbs/10_runs.ipynb #fa04e614
@@ -186,19 +201,24 @@ def make_optimizer(cfg:RunConfig, params) -> torch.optim.Optimizer:
 
 # %% ../nbs/10_runs.ipynb #f4f55ccf
 def make_scheduler(cfg:RunConfig, optimizer,
-                   steps_per_epoch:int=1, # optimizer steps in an epoch (for 'onecycle', which plans every step)
+                   # optimizer steps in an epoch (for 'onecycle', which plans every step)
+                   steps_per_epoch:int=1,
                   ):
-    "The learning-rate scheduler `cfg` names (lesson 3's plateau rule, or a one-cycle plan over the whole run), or None."
+    """The learning-rate scheduler `cfg` names (lesson 3's plateau rule, or a one-cycle plan over the whole
+    run), or None."""
     if cfg.scheduler == 'none': return None
     if cfg.scheduler == 'onecycle':
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr,
+                                                   total_steps=cfg.epochs * steps_per_epoch)
     return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode='min', factor=0.1, patience=4)
 
 # %% ../nbs/10_runs.ipynb #65e867d9
 def make_callbacks(cfg:RunConfig) -> dict:
-    "`fit`'s callbacks by name: 'lrs' always, 'early_stopping' for `patience`, 'tensorboard' for `tensorboard`."
+    """`fit`'s callbacks by name: 'lrs' always, 'early_stopping' for `patience`, 'tensorboard' for
+    `tensorboard`."""
     callbacks = {'lrs': LRRecorder()}
-    if cfg.patience is not None: callbacks['early_stopping'] = EarlyStopping(cfg.patience, cfg.monitor, restore_best=True)
+    if cfg.patience is not None:
+        callbacks['early_stopping'] = EarlyStopping(cfg.patience, cfg.monitor, restore_best=True)
     if cfg.tensorboard is not None:
         try: callbacks['tensorboard'] = TensorBoardLogger(Path(cfg.tensorboard).expanduser())
         except NotWritableError as e: raise ConfigError('tensorboard', f': {e.detail}', cfg) from None
@@ -235,15 +255,18 @@ class Run:
 
 # %% ../nbs/10_runs.ipynb #321154fa
 class TestSetWarning(UserWarning):
-    "A run that validates on its test set (`val_fraction=0`): the test accuracy it reports is no longer unbiased."
+    """A run that validates on its test set (`val_fraction=0`): the test accuracy it reports is no longer
+    unbiased."""
 
 # %% ../nbs/10_runs.ipynb #2e9b26fc
 def _load_data(cfg:RunConfig, transform) -> tuple:
     try:
-        return tuple(load_dataset(cfg.dataset, train=train, transform=transform, root=cfg.data_root, download=cfg.download,
-                                  limit=limit) for train, limit in ((True, cfg.limit_train), (False, cfg.limit_test)))
+        return tuple(load_dataset(cfg.dataset, train=train, transform=transform, root=cfg.data_root,
+                                  download=cfg.download, limit=limit) for train,
+                                  limit in ((True, cfg.limit_train), (False, cfg.limit_test)))
     except DatasetNotFoundError as e:  # its advice names settings: worded by ConfigError.message
-        raise ConfigError('dataset', ': ' + e.worded('<download=True>', '<download=False>', '<data_root=>'), cfg) from e
+        raise ConfigError('dataset', ': ' + e.worded('<download=True>', '<download=False>', '<data_root=>'),
+                          cfg) from e
     except (FileNotFoundError, RuntimeError, DamagedDataError) as e:  # unreadable files
         raise ConfigError('dataset', f': {e}', cfg) from e
 
@@ -258,7 +281,8 @@ def _rank0_first(load:Callable):
 
 # %% ../nbs/10_runs.ipynb #d63cde47
 def _check_world(cfg:RunConfig, device:torch.device) -> int:
-    "The number of processes; a `ConfigError` for a batch they cannot share or batch norm they cannot synchronise."
+    """The number of processes; a `ConfigError` for a batch they cannot share or batch norm they cannot
+    synchronise."""
     world = dist_info()[1] if distributed() else 1
     check_world(cfg.to_dict(), world, cuda=device.type == 'cuda')
     return world
@@ -266,14 +290,17 @@ def _check_world(cfg:RunConfig, device:torch.device) -> int:
 # %% ../nbs/10_runs.ipynb #ec7f163b
 def build_model(cfg:RunConfig, # the run whose model to build
                ) -> nn.Module:
-    "The untrained model `cfg` names, built for its dataset's image shape and number of classes (no data is read)."
-    return MODELS[cfg.model].build(IMAGE_SHAPES[cfg.dataset], len(CLASS_NAMES[cfg.dataset]), **cfg.model_kwargs)
+    """The untrained model `cfg` names, built for its dataset's image shape and number of classes (no data is
+    read)."""
+    return MODELS[cfg.model].build(IMAGE_SHAPES[cfg.dataset], len(CLASS_NAMES[cfg.dataset]),
+                                   **cfg.model_kwargs)
 
 # %% ../nbs/10_runs.ipynb #7e9f001c
 def make_run(cfg:RunConfig, # what to build
              device=None, # where to train (default: `cfg.device`)
             ) -> Run:
-    "Check `cfg`, then build its model, optimizer, scheduler, callbacks and loaders (data last: it is the slow part)."
+    """Check `cfg`, then build its model, optimizer, scheduler, callbacks and loaders (data last: it is the
+    slow part)."""
     check_config(cfg)
     device = run_device(cfg, device)
     world = _check_world(cfg, device)
@@ -284,12 +311,14 @@ def make_run(cfg:RunConfig, # what to build
     full, test_set = _rank0_first(lambda: _load_data(cfg, make_transform(flatten=spec.flatten)))
     if cfg.validates_on_test:
         warnings.warn('val_fraction=0: the run validates on the test set, as the source did, so early stopping, the '
-                      'schedule and best.pt are chosen by it and its accuracy is no longer an unbiased estimate',
+                      'schedule and best.pt are chosen by it and its accuracy is no longer an unbiased '
+                      'estimate',
                       TestSetWarning, stacklevel=2)
         train_set, val_set = full, test_set
     else:
         try: train_set, val_set = train_val_split(full, cfg.val_fraction, cfg.split_seed)
-        except ValueError as e: raise ConfigError('val_fraction', f': {e}', cfg) from None  # a split larger than the data
+        except ValueError as e:
+            raise ConfigError('val_fraction', f': {e}', cfg) from None  # a split larger than the data
     net = build_model(cfg).to(device)
     if cfg.sync_bn and world > 1: net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
     check_model_fits(net, train_set, device, len(classes))
@@ -314,24 +343,28 @@ def train_run(cfg:RunConfig, # the run to train
     torch_seed(cfg.seed)
     run = make_run(cfg, device)
     if checkpoint is not None:
-        run.callbacks['checkpoint'] = Checkpoint(checkpoint, cfg.monitor, config=cfg.to_dict(), overwrite=overwrite)
-    run.history = fit(run.net, run.optimizer, run.criterion, cfg.epochs, run.train_loader, run.val_loader, run.device,
-                      np.zeros((0, 5)), progress=progress, scheduler=run.scheduler,
-                      callbacks=[*run.callbacks.values(), *callbacks], amp=cfg.amp, channels_last=cfg.channels_last)
+        run.callbacks['checkpoint'] = Checkpoint(checkpoint, cfg.monitor, config=cfg.to_dict(),
+                                                 overwrite=overwrite)
+    run.history = fit(run.net, run.optimizer, run.criterion, cfg.epochs, run.train_loader, run.val_loader,
+                      run.device, np.zeros((0, 5)), progress=progress, scheduler=run.scheduler,
+                      callbacks=[*run.callbacks.values(), *callbacks], amp=cfg.amp,
+                      channels_last=cfg.channels_last)
     return run
 
 # %% ../nbs/10_runs.ipynb #5af1bf4a
 def _saved_config(folder:Path, ckpt:dict, which:str) -> RunConfig:
     if not ckpt['config']:
-        raise CheckpointError(f'{folder}/{which} records no run config, so the run cannot be rebuilt from its folder: '
-                              'build the model yourself and use load_checkpoint (or resume) from cnn_course.checkpoint')
+        raise CheckpointError(f'{folder}/{which} records no run config, so the run cannot be rebuilt from '
+                              'its folder: build the model yourself and use load_checkpoint (or resume) from '
+                              'cnn_course.checkpoint')
     return RunConfig.from_dict(ckpt['config'])
 
 # %% ../nbs/10_runs.ipynb #485ea901
 def saved_config(folder, # a checkpoint folder written by `train_run` (or `cnn-course train --checkpoint`)
                  which:str='last.pt', # the checkpoint file to read it from
                 ) -> RunConfig:
-    "The `RunConfig` the run in `folder` was trained with, read from its checkpoint without building anything."
+    """The `RunConfig` the run in `folder` was trained with, read from its checkpoint without building
+    anything."""
     folder = Path(folder)
     return _saved_config(folder, read_checkpoint(folder / which), which)
 
@@ -350,23 +383,27 @@ def resume_run(folder, # a checkpoint folder written by `train_run` (or `cnn-cou
     cfg = _saved_config(folder, ckpt, 'last.pt')
     target = cfg.epochs if epochs is None else int(epochs)
     if ckpt['stopped'] and epochs is None:
-        print_main(f'{folder}: the run stopped early at epoch {ckpt["epoch"]}; nothing to do (ask for more epochs to train on)')
+        print_main(f'{folder}: the run stopped early at epoch {ckpt["epoch"]}; nothing to do (ask for more '
+                   'epochs to train on)')
         return None
     if ckpt['epoch'] >= target:
-        print_main(f'{folder}: the run has finished its {target} epochs; nothing to do (ask for more epochs to train on)')
+        print_main(f'{folder}: the run has finished its {target} epochs; nothing to do (ask for more epochs '
+                   'to train on)')
         return None
     if cfg.scheduler == 'onecycle' and target != cfg.epochs:  # its plan covers the planned epochs and no more
-        raise ConfigError('scheduler', f"plans the learning rate for exactly the run's {cfg.epochs} epochs, so it cannot "
+        raise ConfigError('scheduler',
+                          f"plans the learning rate for exactly the run's {cfg.epochs} epochs, so it cannot "
                           f'train on to epoch {target}: start a new run with more epochs', cfg)
     cfg = dataclasses.replace(cfg, epochs=target)
     torch_seed(cfg.seed)
     run = make_run(cfg, device)
     run.callbacks['checkpoint'] = Checkpoint(folder, cfg.monitor, config=cfg.to_dict())
     all_callbacks = [*run.callbacks.values(), *callbacks]
-    history = resume(folder, run.net, run.optimizer, run.scheduler, all_callbacks, epochs=target)  # generators last
-    run.history = fit(run.net, run.optimizer, run.criterion, target - len(history), run.train_loader, run.val_loader,
-                      run.device, history, progress=progress, scheduler=run.scheduler, callbacks=all_callbacks,
-                      amp=cfg.amp, channels_last=cfg.channels_last)
+    # generators last
+    history = resume(folder, run.net, run.optimizer, run.scheduler, all_callbacks, epochs=target)
+    run.history = fit(run.net, run.optimizer, run.criterion, target - len(history), run.train_loader,
+                      run.val_loader, run.device, history, progress=progress, scheduler=run.scheduler,
+                      callbacks=all_callbacks, amp=cfg.amp, channels_last=cfg.channels_last)
     return run
 
 # %% ../nbs/10_runs.ipynb #727ba781
@@ -374,34 +411,42 @@ def finished_run(folder, # a checkpoint folder whose run has finished (`resume_r
                  *,
                  device=None, # where to put the model (default: the config's `device`)
                 ) -> Run:
-    "The finished run in `folder` as it ended, rebuilt without training: its history, callbacks' state and kept weights."
+    """The finished run in `folder` as it ended, rebuilt without training: its history, callbacks' state and
+    kept weights."""
     folder = Path(folder)
     cfg = saved_config(folder)
     with warnings.catch_warnings():  # the run was warned about when it trained
         warnings.simplefilter('ignore', TestSetWarning)
         run = make_run(cfg, device)
-    ckpt = load_checkpoint(folder / 'last.pt', run.net, run.optimizer, run.scheduler, list(run.callbacks.values()))
+    ckpt = load_checkpoint(folder / 'last.pt', run.net, run.optimizer, run.scheduler,
+                           list(run.callbacks.values()))
     run.history = ckpt['history']
     es = run.callbacks.get('early_stopping')
     if es is not None and es.best_epoch is not None and (folder / 'best.pt').is_file():
-        load_checkpoint(folder / 'best.pt', run.net)  # early stopping kept the best epoch's weights, as fit would have
+        # early stopping kept the best epoch's weights, as fit would have
+        load_checkpoint(folder / 'best.pt', run.net)
     return run
 
 # %% ../nbs/10_runs.ipynb #546a1296
 def _evaluate(run:Run, loader, tta:bool=False) -> tuple:
-    "Loss and accuracy of the run's model on `loader`, with the precision and layout `fit` validated with (and `tta_views()`)."
-    return evaluate(run.net, loader, run.criterion, run.device, amp_dtype=resolve_amp(run.config.amp, run.device)[0],
+    """Loss and accuracy of the run's model on `loader`, with the precision and layout `fit` validated with
+    (and `tta_views()`)."""
+    return evaluate(run.net, loader, run.criterion, run.device,
+                    amp_dtype=resolve_amp(run.config.amp, run.device)[0],
                     channels_last=run.config.channels_last, tta=tta_views() if tta else None)
 
 # %% ../nbs/10_runs.ipynb #8eaac142
 def score_run(run:Run, # a trained run (`train_run`, `resume_run`)
              ) -> dict:
-    "Validation and test loss and accuracy of the run's model as it is now, with the number of images in each set."
+    """Validation and test loss and accuracy of the run's model as it is now, with the number of images in
+    each set."""
     val_loss, val_acc = _evaluate(run, run.val_loader)
-    test_loss, test_acc = (val_loss, val_acc) if run.config.validates_on_test else _evaluate(run, run.test_loader)  # once
+    # once
+    test_loss, test_acc = (val_loss, val_acc) if run.config.validates_on_test else _evaluate(run,
+                                                                                             run.test_loader)
     return {'val_loss': val_loss, 'val_accuracy': val_acc, 'test_loss': test_loss, 'test_accuracy': test_acc,
-            'n_train': len(run.train_loader.y), 'n_val': len(run.val_loader.y), 'n_test': len(run.test_loader.y),
-            'validated_on_test': run.config.validates_on_test}
+            'n_train': len(run.train_loader.y), 'n_val': len(run.val_loader.y),
+            'n_test': len(run.test_loader.y), 'validated_on_test': run.config.validates_on_test}
 
 # %% ../nbs/10_runs.ipynb #5476adf0
 SPLITS = {'val': 'validation', 'test': 'test'}
@@ -409,7 +454,8 @@ SPLITS = {'val': 'validation', 'test': 'test'}
 def _same_weights(a:dict, # a checkpoint, as `read_checkpoint` returned it
                   b:dict, # another
                  ) -> bool:
-    "Whether two checkpoints hold the same weights and buffers (best.pt and last.pt, when the last epoch was the best)."
+    """Whether two checkpoints hold the same weights and buffers (best.pt and last.pt, when the last epoch was
+    the best)."""
     a, b = a['model_state'], b['model_state']
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
@@ -420,16 +466,19 @@ def evaluate_run(folder, # a checkpoint folder written by `train_run` (or `cnn-c
                  device=None, # where to evaluate (default: the config's `device`)
                  tta:bool=False, # test-time augmentation (lesson 7): average over `tta_views()`, the picture and four one-pixel shifts
                 ) -> Run:
-    """Score the run's `last.pt` and `best.pt` on `split` (once if they hold the same weights); return the run, its `scores`
+    """Score the run's `last.pt` and `best.pt` on `split` (once if they hold the same weights); return the
+    run, its `scores`
     filled in and `best.pt`'s weights loaded."""
     if split not in SPLITS: raise ValueError(f"split={split!r}: use 'test' or 'val'")
     folder = Path(folder)
-    found = [w for w in ('last', 'best') if (folder / f'{w}.pt').exists()]  # best last: its weights stay loaded
+    # best last: its weights stay loaded
+    found = [w for w in ('last', 'best') if (folder / f'{w}.pt').exists()]
     if not found: raise FileNotFoundError(f'{folder} holds no best.pt or last.pt: is it a checkpoint folder?')
     remove_stale_temps(folder)
     ckpts = {w: read_checkpoint(folder / f'{w}.pt') for w in found}
     if len(ckpts) == 2 and ckpts['best']['epoch'] > ckpts['last']['epoch']:  # killed between the two writes
-        print(f"note: last.pt (epoch {ckpts['last']['epoch']}) is behind best.pt (epoch {ckpts['best']['epoch']}): the run "
+        print(f"note: last.pt (epoch {ckpts['last']['epoch']}) is behind best.pt (epoch "
+              f"{ckpts['best']['epoch']}): the run "
               f'was stopped between writing the two; resuming it brings last.pt up to date')
     with warnings.catch_warnings():  # the run was warned about when it trained
         warnings.simplefilter('ignore', TestSetWarning)
@@ -438,11 +487,14 @@ def evaluate_run(folder, # a checkpoint folder written by `train_run` (or `cnn-c
     for which, ckpt in ckpts.items():
         load_checkpoint(folder / f'{which}.pt', run.net)
         if which == 'best' and 'last' in run.scores and _same_weights(ckpt, ckpts['last']):
-            loss, acc = run.scores['last']['loss'], run.scores['last']['accuracy']  # the same weights: scored once
+            # the same weights: scored once
+            loss, acc = run.scores['last']['loss'], run.scores['last']['accuracy']
         else: loss, acc = _evaluate(run, loader, tta)
-        run.scores[which] = {'epoch': ckpt['epoch'], 'split': split, 'loss': loss, 'accuracy': acc, 'n': len(loader.y), 'tta': tta}
+        run.scores[which] = {'epoch': ckpt['epoch'], 'split': split, 'loss': loss, 'accuracy': acc,
+                             'n': len(loader.y), 'tta': tta}
         views = f' with TTA ({len(tta_views())} views)' if tta else ''
-        print(f'{which:4s} (epoch {ckpt["epoch"]}): {name} loss {loss:.4f}, {name} accuracy {acc:.4f} on {len(loader.y)} images{views}')
+        print(f'{which:4s} (epoch {ckpt["epoch"]}): {name} loss {loss:.4f}, {name} accuracy {acc:.4f} on '
+              f'{len(loader.y)} images{views}')
     return run
 
 # %% ../nbs/10_runs.ipynb #1a442a79
@@ -455,7 +507,8 @@ def _results_config(folder:Path) -> RunConfig:
     try: config = json.loads(info.read_text()).get('config')
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as e:
         raise CheckpointError(f'{info} is not the JSON cnn-course train writes ({e}); train the run again') from None
-    if not config: raise CheckpointError(f'{info} records no run config, so the model cannot be rebuilt from it')
+    if not config:
+        raise CheckpointError(f'{info} records no run config, so the model cannot be rebuilt from it')
     return RunConfig.from_dict(config)
 
 # %% ../nbs/10_runs.ipynb #e498c4b4
@@ -463,7 +516,8 @@ def load_run_model(folder, # a checkpoint folder (best.pt, last.pt) or the --out
                    *,
                    device=None, # where to put the model (default: the best device here)
                   ) -> tuple:
-    "`(net, config, path)`: the run's trained model in eval mode, its `RunConfig`, and the file the weights came from."
+    """`(net, config, path)`: the run's trained model in eval mode, its `RunConfig`, and the file the weights
+    came from."""
     folder = Path(folder).expanduser()
     device = get_device() if device is None else torch.device(device)
     for name in ('best.pt', 'last.pt'):
@@ -477,12 +531,12 @@ def load_run_model(folder, # a checkpoint folder (best.pt, last.pt) or the --out
         net = build_model(cfg)
         try: net.load_state_dict(torch.load(folder / 'model.pt', map_location='cpu', weights_only=True))
         except Exception as e:
-            raise CheckpointError(f'{folder}/model.pt does not hold the weights of the {cfg.model} that run.json names '
-                                  f'({type(e).__name__}); train the run again') from None
+            raise CheckpointError(f'{folder}/model.pt does not hold the weights of the {cfg.model} that '
+                                  f'run.json names ({type(e).__name__}); train the run again') from None
         return net.to(device).eval(), cfg, folder / 'model.pt'
     where = 'no such folder' if not folder.exists() else 'it holds no best.pt, last.pt or model.pt'
-    raise FileNotFoundError(f'{folder}: {where}; `cnn-course train` writes model.pt into its --out folder and '
-                            'best.pt/last.pt into its --checkpoint folder')
+    raise FileNotFoundError(f'{folder}: {where}; `cnn-course train` writes model.pt into its --out folder '
+                            'and best.pt/last.pt into its --checkpoint folder')
 
 # %% ../nbs/10_runs.ipynb #05e33884
 def predict_run(folder, # a run folder, as for `load_run_model`
@@ -492,14 +546,17 @@ def predict_run(folder, # a run folder, as for `load_run_model`
                 top:int=3, # how many classes to give per picture
                 device=None, # where to run the model (default: the best device here)
                 max_pixels:int|None=None, # see `load_image`
-                errors:str='raise', # see `predict_images`: 'report' gives an unreadable picture its `error` instead
+                # see `predict_images`: 'report' gives an unreadable picture its `error` instead
+                errors:str='raise',
                 explain:bool=False, # also `picture` ((C, H, W) in [0, 1], as the network sees it) and `heat_map` (its Grad-CAM for the top class), except for blank pictures
                ) -> list[dict]:
-    "Classify your own pictures with a run's model, prepared as its training images were: `predict_images` for a folder."
+    """Classify your own pictures with a run's model, prepared as its training images were: `predict_images`
+    for a folder."""
     net, cfg, _ = load_run_model(folder, device=device)
     if explain: last_conv(net)  # a model without convolutions is refused before any picture is read
     classes, spec = CLASS_NAMES[cfg.dataset], MODELS[cfg.model]
-    results = predict_images(net, images, classes, IMAGE_SHAPES[cfg.dataset], flatten=spec.flatten, invert=invert,
+    results = predict_images(net, images, classes, IMAGE_SHAPES[cfg.dataset], flatten=spec.flatten,
+                             invert=invert,
                              top=top, max_pixels=max_pixels, errors=errors, keep_pictures=explain)
     if explain:
         transform, to_tensor = make_transform(spec.flatten), transforms.ToTensor()
@@ -510,5 +567,6 @@ def predict_run(folder, # a run folder, as for `load_run_model`
             x = torch.stack([transform(r['picture']) for r in batch]).to(next(net.parameters()).device)
             maps = grad_cam(net, x, labels=[classes.index(r['top'][0][0]) for r in batch])
             for r, heat_map in zip(batch, maps): r['heat_map'] = heat_map
-        for r in readable: r['picture'] = to_tensor(r['picture'])  # as the network sees it, before normalising
+        for r in readable:
+            r['picture'] = to_tensor(r['picture'])  # as the network sees it, before normalising
     return results

@@ -108,7 +108,8 @@ def check_split(values:dict, # the run's settings: 'limit_train', 'val_fraction'
     n = values.get('limit_train')
     n_train, n_val = split_sizes(n, _fraction(values))
     if n is not None and _fraction(values) != 0 and min(n_train, n_val) < 1:
-        raise ConfigError('val_fraction', f'holds out {n_val} of the <limit_train> training images to validate on '
+        raise ConfigError('val_fraction',
+                          f'holds out {n_val} of the <limit_train> training images to validate on '
                           f'and leaves {n_train} to train on; both need at least one: choose another '
                           '<val_fraction=>, or more images', values)
 
@@ -122,7 +123,8 @@ def check_model_input(values:dict, # the run's settings: 'model' and 'dataset' a
     fitting = [m for m, t in MODEL_INPUTS.items() if t in (None, shape)]
     names = [f'<model={m!r}>' for m in sorted(fitting, key=lambda m: m != DEFAULT_MODELS[dataset])]
     raise ConfigError('model', f'does not fit <dataset>: {model} expects each input to have shape {takes}, '
-                      f'but the data gives {shape}. For {dataset}, use {", ".join(names[:-1])} or {names[-1]}.',
+                      f'but the data gives {shape}. For {dataset}, use {", ".join(names[:-1])} or '
+                      f'{names[-1]}.',
                       values)
 
 # %% ../nbs/14_settings.ipynb #f7ed74b0
@@ -133,7 +135,8 @@ def check_batch_norm(values:dict, # the run's settings: 'batch_size', 'limit_tra
     n_train = split_sizes(values.get('limit_train'), _fraction(values))[0]
     if batch_norm and min(values['batch_size'], n_train) < 2:
         raise ConfigError('model', 'uses batch norm, which cannot train on one image at a time: use a '
-                          '<batch_size=> (and a <limit_train=> after the validation share) of at least 2', values)
+                          '<batch_size=> (and a <limit_train=> after the validation share) of at least 2',
+                          values)
 
 # %% ../nbs/14_settings.ipynb #6e9a5031
 def check_world(values:dict, # the run's settings: 'batch_size' and 'sync_bn' are read

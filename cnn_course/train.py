@@ -36,7 +36,8 @@ def eval_loss(loader, # yields `(inputs, labels)` batches
 @contextlib.contextmanager
 def eval_mode(net, # the model
              ):
-    "Inside the `with` block `net` is in eval mode (dropout off, batch-norm's running statistics); afterwards it is back in the mode it was in."
+    """Inside the `with` block `net` is in eval mode (dropout off, batch-norm's running statistics);
+    afterwards it is back in the mode it was in."""
     was_training = net.training
     net.eval()
     try: yield net
@@ -54,7 +55,8 @@ def _sum_dtype(device):
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #76aaca0e
 def _scores(net, inputs, tta=None):
-    "`net`'s scores for `inputs`; with `tta` (lesson 7's views of a batch), the log of its probabilities averaged over the views."
+    """`net`'s scores for `inputs`; with `tta` (lesson 7's views of a batch), the log of its probabilities
+    averaged over the views."""
     if not tta: return net(inputs)
     probs = sum(torch.softmax(net(view(inputs)).float(), 1) for view in tta) / len(tta)
     # Log-probabilities are scores a loss reads as it reads logits; the floor keeps a class whose probability
@@ -63,7 +65,8 @@ def _scores(net, inputs, tta=None):
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #72ff5ff5
 def _forward(net, inputs, device, amp_dtype=None, channels_last=False, tta=None):
-    "`net`'s scores for a batch, as evaluation and prediction both compute them: same layout, precision and views."
+    """`net`'s scores for a batch, as evaluation and prediction both compute them: same layout, precision and
+    views."""
     if channels_last and inputs.ndim == 4: inputs = inputs.contiguous(memory_format=torch.channels_last)
     with torch.autocast(torch.device(device).type, dtype=amp_dtype, enabled=amp_dtype is not None):
         return _scores(net, inputs, tta)
@@ -81,7 +84,8 @@ def _eval_sums(net, loader, criterion, device, amp_dtype=None, channels_last=Fal
             loss_sum += _loss_total(criterion(outputs, labels), len(labels), criterion)
             correct += (outputs.argmax(1) == labels).sum()
             n += len(labels)
-    if n == 0: raise ValueError('the evaluation loader yielded no batches: check the dataset it was built from')
+    if n == 0:
+        raise ValueError('the evaluation loader yielded no batches: check the dataset it was built from')
     return loss_sum, correct, n
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #ed621f3f
@@ -90,8 +94,10 @@ def evaluate(net, # the model
              criterion, # the loss function
              device, # where `net` lives
              *,
-             amp_dtype=None, # mixed precision: the autocast dtype `fit` trains with (e.g. torch.bfloat16); None: float32
-             channels_last:bool=False, # feed images in channels-last layout, as `fit(channels_last=True)` trains
+             # mixed precision: the autocast dtype `fit` trains with (e.g. torch.bfloat16); None: float32
+             amp_dtype=None,
+             # feed images in channels-last layout, as `fit(channels_last=True)` trains
+             channels_last:bool=False,
              tta:list|None=None, # test-time augmentation (lesson 7): views of a batch, e.g. `tta_views()`; the probabilities are averaged over them
             ) -> tuple[float, float]:
     "Mean loss per sample and accuracy of `net` on `loader`, in eval mode and without gradients."
@@ -111,8 +117,11 @@ from .distributed import is_main_process, print_main
 class Callback:
     "A hook into `fit`'s loop: override any of the methods; set `run.stop = True` to end training."
     order = 0  # callbacks run in increasing `order`
-    def before_fit(self, run): "Called once before the first epoch: check what you need, raise if it is missing."
-    def after_batch(self, run): "Called after each optimizer step: `run.batch` (its number), `run.loss` (a tensor: reading it with `.item()` would wait for the device)."
+    def before_fit(self, run):
+        "Called once before the first epoch: check what you need, raise if it is missing."
+    def after_batch(self, run):
+        """Called after each optimizer step: `run.batch` (its number), `run.loss` (a tensor: reading it with
+        `.item()` would wait for the device)."""
     def after_epoch(self, run): "Called after each epoch's history row is added (`run.history[-1]`)."
     def after_fit(self, run): "Called once at the end, also when training stopped early or failed."
 
@@ -120,11 +129,13 @@ class Callback:
 _COLUMNS = {'train_loss': 1, 'train_acc': 2, 'val_loss': 3, 'val_acc': 4}
 
 class Monitor:
-    "The best value so far of one history column, and the epoch it came from: what early stopping and checkpoints watch."
+    """The best value so far of one history column, and the epoch it came from: what early stopping and
+    checkpoints watch."""
     def __init__(self, monitor:str='val_loss', # 'val_loss', 'val_acc', 'train_loss' or 'train_acc'
                  min_delta:float=0.0, # how much better counts as an improvement
                 ):
-        if monitor not in _COLUMNS: raise ValueError(f'monitor must be one of {list(_COLUMNS)}, got {monitor!r}')
+        if monitor not in _COLUMNS:
+            raise ValueError(f'monitor must be one of {list(_COLUMNS)}, got {monitor!r}')
         self.monitor, self.min_delta = monitor, min_delta
         self.mode = 'max' if monitor.endswith('acc') else 'min'  # accuracies go up, losses down
         self.best, self.best_epoch = None, None
@@ -258,13 +269,16 @@ def lr_find(net, # the model (left untouched: a copy is trained)
             num_iter:int=100, # how many batches (rates) to try
             smoothing:float=0.98, # how much of the running average each new loss leaves (fastai's beta)
            ) -> LRFind:
-    "The learning-rate range test: rates growing exponentially, one batch each, on copies; stops when the loss blows up."
+    """The learning-rate range test: rates growing exponentially, one batch each, on copies; stops when the
+    loss blows up."""
     if not 0 < start_lr < end_lr: raise ValueError(f'need 0 < start_lr < end_lr, got {start_lr} and {end_lr}')
-    if not (isinstance(num_iter, int) and num_iter >= 2): raise ValueError(f'num_iter={num_iter!r}: expected at least 2')
+    if not (isinstance(num_iter, int) and num_iter >= 2):
+        raise ValueError(f'num_iter={num_iter!r}: expected at least 2')
     states = rng_state()  # put back at the end: the range test borrows the generators
     model = copy.deepcopy(net)
     opt = type(optimizer)(model.parameters(), **optimizer.defaults)
-    # momentum buffers, Adam's averages: as the caller's optimizer has them, deep-copied (load_state_dict would share them)
+    # momentum buffers, Adam's averages: as the caller's optimizer has them, deep-copied (load_state_dict
+    # would share them)
     opt.load_state_dict(copy.deepcopy(optimizer.state_dict()))
     lrs, losses, average, best = [], [], 0.0, math.inf
     batches = iter(train_loader)
@@ -287,7 +301,8 @@ def lr_find(net, # the model (left untouched: a copy is trained)
             best = min(best, smoothed)
             lrs.append(lr); losses.append(smoothed)
     finally: set_rng_state(states)
-    if not lrs: raise ValueError(f'the loss was not finite even at start_lr={start_lr}: check the data and the model')
+    if not lrs:
+        raise ValueError(f'the loss was not finite even at start_lr={start_lr}: check the data and the model')
     return LRFind(lrs, losses, lrs[int(np.argmin(losses))] / 10)
 
 # %% ../nbs/03_bn_dropout.ipynb #1d22f4ae
@@ -304,17 +319,21 @@ def predict_images(net, # a trained model
                    top:int=3, # how many classes to give per picture
                    device=None, # where `net` lives (default: where its parameters are)
                    max_pixels:int|None=None, # see `load_image`
-                   errors:str='raise', # 'raise': a picture that cannot be read stops the call; 'report': its result says why
+                   # 'raise': a picture that cannot be read stops the call; 'report': its result says why
+                   errors:str='raise',
                    batch_size:int=256, # pictures per forward pass (many pictures, bounded memory)
-                   keep_pictures:bool=False, # also return each prepared picture (PIL) as `picture`, e.g. to explain it
+                   # also return each prepared picture (PIL) as `picture`, e.g. to explain it
+                   keep_pictures:bool=False,
                   ) -> list[dict]:
-    """Classify your own pictures. For each, best first: `{'image', 'top': [(class, probability), ...], 'inverted',
-    'blank', 'notes', 'error'}`. `blank` ('one colour', 'nearly uniform' or None) says the picture holds nothing to
-    classify: `top` is then the model's answer to nothing. With `errors='report'` an unreadable picture gets its
+    """Classify your own pictures. For each, best first: `{'image', 'top': [(class, probability), ...],
+    'inverted', 'blank', 'notes', 'error'}`. `blank` ('one colour', 'nearly uniform' or None) says the
+    picture holds nothing to classify: `top` is then the model's answer to nothing. With `errors='report'` an
+    unreadable picture gets its
     `error` (the message) and an empty `top`; every other picture is still classified."""
     if isinstance(images, (str, Path)) or not hasattr(images, '__iter__'): images = [images]
     images = list(images)
-    if not (isinstance(top, int) and top >= 1): raise ValueError(f'top={top!r}: expected a whole number of at least 1')
+    if not (isinstance(top, int) and top >= 1):
+        raise ValueError(f'top={top!r}: expected a whole number of at least 1')
     if errors not in ('raise', 'report'): raise ValueError(f"errors={errors!r}: use 'raise' or 'report'")
     if not images: raise ValueError('no pictures given')
     results, ready = [], []
@@ -337,7 +356,8 @@ def predict_images(net, # a trained model
         x = torch.stack([transform(picture) for _, picture in batch]).to(device)
         with eval_mode(net), torch.inference_mode(): logits = net(x)
         if logits.shape[1] != len(classes):
-            raise ValueError(f'the model gives {logits.shape[1]} scores per picture but {len(classes)} class names were given')
+            raise ValueError(f'the model gives {logits.shape[1]} scores per picture but {len(classes)} class '
+                             'names were given')
         probabilities, labels = logits.float().softmax(1).cpu().topk(min(top, len(classes)), dim=1)
         for (result, _), ps, ks in zip(batch, probabilities.tolist(), labels.tolist()):
             result['top'] = [(classes[k], p) for p, k in zip(ps, ks)]
@@ -353,7 +373,8 @@ def predict(loader, # yields `(images, labels)`
             amp_dtype=None, # the autocast dtype the model was scored with (as `evaluate`'s); None: float32
             channels_last:bool=False, # feed images in channels-last layout (as `evaluate`'s)
            ) -> tuple:
-    "True labels and `net`'s predictions for every item of `loader`, as CPU tensors (eval mode, no gradients)."
+    """True labels and `net`'s predictions for every item of `loader`, as CPU tensors (eval mode, no
+    gradients)."""
     labels, preds, inputs = [], [], []
     with eval_mode(net), torch.inference_mode():
         for x, y in loader:
@@ -367,21 +388,25 @@ def predict(loader, # yields `(images, labels)`
 def check_predictions(predictions, # what `predict` returned: `(labels, preds)` or `(labels, preds, inputs)`
                       with_inputs:bool=False, # the inputs are needed too (`predict(..., with_inputs=True)`)
                      ) -> tuple:
-    "`predictions` checked and trimmed to `(labels, preds)`, or `(labels, preds, inputs)`: a ValueError says what is wrong."
+    """`predictions` checked and trimmed to `(labels, preds)`, or `(labels, preds, inputs)`: a ValueError says
+    what is wrong."""
     n = 3 if with_inputs else 2
     if not (isinstance(predictions, (tuple, list)) and len(predictions) in (n, 3)):
-        got = type(predictions).__name__ + (f' of {len(predictions)}' if isinstance(predictions, (tuple, list)) else '')
+        got = type(predictions).__name__ + (f' of {len(predictions)}' if isinstance(predictions,
+                                                                                    (tuple, list)) else '')
         want = '(labels, preds, inputs): call predict(..., with_inputs=True)' if with_inputs else '(labels, preds)'
         raise ValueError(f'predictions: expected what predict() returns, {want}; got a {got}')
     lengths = [len(p) for p in predictions[:n]]
-    if len(set(lengths)) != 1: raise ValueError(f'predictions: its parts differ in length ({lengths}): not one predict() call')
+    if len(set(lengths)) != 1:
+        raise ValueError(f'predictions: its parts differ in length ({lengths}): not one predict() call')
     return tuple(predictions[:n])
 
 # %% ../nbs/04_checkpointing.ipynb #8666f46c
 def confusion_matrix(loader, # yields `(images, labels)`
                      net, # the model
                      device, # where `net` lives
-                     n_classes:int|None=None, # number of classes (default: from the dataset, else the largest label + 1)
+                     # number of classes (default: from the dataset, else the largest label + 1)
+                     n_classes:int|None=None,
                      *,
                      predictions:tuple|None=None, # what `predict(loader, net, device)` returned, if you have it: counted without running `net` again
                     ) -> torch.Tensor:
@@ -404,11 +429,13 @@ def per_class_accuracy(loader, # the test data
     if classes is None: classes = dataset_classes(loader)
     cm = confusion_matrix(loader, net, device, len(classes))
     correct, total = cm.diag(), cm.sum(1)
-    table = {c: (correct[i].item() / total[i].item() if total[i] else math.nan) for i, c in enumerate(classes)}
+    table = {c: (correct[i].item() / total[i].item() if total[i] else math.nan) for i,
+             c in enumerate(classes)}
     if verbose:
         width = max(len(c) for c in classes)
         for i, c in enumerate(classes):
-            if total[i]: print(f'Test Accuracy of {c:>{width}s}: {100 * table[c]:3.0f}% ({correct[i]}/{total[i]})')
+            if total[i]:
+                print(f'Test Accuracy of {c:>{width}s}: {100 * table[c]:3.0f}% ({correct[i]}/{total[i]})')
             else: print(f'Test Accuracy of {c:>{width}s}: N/A (no examples)')
         print(f'\nTest Accuracy (Overall): {100 * correct.sum().item() / total.sum().item():.0f}% '
               f'({correct.sum()}/{total.sum()})')
@@ -425,10 +452,12 @@ def _first_example(loader):
 
 # %% ../nbs/12_fit.ipynb #5ac8cf7c
 def _largest_label(loader) -> int|None:
-    "The largest label, when the loader keeps its labels in memory (DeviceLoader, TensorDataset, `.targets`); else None."
+    """The largest label, when the loader keeps its labels in memory (DeviceLoader, TensorDataset,
+    `.targets`); else None."""
     for obj in (loader, getattr(loader, 'dataset', None)):
         tensors = getattr(obj, 'tensors', None)
-        for labels in (getattr(obj, 'y', None), getattr(obj, 'targets', None), tensors[-1] if tensors else None):
+        for labels in (getattr(obj, 'y', None), getattr(obj, 'targets', None),
+                       tensors[-1] if tensors else None):
             if labels is not None and len(labels): return int(torch.as_tensor(labels).max())
     return None
 
@@ -449,23 +478,27 @@ def check_model_fits(net, # the model
                      device=None, # where `net` lives (default: where its parameters are)
                      n_classes:int|None=None, # number of classes (default: from the dataset, if it knows)
                     ) -> None:
-    "Raise a `ValueError` that names the shapes when `net` cannot take `loader`'s inputs or predicts the wrong number of classes, or the devices when `net` is not on `device`."
+    """Raise a `ValueError` that names the shapes when `net` cannot take `loader`'s inputs or predicts the
+    wrong number of classes, or the devices when `net` is not on `device`."""
     x, _ = _first_example(loader)
     weights = next(net.parameters(), None)
     if device is None: device = weights.device if weights is not None else 'cpu'
     expected = getattr(net, 'input_shape', None)
     name = type(net).__name__
-    # a model left on the CPU while the data goes to the GPU fails in its first layer, with a message that is easy to
+    # a model left on the CPU while the data goes to the GPU fails in its first layer, with a message that is
+    # easy to
     # read as a shape problem: say so first
     stray = next((p for p in net.parameters() if not _on_device(p.device, device)), None)
     if stray is not None:
-        raise ValueError(f'{name} has weights on {stray.device}, but the device to train on is {torch.device(device)}: '
+        raise ValueError(f'{name} has weights on {stray.device}, but the device to train on is '
+                         f'{torch.device(device)}: '
                          'move the model there first, `net.to(device)`')
     if expected is not None and tuple(x.shape) != tuple(expected):
         raise ValueError(f'{name} expects each input to have shape {tuple(expected)}, but the data gives '
-                         f'{tuple(x.shape)}. Use a model built for this data, or a transform that produces that shape '
-                         f'(e.g. make_transform(flatten=True) for a fully connected net).')
-    batch = x.unsqueeze(0).to(device)  # outside the try: a device that cannot be reached is not a shape problem
+                         f'{tuple(x.shape)}. Use a model built for this data, or a transform that produces '
+                         f'that shape (e.g. make_transform(flatten=True) for a fully connected net).')
+    # outside the try: a device that cannot be reached is not a shape problem
+    batch = x.unsqueeze(0).to(device)
     try:
         with eval_mode(net), torch.inference_mode(): out = net(batch)
     except RuntimeError as e:
@@ -478,10 +511,11 @@ def check_model_fits(net, # the model
     if n_classes is not None and out.shape[1] != n_classes:
         raise ValueError(f'{name} predicts {out.shape[1]} classes but the data has {n_classes}: '
                          f'build it with n_output={n_classes}')
-    top = _largest_label(loader) if n_classes is None else None  # no class names: the labels say how many are needed
+    # no class names: the labels say how many are needed
+    top = _largest_label(loader) if n_classes is None else None
     if top is not None and out.shape[1] <= top:
-        raise ValueError(f'{name} predicts {out.shape[1]} classes, but the labels go up to {top}: build it with '
-                         f'n_output={top + 1} (or more)')
+        raise ValueError(f'{name} predicts {out.shape[1]} classes, but the labels go up to {top}: build it '
+                         f'with n_output={top + 1} (or more)')
 
 # %% ../nbs/12_fit.ipynb #ac8a4dd5
 HISTORY_COLUMNS = ('epoch', 'train_loss', 'train_acc', 'val_loss', 'val_acc')
@@ -492,7 +526,8 @@ def check_history(history, # the array `fit` returned, or `np.zeros((0, 5))`
     h = np.asarray(history, dtype=float)
     if h.ndim != 2 or h.shape[1] != len(HISTORY_COLUMNS):
         raise ValueError(f'history must be a 2-D array with {len(HISTORY_COLUMNS)} columns {list(HISTORY_COLUMNS)}, '
-                         f'but it has shape {h.shape}. Start with np.zeros((0, 5)), or pass the array a previous fit returned.')
+                         f'but it has shape {h.shape}. Start with np.zeros((0, 5)), or pass the array a '
+                         'previous fit returned.')
     return h
 
 def format_epoch(row, # one history row: epoch, train_loss, train_acc, val_loss, val_acc
@@ -510,28 +545,33 @@ from .settings import AMP_MODES
 # %% ../nbs/12_fit.ipynb #680dc2ae
 def _snapshot(net, optimizer, scheduler=None):
     "Copies of the model's, optimizer's and scheduler's state, to put back if the loss blows up."
-    return tuple(copy.deepcopy(x.state_dict()) if x is not None else None for x in (net, optimizer, scheduler))
+    return tuple(copy.deepcopy(x.state_dict()) if x is not None else None for x in (net, optimizer,
+                                                                                    scheduler))
 
 # %% ../nbs/12_fit.ipynb #f43e8260
 def _cpu_flags() -> set:
     "The CPU's feature flags (Linux's /proc/cpuinfo); empty where they cannot be read."
     try: text = Path('/proc/cpuinfo').read_text()
     except OSError: return set()
-    return set(next((line.split(':', 1)[1] for line in text.splitlines() if line.startswith('flags')), '').split())
+    return set(next((line.split(':', 1)[1] for line in text.splitlines() if line.startswith('flags')),
+                    '').split())
 
 # %% ../nbs/12_fit.ipynb #6d0bda52
 def _cpu_capability() -> str:
-    "The vector instructions PyTorch's own kernels use here, e.g. 'AVX2' or 'AVX512' (`ATEN_CPU_CAPABILITY` can lower it)."
+    """The vector instructions PyTorch's own kernels use here, e.g. 'AVX2' or 'AVX512' (`ATEN_CPU_CAPABILITY`
+    can lower it)."""
     return torch.backends.cpu.get_cpu_capability()
 
 # %% ../nbs/12_fit.ipynb #8b920f4d
 def _gpu_capability(device) -> tuple|None:
-    "The CUDA compute capability of `device`'s NVIDIA GPU, e.g. (7, 5) for Colab's T4 or (8, 0) for an A100; None under ROCm (AMD)."
+    """The CUDA compute capability of `device`'s NVIDIA GPU, e.g. (7, 5) for Colab's T4 or (8, 0) for an A100;
+    None under ROCm (AMD)."""
     return None if torch.version.hip else tuple(torch.cuda.get_device_capability(device))
 
 # %% ../nbs/12_fit.ipynb #3c5c80a8
 def _autocast_works(kind:str, dtype) -> bool:
-    "Whether this PyTorch autocasts to `dtype` on devices of `kind` (older versions warn and switch it off instead)."
+    """Whether this PyTorch autocasts to `dtype` on devices of `kind` (older versions warn and switch it off
+    instead)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         try:
@@ -542,13 +582,19 @@ def _autocast_works(kind:str, dtype) -> bool:
 # %% ../nbs/12_fit.ipynb #7fb4444d
 @functools.cache
 def _reuse_freed_memory() -> bool:
-    "Ask glibc's malloc to keep freed memory for the next allocation of its size (True if it agreed); a no-op elsewhere."
-    # By default glibc hands a freed block of megabytes back to the kernel (mmap, or trimming the heap), so the next
-    # step's activation of the same size is built from fresh zeroed pages, one page fault per 4 KiB: 4% of lesson 3's
-    # step in float32 and 3-13% in bf16 (bench/step_parts.py, two runs). Blocks under 32 MiB now come from the heap, and the heap
-    # keeps up to 1 GiB of free memory. Settings of the user's own (MALLOC_*_ or GLIBC_TUNABLES) are left as they are.
+    """Ask glibc's malloc to keep freed memory for the next allocation of its size (True if it agreed); a
+    no-op elsewhere."""
+    # By default glibc hands a freed block of megabytes back to the kernel (mmap, or trimming the heap), so
+    # the next
+    # step's activation of the same size is built from fresh zeroed pages, one page fault per 4 KiB: 4% of
+    # lesson 3's
+    # step in float32 and 3-13% in bf16 (bench/step_parts.py, two runs). Blocks under 32 MiB now come from the
+    # heap, and the heap
+    # keeps up to 1 GiB of free memory. Settings of the user's own (MALLOC_*_ or GLIBC_TUNABLES) are left as
+    # they are.
     if platform.system() != 'Linux' or platform.libc_ver()[0] != 'glibc': return False
-    if any(k.startswith('MALLOC_') for k in os.environ) or 'malloc' in os.environ.get('GLIBC_TUNABLES', ''): return False
+    if any(k.startswith('MALLOC_') for k in os.environ) or 'malloc' in os.environ.get('GLIBC_TUNABLES', ''):
+        return False
     try: mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError): return False
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # from glibc's malloc.h
@@ -556,7 +602,8 @@ def _reuse_freed_memory() -> bool:
 
 # %% ../nbs/12_fit.ipynb #742e6e73
 def _minor_page_faults() -> int|None:
-    "This process's minor page faults so far (Linux: the 8th field after the name in /proc/self/stat); None elsewhere."
+    """This process's minor page faults so far (Linux: the 8th field after the name in /proc/self/stat); None
+    elsewhere."""
     try: return int(Path('/proc/self/stat').read_text().rsplit(')', 1)[1].split()[7])
     except (OSError, IndexError, ValueError): return None
 
@@ -566,41 +613,56 @@ AMP_CHOICES = (None, *AMP_MODES)  # None: float32
 def resolve_amp(amp, # None (float32), 'auto', 'bf16' or 'fp16'
                 device, # where the model trains
                ) -> tuple:
-    "`(dtype, why)`: the autocast dtype `amp` means on `device` (None: float32) and a few words on the choice."
+    """`(dtype, why)`: the autocast dtype `amp` means on `device` (None: float32) and a few words on the
+    choice."""
     kind = torch.device(device).type
     if amp not in AMP_CHOICES:
-        raise ValueError(f"amp={amp!r}: use None (float32), 'auto' (bf16 where the hardware has it), 'bf16' or 'fp16'")
+        raise ValueError(f"amp={amp!r}: use None (float32), 'auto' (bf16 where the hardware has it), 'bf16' "
+                         "or 'fp16'")
     if amp is None: return None, 'float32'
     cpu_bf16 = kind == 'cpu' and bool(_cpu_flags() & {'avx512_bf16', 'amx_bf16'})
-    # bf16 instructions help only if PyTorch's kernels use them: with ATEN_CPU_CAPABILITY=avx2 they run AVX2 code
+    # bf16 instructions help only if PyTorch's kernels use them: with ATEN_CPU_CAPABILITY=avx2 they run AVX2
+    # code
     kernels = _cpu_capability() if cpu_bf16 else ''
-    # NVIDIA's GPUs compute in bf16 from compute capability 8.0 (Ampere) on; under ROCm PyTorch counts every GPU as able.
-    # Not torch.cuda.is_bf16_supported(): on older GPUs (Colab's T4 is 7.5) it answers True whenever a bf16 tensor can be
+    # NVIDIA's GPUs compute in bf16 from compute capability 8.0 (Ampere) on; under ROCm PyTorch counts every
+    # GPU as able.
+    # Not torch.cuda.is_bf16_supported(): on older GPUs (Colab's T4 is 7.5) it answers True whenever a bf16
+    # tensor can be
     # made there, while bf16 arithmetic is emulated, slowly, or fails
     capability = _gpu_capability(device) if kind == 'cuda' else None
     gpu = 'this GPU' if capability is None else f'this GPU (compute capability {capability[0]}.{capability[1]})'
-    native_bf16 = (capability is None or capability >= (8, 0)) if kind == 'cuda' else cpu_bf16 and 'AVX512' in kernels
+    native_bf16 = (capability is None or capability >= (8,
+                                                        0)) if kind == 'cuda' else cpu_bf16 and 'AVX512' in kernels
     if amp == 'auto':
         if native_bf16: return torch.bfloat16, f'bf16 autocast (native on this {kind})'
-        if kind == 'cuda': return torch.float16, f'fp16 autocast with a gradient scaler ({gpu} has no native bf16)'
-        if cpu_bf16: return None, f'float32 (this cpu has bf16, but PyTorch runs its {kernels} kernels: ATEN_CPU_CAPABILITY)'
+        if kind == 'cuda':
+            return torch.float16, f'fp16 autocast with a gradient scaler ({gpu} has no native bf16)'
+        if cpu_bf16:
+            return None, f'float32 (this cpu has bf16, but PyTorch runs its {kernels} kernels: ATEN_CPU_CAPABILITY)'
         return None, f'float32 (this {kind} has no native bf16)'
     dtype = torch.bfloat16 if amp == 'bf16' else torch.float16
     if not _autocast_works(kind, dtype):
-        raise ValueError(f'amp={amp!r}: PyTorch {torch.__version__} has no {amp} autocast on {kind}: use amp=None or amp=\'auto\'')
+        raise ValueError(f'amp={amp!r}: PyTorch {torch.__version__} has no {amp} autocast on {kind}: use '
+                         'amp=None or amp=\'auto\'')
     if kind == 'cuda' and dtype is torch.bfloat16 and not native_bf16:
-        raise ValueError(f"amp='bf16': {gpu} has no native bfloat16, which came with compute capability 8.0 (Ampere): "
-                         "use amp='fp16' (with a gradient scaler) or amp='auto'")
-    native = native_bf16 if dtype is torch.bfloat16 else kind == 'cuda' or bool(_cpu_flags() & {'avx512_fp16', 'amx_fp16'})
+        raise ValueError(f"amp='bf16': {gpu} has no native bfloat16, which came with compute capability 8.0 "
+                         "(Ampere): use amp='fp16' (with a gradient scaler) or amp='auto'")
+    native = native_bf16 if dtype is torch.bfloat16 else kind == 'cuda' or bool(_cpu_flags() & {'avx512_fp16',
+                                                                                                'amx_fp16'})
     scaler = ' with a gradient scaler' if dtype is torch.float16 else ''
-    return dtype, f'{amp} autocast{scaler}' + ('' if native else f' (emulated on this {kind}: slower than float32)')
+    return dtype, f'{amp} autocast{scaler}' + ('' if native else f' (emulated on this {kind}: slower than '
+                                                                 'float32)')
 
 # %% ../nbs/12_fit.ipynb #9ffa4b70
 def _quiet_step(scheduler, *args):
-    """`scheduler.step(*args)` without PyTorch's warning that `optimizer.step()` has not run yet: under fp16, `fit` calls it
-    through the gradient scaler, which skips every step whose gradients overflowed, the first ones often among them."""
+    """`scheduler.step(*args)` without PyTorch's warning that `optimizer.step()` has not run yet: under fp16,
+    `fit` calls it through the gradient scaler, which skips every step whose gradients overflowed, the first
+    ones often
+    among them."""
     with warnings.catch_warnings():
-        warnings.filterwarnings('ignore', message=r'Detected call of `lr_scheduler\.step\(\)` before `optimizer\.step\(\)`')
+        warnings.filterwarnings('ignore',
+                                message=r'Detected call of `lr_scheduler\.step\(\)` before '
+                                        r'`optimizer\.step\(\)`')
         scheduler.step(*args)
 
 # %% ../nbs/12_fit.ipynb #1a3db006
@@ -610,18 +672,21 @@ def _per_batch(scheduler) -> bool:
 
 # %% ../nbs/12_fit.ipynb #85fd28df
 def _train_epoch(run, loader, desc, progress):
-    "One pass over `loader`; returns per-batch mean losses, batch sizes (host list) and the correct count, without host syncs."
+    """One pass over `loader`; returns per-batch mean losses, batch sizes (host list) and the correct count,
+    without host syncs."""
     model, optimizer, criterion, device, scaler = run.model, run.optimizer, run.criterion, run.device, run.scaler
     step_scheduler = run.scheduler if _per_batch(run.scheduler) else None
     batch_hooks = [cb for cb in run.callbacks if callable(getattr(cb, 'after_batch', None))
                    and getattr(type(cb), 'after_batch', None) is not getattr(Callback, 'after_batch', None)]
-    autocast = dict(device_type=torch.device(device).type, dtype=run.amp_dtype, enabled=run.amp_dtype is not None)
+    autocast = dict(device_type=torch.device(device).type, dtype=run.amp_dtype,
+                    enabled=run.amp_dtype is not None)
     model.train()
     losses, sizes = [], []
     correct = torch.zeros((), dtype=torch.long, device=device)
     for run.batch, batch in enumerate(tqdm(loader, desc=desc, leave=False, disable=not progress), 1):
         inputs, labels = to_device(batch, device)
-        if run.channels_last and inputs.ndim == 4: inputs = inputs.contiguous(memory_format=torch.channels_last)
+        if run.channels_last and inputs.ndim == 4:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(**autocast):
             outputs = model(inputs)
@@ -629,7 +694,9 @@ def _train_epoch(run, loader, desc, progress):
         if scaler is None:
             loss.backward()
             optimizer.step()
-        else:  # fp16: scale the loss so small gradients survive; a step with inf/NaN gradients is skipped, not taken
+        else:
+            # fp16: scale the loss so small gradients survive; a step with inf/NaN gradients is skipped, not
+            # taken
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
@@ -641,23 +708,28 @@ def _train_epoch(run, loader, desc, progress):
         losses.append(run.loss)
         sizes.append(len(labels))
         correct += (outputs.detach().argmax(1) == labels).sum()
-    if not sizes: raise ValueError('the training loader yielded no batches: check the dataset it was built from')
+    if not sizes:
+        raise ValueError('the training loader yielded no batches: check the dataset it was built from')
     return torch.stack(losses).float(), sizes, correct
 
 # %% ../nbs/12_fit.ipynb #4d418930
 class FitRun:
-    "What `fit` shares with its callbacks: model, optimizer, scheduler, callbacks, history so far, epoch, batch, loss, learning rate, stop flag."
-    def __init__(self, net, optimizer, criterion, device, history, last_epoch, has_validation, scheduler=None, callbacks=(),
-                 amp_dtype=None, channels_last=False):
+    """What `fit` shares with its callbacks: model, optimizer, scheduler, callbacks, history so far, epoch,
+    batch, loss, learning rate, stop flag."""
+    def __init__(self, net, optimizer, criterion, device, history, last_epoch, has_validation, scheduler=None,
+                 callbacks=(), amp_dtype=None, channels_last=False):
         self.net, self.optimizer, self.criterion, self.device = net, optimizer, criterion, device
         self.history, self.last_epoch, self.has_validation = history, last_epoch, has_validation
         self.scheduler, self.callbacks = scheduler, list(callbacks)
         self.epoch, self.lr, self.stop, self.batch, self.loss = len(history), current_lr(optimizer), False, 0, None
-        self.interrupted = False  # set when Ctrl-C or Jupyter's stop button ends the fit (Checkpoint then says what is kept)
+        # set when Ctrl-C or Jupyter's stop button ends the fit (Checkpoint then says what is kept)
+        self.interrupted = False
         self.amp_dtype, self.channels_last = amp_dtype, channels_last
-        self.model = net  # what trains: `net` itself, or `net` in DistributedDataParallel when several processes share the work
+        # what trains: `net` itself, or `net` in DistributedDataParallel when several processes share the work
+        self.model = net
         self.n_val = 0  # validation images counted in the last epoch, over all processes
-        self.train_sharded = self.val_sharded = False  # whether each process sees only its part (then sums are added up)
+        # whether each process sees only its part (then sums are added up)
+        self.train_sharded = self.val_sharded = False
         # fp16 needs a gradient scaler (bf16 has float32's range and does not); Checkpoint saves its state
         self.scaler = torch.amp.GradScaler(torch.device(device).type) if amp_dtype is torch.float16 else None
 
@@ -670,23 +742,26 @@ def current_lr(optimizer, # a torch optimizer
 # %% ../nbs/12_fit.ipynb #0dfb9efd
 from torch.utils.data import DistributedSampler
 from .data import DeviceLoader
-from .distributed import (ProcessGroupError, all_reduce_sum, broadcast_buffers, dist_info, distributed,
-                                    is_main_process, lost_contact, print_main, wrap_model)
+from .distributed import (ProcessGroupError, all_reduce_sum, broadcast_buffers, dist_info,
+                                    distributed, is_main_process, lost_contact, print_main, wrap_model)
 
 # %% ../nbs/12_fit.ipynb #363401fb
 def _shard(loader, train:bool):
-    "This process's part of `loader` when several share the work (the loader itself otherwise), and whether its sums must be added up."
+    """This process's part of `loader` when several share the work (the loader itself otherwise), and whether
+    its sums must be added up."""
     if loader is None or not distributed(): return loader, False
     rank, world, _ = dist_info()
     if isinstance(loader, DeviceLoader):
         if loader.world_size > 1: return loader, True  # the caller sharded it already
-        # training: the global batch split evenly, shards padded to equal length (every process takes every step);
+        # training: the global batch split evenly, shards padded to equal length (every process takes every
+        # step);
         # validation: every image exactly once, in batches of about the same size
-        return loader.shard(rank, world, pad=train, batch_size=None if train else math.ceil(loader.batch_size / world)), True
+        return loader.shard(rank, world, pad=train,
+                            batch_size=None if train else math.ceil(loader.batch_size / world)), True
     if isinstance(getattr(loader, 'sampler', None), DistributedSampler): return loader, True
     if not train: return loader, False  # every process scores all of it: the same numbers, no sum needed
-    raise ValueError(f'fit runs in {world} processes (torchrun), so each needs its own part of the training data: pass a '
-                     'DeviceLoader (fit shards it) or a DataLoader with a DistributedSampler')
+    raise ValueError(f'fit runs in {world} processes (torchrun), so each needs its own part of the training '
+                     'data: pass a DeviceLoader (fit shards it) or a DataLoader with a DistributedSampler')
 
 # %% ../nbs/12_fit.ipynb #a6a77a23
 def _check_epochs(num_epochs):
@@ -714,43 +789,50 @@ def _check_scheduler(scheduler, has_validation):
 
 # %% ../nbs/12_fit.ipynb #8f217e30
 def _step_scheduler(scheduler, row, optimizer):
-    "Step an epoch scheduler once per epoch (on the validation loss, or accuracy for mode='max'); say when the rate changes."
+    """Step an epoch scheduler once per epoch (on the validation loss, or accuracy for mode='max'); say when
+    the rate changes."""
     if scheduler is None or _per_batch(scheduler): return  # stepped after every batch instead
     before = current_lr(optimizer)
     metric = (row[3] if scheduler.mode == 'min' else row[4],) if _is_plateau(scheduler) else ()
-    # fit always steps the optimizer first; only fp16's scaler can have skipped every step so far (see _quiet_step)
+    # fit always steps the optimizer first; only fp16's scaler can have skipped every step so far (see
+    # _quiet_step)
     _quiet_step(scheduler, *metric)
     after = current_lr(optimizer)
     if after != before: print_main(f'learning rate {before:.3g} -> {after:.3g}')
 
 # %% ../nbs/12_fit.ipynb #b48e620c
 def _fp16_range(run) -> str:
-    "Advice to add when a loss stops being finite under fp16 autocast, whose numbers end at 65,504 (float32's and bf16's near 3e38)."
+    """Advice to add when a loss stops being finite under fp16 autocast, whose numbers end at 65,504
+    (float32's and bf16's near 3e38)."""
     if run.amp_dtype is not torch.float16: return ''
-    return (" Under fp16 autocast a layer's output above 65,504, fp16's largest number, becomes inf: train in bf16 where "
-            "the hardware has it, or in float32 (amp=None).")
+    return (" Under fp16 autocast a layer's output above 65,504, fp16's largest number, becomes inf: train "
+            "in bf16 where the hardware has it, or in float32 (amp=None).")
 
 # %% ../nbs/12_fit.ipynb #f6802200
 def _put_back(run, good_state, problem:str, advice:str):
     "Restore the weights and optimizer state of the end of the previous epoch, and say why training stopped."
     run.net.load_state_dict(good_state[0])
     run.optimizer.load_state_dict(good_state[1])
-    if good_state[2] is not None: run.scheduler.load_state_dict(good_state[2])  # a per-batch schedule moved on too
+    if good_state[2] is not None:
+        run.scheduler.load_state_dict(good_state[2])  # a per-batch schedule moved on too
     kept = f'from the end of epoch {run.epoch - 1}' if run.epoch > 1 else 'it started with'
-    msg = (f'{problem}: training stopped, the weights {kept} (the last ones with finite training and validation '
-           f'losses) were put back, and the history of the {len(run.history)} finished epochs '
+    msg = (f'{problem}: training stopped, the weights {kept} (the last ones with finite training and '
+           f'validation losses) were put back, and the history of the {len(run.history)} finished epochs '
            f'is returned. {advice}')
     print_main(msg)
     if is_main_process(): warnings.warn(msg, RuntimeWarning)
 
 # %% ../nbs/12_fit.ipynb #ba37b21b
 def _validate(run, loader) -> tuple:
-    "Validation loss and accuracy; with each process scoring its part, the sums of all of them (`run.n_val` images)."
+    """Validation loss and accuracy; with each process scoring its part, the sums of all of them (`run.n_val`
+    images)."""
     if run.val_sharded and len(loader) == 0:  # more processes than validation images: this one has none
         sums = torch.zeros(3, dtype=_sum_dtype(run.device), device=run.device)
     else:
-        loss_sum, correct, n = _eval_sums(run.net, loader, run.criterion, run.device, run.amp_dtype, run.channels_last)
-        sums = torch.stack([loss_sum, correct.to(loss_sum.dtype), torch.tensor(n, dtype=loss_sum.dtype, device=loss_sum.device)])
+        loss_sum, correct, n = _eval_sums(run.net, loader, run.criterion, run.device, run.amp_dtype,
+                                          run.channels_last)
+        sums = torch.stack([loss_sum, correct.to(loss_sum.dtype),
+                            torch.tensor(n, dtype=loss_sum.dtype, device=loss_sum.device)])
     if run.val_sharded: all_reduce_sum(sums)
     loss_sum, correct, n = sums.tolist()
     run.n_val = int(n)
@@ -758,13 +840,15 @@ def _validate(run, loader) -> tuple:
 
 # %% ../nbs/12_fit.ipynb #f3e45aad
 def _fit_epoch(run, train_loader, test_loader, progress):
-    "Train one epoch and validate; the history row, or None if a loss stopped being finite (weights put back)."
+    """Train one epoch and validate; the history row, or None if a loss stopped being finite (weights put
+    back)."""
     net, optimizer, criterion, device = run.net, run.optimizer, run.criterion, run.device
     good_state = _snapshot(net, optimizer, run.scheduler if _per_batch(run.scheduler) else None)
     losses, sizes, correct = _train_epoch(run, train_loader, f'Epoch {run.epoch}/{run.last_epoch}', progress)
     sizes_t = torch.tensor(sizes, dtype=_sum_dtype(device), device=losses.device)
     finite = torch.isfinite(losses)
-    # loss total, images, correct answers and non-finite batches, added up over the processes of a distributed run
+    # loss total, images, correct answers and non-finite batches, added up over the processes of a distributed
+    # run
     sums = torch.stack([_loss_total(losses.to(sizes_t.dtype), sizes_t, criterion).sum(), sizes_t.sum(),
                         correct.to(sizes_t.dtype), (~finite).sum().to(sizes_t.dtype)])
     if run.train_sharded: all_reduce_sum(sums)
@@ -778,13 +862,19 @@ def _fit_epoch(run, train_loader, test_loader, progress):
                   'Try a smaller learning rate, or check the training inputs for NaN.' + _fp16_range(run))
         return None
     train_loss = loss_total / n
-    if run.model is not net: broadcast_buffers(net)  # one model in every process, the one rank 0's checkpoint holds
+    if run.model is not net:
+        broadcast_buffers(net)  # one model in every process, the one rank 0's checkpoint holds
     val_loss, val_acc = _validate(run, test_loader) if test_loader is not None else (np.nan, np.nan)
-    if test_loader is not None and not math.isfinite(val_loss):  # weights that only fail on other images are broken too
+    # weights that only fail on other images are broken too
+    if test_loader is not None and not math.isfinite(val_loss):
         weights_finite = all(bool(torch.isfinite(p).all()) for p in net.parameters())
-        _put_back(run, good_state, f'the validation loss became {val_loss} at epoch {run.epoch} (training loss {train_loss:.4g})',
-                  'The weights are finite, so the validation inputs probably hold NaN or inf: check the validation data.'
-                  + _fp16_range(run) if weights_finite else 'The weights are no longer finite: try a smaller learning rate.')
+        _put_back(run, good_state,
+                  f'the validation loss became {val_loss} at epoch {run.epoch} (training loss '
+                  f'{train_loss:.4g})',
+                  'The weights are finite, so the validation inputs probably hold NaN or inf: check the '
+                  'validation data.'
+                  + _fp16_range(run) if weights_finite else 'The weights are no longer finite: try a smaller '
+                                                            'learning rate.')
         return None
     return np.array([run.epoch, train_loss, n_correct / n, val_loss, val_acc])
 
@@ -794,17 +884,21 @@ def fit(net, # the model to train
         criterion, # the loss function, e.g. `nn.CrossEntropyLoss()`
         num_epochs:int, # how many epochs to train for (at most, with early stopping)
         train_loader, # batches of `(inputs, labels)` to learn from
-        test_loader, # batches to measure validation loss and accuracy on after each epoch (None: no validation)
+        # batches to measure validation loss and accuracy on after each epoch (None: no validation)
+        test_loader,
         device, # where `net` lives
         history, # `np.zeros((0, 5))` to start, or a previous result to continue from
         *,
-        progress:bool|None=None, # a progress bar per epoch; None: only where it redraws in place (`live_output`)
+        # a progress bar per epoch; None: only where it redraws in place (`live_output`)
+        progress:bool|None=None,
         scheduler=None, # a learning-rate scheduler: OneCycleLR/CyclicLR stepped after every batch, any other once per epoch (ReduceLROnPlateau on the validation loss)
         callbacks=(), # `Callback`s, e.g. `EarlyStopping(7)`, `TensorBoardLogger('runs/x')`, `LRRecorder()`
         amp:str|None=None, # mixed precision: None (float32), 'auto', 'bf16' or 'fp16' (with a gradient scaler); see `resolve_amp`
-        channels_last:bool=False, # train a conv net in channels-last memory layout (faster convolutions on most hardware)
+        # train a conv net in channels-last memory layout (faster convolutions on most hardware)
+        channels_last:bool=False,
        ) -> np.ndarray:
-    "Train `net` for `num_epochs`; return `history` with one row `[epoch, loss, acc, val_loss, val_acc]` per epoch added. Under torchrun (after `init_distributed`), every process runs it: see the notes below."
+    """Train `net` for `num_epochs`; return `history` with one row `[epoch, loss, acc, val_loss, val_acc]` per
+    epoch added. Under torchrun (after `init_distributed`), every process runs it: see the notes below."""
     history = check_history(history)
     if progress is None: progress = live_output()
     _check_epochs(num_epochs)
@@ -818,23 +912,24 @@ def fit(net, # the model to train
     train_part, train_sharded = _shard(train_loader, train=True)
     test_part, val_sharded = _shard(test_loader, train=False)
     callbacks = sorted(callbacks, key=lambda cb: getattr(cb, 'order', 0))
-    run = FitRun(net, optimizer, criterion, device, history, len(history) + num_epochs, test_loader is not None,
-                 scheduler, callbacks, amp_dtype, channels_last)
+    run = FitRun(net, optimizer, criterion, device, history, len(history) + num_epochs,
+                 test_loader is not None, scheduler, callbacks, amp_dtype, channels_last)
     run.model, run.train_sharded, run.val_sharded = wrap_model(net, device), train_sharded, val_sharded
     progress = progress and is_main_process()
     for cb in callbacks: cb.before_fit(run)
     try:
         for epoch in range(len(history) + 1, run.last_epoch + 1):
             run.epoch, run.lr = epoch, current_lr(optimizer)
-            if isinstance(getattr(train_part, 'sampler', None), DistributedSampler): train_part.sampler.set_epoch(epoch)
+            if isinstance(getattr(train_part, 'sampler', None), DistributedSampler):
+                train_part.sampler.set_epoch(epoch)
             try: row = _fit_epoch(run, train_part, test_part, progress)
             except RuntimeError as e:
                 if not (run.model is not net and lost_contact(e)): raise
                 rank, world, _ = dist_info()
                 raise ProcessGroupError(f'process {rank} of {world} lost contact with the others in epoch {epoch} '
-                                        f'({str(e).strip().splitlines()[-1][:200]}): another process died or hung; '
-                                        'the launcher (cnn-course or torchrun) names it. The checkpoints written so '
-                                        'far are intact: resume continues from them') from e
+                                        f'({str(e).strip().splitlines()[-1][:200]}): another process died or '
+                                        'hung; the launcher (cnn-course or torchrun) names it. The checkpoints '
+                                        'written so far are intact: resume continues from them') from e
             if row is None: break
             run.history = np.vstack((run.history, row))
             print_main(format_epoch(row, run.last_epoch))
@@ -842,7 +937,8 @@ def fit(net, # the model to train
             for cb in callbacks: cb.after_epoch(run)
             if run.stop: break
     except KeyboardInterrupt:
-        run.interrupted = True  # the interrupt goes on (Jupyter needs it to stop the cell); after_fit sees the flag
+        # the interrupt goes on (Jupyter needs it to stop the cell); after_fit sees the flag
+        run.interrupted = True
         raise
     finally:
         for cb in callbacks: cb.after_fit(run)

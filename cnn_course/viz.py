@@ -97,7 +97,8 @@ def denormalize(images:torch.Tensor, # a CHW image or an NCHW batch, as the data
 def for_display(images:torch.Tensor, # a CHW image or an NCHW batch
                 source=None, # the DataLoader, DeviceLoader, Subset or dataset the images came from
                ) -> torch.Tensor:
-    "`images` in [0, 1] for `imshow`: `denormalize`d, or (no `Normalize` to undo) rescaled from their range, with one note."
+    """`images` in [0, 1] for `imshow`: `denormalize`d, or (no `Normalize` to undo) rescaled from their range,
+    with one note."""
     if find_normalize(source) is not None: return denormalize(images, source)
     lo, hi = float(images.min()), float(images.max())
     if lo >= 0 and hi <= 1: return images
@@ -128,7 +129,8 @@ def show_image(ax, # the matplotlib Axes to draw on; None makes a new small figu
 
 # %% ../nbs/00b_viz.ipynb #37deb0ca
 class CourseFigure(Figure):
-    "The figures the lessons' helpers return: a matplotlib `Figure` that Jupyter draws once, however the cell ends."
+    """The figures the lessons' helpers return: a matplotlib `Figure` that Jupyter draws once, however the
+    cell ends."""
     def __init__(self, *args, # as for `matplotlib.figure.Figure`
                  **kwargs, # as for `matplotlib.figure.Figure`, e.g. figsize=(6, 4)
                 ):
@@ -148,7 +150,8 @@ class CourseFigure(Figure):
 def _finish(fig, # the figure a plotting helper drew (made with `FigureClass=CourseFigure`)
             show:bool, # leave it in pyplot to be drawn (True), or take it out (False)
            ):
-    "Return `fig`; with `show`, as pyplot's current figure (drawn at the end of a notebook cell, saved by `plt.savefig`), else out of pyplot."
+    """Return `fig`; with `show`, as pyplot's current figure (drawn at the end of a notebook cell, saved by
+    `plt.savefig`), else out of pyplot."""
     if show: plt.figure(fig)  # current: `plt.savefig` on the next line saves this figure
     else: plt.close(fig)  # nothing draws it by itself; it can still be inspected and saved
     return fig
@@ -172,13 +175,15 @@ def _first_conv(conv):
 def _tile_grid(n, ncols, size=1.3):
     "A figure with `n` tiles in rows of `ncols`, every axis switched off."
     cols = max(1, min(n, ncols)); rows = math.ceil(n / cols)
-    fig, axs = plt.subplots(rows, cols, figsize=(size * cols, size * rows + 0.7), squeeze=False, FigureClass=CourseFigure)
+    fig, axs = plt.subplots(rows, cols, figsize=(size * cols, size * rows + 0.7), squeeze=False,
+                            FigureClass=CourseFigure)
     for ax in axs.flat: ax.axis('off')
     return fig, axs.flat
 
 # %% ../nbs/01_conv_basics.ipynb #d0c6d5ec
 def show_filters(conv, # an nn.Conv2d, or a model whose first Conv2d is drawn
-                 in_channel:int|None=None, # which input channel's kernels to draw; None: colour if 3 inputs, else 0
+                 # which input channel's kernels to draw; None: colour if 3 inputs, else 0
+                 in_channel:int|None=None,
                  max_filters:int=64, # draw at most this many output channels
                  ncols:int=8, # tiles per row
                  *,
@@ -194,7 +199,8 @@ def show_filters(conv, # an nn.Conv2d, or a model whose first Conv2d is drawn
         tiles, kw = (w - lo) / (hi - lo).clamp_min(1e-12), {}
     else:
         c = 0 if in_channel is None else in_channel
-        if not 0 <= c < n_in: raise ValueError(f'in_channel={in_channel} but this Conv2d has {n_in} input channel(s)')
+        if not 0 <= c < n_in:
+            raise ValueError(f'in_channel={in_channel} but this Conv2d has {n_in} input channel(s)')
         tiles = w[:, c:c + 1]
         vmax = tiles.abs().max().item() or 1.0  # one symmetric scale: 0 is mid-gray in every tile
         kw = dict(vmin=-vmax, vmax=vmax)
@@ -204,7 +210,8 @@ def show_filters(conv, # an nn.Conv2d, or a model whose first Conv2d is drawn
         ax.set_title(str(i), fontsize=9)
     which = 'in colour' if colour else f'input channel {c}'
     if n_out < conv.out_channels: which += f', first {n_out}'
-    fig.suptitle(f'{n_in}→{conv.out_channels} channels, {w.shape[2]}×{w.shape[3]} kernels ({which})', fontsize=11)
+    fig.suptitle(f'{n_in}→{conv.out_channels} channels, {w.shape[2]}×{w.shape[3]} kernels ({which})',
+                 fontsize=11)
     return _finish(fig, show)
 
 # %% ../nbs/01_conv_basics.ipynb #54052b56
@@ -220,13 +227,15 @@ def show_feature_maps(module, # a Conv2d, a Sequential of layers, or any module 
     x = torch.as_tensor(image).detach()
     if x.dim() == 3: x = x[None]
     if x.dim() != 4 or x.shape[0] != 1:
-        raise ValueError(f'show_feature_maps needs one (C, H, W) image or a batch of one, got shape {tuple(x.shape)}')
+        raise ValueError('show_feature_maps needs one (C, H, W) image or a batch of one, got shape '
+                         f'{tuple(x.shape)}')
     param = next(module.parameters(), None)
     if param is not None: x = x.to(param.device, param.dtype)
-    with eval_mode(module), torch.inference_mode(): maps = module(x)  # draw what the model computes at test time
+    with eval_mode(module), torch.inference_mode():
+        maps = module(x)  # draw what the model computes at test time
     if maps.dim() != 4:
-        raise ValueError(f'{type(module).__name__} returned shape {tuple(maps.shape)}, not feature maps (N, C, H, W): '
-                         'pass the convolutional part only, e.g. model.layer or model.layer[:2]')
+        raise ValueError(f'{type(module).__name__} returned shape {tuple(maps.shape)}, not feature maps (N, '
+                         'C, H, W): pass the convolutional part only, e.g. model.layer or model.layer[:2]')
     maps = maps[0].float().cpu()
     n = min(len(maps), max_maps)
     fig, axs = _tile_grid(n, ncols)
@@ -247,7 +256,8 @@ def show_rgb_channels(image, # one (3, H, W) colour image, e.g. `denormalize(img
     if img.dim() == 4 and img.shape[0] == 1: img = img[0]
     if img.dim() != 3 or img.shape[0] != 3:
         raise ValueError(f'show_rgb_channels needs one (3, H, W) image, got shape {tuple(img.shape)}')
-    # One scale for all three channels, so their brightness can be compared; [0, 1] unless the data exceeds it.
+    # One scale for all three channels, so their brightness can be compared; [0, 1] unless the data exceeds
+    # it.
     lo, hi = min(0.0, img.min().item()), max(1.0, img.max().item())
     fig, axs = plt.subplots(1, 4, figsize=(12, 3.4), FigureClass=CourseFigure)
     show_image(axs[0], (img - lo) / (hi - lo), title='image')
@@ -265,7 +275,8 @@ def plot_history(history, # the array `fit` returned
                  title:str='', # shown above the two plots, e.g. the model and dataset
                  fig=None, # the figure to draw on; None makes a new one without pyplot (nothing is shown)
                 ):
-    "Draw the loss and accuracy curves (training and validation) of `history` side by side; return the figure."
+    """Draw the loss and accuracy curves (training and validation) of `history` side by side; return the
+    figure."""
     h = check_history(history)
     if fig is None: fig = Figure(figsize=(12, 4.5), layout='constrained')
     for ax, (col, name) in zip(fig.subplots(1, 2), ((1, 'loss'), (2, 'accuracy'))):
@@ -289,7 +300,8 @@ def evaluate_history(history, # the array `fit` returned
     if len(h) == 0: raise ValueError('history is empty: train for at least one epoch first')
     print(f'first epoch: loss: {h[0,3]:.5f} accuracy: {h[0,4]:.5f}')
     print(f'last epoch:  loss: {h[-1,3]:.5f} accuracy: {h[-1,4]:.5f}')
-    fig = plot_history(h, title, fig=plt.figure(FigureClass=CourseFigure, figsize=(12, 4.5), layout='constrained'))
+    fig = plot_history(h, title,
+                       fig=plt.figure(FigureClass=CourseFigure, figsize=(12, 4.5), layout='constrained'))
     return _finish(fig, show)
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #c78bb41d
@@ -309,14 +321,16 @@ def _pair_title(true:str, guess:str) -> str:
 PAIR_LEGEND = 'each title: true class:predicted class'  # said once, above every grid of pairs
 
 def _image_grid(images, titles, colours, ncols:int=10, legend:str|None=None, title:str=''):
-    "A figure of `images` in rows of `ncols`, each under its title (one or two lines) in its colour; `title`, `legend` above all."
+    """A figure of `images` in rows of `ncols`, each under its title (one or two lines) in its colour;
+    `title`, `legend` above all."""
     legend = '\n'.join(filter(None, [title, legend]))
     rows = math.ceil(len(images) / ncols)
     lines = max((t.count('\n') + 1 for t in titles), default=1)
-    # constrained layout makes room for every title, one line or two, between the rows (tight_layout did not always)
+    # constrained layout makes room for every title, one line or two, between the rows (tight_layout did not
+    # always)
     above = legend.count('\n') + 1 if legend else 0  # lines of text above the grid
-    fig = plt.figure(FigureClass=CourseFigure, figsize=(1.05 * ncols, (0.95 + 0.17 * lines) * rows + 0.3 * above),
-                     layout='constrained')
+    fig = plt.figure(FigureClass=CourseFigure,
+                     figsize=(1.05 * ncols, (0.95 + 0.17 * lines) * rows + 0.3 * above), layout='constrained')
     for i, (image, title, colour) in enumerate(zip(images, titles, colours)):
         ax = fig.add_subplot(rows, ncols, i + 1)
         ax.set_title(title, c=colour, fontsize=8)
@@ -334,12 +348,14 @@ def show_images_labels(loader, # yields `(images, labels)`; the first batch is s
                        title:str='', # shown above the grid, e.g. the data's name
                        show:bool=True, # True: leave it in pyplot, drawn at the end of a notebook cell and saved by `plt.savefig`; False: out of pyplot
                       ):
-    "Show the first `n` images of `loader` titled with their labels, or `true:predicted` (two lines when long) with mistakes in red."
+    """Show the first `n` images of `loader` titled with their labels, or `true:predicted` (two lines when
+    long) with mistakes in red."""
     if classes is None: classes = dataset_classes(loader)
     images, labels, predicted = _predict_first_batch(loader, net, device)
     if images.ndim != 4:
-        raise ValueError(f'show_images_labels needs image batches shaped (batch, channels, height, width); this loader '
-                         f'gives {tuple(images.shape)}. Use a loader built with make_transform() (not flatten=True).')
+        raise ValueError('show_images_labels needs image batches shaped (batch, channels, height, width); '
+                         f'this loader gives {tuple(images.shape)}. Use a loader built with make_transform() '
+                         '(not flatten=True).')
     images = for_display(images, loader)
     count = min(len(images), n)
     truths = [classes[y] for y in labels[:count]]
@@ -348,20 +364,23 @@ def show_images_labels(loader, # yields `(images, labels)`; the first batch is s
         guesses = [classes[p] for p in predicted[:count]]
         titles = [_pair_title(t, g) for t, g in zip(truths, guesses)]
         colours = ['k' if g == t else 'r' for t, g in zip(truths, guesses)]
-    fig = _image_grid(images[:count], titles, colours, legend=None if predicted is None else PAIR_LEGEND + '; red: a mistake',
-                      title=title)
+    fig = _image_grid(images[:count], titles, colours,
+                      legend=None if predicted is None else PAIR_LEGEND + '; red: a mistake', title=title)
     return _finish(fig, show)
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #b25774ca
 def model_summary(net, # the model
-                  input_size=None, # the input's shape, batch included (default: batch of 100 of `net.input_shape`)
+                  # the input's shape, batch included (default: batch of 100 of `net.input_shape`)
+                  input_size=None,
                   depth:int=1, # how deep into nested modules to list
                   **kwargs, # passed on to `torchinfo.summary`
                  ):
     "torchinfo's summary of `net`: each layer's output shape and parameter count."
     if input_size is None:
         shape = getattr(net, 'input_shape', None)
-        if shape is None: raise ValueError(f'{type(net).__name__} has no input_shape: pass input_size, e.g. (100, 3, 32, 32)')
+        if shape is None:
+            raise ValueError(f'{type(net).__name__} has no input_shape: pass input_size, e.g. (100, 3, 32, '
+                             '32)')
         input_size = (100, *shape)
     kwargs.setdefault('device', next(net.parameters()).device)
     return summary(net, input_size, depth=depth, **kwargs)
@@ -372,16 +391,18 @@ def model_graph(loss, # a loss tensor with its graph, e.g. from `eval_loss`
     "torchviz's drawing of the computation that produced `loss` (needs `torchviz` and Graphviz's `dot`)."
     try: from torchviz import make_dot  # optional: only this function needs torchviz
     except ImportError:
-        raise ImportError('model_graph needs torchviz: pip install torchviz (and Graphviz: apt-get install graphviz, '
-                          'or brew install graphviz). Colab has Graphviz already.') from None
+        raise ImportError('model_graph needs torchviz: pip install torchviz (and Graphviz: apt-get install '
+                          'graphviz, or brew install graphviz). Colab has Graphviz already.') from None
     if shutil.which('dot') is None:
         warnings.warn('Graphviz\'s `dot` program was not found, so the graph cannot be drawn as a picture '
-                      '(its source text is still returned). Install it: apt-get install graphviz, or brew install graphviz.')
+                      '(its source text is still returned). Install it: apt-get install graphviz, or brew '
+                      'install graphviz.')
     return make_dot(loss, params=dict(net.named_parameters()))
 
 # %% ../nbs/03_bn_dropout.ipynb #a798bc40
 import io, sys
-from matplotlib.figure import Figure  # this cell's own import: the lesson runs it without the viz module's imports
+# this cell's own import: the lesson runs it without the viz module's imports
+from matplotlib.figure import Figure
 from .train import Callback
 
 def _notebook_display():
@@ -390,10 +411,12 @@ def _notebook_display():
     from IPython import get_ipython  # late: present wherever a notebook kernel runs
     from IPython.display import display
     shell = get_ipython()
-    return display if shell is not None and hasattr(shell, 'kernel') else None  # a kernel, not a terminal IPython
+    # a kernel, not a terminal IPython
+    return display if shell is not None and hasattr(shell, 'kernel') else None
 
 class LivePlot(Callback):
-    "After every epoch, redraw the training and validation loss in place in Jupyter or Colab; elsewhere do nothing."
+    """After every epoch, redraw the training and validation loss in place in Jupyter or Colab; elsewhere do
+    nothing."""
     def __init__(self, title:str='', # a title over the plot
                 ): self.title, self.display, self.handle = title, None, None
 
@@ -465,7 +488,8 @@ def plot_confusion_matrix(loader, # the test data
     fig, ax = plt.subplots(figsize=(7, 6), layout='constrained', FigureClass=CourseFigure)
     im = ax.imshow(values.numpy(), cmap='Blues', vmin=0)
     fig.colorbar(im, ax=ax, fraction=0.046)
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha='right'); ax.set_yticks(range(len(classes)), classes)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha='right')
+    ax.set_yticks(range(len(classes)), classes)
     ax.set_xlabel('predicted class'); ax.set_ylabel('true class')
     if title: ax.set_title(title, fontsize=10)
     top = values.max().item()
@@ -512,7 +536,8 @@ def plot_activation_stats(stats, # an `ActivationStats` that watched a training 
                                  ('mean', 'standard deviation', f'share with |value| < {stats.zero:g}')):
         for j, name in enumerate(stats.names): ax.plot(values[:, j].numpy(), lw=1, label=name)
         ax.set_title(title, fontsize=10); ax.set_xlabel('training batch')
-    for ax in axs[:2]: ax.set_yscale('symlog', linthresh=0.01)  # a layer 1000 times larger than another still shows
+    for ax in axs[:2]:
+        ax.set_yscale('symlog', linthresh=0.01)  # a layer 1000 times larger than another still shows
     axs[2].set_ylim(-0.02, 1.02)
     axs[0].legend(fontsize=8)
     return _finish(fig, show)
@@ -521,13 +546,16 @@ def plot_activation_stats(stats, # an `ActivationStats` that watched a training 
 def plot_activation_hists(stats, # an `ActivationStats` that watched a training run
                           show:bool=True, # see `_finish`
                          ):
-    "Each watched layer's histogram of |output| over the training batches (colour: share of values, log scale)."
+    """Each watched layer's histogram of |output| over the training batches (colour: share of values, log
+    scale)."""
     hists = stats.hists
     fig = plt.figure(FigureClass=CourseFigure, figsize=(2.4 * len(hists), 2.2), layout='constrained')
     for i, (h, name) in enumerate(zip(hists, stats.names)):
         ax = fig.add_subplot(1, len(hists), i + 1)
-        ax.imshow(torch.log1p(1000 * h).numpy(), origin='lower', aspect='auto', cmap='viridis', interpolation='nearest',
-                  extent=(0, h.shape[1], 0, stats.hist_max))  # nearest: the bins as they are (and a small PNG)
+        ax.imshow(torch.log1p(1000 * h).numpy(), origin='lower', aspect='auto', cmap='viridis',
+                  interpolation='nearest',
+                  # nearest: the bins as they are (and a small PNG)
+                  extent=(0, h.shape[1], 0, stats.hist_max))
         ax.set_title(name, fontsize=10); ax.set_xlabel('training batch')
         if i == 0: ax.set_ylabel('|value|')
     return _finish(fig, show)
@@ -546,7 +574,8 @@ def show_heatmaps(images:torch.Tensor, # (N, C, H, W) as the data's transform ma
                   titles:list|None=None, # a title per image, e.g. 'true:predicted'
                   source=None, # the loader or dataset the images came from (to undo its `Normalize`)
                   colours:list|None=None, # a title colour per image
-                  legend:str|None=None, # a line above the grid, e.g. `PAIR_LEGEND` for 'true:predicted' titles
+                  # a line above the grid, e.g. `PAIR_LEGEND` for 'true:predicted' titles
+                  legend:str|None=None,
                   show:bool=True, # see `_finish`
                  ):
     "Each image beside the same image with its heat map blended over it (each map scaled to its own maximum)."
@@ -571,7 +600,8 @@ def explain_figure(picture:torch.Tensor, # one (C, H, W) image as the network se
                    title:str='', # a title over the figure, e.g. the file's name
                    show:bool=True, # see `_finish`
                   ):
-    "Why the network said what it said: the picture as it sees it, the heat map of its top class, the top-k bars."
+    """Why the network said what it said: the picture as it sees it, the heat map of its top class, the top-k
+    bars."""
     fig = plt.figure(FigureClass=CourseFigure, figsize=(9, 3), layout='constrained')
     a, b, c = fig.subplots(1, 3, width_ratios=[1, 1, 1.4])
     show_image(a, picture, vmin=0, vmax=1); a.set_title('what the network sees', fontsize=9)

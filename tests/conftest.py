@@ -10,18 +10,21 @@ os.environ.setdefault('MPLBACKEND', 'Agg')
 
 
 def pytest_configure(config):
-    config.addinivalue_line('markers', 'long: takes 10 s or more on 2 cores (processes, a browser); run first')
+    config.addinivalue_line('markers',
+                            'long: takes 10 s or more on 2 cores (processes, a browser); run first')
 
 
 def pytest_collection_modifyitems(config, items):
-    """The long tests first, in their files' order. With `--maxschedchunk 1` (tools/test.sh) pytest-xdist hands each
-    worker the next test as it becomes free, so the long ones are shared out first and both workers end together on
+    """The long tests first, in their files' order. With `--maxschedchunk 1` (tools/test.sh) pytest-xdist
+    hands each worker the next test as it becomes free, so the long ones are shared out first and both
+    workers end together on
     short ones (before, the last test could run alone on one worker for 13-17 s, the other one idle)."""
     items.sort(key=lambda item: item.get_closest_marker('long') is None)
 
 
 def quick_cli(*args, cwd, timeout=300):
-    "`python -m cnn_course.cli ARGS` in a fresh process, in quick mode (small data): the tests of `predict` use it."
+    """`python -m cnn_course.cli ARGS` in a fresh process, in quick mode (small data): the tests of `predict`
+    use it."""
     import subprocess
     env = {**os.environ, 'PYTHONPATH': str(ROOT), 'CNN_COURSE_QUICK': '1'}
     env.pop('IN_TEST', None)
@@ -32,11 +35,12 @@ def quick_cli(*args, cwd, timeout=300):
 def cli_here(*args, cwd, quick=True):
     """`cnn_course.cli.main(ARGS)` in this process, with what it prints captured as a process's would be.
 
-    For every test whose subject is not the process itself (one-line errors, what a run or a resume writes, what
-    follows a run folder): a fresh process pays 3 s of PyTorch and torchvision start-up per call (measured on 2 cores:
-    most of the quick runs' time), and the code under test is the same `main` the `cnn-course` script calls. The tests
-    that need a real process (the entry point, a kill, memory, imports, output to a pipe) start one. What a run sets for
-    the whole process (deterministic mode, the allocator setting of `fit` on the CPU) then stays in the pytest worker,
+    For every test whose subject is not the process itself (one-line errors, what a run or a resume writes,
+    what follows a run folder): a fresh process pays 3 s of PyTorch and torchvision start-up per call
+    (measured on 2 cores: most of the quick runs' time), and the code under test is the same `main` the
+    `cnn-course` script calls. The tests that need a real process (the entry point, a kill, memory, imports,
+    output to a pipe) start one. What a run sets for the whole process (deterministic mode, the allocator
+    setting of `fit` on the CPU) then stays in the pytest worker,
     as after any test that trains."""
     import contextlib, io, subprocess, warnings
     from cnn_course.cli import main
@@ -55,15 +59,17 @@ def cli_here(*args, cwd, quick=True):
         os.chdir(saved_cwd)
         os.environ.clear()
         os.environ.update(saved_env)
-    return subprocess.CompletedProcess(['cnn-course', *map(str, args)], status, out.getvalue(), err.getvalue())
+    return subprocess.CompletedProcess(['cnn-course', *map(str, args)], status, out.getvalue(),
+                                       err.getvalue())
 
 
 @pytest.fixture(scope='session')
 def trained_runs(tmp_path_factory):
-    """Quick runs of `cnn-course train` that the predict and explain tests read: the flat net (`fc`, 1 epoch, 300
-    images) and lesson 3's CNN (`fashion_cnn`, 1 epoch, 600 images), each with --checkpoint NAME and --out NAME-out.
-    Trained once per pytest worker, in the worker's own process (`cli_here`: the tests are about what reads these
-    folders, and a fresh process would add seconds of start-up to each); a test copies them with `copy_runs` before
+    """Quick runs of `cnn-course train` that the predict and explain tests read: the flat net (`fc`, 1 epoch,
+    300 images) and lesson 3's CNN (`fashion_cnn`, 1 epoch, 600 images), each with --checkpoint NAME and
+    --out NAME-out. Trained once per pytest worker, in the worker's own process (`cli_here`: the tests are
+    about what reads these folders, and a fresh process would add seconds of start-up to each); a test copies
+    them with `copy_runs` before
     writing into them."""
     root = tmp_path_factory.mktemp('runs')
     for model, name, n in (('fc', 'fc', 300), ('fashion_cnn', 'cnn', 600)):
@@ -75,7 +81,8 @@ def trained_runs(tmp_path_factory):
 
 
 def copy_runs(trained_runs, to):
-    "The run folders of `trained_runs` (fc, fc-out, cnn, cnn-out) copied into `to`, for a test that writes into them."
+    """The run folders of `trained_runs` (fc, fc-out, cnn, cnn-out) copied into `to`, for a test that writes
+    into them."""
     import shutil
     for name in ('fc', 'fc-out', 'cnn', 'cnn-out'): shutil.copytree(trained_runs / name, to / name)
     return to

@@ -22,7 +22,8 @@ def _loaders(flip_validation=False):
 
 class WeightsEachEpoch(Callback):
     def __init__(self): self.states = {}
-    def after_epoch(self, run): self.states[run.epoch] = {k: v.clone() for k, v in run.net.state_dict().items()}
+    def after_epoch(self, run):
+        self.states[run.epoch] = {k: v.clone() for k, v in run.net.state_dict().items()}
 
 
 def test_early_stopping_stops_and_restores_best_weights():
@@ -60,7 +61,8 @@ def test_tensorboard_event_file_matches_history(tmp_path):
     opt = optim.SGD(net.parameters(), lr=0.2)
     lrs = LRRecorder()
     h = fit(net, opt, nn.CrossEntropyLoss(), 3, train, val, 'cpu', np.zeros((0, 5)), progress=False,
-            scheduler=optim.lr_scheduler.StepLR(opt, 1, gamma=0.5), callbacks=[TensorBoardLogger(tmp_path / 'tb'), lrs])
+            scheduler=optim.lr_scheduler.StepLR(opt, 1, gamma=0.5),
+            callbacks=[TensorBoardLogger(tmp_path / 'tb'), lrs])
     assert list((tmp_path / 'tb').glob('events.out.tfevents.*')), 'no event file written'
     ea = EventAccumulator(str(tmp_path / 'tb')); ea.Reload()
     for col, key in enumerate(('train_loss', 'train_acc', 'val_loss', 'val_acc'), start=1):

@@ -12,16 +12,18 @@ from cnn_course.core import torch_seed
 from cnn_course.data import DeviceLoader
 from cnn_course.train import fit, Callback, EarlyStopping, LRRecorder
 from cnn_course.checkpoint import (Checkpoint, CheckpointError, NotACheckpointError, DamagedCheckpointError,
-                                   ModelMismatchError, save_checkpoint, load_checkpoint, read_checkpoint, resume)
+                                   ModelMismatchError, save_checkpoint, load_checkpoint, read_checkpoint,
+                                   resume)
 from cnn_course.runs import RunConfig, resume_run, train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
 # A run small enough for a few seconds on a CPU, with every kind of state: dropout (random masks), a shuffled
 # DeviceLoader (random order), SGD momentum, a plateau scheduler and early stopping.
-CONFIG = dict(dataset='cifar10', model='cifar_cnn', limit_train=120, limit_test=40, batch_size=16, eval_batch_size=500,
-              val_fraction=0.2, optimizer='sgd', lr=0.01, momentum=0.9, scheduler='plateau', patience=10, epochs=5,
-              device='cpu')
+CONFIG = dict(dataset='cifar10', model='cifar_cnn', limit_train=120, limit_test=40, batch_size=16,
+              eval_batch_size=500,
+              val_fraction=0.2, optimizer='sgd', lr=0.01, momentum=0.9, scheduler='plateau', patience=10,
+              epochs=5, device='cpu')
 
 SCRIPT = textwrap.dedent('''
     import json, sys
@@ -44,7 +46,8 @@ SCRIPT = textwrap.dedent('''
 def _env(tmp_path):
     # One thread each: the two training processes run side by side without fighting over the cores; every
     # process uses the same count, so the float sums are done in the same order (bit-for-bit comparisons).
-    # TMPDIR: a process killed on purpose runs no exit handlers; its synthetic data stays in the test's folder, not /tmp.
+    # TMPDIR: a process killed on purpose runs no exit handlers; its synthetic data stays in the test's
+    # folder, not /tmp.
     env = dict(os.environ, CNN_COURSE_QUICK='1', PYTHONPATH=str(ROOT), MPLBACKEND='Agg', OMP_NUM_THREADS='1',
                TMPDIR=str(tmp_path))
     env.pop('IN_TEST', None)
@@ -57,7 +60,8 @@ def _start(tmp_path, command, folder, out, config=CONFIG):
     import json
     return subprocess.Popen([sys.executable, str(script), command, str(folder), str(out),
                              json.dumps({**config, 'data_root': str(tmp_path / 'data')})],
-                            cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
 
 
 def _finish(proc, timeout=120):
@@ -117,7 +121,8 @@ def test_kill_at_any_instant_leaves_a_loadable_checkpoint(tmp_path):
     path = tmp_path / 'ckpt' / 'last.pt'
     rng = random.Random(0)
     for _ in range(3):
-        proc = subprocess.Popen([sys.executable, str(script), str(path)], env=_env(tmp_path), stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen([sys.executable, str(script), str(path)], env=_env(tmp_path),
+                                stdout=subprocess.PIPE, text=True)
         assert proc.stdout.readline().strip() == 'first'
         time.sleep(rng.uniform(0.05, 0.4))  # somewhere in the middle of a write, most likely
         os.kill(proc.pid, signal.SIGKILL)
@@ -130,8 +135,8 @@ def test_kill_at_any_instant_leaves_a_loadable_checkpoint(tmp_path):
     (path.parent / f'.last.pt.{gone.pid}.abc123.tmp').write_bytes(b'PK\x03\x04 half a file')
     read_checkpoint(path.parent)
     net = nn.Linear(4, 2)
-    fit(net, optim.SGD(net.parameters(), lr=0.1), nn.CrossEntropyLoss(), 1, *_loaders(4), 'cpu', np.zeros((0, 5)),
-        progress=False, callbacks=[Checkpoint(tmp_path / 'run')])
+    fit(net, optim.SGD(net.parameters(), lr=0.1), nn.CrossEntropyLoss(), 1, *_loaders(4), 'cpu',
+        np.zeros((0, 5)), progress=False, callbacks=[Checkpoint(tmp_path / 'run')])
     (tmp_path / 'run' / f'.last.pt.{gone.pid}.zzz.tmp').write_bytes(b'junk')
     resume(tmp_path / 'run', nn.Linear(4, 2))
     cp = Checkpoint(tmp_path / 'run')
@@ -156,7 +161,8 @@ def _loaders(features=6, n=200):
     x = torch.randn(n, features, generator=g)
     y = (x[:, 0] > 0).long()
     ds = TensorDataset(x, y)
-    return DeviceLoader(ds, batch_size=16, shuffle=True, device='cpu'), DeviceLoader(ds, batch_size=40, device='cpu')
+    return DeviceLoader(ds, batch_size=16, shuffle=True, device='cpu'), DeviceLoader(ds, batch_size=40,
+                                                                                     device='cpu')
 
 
 def _parts(seed=0):
@@ -170,8 +176,8 @@ def _parts(seed=0):
 def _train(net, opt, sched, cbs, epochs, history, folder):
     train, val = _loaders()
     cp = Checkpoint(folder, monitor='val_acc')
-    return fit(net, opt, nn.CrossEntropyLoss(), epochs, train, val, 'cpu', history, progress=False, scheduler=sched,
-               callbacks=[*cbs, cp]), cp
+    return fit(net, opt, nn.CrossEntropyLoss(), epochs, train, val, 'cpu', history, progress=False,
+               scheduler=sched, callbacks=[*cbs, cp]), cp
 
 
 def test_resume_in_process_matches_uninterrupted(tmp_path):
@@ -186,7 +192,8 @@ def test_resume_in_process_matches_uninterrupted(tmp_path):
     cp = Checkpoint(tmp_path / 'c', monitor='val_acc')
     h = resume(tmp_path / 'c', net, opt, sched, [*cbs, cp])
     assert np.array_equal(h, part) and cbs[1].lrs == [0.01, 0.01, 0.005] and cp.best_epoch is not None
-    h = fit(net, opt, nn.CrossEntropyLoss(), 3, train, val, 'cpu', h, progress=False, scheduler=sched, callbacks=[*cbs, cp])
+    h = fit(net, opt, nn.CrossEntropyLoss(), 3, train, val, 'cpu', h, progress=False, scheduler=sched,
+            callbacks=[*cbs, cp])
     assert np.array_equal(h, full)
     assert cbs[1].lrs == [0.01, 0.01, 0.005, 0.005, 0.0025, 0.0025]
 
@@ -221,7 +228,8 @@ def test_numpy_values_are_stored_safely_and_bad_values_refused(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['ok.pt']
 
 
-# ---------------------------------------------------------------- bad checkpoints: clear errors, nothing overwritten
+# ---------------------------------------------------------------- bad checkpoints: clear errors, nothing
+# overwritten
 
 @pytest.fixture
 def saved(tmp_path):
@@ -246,7 +254,8 @@ def test_different_model_is_refused_by_name_and_shape(saved):
     bytes_before = saved.read_bytes()
     other = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 2))
     before = {k: v.clone() for k, v in other.state_dict().items()}
-    with pytest.raises(ModelMismatchError, match=r'saved from a DropNet, but it is being loaded into a Sequential') as e:
+    with pytest.raises(ModelMismatchError,
+                       match=r'saved from a DropNet, but it is being loaded into a Sequential') as e:
         load_checkpoint(saved, other)
     assert 'only in the checkpoint: body.0.weight' in str(e.value) and 'nothing was loaded' in str(e.value)
     assert isinstance(e.value, ValueError) and _unchanged(other, before)
@@ -281,7 +290,8 @@ def test_wrong_optimizer_is_refused_before_anything_loads(saved):
 def test_not_a_checkpoint(saved, kind):
     path = saved.parent / f'{kind}.pt'
     if kind == 'text': path.write_text('epoch,loss\n1,2.3\n')
-    elif kind == 'random': path.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)))
+    elif kind == 'random':
+        path.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)))
     elif kind == 'state_dict': torch.save(DropNet().state_dict(), path)
     elif kind == 'pickled_model': torch.save(DropNet(), path)
     else: torch.save({'epoch': 3, 'weights': [1, 2]}, path)
@@ -299,7 +309,8 @@ def test_not_a_checkpoint(saved, kind):
 @pytest.mark.parametrize('keep', [0, 10, 0.5, -1])
 def test_truncated_checkpoint(saved, keep):
     data = saved.read_bytes()
-    n = keep if isinstance(keep, int) and keep >= 0 else (len(data) - 1 if keep == -1 else int(len(data) * keep))
+    n = keep if isinstance(keep,
+                           int) and keep >= 0 else (len(data) - 1 if keep == -1 else int(len(data) * keep))
     path = saved.parent / 'cut.pt'
     path.write_bytes(data[:n])
     net, before = _fresh()
@@ -309,8 +320,10 @@ def test_truncated_checkpoint(saved, keep):
 
 
 def test_missing_file_and_folder(tmp_path, saved):
-    with pytest.raises(FileNotFoundError, match='the folder has: last.pt'): read_checkpoint(saved.parent / 'best.pt')
-    with pytest.raises(FileNotFoundError, match='no checkpoint at'): read_checkpoint(tmp_path / 'nowhere' / 'last.pt')
+    with pytest.raises(FileNotFoundError, match='the folder has: last.pt'):
+        read_checkpoint(saved.parent / 'best.pt')
+    with pytest.raises(FileNotFoundError, match='no checkpoint at'):
+        read_checkpoint(tmp_path / 'nowhere' / 'last.pt')
     assert read_checkpoint(saved.parent)['epoch'] == 0  # a folder means its last.pt
 
 
@@ -335,7 +348,8 @@ def test_resume_run_needs_a_config(tmp_path):
 
 
 class Interrupt(Callback):
-    "Jupyter's stop button as a kernel gets it, after epoch `at`: a real SIGINT, which Python raises as KeyboardInterrupt."
+    """Jupyter's stop button as a kernel gets it, after epoch `at`: a real SIGINT, which Python raises as
+    KeyboardInterrupt."""
     order = 150  # after Checkpoint: that epoch is on disk
     def __init__(self, at): self.at = at
     def after_epoch(self, run):
@@ -351,7 +365,8 @@ def test_an_interrupted_run_says_what_is_kept_and_still_stops(tmp_path, capsys, 
         train_run(cfg, ck, progress=False, callbacks=[Interrupt(2)])
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert read_checkpoint(ck / 'last.pt')['epoch'] == 2
-    assert line == (f"Interrupted: {ck / 'last.pt'} holds epoch 2 of 5; continue with resume_run({str(ck)!r}), "
+    assert line == (f"Interrupted: {ck / 'last.pt'} holds epoch 2 of 5; continue with "
+                    f"resume_run({str(ck)!r}), "
                     f'or `cnn-course resume {ck}` in a shell.'), line
     assert len(resume_run(ck, progress=False).history) == 5  # the advice works
 
@@ -361,4 +376,5 @@ def test_a_plain_fit_interrupted_names_resume(tmp_path, capsys):
     with pytest.raises(KeyboardInterrupt):
         _train(net, opt, sched, [*cbs, Interrupt(1)], 3, np.zeros((0, 5)), tmp_path)
     assert capsys.readouterr().out.strip().splitlines()[-1] == (
-        f"Interrupted: {tmp_path / 'last.pt'} holds epoch 1 of 3; continue with resume({str(tmp_path)!r}, net, optimizer, ...).")
+        f"Interrupted: {tmp_path / 'last.pt'} holds epoch 1 of 3; continue with resume({str(tmp_path)!r}, "
+        "net, optimizer, ...).")

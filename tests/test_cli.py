@@ -1,4 +1,5 @@
-"""The `cnn-course` command in real processes (some refusals through the same `main` in this one): help, one-line
+"""The `cnn-course` command in real processes (some refusals through the same `main` in this one): help,
+one-line
 errors before training, lesson 3's options, a real Fashion-MNIST run."""
 import json, os, shutil, subprocess, sys
 from pathlib import Path
@@ -10,9 +11,10 @@ from conftest import cli_here
 
 REPO = Path(__file__).resolve().parents[1]
 DEBIAN_FASHION_MNIST = Path('/usr/share/datasets/fashion-mnist')
-OPTIONS = ['--model', '--dataset', '--epochs', '--batch-size', '--lr', '--optimizer', '--scheduler', '--patience',
-           '--tensorboard', '--device', '--out', '--seed', '--data-root', '--download', '--limit-train', '--limit-test',
-           '--no-progress', '--checkpoint', '--overwrite', '--val-fraction']
+OPTIONS = ['--model', '--dataset', '--epochs', '--batch-size', '--lr', '--optimizer', '--scheduler',
+           '--patience',
+           '--tensorboard', '--device', '--out', '--seed', '--data-root', '--download', '--limit-train',
+           '--limit-test', '--no-progress', '--checkpoint', '--overwrite', '--val-fraction']
 
 
 def cli(*args, cwd, quick=False, timeout=120):
@@ -25,7 +27,8 @@ def cli(*args, cwd, quick=False, timeout=120):
 
 
 def assert_usage_error(r, *fragments):
-    "Exit status 2, exactly one line on stderr in the command's format, containing every fragment, nothing trained."
+    """Exit status 2, exactly one line on stderr in the command's format, containing every fragment, nothing
+    trained."""
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
     assert r.stderr.startswith('cnn-course: error: ') and r.stderr.count('\n') == 1, r.stderr
     for f in fragments: assert f in r.stderr, r.stderr
@@ -43,14 +46,17 @@ def test_help_lists_every_option_with_its_default(tmp_path):
     assert r.returncode == 0 and r.stderr == ''
     text = ' '.join(r.stdout.split())  # argparse wraps lines
     for option in OPTIONS: assert option in text, option
-    for default in ['(default: per dataset, fashion_cnn for fashion-mnist, mnist_cnn for mnist, cnn for cifar10, cnn for colour-fashion)',
-                    '(default: fashion-mnist)', '(default: 5)', '(default: 100)', '(default: 0.001)', '(default: adam)',
-                    '(default: none)', '(default: off, train all --epochs)', '(default: off)', '(default: auto)',
-                    '(default: runs/{model}-{dataset})', '(default: 123)', '(default: ./data)', '(default: True)',
-                    '(default: all;', '(default: False)']:
+    for default in ['(default: per dataset, fashion_cnn for fashion-mnist, mnist_cnn for mnist, cnn for '
+                    'cifar10, cnn for colour-fashion)',
+                    '(default: fashion-mnist)', '(default: 5)', '(default: 100)', '(default: 0.001)',
+                    '(default: adam)',
+                    '(default: none)', '(default: off, train all --epochs)', '(default: off)',
+                    '(default: auto)',
+                    '(default: runs/{model}-{dataset})', '(default: 123)', '(default: ./data)',
+                    '(default: True)', '(default: all;', '(default: False)']:
         assert default in text, default
-    for choice in ['mnist_cnn', 'fc', 'cnn', 'fashion_cnn', 'mnist', 'fashion-mnist', 'cifar10', 'cuda', 'mps', 'sgd',
-                   'plateau']:
+    for choice in ['mnist_cnn', 'fc', 'cnn', 'fashion_cnn', 'mnist', 'fashion-mnist', 'cifar10', 'cuda',
+                   'mps', 'sgd', 'plateau']:
         assert choice in text, choice
 
 
@@ -91,7 +97,8 @@ def test_model_that_does_not_fit_the_data_fails_before_training(tmp_path, data_r
     r = cli('train', '--model', 'cnn', '--dataset', 'fashion-mnist', '--data-root', data_root, '--out', out,
             '--limit-train', 200, '--limit-test', 100, cwd=tmp_path, quick=True)
     assert_usage_error(r, '--model cnn does not fit --dataset fashion-mnist', '(3, 32, 32)', '(1, 28, 28)',
-                       'For fashion-mnist, use --model fashion_cnn, --model mnist_cnn, --model fc or --model resnet.')
+                       'For fashion-mnist, use --model fashion_cnn, --model mnist_cnn, --model fc or --model '
+                       'resnet.')
     assert not out.exists()
 
 
@@ -112,11 +119,13 @@ def test_unwritable_tensorboard_dir_fails_before_training(tmp_path, data_root):
     log_dir, out = a_file / 'tb', tmp_path / 'out'
     r = cli('train', '--tensorboard', log_dir, '--data-root', data_root, '--out', out, '--limit-train', 200,
             '--limit-test', 100, cwd=tmp_path, quick=True)
-    assert_usage_error(r, f'--tensorboard {log_dir}: cannot create this folder: {a_file} is a file, not a folder')
+    assert_usage_error(r,
+                       f'--tensorboard {log_dir}: cannot create this folder: {a_file} is a file, not a folder')
     assert a_file.read_text() == 'not a folder' and not (out / 'run.json').exists()
 
 
-@pytest.mark.skipif(os.name != 'posix' or os.geteuid() == 0, reason='needs POSIX permissions and a non-root user')
+@pytest.mark.skipif(os.name != 'posix' or os.geteuid() == 0,
+                    reason='needs POSIX permissions and a non-root user')
 def test_read_only_out_fails_before_training(tmp_path, data_root):
     locked = tmp_path / 'locked'
     locked.mkdir(mode=0o500)
@@ -129,8 +138,8 @@ def test_read_only_out_fails_before_training(tmp_path, data_root):
 
 def test_missing_dataset_offline_names_the_path(tmp_path):
     empty = tmp_path / 'empty-root'
-    r = cli_here('train', '--dataset', 'cifar10', '--model', 'cnn', '--data-root', empty, '--out', tmp_path / 'out', cwd=tmp_path,
-                 quick=False)
+    r = cli_here('train', '--dataset', 'cifar10', '--model', 'cnn', '--data-root', empty, '--out',
+                 tmp_path / 'out', cwd=tmp_path, quick=False)
     # offline, torchvision's download fails at once; the notebook checks --no-download
     assert_usage_error(r, '--dataset cifar10: CIFAR10 not found', str(empty / 'cifar-10-batches-py'))
     assert not (tmp_path / 'out').exists()
@@ -147,20 +156,24 @@ def read_run(out):
 def test_real_fashion_mnist_run(tmp_path, data_root):
     "What CI relies on: the command as a user types it, default model and recipe, on the real images."
     if not (DEBIAN_FASHION_MNIST / 'train-images-idx3-ubyte.gz').exists():
-        pytest.skip(f'real Fashion-MNIST is not installed in {DEBIAN_FASHION_MNIST} (apt-get install dataset-fashion-mnist)')
+        pytest.skip(f'real Fashion-MNIST is not installed in {DEBIAN_FASHION_MNIST} (apt-get install '
+                    'dataset-fashion-mnist)')
     out = tmp_path / 'run'
-    # One epoch of 84 steps (10,000 images, a sixth held out to validate on, batches of 100): lesson 3's fashion_cnn with
+    # One epoch of 84 steps (10,000 images, a sixth held out to validate on, batches of 100): lesson 3's
+    # fashion_cnn with
     # Adam at 0.001 (the defaults) got 83-84% on both sets here; chance is 10%.
     r = cli('train', '--epochs', 1, '--limit-train', 10000, '--limit-test', 2000,
             '--data-root', data_root, '--out', out, cwd=tmp_path, timeout=300)
     assert r.returncode == 0, r.stderr
     assert 'synthetic' not in r.stdout + r.stderr  # real data, not quick mode's stand-in
-    assert '\r' not in r.stdout + r.stderr and 'it/s' not in r.stderr  # output to a pipe: no progress-bar frames
+    # output to a pipe: no progress-bar frames
+    assert '\r' not in r.stdout + r.stderr and 'it/s' not in r.stderr
     assert 'training fashion_cnn on fashion-mnist' in r.stdout and 'Epoch [1/1], loss: ' in r.stdout
     last = r.stdout.splitlines()[-1]
     assert f'to {out}' in last and 'validation accuracy: ' in last and 'held-out training images; test accuracy: ' in last
     assert 'scored: the weights of epoch 1 (the last)' in last  # the line says which weights it scored
-    assert sorted(p.name for p in out.iterdir()) == ['curves.png', 'history.csv', 'history.npy', 'model.pt', 'run.json']
+    assert sorted(p.name for p in out.iterdir()) == ['curves.png', 'history.csv', 'history.npy', 'model.pt',
+                                                     'run.json']
     run, history = read_run(out)
     assert (run['n_train'], run['n_val'], run['n_test']) == (8333, 1667, 2000) and run['elapsed_seconds'] > 0
     assert (run['args']['model'], run['args']['optimizer'], run['args']['lr'], run['args']['scheduler']) == \
@@ -178,22 +191,26 @@ def test_real_fashion_mnist_run(tmp_path, data_root):
 
 
 def test_plateau_patience_and_tensorboard_run(tmp_path, data_root):
-    "Lesson 3's options together; the TensorBoard log, read back by TensorBoard's own reader, matches history.csv."
+    """Lesson 3's options together; the TensorBoard log, read back by TensorBoard's own reader, matches
+    history.csv."""
     pytest.importorskip('tensorboard')
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from cnn_course.train import TB_TAGS
     out, log_dir = tmp_path / 'run', tmp_path / 'tb'
     r = cli_here('train', '--epochs', 2, '--limit-train', 500, '--limit-test', 200, '--scheduler', 'plateau',
-                 '--patience', 3, '--tensorboard', log_dir, '--data-root', data_root, '--out', out, cwd=tmp_path)
+                 '--patience', 3, '--tensorboard', log_dir, '--data-root', data_root, '--out', out,
+                 cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     run, history = read_run(out)
     assert run['args']['scheduler'] == 'plateau' and run['args']['patience'] == 3
     assert run['args']['tensorboard'] == str(log_dir.resolve())
-    assert run['epochs_completed'] == 2 and run['lrs'] == [0.001, 0.001]  # plateau waits 4 epochs before lowering
+    # plateau waits 4 epochs before lowering
+    assert run['epochs_completed'] == 2 and run['lrs'] == [0.001, 0.001]
     best = int(history[history[:, 3].argmin(), 0])
-    assert run['early_stopping'] == {'patience': 3, 'triggered': False, 'stopped_epoch': None, 'best_epoch': best,
-                                     'best_val_loss': history[best - 1, 3]}
-    assert run['weights_epoch'] == best and run['val_accuracy'] == history[best - 1, 4]  # the best weights were kept
+    assert run['early_stopping'] == {'patience': 3, 'triggered': False, 'stopped_epoch': None,
+                                     'best_epoch': best, 'best_val_loss': history[best - 1, 3]}
+    # the best weights were kept
+    assert run['weights_epoch'] == best and run['val_accuracy'] == history[best - 1, 4]
     events = list(log_dir.glob('events.out.tfevents.*'))
     assert len(events) == 1 and events[0].stat().st_size > 0
     acc = EventAccumulator(str(log_dir))
@@ -209,11 +226,15 @@ def test_plateau_patience_and_tensorboard_run(tmp_path, data_root):
 
 
 def test_early_stopping_stops_and_keeps_the_best_epoch(tmp_path, data_root):
-    # A learning rate far below float32 resolution leaves every weight unchanged, so the test loss repeats exactly:
-    # epoch 1 stays the best, and patience 1 must stop after epoch 2. (mnist_cnn: no batch-norm statistics that move.)
+    # A learning rate far below float32 resolution leaves every weight unchanged, so the test loss repeats
+    # exactly:
+    # epoch 1 stays the best, and patience 1 must stop after epoch 2. (mnist_cnn: no batch-norm statistics
+    # that move.)
     out = tmp_path / 'run'
-    r = cli_here('train', '--model', 'mnist_cnn', '--optimizer', 'sgd', '--lr', '1e-30', '--patience', 1, '--epochs', 4,
-                 '--limit-train', 300, '--limit-test', 100, '--data-root', data_root, '--out', out, cwd=tmp_path)
+    r = cli_here('train', '--model', 'mnist_cnn', '--optimizer', 'sgd', '--lr', '1e-30', '--patience', 1,
+                 '--epochs', 4,
+                 '--limit-train', 300, '--limit-test', 100, '--data-root', data_root, '--out', out,
+                 cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert 'early stopping: val_loss has not improved for 1 epochs' in r.stdout and 'Epoch [3/4]' not in r.stdout
     run, history = read_run(out)
@@ -228,7 +249,8 @@ def test_console_script(tmp_path):
     exe = Path(sys.executable).with_name('cnn-course')
     script = str(exe) if exe.exists() else shutil.which('cnn-course')
     if script is None: pytest.skip('the cnn-course console script is not installed (pip install -e .)')
-    r = subprocess.run([script, 'train', '--epochs', '-1'], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    r = subprocess.run([script, 'train', '--epochs', '-1'], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=60)
     assert_usage_error(r, 'argument --epochs')
     r = subprocess.run([script, 'train', '--help'], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and '--limit-train' in r.stdout
@@ -240,22 +262,28 @@ def _cli(*args, env):
 
 @pytest.mark.long
 def test_cli_resumes_a_killed_run(tmp_path):
-    """train --recipe resnet --checkpoint (lesson 7: the ResNet, augmentation, one-cycle, bf16 where native), SIGKILL
-    mid-run, resume: the same history and final weights, bit for bit, as a run never interrupted; evaluate --tta scores it."""
+    """train --recipe resnet --checkpoint (lesson 7: the ResNet, augmentation, one-cycle, bf16 where native),
+    SIGKILL mid-run, resume: the same history and final weights, bit for bit, as a run never interrupted;
+    evaluate
+    --tta scores it."""
     import signal, time, torch
     from cnn_course.checkpoint import read_checkpoint
     env = {k: v for k, v in os.environ.items() if k not in ('IN_TEST',)}
-    env.update(CNN_COURSE_QUICK='1', OMP_NUM_THREADS='1')  # quick mode: a synthetic stand-in if Fashion-MNIST is not here
-    # the recipe itself, on a few pictures (600: 500 to train on, 4 steps an epoch); its augmentation draws random numbers
+    # quick mode: a synthetic stand-in if Fashion-MNIST is not here
+    env.update(CNN_COURSE_QUICK='1', OMP_NUM_THREADS='1')
+    # the recipe itself, on a few pictures (600: 500 to train on, 4 steps an epoch); its augmentation draws
+    # random numbers
     # every epoch (resumed too), --flip adds the mirror images' draws
     common = ['train', '--recipe', 'resnet', '--epochs', '4', '--limit-train', '600', '--limit-test', '300',
               '--no-progress', '--data-root', str(tmp_path / 'data'), '--flip']
-    full = subprocess.run(_cli(*common, '--checkpoint', str(tmp_path / 'full'), '--out', str(tmp_path / 'full_out'), env=env),
+    full = subprocess.run(_cli(*common, '--checkpoint', str(tmp_path / 'full'), '--out',
+                               str(tmp_path / 'full_out'), env=env),
                           env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert full.returncode == 0, full.stderr
     h_full = read_checkpoint(tmp_path / 'full' / 'last.pt')['history']
     ck = tmp_path / 'killed'
-    proc = subprocess.Popen(_cli(*common, '--checkpoint', str(ck), '--out', str(tmp_path / 'killed_out'), env=env),
+    proc = subprocess.Popen(_cli(*common, '--checkpoint', str(ck), '--out', str(tmp_path / 'killed_out'),
+                                 env=env),
                             env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
@@ -273,17 +301,22 @@ def test_cli_resumes_a_killed_run(tmp_path):
     assert np.array_equal(np.asarray(h_resumed), np.asarray(h_full)), (h_resumed, h_full)
     # the resumed run leaves the result files an uninterrupted one leaves, in the --out it was started with
     assert 'wrote history.csv, history.npy, curves.png, model.pt, run.json to ' in resumed.stdout.splitlines()[-1]
-    assert np.array_equal(np.load(tmp_path / 'killed_out' / 'history.npy'), np.load(tmp_path / 'full_out' / 'history.npy'))
-    full_run, killed_run = (json.loads((tmp_path / f / 'run.json').read_text()) for f in ('full_out', 'killed_out'))
-    for key in ('val_accuracy', 'test_accuracy', 'lrs', 'weights_epoch', 'config', 'n_train', 'n_val', 'n_test'):
+    assert np.array_equal(np.load(tmp_path / 'killed_out' / 'history.npy'),
+                          np.load(tmp_path / 'full_out' / 'history.npy'))
+    full_run, killed_run = (json.loads((tmp_path / f / 'run.json').read_text()) for f in ('full_out',
+                                                                                          'killed_out'))
+    for key in ('val_accuracy', 'test_accuracy', 'lrs', 'weights_epoch', 'config', 'n_train', 'n_val',
+                'n_test'):
         assert full_run[key] == killed_run[key], key
     assert killed_run['command'] == 'resume' and killed_run['config']['model'] == 'resnet' and killed_run['config']['flip']
     assert killed_run['config']['shift'] == 2 and killed_run['config']['erase'] == 0.5 and killed_run['config']['scheduler'] == 'onecycle'
     weights = [torch.load(tmp_path / f / 'model.pt', weights_only=True) for f in ('full_out', 'killed_out')]
-    assert weights[0].keys() == weights[1].keys() and all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert weights[0].keys() == weights[1].keys() and all(torch.equal(weights[0][k],
+                                                                      weights[1][k]) for k in weights[0])
     ev = cli_here('evaluate', str(ck), cwd=tmp_path)  # in this process: PyTorch is already imported here
     assert ev.returncode == 0 and 'best (epoch' in ev.stdout and 'last (epoch 4)' in ev.stdout, ev.stdout + ev.stderr
-    # test-time augmentation: the same checkpoints scored over five views; a different score from the plain one
+    # test-time augmentation: the same checkpoints scored over five views; a different score from the plain
+    # one
     tta = cli_here('evaluate', str(ck), '--tta', cwd=tmp_path)
     assert tta.returncode == 0 and tta.stdout.count('with TTA (5 views)') == 2, tta.stdout + tta.stderr
     plain_last = next(l for l in ev.stdout.splitlines() if l.startswith('last'))
@@ -297,10 +330,12 @@ def test_cli_resume_of_a_folder_without_checkpoints_is_a_clear_error(tmp_path):
 
 
 def test_resume_after_a_left_over_image(tmp_path, data_root):
-    "601 images in batches of 100 leave one over, which batch norm cannot train on: train and resume drop it alike."
+    """601 images in batches of 100 leave one over, which batch norm cannot train on: train and resume drop it
+    alike."""
     from cnn_course.checkpoint import read_checkpoint
     ck = tmp_path / 'ck'
-    r = cli_here('train', '--limit-train', 601, '--limit-test', 100, '--batch-size', 100, '--epochs', 1, '--checkpoint', ck,
+    r = cli_here('train', '--limit-train', 601, '--limit-test', 100, '--batch-size', 100, '--epochs', 1,
+                 '--checkpoint', ck,
                  '--out', tmp_path / 'out', '--data-root', data_root, '--no-progress', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     run = json.loads((tmp_path / 'out' / 'run.json').read_text())
@@ -308,7 +343,8 @@ def test_resume_after_a_left_over_image(tmp_path, data_root):
     assert run['n_train'] == 501 and run['config']['batch_size'] == 100 and run['config']['limit_train'] == 601
     r = cli_here('resume', ck, '--epochs', 2, '--no-progress', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert 'resumed from epoch 1 of 2' in r.stdout and 'Epoch [2/2]' in r.stdout  # the new target, not the old plan
+    # the new target, not the old plan
+    assert 'resumed from epoch 1 of 2' in r.stdout and 'Epoch [2/2]' in r.stdout
     assert read_checkpoint(ck / 'last.pt')['epoch'] == 2
 
 
@@ -317,9 +353,10 @@ def test_every_model_in_the_table_trains_from_the_command(tmp_path, data_root):
     from cnn_course.models import MODELS
     from cnn_course.cli import MODEL_HELP
     assert list(MODEL_HELP) == list(MODELS)
-    r = cli_here('train', '--dataset', 'cifar10', '--model', 'cifar_cnn', '--optimizer', 'sgd', '--lr', '0.01', '--epochs', 1,
-                 '--limit-train', 200, '--limit-test', 100, '--data-root', data_root, '--out', tmp_path / 'c', '--no-progress',
-                 cwd=tmp_path)
+    r = cli_here('train', '--dataset', 'cifar10', '--model', 'cifar_cnn', '--optimizer', 'sgd', '--lr',
+                 '0.01', '--epochs', 1,
+                 '--limit-train', 200, '--limit-test', 100, '--data-root', data_root, '--out', tmp_path / 'c',
+                 '--no-progress', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     run = json.loads((tmp_path / 'c' / 'run.json').read_text())
     assert run['config']['model'] == 'cifar_cnn' and run['epochs_completed'] == 1
@@ -335,12 +372,13 @@ def test_abbreviated_option_is_refused_and_the_closest_named(tmp_path):
 
 def test_a_second_train_into_the_same_folder_is_refused(tmp_path, data_root):
     out = tmp_path / 'run'
-    args = ('train', '--model', 'mnist_cnn', '--epochs', 1, '--limit-train', 200, '--limit-test', 100, '--data-root',
-            data_root, '--out', out, '--no-progress')
+    args = ('train', '--model', 'mnist_cnn', '--epochs', 1, '--limit-train', 200, '--limit-test', 100,
+            '--data-root', data_root, '--out', out, '--no-progress')
     assert cli_here(*args, cwd=tmp_path).returncode == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     r = cli_here(*args, '--seed', 7, cwd=tmp_path)
-    assert_usage_error(r, f'--out {out} already holds the results of a run', 'pass --overwrite to replace them')
+    assert_usage_error(r, f'--out {out} already holds the results of a run',
+                       'pass --overwrite to replace them')
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing touched
     r = cli_here(*args, '--seed', 7, '--overwrite', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -348,20 +386,24 @@ def test_a_second_train_into_the_same_folder_is_refused(tmp_path, data_root):
 
 
 def test_messages_name_options_and_commands_not_python(tmp_path, data_root):
-    "What a command-line user reads: options (--no-download, --data-root, --overwrite) and commands, never Python calls."
+    """What a command-line user reads: options (--no-download, --data-root, --overwrite) and commands, never
+    Python calls."""
     empty = tmp_path / 'empty-root'
-    r = cli_here('train', '--dataset', 'mnist', '--data-root', empty, '--no-download', '--out', tmp_path / 'o', cwd=tmp_path,
-                 quick=False)
-    assert_usage_error(r, '--dataset mnist: MNIST not found', '(--no-download)', 'and --download', '--data-root')
+    r = cli_here('train', '--dataset', 'mnist', '--data-root', empty, '--no-download', '--out',
+                 tmp_path / 'o', cwd=tmp_path, quick=False)
+    assert_usage_error(r, '--dataset mnist: MNIST not found', '(--no-download)', 'and --download',
+                       '--data-root')
     assert 'download=' not in r.stderr and 'root=' not in r.stderr
     r = cli('train', '--out', '/proc/cnn_course_forbidden', cwd=tmp_path)
-    assert_usage_error(r, '--out /proc/cnn_course_forbidden: cannot create this folder', 'nothing can be made inside /proc')
+    assert_usage_error(r, '--out /proc/cnn_course_forbidden: cannot create this folder',
+                       'nothing can be made inside /proc')
     ck = tmp_path / 'ck'
-    args = ('train', '--model', 'mnist_cnn', '--limit-train', 200, '--limit-test', 100, '--data-root', data_root,
-            '--no-progress', '--checkpoint', ck)
+    args = ('train', '--model', 'mnist_cnn', '--limit-train', 200, '--limit-test', 100, '--data-root',
+            data_root, '--no-progress', '--checkpoint', ck)
     assert cli_here(*args, '--epochs', 2, '--out', tmp_path / 'a', cwd=tmp_path).returncode == 0
     r = cli_here(*args, '--epochs', 1, '--out', tmp_path / 'b', cwd=tmp_path)
-    assert_usage_error(r, f'--checkpoint {ck} already holds a run trained for 2 epochs', f'`cnn-course resume {ck}`', '--overwrite')
+    assert_usage_error(r, f'--checkpoint {ck} already holds a run trained for 2 epochs',
+                       f'`cnn-course resume {ck}`', '--overwrite')
     assert 'resume(' not in r.stderr and 'Checkpoint(' not in r.stderr
     r = cli_here('resume', tmp_path / 'nothing-here', cwd=tmp_path, quick=False)
     assert_usage_error(r, 'no such folder', '`cnn-course train --checkpoint DIR`')
@@ -384,33 +426,35 @@ def test_resume_and_evaluate_help_describe_the_command(tmp_path, command):
     (['--out', 'done'], 'already holds the results of a run'),
 ])
 def test_option_checks_answer_before_pytorch_is_imported(tmp_path, args, fragment):
-    "The checks a wrong option meets first need no PyTorch (whose import takes seconds): it is never imported."
+    """The checks a wrong option meets first need no PyTorch (whose import takes seconds): it is never
+    imported."""
     (tmp_path / 'a-file').write_text('not a folder')
     (tmp_path / 'done').mkdir()
     (tmp_path / 'done' / 'run.json').write_text('{}')
     code = ('import sys; from cnn_course.cli import main; status = main(sys.argv[1:]); '
             'print("torch imported:", "torch" in sys.modules); raise SystemExit(status)')
     env = {**os.environ, 'PYTHONPATH': str(REPO)}
-    r = subprocess.run([sys.executable, '-c', code, 'train', *args], cwd=tmp_path, env=env, capture_output=True, text=True,
-                       timeout=60)
+    r = subprocess.run([sys.executable, '-c', code, 'train', *args], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and fragment in r.stderr, r.stderr
     assert r.stdout.strip() == 'torch imported: False'
 
 
 def test_val_fraction_zero_validates_on_the_test_set_with_a_warning(tmp_path, data_root):
     out = tmp_path / 'run'
-    r = cli_here('train', '--model', 'mnist_cnn', '--epochs', 1, '--limit-train', 300, '--limit-test', 100, '--val-fraction', 0,
-                 '--data-root', data_root, '--out', out, '--no-progress', cwd=tmp_path)
+    r = cli_here('train', '--model', 'mnist_cnn', '--epochs', 1, '--limit-train', 300, '--limit-test', 100,
+                 '--val-fraction', 0, '--data-root', data_root, '--out', out, '--no-progress', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     warning = [line for line in r.stderr.splitlines() if 'warning' in line.lower()]
-    assert warning == ['cnn-course: warning: --val-fraction 0 validates on the test set, as the source did: early '
-                       'stopping, the schedule and best.pt are then chosen by the test set, so its accuracy is no longer '
-                       'an unbiased estimate'], r.stderr
+    assert warning == ['cnn-course: warning: --val-fraction 0 validates on the test set, as the source did: '
+                       'early stopping, the schedule and best.pt are then chosen by the test set, so its '
+                       'accuracy is no longer an unbiased estimate'], r.stderr
     run, history = read_run(out)
     assert run['validated_on_test'] and (run['n_train'], run['n_val'], run['n_test']) == (300, 100, 100)
     assert run['val_accuracy'] == run['test_accuracy'] == history[0, 4]
     assert 'which also served as the validation set (--val-fraction 0)' in r.stdout.splitlines()[-1]
-    r = cli_here('train', '--model', 'mnist_cnn', '--epochs', 1, '--limit-train', 300, '--limit-test', 100, '--val-fraction', 0.2,
+    r = cli_here('train', '--model', 'mnist_cnn', '--epochs', 1, '--limit-train', 300, '--limit-test', 100,
+                 '--val-fraction', 0.2,
                  '--data-root', data_root, '--out', tmp_path / 'held', '--no-progress', cwd=tmp_path)
     run, history = read_run(tmp_path / 'held')
     assert r.returncode == 0 and 'warning' not in r.stderr and (run['n_train'], run['n_val']) == (240, 60)
@@ -418,14 +462,16 @@ def test_val_fraction_zero_validates_on_the_test_set_with_a_warning(tmp_path, da
 
 
 def test_evaluate_writes_lesson_4s_views(tmp_path, data_root):
-    "evaluate DIR [--split val]: scores, then per-class CSV, confusion matrix and mistakes of best.pt, named on its last line."
+    """evaluate DIR [--split val]: scores, then per-class CSV, confusion matrix and mistakes of best.pt, named
+    on its last line."""
     import csv
     from cnn_course.checkpoint import read_checkpoint
     from cnn_course.data import CLASS_NAMES
     ck = tmp_path / 'ck'
-    r = cli_here('train', '--dataset', 'cifar10', '--model', 'cifar_cnn', '--optimizer', 'sgd', '--lr', '0.05', '--epochs', 2,
-                 '--limit-train', 300, '--limit-test', 120, '--checkpoint', ck, '--out', tmp_path / 'out', '--data-root',
-                 data_root, '--no-progress', cwd=tmp_path)
+    r = cli_here('train', '--dataset', 'cifar10', '--model', 'cifar_cnn', '--optimizer', 'sgd', '--lr',
+                 '0.05', '--epochs', 2,
+                 '--limit-train', 300, '--limit-test', 120, '--checkpoint', ck, '--out', tmp_path / 'out',
+                 '--data-root', data_root, '--no-progress', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     best = read_checkpoint(ck / 'best.pt')
     for split, n in (('test', 120), ('val', 60)):
@@ -455,15 +501,19 @@ raise SystemExit(cli.main(sys.argv[1:]))
 
 
 def test_resume_writes_the_results_a_run_killed_at_the_end_never_wrote(tmp_path, data_root):
-    "Killed after its last checkpoint but before its results: `resume` has nothing to train, and writes the results."
+    """Killed after its last checkpoint but before its results: `resume` has nothing to train, and writes the
+    results."""
     (tmp_path / 'kill.py').write_text(KILL_BEFORE_RESULTS)
-    common = ['--model', 'mnist_cnn', '--epochs', '2', '--limit-train', '300', '--limit-test', '100', '--patience', '5',
-              '--data-root', str(data_root), '--no-progress']
-    # TMPDIR: killed, the process runs no exit handlers; its synthetic data stays in the test's folder, not /tmp
+    common = ['--model', 'mnist_cnn', '--epochs', '2', '--limit-train', '300', '--limit-test', '100',
+              '--patience', '5', '--data-root', str(data_root), '--no-progress']
+    # TMPDIR: killed, the process runs no exit handlers; its synthetic data stays in the test's folder, not
+    # /tmp
     env = {**os.environ, 'PYTHONPATH': str(REPO), 'CNN_COURSE_QUICK': '1', 'TMPDIR': str(tmp_path)}
     env.pop('IN_TEST', None)
-    r = subprocess.run([sys.executable, str(tmp_path / 'kill.py'), 'train', *common, '--checkpoint', str(tmp_path / 'ck'),
-                        '--out', str(tmp_path / 'out')], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, str(tmp_path / 'kill.py'), 'train', *common, '--checkpoint',
+                        str(tmp_path / 'ck'),
+                        '--out', str(tmp_path / 'out')], cwd=tmp_path, env=env, capture_output=True,
+                        text=True, timeout=300)
     assert r.returncode == -9 and not (tmp_path / 'out' / 'run.json').exists(), r.stderr
     r = cli_here('resume', tmp_path / 'ck', '--no-progress', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -471,9 +521,11 @@ def test_resume_writes_the_results_a_run_killed_at_the_end_never_wrote(tmp_path,
     whole = cli_here('train', *common, '--out', tmp_path / 'whole', cwd=tmp_path)
     assert whole.returncode == 0, whole.stderr
     got, want = (json.loads((tmp_path / f / 'run.json').read_text()) for f in ('out', 'whole'))
-    for key in ('val_accuracy', 'test_accuracy', 'lrs', 'weights_epoch', 'early_stopping', 'epochs_completed'):
+    for key in ('val_accuracy', 'test_accuracy', 'lrs', 'weights_epoch', 'early_stopping',
+                'epochs_completed'):
         assert got[key] == want[key], (key, got[key], want[key])
-    assert np.array_equal(np.load(tmp_path / 'out' / 'history.npy'), np.load(tmp_path / 'whole' / 'history.npy'))
+    assert np.array_equal(np.load(tmp_path / 'out' / 'history.npy'),
+                          np.load(tmp_path / 'whole' / 'history.npy'))
     import torch
     a, b = (torch.load(tmp_path / f / 'model.pt', weights_only=True) for f in ('out', 'whole'))
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -482,7 +534,8 @@ def test_resume_writes_the_results_a_run_killed_at_the_end_never_wrote(tmp_path,
 
 
 def test_mixed_precision_channels_last_and_onecycle_from_the_command(tmp_path, data_root):
-    "--amp bf16 --channels-last --scheduler onecycle: trains, checkpoints, resumes; extending a one-cycle plan is refused."
+    """--amp bf16 --channels-last --scheduler onecycle: trains, checkpoints, resumes; extending a one-cycle
+    plan is refused."""
     from cnn_course.checkpoint import read_checkpoint
     # bf16 forced: emulated, and several times slower, on a CPU without native bf16, hence few pictures
     args = ('train', '--amp', 'bf16', '--channels-last', '--scheduler', 'onecycle', '--lr', '0.003',
@@ -493,7 +546,8 @@ def test_mixed_precision_channels_last_and_onecycle_from_the_command(tmp_path, d
     run, history = read_run(tmp_path / 'whole')
     assert run['config']['amp'] == 'bf16' and run['config']['channels_last'] and np.isfinite(history).all()
     assert run['val_accuracy'] == history[-1, 4]  # scored with the autocast it trained with
-    assert max(run['lrs']) <= 0.003 and run['lrs'][0] < run['lrs'][1]  # the one-cycle warm-up, seen epoch by epoch
+    # the one-cycle warm-up, seen epoch by epoch
+    assert max(run['lrs']) <= 0.003 and run['lrs'][0] < run['lrs'][1]
     ck = tmp_path / 'ck'
     r = cli_here(*args, '--epochs', 1, '--checkpoint', ck, '--out', tmp_path / 'one', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -503,30 +557,36 @@ def test_mixed_precision_channels_last_and_onecycle_from_the_command(tmp_path, d
 
 
 def test_fast_recipe_from_the_command(tmp_path, data_root):
-    "--recipe fast: the recipe's settings reach the run (run.json), an option given beside it wins, and it trains."
+    """--recipe fast: the recipe's settings reach the run (run.json), an option given beside it wins, and it
+    trains."""
     from cnn_course.runs import recipe
-    args = ('--limit-train', 1200, '--limit-test', 300, '--data-root', data_root, '--no-progress', '--epochs', 2)
+    args = ('--limit-train', 1200, '--limit-test', 300, '--data-root', data_root, '--no-progress', '--epochs',
+            2)
     r = cli_here('train', '--recipe', 'fast', *args, '--out', tmp_path / 'fast', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     run, history = read_run(tmp_path / 'fast')
     expected = recipe('fast', epochs=2, limit_train=1200, limit_test=300, data_root=str(data_root)).to_dict()
     assert run['config'] == expected
-    assert (expected['optimizer'], expected['scheduler'], expected['batch_size']) == ('adamw', 'onecycle', 128)
+    assert (expected['optimizer'], expected['scheduler'], expected['batch_size']) == ('adamw', 'onecycle',
+                                                                                      128)
     assert 'mixed precision: ' in r.stdout and np.isfinite(history).all()
     assert run['val_accuracy'] > 0.5  # real Fashion-MNIST after 2 epochs on 1,000 images: chance is 0.1
-    r = cli_here('train', '--recipe', 'fast', '--optimizer', 'sgd', '--label-smoothing', 0, *args, '--epochs', 1,
-                 '--out', tmp_path / 'sgd', cwd=tmp_path)
+    r = cli_here('train', '--recipe', 'fast', '--optimizer', 'sgd', '--label-smoothing', 0, *args, '--epochs',
+                 1, '--out', tmp_path / 'sgd', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     config = read_run(tmp_path / 'sgd')[0]['config']
-    assert (config['optimizer'], config['label_smoothing'], config['epochs'], config['weight_decay']) == ('sgd', 0.0, 1, 0.05)
+    assert (config['optimizer'], config['label_smoothing'], config['epochs'],
+            config['weight_decay']) == ('sgd', 0.0, 1, 0.05)
 
 
 def test_the_last_line_points_to_better_weights_in_best_pt(tmp_path, monkeypatch):
-    "When the last epoch is not the best one, the summary says which weights it scored and where the best ones are."
+    """When the last epoch is not the best one, the summary says which weights it scored and where the best
+    ones are."""
     from cnn_course.cli import _scored_weights, callback_results
     from cnn_course.runs import RunConfig, train_run
     monkeypatch.setenv('CNN_COURSE_QUICK', '1')
-    run = train_run(RunConfig(model='fc', epochs=2, limit_train=300, limit_test=100, data_root=str(tmp_path / 'data')),
+    run = train_run(RunConfig(model='fc', epochs=2, limit_train=300, limit_test=100,
+                              data_root=str(tmp_path / 'data')),
                     checkpoint=tmp_path / 'ck', progress=False)
     info = callback_results(run.callbacks, run.history)
     ck = run.callbacks['checkpoint']
@@ -535,20 +595,21 @@ def test_the_last_line_points_to_better_weights_in_best_pt(tmp_path, monkeypatch
     assert ('best.pt' in said) == (ck.best_epoch != 2), (said, ck.best_epoch)
     ck.tracker.best_epoch = 1  # as when epoch 1 had the lower validation loss
     said = _scored_weights(run, info, tmp_path / 'ck')
-    assert said == (f'scored: the weights of epoch 2 (the last); best.pt in {tmp_path / "ck"} holds epoch 1, the best by '
-                    f'val_loss: `cnn-course evaluate {tmp_path / "ck"}` scores it')
+    assert said == (f'scored: the weights of epoch 2 (the last); best.pt in {tmp_path / "ck"} holds epoch 1, '
+                    f'the best by val_loss: `cnn-course evaluate {tmp_path / "ck"}` scores it')
 
 
 def _ctrl_c_after_an_epoch(tmp_path, *args):
-    """`cnn-course train ARGS` in a process group of its own, and Ctrl-C as a terminal sends it (SIGINT to the group)
+    """`cnn-course train ARGS` in a process group of its own, and Ctrl-C as a terminal sends it (SIGINT to
+    the group)
     once an epoch has been printed (and, with --checkpoint, saved): its exit status and what it printed."""
     import signal, time
     env = {k: v for k, v in os.environ.items() if k != 'IN_TEST'}
     env.update(CNN_COURSE_QUICK='1', OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
     cmd = _cli('train', '--epochs', '50', '--limit-train', '2000', '--limit-test', '200', '--no-progress',
                '--data-root', str(tmp_path / 'data'), '--out', str(tmp_path / 'out'), *args, env=env)
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
     try:
         lines = []
         for line in proc.stdout:  # blocks until the epoch's line
@@ -571,14 +632,14 @@ def test_ctrl_c_names_the_saved_epoch_and_the_resume_command(tmp_path):
     assert rc == 130 and err.strip().splitlines()[-1] == 'cnn-course: interrupted', err
     epoch = read_checkpoint(tmp_path / 'ck' / 'last.pt')['epoch']
     assert 1 <= epoch < 50
-    assert out.strip().splitlines()[-1] == (f"Interrupted: {tmp_path / 'ck' / 'last.pt'} holds epoch {epoch} of 50; continue "
-                                            f"with resume_run({str(tmp_path / 'ck')!r}), or `cnn-course resume "
-                                            f"{tmp_path / 'ck'}` in a shell."), out
+    assert out.strip().splitlines()[-1] == (f"Interrupted: {tmp_path / 'ck' / 'last.pt'} holds epoch {epoch} "
+                                            f"of 50; continue with resume_run({str(tmp_path / 'ck')!r}), or "
+                                            f"`cnn-course resume {tmp_path / 'ck'}` in a shell."), out
     assert 'Traceback' not in out + err
 
 
 def test_ctrl_c_says_plainly_when_nothing_was_saved(tmp_path):
     rc, out, err = _ctrl_c_after_an_epoch(tmp_path)
     assert rc == 130 and 'Traceback' not in out + err, err
-    assert err.strip().splitlines()[-1] == ('cnn-course: interrupted; this run had no --checkpoint, so none of its epochs '
-                                            'were saved (add --checkpoint DIR to keep them)'), err
+    assert err.strip().splitlines()[-1] == ('cnn-course: interrupted; this run had no --checkpoint, so none '
+                                            'of its epochs were saved (add --checkpoint DIR to keep them)'), err

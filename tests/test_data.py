@@ -9,10 +9,11 @@ from torch.utils.data import DataLoader, Subset, TensorDataset
 from torchvision import datasets
 
 import cnn_course.data as data
-from cnn_course.data import (DamagedDataError, DeviceLoader, SyntheticCIFAR10, decompress_idx, load_dataset, make_transform,
-                             train_val_split, write_synthetic_cifar10, write_synthetic_idx)
+from cnn_course.data import (DamagedDataError, DeviceLoader, SyntheticCIFAR10, decompress_idx, load_dataset,
+                             make_transform, train_val_split, write_synthetic_cifar10, write_synthetic_idx)
 
-IDX = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')
+IDX = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte',
+       't10k-labels-idx1-ubyte')
 
 
 @pytest.fixture
@@ -44,7 +45,8 @@ def test_idx_round_trip(tmp_path, cls):
     assert struct.unpack('>II', (raw / 't10k-labels-idx1-ubyte').read_bytes()[:8]) == (2049, 20)
     for name in IDX: assert gzip.decompress((raw / f'{name}.gz').read_bytes()) == (raw / name).read_bytes()
     train, test = cls(tmp_path, train=True), cls(tmp_path, train=False)
-    assert train.data.shape == (30, 28, 28) and test.data.shape == (20, 28, 28) and train.data.dtype == torch.uint8
+    assert train.data.shape == (30, 28, 28) and test.data.shape == (20, 28,
+                                                                    28) and train.data.dtype == torch.uint8
     assert sorted(train.targets.tolist()) == sorted(list(range(10)) * 3)
     # same seed, same bytes; another seed, other images
     again = write_synthetic_idx(tmp_path / 'again', cls.__name__, 30, 20, seed=5)
@@ -91,7 +93,8 @@ def test_corrupt_gz_in_raw_is_a_clear_error(tmp_path, full_mode):
     for n in IDX: (raw / n).unlink()
     gz = raw / 'train-images-idx3-ubyte.gz'
     gz.write_bytes(gz.read_bytes()[:100] + b'\0\0\0\0')
-    with pytest.raises(DamagedDataError, match=r'train-images-idx3-ubyte\.gz is damaged .*Delete it and fetch it again'):
+    with pytest.raises(DamagedDataError,
+                       match=r'train-images-idx3-ubyte\.gz is damaged .*Delete it and fetch it again'):
         load_dataset('mnist', root=tmp_path, download=False)
     assert not list(raw.glob('.*.tmp'))
 
@@ -105,7 +108,8 @@ def test_decompress_is_atomic_and_idempotent(tmp_path, monkeypatch):
     assert [p.name for p in decompress_idx(src, dest)] == list(IDX)
     stats = {n: (dest / n).stat() for n in IDX}
     umask = os.umask(0); os.umask(umask)
-    assert all(s.st_mode & 0o777 == 0o666 & ~umask for s in stats.values())  # the permissions open() gives, not 0600
+    # the permissions open() gives, not 0600
+    assert all(s.st_mode & 0o777 == 0o666 & ~umask for s in stats.values())
     assert decompress_idx(src, dest) == []  # second call: nothing rewritten
     assert all((dest / n).stat().st_ino == stats[n].st_ino and (dest / n).stat().st_mtime_ns == stats[n].st_mtime_ns for n in IDX)
     # a file of the wrong size (e.g. copied by hand and cut short) is replaced
@@ -166,7 +170,9 @@ def test_failed_download_becomes_file_not_found(tmp_path, full_mode, monkeypatch
 
 
 def test_names_and_limits_are_validated():
-    with pytest.raises(ValueError, match="one of \\('mnist', 'fashion-mnist', 'cifar10', 'colour-fashion'\\)"): load_dataset('svhn')
+    with pytest.raises(ValueError,
+                       match="one of \\('mnist', 'fashion-mnist', 'cifar10', 'colour-fashion'\\)"):
+        load_dataset('svhn')
     for bad in (0, -1, 1.5, True, '10'):
         with pytest.raises(ValueError, match='limit'): load_dataset('mnist', limit=bad)
 
@@ -203,12 +209,16 @@ def test_cifar_round_trip(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == sorted(['batches.meta', 'synthetic.md5', 'test_batch']
                                                               + [f'data_batch_{i}' for i in range(1, 6)])
     with open(folder / 'data_batch_1', 'rb') as f: entry = pickle.load(f, encoding='latin1')
-    assert entry['data'].dtype == np.uint8 and entry['data'].shape == (11, 3072) and len(entry['labels']) == 11
-    with open(folder / 'batches.meta', 'rb') as f: assert pickle.load(f, encoding='latin1')['label_names'][0] == 'airplane'
+    assert entry['data'].dtype == np.uint8 and entry['data'].shape == (11,
+                                                                       3072) and len(entry['labels']) == 11
+    with open(folder / 'batches.meta', 'rb') as f:
+        assert pickle.load(f, encoding='latin1')['label_names'][0] == 'airplane'
     train, test = SyntheticCIFAR10(tmp_path), SyntheticCIFAR10(tmp_path, train=False)
-    rows = np.concatenate([pickle.load(open(folder / f'data_batch_{i}', 'rb'), encoding='latin1')['data'] for i in range(1, 6)])
+    rows = np.concatenate([pickle.load(open(folder / f'data_batch_{i}', 'rb'),
+                                       encoding='latin1')['data'] for i in range(1, 6)])
     assert train.data.shape == (53, 32, 32, 3) and len(test) == 11
-    assert np.array_equal(train.data, rows.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))  # exactly what was written
+    # exactly what was written
+    assert np.array_equal(train.data, rows.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
     assert train.data[0, 0, 0, 1] == rows[0, 1024]  # channel-major rows: the green plane starts at byte 1024
     assert train.classes[9] == 'truck' and train.class_to_idx['cat'] == 3
     x, y = SyntheticCIFAR10(tmp_path, transform=make_transform())[0]
@@ -219,10 +229,12 @@ def test_cifar_corrupt_or_missing_files(tmp_path, full_mode):
     folder = write_synthetic_cifar10(tmp_path, 20, 10)
     with pytest.raises(ValueError, match='download must be False'): SyntheticCIFAR10(tmp_path, download=True)
     # the real class refuses the synthetic files, and load_dataset says why
-    with pytest.raises(RuntimeError, match='not the official files'): load_dataset('cifar10', root=tmp_path, download=False)
+    with pytest.raises(RuntimeError, match='not the official files'):
+        load_dataset('cifar10', root=tmp_path, download=False)
     b = folder / 'data_batch_3'
     b.write_bytes(b.read_bytes()[:-10])
-    with pytest.raises(RuntimeError, match='corrupted'): SyntheticCIFAR10(tmp_path)  # torchvision's own md5 check
+    with pytest.raises(RuntimeError, match='corrupted'):
+        SyntheticCIFAR10(tmp_path)  # torchvision's own md5 check
     (folder / 'synthetic.md5').unlink()
     with pytest.raises(FileNotFoundError, match='write_synthetic_cifar10'): SyntheticCIFAR10(tmp_path)
 
@@ -231,10 +243,13 @@ def test_cifar_corrupt_or_missing_files(tmp_path, full_mode):
 
 def test_device_loader_needs_tensors_and_valid_sizes(tmp_path):
     write_synthetic_idx(tmp_path, 'MNIST', 20, 10)
-    with pytest.raises(TypeError, match='make_transform'): DeviceLoader(datasets.MNIST(tmp_path), device='cpu')
-    with pytest.raises(ValueError, match='empty'): DeviceLoader(TensorDataset(torch.zeros(0, 2), torch.zeros(0)), device='cpu')
+    with pytest.raises(TypeError, match='make_transform'):
+        DeviceLoader(datasets.MNIST(tmp_path), device='cpu')
+    with pytest.raises(ValueError, match='empty'):
+        DeviceLoader(TensorDataset(torch.zeros(0, 2), torch.zeros(0)), device='cpu')
     for bad in (0, -1, 2.0, True):
-        with pytest.raises(ValueError, match='batch_size'): DeviceLoader(TensorDataset(torch.zeros(3, 2), torch.zeros(3)), bad, device='cpu')
+        with pytest.raises(ValueError, match='batch_size'):
+            DeviceLoader(TensorDataset(torch.zeros(3, 2), torch.zeros(3)), bad, device='cpu')
 
 
 def test_device_loader_matches_data_loader(tmp_path):
@@ -251,9 +266,12 @@ def test_device_loader_matches_data_loader(tmp_path):
 def test_flatten_transform_survives_worker_processes(tmp_path):
     write_synthetic_idx(tmp_path, 'MNIST', 20, 10)
     ds = datasets.MNIST(tmp_path, transform=make_transform(flatten=True))
-    # A spawned worker, as on Windows and macOS (and Python 3.14's forkserver on Linux), gets the dataset pickled and
-    # imports what it names: a lambda in the transform fails here. A forked one (Linux's default until Python 3.14)
-    # inherits the parent's memory, so a lambda passed (checked), and Python 3.12 warns about forking a threaded process.
+    # A spawned worker, as on Windows and macOS (and Python 3.14's forkserver on Linux), gets the dataset
+    # pickled and
+    # imports what it names: a lambda in the transform fails here. A forked one (Linux's default until Python
+    # 3.14)
+    # inherits the parent's memory, so a lambda passed (checked), and Python 3.12 warns about forking a
+    # threaded process.
     loader = DataLoader(ds, batch_size=8, num_workers=1, multiprocessing_context='spawn')
     xb, _ = next(iter(loader))
     assert xb.shape == (8, 784) and torch.equal(xb, torch.stack([ds[i][0] for i in range(8)]))

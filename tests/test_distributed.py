@@ -1,4 +1,5 @@
-"""`fit` under `torchrun`: two real gloo processes on the CPU (tests/ddp_train.py), against one process; a rank
+"""`fit` under `torchrun`: two real gloo processes on the CPU (tests/ddp_train.py), against one process; a
+rank
 killed with SIGKILL ends the job, and the checkpoints it leaves let `resume` continue."""
 import os, re, signal, socket, subprocess, sys, time
 from pathlib import Path
@@ -21,19 +22,22 @@ def free_port() -> int:
 
 
 def env_one_thread():
-    "Two processes on two cores: one thread each (processes x threads <= cores); the one-process run the same."
+    """Two processes on two cores: one thread each (processes x threads <= cores); the one-process run the
+    same."""
     env = {k: v for k, v in os.environ.items() if k not in ('IN_TEST', 'CNN_COURSE_QUICK')}
-    env.update(OMP_NUM_THREADS='1', PYTHONPATH=os.pathsep.join([str(REPO)] + [p for p in [env.get('PYTHONPATH')] if p]))
+    env.update(OMP_NUM_THREADS='1',
+               PYTHONPATH=os.pathsep.join([str(REPO)] + [p for p in [env.get('PYTHONPATH')] if p]))
     return env
 
 
 def launch(out, *args, nproc=2, wait=True):
-    "torchrun --nproc-per-node N (or one plain process for nproc=None) running ddp_train.py; its own process group."
-    runner = ([sys.executable, '-m', 'torch.distributed.run', f'--nproc-per-node={nproc}', '--master-addr=127.0.0.1',
-               f'--master-port={free_port()}'] if nproc else [sys.executable])
+    """torchrun --nproc-per-node N (or one plain process for nproc=None) running ddp_train.py; its own process
+    group."""
+    runner = ([sys.executable, '-m', 'torch.distributed.run', f'--nproc-per-node={nproc}',
+               '--master-addr=127.0.0.1', f'--master-port={free_port()}'] if nproc else [sys.executable])
     cmd = [*runner, str(SCRIPT), '--out', str(out), *map(str, args)]
-    proc = subprocess.Popen(cmd, cwd=out.parent, env=env_one_thread(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=out.parent, env=env_one_thread(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
     if not wait: return proc
     try: output, _ = proc.communicate(timeout=TIME_LIMIT)
     finally: stop(proc)
@@ -59,9 +63,10 @@ def ranks(out, n):
 
 @pytest.mark.long
 def test_two_processes_train_as_one_process_doing_their_arithmetic(tmp_path, data_root):
-    """Two processes, same global batch and seed, a model without batch-norm or dropout, against one process that
-    computes every batch in the two parts the two processes compute (ddp_train.py --split 2): the same arithmetic
-    (DistributedDataParallel averages the parts' gradients; halving and a sum of two are exact in floating point), so
+    """Two processes, same global batch and seed, a model without batch-norm or dropout, against one process
+    that computes every batch in the two parts the two processes compute (ddp_train.py --split 2): the same
+    arithmetic (DistributedDataParallel averages the parts' gradients; halving and a sum of two are exact in
+    floating point), so
     the weights after 2 epochs (32 steps) agree to float32 rounding on any CPU, and the history too."""
     rc, output = launch(tmp_path / 'two', '--data-root', data_root)
     assert rc == 0, output
@@ -70,16 +75,21 @@ def test_two_processes_train_as_one_process_doing_their_arithmetic(tmp_path, dat
     r0, r1 = ranks(tmp_path / 'two', 2)
     assert r0['world_size'] == r1['world_size'] == 2
     assert r0['n_val'] == r1['n_val'] == r0['n_val_set'] == 200   # each validation image counted once, in all
-    assert all(torch.equal(r0['state'][k], r1['state'][k]) for k in r0['state'])   # the replicas stayed identical
-    assert np.array_equal(r0['history'], r1['history']) and np.array_equal(np.load(tmp_path / 'two' / 'history.npy'), r0['history'])
-    # both left the process group before the interpreter shut down (a process that doesn't can die with SIGABRT
+    # the replicas stayed identical
+    assert all(torch.equal(r0['state'][k], r1['state'][k]) for k in r0['state'])
+    assert np.array_equal(r0['history'],
+                          r1['history']) and np.array_equal(np.load(tmp_path / 'two' / 'history.npy'),
+                                                            r0['history'])
+    # both left the process group before the interpreter shut down (a process that doesn't can die with
+    # SIGABRT
     # after its work is done, and torchrun then fails the run)
     assert [(tmp_path / 'two' / f'left{r}').read_text() for r in (0, 1)] == ['True', 'True']
     rc, output = launch(tmp_path / 'split', '--data-root', data_root, '--split', 2, nproc=None)
     assert rc == 0, output
     split = ranks(tmp_path / 'split', 1)[0]
     assert split['world_size'] == 1 and split['n_val'] == 200
-    # Weights: the same operations on the same numbers; 1e-6 leaves room only for rounding (measured: bit-equal, on
+    # Weights: the same operations on the same numbers; 1e-6 leaves room only for rounding (measured:
+    # bit-equal, on
     # a CPU with AVX-512 and with PyTorch held to AVX2).
     for k in split['state']: assert torch.allclose(r0['state'][k], split['state'][k], rtol=1e-6, atol=1e-7), k
     two, one = r0['history'], split['history']
@@ -92,11 +102,13 @@ def test_two_processes_train_as_one_process_doing_their_arithmetic(tmp_path, dat
 
 @pytest.mark.long
 def test_one_step_in_two_processes_is_the_one_process_step(tmp_path, data_root):
-    """One SGD step on a batch of 50 (50 training images, one epoch): in two processes (25 images each, gradients
-    averaged) and in one process. Each weight's gradient is a float32 sum over the batch (for a convolution, over up
-    to 50 x 26 x 26 = 33,800 products); adding in another order moves it by about sqrt(n) x 2^-24 of its scale
+    """One SGD step on a batch of 50 (50 training images, one epoch): in two processes (25 images each,
+    gradients averaged) and in one process. Each weight's gradient is a float32 sum over the batch (for a
+    convolution, over up to 50 x 26 x 26 = 33,800 products); adding in another order moves it by about
+    sqrt(n) x 2^-24 of its scale
     (1e-5) and by at most n x 2^-24 (2e-3); an averaging mistake would move it by half of itself or more."""
-    small = ('--data-root', data_root, '--n-train', 62, '--epochs', 1)   # 62 images: 50 to train on, 12 to validate
+    # 62 images: 50 to train on, 12 to validate
+    small = ('--data-root', data_root, '--n-train', 62, '--epochs', 1)
     rc, output = launch(tmp_path / 'two', *small)
     assert rc == 0, output
     rc, output = launch(tmp_path / 'one', *small, nproc=None)
@@ -105,17 +117,21 @@ def test_one_step_in_two_processes_is_the_one_process_step(tmp_path, data_root):
     assert all(torch.equal(two['init'][k], one['init'][k]) for k in one['init'])   # the same start
     for k, w in one['state'].items():
         step = (w - one['init'][k]).abs().max().item()
-        assert step > 0 and (two['state'][k] - w).abs().max().item() <= 2e-3 * step, k   # measured: 9e-5 of the step at most
+        # measured: 9e-5 of the step at most
+        assert step > 0 and (two['state'][k] - w).abs().max().item() <= 2e-3 * step, k
     assert np.array_equal(two['history'][:, [0, 2, 4]], one['history'][:, [0, 2, 4]])
-    assert np.allclose(two['history'][:, [1, 3]], one['history'][:, [1, 3]], rtol=1e-5, atol=0)   # measured: 1e-7
+    # measured: 1e-7
+    assert np.allclose(two['history'][:, [1, 3]], one['history'][:, [1, 3]], rtol=1e-5, atol=0)
 
 
 @pytest.mark.long
 def test_a_killed_rank_ends_the_job_and_resume_continues(tmp_path, data_root):
-    "SIGKILL one rank mid-epoch: torchrun ends the job non-zero naming it; last.pt loads; resume (2 processes) finishes."
+    """SIGKILL one rank mid-epoch: torchrun ends the job non-zero naming it; last.pt loads; resume (2
+    processes) finishes."""
     from cnn_course.checkpoint import read_checkpoint
     out, ck = tmp_path / 'run', tmp_path / 'ck'
-    proc = launch(out, '--data-root', data_root, '--epochs', 4, '--checkpoint', ck, '--pause', 0.05, wait=False)
+    proc = launch(out, '--data-root', data_root, '--epochs', 4, '--checkpoint', ck, '--pause', 0.05,
+                  wait=False)
     try:
         deadline = time.monotonic() + TIME_LIMIT
         while not ((ck / 'last.pt').exists() and (out / 'pid1').exists()):  # the first epoch is checkpointed
@@ -128,7 +144,8 @@ def test_a_killed_rank_ends_the_job_and_resume_continues(tmp_path, data_root):
         ended_after = time.monotonic() - killed
     finally: stop(proc)
     assert proc.returncode != 0, output
-    assert ended_after < 60, ended_after   # torchrun stops the survivor at once; the collectives' timeout is 30 s here
+    # torchrun stops the survivor at once; the collectives' timeout is 30 s here
+    assert ended_after < 60, ended_after
     assert 'local_rank: 1' in output and 'SIGKILL' in output, output[-3000:]   # the lost rank is named
     epoch = read_checkpoint(ck / 'last.pt')['epoch']
     assert 1 <= epoch < 4
@@ -151,65 +168,78 @@ def cli(*args, cwd, timeout=TIME_LIMIT, runner=('-m', 'cnn_course.cli')):
 
 @pytest.mark.long
 def test_the_command_in_two_processes_then_resumed_in_one_and_in_two(tmp_path, data_root):
-    "--nproc-per-node 2: rank 0 writes run.json with world_size, backend and batches; resume works with 1 or 2 processes."
+    """--nproc-per-node 2: rank 0 writes run.json with world_size, backend and batches; resume works with 1 or
+    2 processes."""
     import json
     small = ('--limit-train', 1200, '--limit-test', 300, '--data-root', data_root, '--no-progress')
-    r = cli('train', '--nproc-per-node', 2, '--epochs', 2, '--checkpoint', tmp_path / 'ck', '--out', tmp_path / 'out',
-            *small, cwd=tmp_path)
+    r = cli('train', '--nproc-per-node', 2, '--epochs', 2, '--checkpoint', tmp_path / 'ck', '--out',
+            tmp_path / 'out', *small, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'each trains on 50 of the 100 images of every step' in r.stdout and r.stdout.count('Epoch [2/2]') == 1
     run = json.loads((tmp_path / 'out' / 'run.json').read_text())
-    assert (run['world_size'], run['backend'], run['batch_size_global'], run['batch_size_per_process']) == (2, 'gloo', 100, 50)
+    assert (run['world_size'], run['backend'], run['batch_size_global'], run['batch_size_per_process']) == (2,
+                                                                                                            'gloo', 100, 50)
     history = np.load(tmp_path / 'out' / 'history.npy')
     kept = run['weights_epoch'] - 1
-    # the history's validation and run.json's (one process scoring the kept weights again) agree: every process
+    # the history's validation and run.json's (one process scoring the kept weights again) agree: every
+    # process
     # validated the same model, batch-norm statistics included, and counted each of the 200 images once
-    assert run['n_val'] == 200 and np.isclose(run['val_loss'], history[kept, 3], rtol=1e-6) and run['val_accuracy'] == history[kept, 4]
+    assert run['n_val'] == 200 and np.isclose(run['val_loss'], history[kept, 3],
+                                              rtol=1e-6) and run['val_accuracy'] == history[kept, 4]
     # now in one process: this one (PyTorch is imported here already; the same `main` the script runs)
-    r = cli_here('resume', tmp_path / 'ck', '--epochs', 3, '--out', tmp_path / 'one', cwd=tmp_path, quick=False)
+    r = cli_here('resume', tmp_path / 'ck', '--epochs', 3, '--out', tmp_path / 'one', cwd=tmp_path,
+                 quick=False)
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads((tmp_path / 'one' / 'run.json').read_text())['world_size'] == 1
     assert np.load(tmp_path / 'one' / 'history.npy').shape == (3, 5)
-    # the batch is the run's: 3 processes cannot share 100 images, which resume says before starting any of them
-    r = cli_here('resume', tmp_path / 'ck', '--epochs', 4, '--nproc-per-node', 3, '--out', tmp_path / 'three', cwd=tmp_path,
-                 quick=False)
+    # the batch is the run's: 3 processes cannot share 100 images, which resume says before starting any of
+    # them
+    r = cli_here('resume', tmp_path / 'ck', '--epochs', 4, '--nproc-per-node', 3, '--out', tmp_path / 'three',
+                 cwd=tmp_path, quick=False)
     assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'starting' not in r.stdout, r.stderr[-3000:]
     assert "the run's global batch of 100 images is split evenly over the processes, and 3 cannot share it" in r.stderr
     assert not (tmp_path / 'three').exists()
     # and in two again, started as a user starts torchrun (the command's --nproc-per-node runs this same line)
-    r = cli('--standalone', '--nproc-per-node=2', '-m', 'cnn_course.cli', 'resume', tmp_path / 'ck', '--epochs', 4,
-            '--out', tmp_path / 'two', cwd=tmp_path, runner=('-m', 'torch.distributed.run'))
+    r = cli('--standalone', '--nproc-per-node=2', '-m', 'cnn_course.cli', 'resume', tmp_path / 'ck',
+            '--epochs', 4, '--out', tmp_path / 'two', cwd=tmp_path, runner=('-m', 'torch.distributed.run'))
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count('resumed from epoch 3 of 4') == 1
     assert json.loads((tmp_path / 'two' / 'run.json').read_text())['world_size'] == 2
-    assert np.array_equal(np.load(tmp_path / 'two' / 'history.npy')[:3], np.load(tmp_path / 'one' / 'history.npy'))
+    assert np.array_equal(np.load(tmp_path / 'two' / 'history.npy')[:3],
+                          np.load(tmp_path / 'one' / 'history.npy'))
 
 
 def test_launch_errors_are_one_line_before_any_process_starts(tmp_path):
     def error(*args):
-        r = cli_here('train', *args, '--out', tmp_path / 'never', cwd=tmp_path, quick=False)  # the same `main`, here
+        # the same `main`, here
+        r = cli_here('train', *args, '--out', tmp_path / 'never', cwd=tmp_path, quick=False)
         assert r.returncode == 2 and r.stderr.count('\n') == 1 and r.stderr.startswith('cnn-course: error: '), r.stderr
         assert 'Epoch' not in r.stdout and 'starting' not in r.stdout
         return r.stderr
     with socket.socket() as taken:
         taken.bind(('', 0)); taken.listen()
         port = taken.getsockname()[1]
-        assert f'port {port} is already in use on this machine' in error('--nproc-per-node', 2, '--rdzv-endpoint', f'127.0.0.1:{port}')
+        assert f'port {port} is already in use on this machine' in error('--nproc-per-node', 2,
+                                                                         '--rdzv-endpoint',
+                                                                         f'127.0.0.1:{port}')
     assert '--batch-size 100 is the global batch, split evenly over the 3 processes: use a multiple of 3' in error('--nproc-per-node', 3)
     assert '--nnodes 2: the machines need a place to meet' in error('--nproc-per-node', 1, '--nnodes', 2)
-    assert '--node-rank 2: must be from 0 to 1' in error('--nproc-per-node', 1, '--nnodes', 2, '--node-rank', 2,
+    assert '--node-rank 2: must be from 0 to 1' in error('--nproc-per-node', 1, '--nnodes', 2, '--node-rank',
+                                                         2,
                                                            '--rdzv-endpoint', 'localhost:1')
     assert 'expected HOST:PORT' in error('--nproc-per-node', 2, '--rdzv-endpoint', 'nowhere')
-    assert '--sync-bn: SyncBatchNorm runs on CUDA GPUs only' in error('--nproc-per-node', 2, '--sync-bn', '--device', 'cpu')
+    assert '--sync-bn: SyncBatchNorm runs on CUDA GPUs only' in error('--nproc-per-node', 2, '--sync-bn',
+                                                                      '--device', 'cpu')
     r = cli_here('resume', tmp_path / 'nowhere', '--nproc-per-node', 2, cwd=tmp_path, quick=False)
     assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'starting' not in r.stdout, r.stderr
     assert f'resume {tmp_path / "nowhere"}: no such folder' in r.stderr
     # a --sync-bn run (allowed in one CPU process) cannot be resumed by several CPU processes
-    r = cli('train', '--sync-bn', '--epochs', 1, '--limit-train', 300, '--limit-test', 100, '--data-root', tmp_path / 'data',
+    r = cli('train', '--sync-bn', '--epochs', 1, '--limit-train', 300, '--limit-test', 100, '--data-root',
+            tmp_path / 'data',
             '--no-progress', '--checkpoint', tmp_path / 'ck', '--out', tmp_path / 'out', cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
-    r = cli_here('resume', tmp_path / 'ck', '--epochs', 2, '--nproc-per-node', 2, '--device', 'cpu', cwd=tmp_path,
-                 quick=False)
+    r = cli_here('resume', tmp_path / 'ck', '--epochs', 2, '--nproc-per-node', 2, '--device', 'cpu',
+                 cwd=tmp_path, quick=False)
     assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'starting' not in r.stdout, r.stderr
     assert 'the run uses --sync-bn, which runs on CUDA GPUs only' in r.stderr
     assert not (tmp_path / 'never').exists()
@@ -217,9 +247,10 @@ def test_launch_errors_are_one_line_before_any_process_starts(tmp_path):
 
 @pytest.mark.long
 def test_a_hung_rank_ends_the_job_within_the_timeout(tmp_path, data_root):
-    """Process 1 hangs after epoch 1 (alive, never reaching the next collective): process 0's next collective times
-    out, fit raises ProcessGroupError, and torchrun ends the job non-zero, stopping the hung process with SIGTERM.
-    (A process frozen with SIGSTOP cannot take that SIGTERM: torchrun then waits its fixed 30 s before SIGKILL,
+    """Process 1 hangs after epoch 1 (alive, never reaching the next collective): process 0's next collective
+    times out, fit raises ProcessGroupError, and torchrun ends the job non-zero, stopping the hung process
+    with SIGTERM. (A process frozen with SIGSTOP cannot take that SIGTERM: torchrun then waits its fixed 30 s
+    before SIGKILL,
     which is torchrun's behaviour, not ours, and cost this test 30 s.)"""
     out = tmp_path / 'run'
     started = time.monotonic()
@@ -227,13 +258,15 @@ def test_a_hung_rank_ends_the_job_within_the_timeout(tmp_path, data_root):
     took = time.monotonic() - started
     assert rc != 0, output
     assert (out / 'epoch1').read_text() == '1'   # process 1 finished epoch 1, then hung
-    assert took < 120, took   # the 10 s collective timeout, then torchrun's own shutdown, not the hour of sleep
+    # the 10 s collective timeout, then torchrun's own shutdown, not the hour of sleep
+    assert took < 120, took
     assert 'local_rank: 0' in output, output[-3000:]   # the waiting rank failed, and torchrun names it
     assert 'process 0 of 2 lost contact with the others in epoch 2' in output and 'Timed out' in output, output[-3000:]
 
 
 def test_a_plain_dataloader_is_refused_under_torchrun(tmp_path):
-    "Every process would train on all of it: fit says what to pass instead, in every process, before training."
+    """Every process would train on all of it: fit says what to pass instead, in every process, before
+    training."""
     script = tmp_path / 'plain.py'
     script.write_text('''
 import numpy as np, torch, torch.nn as nn
@@ -245,9 +278,10 @@ data = DataLoader(TensorDataset(torch.randn(40, 8), torch.randint(0, 2, (40,))),
 net = nn.Linear(8, 2)
 fit(net, torch.optim.SGD(net.parameters(), lr=0.1), nn.CrossEntropyLoss(), 1, data, None, device, np.zeros((0, 5)))
 ''')
-    proc = subprocess.Popen([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc-per-node=2', str(script)],
-                            cwd=tmp_path, env=env_one_thread(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, '-m', 'torch.distributed.run', '--standalone',
+                             '--nproc-per-node=2', str(script)],
+                            cwd=tmp_path, env=env_one_thread(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try: output, _ = proc.communicate(timeout=TIME_LIMIT)
     finally: stop(proc)
     assert proc.returncode != 0 and 'Epoch [1/1]' not in output
@@ -264,16 +298,18 @@ def _workers(launcher_pid:int) -> list:
 @pytest.mark.long
 def test_a_rank_killed_under_the_command_is_said_in_one_line(tmp_path, data_root):
     """`cnn-course train --nproc-per-node 2`, one rank SIGKILLed after an epoch is saved: no Python traceback, a line
-    naming the process, how it ended, the saved epoch and the exact resume command; exit status 1; no folder left."""
+    naming the process, how it ended, the saved epoch and the exact resume command; exit status 1; no folder
+    left."""
     from cnn_course.checkpoint import read_checkpoint
     ck, temp = tmp_path / 'ck', tmp_path / 'temp'
     temp.mkdir()
     env = dict(env_one_thread(), TMPDIR=str(temp), PYTHONUNBUFFERED='1')
-    cmd = [sys.executable, '-m', 'cnn_course.cli', 'train', '--nproc-per-node', '2', '--epochs', '20', '--limit-train',
+    cmd = [sys.executable, '-m', 'cnn_course.cli', 'train', '--nproc-per-node', '2', '--epochs', '20',
+           '--limit-train',
            '3000', '--limit-test', '300', '--data-root', str(data_root), '--checkpoint', str(ck), '--out',
            str(tmp_path / 'out'), '--no-progress']
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + TIME_LIMIT
         while not (ck / 'last.pt').exists() or len(_workers(proc.pid)) < 2:
@@ -294,16 +330,19 @@ def test_a_rank_killed_under_the_command_is_said_in_one_line(tmp_path, data_root
 
 
 def test_the_launchers_failure_line_and_its_debug_report(tmp_path, monkeypatch, capsys):
-    "A process killed under torchrun (a bare Python, in a second): one line; with --debug, torchrun's own ChildFailedError."
+    """A process killed under torchrun (a bare Python, in a second): one line; with --debug, torchrun's own
+    ChildFailedError."""
     import argparse, tempfile
     import cnn_course.cli as cli
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))  # where torchrun's log folder goes: it must not stay
+    # where torchrun's log folder goes: it must not stay
+    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
     shell = ['--nproc-per-node=1', '--standalone', '--no-python', sys.executable, '-c',
              'import os, signal; os.kill(os.getpid(), signal.SIGKILL)']
     rc = cli._torchrun(shell, argparse.Namespace(debug=False), 1, None, '--nproc-per-node 1')
     line = capsys.readouterr().err.strip()
     assert rc == 1 and '\n' not in line and list(tmp_path.iterdir()) == [], line
-    assert re.fullmatch(r'cnn-course: process 0 of 1 \(pid \d+\) was killed by SIGKILL; torchrun stopped the others\. '
-                        r'This run had no --checkpoint, so none of its epochs were saved\.', line), line
+    assert re.fullmatch(r'cnn-course: process 0 of 1 \(pid \d+\) was killed by SIGKILL; torchrun stopped the '
+                        r'others\. This run had no --checkpoint, so none of its epochs were saved\.',
+                        line), line
     with pytest.raises(ChildFailedError): cli._torchrun(shell, argparse.Namespace(debug=True), 1, None, '')

@@ -40,11 +40,13 @@ def test_readme_is_the_render_of_index():
     rendered = _tool('make_readme').render()
     assert (ROOT / 'README.md').read_text(encoding='utf-8') == rendered, (
         'README.md does not match nbs/index.ipynb. README.md is generated: edit nbs/index.ipynb, then run '
-        '`python tools/make_readme.py` (`python tools/make_readme.py --check` shows the difference) and commit both.')
+        '`python tools/make_readme.py` (`python tools/make_readme.py --check` shows the difference) and '
+        'commit both.')
 
 
 def _lesson_row(name):
-    "The Lessons-table row nbs/index.ipynb needs for lesson `name`, from the lesson's own title and description."
+    """The Lessons-table row nbs/index.ipynb needs for lesson `name`, from the lesson's own title and
+    description."""
     md = next(_src(c) for c in _cells(NBS / name) if c['cell_type'] == 'markdown')
     title = re.search(r'^#\s+(.*?)\s*$', md, re.M)[1]
     title = re.sub(r'^Lesson\s+\d+:\s*', '', title)
@@ -60,9 +62,10 @@ def test_every_lesson_has_a_row_with_its_colab_badge(name):
     readme = (ROOT / 'README.md').read_text(encoding='utf-8')
     rows = [l for l in readme.splitlines() if l.startswith('|')]
     ok = any(f'{BADGE}({COLAB}{name})' in r and f'](nbs/{name})' in r for r in rows)
-    assert ok, (f'nbs/{name} has no row in the Lessons table of README.md. Add this row to the Lessons table in '
-                f'nbs/index.ipynb, in file-name order (shorten the description to a list of what it teaches):\n\n'
-                f'{_lesson_row(name)}\n\nthen run `python tools/make_readme.py` and commit nbs/index.ipynb and README.md.')
+    assert ok, (f'nbs/{name} has no row in the Lessons table of README.md. Add this row to the Lessons table '
+                f'in nbs/index.ipynb, in file-name order (shorten the description to a list of what it teaches):\n\n'
+                f'{_lesson_row(name)}\n\nthen run `python tools/make_readme.py` and commit nbs/index.ipynb '
+                'and README.md.')
 
 
 def test_lesson_table_has_no_stale_rows_and_is_in_order():
@@ -75,8 +78,10 @@ def test_lesson_table_has_no_stale_rows_and_is_in_order():
 
 def test_index_notebook_is_the_home_page():
     cells = _cells(NBS / 'index.ipynb')
-    assert re.match(r'#\s+cnn_course\s*\n+>\s+\S', _src(cells[0])), 'nbs/index.ipynb must start with `# cnn_course` and a `> description` line'
-    assert not any(re.search(r'^#\|\s*default_exp', _src(c), re.M) for c in cells), 'index.ipynb exports nothing'
+    assert re.match(r'#\s+cnn_course\s*\n+>\s+\S',
+                    _src(cells[0])), 'nbs/index.ipynb must start with `# cnn_course` and a `> description` line'
+    assert not any(re.search(r'^#\|\s*default_exp', _src(c),
+                             re.M) for c in cells), 'index.ipynb exports nothing'
 
 
 @pytest.mark.parametrize('doc', ['README.md', 'CONTRIBUTING.md', 'bench/README.md'])
@@ -92,12 +97,15 @@ def test_markdown_files_link_to_files_that_exist(doc):
 
 
 def test_readme_is_short_and_plain():
-    "The front page: under 1,200 words, no dates, issue numbers or first person (figures live on the Performance page)."
+    """The front page: under 1,200 words, no dates, issue numbers or first person (figures live on the
+    Performance page)."""
     text = (ROOT / 'README.md').read_text(encoding='utf-8')
     assert len(text.split()) <= 1200, f'README.md has {len(text.split())} words: move detail to a lesson or a page'
-    prose = re.sub(r'`[^`\n]*`', '', re.sub(r'```.*?```', '', text, flags=re.S))  # code may say `my-photo.jpg`
+    # code may say `my-photo.jpg`
+    prose = re.sub(r'`[^`\n]*`', '', re.sub(r'```.*?```', '', text, flags=re.S))
     for pattern in (r'\b20\d\d-\d\d-\d\d\b', r'\bissue \d+', r'\b(I|my|me)\b'):
-        assert not re.search(pattern, prose), f'README.md: {re.search(pattern, prose)[0]!r} (see nbs/performance.ipynb)'
+        assert not re.search(pattern,
+                             prose), f'README.md: {re.search(pattern, prose)[0]!r} (see nbs/performance.ipynb)'
     assert '(nbs/performance.ipynb)' in text and '(nbs/results.ipynb)' in text and 'CONTRIBUTING.md' in text
 
 
@@ -116,9 +124,12 @@ def test_api_page_shows_every_exported_name(mod):
     page = NBS / 'api' / f'{mod}.ipynb'
     assert page.exists(), f'nbs/api/{mod}.ipynb is missing: run `python tools/make_api_nb.py`'
     cells = _cells(page)
-    shown = {m[1] for c in cells if c['cell_type'] == 'code' for m in re.finditer(r'^show_doc\((\w+)\)', _src(c), re.M)}
-    noted = {m[1] for c in cells if c['cell_type'] == 'markdown' for m in re.finditer(r'^- `(\w+)`', _src(c), re.M)}
-    # names defined in another module and re-exported here: listed, with a link to the page that documents them
+    shown = {m[1] for c in cells if c['cell_type'] == 'code' for m in re.finditer(r'^show_doc\((\w+)\)',
+                                                                                  _src(c), re.M)}
+    noted = {m[1] for c in cells if c['cell_type'] == 'markdown' for m in re.finditer(r'^- `(\w+)`', _src(c),
+                                                                                      re.M)}
+    # names defined in another module and re-exported here: listed, with a link to the page that documents
+    # them
     noted |= {m[1] for c in cells if _src(c).startswith('## Also importable from here')
               for m in re.finditer(r'`(\w+)`', _src(c))}
     m = _module(mod)
@@ -142,7 +153,8 @@ def _own_doc(obj):
     "The docstring written for `obj` itself: a class's doc is not inherited nor the one @dataclass makes up."
     doc = obj.__dict__.get('__doc__') if inspect.isclass(obj) else obj.__doc__
     doc = (doc or '').strip()
-    if inspect.isclass(obj) and doc.startswith(f'{obj.__name__}('): return ''  # dataclass's generated signature
+    if inspect.isclass(obj) and doc.startswith(f'{obj.__name__}('):
+        return ''  # dataclass's generated signature
     return doc
 
 
@@ -168,7 +180,8 @@ def test_nbdev_yml_is_what_nbdev_writes():
     from nbdev.quarto import _nbdev_yml
     c = _cfg()
     want = _nbdev_yml.format(doc_path=Path(c['doc_path']).name,
-                             **{k: c[k] for k in ('title', 'description', 'branch', 'git_url', 'doc_host', 'doc_baseurl')})
+                             **{k: c[k] for k in ('title', 'description', 'branch', 'git_url', 'doc_host',
+                                                  'doc_baseurl')})
     assert (NBS / 'nbdev.yml').read_text() == want, 'nbs/nbdev.yml is stale: run `python tools/docs_check.py` and commit it'
 
 
@@ -181,7 +194,8 @@ def test_sidebar_lists_every_page_in_three_sections():
     assert sections.get('Lessons') == LESSONS, stale
     assert sections.get('Results', [])[:2] == ['results.ipynb', 'performance.ipynb'], stale
     assert sorted(sections['Results']) == sorted(p.name for p in NBS.glob('[!0-9]*.ipynb') if p.name != 'index.ipynb'), stale
-    assert sorted(sections.get('Library reference', [])) == sorted(f'api/{p.name}' for p in (NBS / 'api').glob('*.ipynb')), \
+    assert sorted(sections.get('Library reference',
+                               [])) == sorted(f'api/{p.name}' for p in (NBS / 'api').glob('*.ipynb')), \
         'nbs/sidebar.yml is stale: run `python tools/docs_check.py` and commit it'
 
 
@@ -221,7 +235,8 @@ def _steps(wf):
 def test_test_script_runs_docs_checks_before_pytest_last():
     lines = [l.strip() for l in (ROOT / 'tools' / 'test.sh').read_text().splitlines() if l.strip() and not l.startswith('#')]
     text = '\n'.join(lines)
-    for cmd in ('python tools/make_readme.py --check', 'python tools/make_api_nb.py --check', 'python tools/docs_check.py'):
+    for cmd in ('python tools/make_readme.py --check', 'python tools/make_api_nb.py --check',
+                'python tools/docs_check.py'):
         assert cmd in text and text.index(cmd) < text.index('python -m pytest'), cmd
     assert lines[-1].startswith('python -m pytest'), "pytest's summary must be the last line tools/test.sh prints"
 
@@ -233,7 +248,8 @@ def test_test_workflow_runs_ci_script():
     assert any(s.get('uses', '').startswith('actions/checkout@') for s in steps)
     py = [s for s in steps if s.get('uses', '').startswith('actions/setup-python@')]
     assert py and str(py[0]['with']['python-version']) == '3.11'
-    assert any(s.get('run', '').strip() == 'bash .ci/run' for s in steps), 'test.yaml must run `bash .ci/run`, as CI does'
+    assert any(s.get('run',
+                     '').strip() == 'bash .ci/run' for s in steps), 'test.yaml must run `bash .ci/run`, as CI does'
     ci = (ROOT / '.ci' / 'run').read_text()
     assert 'bash tools/setup.sh && bash tools/test.sh' in ci
     assert 'bash tools/setup.sh && bash tools/test.sh' in (ROOT / 'README.md').read_text(), "the README's test command"
@@ -255,7 +271,8 @@ def test_deploy_workflow_renders_with_quarto_and_pinned_nbdev():
 
 
 def test_docs_constraints_pin_nbdev_2_companions():
-    lines = {l.split('#')[0].replace(' ', '') for l in (ROOT / '.github' / 'docs-constraints.txt').read_text().splitlines()}
+    lines = {l.split('#')[0].replace(' ',
+                                     '') for l in (ROOT / '.github' / 'docs-constraints.txt').read_text().splitlines()}
     assert {'nbdev==2.4.14', 'fastcore>=1.12.27,<2', 'execnb<0.2', 'ghapi<2'} <= lines, lines
 
 
@@ -275,38 +292,48 @@ def _results_row(lesson_file):
 
 
 def results_disagreements() -> list:
-    "Numbers the results page gives for lessons 1 to 5 and 7 that their stored (full-run) outputs do not show."
+    """Numbers the results page gives for lessons 1 to 5 and 7 that their stored (full-run) outputs do not
+    show."""
     problems = []
-    lasts = re.findall(r'last epoch:  loss: [\d.]+ accuracy: ([\d.]+)', _stored_text('02_fc_vs_cnn.ipynb', 'evaluate_history(history'))
+    lasts = re.findall(r'last epoch:  loss: [\d.]+ accuracy: ([\d.]+)',
+                       _stored_text('02_fc_vs_cnn.ipynb', 'evaluate_history(history'))
     row = _results_row('02_fc_vs_cnn.ipynb')
     for model, acc in zip(('flat net', 'CNN'), lasts):
-        if f'{model} **{100 * float(acc):.2f}%**' not in row: problems.append(f'lesson 2: {model} {float(acc):.2%} not in {row!r}')
+        if f'{model} **{100 * float(acc):.2f}%**' not in row:
+            problems.append(f'lesson 2: {model} {float(acc):.2%} not in {row!r}')
     if len(lasts) != 2: problems.append(f'lesson 2 stores {len(lasts)} learning-curve summaries, expected 2')
     scored = _stored_text('01_conv_basics.ipynb', 'model.eval()\ncorrect, total = torch.zeros')
     lesson1 = re.search(r'test accuracy: ([\d.]+)% on', scored)
     if lesson1 is None: problems.append('lesson 1 stores no test accuracy')
     elif f'**{lesson1[1]}%** test accuracy' not in _results_row('01_conv_basics.ipynb'):
         problems.append(f'lesson 1: {lesson1[1]}% not in its row')
-    overall = re.search(r'Test Accuracy \(Overall\): +\d+% \((\d+)/(\d+)\)', _stored_text('04_checkpointing.ipynb', 'print(run_kind(data_name))\ntable = per_class_accuracy('))
+    overall = re.search(r'Test Accuracy \(Overall\): +\d+% \((\d+)/(\d+)\)',
+                        _stored_text('04_checkpointing.ipynb',
+                                     'print(run_kind(data_name))\ntable = per_class_accuracy('))
     row = _results_row('04_checkpointing.ipynb')
     if overall is None: problems.append('lesson 4 stores no overall test accuracy')
     elif f'**{100 * int(overall[1]) / int(overall[2]):.2f}%** test accuracy' not in row:
         problems.append(f'lesson 4: {int(overall[1]) / int(overall[2]):.2%} not in {row!r}')
     lesson3 = _results_row('03_bn_dropout.ipynb')
     for what, cell_start, pattern in (
-            ('source recipe', 'criterion = nn.CrossEntropyLoss()\ntest_loss, test_acc', r'test accuracy ([\d.]+)$'),
-            ('fast recipe', "print(run_kind(f'Fashion-MNIST ({len(train_set):,} training images)'))\nfast_epochs",
+            ('source recipe', 'criterion = nn.CrossEntropyLoss()\ntest_loss, test_acc',
+             r'test accuracy ([\d.]+)$'),
+            ('fast recipe',
+             "print(run_kind(f'Fashion-MNIST ({len(train_set):,} training images)'))\nfast_epochs",
              r'\(no smoothing\), test accuracy ([\d.]+)$')):
         found = re.search(pattern, _stored_text('03_bn_dropout.ipynb', cell_start), re.M)
         if found is None: problems.append(f'lesson 3 stores no {what} test accuracy')
         elif f'{what}: **{100 * float(found[1]):.2f}%**' not in lesson3:
             problems.append(f'lesson 3: {what} {float(found[1]):.2%} not in its rows')
-    best = re.search(r'^best \(epoch \d+\): test loss [\d.]+, test accuracy ([\d.]+) on', _stored_text('05_cli.ipynb', 'print(run_kind(quick('), re.M)
+    best = re.search(r'^best \(epoch \d+\): test loss [\d.]+, test accuracy ([\d.]+) on',
+                     _stored_text('05_cli.ipynb', 'print(run_kind(quick('), re.M)
     if best is None: problems.append("lesson 5 stores no test accuracy of its checkpointed run's best.pt")
     elif f'test accuracy **{100 * float(best[1]):.2f}%**' not in _results_row('05_cli.ipynb'):
         problems.append(f'lesson 5: {float(best[1]):.2%} not in its row')
-    lesson7 = re.findall(r'^test (as it is|with TTA) +loss [\d.]+ accuracy ([\d.]+)', _stored_text('07_resnet_augment.ipynb', "cfg = recipe('resnet')"), re.M)
-    if len(lesson7) != 2: problems.append(f'lesson 7 stores {len(lesson7)} test accuracies of its recipe, expected 2')
+    lesson7 = re.findall(r'^test (as it is|with TTA) +loss [\d.]+ accuracy ([\d.]+)',
+                         _stored_text('07_resnet_augment.ipynb', "cfg = recipe('resnet')"), re.M)
+    if len(lesson7) != 2:
+        problems.append(f'lesson 7 stores {len(lesson7)} test accuracies of its recipe, expected 2')
     for (how, acc), words in zip(lesson7, ('test accuracy', 'with test-time augmentation')):
         if f'**{100 * float(acc):.2f}%** {words}' not in _results_row('07_resnet_augment.ipynb'):
             problems.append(f'lesson 7: {float(acc):.2%} ({how}) not in its row')
@@ -321,10 +348,12 @@ def test_the_results_check_fails_on_a_stale_number(tmp_path, monkeypatch):
     "Planted: the page says 65.00% where lesson 2's stored run shows 64.74%."
     page = NBS / 'results.ipynb'
     stale = json.loads(page.read_text(encoding='utf-8'))
-    stale['cells'][1]['source'] = [l.replace('flat net **64.74%**', 'flat net **65.00%**') for l in stale['cells'][1]['source']]
+    stale['cells'][1]['source'] = [l.replace('flat net **64.74%**',
+                                             'flat net **65.00%**') for l in stale['cells'][1]['source']]
     (tmp_path / 'results.ipynb').write_text(json.dumps(stale))
     real_cells = _cells
-    monkeypatch.setitem(globals(), '_cells', lambda p: real_cells(tmp_path / 'results.ipynb' if Path(p).name == 'results.ipynb' else p))
+    monkeypatch.setitem(globals(), '_cells',
+                        lambda p: real_cells(tmp_path / 'results.ipynb' if Path(p).name == 'results.ipynb' else p))
     problems = results_disagreements()
     assert len(problems) == 1 and problems[0].startswith('lesson 2: flat net 64.74% not in '), problems
 
@@ -339,7 +368,8 @@ def _show_doc_nb(cells):
 
 
 def test_show_doc_check_reports_stale_outputs_and_stores_fresh_ones(tmp_path, monkeypatch):
-    "A stored show_doc output whose source line moved is reported; --store-show-doc writes the docs step's, minus its page links."
+    """A stored show_doc output whose source line moved is reported; --store-show-doc writes the docs step's,
+    minus its page links."""
     dc = _tool('docs_check')
     nbs, cache = tmp_path / 'nbs', tmp_path / '_proc'
     (nbs / 'api').mkdir(parents=True); (cache / 'api').mkdir(parents=True)
@@ -347,12 +377,14 @@ def test_show_doc_check_reports_stale_outputs_and_stores_fresh_ones(tmp_path, mo
     site = 'https://cnn-course.github.io/cnn_course'
     old = '---\n\n[source](https://github.com/x/blob/main/cnn_course/train.py#L10)\n\n### f\n\n*Uses `fit`.*'
     new = old.replace('#L10', '#L12')
-    linked = new.replace('`fit`', f'[`fit`]({site}/train.html#fit)')  # what the docs step's add_links makes of it
+    # what the docs step's add_links makes of it
+    linked = new.replace('`fit`', f'[`fit`]({site}/train.html#fit)')
     same = '---\n\n### g\n\n*Calls `evaluate`.*'
     stored = [('a1', '#| echo: false\nshow_doc(f)', old), ('a2', 'x = 1', None),
               ('a3', '# a comment first\nshow_doc(g)', same), ('a4', 'show_doc(f)\nplot(x)', old)]
     done = [('a1', '#| echo: false\nshow_doc(f)', linked), ('a2', 'x = 1', None),
-            ('a3', '# a comment first\nshow_doc(g)', same.replace('`evaluate`', f'[`evaluate`]({site}/train.html#evaluate)')),
+            ('a3', '# a comment first\nshow_doc(g)',
+             same.replace('`evaluate`', f'[`evaluate`]({site}/train.html#evaluate)')),
             ('a4', 'show_doc(f)\nplot(x)', linked)]  # a cell that computes more keeps what its own run stored
     (nbs / '01_x.ipynb').write_text(json.dumps(_show_doc_nb(stored)))
     (cache / '01_x.ipynb').write_text(json.dumps(_show_doc_nb(done)))
@@ -360,11 +392,13 @@ def test_show_doc_check_reports_stale_outputs_and_stores_fresh_ones(tmp_path, mo
     (nbs / 'api' / 'm.ipynb').write_text(json.dumps(_show_doc_nb([('b1', 'show_doc(f)', None)])))
     (cache / 'api' / 'm.ipynb').write_text(json.dumps(_show_doc_nb([('b1', 'show_doc(f)', linked)])))
     problems = dc.check_show_doc(cache)
-    assert len(problems) == 1 and problems[0].startswith('nbs/01_x.ipynb: the stored show_doc output of 1 cell (a1)'), problems
+    assert len(problems) == 1 and problems[0].startswith('nbs/01_x.ipynb: the stored show_doc output of 1 '
+                                                         'cell (a1)'), problems
     assert '--store-show-doc' in problems[0]
     assert dc.check_show_doc(cache, store=True) == []
     cells = {c['id']: c for c in _cells(nbs / '01_x.ipynb')}
-    assert ''.join(cells['a1']['outputs'][0]['data']['text/markdown']) == new  # the new line, without the page's link
+    # the new line, without the page's link
+    assert ''.join(cells['a1']['outputs'][0]['data']['text/markdown']) == new
     assert ''.join(cells['a3']['outputs'][0]['data']['text/markdown']) == same and cells['a2']['outputs'] == []
     assert ''.join(cells['a4']['outputs'][0]['data']['text/markdown']) == old
     assert _cells(nbs / 'api' / 'm.ipynb')[0]['outputs'] == []
@@ -372,7 +406,8 @@ def test_show_doc_check_reports_stale_outputs_and_stores_fresh_ones(tmp_path, mo
 
 
 def test_source_link_check_wants_the_defining_line(tmp_path):
-    """A source link, on an API page or a lesson, must point at the line that defines the name: line None (nbdev 2.4.14's
+    """A source link, on an API page or a lesson, must point at the line that defines the name: line None
+    (nbdev 2.4.14's
     for a name imported from the library) and a wrong line fail."""
     dc = _tool('docs_check')
     (tmp_path / 'api').mkdir()
@@ -380,14 +415,17 @@ def test_source_link_check_wants_the_defining_line(tmp_path):
     right = next(i for i, l in enumerate(lines, 1) if l.startswith('def torch_seed('))
     def out(line, name='torch_seed'):
         return f'---\n\n[source](https://github.com/x/y/blob/main/cnn_course/core.py#L{line})\n\n### {name}\n\n*Seeds.*'
-    page = _show_doc_nb([('c1', 'show_doc(torch_seed)', out(right)), ('c2', 'show_doc(torch_seed)', out('None')),
+    page = _show_doc_nb([('c1', 'show_doc(torch_seed)', out(right)),
+                         ('c2', 'show_doc(torch_seed)', out('None')),
                          ('c3', 'show_doc(torch_seed)', out(right + 1)), ('c4', 'x = 1', None)])
     (tmp_path / 'api' / 'core.ipynb').write_text(json.dumps(page))
-    lesson = _show_doc_nb([('d1', 'show_doc(torch_seed)', out(right)), ('d2', 'show_doc(torch_seed)', out('None'))])
+    lesson = _show_doc_nb([('d1', 'show_doc(torch_seed)', out(right)),
+                           ('d2', 'show_doc(torch_seed)', out('None'))])
     (tmp_path / '02_lesson.ipynb').write_text(json.dumps(lesson))
     problems = dc.check_source_links(tmp_path)
     assert len(problems) == 3, problems
-    assert problems[0].startswith('02_lesson.ipynb: the source link of torch_seed points at cnn_course/core.py line None')
+    assert problems[0].startswith('02_lesson.ipynb: the source link of torch_seed points at '
+                                  'cnn_course/core.py line None')
     assert problems[1].startswith('api/core.ipynb: ') and 'torch_seed points at cnn_course/core.py line None' in problems[1]
     assert f'line {right + 1}, which does not define it' in problems[2]
 
@@ -395,5 +433,6 @@ def test_source_link_check_wants_the_defining_line(tmp_path):
 def test_no_two_notebooks_make_the_same_page():
     "The site names a page after its notebook without the number: 05_cli and 15_cli would both be cli.html."
     pages = {}
-    for p in sorted(NBS.glob('*.ipynb')): pages.setdefault(re.sub(r'^\d+[a-z]*_', '', p.stem), []).append(p.name)
+    for p in sorted(NBS.glob('*.ipynb')):
+        pages.setdefault(re.sub(r'^\d+[a-z]*_', '', p.stem), []).append(p.name)
     assert not {page: names for page, names in pages.items() if len(names) > 1}

@@ -53,7 +53,8 @@ HELPERS = {
     'plot_activation_stats': lambda: viz.plot_activation_stats(watched()),
     'plot_activation_hists': lambda: viz.plot_activation_hists(watched()),
     'show_heatmaps': lambda: viz.show_heatmaps(loader().x[:6], torch.rand(6, 28, 28), ['a:b'] * 6),
-    'explain_figure': lambda: viz.explain_figure(torch.rand(1, 28, 28), torch.rand(28, 28), [('Coat', 0.7), ('Shirt', 0.2)]),
+    'explain_figure': lambda: viz.explain_figure(torch.rand(1, 28, 28), torch.rand(28, 28),
+                                                 [('Coat', 0.7), ('Shirt', 0.2)]),
 }
 
 
@@ -62,7 +63,8 @@ def watched():
     from cnn_course.hooks import ActivationStats
     from cnn_course.train import fit
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 10))
+    net = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(),
+                        nn.Linear(16, 10))
     stats = ActivationStats()
     fit(net, torch.optim.SGD(net.parameters(), lr=0.1), nn.CrossEntropyLoss(), 2, loader(n=120), None, 'cpu',
         np.zeros((0, 5)), progress=False, callbacks=[stats])
@@ -74,7 +76,8 @@ def test_savefig_right_after_a_helper_saves_what_it_drew(tmp_path, name):
     plt.close('all')
     fig = HELPERS[name]()
     plt.savefig(tmp_path / 'shown.png')
-    assert isinstance(fig, viz.CourseFigure) and plt.gcf() is fig, 'the helper must return its figure and leave it current'
+    assert isinstance(fig,
+                      viz.CourseFigure) and plt.gcf() is fig, 'the helper must return its figure and leave it current'
     assert not_blank(tmp_path / 'shown.png') > 0.01, f'{name}: plt.savefig saved a blank image'
     fig.savefig(tmp_path / 'returned.png')
     assert not_blank(tmp_path / 'returned.png') > 0.01
@@ -110,13 +113,17 @@ def test_prediction_grid_titles_stay_inside_and_apart(classes):
     boxes = [ax.title.get_window_extent(renderer) for ax in fig.axes]
     width, height = fig.bbox.width, fig.bbox.height
     assert all(b.x0 >= 0 and b.x1 <= width and b.y1 <= height for b in boxes), 'a title leaves the figure'
-    overlaps = [(i, j) for i, a in enumerate(boxes) for j, b in enumerate(boxes[i + 1:], i + 1) if a.overlaps(b)]
+    overlaps = [(i, j) for i, a in enumerate(boxes) for j,
+                b in enumerate(boxes[i + 1:], i + 1) if a.overlaps(b)]
     assert not overlaps, f'titles overlap: {[(fig.axes[i].get_title(), fig.axes[j].get_title()) for i, j in overlaps[:3]]}'
-    # nor the pictures of the row above (a two-line title in the second row once ran into the first row's pictures)
+    # nor the pictures of the row above (a two-line title in the second row once ran into the first row's
+    # pictures)
     pictures = [ax.get_window_extent(renderer) for ax in fig.axes]
-    covered = [(i, j) for i, b in enumerate(boxes) for j, p in enumerate(pictures) if i != j and b.overlaps(p)]
+    covered = [(i, j) for i, b in enumerate(boxes) for j,
+               p in enumerate(pictures) if i != j and b.overlaps(p)]
     assert not covered, f'titles over other pictures: {[(fig.axes[i].get_title(), j) for i, j in covered[:3]]}'
-    assert any('\n' in ax.get_title() for ax in fig.axes) == (classes is FASHION_MNIST_CLASSES)  # long names: two lines
+    # long names: two lines
+    assert any('\n' in ax.get_title() for ax in fig.axes) == (classes is FASHION_MNIST_CLASSES)
     # and the figure says which class is which: the truth, then the prediction
     assert 'true' in fig.texts[0].get_text() and 'predicted' in fig.texts[0].get_text()
 
@@ -138,17 +145,20 @@ print(json.dumps([sum('image/png' in o.get('data', {}) for o in c.outputs) for c
 
 
 def test_jupyter_draws_a_returned_figure_once(tmp_path):
-    "In a real IPython shell with the inline backend (as in Jupyter and Colab): one image per figure, however the cell ends."
+    """In a real IPython shell with the inline backend (as in Jupyter and Colab): one image per figure,
+    however the cell ends."""
     pytest.importorskip('execnb')
     import json, subprocess, sys
     png = tmp_path / 'saved.png'
-    env = {k: v for k, v in os.environ.items() if k != 'MPLBACKEND'}  # the shell picks the inline backend itself
+    # the shell picks the inline backend itself
+    env = {k: v for k, v in os.environ.items() if k != 'MPLBACKEND'}
     env['PYTHONPATH'] = str(ROOT)
-    r = subprocess.run([sys.executable, '-c', JUPYTER, str(png), str(HISTORY.tolist())], env=env, capture_output=True,
-                       text=True, timeout=120, cwd=tmp_path)
+    r = subprocess.run([sys.executable, '-c', JUPYTER, str(png), str(HISTORY.tolist())], env=env,
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     images = json.loads(r.stdout.strip().splitlines()[-1])
-    assert images == [0, 1, 1, 0, 1], images  # last value, not last value, show=False (none), shown on request
+    # last value, not last value, show=False (none), shown on request
+    assert images == [0, 1, 1, 0, 1], images
     assert not_blank(png) > 0.01
 
 
@@ -161,7 +171,8 @@ def test_images_without_a_normalize_are_shown_in_range_with_one_note(capsys, cap
     shown = np.stack([ax.images[0].get_array() for ax in fig.axes])
     x = next(iter(data))[0][:, 0].numpy()
     assert np.allclose(shown, (x + 1) / 2, atol=1e-6)  # (x + 1) / 2: nothing clipped to black
-    assert not [r for r in caplog.records if 'Clipping' in r.getMessage()]  # matplotlib's line, once per image, gone
+    # matplotlib's line, once per image, gone
+    assert not [r for r in caplog.records if 'Clipping' in r.getMessage()]
     out = capsys.readouterr().out
     assert out.count('note: ') == 1 and '[-1, 1]' in out, out  # said once for the grid
     plt.close(fig)

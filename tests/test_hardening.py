@@ -15,14 +15,16 @@ DEBIAN_FASHION_MNIST = Path('/usr/share/datasets/fashion-mnist')
 
 
 def env(**extra):
-    "A fresh process's environment: this checkout on the path, one thread (two processes may share the two cores)."
+    """A fresh process's environment: this checkout on the path, one thread (two processes may share the two
+    cores)."""
     e = {k: v for k, v in os.environ.items() if k not in ('IN_TEST', 'CNN_COURSE_QUICK')}
     e.update(PYTHONPATH=str(REPO), OMP_NUM_THREADS='1', MPLBACKEND='Agg', **extra)
     return e
 
 
 def cli(*args, cwd, quick=True, timeout=300):
-    return subprocess.run([sys.executable, '-m', 'cnn_course.cli', *map(str, args)], cwd=cwd, capture_output=True,
+    return subprocess.run([sys.executable, '-m', 'cnn_course.cli', *map(str, args)], cwd=cwd,
+                          capture_output=True,
                           text=True, timeout=timeout, env=env(**({'CNN_COURSE_QUICK': '1'} if quick else {})))
 
 
@@ -36,7 +38,8 @@ def one_line_error(r, *fragments):
 def small_disk(path, size):
     "A tmpfs of `size` mounted at `path` (root only; the test is skipped where mounting is not allowed)."
     path.mkdir()
-    r = subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size}', 'tmpfs', str(path)], capture_output=True, text=True)
+    r = subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size}', 'tmpfs', str(path)],
+                       capture_output=True, text=True)
     if r.returncode != 0: pytest.skip(f'cannot mount a tmpfs here ({r.stderr.strip()}): needs root')
     try: yield path
     finally: subprocess.run(['umount', '-l', str(path)], capture_output=True)
@@ -69,11 +72,14 @@ def test_a_kill_between_the_two_checkpoint_writes_is_repaired_by_resume(tmp_path
     "Epoch 1 writes 2 files; a kill after the 3rd write falls between the two files of the improving epoch 2."
     ck = tmp_path / 'ck'
     (tmp_path / 'kill.py').write_text(KILL_AFTER_WRITE)
-    args = ['train', '--dataset', 'mnist', '--model', 'mnist_cnn', '--optimizer', 'sgd', '--lr', '0.05', '--epochs', '2',
+    args = ['train', '--dataset', 'mnist', '--model', 'mnist_cnn', '--optimizer', 'sgd', '--lr', '0.05',
+            '--epochs', '2',
             '--limit-train', '600', '--limit-test', '200', '--no-progress', '--checkpoint', str(ck), '--out',
             str(tmp_path / 'out'), '--data-root', str(tmp_path / 'data')]
-    # TMPDIR: killed, the process runs no exit handlers; its synthetic data stays in the test's folder, not /tmp
-    r = subprocess.run([sys.executable, str(tmp_path / 'kill.py'), '3', *args], cwd=tmp_path, capture_output=True,
+    # TMPDIR: killed, the process runs no exit handlers; its synthetic data stays in the test's folder, not
+    # /tmp
+    r = subprocess.run([sys.executable, str(tmp_path / 'kill.py'), '3', *args], cwd=tmp_path,
+                       capture_output=True,
                        text=True, timeout=300, env=env(CNN_COURSE_QUICK='1', TMPDIR=str(tmp_path)))
     assert r.returncode == -signal.SIGKILL, (r.returncode, r.stderr)
     last, best = read_checkpoint(ck / 'last.pt'), read_checkpoint(ck / 'best.pt')
@@ -87,12 +93,14 @@ def test_a_kill_between_the_two_checkpoint_writes_is_repaired_by_resume(tmp_path
     best_epoch = int(last['history'][:, 3].argmin()) + 1
     assert last['epoch'] == 2 and best['epoch'] == best_epoch == 2
     assert np.array_equal(best['history'], last['history'][:best_epoch])
-    assert all(torch.equal(best['model_state'][k], v) for k, v in last['model_state'].items())  # the same epoch 2
+    # the same epoch 2
+    assert all(torch.equal(best['model_state'][k], v) for k, v in last['model_state'].items())
     assert not list(ck.glob('.*.tmp'))
 
 
 @pytest.mark.skipif(not (DEBIAN_FASHION_MNIST / 'train-images-idx3-ubyte.gz').exists(),
-                    reason='needs Debian\'s dataset-fashion-mnist (real files worth killing a decompression for)')
+                    reason='needs Debian\'s dataset-fashion-mnist (real files worth killing a decompression '
+                           'for)')
 def test_a_decompression_killed_halfway_leaves_nothing_behind(tmp_path):
     root = tmp_path / 'data'
     raw = root / 'FashionMNIST' / 'raw'
@@ -104,35 +112,43 @@ def test_a_decompression_killed_halfway_leaves_nothing_behind(tmp_path):
     proc.wait()
     left = list(raw.glob('.*.tmp'))
     assert left, 'the process was not killed mid-write (it finished or never started decompressing)'
-    load_dataset('fashion-mnist', root=root, download=False, limit=10)  # whoever comes next cleans up and finishes
+    # whoever comes next cleans up and finishes
+    load_dataset('fashion-mnist', root=root, download=False, limit=10)
     assert not list(raw.glob('.*.tmp')) and (raw / 'train-images-idx3-ubyte').stat().st_size == 47_040_016
 
 
 def test_a_truncated_download_is_named_with_the_remedy(tmp_path):
     raw = tmp_path / 'data' / 'MNIST' / 'raw'
     write_synthetic_idx(tmp_path / 'data', 'MNIST', 200, 100)
-    for f in [f for f in raw.iterdir() if f.suffix != '.gz']:  # only the .gz copies a download leaves, one cut short
+    # only the .gz copies a download leaves, one cut short
+    for f in [f for f in raw.iterdir() if f.suffix != '.gz']:
         data = gzip.compress(f.read_bytes())
         (raw / f'{f.name}.gz').write_bytes(data[:len(data) // 2] if f.name == 'train-images-idx3-ubyte' else data)
         f.unlink()
-    with pytest.raises(DamagedDataError, match=r'train-images-idx3-ubyte\.gz is damaged .*Delete it and fetch it again'):
+    with pytest.raises(DamagedDataError,
+                       match=r'train-images-idx3-ubyte\.gz is damaged .*Delete it and fetch it again'):
         load_dataset('mnist', root=tmp_path / 'data', download=False)
-    r = cli_here('train', '--dataset', 'mnist', '--data-root', tmp_path / 'data', '--no-download', '--out', tmp_path / 'o',
-                 cwd=tmp_path, quick=False)
-    one_line_error(r, '--dataset mnist: ', 'train-images-idx3-ubyte.gz is damaged', 'Delete it and fetch it again')
+    r = cli_here('train', '--dataset', 'mnist', '--data-root', tmp_path / 'data', '--no-download', '--out',
+                 tmp_path / 'o', cwd=tmp_path, quick=False)
+    one_line_error(r, '--dataset mnist: ', 'train-images-idx3-ubyte.gz is damaged',
+                   'Delete it and fetch it again')
     assert not list(raw.glob('.*.tmp'))
 
 
 def test_a_disk_too_small_for_the_results_is_refused_before_training(tmp_path):
     with small_disk(tmp_path / 'small', '512k') as small:
-        r = cli_here('train', '--model', 'mnist_cnn', '--out', small / 'run', '--data-root', tmp_path / 'data', cwd=tmp_path)
-        one_line_error(r, 'not enough disk space', f'--out {small / "run"}: model.pt', 'choose a folder on another disk')
+        r = cli_here('train', '--model', 'mnist_cnn', '--out', small / 'run', '--data-root',
+                     tmp_path / 'data', cwd=tmp_path)
+        one_line_error(r, 'not enough disk space', f'--out {small / "run"}: model.pt',
+                       'choose a folder on another disk')
         assert 'Epoch [' not in r.stdout and not (small / 'run').exists()
 
 
 def _run_until_first_epoch_then_fill(args, small, cwd, wait_for=None):
-    "Start `cnn-course train ARGS`, fill `small` once epoch 1 is reported (and `wait_for` exists), return the output."
-    proc = subprocess.Popen([sys.executable, '-m', 'cnn_course.cli', *map(str, args)], cwd=cwd, env=env(CNN_COURSE_QUICK='1'),
+    """Start `cnn-course train ARGS`, fill `small` once epoch 1 is reported (and `wait_for` exists), return
+    the output."""
+    proc = subprocess.Popen([sys.executable, '-m', 'cnn_course.cli', *map(str, args)], cwd=cwd,
+                            env=env(CNN_COURSE_QUICK='1'),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines = []
@@ -140,7 +156,8 @@ def _run_until_first_epoch_then_fill(args, small, cwd, wait_for=None):
             lines.append(line)
             if line.startswith('Epoch [1/'):
                 deadline = time.time() + 60  # the line is printed before the epoch's checkpoint is written
-                while wait_for is not None and not wait_for.exists() and time.time() < deadline: time.sleep(0.01)
+                while wait_for is not None and not wait_for.exists() and time.time() < deadline:
+                    time.sleep(0.01)
                 fill(small)
                 break
         out, err = proc.communicate(timeout=300)
@@ -150,11 +167,12 @@ def _run_until_first_epoch_then_fill(args, small, cwd, wait_for=None):
 
 
 def test_a_full_out_disk_keeps_the_trained_weights(tmp_path):
-    "The disk of --out fills during training: one line, exit 2, and the weights saved elsewhere, usable by predict."
+    """The disk of --out fills during training: one line, exit 2, and the weights saved elsewhere, usable by
+    predict."""
     from PIL import Image
     with small_disk(tmp_path / 'small', '4m') as small:
-        args = ['train', '--model', 'mnist_cnn', '--epochs', '2', '--limit-train', '1200', '--limit-test', '200',
-                '--no-progress', '--out', small / 'run', '--data-root', tmp_path / 'data']
+        args = ['train', '--model', 'mnist_cnn', '--epochs', '2', '--limit-train', '1200', '--limit-test',
+                '200', '--no-progress', '--out', small / 'run', '--data-root', tmp_path / 'data']
         status, out, err = _run_until_first_epoch_then_fill(args, small, tmp_path)
         assert status == 2 and err.count('\n') == 1 and 'Traceback' not in err, err
         assert err.startswith(f'cnn-course: error: cannot write {small / "run"}/') and 'no space left on the device' in err
@@ -171,8 +189,9 @@ def test_a_full_out_disk_keeps_the_trained_weights(tmp_path):
 def test_a_full_checkpoint_disk_stops_with_the_last_epoch_intact(tmp_path):
     with small_disk(tmp_path / 'small', '8m') as small:
         ck = small / 'ck'
-        args = ['train', '--model', 'mnist_cnn', '--epochs', '3', '--limit-train', '1200', '--limit-test', '200',
-                '--no-progress', '--checkpoint', ck, '--out', tmp_path / 'out', '--data-root', tmp_path / 'data']
+        args = ['train', '--model', 'mnist_cnn', '--epochs', '3', '--limit-train', '1200', '--limit-test',
+                '200', '--no-progress', '--checkpoint', ck, '--out', tmp_path / 'out', '--data-root',
+                tmp_path / 'data']
         status, out, err = _run_until_first_epoch_then_fill(args, small, tmp_path, wait_for=ck / 'last.pt')
         assert status == 2 and err.count('\n') == 1 and 'Traceback' not in err, err
         assert 'no space left on the device' in err and f'`cnn-course resume {ck}` continues from them' in err
@@ -186,13 +205,15 @@ def test_a_full_checkpoint_disk_stops_with_the_last_epoch_intact(tmp_path):
 def test_paths_that_are_files_and_crafted_checkpoints_get_one_line(tmp_path):
     (tmp_path / 'a-file').write_text('not a folder')
     one_line_error(cli('train', '--checkpoint', tmp_path / 'a-file', '--out', tmp_path / 'o', cwd=tmp_path),
-                   f'--checkpoint {tmp_path / "a-file"}: cannot create this folder: a file of that name is there')
+                   f'--checkpoint {tmp_path / "a-file"}: cannot create this folder: a file of that name is '
+                   'there')
     one_line_error(cli('train', '--data-root', tmp_path / 'a-file', '--out', tmp_path / 'o', cwd=tmp_path),
                    f'--data-root {tmp_path / "a-file"} is a file, not a folder')
     crafted = tmp_path / 'crafted'
     crafted.mkdir()
     torch.save({'format': 'cnn_course.checkpoint'}, crafted / 'last.pt')
-    with pytest.raises(DamagedCheckpointError, match='lacks model, model_state'): read_checkpoint(crafted / 'last.pt')
+    with pytest.raises(DamagedCheckpointError, match='lacks model, model_state'):
+        read_checkpoint(crafted / 'last.pt')
     for command in ('resume', 'evaluate'):
         one_line_error(cli_here(command, crafted, cwd=tmp_path), f'{command} {crafted}: ',
                        'says it is a cnn_course checkpoint but lacks')
@@ -210,14 +231,15 @@ OUT_OF_MEMORY = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(not Path('/proc/self/status').exists(), reason='needs Linux /proc to size the memory limit')
+@pytest.mark.skipif(not Path('/proc/self/status').exists(),
+                    reason='needs Linux /proc to size the memory limit')
 def test_running_out_of_memory_is_one_line(tmp_path):
     (tmp_path / 'oom.py').write_text(OUT_OF_MEMORY)
-    args = ['train', '--epochs', '1', '--limit-train', '24000', '--limit-test', '100', '--batch-size', '20000',
-            '--no-progress', '--out', str(tmp_path / 'out'), '--data-root', str(tmp_path / 'data')]
-    r = subprocess.run([sys.executable, str(tmp_path / 'oom.py'), *args], cwd=tmp_path, capture_output=True, text=True,
-                       timeout=300, env=env(CNN_COURSE_QUICK='1'))
-    one_line_error(r, 'out of memory (', 'use a smaller --batch-size')
-    r = subprocess.run([sys.executable, str(tmp_path / 'oom.py'), *args, '--debug'], cwd=tmp_path, capture_output=True,
+    args = ['train', '--epochs', '1', '--limit-train', '24000', '--limit-test', '100', '--batch-size',
+            '20000', '--no-progress', '--out', str(tmp_path / 'out'), '--data-root', str(tmp_path / 'data')]
+    r = subprocess.run([sys.executable, str(tmp_path / 'oom.py'), *args], cwd=tmp_path, capture_output=True,
                        text=True, timeout=300, env=env(CNN_COURSE_QUICK='1'))
+    one_line_error(r, 'out of memory (', 'use a smaller --batch-size')
+    r = subprocess.run([sys.executable, str(tmp_path / 'oom.py'), *args, '--debug'], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300, env=env(CNN_COURSE_QUICK='1'))
     assert r.returncode == 1 and 'Traceback' in r.stderr  # --debug: the whole story, for whoever fixes it

@@ -1,4 +1,5 @@
-"""Lesson 8's tools: `Hooks` that always go away, `ActivationStats` against a hand computation, Grad-CAM against
+"""Lesson 8's tools: `Hooks` that always go away, `ActivationStats` against a hand computation, Grad-CAM
+against
 Captum's, and `cnn-course predict/evaluate --explain` end to end on real PNG and JPEG files."""
 import numpy as np
 import pytest
@@ -35,12 +36,14 @@ def test_activation_stats_match_a_hand_computation_and_skip_validation():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(6, 50), nn.ReLU(), nn.Linear(50, 3))
     x, y = torch.randn(40, 6) * 3, torch.randint(0, 3, (40,))
-    train, val = DataLoader(TensorDataset(x, y), batch_size=10), DataLoader(TensorDataset(x[:20], y[:20]), batch_size=10)
+    train, val = DataLoader(TensorDataset(x, y), batch_size=10), DataLoader(TensorDataset(x[:20], y[:20]),
+                                                                            batch_size=10)
     stats = ActivationStats(sample=4, zero=0.05, bins=10, hist_max=5.0)
     # lr=0: the weights never change, so every batch's numbers can be computed again by hand
-    fit(net, optim.SGD(net.parameters(), lr=0.0), nn.CrossEntropyLoss(), 2, train, val, 'cpu', np.zeros((0, 5)),
-        progress=False, callbacks=[stats])
-    assert stats.names == ['1'] and stats.means.shape == (8, 1)  # 4 training batches x 2 epochs; no validation batch
+    fit(net, optim.SGD(net.parameters(), lr=0.0), nn.CrossEntropyLoss(), 2, train, val, 'cpu',
+        np.zeros((0, 5)), progress=False, callbacks=[stats])
+    # 4 training batches x 2 epochs; no validation batch
+    assert stats.names == ['1'] and stats.means.shape == (8, 1)
     assert not net[1]._forward_hooks  # removed at the end of fit
     for b in range(4):
         a = net[1](net[0](x[10 * b:10 * b + 4])).detach().flatten()
@@ -59,15 +62,16 @@ def test_activation_stats_see_dead_and_exploding_layers():
     data = DataLoader(TensorDataset(x, y), batch_size=32)
     def watch(net):
         stats = ActivationStats(sample=32)
-        fit(net, optim.SGD(net.parameters(), lr=0.0), nn.CrossEntropyLoss(), 1, data, None, 'cpu', np.zeros((0, 5)),
-            progress=False, callbacks=[stats])
+        fit(net, optim.SGD(net.parameters(), lr=0.0), nn.CrossEntropyLoss(), 1, data, None, 'cpu',
+            np.zeros((0, 5)), progress=False, callbacks=[stats])
         return stats
     healthy = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 2))
     sick = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 2))
     sick.load_state_dict(healthy.state_dict())
     with torch.no_grad():
         sick[0].bias.fill_(-100.0)  # every unit of the first ReLU off, for any input
-        sick[2].bias.fill_(100.0)  # its input is all zeros now: the bias alone reaches the second ReLU, far too large
+        # its input is all zeros now: the bias alone reaches the second ReLU, far too large
+        sick[2].bias.fill_(100.0)
     h, s = watch(healthy), watch(sick)
     assert 0.2 < float(h.near_zero[:, 0].mean()) < 0.8 and float(s.near_zero[:, 0].mean()) == 1.0
     assert float(s.means[:, 1].mean()) > 20 * float(h.means[:, 1].mean())
@@ -82,7 +86,8 @@ def test_grad_cam_equals_captums_layer_grad_cam():
     ours = grad_cam(net, images, labels=labels, upsample=False)
     assert net.training  # put back as it was
     net.eval()  # Captum runs the model as it finds it: in eval mode, as grad_cam did
-    theirs = captum.LayerGradCam(net, last_conv(net)).attribute(images, target=labels, relu_attributions=True)[:, 0]
+    theirs = captum.LayerGradCam(net, last_conv(net)).attribute(images, target=labels,
+                                                                relu_attributions=True)[:, 0]
     assert ours.shape == (6, 7, 7) and torch.allclose(ours, theirs.detach(), atol=1e-7)
     assert (ours > 0).any(), 'all-zero maps would make the comparison empty'
     # default class: the predicted one; upsampled to the picture
@@ -112,7 +117,8 @@ def test_grad_cam_in_bf16_and_channels_last_and_saliency():
 
 
 def test_predict_and_evaluate_explain_through_the_command(tmp_path, trained_runs):
-    copy_runs(trained_runs, tmp_path)  # lesson 3's CNN in cnn/, the flat net in fc/ (evaluate writes into them)
+    # lesson 3's CNN in cnn/, the flat net in fc/ (evaluate writes into them)
+    copy_runs(trained_runs, tmp_path)
     pictures = tmp_path / 'pictures'
     pictures.mkdir()
     garment = Image.new('RGB', (300, 400), (240, 238, 230))
@@ -137,14 +143,17 @@ def test_predict_and_evaluate_explain_through_the_command(tmp_path, trained_runs
     r = cli_here('evaluate', tmp_path / 'cnn', '--explain', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert 'misclassified_explained_test.png' in r.stdout
-    with Image.open(tmp_path / 'cnn' / 'misclassified_explained_test.png') as gallery: assert gallery.width > 800
+    with Image.open(tmp_path / 'cnn' / 'misclassified_explained_test.png') as gallery:
+        assert gallery.width > 800
     # bad input: one clear line each, exit status 2, before any work
     for args, fragment in (
             (('predict', tmp_path / 'fc', pictures / 'photo.jpg', '--explain'), 'has no convolution layer'),
-            (('predict', tmp_path / 'fc-out', pictures / 'photo.jpg', '--explain'), 'has no convolution layer'),
+            (('predict', tmp_path / 'fc-out', pictures / 'photo.jpg', '--explain'),
+             'has no convolution layer'),
             (('evaluate', tmp_path / 'fc', '--explain'), 'has no convolution layer'),
             (('predict', tmp_path / 'nothing-here', pictures / 'photo.jpg', '--explain'), 'no such folder'),
-            (('predict', pictures, pictures / 'photo.jpg', '--explain'), 'it holds no best.pt or last.pt or model.pt'),
+            (('predict', pictures, pictures / 'photo.jpg', '--explain'),
+             'it holds no best.pt or last.pt or model.pt'),
             (('evaluate', pictures, '--explain'), 'it holds no best.pt or last.pt')):
         r = cli_here(*args, cwd=tmp_path)
         assert r.returncode == 2 and r.stderr.startswith('cnn-course: error: ') and r.stderr.count('\n') == 1, r.stderr

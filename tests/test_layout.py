@@ -6,7 +6,8 @@ import pytest
 
 LIB = Path(__file__).resolve().parents[1] / 'cnn_course'
 
-# Each module and the modules it may import directly (the module map in CONTRIBUTING.md); what those import is allowed too.
+# Each module and the modules it may import directly (the module map in CONTRIBUTING.md); what those import is
+# allowed too.
 ARROWS = {
     'core': set(),
     'settings': set(),
@@ -38,7 +39,9 @@ def modules():
 def imports_of(module):
     "`[(imported module, line, function-local?)]` for every import of one of our modules in `module`."
     tree = ast.parse((LIB / f'{module}.py').read_text())
-    local = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    local = {id(n) for f in ast.walk(tree) if isinstance(f,
+                                                         (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                          ast.ClassDef))
              for n in ast.walk(f) if isinstance(n, (ast.Import, ast.ImportFrom)) and f is not tree}
     found = []
     for node in ast.walk(tree):
@@ -77,7 +80,8 @@ def test_no_cycles():
 
 
 def test_function_local_imports_say_why():
-    "Imports inside functions only where they keep `--help` fast or a dependency optional, and a comment says so."
+    """Imports inside functions only where they keep `--help` fast or a dependency optional, and a comment
+    says so."""
     bad = []
     for module in modules():
         src = (LIB / f'{module}.py').read_text()

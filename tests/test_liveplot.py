@@ -20,7 +20,8 @@ CODE = 'from cnn_course.viz import LivePlot\n' + TRAIN
 
 
 def run_in_kernel(*cells, cwd=None, env=None):
-    "Run `cells` one after another in a fresh Jupyter kernel (the installed package): each cell's (displays, updates); the errors."
+    """Run `cells` one after another in a fresh Jupyter kernel (the installed package): each cell's (displays,
+    updates); the errors."""
     pytest.importorskip('jupyter_client')
     pytest.importorskip('ipykernel')
     from tools.run_notebooks import execute, kernel  # the kernel runner tools/test.sh uses for every notebook
@@ -50,7 +51,8 @@ def test_in_a_jupyter_kernel_one_picture_is_updated_each_epoch():
 
 def test_lesson_3_up_to_its_live_plot_runs_in_a_kernel():
     """Lesson 3's own cells, top to bottom up to its LivePlot check, in a kernel as Colab runs them (quick mode): the class
-    runs from the lesson's own imports, the lesson's assertion holds in a front end too, and the plot redraws in place."""
+    runs from the lesson's own imports, the lesson's assertion holds in a front end too, and the plot redraws
+    in place."""
     cells = [''.join(c['source']) for c in json.loads((REPO / 'nbs' / '03_bn_dropout.ipynb').read_text())['cells']
              if c['cell_type'] == 'code' and '#| eval: false' not in ''.join(c['source'])]
     last = next(i for i, c in enumerate(cells) if 'plot = LivePlot()' in c)
@@ -58,11 +60,15 @@ def test_lesson_3_up_to_its_live_plot_runs_in_a_kernel():
     assert not errors, errors
     shown, updated = outputs[last]
     assert len(shown) == 1 and not updated   # the lesson's one-epoch run: one picture, in this front end
-    assert_one_picture_updated(*outputs[-1])  # three epochs with the lesson's own class: drawn once, redrawn twice
+    # three epochs with the lesson's own class: drawn once, redrawn twice
+    assert_one_picture_updated(*outputs[-1])
 
 
 def test_outside_a_notebook_it_draws_nothing():
-    r = subprocess.run([sys.executable, '-c', CODE + '\nimport sys; print("pyplot figures:", __import__("matplotlib.pyplot").pyplot.get_fignums())'],
-                       env={**os.environ, 'PYTHONPATH': str(REPO), 'MPLBACKEND': 'Agg'}, capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, '-c',
+                        CODE + '\nimport sys; print("pyplot figures:", '
+                               '__import__("matplotlib.pyplot").pyplot.get_fignums())'],
+                       env={**os.environ, 'PYTHONPATH': str(REPO), 'MPLBACKEND': 'Agg'}, capture_output=True,
+                       text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.count('Epoch [') == 3 and 'pyplot figures: []' in r.stdout and 'image' not in r.stdout

@@ -9,7 +9,8 @@ LESSONS = sorted(p.name for p in NBS.glob('[0-9]*.ipynb'))
 REPO_URL = 'git+https://github.com/cnn-course/cnn_course.git'
 BADGE_IMG = 'https://colab.research.google.com/assets/colab-badge.svg'
 COLAB = 'https://colab.research.google.com/github/cnn-course/cnn_course/blob/main/nbs/'
-# Paths that exist only on a build machine. /usr/share/datasets (Debian's datasets) and /content (Colab) are fine.
+# Paths that exist only on a build machine. /usr/share/datasets (Debian's datasets) and /content (Colab) are
+# fine.
 LOCAL_PATH = re.compile(r'(?<![\w.~-])(/work\b|/tmp/|/root\b|/home/)')
 MAX_BYTES = 2_000_000
 
@@ -27,7 +28,8 @@ def _directives(src):
 
 
 def _installs(src):
-    return re.search(r'^\s*[!%]\s*(.*\s)?pip3?\s+install\b', src, re.M) or re.search(r'^\s*%pip\s+install\b', src, re.M)
+    return re.search(r'^\s*[!%]\s*(.*\s)?pip3?\s+install\b', src, re.M) or re.search(r'^\s*%pip\s+install\b',
+                                                                                     src, re.M)
 
 
 def test_there_are_lessons():
@@ -38,7 +40,8 @@ def test_there_are_lessons():
 def test_colab_badge_in_its_own_cell_points_at_this_notebook(name):
     cells = _nb(name)['cells']
     title = next(i for i, c in enumerate(cells) if c['cell_type'] == 'markdown')
-    assert re.match(r'#\s+\S', _src(cells[title])), f'{name}: the first markdown cell must be the `# Title` cell'
+    assert re.match(r'#\s+\S',
+                    _src(cells[title])), f'{name}: the first markdown cell must be the `# Title` cell'
     url = f'{COLAB}{name}'
     badge = f'[![Open In Colab]({BADGE_IMG})]({url})'
     assert BADGE_IMG not in _src(cells[title]), (
@@ -48,7 +51,8 @@ def test_colab_badge_in_its_own_cell_points_at_this_notebook(name):
     found = [i for i, c in enumerate(cells) if c['cell_type'] == 'markdown' and badge in _src(c)]
     assert found and title < found[0] < first_code, (
         f'{name}: put a markdown cell holding just\n{badge}\nright after the title cell (before any code)')
-    others = {u for c in cells for u in re.findall(r'https://colab\.research\.google\.com/github/[^)\s"]+', _src(c))} - {url}
+    others = {u for c in cells for u in re.findall(r'https://colab\.research\.google\.com/github/[^)\s"]+',
+                                                   _src(c))} - {url}
     assert not others, f'{name}: Colab links that do not point at this notebook: {sorted(others)}'
 
 
@@ -62,8 +66,10 @@ def test_one_hidden_guarded_install_cell_before_any_code(name):
     d = _directives(src)
     assert 'hide' in d and d.get('eval') == 'false', f'{name}: the install cell needs `#| hide` and `#| eval: false` (skipped by nbdev_test and the docs)'
     lines = [l.strip() for l in src.splitlines() if l.strip() and not l.lstrip().startswith('#')]
-    assert len(lines) == 1 and re.match(r'^!\s*\[\s*-[de]\s+/content\s*\]\s*&&\s*pip3?\s+install\b', lines[0]), (
-        f'{name}: the install cell must be one line guarded by /content, e.g.\n![ -e /content ] && pip install -q {REPO_URL}')
+    assert len(lines) == 1 and re.match(r'^!\s*\[\s*-[de]\s+/content\s*\]\s*&&\s*pip3?\s+install\b',
+                                        lines[0]), (
+        f'{name}: the install cell must be one line guarded by /content, e.g.\n![ -e /content ] && pip '
+        f'install -q {REPO_URL}')
     args = re.split(r'\s+', lines[0].split('install', 1)[1].strip())
     assert REPO_URL in args or any(a.startswith(f'{REPO_URL}@') for a in args), f'{name}: install this package from the repository: {REPO_URL}'
     pins = [a for a in args if re.search(r'==|>=|<=|~=|!=|[<>]', a)]
@@ -84,7 +90,8 @@ def test_nbdev_clean_keeps_colab_metadata():
     from nbdev.clean import clean_nb
     cfg = configparser.ConfigParser(delimiters=['='])
     cfg.read(ROOT / 'settings.ini')
-    nb = {'cells': [], 'metadata': {'accelerator': 'GPU', 'colab': {'provenance': []}, 'widgets': {}, 'other': 1},
+    nb = {'cells': [],
+          'metadata': {'accelerator': 'GPU', 'colab': {'provenance': []}, 'widgets': {}, 'other': 1},
           'nbformat': 4, 'nbformat_minor': 5}
     clean_nb(nb, allowed_metadata_keys=cfg['DEFAULT']['allowed_metadata_keys'].split())
     assert {'accelerator', 'colab'} <= set(nb['metadata']) and 'other' not in nb['metadata'], \
@@ -93,20 +100,26 @@ def test_nbdev_clean_keeps_colab_metadata():
 
 # Error text that a run left in an output, whatever kind of output it is (a caught error printed on purpose
 # goes to stdout without these markers and is fine).
-ERROR_TEXT = re.compile(r'Traceback \(most recent call last\)|^\s*ERROR\b|\b\w*(Error|Exception|Warning): ', re.M)
+ERROR_TEXT = re.compile(r'Traceback \(most recent call last\)|^\s*ERROR\b|\b\w*(Error|Exception|Warning): ',
+                        re.M)
 
 
 def output_problems(cell):
-    "What is wrong with a cell's stored outputs: error outputs, error text in any stream or display, outputs of a cell never run."
+    """What is wrong with a cell's stored outputs: error outputs, error text in any stream or display, outputs
+    of a cell never run."""
     problems, d = [], _directives(_src(cell))
-    if d.get('eval') == 'false' and cell.get('outputs'): problems.append('outputs stored in an `eval: false` cell')
+    if d.get('eval') == 'false' and cell.get('outputs'):
+        problems.append('outputs stored in an `eval: false` cell')
     for o in cell.get('outputs', []):
-        if o['output_type'] == 'error': problems.append(f"an error output ({o.get('ename')}: {o.get('evalue')})")
+        if o['output_type'] == 'error':
+            problems.append(f"an error output ({o.get('ename')}: {o.get('evalue')})")
         texts = [''.join(o.get('text', ''))] + [''.join(v) if isinstance(v, list) else str(v)
-                                               for k, v in o.get('data', {}).items() if not k.startswith('image/')]
+                                               for k,
+                                               v in o.get('data', {}).items() if not k.startswith('image/')]
         stderr = o['output_type'] == 'stream' and o.get('name') == 'stderr'
         for t in texts:
-            if m := ERROR_TEXT.search(t) if stderr else re.search(r'Traceback \(most recent call last\)|^\s*ERROR\b', t, re.M):
+            if m := ERROR_TEXT.search(t) if stderr else re.search(r'Traceback \(most recent call '
+                                                                  r'last\)|^\s*ERROR\b', t, re.M):
                 problems.append(f'error text in an output: ...{t[max(0, m.start() - 30):m.end() + 60]!r}')
     return problems
 
@@ -114,12 +127,17 @@ def output_problems(cell):
 def test_output_check_finds_error_text():
     "The check below can fail: each kind of error text is caught, a caught error printed on purpose is not."
     cell = lambda src='x', **o: {'cell_type': 'code', 'source': src, 'outputs': [o]}
-    assert output_problems(cell(output_type='display_data', data={'text/plain': 'ERROR: Could not find `tensorboard`.'}))
+    assert output_problems(cell(output_type='display_data',
+                                data={'text/plain': 'ERROR: Could not find `tensorboard`.'}))
     assert output_problems(cell(output_type='stream', name='stderr', text='UserWarning: something'))
-    assert output_problems(cell(output_type='stream', name='stderr', text='docscrape.py:259: UserWarning: Unknown section'))
-    assert output_problems(cell(output_type='stream', name='stdout', text='Traceback (most recent call last):\n'))
-    assert output_problems(cell('#| eval: false\n%tensorboard', output_type='stream', name='stdout', text='hi'))
-    assert not output_problems(cell(output_type='stream', name='stdout', text='ValueError: patience must be >= 1'))
+    assert output_problems(cell(output_type='stream', name='stderr',
+                                text='docscrape.py:259: UserWarning: Unknown section'))
+    assert output_problems(cell(output_type='stream', name='stdout',
+                                text='Traceback (most recent call last):\n'))
+    assert output_problems(cell('#| eval: false\n%tensorboard', output_type='stream', name='stdout',
+                                text='hi'))
+    assert not output_problems(cell(output_type='stream', name='stdout',
+                                    text='ValueError: patience must be >= 1'))
 
 
 @pytest.mark.parametrize('name', LESSONS)
@@ -128,13 +146,17 @@ def test_no_local_paths_errors_or_bulk(name):
     assert path.stat().st_size < MAX_BYTES, f'{name} is {path.stat().st_size / 1e6:.1f} MB: keep outputs small (< 2 MB)'
     problems = []
     for i, c in enumerate(_nb(name)['cells']):
-        for m in LOCAL_PATH.finditer(_src(c)): problems.append(f'cell {i + 1} source: ...{_src(c)[max(0, m.start() - 30):m.end() + 30]!r}')
+        for m in LOCAL_PATH.finditer(_src(c)):
+            problems.append(f'cell {i + 1} source: ...{_src(c)[max(0, m.start() - 30):m.end() + 30]!r}')
         problems += [f'cell {i + 1}: {p}' for p in output_problems(c)]
         for o in c.get('outputs', []):
             texts = [''.join(o.get('text', ''))] + [''.join(v) if isinstance(v, list) else str(v)
-                                                   for k, v in o.get('data', {}).items() if not k.startswith('image/')]
+                                                   for k,
+                                                   v in o.get('data',
+                                                              {}).items() if not k.startswith('image/')]
             for t in texts:
-                for m in LOCAL_PATH.finditer(t): problems.append(f'cell {i + 1} output: ...{t[max(0, m.start() - 30):m.end() + 30]!r}')
+                for m in LOCAL_PATH.finditer(t):
+                    problems.append(f'cell {i + 1} output: ...{t[max(0, m.start() - 30):m.end() + 30]!r}')
     assert not problems, (f'{name}: machine-local paths or errors (a reader on Colab or the docs site sees these; '
                           'print paths relative to a folder, or replace the temporary folder in messages):\n' + '\n'.join(problems[:20]))
 
@@ -147,23 +169,28 @@ def test_no_other_installs_and_export_cell_is_guarded(name):
         if c['cell_type'] == 'code' and 'nbdev_export()' in src:
             d = _directives(src)
             assert d.get('eval') == 'false', f'{name} cell {i + 1}: the nbdev_export() cell needs `#| eval: false`'
-            assert re.search(r'^\s*if\b.*:\s*$', src, re.M), f"{name} cell {i + 1}: guard nbdev_export() (e.g. `if Path('../settings.ini').exists():`)"
+            assert re.search(r'^\s*if\b.*:\s*$', src,
+                             re.M), f"{name} cell {i + 1}: guard nbdev_export() (e.g. `if Path('../settings.ini').exists():`)"
 
 
-# --- headline cells: their stored outputs come from a full run (issue 23) --------------------------------------------
+# --- headline cells: their stored outputs come from a full run (issue 23)
+# --------------------------------------------
 
 HEADLINE = 'print(run_kind('  # how a headline cell starts its output
 
 
 def quick_headlines(nb:dict) -> list:
-    """The headline cells (those that `print(run_kind(...))`) whose stored output is not a full run's: a quick run's
+    """The headline cells (those that `print(run_kind(...))`) whose stored output is not a full run's: a
+    quick run's
     line, or no line at all (never run, or cleared)."""
     problems = []
     for i, cell in enumerate(nb['cells']):
         if cell['cell_type'] != 'code' or HEADLINE not in _src(cell): continue
-        text = ''.join(''.join(o.get('text', '')) for o in cell.get('outputs', []) if o.get('output_type') == 'stream')
+        text = ''.join(''.join(o.get('text', '')) for o in cell.get('outputs',
+                                                                    []) if o.get('output_type') == 'stream')
         kinds = re.findall(r'^(full|quick) run\b', text, re.M)
-        if not kinds or set(kinds) != {'full'}: problems.append(f'cell {i}: stored output from {kinds or "no run"}')
+        if not kinds or set(kinds) != {'full'}:
+            problems.append(f'cell {i}: stored output from {kinds or "no run"}')
     return problems
 
 
@@ -171,8 +198,8 @@ HEADLINED = [name for name in LESSONS if any(HEADLINE in _src(c) for c in _nb(na
 
 
 def test_some_lessons_have_headline_cells():
-    assert {'01_conv_basics.ipynb', '02_fc_vs_cnn.ipynb', '03_bn_dropout.ipynb', '04_checkpointing.ipynb', '05_cli.ipynb',
-            '07_resnet_augment.ipynb', '08_inside.ipynb'} <= set(HEADLINED), HEADLINED
+    assert {'01_conv_basics.ipynb', '02_fc_vs_cnn.ipynb', '03_bn_dropout.ipynb', '04_checkpointing.ipynb',
+            '05_cli.ipynb', '07_resnet_augment.ipynb', '08_inside.ipynb'} <= set(HEADLINED), HEADLINED
 
 
 @pytest.mark.parametrize('name', HEADLINED)
@@ -182,11 +209,13 @@ def test_headline_cells_store_a_full_run(name):
 
 
 def test_the_headline_check_fails_on_a_quick_run():
-    "The fault it guards against, planted: a headline cell re-run in quick mode, and one whose output was cleared."
+    """The fault it guards against, planted: a headline cell re-run in quick mode, and one whose output was
+    cleared."""
     nb = _nb('02_fc_vs_cnn.ipynb')
     i = next(i for i, c in enumerate(nb['cells']) if c['cell_type'] == 'code' and HEADLINE in _src(c))
     nb['cells'][i]['outputs'] = [{'output_type': 'stream', 'name': 'stdout',
-                                  'text': ['quick run (quick mode: small data, few epochs) on colour-fashion\n']}]
+                                  'text': ['quick run (quick mode: small data, few epochs) on '
+                                           'colour-fashion\n']}]
     assert quick_headlines(nb) == [f"cell {i}: stored output from ['quick']"]
     nb['cells'][i]['outputs'] = []
     assert quick_headlines(nb) == [f'cell {i}: stored output from no run']

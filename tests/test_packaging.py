@@ -21,7 +21,8 @@ def test_runtime_requirements_are_loose_and_exclude_nbdev():
 
 
 def test_wheel_imports_without_nbdev(tmp_path):
-    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q', '-w', str(tmp_path), str(ROOT)],
+    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q', '-w',
+                    str(tmp_path), str(ROOT)],
                    check=True, capture_output=True)
     wheel = next(tmp_path.glob('cnn_course-*.whl'))
     names = zipfile.ZipFile(wheel).namelist()
@@ -29,14 +30,15 @@ def test_wheel_imports_without_nbdev(tmp_path):
     meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith('METADATA'))).decode()
     plain = [l for l in meta.splitlines() if l.startswith('Requires-Dist:') and 'extra ==' not in l]
     assert not any('nbdev' in l or 'fastcore' in l for l in plain), plain
-    # the dev extras' one conditional pin (settings.ini says why) reaches the metadata with its condition intact
+    # the dev extras' one conditional pin (settings.ini says why) reaches the metadata with its condition
+    # intact
     assert 'Requires-Dist: ipykernel<7; python_version < "3.11" and extra == "dev"' in meta.splitlines()
     site = tmp_path / 'site'
     zipfile.ZipFile(wheel).extractall(site)
     # Block nbdev and fastcore: importing them must fail, and the library must not need them.
     code = ("import sys; sys.modules['nbdev'] = None; sys.modules['fastcore'] = None\n"
-            "import cnn_course, cnn_course.core, cnn_course.data, cnn_course.models, cnn_course.train, cnn_course.viz\n"
-            "import cnn_course.checkpoint, cnn_course.runs, cnn_course.cli\n"
+            "import cnn_course, cnn_course.core, cnn_course.data, cnn_course.models, cnn_course.train, "
+            "cnn_course.viz\nimport cnn_course.checkpoint, cnn_course.runs, cnn_course.cli\n"
             "from cnn_course.train import fit\n"
             f"assert cnn_course.__file__.startswith({str(site)!r}), cnn_course.__file__\n"
             "print('ok', fit.__module__)")

@@ -32,7 +32,8 @@ def test_a_photo_becomes_a_fashion_mnist_picture(tmp_path):
         picture, inverted = load_image(dark_on_light(tmp_path / name, mode=mode), GREY)
         pixels = np.asarray(picture)
         assert picture.size == (28, 28) and picture.mode == 'L' and inverted, name
-        assert pixels[:, :3].max() < 8 and pixels[14, 12:16].min() > 200, name  # black surround, bright garment
+        # black surround, bright garment
+        assert pixels[:, :3].max() < 8 and pixels[14, 12:16].min() > 200, name
         # the garment keeps its proportions: a third of the width of a 300x400 picture padded to 400x400
         assert 7 <= (pixels[14] > 128).sum() <= 9, (name, pixels[14])
 
@@ -44,9 +45,11 @@ def test_inversion_follows_the_background_and_the_option(tmp_path):
     assert load_image(light_on_dark, GREY, invert=True)[1] is True
     photo = dark_on_light(tmp_path / 'p.png')
     assert load_image(photo, GREY, invert=False)[1] is False
-    assert np.asarray(load_image(photo, GREY, invert=False)[0])[0].min() > 200  # left as it is: a light border
+    # left as it is: a light border
+    assert np.asarray(load_image(photo, GREY, invert=False)[0])[0].min() > 200
     colour, inverted = load_image(photo, COLOUR)
-    assert colour.mode == 'RGB' and colour.size == (32, 32) and not inverted  # colour pictures: never automatically
+    # colour pictures: never automatically
+    assert colour.mode == 'RGB' and colour.size == (32, 32) and not inverted
     with pytest.raises(ValueError, match="invert='maybe'"): load_image(photo, GREY, invert='maybe')
 
 
@@ -71,9 +74,12 @@ def test_bad_files_are_refused_with_their_name(tmp_path):
     (tmp_path / 'text.jpg').write_text('not a picture at all')
     good = dark_on_light(tmp_path / 'good.png')
     (tmp_path / 'cut.png').write_bytes(good.read_bytes()[:200])  # a truncated download
-    with pytest.raises(ImageError, match=r'empty\.png is empty \(0 bytes\)'): load_image(tmp_path / 'empty.png', GREY)
-    with pytest.raises(ImageError, match=r'text\.jpg cannot be read as a picture'): load_image(tmp_path / 'text.jpg', GREY)
-    with pytest.raises(ImageError, match=r'cut\.png cannot be read as a picture'): load_image(tmp_path / 'cut.png', GREY)
+    with pytest.raises(ImageError, match=r'empty\.png is empty \(0 bytes\)'):
+        load_image(tmp_path / 'empty.png', GREY)
+    with pytest.raises(ImageError, match=r'text\.jpg cannot be read as a picture'):
+        load_image(tmp_path / 'text.jpg', GREY)
+    with pytest.raises(ImageError, match=r'cut\.png cannot be read as a picture'):
+        load_image(tmp_path / 'cut.png', GREY)
     with pytest.raises(ImageError, match='is a folder'): load_image(tmp_path, GREY)
     with pytest.raises(FileNotFoundError, match='no such file'): load_image(tmp_path / 'missing.png', GREY)
 
@@ -91,10 +97,12 @@ def test_predict_images_scores_with_the_model_in_eval_mode(tmp_path):
     from cnn_course.data import make_transform
     x = make_transform()(load_image(photo, GREY)[0])[None]
     with torch.no_grad(): expected = net.eval()(x).softmax(1)[0]
-    assert torch.allclose(torch.tensor(sorted(probabilities, reverse=True)), expected.sort(descending=True).values, atol=1e-6)
+    assert torch.allclose(torch.tensor(sorted(probabilities, reverse=True)),
+                          expected.sort(descending=True).values, atol=1e-6)
     with pytest.raises(ValueError, match='10 scores per picture but 3 class names'):
         predict_images(net, [photo], ('a', 'b', 'c'), GREY)
-    with pytest.raises(ValueError, match='top=0'): predict_images(net, [photo], CLASS_NAMES['fashion-mnist'], GREY, top=0)
+    with pytest.raises(ValueError, match='top=0'):
+        predict_images(net, [photo], CLASS_NAMES['fashion-mnist'], GREY, top=0)
 
 
 def test_cnn_course_predict_from_either_run_folder(tmp_path, trained_runs):
@@ -106,13 +114,17 @@ def test_cnn_course_predict_from_either_run_folder(tmp_path, trained_runs):
     light.save(tmp_path / 'light.png')
     from cnn_course.runs import load_run_model, predict_run
     for folder in ('fc', 'fc-out'):
-        # the first in a fresh process, as the `cnn-course` script runs; the rest in this one (the same `main`)
-        r = (cli if folder == 'fc' else cli_here)('predict', runs / folder, photo, tmp_path / 'light.png', cwd=tmp_path)
+        # the first in a fresh process, as the `cnn-course` script runs; the rest in this one (the same
+        # `main`)
+        r = (cli if folder == 'fc' else cli_here)('predict', runs / folder, photo, tmp_path / 'light.png',
+                                                  cwd=tmp_path)
         assert r.returncode == 0 and r.stderr == '', r.stderr
         lines = r.stdout.splitlines()
-        assert len(lines) == 2 and lines[0].startswith(f'{photo}: ') and lines[0].endswith('(inverted: light background)')
+        assert len(lines) == 2 and lines[0].startswith(f'{photo}: ') and lines[0].endswith('(inverted: light '
+                                                                                           'background)')
         assert lines[1].startswith(f'{tmp_path / "light.png"}: ') and 'inverted' not in lines[1]
-        expected = predict_run(runs / folder, [photo], device='cpu')[0]['top']  # the flat net: images flattened
+        # the flat net: images flattened
+        expected = predict_run(runs / folder, [photo], device='cpu')[0]['top']
         assert lines[0].split(': ', 1)[1].startswith(', '.join(f'{c} {p:.1%}' for c, p in expected))
     net, cfg, source = load_run_model(runs / 'fc-out', device='cpu')
     assert source.name == 'model.pt' and cfg.model == 'fc' and net.input_shape == (784,)
@@ -126,22 +138,26 @@ def test_cnn_course_predict_from_either_run_folder(tmp_path, trained_runs):
     (tmp_path / 'no-config').mkdir()
     (tmp_path / 'no-config' / 'model.pt').write_bytes((runs / 'fc-out' / 'model.pt').read_bytes())
     (tmp_path / 'no-config' / 'run.json').write_text(json.dumps({'command': 'train'}))
-    for name, fragment in (('empty.jpg', 'empty.jpg is empty (0 bytes)'), ('notes.png', 'notes.png cannot be read as a picture')):
-        r = cli_here('predict', runs / 'fc', tmp_path / name, cwd=tmp_path)  # tried and failed: exit status 1, one line
+    for name, fragment in (('empty.jpg', 'empty.jpg is empty (0 bytes)'),
+                           ('notes.png', 'notes.png cannot be read as a picture')):
+        # tried and failed: exit status 1, one line
+        r = cli_here('predict', runs / 'fc', tmp_path / name, cwd=tmp_path)
         assert r.returncode == 1 and r.stderr.startswith('cnn-course: error: predict: ') and r.stderr.count('\n') == 1, r.stderr
         assert fragment in r.stderr and r.stdout == '', (fragment, r.stderr)
     for args, fragment in [((runs / 'fc', tmp_path / 'nope.png'), 'nope.png: no such file'),
                            ((bare, photo), 'has model.pt but no run.json'),
                            ((tmp_path / 'no-config', photo), 'records no run config'),
                            ((runs / 'data', photo), 'it holds no best.pt or last.pt or model.pt'),
-                           ((runs / 'fc', photo, '--invert', 'maybe'), "argument --invert: invalid choice: 'maybe'")]:
+                           ((runs / 'fc', photo, '--invert', 'maybe'),
+                            "argument --invert: invalid choice: 'maybe'")]:
         r = cli_here('predict', *args, cwd=tmp_path)
         assert r.returncode == 2 and r.stderr.startswith('cnn-course: error: ') and r.stderr.count('\n') == 1, r.stderr
         assert fragment in r.stderr and r.stdout == '', (fragment, r.stderr)
     with pytest.raises(CheckpointError, match='no run.json'): load_run_model(bare)
 
 
-# --- any picture a user has (issue 24) --------------------------------------------------------------------------
+# --- any picture a user has (issue 24)
+# --------------------------------------------------------------------------
 
 def garment(path, mode='RGB', size=(300, 400), **save):
     "`dark_on_light` in any Pillow mode and format (the suffix names it), with `save`'s options."
@@ -163,7 +179,8 @@ def test_pictures_in_every_common_format(tmp_path):
     files = [garment(tmp_path / 'a.png'), garment(tmp_path / 'b.jpg'), garment(tmp_path / 'c.gif', 'P'),
              garment(tmp_path / 'd.tif'), garment(tmp_path / 'e.webp'), garment(tmp_path / 'f.bmp'),
              garment(tmp_path / 'cmyk.jpg', 'CMYK'), garment(tmp_path / 'grey.tif', 'L')]
-    # 16-bit grey: Pillow's own conversion to 8 bits would clip every value above 255 to white (a blank picture)
+    # 16-bit grey: Pillow's own conversion to 8 bits would clip every value above 255 to white (a blank
+    # picture)
     sixteen = np.full((400, 300), 60000, np.uint16)
     sixteen[40:360, 100:200] = 5000
     Image.fromarray(sixteen).save(tmp_path / 'sixteen.png')
@@ -182,23 +199,31 @@ def test_pictures_in_every_common_format(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         loaded = load_image(damaged_exif(tmp_path / 'meta.jpg'), GREY)
-    assert loaded.notes == ("the picture's decoder warned: Corrupt EXIF data. Expecting to read 12 bytes but only got 10.",)
+    assert loaded.notes == ("the picture's decoder warned: Corrupt EXIF data. Expecting to read 12 bytes but "
+                            "only got 10.",)
     looks_like_a_garment(LoadedImage(loaded.picture, loaded.inverted), 'meta.jpg')
 
 
 def damaged_exif(path):
-    "A garment JPEG whose EXIF block claims more data than it holds (Pillow warns 'Corrupt EXIF data' reading it)."
-    return garment(path, exif=b'Exif\x00\x00II*\x00\x08\x00\x00\x00\x05\x00\x12\x01\x03\x00\x01\x00\x00\x00\x06\x00')
+    """A garment JPEG whose EXIF block claims more data than it holds (Pillow warns 'Corrupt EXIF data'
+    reading it)."""
+    return garment(path,
+                   exif=b'Exif\x00\x00II*\x00\x08\x00\x00\x00\x05\x00\x12\x01\x03\x00\x01\x00\x00\x00\x06\x00')
 
 
 def write_png_rows(path, width, height, row):
-    "A large 8-bit RGB PNG written a row at a time (`row(y)` gives its bytes), never whole in this process's memory."
+    """A large 8-bit RGB PNG written a row at a time (`row(y)` gives its bytes), never whole in this process's
+    memory."""
     import zlib
     chunk = lambda kind, data: (len(data).to_bytes(4, 'big') + kind + data +
                                 zlib.crc32(kind + data).to_bytes(4, 'big'))
     deflate = zlib.compressobj(6)
     with open(path, 'wb') as f:
-        f.write(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', width.to_bytes(4, 'big') + height.to_bytes(4, 'big') + bytes([8, 2, 0, 0, 0])))
+        f.write(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR',
+                                             width.to_bytes(4, 'big') + height.to_bytes(4,
+                                                                                        'big') + bytes([8, 2,
+                                                                                                        0, 0,
+                                                                                                        0])))
         for y in range(height):
             data = deflate.compress(b'\x00' + row(y))
             if data: f.write(chunk(b'IDAT', data))
@@ -207,15 +232,19 @@ def write_png_rows(path, width, height, row):
 
 
 def test_the_strip_decoder_gives_pillows_pixels(tmp_path):
-    "A large PNG shrunk while decoded, a strip at a time, equals the whole picture decoded, then shrunk, in every 8-bit mode."
+    """A large PNG shrunk while decoded, a strip at a time, equals the whole picture decoded, then shrunk, in
+    every 8-bit mode."""
     from cnn_course.data import _reduced_png
     yy, xx = np.mgrid[0:700, 0:900]
     grey = ((xx // 7 + yy // 5) % 200 + np.random.default_rng(0).integers(0, 50, xx.shape)).astype(np.uint8)
-    pictures = {'L': Image.fromarray(grey), 'RGB': Image.fromarray(np.stack([grey, grey[::-1], 255 - grey], -1)),
+    pictures = {'L': Image.fromarray(grey),
+                'RGB': Image.fromarray(np.stack([grey, grey[::-1], 255 - grey], -1)),
                 'RGBA': Image.fromarray(np.stack([grey, grey[::-1], 255 - grey, grey // 2 + 100], -1)),
-                'LA': Image.fromarray(np.stack([grey, grey[::-1]], -1), 'LA'), 'P': Image.fromarray(grey).convert('P')}
+                'LA': Image.fromarray(np.stack([grey, grey[::-1]], -1), 'LA'),
+                'P': Image.fromarray(grey).convert('P')}
     for mode, picture in pictures.items():
-        picture.save(tmp_path / f'{mode}.png')  # Pillow's encoder: every PNG row filter, rows that refer to the row above
+        # Pillow's encoder: every PNG row filter, rows that refer to the row above
+        picture.save(tmp_path / f'{mode}.png')
         with open(tmp_path / f'{mode}.png', 'rb') as f: strips = _reduced_png(f, 3, rows_per_strip=60)
         whole = Image.open(tmp_path / f'{mode}.png')
         whole = (whole.convert('RGB') if mode == 'P' else whole).reduce(3)
@@ -229,7 +258,8 @@ def test_a_decompression_bomb_is_refused_before_it_is_decoded(tmp_path):
     assert bomb.stat().st_size < 1_000_000
     with warnings.catch_warnings():
         warnings.simplefilter('error')  # Pillow's DecompressionBombWarning would fail here
-        with pytest.raises(ImageError, match=r'bomb\.png is 15000x15000 = 225,000,000 pixels, more than the limit of '
+        with pytest.raises(ImageError,
+                           match=r'bomb\.png is 15000x15000 = 225,000,000 pixels, more than the limit of '
                                              r'89,478,485 .* --max-pixels 225000000'):
             load_image(bomb, GREY)
         with pytest.raises(ImageError, match='more than the limit of 1,000'):
@@ -252,22 +282,26 @@ print((after - before) / 1024, loaded.blank, int(loaded.picture.getextrema()[1])
 
 @pytest.mark.long
 def test_a_12000_pixel_picture_is_read_in_little_memory(tmp_path):
-    "Peak memory for 12000x12000 pictures, each in a fresh process, against a small photo's: within 100 MB (the target)."
+    """Peak memory for 12000x12000 pictures, each in a fresh process, against a small photo's: within 100 MB
+    (the target)."""
     side = 12000
     bar = (bytes([240, 238, 230]) * 4000 + bytes([30, 30, 60]) * 4000 + bytes([240, 238, 230]) * 4000)
-    write_png_rows(tmp_path / 'huge.png', side, side, lambda y: bar if 1200 <= y < 10800 else bytes([240, 238, 230]) * side)
+    write_png_rows(tmp_path / 'huge.png', side, side,
+                   lambda y: bar if 1200 <= y < 10800 else bytes([240, 238, 230]) * side)
     # a huge JPEG, made in a process of its own (Pillow's encoder holds the whole picture)
     subprocess.run([sys.executable, '-c', 'import sys; from PIL import Image, ImageDraw\n'
-                    f'im = Image.new("L", ({side}, {side}), 240); ImageDraw.Draw(im).rectangle([4000, 1200, 8000, 10800], fill=30)\n'
-                    'im.save(sys.argv[1], quality=85)', tmp_path / 'huge.jpg'], check=True, timeout=120)
+                    f'im = Image.new("L", ({side}, {side}), 240); ImageDraw.Draw(im).rectangle([4000, 1200, '
+                    '8000, 10800], fill=30)\nim.save(sys.argv[1], quality=85)', tmp_path / 'huge.jpg'],
+                    check=True, timeout=120)
     small = garment(tmp_path / 'small.jpg', size=(420, 380))
     for name in ('huge.png', 'huge.jpg'):
-        r = subprocess.run([sys.executable, '-c', MEASURE, tmp_path / name, small], capture_output=True, text=True,
-                           timeout=120)
+        r = subprocess.run([sys.executable, '-c', MEASURE, tmp_path / name, small], capture_output=True,
+                           text=True, timeout=120)
         assert r.returncode == 0, r.stderr
         extra_mb, blank, brightest = r.stdout.split()
         print(f'{name}: {float(extra_mb):.0f} MB more than a 420x380 photo')  # shown with pytest -s
-        assert float(extra_mb) < 100 and blank == 'None' and int(brightest) > 200, (name, r.stdout)  # the bar, found
+        # the bar, found
+        assert float(extra_mb) < 100 and blank == 'None' and int(brightest) > 200, (name, r.stdout)
 
 
 def test_blank_pictures_are_flagged_not_classified(tmp_path):
@@ -279,7 +313,8 @@ def test_blank_pictures_are_flagged_not_classified(tmp_path):
     Image.new('CMYK', (200, 150), (0, 0, 0, 0)).save(tmp_path / 'cmyk.jpg')
     Image.new('P', (120, 90), 3).save(tmp_path / 'blank.gif')
     faint = np.full((100, 100), 200, np.uint8)
-    faint[40:60, 40:60] = 203  # a speck three levels off: the levels stretch would blow it up to full contrast
+    # a speck three levels off: the levels stretch would blow it up to full contrast
+    faint[40:60, 40:60] = 203
     Image.fromarray(faint).save(tmp_path / 'faint.png')
     # the strip is shrunk to 1024x1 first: its line and the white around it average to one grey
     expected = {'dot.png': 'one colour', 'strip.png': 'one colour', 'clear.png': 'one colour',
@@ -291,7 +326,8 @@ def test_blank_pictures_are_flagged_not_classified(tmp_path):
     results = predict_images(FashionCNN(), [tmp_path / n for n in expected] + [garment(tmp_path / 'g.png')],
                              CLASS_NAMES['fashion-mnist'], GREY)
     assert [r['blank'] for r in results] == [*expected.values(), None]
-    assert all(len(r['top']) == 3 and r['error'] is None for r in results)  # the model's answer is still there
+    # the model's answer is still there
+    assert all(len(r['top']) == 3 and r['error'] is None for r in results)
 
 
 def test_predict_images_reports_or_raises(tmp_path):
@@ -308,7 +344,8 @@ def test_predict_images_reports_or_raises(tmp_path):
     assert [bool(r['error']) for r in results] == [False, True, True, True, False]
     assert 'is empty (0 bytes)' in results[1]['error'] and 'no such file' in results[2]['error']
     assert 'cannot be read as a picture' in results[3]['error'] and results[3]['top'] == []
-    assert results[0]['top'] == results[4]['top'] and len(results[0]['top']) == 3  # batches of 1: the same answer
+    # batches of 1: the same answer
+    assert results[0]['top'] == results[4]['top'] and len(results[0]['top']) == 3
     with pytest.raises(ValueError, match="errors='ignore'"):
         predict_images(net, files, CLASS_NAMES['fashion-mnist'], GREY, errors='ignore')
 
@@ -321,13 +358,15 @@ def test_cnn_course_predict_on_many_pictures_and_folders(tmp_path, trained_runs)
     (tmp_path / 'empty.png').write_bytes(b'')
     (tmp_path / 'cut.jpg').write_bytes(good.read_bytes()[:400])  # a download that stopped
     Image.new('1', (15000, 15000), 1).save(tmp_path / 'bomb.png')
-    # several files: every readable one is answered, every unreadable one gets its own line, then exit status 1
+    # several files: every readable one is answered, every unreadable one gets its own line, then exit status
+    # 1
     meta = damaged_exif(tmp_path / 'meta.jpg')
     r = cli('predict', ck, good, tmp_path / 'bad.png', other, tmp_path / 'bomb.png', tmp_path / 'gone.jpg',
             tmp_path / 'empty.png', tmp_path / 'cut.jpg', meta, cwd=tmp_path)
     assert r.returncode == 1, r.stderr
     assert [l.split(': ')[0] for l in r.stdout.splitlines()] == [str(good), str(other), str(meta)], r.stdout
-    assert r.stdout.splitlines()[2].endswith("(inverted: light background) (note: the picture's decoder warned: "
+    assert r.stdout.splitlines()[2].endswith("(inverted: light background) (note: the picture's decoder "
+                                             "warned: "
                                              'Corrupt EXIF data. Expecting to read 12 bytes but only got 10.)'), r.stdout
     errors = r.stderr.splitlines()
     assert len(errors) == 6 and all(l.startswith('cnn-course: error: predict: ') for l in errors[:5]), r.stderr
@@ -335,7 +374,8 @@ def test_cnn_course_predict_on_many_pictures_and_folders(tmp_path, trained_runs)
     assert 'empty.png is empty (0 bytes)' in r.stderr and 'cut.jpg cannot be read' in r.stderr
     assert 'gone.jpg: no such file' in r.stderr and errors[5] == 'cnn-course: predict: 5 of 8 pictures could not be read'
     assert 'Traceback' not in r.stderr and 'Warning' not in r.stderr
-    # a folder: its picture files, sorted; other entries skipped with a count; a blank one said to be blank; --csv
+    # a folder: its picture files, sorted; other entries skipped with a count; a blank one said to be blank;
+    # --csv
     photos = tmp_path / 'photos'
     photos.mkdir()
     for name in ('b.png', 'a.jpg', 'd.tif'): garment(photos / name)
@@ -346,7 +386,8 @@ def test_cnn_course_predict_on_many_pictures_and_folders(tmp_path, trained_runs)
     Image.fromarray(sixteen).save(photos / 'f.png')
     (photos / 'notes.txt').write_text('shopping list')
     (photos / 'raw').mkdir()
-    r = cli_here('predict', ck, photos, '--csv', tmp_path / 'out' / 'answers.csv', '--max-pixels', 10**6, cwd=tmp_path)
+    r = cli_here('predict', ck, photos, '--csv', tmp_path / 'out' / 'answers.csv', '--max-pixels', 10**6,
+                 cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     names = ('a.jpg', 'b.png', 'c.gif', 'd.tif', 'e.jpg', 'f.png')
@@ -354,7 +395,8 @@ def test_cnn_course_predict_on_many_pictures_and_folders(tmp_path, trained_runs)
     assert lines[2] == f'{photos / "c.gif"}: blank picture (one colour): nothing to classify'
     first = lines[0].split(': ', 1)[1].split()[0]
     for line in lines[:2] + lines[3:]:  # the same garment in every format: the same first class, inverted
-        assert line.split(': ', 1)[1].split()[0] == first and line.endswith('(inverted: light background)'), lines
+        assert line.split(': ',
+                          1)[1].split()[0] == first and line.endswith('(inverted: light background)'), lines
     assert r.stderr == f'cnn-course: predict: {photos}: 6 picture files; skipped 2 other entries (notes.txt, raw/)\n'
     import csv
     rows = list(csv.DictReader((tmp_path / 'out' / 'answers.csv').open()))

@@ -1,6 +1,8 @@
-"""The names the course promises: every name in the modules' `__all__` lists of 2026-12-07, importable from the
-module it was in then, and the README's library block. A name that moves to another module is re-exported from its old
-one, so students' `from cnn_course.train import fit` and every API page's name keep working (issue 43 moves them)."""
+"""The names the course promises: every name in the modules' `__all__` lists of 2026-12-07, importable from
+the module it was in then, and the README's library block. A name that moves to another module is re-exported
+from its old one, so students' `from cnn_course.train import fit` and every API page's name keep working
+(issue 43 moves
+them)."""
 import importlib, re
 from pathlib import Path
 

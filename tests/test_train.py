@@ -99,7 +99,8 @@ def test_fit_refuses_bad_input_before_training():
     with pytest.raises(ValueError, match='5 columns'):
         fit(net, opt, nn.CrossEntropyLoss(), 1, loader, loader, 'cpu', np.zeros((0, 3)), progress=False)
     with pytest.raises(ValueError, match='cannot take an input of shape'):
-        fit(nn.Linear(7, 2), opt, nn.CrossEntropyLoss(), 1, loader, loader, 'cpu', np.zeros((0, 5)), progress=False)
+        fit(nn.Linear(7, 2), opt, nn.CrossEntropyLoss(), 1, loader, loader, 'cpu', np.zeros((0, 5)),
+            progress=False)
     with pytest.raises(ValueError, match='num_epochs'):
         fit(net, opt, nn.CrossEntropyLoss(), -1, loader, loader, 'cpu', np.zeros((0, 5)), progress=False)
     assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
@@ -115,8 +116,8 @@ def test_diverging_loss_stops_and_keeps_last_good_epoch():
     good = {k: v.clone() for k, v in net.state_dict().items()}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
-        h2 = fit(net, optim.SGD(net.parameters(), lr=1e20), nn.CrossEntropyLoss(), 3, loader, loader, 'cpu', h,
-                 progress=False)
+        h2 = fit(net, optim.SGD(net.parameters(), lr=1e20), nn.CrossEntropyLoss(), 3, loader, loader, 'cpu',
+                 h, progress=False)
     assert len(h2) == 1 and np.array_equal(h2, h)
     msgs = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     assert msgs and 'at epoch 2, batch' in msgs[0]
@@ -130,7 +131,8 @@ def test_lr_find_leaves_the_model_the_optimizer_and_the_random_numbers_as_they_w
     torch.manual_seed(0)
     x = torch.randn(200, 10)
     loader = DataLoader(TensorDataset(x, (x[:, 0] > 0).long()), batch_size=20, shuffle=True)
-    net = torch.nn.Sequential(torch.nn.Linear(10, 16), torch.nn.ReLU(), torch.nn.Dropout(0.2), torch.nn.Linear(16, 2))
+    net = torch.nn.Sequential(torch.nn.Linear(10, 16), torch.nn.ReLU(), torch.nn.Dropout(0.2),
+                              torch.nn.Linear(16, 2))
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
     for xb, yb in loader:  # some momentum to keep
         opt.zero_grad(); torch.nn.functional.cross_entropy(net(xb), yb).backward(); opt.step()
@@ -139,11 +141,13 @@ def test_lr_find_leaves_the_model_the_optimizer_and_the_random_numbers_as_they_w
     assert all(torch.equal(weights[k], v) for k, v in net.state_dict().items())
     after = opt.state_dict()
     assert after['param_groups'] == state['param_groups']
-    assert all(torch.equal(state['state'][k]['momentum_buffer'], v['momentum_buffer']) for k, v in after['state'].items())
+    assert all(torch.equal(state['state'][k]['momentum_buffer'], v['momentum_buffer']) for k,
+               v in after['state'].items())
     assert torch.equal(torch.get_rng_state(), rng)
     assert found.lrs == sorted(found.lrs) and len(found.losses) == len(found.lrs) >= 10
     assert found.suggestion == found.lrs[int(np.argmin(found.losses))] / 10
-    with pytest.raises(ValueError, match='need 0 < start_lr < end_lr'): lr_find(net, opt, torch.nn.CrossEntropyLoss(), loader, 'cpu', start_lr=1, end_lr=0.1)
+    with pytest.raises(ValueError, match='need 0 < start_lr < end_lr'):
+        lr_find(net, opt, torch.nn.CrossEntropyLoss(), loader, 'cpu', start_lr=1, end_lr=0.1)
 
 
 NO_BF16 = 'float32 (this cpu has no native bf16)'
@@ -153,17 +157,20 @@ KERNELS_AVX2 = 'float32 (this cpu has bf16, but PyTorch runs its AVX2 kernels: A
     ({'avx', 'avx2', 'fma'}, 'AVX2', None, NO_BF16),                    # AVX2 only (no native bf16): float32
     ({'avx2', 'avx512f', 'avx512_bf16'}, 'AVX512', torch.bfloat16, None),  # AVX512-BF16
     ({'avx2', 'amx_bf16', 'amx_tile'}, 'AVX512', torch.bfloat16, None),    # AMX
-    ({'avx2', 'avx512f', 'avx512_bf16'}, 'AVX2', None, KERNELS_AVX2),      # bf16 CPU, ATEN_CPU_CAPABILITY=avx2
+    # bf16 CPU, ATEN_CPU_CAPABILITY=avx2
+    ({'avx2', 'avx512f', 'avx512_bf16'}, 'AVX2', None, KERNELS_AVX2),
 ])
 def test_amp_auto_on_either_kind_of_cpu(monkeypatch, capsys, flags, kernels, expected, said):
-    "Both of `amp='auto'`'s CPU paths on whatever CPU runs the test: the CPU's flags are replaced, the choice follows them."
+    """Both of `amp='auto'`'s CPU paths on whatever CPU runs the test: the CPU's flags are replaced, the
+    choice follows them."""
     import cnn_course.train as train
     monkeypatch.setattr(train, '_cpu_flags', lambda: set(flags))
     monkeypatch.setattr(train, '_cpu_capability', lambda: kernels)
     dtype, why = train.resolve_amp('auto', 'cpu')
     assert dtype is expected
     assert why == (said or 'bf16 autocast (native on this cpu)')
-    bf16_why = train.resolve_amp('bf16', 'cpu')[1]   # asked for explicitly, bf16 runs anyway, and says when it is emulated
+    # asked for explicitly, bf16 runs anyway, and says when it is emulated
+    bf16_why = train.resolve_amp('bf16', 'cpu')[1]
     assert ('emulated on this cpu: slower than float32' in bf16_why) == (expected is None)
     loader = DeviceLoader(_data(96), 32, device='cpu')
     def run(amp):
@@ -174,7 +181,8 @@ def test_amp_auto_on_either_kind_of_cpu(monkeypatch, capsys, flags, kernels, exp
     auto, plain = run('auto'), run(None)
     assert f'mixed precision: {why}' in capsys.readouterr().out
     if expected is None: assert np.array_equal(auto, plain)   # float32 is float32: the very same run
-    else: assert np.isfinite(auto).all() and not np.array_equal(auto, plain)   # bf16 products round differently
+    else:
+        assert np.isfinite(auto).all() and not np.array_equal(auto, plain)   # bf16 products round differently
 
 
 @pytest.mark.parametrize('capability, expected', [
@@ -185,8 +193,10 @@ def test_amp_auto_on_either_kind_of_cpu(monkeypatch, capsys, flags, kernels, exp
     (None, torch.bfloat16),     # an AMD GPU under ROCm (PyTorch counts them all as able)
 ])
 def test_amp_auto_on_old_and_new_gpus(monkeypatch, capability, expected):
-    """`amp='auto'` on a GPU follows its compute capability. No GPU here: the capability is the one such a GPU reports,
-    and `torch.cuda.is_bf16_supported()` answers True, as PyTorch does on a T4 (a bf16 tensor can be made there)."""
+    """`amp='auto'` on a GPU follows its compute capability. No GPU here: the capability is the one such a
+    GPU reports, and `torch.cuda.is_bf16_supported()` answers True, as PyTorch does on a T4 (a bf16 tensor
+    can be made
+    there)."""
     import cnn_course.train as train
     monkeypatch.setattr(train, '_gpu_capability', lambda device: capability)
     monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda *args, **kwargs: True)
@@ -196,9 +206,12 @@ def test_amp_auto_on_old_and_new_gpus(monkeypatch, capability, expected):
         assert why == f'fp16 autocast with a gradient scaler (this GPU (compute capability {capability[0]}.{capability[1]}) has no native bf16)'
     else: assert why == 'bf16 autocast (native on this cuda)'
     # asked for by name: bf16 is refused where it is not native, fp16 runs everywhere (with its scaler)
-    monkeypatch.setattr(train, '_autocast_works', lambda kind, dtype: True)   # without a GPU PyTorch switches cuda autocast off
+    # without a GPU PyTorch switches cuda autocast off
+    monkeypatch.setattr(train, '_autocast_works', lambda kind, dtype: True)
     if expected is torch.float16:
-        with pytest.raises(ValueError, match=r"amp='bf16': this GPU \(compute capability 7\.\d\) has no native bfloat16.*amp='fp16'"):
+        with pytest.raises(ValueError,
+                           match=r"amp='bf16': this GPU \(compute capability 7\.\d\) has no native "
+                                 r"bfloat16.*amp='fp16'"):
             train.resolve_amp('bf16', 'cuda')
     else: assert train.resolve_amp('bf16', 'cuda') == (torch.bfloat16, 'bf16 autocast')
     assert train.resolve_amp('fp16', 'cuda') == (torch.float16, 'fp16 autocast with a gradient scaler')
@@ -213,7 +226,9 @@ def test_amp_auto_follows_the_kernels_pytorch_runs():
     assert r.returncode == 0, r.stderr
     kernels, choice = r.stdout.splitlines()[-2:]
     if kernels == 'AVX2': assert choice in (repr((None, NO_BF16)), repr((None, KERNELS_AVX2))), choice
-    else: assert choice == repr((None, NO_BF16)), (kernels, choice)  # a CPU without AVX2 (or not x86): no bf16 either
+    else:
+        # a CPU without AVX2 (or not x86): no bf16 either
+        assert choice == repr((None, NO_BF16)), (kernels, choice)
 
 
 _PAGE_FAULTS = '''
@@ -243,18 +258,20 @@ print((_minor_page_faults() - start) / 10, _reuse_freed_memory() if sys.argv[1] 
                     reason="glibc's malloc only")
 @pytest.mark.long
 def test_fit_on_the_cpu_keeps_freed_memory_for_reuse():
-    "After `fit` on the CPU, training steps reuse freed memory instead of faulting in fresh pages, as they do by default."
+    """After `fit` on the CPU, training steps reuse freed memory instead of faulting in fresh pages, as they
+    do by default."""
     env = {k: v for k, v in os.environ.items() if not k.startswith('MALLOC_') and k != 'GLIBC_TUNABLES'}
     env['OMP_NUM_THREADS'] = '1'
     def faults_per_step(mode, **extra):
-        r = subprocess.run([sys.executable, '-c', _PAGE_FAULTS, mode], env={**env, **extra}, capture_output=True,
-                           text=True, timeout=180)
+        r = subprocess.run([sys.executable, '-c', _PAGE_FAULTS, mode], env={**env, **extra},
+                           capture_output=True, text=True, timeout=180)
         assert r.returncode == 0, r.stderr
         faults, applied = r.stdout.split()[-2:]
         return float(faults), applied == 'True'
     default, _ = faults_per_step('default')
     kept, applied = faults_per_step('after fit')
-    # glibc's defaults hand the step's freed activations back to the kernel (measured: 800-3,400 page faults a step);
+    # glibc's defaults hand the step's freed activations back to the kernel (measured: 800-3,400 page faults a
+    # step);
     # after fit nearly every page is reused (measured: 0.1-40)
     assert applied and default > 100 and kept < default / 5, (default, kept)
     # a setting of the user's own is left alone

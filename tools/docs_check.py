@@ -2,7 +2,8 @@
 """Run nbdev's docs pre-render step offline and check cross-references; exit 1 on any problem.
 
 `nbdev_docs` = this pre-render step + `quarto render`. Quarto cannot be installed on the machines
-this course is built on, so CI runs the step through nbdev's API (its `nbdev_docs` would try to install Quarto):
+this course is built on, so CI runs the step through nbdev's API (its `nbdev_docs` would try to install
+Quarto):
 
 1. `nbdev.quarto.refresh_quarto_yml()` rewrites nbs/nbdev.yml from settings.ini (nbs/_quarto.yml is
    only written if missing);
@@ -17,12 +18,12 @@ this course is built on, so CI runs the step through nbdev's API (its `nbdev_doc
 
 tools/test.sh then checks that steps 1-3 left the committed files unchanged.
 
-Stored `show_doc` outputs: a lesson's `show_doc` cells keep their outputs in the notebook (what GitHub and Colab
-show before anything runs), with a link to the source line. Step 4 runs those cells again with the library as it
-is now; a stored output that differs from that (a docstring changed, or lines moved above the definition) is
-reported, and `--store-show-doc` writes the fresh outputs into nbs/ instead (run `nbdev_clean` after it). The API
-pages (nbs/api/) are stored without outputs and are left alone. On every page, lesson or API, each `show_doc`
-source link must point at the line that defines its name.
+Stored `show_doc` outputs: a lesson's `show_doc` cells keep their outputs in the notebook (what GitHub and
+Colab show before anything runs), with a link to the source line. Step 4 runs those cells again with the
+library as it is now; a stored output that differs from that (a docstring changed, or lines moved above the
+definition) is reported, and `--store-show-doc` writes the fresh outputs into nbs/ instead (run `nbdev_clean`
+after it). The API pages (nbs/api/) are stored without outputs and are left alone. On every page, lesson or
+API, each `show_doc` source link must point at the line that defines its name.
 
 Cross-references, in markdown cells (outside fenced code blocks) and in the library's docstrings;
 only `inline code` spans are read:
@@ -67,7 +68,8 @@ def _notebooks() -> list[Path]:
 
 
 def _identifiers(tree) -> set[str]:
-    "Every name a piece of code defines or uses: functions, classes, arguments, variables, attributes, imports."
+    """Every name a piece of code defines or uses: functions, classes, arguments, variables, attributes,
+    imports."""
     out = set()
     for n in ast.walk(tree):
         if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): out.add(n.name)
@@ -97,7 +99,8 @@ class Library:
             tree = ast.parse(p.read_text(encoding='utf-8'))
             names = set()
             for node in tree.body:
-                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): names.add(node.name)
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    names.add(node.name)
                 elif isinstance(node, (ast.Assign, ast.AnnAssign)):
                     for t in (node.targets if isinstance(node, ast.Assign) else [node.target]):
                         if isinstance(t, ast.Name):
@@ -106,7 +109,9 @@ class Library:
             self.toplevel['' if p.stem == '__init__' else p.stem] = names
             self.identifiers |= _identifiers(tree)
             for node in ast.walk(tree):
-                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and (doc := ast.get_docstring(node)):
+                if isinstance(node,
+                              (ast.FunctionDef, ast.AsyncFunctionDef,
+                               ast.ClassDef)) and (doc := ast.get_docstring(node)):
                     self.docstrings.append((f'cnn_course/{p.name}: docstring of {node.name}', doc))
         self.modules = sorted(m for m in self.toplevel if m and not m.startswith('_'))
         self.families = {n.lstrip('_').split('_')[0] for names in self.alls.values() for n in names if '_' in n.strip('_')}
@@ -114,12 +119,15 @@ class Library:
     def dotted(self, parts:list[str]) -> str|None:
         "Why `cnn_course.<parts>` does not resolve, or None when it does."
         mod, rest = parts[0], parts[1:]
-        if mod in self.toplevel.get('', set()): return None  # a name in cnn_course/__init__.py: `cnn_course.__version__`
-        if mod not in self.modules: return f'cnn_course has no module `{mod}` (modules: {", ".join(self.modules)})'
+        if mod in self.toplevel.get('', set()):
+            return None  # a name in cnn_course/__init__.py: `cnn_course.__version__`
+        if mod not in self.modules:
+            return f'cnn_course has no module `{mod}` (modules: {", ".join(self.modules)})'
         if not rest: return None
         if rest[0] not in self.toplevel[mod]:
             return f'cnn_course.{mod} defines no `{rest[0]}`'
-        if len(rest) > 1 and '.'.join(['cnn_course', mod] + rest) not in self.syms and rest[-1] not in self.identifiers:
+        if len(rest) > 1 and '.'.join(['cnn_course',
+                                       mod] + rest) not in self.syms and rest[-1] not in self.identifiers:
             return f'`{rest[-1]}` is not defined anywhere in cnn_course'
         return None
 
@@ -135,9 +143,9 @@ def check_text(lib:Library, where:str, md:str, local:set[str]=frozenset()) -> li
             if (why := lib.dotted(m[1].split('.')[1:])): errors.append(f'{where}: `{span}`: {why}')
         if (m := _BARE.match(span)) and lib.bare_checked(name := m[1]):
             if name not in lib.identifiers | local | EXTERNAL_NAMES | set(dir(builtins)):
-                errors.append(f'{where}: `{span}`: `{name}` looks like a cnn_course name but is defined nowhere '
-                              f'in cnn_course/ or in this notebook (renamed? add it to EXTERNAL_NAMES in tools/docs_check.py '
-                              f'if it belongs to another library)')
+                errors.append(f'{where}: `{span}`: `{name}` looks like a cnn_course name but is defined '
+                              'nowhere in cnn_course/ or in this notebook (renamed? add it to EXTERNAL_NAMES '
+                              f'in tools/docs_check.py if it belongs to another library)')
     return errors
 
 
@@ -155,14 +163,16 @@ def check_crossrefs(lib:Library) -> tuple[list[str], list[str]]:
             if c['cell_type'] == 'markdown': errors += check_text(lib, f"{rel} cell {i + 1}", src, local)
             elif tree is not None and has_docs and not re.search(r'^#\|\s*(eval:\s*false|export)', src, re.M):
                 nodes = list(ast.walk(tree))
-                if any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in nodes) and any(isinstance(n, (ast.Expr, ast.Assign)) for n in nodes):
+                if any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in nodes) and any(isinstance(n,
+                                                                                                      (ast.Expr, ast.Assign)) for n in nodes):
                     mixed.append(f"{nb_path.name} cell {i + 1}")
     for where, doc in lib.docstrings: errors += check_text(lib, where, doc)
     return errors, mixed
 
 
 def write_sidebar() -> Path:
-    """nbs/sidebar.yml: the home page; Lessons (the numbered notebooks); Results (the other pages in nbs/, the results
+    """nbs/sidebar.yml: the home page; Lessons (the numbered notebooks); Results (the other pages in nbs/,
+    the results
     page first); Library reference (nbs/api/)."""
     import yaml
     from nbdev.quarto import IndentDumper
@@ -171,16 +181,20 @@ def write_sidebar() -> Path:
     top = [p.relative_to(NBS).as_posix() for p in nbs if p.parent == NBS]
     contents = ['index.ipynb'] if 'index.ipynb' in top else []
     contents.append({'section': 'Lessons', 'contents': [p for p in top if p[0].isdigit()]})
-    pages = sorted((p for p in top if not p[0].isdigit() and p != 'index.ipynb'), key=lambda p: (p != 'results.ipynb', p))
+    pages = sorted((p for p in top if not p[0].isdigit() and p != 'index.ipynb'),
+                   key=lambda p: (p != 'results.ipynb', p))
     if pages: contents.append({'section': 'Results', 'contents': pages})
     order = {f'api/{m}.ipynb': i for i, m in enumerate(modules())}
-    api = sorted((p.relative_to(NBS).as_posix() for p in nbs if p.parent == NBS / 'api'), key=lambda p: (order.get(p, len(order)), p))
+    api = sorted((p.relative_to(NBS).as_posix() for p in nbs if p.parent == NBS / 'api'),
+                 key=lambda p: (order.get(p, len(order)), p))
     if api: contents.append({'section': 'Library reference', 'contents': api})
     others = sorted({p.parent.relative_to(NBS).as_posix() for p in nbs} - {'.', 'api'})
     for d in others:
-        contents.append({'section': d, 'contents': [p.relative_to(NBS).as_posix() for p in nbs if p.parent.relative_to(NBS).as_posix() == d]})
+        contents.append({'section': d,
+                         'contents': [p.relative_to(NBS).as_posix() for p in nbs if p.parent.relative_to(NBS).as_posix() == d]})
     out = NBS / 'sidebar.yml'
-    out.write_text(yaml.dump({'website': {'sidebar': {'contents': contents}}}, Dumper=IndentDumper, sort_keys=False), encoding='utf-8')
+    out.write_text(yaml.dump({'website': {'sidebar': {'contents': contents}}}, Dumper=IndentDumper,
+                             sort_keys=False), encoding='utf-8')
     return out
 
 
@@ -198,14 +212,16 @@ def _why(e:Exception) -> str:
 
 
 def _show_doc_cell(cell) -> bool:
-    """A code cell that shows docs and does nothing else: `show_doc(...)` calls, imports and comments (a cell that also
+    """A code cell that shows docs and does nothing else: `show_doc(...)` calls, imports and comments (a cell
+    that also
     computes something keeps the outputs its own run stored)."""
     from run_notebooks import imports_and_show_doc
     return cell['cell_type'] == 'code' and 'show_doc(' in _src(cell) and imports_and_show_doc(_src(cell))
 
 
 def _unlinked(data:dict, site:str) -> dict:
-    """A show_doc output as `show_doc` itself writes it: without the links to `site`'s pages that the docs step adds
+    """A show_doc output as `show_doc` itself writes it: without the links to `site`'s pages that the docs
+    step adds
     around `name`s afterwards (its `add_links`); those belong to the page, and would be added twice."""
     md = data.get('text/markdown')
     if md is None: return data
@@ -215,7 +231,8 @@ def _unlinked(data:dict, site:str) -> dict:
 
 
 def check_show_doc(cache:Path, store:bool=False) -> list[str]:
-    """Compare every lesson's stored `show_doc` outputs with those the docs step just wrote into `cache` (_proc/);
+    """Compare every lesson's stored `show_doc` outputs with those the docs step just wrote into `cache`
+    (_proc/);
     return a problem per notebook out of date, or with `store` write the fresh outputs into the notebook."""
     from nbdev.config import get_config
     cfg, problems = get_config(), []
@@ -228,18 +245,22 @@ def check_show_doc(cache:Path, store:bool=False) -> list[str]:
         stale = []
         for cell in nb['cells']:
             if not _show_doc_cell(cell) or cell.get('id') not in fresh: continue
-            new = [{'data': _unlinked(o['data'], site), 'execution_count': None, 'metadata': {}, 'output_type': 'execute_result'}
+            new = [{'data': _unlinked(o['data'], site), 'execution_count': None, 'metadata': {},
+                    'output_type': 'execute_result'}
                    for o in fresh[cell['id']] if o.get('data')]
-            if [_unlinked(o.get('data', {}), site) for o in cell.get('outputs', [])] != [o['data'] for o in new]:
+            if [_unlinked(o.get('data', {}), site) for o in cell.get('outputs',
+                                                                     [])] != [o['data'] for o in new]:
                 stale.append(cell['id'])
                 if store: cell['outputs'] = new
         if stale and store:
             nb_path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
-            print(f'{rel}: stored fresh show_doc outputs in {len(stale)} cell{"s" * (len(stale) > 1)} (now run nbdev_clean)')
+            print(f'{rel}: stored fresh show_doc outputs in {len(stale)} cell{"s" * (len(stale) > 1)} (now '
+                  'run nbdev_clean)')
         elif stale:
             problems.append(f'nbs/{rel}: the stored show_doc output of {len(stale)} cell{"s" * (len(stale) > 1)} ({", ".join(stale[:4])}'
-                            f'{", ..." if len(stale) > 4 else ""}) differs from what the docs build shows: run '
-                            f'`python tools/docs_check.py --store-show-doc && nbdev_clean` and commit the notebook')
+                            f'{", ..." if len(stale) > 4 else ""}) differs from what the docs build shows: '
+                            'run `python tools/docs_check.py --store-show-doc && nbdev_clean` and commit the '
+                            'notebook')
     return problems
 
 
@@ -248,8 +269,9 @@ _HEADING = re.compile(r'^#+ (\S+)', re.M)
 
 
 def check_source_links(cache:Path) -> list[str]:
-    """Every `show_doc` source link in `cache` (_proc/: the lessons and the API pages) must point at the line that
-    defines its name: `def name`, `class name` or `name =`. nbdev 2.4.14 alone links line None for a name imported from
+    """Every `show_doc` source link in `cache` (_proc/: the lessons and the API pages) must point at the line
+    that defines its name: `def name`, `class name` or `name =`. nbdev 2.4.14 alone links line None for a name
+    imported from
     the library (see tools/make_api_nb.py), as a lesson's `show_doc` of a name it imported again would."""
     problems = []
     for page in sorted(cache.rglob('*.ipynb')):
@@ -264,17 +286,19 @@ def check_source_links(cache:Path) -> list[str]:
                 lines = (ROOT / path).read_text().splitlines() if (ROOT / path).exists() else []
                 text = lines[int(line) - 1] if line.isdigit() and 0 < int(line) <= len(lines) else ''
                 if not re.match(rf'\s*((async\s+)?def|class)\s+{re.escape(short)}\b|\s*{re.escape(short)}\s*[:=]', text):
-                    problems.append(f'{page.relative_to(cache)}: the source link of {name[1]} points at {path} line {line}, '
-                                    f'which does not define it ({text.strip()[:60]!r})')
+                    problems.append(f'{page.relative_to(cache)}: the source link of {name[1]} points at '
+                                    f'{path} line {line}, which does not define it ({text.strip()[:60]!r})')
     return problems
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--n_workers', type=int, default=2, help='processes for proc_nbs')
-    p.add_argument('--no-proc', action='store_true', help='skip proc_nbs (config files and cross-references only)')
+    p.add_argument('--no-proc', action='store_true',
+                   help='skip proc_nbs (config files and cross-references only)')
     p.add_argument('--store-show-doc', action='store_true',
-                   help="write the docs step's fresh show_doc outputs into the lessons instead of reporting old ones")
+                   help="write the docs step's fresh show_doc outputs into the lessons instead of reporting "
+                        "old ones")
     args = p.parse_args(argv)
     os.chdir(ROOT)  # nbdev finds settings.ini from the working directory
     # nbdev warns (in every worker) about each cell mixing imports and other code; one summary line instead
@@ -292,12 +316,15 @@ def main(argv=None) -> int:
     print('docs config: nbs/nbdev.yml, nbs/sidebar.yml, cnn_course/_modidx.py regenerated')
 
     errors, mixed = check_crossrefs(Library())
-    if mixed: print(f'note: {len(mixed)} cells mix imports with other code, so the docs build runs them too: {", ".join(mixed)}')
+    if mixed:
+        print(f'note: {len(mixed)} cells mix imports with other code, so the docs build runs them too: '
+              f'{", ".join(mixed)}')
     if not args.no_proc:
         t = time.time()
         try:
             cache = proc_nbs(n_workers=args.n_workers, force=True, skip_folder_re=SKIP_FOLDER_RE)
-            print(f'proc_nbs: processed {len(_notebooks())} notebooks into {cache.relative_to(ROOT)}/ in {time.time() - t:.0f} s')
+            print(f'proc_nbs: processed {len(_notebooks())} notebooks into {cache.relative_to(ROOT)}/ in '
+                  f'{time.time() - t:.0f} s')
         except Exception as e:
             errors.append(f'a notebook failed to process for the docs (nbdev.serve.proc_nbs): {_why(e)}')
         else: errors += check_show_doc(cache, store=args.store_show_doc) + check_source_links(cache)

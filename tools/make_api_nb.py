@@ -23,11 +23,13 @@ def modules() -> list[str]:
     def created_by(p:Path):
         m = _FIRST_NB.search(p.read_text(encoding='utf-8'))
         return (m[1] if m else '~', p.stem)
-    return [p.stem for p in sorted((p for p in LIB.glob('*.py') if not p.stem.startswith('_')), key=created_by)]
+    return [p.stem for p in sorted((p for p in LIB.glob('*.py') if not p.stem.startswith('_')),
+                                   key=created_by)]
 
 
 def module_info(mod:str) -> dict:
-    "`__all__`, which of its names are constants (with a value and a comment) and the notebooks a module comes from."
+    """`__all__`, which of its names are constants (with a value and a comment) and the notebooks a module
+    comes from."""
     path = LIB / f'{mod}.py'
     src = path.read_text(encoding='utf-8')
     tree = ast.parse(src)
@@ -49,7 +51,8 @@ def module_info(mod:str) -> dict:
                                         comment=comments.get(node.end_lineno, ''))
     notebooks = list(dict.fromkeys(_CELL_NB.findall(src)))
     moved = {n: imported[n] for n in names if n in imported and n not in defs and n not in consts}
-    return dict(names=names, documented=[n for n in names if n not in moved and (n in defs or n not in consts)],
+    return dict(names=names,
+                documented=[n for n in names if n not in moved and (n in defs or n not in consts)],
                 constants={n: consts[n] for n in names if n in consts and n not in defs}, notebooks=notebooks,
                 moved=moved)
 
@@ -58,7 +61,8 @@ def nb_title(name:str) -> str:
     "The `# Title` of notebook nbs/`name`."
     nb = json.loads((NBS / name).read_text(encoding='utf-8'))
     for c in nb['cells']:
-        if c['cell_type'] == 'markdown' and (m := re.search(r'^#\s+(\S.*?)\s*$', ''.join(c['source']), re.M)): return m[1]
+        if c['cell_type'] == 'markdown' and (m := re.search(r'^#\s+(\S.*?)\s*$', ''.join(c['source']), re.M)):
+            return m[1]
     return name
 
 
@@ -79,9 +83,12 @@ def _wrap_import(mod:str, names:list[str], width:int=100) -> str:
     return '\n'.join(lines)
 
 
-# nbdev 2.4.14 links the source of an imported name to line None (its issue 1418): it looks the line up under the
-# name with its module (cnn_course.core.get_device), where it has the module's own names (get_device). A lesson that
-# defines a name gets the right line. The API pages import every name, so their renderer looks each one up by the
+# nbdev 2.4.14 links the source of an imported name to line None (its issue 1418): it looks the line up under
+# the
+# name with its module (cnn_course.core.get_device), where it has the module's own names (get_device). A
+# lesson that
+# defines a name gets the right line. The API pages import every name, so their renderer looks each one up by
+# the
 # module's own name (lesson 10 does the same for the two dataclasses it shows from the library).
 # (`exec_doc`: the docs step runs the cell, as it runs imports and show_doc cells.)
 SOURCE_LINE = """#| hide
@@ -98,9 +105,11 @@ def page(mod:str) -> dict:
     "The API notebook for cnn_course.`mod`."
     info = module_info(mod)
     lessons = ', '.join(f'[{nb_title(n)}](../{n})' for n in info['notebooks'])
-    cells = [('markdown', f'# cnn_course.{mod}\n\n> Every public name in `cnn_course.{mod}`, in the order of its '
+    cells = [('markdown',
+              f'# cnn_course.{mod}\n\n> Every public name in `cnn_course.{mod}`, in the order of its '
                           '`__all__`: signature, parameters and docstring.'),
-             ('markdown', f'Taught in: {lessons}. The lessons show each name at work; this page lists them all.')]
+             ('markdown',
+              f'Taught in: {lessons}. The lessons show each name at work; this page lists them all.')]
     imports = ['from functools import partial', 'from nbdev.showdoc import show_doc, BasicMarkdownRenderer']
     if info['documented']: imports.append(_wrap_import(mod, info['documented']))
     cells.append(('code', '#| hide\n' + '\n'.join(imports)))
@@ -127,12 +136,14 @@ def page(mod:str) -> dict:
 
 def render_all() -> dict[Path, str]:
     "The text of every API notebook, by path."
-    return {API / f'{m}.ipynb': json.dumps(page(m), sort_keys=True, indent=1, ensure_ascii=False) + '\n' for m in modules()}
+    return {API / f'{m}.ipynb': json.dumps(page(m), sort_keys=True, indent=1,
+                                           ensure_ascii=False) + '\n' for m in modules()}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--check', action='store_true', help='fail if nbs/api/ differs from what would be written; write nothing')
+    p.add_argument('--check', action='store_true',
+                   help='fail if nbs/api/ differs from what would be written; write nothing')
     args = p.parse_args(argv)
     want = render_all()
     stale = [f for f, text in want.items() if not f.exists() or f.read_text(encoding='utf-8') != text]

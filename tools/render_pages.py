@@ -1,14 +1,15 @@
 """Render the docs site's pages as far as this machine can, and check them as a browser shows them.
 
-Quarto renders the real site (the docs workflow); it cannot be installed here. This renders what Quarto renders:
-the notebooks nbdev's pre-render step wrote into _proc/ (`python tools/docs_check.py`), each with nbconvert to
-`<folder>/<output-file>` (the page name Quarto gives it: 02_fc_vs_cnn.ipynb -> fc_vs_cnn.html), the site's
-styles.css beside them, links into the site (nbdev's links to `https://<doc_host><doc_baseurl>/...`, and links to
-other notebooks) made relative, as on the site. Like Quarto, it honours the cells' `#| include`, `#| echo` and
-`#| output` options, hides those lines, and renders markdown outputs (show_doc's) with pandoc, the converter Quarto
-is built on. `page_problems` then opens a page in a browser (Selenium's driver) and lists what a reader would meet:
-a broken image, a figure the notebook holds that the page does not show, an empty output, error text, a cell option
-or raw attribute text on show, a link to a page or an anchor that does not exist.
+Quarto renders the real site (the docs workflow); it cannot be installed here. This renders what Quarto
+renders: the notebooks nbdev's pre-render step wrote into _proc/ (`python tools/docs_check.py`), each with
+nbconvert to `<folder>/<output-file>` (the page name Quarto gives it: 02_fc_vs_cnn.ipynb -> fc_vs_cnn.html),
+the site's styles.css beside them, links into the site (nbdev's links to
+`https://<doc_host><doc_baseurl>/...`, and links to other notebooks) made relative, as on the site. Like
+Quarto, it honours the cells' `#| include`, `#| echo` and `#| output` options, hides those lines, and renders
+markdown outputs (show_doc's) with pandoc, the converter Quarto is built on. `page_problems` then opens a
+page in a browser (Selenium's driver) and lists what a reader would meet: a broken image, a figure the
+notebook holds that the page does not show, an empty output, error text, a cell option or raw attribute text
+on show, a link to a page or an anchor that does not exist.
 
     python tools/render_pages.py OUT_DIR     # render, then open OUT_DIR/index.html in a browser
 """
@@ -31,7 +32,8 @@ def site_url() -> str:
 
 
 def front_matter(nb:dict) -> dict:
-    "The YAML front matter nbdev puts in a processed notebook's first raw cell (title, description, output-file)."
+    """The YAML front matter nbdev puts in a processed notebook's first raw cell (title, description,
+    output-file)."""
     import yaml
     first = nb['cells'][0] if nb['cells'] else None
     if first is None or first['cell_type'] != 'raw': return {}
@@ -89,25 +91,28 @@ def _as_quarto_shows(cell) -> bool:
     if options.get('output') == 'false': cell.outputs = []
     if options.get('output') == 'asis':  # the printed text is markdown, as show_doc's is
         for o in cell.outputs:
-            if o.output_type == 'stream': o.update(output_type='display_data', metadata={}, data={'text/markdown': o.text})
+            if o.output_type == 'stream':
+                o.update(output_type='display_data', metadata={}, data={'text/markdown': o.text})
     return True
 
 
 def _markdown_outputs(cells) -> list:
     "The outputs that Quarto renders as markdown."
-    return [o for c in cells if c.cell_type == 'code' for o in c.outputs if 'text/markdown' in o.get('data', {})]
+    return [o for c in cells if c.cell_type == 'code' for o in c.outputs if 'text/markdown' in o.get('data',
+                                                                                                     {})]
 
 
 def pandoc_html(texts:list) -> list:
-    "Each markdown text as HTML, in one pandoc call (pandoc starts in about 0.1 s; a page holds dozens of outputs)."
+    """Each markdown text as HTML, in one pandoc call (pandoc starts in about 0.1 s; a page holds dozens of
+    outputs)."""
     if not texts: return []
     if not shutil.which('pandoc'):
-        raise FileNotFoundError('pandoc not found: `apt-get install pandoc` (tools/setup.sh does); Quarto renders '
-                                'markdown with it, so the pages are checked with it too')
+        raise FileNotFoundError('pandoc not found: `apt-get install pandoc` (tools/setup.sh does); Quarto '
+                                'renders markdown with it, so the pages are checked with it too')
     mark = '<!--cnn-course-output-->'
     doc = '\n\n'.join(f'{mark}\n\n{t}' for t in texts)
-    html = subprocess.run(['pandoc', '-f', 'markdown', '-t', 'html'], input=doc, capture_output=True, text=True,
-                          check=True).stdout
+    html = subprocess.run(['pandoc', '-f', 'markdown', '-t', 'html'], input=doc, capture_output=True,
+                          text=True, check=True).stdout
     parts = html.split(mark)[1:]
     assert len(parts) == len(texts), f'pandoc returned {len(parts)} parts for {len(texts)} markdown outputs'
     return parts
@@ -124,12 +129,16 @@ def _as_quarto_renders(nb):
 
 def render(out:Path, # the folder the pages go into
            proc:Path=ROOT / '_proc', # nbdev's processed notebooks
-           quarto:bool=True, # honour cell options and render markdown outputs as Quarto does; False: nbconvert alone
+           # honour cell options and render markdown outputs as Quarto does; False: nbconvert alone
+           quarto:bool=True,
            ) -> list:
-    "Render every processed notebook in `proc` into `out` (pages named as on the site); return the pages' paths."
+    """Render every processed notebook in `proc` into `out` (pages named as on the site); return the pages'
+    paths."""
     from nbconvert import HTMLExporter
     import nbformat
-    if not proc.is_dir(): raise FileNotFoundError(f'{proc} not found: run `python tools/docs_check.py` (the docs pre-render step) first')
+    if not proc.is_dir():
+        raise FileNotFoundError(f'{proc} not found: run `python tools/docs_check.py` (the docs pre-render '
+                                'step) first')
     names, site = page_names(proc), site_url()
     exporter = HTMLExporter(template_name='lab')
     out.mkdir(parents=True, exist_ok=True)
@@ -137,7 +146,8 @@ def render(out:Path, # the folder the pages go into
     pages = []
     for rel, page in names.items():
         nb = nbformat.read(proc / rel, as_version=4)
-        for cell in nb.cells: cell.pop('has_sd', None)  # nbdev's mark of a show_doc cell: not nbformat's, Quarto ignores it
+        for cell in nb.cells:
+            cell.pop('has_sd', None)  # nbdev's mark of a show_doc cell: not nbformat's, Quarto ignores it
         if quarto: _as_quarto_renders(nb)
         meta = front_matter(nb)
         if meta: nb.cells = nb.cells[1:]  # Quarto shows the front matter as the title block
@@ -165,9 +175,11 @@ def expected_images(nb:dict) -> int:
 
 
 def empty_outputs(nb:dict) -> int:
-    """Stored results with no data at all (IPython stores one after a value that displayed itself): nbconvert leaves
+    """Stored results with no data at all (IPython stores one after a value that displayed itself): nbconvert
+    leaves
     them out of the page, where `READ_PAGE` would count them, but a front end shows an empty output."""
-    return sum(o['output_type'] in ('execute_result', 'display_data') and not o.get('data') for o in _outputs(nb))
+    return sum(o['output_type'] in ('execute_result',
+                                    'display_data') and not o.get('data') for o in _outputs(nb))
 
 
 READ_PAGE = """
@@ -188,7 +200,8 @@ return {
                   return b.textContent; })(),
 };
 """
-# A cell option Quarto hides (`#| echo: false`), and pandoc's attribute syntax (`{target="_blank" ...}`, `{.class}`,
+# A cell option Quarto hides (`#| echo: false`), and pandoc's attribute syntax (`{target="_blank" ...}`,
+# `{.class}`,
 # `{#id}`) left as text by a markdown renderer that does not know it.
 SHOWN_OPTION = re.compile(r'^\s*#\|.*$', re.M)
 RAW_ATTRIBUTES = re.compile(r'\{\s*(?:[#.][A-Za-z][\w-]*|[A-Za-z][\w-]*=)[^{}\n]*\}')
@@ -202,14 +215,17 @@ def page_problems(driver, # a Selenium WebDriver (headless Chromium)
                   page:Path, # a page `render` wrote
                   nb:dict, # the processed notebook it was rendered from
                   ) -> list:
-    """What a reader of `page` would meet that is wrong: broken or missing pictures, empty outputs, error text, cell
+    """What a reader of `page` would meet that is wrong: broken or missing pictures, empty outputs, error
+    text, cell
     options or raw attribute text on show, dead links."""
     driver.get(page.as_uri())
     seen = driver.execute_script(READ_PAGE)
     problems = [f'a broken image ({src}...)' for src in seen['broken']]
     images = expected_images(nb)
-    if seen['images'] < images: problems.append(f'shows {seen["images"]} of the {images} pictures its notebook holds')
-    if seen['empty'] + empty_outputs(nb): problems.append(f'{seen["empty"] + empty_outputs(nb)} empty outputs')
+    if seen['images'] < images:
+        problems.append(f'shows {seen["images"]} of the {images} pictures its notebook holds')
+    if seen['empty'] + empty_outputs(nb):
+        problems.append(f'{seen["empty"] + empty_outputs(nb)} empty outputs')
     for text in seen['texts']:
         if FAULT.search(text): problems.append(f'error text: {FAULT.search(text)[0]!r}')
     for text in seen['inputs']:
@@ -218,13 +234,15 @@ def page_problems(driver, # a Selenium WebDriver (headless Chromium)
     ids_cache = {}
     for href in seen['links']:
         parts = urlsplit(href)
-        if parts.scheme or parts.netloc or href.startswith(('mailto:', 'javascript:')): continue  # outside the site
+        if parts.scheme or parts.netloc or href.startswith(('mailto:', 'javascript:')):
+            continue  # outside the site
         target = (page.parent / unquote(parts.path)).resolve() if parts.path else page
         if not target.is_file(): problems.append(f'a link to a page that does not exist: {href}'); continue
         if parts.fragment and target.suffix == '.html':
             if target not in ids_cache: ids_cache[target] = _ids(target)
             ids = ids_cache[target]
-            if unquote(parts.fragment).lower() not in ids: problems.append(f'a link to an anchor that does not exist: {href}')
+            if unquote(parts.fragment).lower() not in ids:
+                problems.append(f'a link to an anchor that does not exist: {href}')
     return problems
 
 

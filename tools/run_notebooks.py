@@ -1,16 +1,18 @@
 #!/usr/bin/env python
-"""Run every notebook in a real Jupyter kernel, as Jupyter, JupyterLab and Colab run them: a fresh kernel per notebook,
-its cells in order from `nbs/` (or the notebook's folder), quick mode (CNN_COURSE_QUICK=1), one thread per kernel.
+"""Run every notebook in a real Jupyter kernel, as Jupyter, JupyterLab and Colab run them: a fresh kernel per
+notebook, its cells in order from `nbs/` (or the notebook's folder), quick mode (CNN_COURSE_QUICK=1), one
+thread per kernel.
 
     python tools/run_notebooks.py [--workers 2] [--except NOTEBOOK ...] [--except-docs-only] [NOTEBOOK ...]
                                                     # default: every notebook nbdev_test would run
     python tools/run_notebooks.py --workers 1 --threads 2   # as Colab's 2-core CPU runtime runs them
 
-Unlike `nbdev_test`, which executes the code outside any front end, a kernel has a display: live plots draw and
-update, `display`/`update_display` run. A notebook fails on an error, on error text in any output (a traceback, a log
-line starting `ERROR:` or `USDT:`, PyTorch's GPU probe, also when written to the kernel's stderr below Python), and on
-a warning printed to the cell's output, since a student reads each of these as a fault. Cells marked `#| eval: false` (Colab's install cell, maintainers' cells) or with one of
-settings.ini's `tst_flags` are skipped, as nbdev_test skips them. Exit status 0 if every notebook ran clean, else 1.
+Unlike `nbdev_test`, which executes the code outside any front end, a kernel has a display: live plots draw
+and update, `display`/`update_display` run. A notebook fails on an error, on error text in any output (a
+traceback, a log line starting `ERROR:` or `USDT:`, PyTorch's GPU probe, also when written to the kernel's
+stderr below Python), and on a warning printed to the cell's output, since a student reads each of these as a
+fault. Cells marked `#| eval: false` (Colab's install cell, maintainers' cells) or with one of settings.ini's
+`tst_flags` are skipped, as nbdev_test skips them. Exit status 0 if every notebook ran clean, else 1.
 """
 from __future__ import annotations
 import argparse, configparser, contextlib, functools, json, os, re, sys, tempfile, time
@@ -55,14 +57,17 @@ def imports_and_show_doc(src:str) -> bool:
     import ast  # late: only these checks need it
     try: tree = ast.parse(src)
     except SyntaxError: return False
-    return all(isinstance(t, (ast.Import, ast.ImportFrom)) or (isinstance(t, ast.Expr) and isinstance(t.value, ast.Call)
+    return all(isinstance(t,
+                          (ast.Import, ast.ImportFrom)) or (isinstance(t, ast.Expr) and isinstance(t.value,
+                                                                                                   ast.Call)
                and getattr(t.value.func, 'id', None) == 'show_doc') for t in tree.body)
 
 
 def docs_only(path:Path) -> bool:
-    """Whether the docs step runs the whole notebook: it shows docs, and every code cell holds nothing but imports and
-    `show_doc(...)` lines, or carries nbdev's `#| exec_doc` directive (the API pages). nbdev's pre-render step
-    (tools/docs_check.py) executes exactly such cells of a notebook with docs, and fails on an error in one, so a kernel
+    """Whether the docs step runs the whole notebook: it shows docs, and every code cell holds nothing but
+    imports and `show_doc(...)` lines, or carries nbdev's `#| exec_doc` directive (the API pages). nbdev's
+    pre-render step (tools/docs_check.py) executes exactly such cells of a notebook with docs, and fails on
+    an error in one, so a kernel
     would only run them a second time."""
     cells = [''.join(c['source']) for c in json.loads(Path(path).read_text(encoding='utf-8'))['cells'] if c['cell_type'] == 'code']
     return (any(re.search(r'^show_doc', s, re.M) for s in cells)
@@ -74,12 +79,16 @@ def kernel(cwd, # the kernel's working folder
            env:dict, # its environment
            stderr=None, # where its own log goes (None: this process's stderr)
           ):
-    "A fresh Jupyter kernel (python3) for the `with` block: its client, shut down afterwards however the block ends."
+    """A fresh Jupyter kernel (python3) for the `with` block: its client, shut down afterwards however the
+    block ends."""
     from jupyter_client.manager import KernelManager  # late: only a run needs it
-    # The kernel is killed at the end (asking it to exit costs a second or more per notebook), so it never runs its exit
-    # handlers: what it leaves in the temp folder (quick mode's synthetic data, 4 MB a lesson) goes with a folder of its own.
+    # The kernel is killed at the end (asking it to exit costs a second or more per notebook), so it never
+    # runs its exit
+    # handlers: what it leaves in the temp folder (quick mode's synthetic data, 4 MB a lesson) goes with a
+    # folder of its own.
     with tempfile.TemporaryDirectory(prefix='run_notebooks_') as scratch:
-        # Unix sockets in that folder, not TCP ports: a port the client picked as free can be taken by another process
+        # Unix sockets in that folder, not TCP ports: a port the client picked as free can be taken by another
+        # process
         # before the kernel binds it (it happened once, to a kernel's heartbeat)
         km = KernelManager(kernel_name='python3', transport='ipc', ip=str(Path(scratch) / 'kernel'))
         km.start_kernel(cwd=str(cwd), env={**env, 'TMPDIR': scratch}, stderr=stderr)
@@ -97,7 +106,8 @@ def execute(kc, # a kernel's client, from `kernel`
             code:str, # one cell's source
             timeout:float=CELL_TIMEOUT, # seconds the cell may take
            ) -> list:
-    "Run one cell; the `(msg_type, content)` of every message it sent a front end, until the kernel is idle again."
+    """Run one cell; the `(msg_type, content)` of every message it sent a front end, until the kernel is idle
+    again."""
     msg_id, messages = kc.execute(code), []
     deadline = time.monotonic() + timeout
     while True:
@@ -111,10 +121,12 @@ def execute(kc, # a kernel's client, from `kernel`
 def run_notebook(path:str, threads:int=1) -> tuple:
     "Run one notebook in a fresh kernel with `threads` threads; (path, seconds, [problems])."
     path, start, problems = Path(path), time.perf_counter(), []
-    env = {**os.environ, 'CNN_COURSE_QUICK': '1', 'OMP_NUM_THREADS': str(threads), 'MKL_NUM_THREADS': str(threads),
+    env = {**os.environ, 'CNN_COURSE_QUICK': '1', 'OMP_NUM_THREADS': str(threads),
+           'MKL_NUM_THREADS': str(threads),
            'MPLBACKEND': 'module://matplotlib_inline.backend_inline', 'PYTHONPATH': str(ROOT)}
     env.pop('IN_TEST', None)  # a front end, not nbdev_test: only CNN_COURSE_QUICK makes the lessons small
-    # the kernel's own log (e.g. "running over TCP without encryption") goes to a file, shown if the notebook fails
+    # the kernel's own log (e.g. "running over TCP without encryption") goes to a file, shown if the notebook
+    # fails
     with tempfile.TemporaryFile(mode='w+') as log:
         try:
             with kernel(path.parent, env, stderr=log) as kc:
@@ -136,7 +148,8 @@ def run_notebook(path:str, threads:int=1) -> tuple:
             problems.append(f'{type(e).__name__}: {e}')
         log.seek(0)
         kernel_log = log.read().strip()
-    # Lines written below Python (PyTorch's C++ log) reach the kernel's stderr, and the cell's output only once the
+    # Lines written below Python (PyTorch's C++ log) reach the kernel's stderr, and the cell's output only
+    # once the
     # kernel has begun forwarding it: read them here too, so none is missed at the start of a notebook.
     for line in kernel_log.splitlines():
         if FAULT.search(line) and not any(line.strip()[:300] in p for p in problems):
@@ -155,16 +168,19 @@ def main(argv=None) -> int:
     p.add_argument('--except', dest='left_out', nargs='+', default=[], metavar='NOTEBOOK',
                    help='notebooks not to run (e.g. because another check runs them)')
     p.add_argument('--except-docs-only', action='store_true',
-                   help="leave out the notebooks the docs step runs whole: only imports and show_doc cells (docs_only)")
+                   help="leave out the notebooks the docs step runs whole: only imports and show_doc cells "
+                        "(docs_only)")
     a = p.parse_args(argv)
     paths = [str(Path(n).resolve()) for n in a.notebooks] or [str(n) for n in default_notebooks()]
     left_out = {str(Path(n).resolve()) for n in a.left_out}
-    if unknown := left_out - set(paths): p.error(f'--except {" ".join(sorted(unknown))}: not among the notebooks to run')
+    if unknown := left_out - set(paths):
+        p.error(f'--except {" ".join(sorted(unknown))}: not among the notebooks to run')
     paths = [n for n in paths if n not in left_out]
     if a.except_docs_only:
         docs = [n for n in paths if docs_only(Path(n))]
-        if docs: print(f'left to the docs step, which runs each of their cells: {len(docs)} notebooks of imports and '
-                       f'show_doc only ({", ".join(os.path.relpath(n, ROOT) for n in docs)})', flush=True)
+        if docs:
+            print(f'left to the docs step, which runs each of their cells: {len(docs)} notebooks of imports '
+                       f'and show_doc only ({", ".join(os.path.relpath(n, ROOT) for n in docs)})', flush=True)
         paths = [n for n in paths if n not in docs]
     failed = 0
     with ProcessPoolExecutor(a.workers) as pool:
