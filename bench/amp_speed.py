@@ -134,7 +134,9 @@ def main():
     (source, history), = timed({'source': source_row(a)}, a.epochs).values()
     def peak_share(seconds, options):
         peak = bf16 if amp_on and options.get('amp') else fp32
-        return f'{flop_per_epoch / seconds / 1e9:4.0f} GFLOP/s = {flop_per_epoch / seconds / 1e9 / peak:4.1%} of the {"bf16" if peak is bf16 else "float32"} peak'
+        return (f'{flop_per_epoch / seconds / 1e9:4.0f} GFLOP/s = '
+                f'{flop_per_epoch / seconds / 1e9 / peak:4.1%} of the '
+                f'{"bf16" if peak is bf16 else "float32"} peak')
     print(f"  {'the source loop (nn.Dropout)':34s} {source:6.2f} s/epoch   vs source 1.00x   "
           f"{'':22s}val_acc {history[-1, 4]:.4f}   {peak_share(source, {})}")
     # then every `fit` row and the source's loop again, now with the allocator setting `fit` makes (so its
@@ -153,9 +155,9 @@ def main():
     if kept:
         again, history = results['the source loop, freed memory kept']
         best = min(results[name][0] for name, _ in rows)
-        print(f"  {'the source loop, freed memory kept':34s} {again:6.2f} s/epoch   vs source {source / again:4.2f}x   "
-              f"{'':22s}val_acc {history[-1, 4]:.4f}   {peak_share(again, {})}   (the best fit row: "
-              f"{best:.2f} s/epoch, {again / best:4.2f}x this)")
+        print(f"  {'the source loop, freed memory kept':34s} {again:6.2f} s/epoch   vs source "
+              f"{source / again:4.2f}x   {'':22s}val_acc {history[-1, 4]:.4f}   {peak_share(again, {})}   "
+              f"(the best fit row: {best:.2f} s/epoch, {again / best:4.2f}x this)")
     # DeviceLoader's one-off decode: all images at once (the lessons' transform) against image by image (any
     # other
     # transform; a no-op Lambda stands in for one here)

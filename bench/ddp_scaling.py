@@ -55,8 +55,8 @@ def measure(a, nproc, threads) -> dict:
         out = Path(tmp) / 'result.json'
         args = ['--child', '--out', str(out), '--device', a.device, '--data-root', a.data_root, '--n-train',
                 str(a.n_train), '--epochs', str(a.epochs), '--batch-size', str(a.batch_size), '--amp', a.amp]
-        runner = [] if nproc == 1 else ['-m', 'torch.distributed.run', '--standalone',
-                                        f'--nproc-per-node={nproc}']
+        runner = ([] if nproc == 1
+                  else ['-m', 'torch.distributed.run', '--standalone', f'--nproc-per-node={nproc}'])
         env = {**os.environ, 'OMP_NUM_THREADS': str(threads)}
         done = subprocess.run([sys.executable, *runner, str(HERE), *args], env=env, capture_output=True,
                               text=True)

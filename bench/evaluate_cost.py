@@ -58,8 +58,8 @@ def best_of(fn, repeat:int) -> float:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--dir', type=Path, default=None,
-                   help='a checkpoint folder (default: train one epoch into a temporary one)')
+    p.add_argument('--dir', type=Path, default=None, help='a checkpoint folder (default: train one epoch '
+                                                          'into a temporary one)')
     p.add_argument('--data-root', default='/usr/share/datasets',
                    help='where the real Fashion-MNIST is (without --dir)')
     p.add_argument('--threads', type=int, default=None, help="torch's CPU threads (default: torch's choice)")

@@ -26,7 +26,7 @@ from cnn_course.train import fit
 
 BATCH_SIZE, LR = 100, 0.01  # the source's settings
 
-# ---------------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # (a) The source's way, reproduced faithfully: its transforms (a Lambda flattens for the FC net), plain
 # DataLoaders
 # that run the transform on every item of every epoch, a `.item()` for the loss and for the correct count on
@@ -34,7 +34,7 @@ BATCH_SIZE, LR = 100, 0.01  # the source's settings
 # batch, and an evaluation phase in eval mode but *with* autograd (the source has no `no_grad`). The only
 # change is
 # that the progress bar (the source's `tqdm.notebook`) writes to /dev/null, since this is not a notebook.
-# ---------------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 def source_transform(flatten: bool):
     "The source's `transform1` (flatten=True) or `transform2`."
@@ -95,9 +95,9 @@ def source_fit(net, optimizer, criterion, num_epochs, train_loader, test_loader,
         history = np.vstack((history, item))
     return history
 
-# ---------------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Helpers
-# ---------------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 def sync(device):
     "Wait for queued GPU work, so a timer measures work done rather than work queued."
@@ -131,7 +131,8 @@ def others_note(ts) -> str:
     "'others 0.03 cores' for the fastest of `ts`, flagged when other work competed for the CPU."
     best = min(ts)
     if best.others is None: return ''
-    return f'  [other processes: {best.others:.2f} cores' + (' BUSY: not a clean timing]' if best.others > 0.15 else ']')
+    return f'  [other processes: {best.others:.2f} cores' + (' BUSY: not a clean timing]'
+                                                             if best.others > 0.15 else ']')
 
 def quiet(fn):
     "`(fn(), what it printed)`: keeps the epoch lines out of the report's tables."
@@ -161,9 +162,8 @@ def forward_macs(net, input_shape):
     "Multiply-accumulates per image of each Conv2d and Linear layer, from the layer sizes and output shapes."
     names = {}  # a layer registered under two names (as in the source's CNN): keep the shortest
     for name, mod in net.named_modules(remove_duplicate=False):
-        if isinstance(mod,
-                      (nn.Conv2d,
-                       nn.Linear)) and (id(mod) not in names or name.count('.') < names[id(mod)].count('.')):
+        if (isinstance(mod, (nn.Conv2d, nn.Linear)) and
+            (id(mod) not in names or name.count('.') < names[id(mod)].count('.'))):
             names[id(mod)] = name
     rows = []
     def hook(mod, inp, out):
@@ -189,9 +189,9 @@ def matmul_peak(device, n=2048, reps=5):
     best = min(timed(lambda: torch.mm(a, b), device)[1] for _ in range(reps))
     return 2 * n**3 / best / 1e9, best
 
-# ---------------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # One model, both ways
-# ---------------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 def run_model(key, data, device, epochs, seed, warmup_batches, repeat, amp=None):
     """Time `epochs` epochs of the source's way and of ours (and our decode), best of `repeat` alternating
@@ -258,9 +258,9 @@ def run_model(key, data, device, epochs, seed, warmup_batches, repeat, amp=None)
                 loader_device=train_dl.x.device, n_train=len(our_train), n_test=len(our_test),
                 amp='' if amp is None else f', amp={amp!r}')
 
-# ---------------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Optional: where does our CNN epoch go? (--breakdown)
-# ---------------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 def _step_pieces(batches, device, seed, channels_last=False, threads=None, warm=3):
     "Mean ms per batch of zero_grad+forward, loss, backward and optimizer step of a fresh CNN over `batches`."
@@ -305,8 +305,8 @@ def breakdown(data, device, seed, n_batches=20):
     if device.type == 'cpu' and torch.get_num_threads() > 1: variants.append(('1 thread', dict(threads=1)))
     for name, kw in variants:
         p = _step_pieces(batches, device, seed, **kw)
-        print(f'  {name:15s} ' + '  '.join(f'{k} {v:6.2f}' for k,
-                                           v in p.items()) + f'   total {sum(p.values()):6.2f}')
+        print(f'  {name:15s} ' + '  '.join(f'{k} {v:6.2f}'
+                                           for k, v in p.items()) + f'   total {sum(p.values()):6.2f}')
 
     torch_seed(seed)
     net = CNN(10, 128).to(device)
@@ -349,9 +349,9 @@ def breakdown(data, device, seed, n_batches=20):
             h, t = fit_once(cl)
             if cl not in best or t < best[cl][1]: best[cl] = (h, t)
     diff = np.abs(best[True][0] - best[False][0]).max()
-    print(f'\n  fit, 1 epoch on {len(sub_train.y)} + {len(sub_test.y)} images, best of 2: as is {best[False][1]:.2f} s, '
-          f'model in channels_last {best[True][1]:.2f} s ({best[False][1] / best[True][1]:.2f}x; '
-          f'history differs by at most {diff:.1e})' + others_note([best[False][1], best[True][1]]))
+    print(f'\n  fit, 1 epoch on {len(sub_train.y)} + {len(sub_test.y)} images, best of 2: as is '
+          f'{best[False][1]:.2f} s, model in channels_last {best[True][1]:.2f} s '
+          f'({best[False][1] / best[True][1]:.2f}x; history differs by at most {diff:.1e})' + others_note([best[False][1], best[True][1]]))
     test_dl = DeviceLoader(Subset(test_ds, range(min(1000, len(test_ds)))), batch_size=BATCH_SIZE,
                            device=device)
     evaluate(net, test_dl, criterion, device)
@@ -370,7 +370,7 @@ def breakdown(data, device, seed, n_batches=20):
               f'{t / n * 1e6:.0f} us per image, {t / n * (len(src) + len(test_ds)):.2f} s per epoch of '
               f'{len(src)} + {len(test_ds)} images')
 
-# ---------------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -382,8 +382,8 @@ def parse_args(argv=None):
     p.add_argument('--data-root', default=None,
                    help='a folder holding real CIFAR-10 (cifar-10-batches-py/); default: write a synthetic '
                         'set to a temp dir')
-    p.add_argument('--threads', type=int, default=None,
-                   help='torch.set_num_threads (default: leave torch\'s choice)')
+    p.add_argument('--threads', type=int, default=None, help='torch.set_num_threads (default: leave torch\'s '
+                                                             'choice)')
     p.add_argument('--seed', type=int, default=123)
     p.add_argument('--warmup-batches', type=int, default=3,
                    help='training batches of the untimed warm-up (default 3)')
@@ -422,7 +422,8 @@ def report_model(r, epochs):
     print(f'  (b) ours: fit(progress=False{r["amp"]}) + DeviceLoader (data on {r["loader_device"]})'
           f'{"":{max(0, 8 - len(str(r["loader_device"])))}s}{r["our_time"]/e:8.3f} s/epoch' + times(r['our_times']) + others_note(r['our_times']))
     print(f'      ours, one-off decode of train + test sets into tensors   {r["decode_time"]:8.3f} s per run'
-          + ('' if len(r['decode_times']) == 1 else '  (runs: ' + ', '.join(f'{t:.3f}' for t in r['decode_times']) + ')')
+          + ('' if len(r['decode_times']) == 1
+             else '  (runs: ' + ', '.join(f'{t:.3f}' for t in r['decode_times']) + ')')
           + others_note(r['decode_times']))
     print(f'  ratio source/ours, epoch only:            {r["src_time"]/r["our_time"]:6.2f}x')
     print(f'  ratio source/ours, {e} epoch(s) + decode:   '
@@ -447,8 +448,9 @@ def report_flops(cnn, device, epochs):
     peak, t_peak = matmul_peak(device)
     print('\n== CNN arithmetic ==')
     print('  forward MACs per image: ' + ', '.join(f'{n} {m:,}' for n, m in rows) + f'; total {macs:,}')
-    print(f'  FLOPs per epoch: train {train_flops/1e9:.1f} G (2 FLOPs/MAC x 3 for forward+backward x {cnn["n_train"]} '
-          f'images) + eval {eval_flops/1e9:.1f} G (forward x {cnn["n_test"]}) = {epoch_flops/1e9:.1f} GFLOP')
+    print(f'  FLOPs per epoch: train {train_flops/1e9:.1f} G (2 FLOPs/MAC x 3 for forward+backward x '
+          f'{cnn["n_train"]} images) + eval {eval_flops/1e9:.1f} G (forward x {cnn["n_test"]}) = '
+          f'{epoch_flops/1e9:.1f} GFLOP')
     print(f'  same-run peak: torch.mm 2048x2048 float32 on {device}, {torch.get_num_threads()} threads, best '
           f'of 5: {peak:.1f} GFLOP/s' + others_note([t_peak]))
     for name, t in (('ours', cnn['our_time']), ('source', cnn['src_time'])):

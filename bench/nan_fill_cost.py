@@ -29,8 +29,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--batch-size', type=int, default=128)
     p.add_argument('--steps', type=int, default=10, help='steps per timed block')
-    p.add_argument('--rounds', type=int, default=10,
-                   help='timed blocks per setting, fill on and off alternating')
+    p.add_argument('--rounds', type=int, default=10, help='timed blocks per setting, fill on and off '
+                                                          'alternating')
     p.add_argument('--threads', type=int, default=None)
     a = p.parse_args()
     if a.threads: torch.set_num_threads(a.threads)

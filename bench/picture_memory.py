@@ -30,9 +30,8 @@ def run(*args, cwd):
 
 def png_rows(path, side, depth=8):
     "A SIDExSIDE PNG, grey (16-bit) or RGB (8-bit): a dark bar on a light ground, written a row at a time."
-    chunk = lambda kind, data: len(data).to_bytes(4,
-                                                  'big') + kind + data + zlib.crc32(kind + data).to_bytes(4,
-                                                                                                          'big')
+    chunk = (lambda kind, data: len(data).to_bytes(4,
+                                                   'big') + kind + data + zlib.crc32(kind + data).to_bytes(4, 'big'))
     if depth == 8: light, dark, colour = bytes([240, 238, 230]), bytes([30, 30, 60]), 2
     else: light, dark, colour = (60000).to_bytes(2, 'big'), (5000).to_bytes(2, 'big'), 0
     third = side // 3
@@ -51,8 +50,8 @@ def png_rows(path, side, depth=8):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--side', type=int, default=12000, help='the huge pictures are SIDE x SIDE pixels')
-    p.add_argument('--keep', type=Path, default=None,
-                   help='work in this folder and keep it (default: a temporary one)')
+    p.add_argument('--keep', type=Path, default=None, help='work in this folder and keep it (default: a '
+                                                           'temporary one)')
     a = p.parse_args()
     work = a.keep or Path(tempfile.mkdtemp(prefix='picture_memory_'))
     work.mkdir(parents=True, exist_ok=True)

@@ -85,8 +85,8 @@ def main():
     p.add_argument('--batch-size', type=int, default=128)
     p.add_argument('--steps', type=int, default=10, help='steps per timed block')
     p.add_argument('--rounds', type=int, default=6, help='timed blocks per dropout layer and child')
-    p.add_argument('--children', type=int, default=4,
-                   help='child processes, alternating default / kept allocator')
+    p.add_argument('--children', type=int, default=4, help='child processes, alternating default / kept '
+                                                           'allocator')
     p.add_argument('--threads', type=int, default=None)
     p.add_argument('--child', choices=('default', 'kept'), help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -101,8 +101,8 @@ def main():
     for i in range(a.children):
         kind = ('default', 'kept')[i % 2]
         args = [sys.executable, os.path.abspath(__file__), '--child', kind, '--batch-size', str(a.batch_size),
-                '--steps', str(a.steps), '--rounds',
-                str(a.rounds)] + (['--threads', str(a.threads)] if a.threads else [])
+                '--steps', str(a.steps), '--rounds', str(a.rounds)] + (['--threads', str(a.threads)]
+                                                                       if a.threads else [])
         r = subprocess.run(args, capture_output=True, text=True)
         if r.returncode: sys.exit(r.stderr)
         runs.append(json.loads(r.stdout.splitlines()[-1]))

@@ -116,10 +116,9 @@ def main():
     p.add_argument('--amp', choices=('off', 'auto', 'bf16', 'fp16'), default=None,
                    help="replace the recipe's mixed precision ('auto'), e.g. off to compare float32")
     p.add_argument('--epochs', type=int, default=None, help="replace the recipe's epochs")
-    p.add_argument('--seed', type=int, default=None,
-                   help="replace the recipe's seed (its weights, shuffles, dropout "
-                   "and augmentation; the validation split stays), to see how far the result moves between "
-                   "seeds")
+    p.add_argument('--seed', type=int, default=None, help="replace the recipe's seed (its weights, shuffles, "
+                   "dropout and augmentation; the validation split stays), to see how far the result moves "
+                   "between seeds")
     p.add_argument('--source-epochs', type=int, default=2, help="epochs of the source's recipe to time")
     p.add_argument('--skip-source', action='store_true', help="time the fast recipe only")
     a = p.parse_args()
@@ -130,9 +129,9 @@ def main():
     points, setup, history, run = fast_recipe(a)
     target = TARGETS[a.recipe]
     reached = next(((s, i + 1) for i, (s, acc) in enumerate(points) if acc >= target), None)
-    print(f'\n{a.recipe} recipe: setup (read, decode, build) {setup:.1f} s; {len(points)} epochs in {points[-1][0]:.1f} s '
-          f'({(points[-1][0] - setup) / len(points):.1f} s/epoch with validation); final test accuracy '
-          f'{points[-1][1]:.4f}, best {max(acc for _, acc in points):.4f}')
+    print(f'\n{a.recipe} recipe: setup (read, decode, build) {setup:.1f} s; {len(points)} epochs in '
+          f'{points[-1][0]:.1f} s ({(points[-1][0] - setup) / len(points):.1f} s/epoch with validation); '
+          f'final test accuracy {points[-1][1]:.4f}, best {max(acc for _, acc in points):.4f}')
     if reached:
         print(f'time to {target:.1%}: {reached[0]:.0f} s ({reached[0] / 60:.1f} min), at epoch {reached[1]}')
     else: print(f'time to {target:.1%}: not reached in {len(points)} epochs')

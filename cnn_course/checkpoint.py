@@ -25,9 +25,8 @@ FORMAT_VERSION = 1  # bumped when the layout changes
 def _plain(obj, where:str='checkpoint'):
     """`obj` with NumPy values turned into tensors and Python numbers, so `torch.load(weights_only=True)`
     reads it back."""
-    if obj is None or type(obj) in (bool, int, float, str, bytes) or isinstance(obj,
-                                                                                (torch.Tensor, torch.Size,
-                                                                                 torch.dtype, torch.device)):
+    if (obj is None or type(obj) in (bool, int, float, str, bytes) or
+        isinstance(obj, (torch.Tensor, torch.Size, torch.dtype, torch.device))):
         return obj
     # subclasses (torch.__version__, an IntEnum) would need their class to load
     for kind in (bool, int, float, str):
@@ -141,8 +140,9 @@ def read_checkpoint(path, # a checkpoint file
     if path.is_dir(): path = path / 'last.pt'
     if not path.exists():
         near = sorted(p.name for p in path.parent.glob('*.pt')) if path.parent.is_dir() else []
-        raise FileNotFoundError(f'no checkpoint at {path}' + (f' (the folder has: {", ".join(near)})' if near else
-                                ' (check the folder: Checkpoint writes last.pt and best.pt into it)'))
+        where = (f' (the folder has: {", ".join(near)})' if near else
+                 ' (check the folder: Checkpoint writes last.pt and best.pt into it)')
+        raise FileNotFoundError(f'no checkpoint at {path}{where}')
     with open(path, 'rb') as f: head = f.read(4)
     if head != _ZIP_MAGIC and path.stat().st_size > 0:
         raise NotACheckpointError(f'{path} is not a checkpoint: it is not a file written by torch.save at '
@@ -152,7 +152,8 @@ def read_checkpoint(path, # a checkpoint file
     except Exception as e:
         if 'weights only' in str(e).lower() or 'weights_only' in str(e):
             raise NotACheckpointError(
-                f'{path} holds pickled Python objects (e.g. a whole model saved with torch.save(model)), which '
+                f'{path} holds pickled Python objects (e.g. a whole model saved with torch.save(model)), '
+                'which '
                 'the safe loader (weights_only=True) refuses to run. Save checkpoints with save_checkpoint '
                 'or Checkpoint; if you wrote this file yourself and trust it, torch.load(path, '
                 'weights_only=False) reads it.') from None
@@ -174,8 +175,10 @@ def read_checkpoint(path, # a checkpoint file
                               f'this is {__version__}: upgrade with pip install -U cnn_course')
     missing = [k for k in _REQUIRED if k not in ckpt]
     if missing or not isinstance(ckpt['history'], torch.Tensor) or not isinstance(ckpt['model'], dict):
-        what = f'lacks {", ".join(missing)}' if missing else 'holds a history or model entry of the wrong type'
-        raise DamagedCheckpointError(f'{path} says it is a cnn_course checkpoint but {what}: it was not written by '
+        what = (f'lacks {", ".join(missing)}' if missing else 'holds a history or model entry of the wrong '
+                                                              'type')
+        raise DamagedCheckpointError(f'{path} says it is a cnn_course checkpoint but {what}: it was not '
+                                     'written by '
                                      'save_checkpoint or Checkpoint (or was edited). Use the other file of '
                                      'the run (best.pt or last.pt), or start again; nothing was loaded.')
     ckpt['history'] = ckpt['history'].numpy()
@@ -195,9 +198,9 @@ def _check_model(ckpt, net, path, check_class):
             + ([f'only in this model: {", ".join(extra[:5])}'] if extra else [])
     shapes = ('; '.join(parts) + ('; ...' if len(diff) > 5 else '')) if parts else 'the tensor shapes agree'
     raise ModelMismatchError(
-        f'{path} was saved from a {saved["class"]}, but it is being loaded into a {ours["class"]} ({shapes}). '
-        f'Build the model it was saved from (e.g. {saved["class"]}(...) with the same arguments; the '
-        f'checkpoint\'s config: {ckpt.get("config") or "none"}) and load into that; nothing was loaded.')
+        f'{path} was saved from a {saved["class"]}, but it is being loaded into a {ours["class"]} '
+        f'({shapes}). Build the model it was saved from (e.g. {saved["class"]}(...) with the same arguments; '
+        f'the checkpoint\'s config: {ckpt.get("config") or "none"}) and load into that; nothing was loaded.')
 
 # %% ../nbs/11_checkpoint.ipynb #8cd54f9e
 def _check_optimizer(ckpt, optimizer, path):
@@ -230,8 +233,9 @@ def load_checkpoint(path, # a checkpoint file, or a run folder (then its last.pt
     if scheduler is not None:
         saved = ckpt.get('scheduler')
         if saved is None or saved['class'] != type(scheduler).__name__:
-            raise CheckpointError(f'{path} holds {"no scheduler" if saved is None else "a " + saved["class"]} state, '
-                                  f'not a {type(scheduler).__name__}: pass the scheduler it was saved with; '
+            raise CheckpointError(f'{path} holds '
+                                  f'{"no scheduler" if saved is None else "a " + saved["class"]} state, not '
+                                  f'a {type(scheduler).__name__}: pass the scheduler it was saved with; '
                                   'nothing was loaded.')
     stateful = _stateful(callbacks)
     for key in stateful.keys() - ckpt['callbacks'].keys():
@@ -257,7 +261,8 @@ class Checkpoint(Callback):
                  overwrite:bool=False, # allow replacing a longer run already in `folder`
                 ):
         self.tracker = Monitor(monitor)  # the same "has it improved?" as EarlyStopping
-        self.folder, self.monitor, self.config, self.overwrite = Path(folder), monitor, dict(config or {}), overwrite
+        self.folder, self.monitor, self.overwrite = Path(folder), monitor, overwrite
+        self.config = dict(config or {})
         self.write_seconds, self.saved_epoch = [], None
         self.scaler, self._saved_scaler = None, None  # fp16's gradient scaler: its state is part of the run
 
@@ -286,7 +291,8 @@ class Checkpoint(Callback):
         try: saved = read_checkpoint(self.last_path)['epoch']
         except CheckpointError: return  # a damaged file protects nothing
         if saved > len(run.history):
-            raise CheckpointError(f'{self.folder} already holds a run trained for {saved} epochs, and this fit starts '
+            raise CheckpointError(f'{self.folder} already holds a run trained for {saved} epochs, and this '
+                             'fit starts '
                              f'after epoch {len(run.history)}: continue it with resume({str(self.folder)!r}, '
                              'net, optimizer, ...), or choose another folder, or pass Checkpoint(..., '
                              'overwrite=True)')
@@ -313,9 +319,11 @@ class Checkpoint(Callback):
         "One line for an interrupted run: which epoch last.pt holds, and how to continue from it."
         if self.saved_epoch is None:
             return f'Interrupted before an epoch was saved: {self.folder} holds nothing to resume.'
-        how = (f'resume_run({str(self.folder)!r}), or `cnn-course resume {self.folder}` in a shell' if self.config
+        how = (f'resume_run({str(self.folder)!r}), or `cnn-course resume {self.folder}` in a shell'
+               if self.config
                else f'resume({str(self.folder)!r}, net, optimizer, ...)')
-        return f'Interrupted: {self.last_path} holds epoch {self.saved_epoch} of {run.last_epoch}; continue with {how}.'
+        return (f'Interrupted: {self.last_path} holds epoch {self.saved_epoch} of {run.last_epoch}; continue '
+                f'with {how}.')
 
     def state_dict(self) -> dict:
         state = self.tracker.state_dict()
@@ -358,5 +366,7 @@ def resume(folder, # a run folder written by `Checkpoint` (or a checkpoint file)
     continue."""
     _check_same_setup(folder, callbacks)
     ckpt = load_checkpoint(folder, net, optimizer, scheduler, callbacks, restore_rng=True)
-    print_main(f'resumed from epoch {ckpt["epoch"]} of {ckpt["last_epoch"] if epochs is None else epochs}' + (' (the run had stopped early)' if ckpt['stopped'] else ''))
+    last = ckpt['last_epoch'] if epochs is None else epochs
+    print_main(f'resumed from epoch {ckpt["epoch"]} of {last}' + (' (the run had stopped early)'
+                                                                  if ckpt['stopped'] else ''))
     return ckpt['history']

@@ -58,7 +58,7 @@ class _Parser(argparse.ArgumentParser):
             # still wins;
             # then put the defaults back, so this parser reads the next line as if new.
             train = self._subparsers._group_actions[0].choices['train']
-            before = {action.dest: action.default for action in train._actions if action.dest in RECIPES[recipe]}
+            before = {a.dest: a.default for a in train._actions if a.dest in RECIPES[recipe]}
             train.set_defaults(**RECIPES[recipe])
             try: namespace, extras = super().parse_known_args(args)
             finally: train.set_defaults(**before)
@@ -162,10 +162,10 @@ def _add_recipe_options(p:argparse.ArgumentParser) -> None:
                         'validation and test losses include it')
     p.add_argument('--val-fraction', type=_fraction, default=None, metavar='F',
                    help='the share of the training images held out to validate on: the per-epoch val_loss, '
-                        '--scheduler, --patience and best.pt all look at it, and the test set is scored once, at the '
-                        'end (default: 1/6 for mnist and fashion-mnist, 0.2 for cifar10 and colour-fashion: '
-                        '10,000 images of the full sets, as in the lessons; 0: validate on the test set, as '
-                        'the source did, with a warning)')
+                        '--scheduler, --patience and best.pt all look at it, and the test set is scored '
+                        'once, at the end (default: 1/6 for mnist and fashion-mnist, 0.2 for cifar10 and '
+                        'colour-fashion: 10,000 images of the full sets, as in the lessons; 0: validate on '
+                        'the test set, as the source did, with a warning)')
     p.add_argument('--scheduler', choices=SCHEDULERS, default='none',
                    help='none: keep --lr; plateau: divide the learning rate by 10 when the validation loss '
                         'has not '
@@ -178,9 +178,10 @@ def _add_speed_options(p:argparse.ArgumentParser) -> None:
     """How `cnn-course train` computes: precision, memory layout, batch norm across processes; and
     augmentation."""
     p.add_argument('--amp', choices=AMP, default='off',
-                   help='mixed precision: off: float32; auto: bf16 where the hardware has it natively (GPUs of '
-                        'compute capability 8.0 or newer, CPUs with AVX512-BF16 or AMX), fp16 with a gradient scaler on '
-                        'older GPUs (e.g. a T4), else off; bf16, fp16: those (the run says what it uses)')
+                   help='mixed precision: off: float32; auto: bf16 where the hardware has it natively (GPUs '
+                        'of compute capability 8.0 or newer, CPUs with AVX512-BF16 or AMX), fp16 with a '
+                        'gradient scaler on older GPUs (e.g. a T4), else off; bf16, fp16: those (the run '
+                        'says what it uses)')
     p.add_argument('--sync-bn', action='store_true',
                    help='with --nproc-per-node on CUDA GPUs: batch-norm statistics over the whole global '
                         'batch (SyncBatchNorm) instead of each process\'s part of it')
@@ -190,8 +191,8 @@ def _add_speed_options(p:argparse.ArgumentParser) -> None:
     p.add_argument('--shift', type=_not_negative_int, default=0, metavar='PIXELS',
                    help='augmentation (lesson 7): move each training picture by up to PIXELS pixels each '
                         'way, anew every epoch (0: off)')
-    p.add_argument('--flip', action='store_true',
-                   help='augmentation: mirror a random half of the training pictures')
+    p.add_argument('--flip', action='store_true', help='augmentation: mirror a random half of the training '
+                                                       'pictures')
     p.add_argument('--erase', type=_share, default=0.0, metavar='P',
                    help='augmentation: erase a random rectangle in a share P of the training pictures (0: '
                         'off)')
@@ -219,9 +220,9 @@ def _add_output_options(p:argparse.ArgumentParser) -> None:
                    help='use only the first N training images (default: all; quick mode: 2000)')
     p.add_argument('--limit-test', type=_positive(int), default=None, metavar='N',
                    help='use only the first N test images (default: all; quick mode: 1000)')
-    p.add_argument('--no-progress', action='store_true',
-                   help='hide the progress bar, which otherwise shows in a '
-                   'terminal or notebook but not when the output goes to a file (the per-epoch lines stay)')
+    p.add_argument('--no-progress', action='store_true', help='hide the progress bar, which otherwise shows '
+                   'in a terminal or notebook but not when the output goes to a file (the per-epoch lines '
+                   'stay)')
     p.add_argument('--checkpoint', default=None, metavar='DIR',
                    help='save last.pt and best.pt into DIR after every epoch, so `cnn-course resume DIR` can '
                         'continue a run that was interrupted (default: off)')
@@ -255,9 +256,10 @@ def _add_resume_command(commands) -> None:
     "`cnn-course resume DIR`: continue a run from its checkpoint folder."
     r = commands.add_parser('resume', formatter_class=_HelpFormatter,
         help='continue a run from its checkpoint folder (DIR/last.pt), exactly where it stopped',
-        description='Continue the run that `cnn-course train --checkpoint DIR` started, from the last epoch it '
-                    'finished: the same model, data, recipe and random numbers, read from DIR/last.pt, so the '
-                    'history is the one an uninterrupted run would have. --epochs trains on beyond the plan.')
+        description='Continue the run that `cnn-course train --checkpoint DIR` started, from the last epoch '
+                    'it finished: the same model, data, recipe and random numbers, read from DIR/last.pt, so '
+                    'the history is the one an uninterrupted run would have. --epochs trains on beyond the '
+                    'plan.')
     r.add_argument('dir', metavar='DIR', help='the folder given to train --checkpoint')
     r.add_argument('--epochs', type=_positive(int), default=None, metavar='N',
                    help="train up to epoch N in total (default: the run's planned --epochs)")
@@ -267,8 +269,8 @@ def _add_resume_command(commands) -> None:
                         '(default: the --out the run was started with, recorded in DIR/cli.json; else DIR '
                         'itself)')
     r.add_argument('--device', choices=DEVICES, default='auto', help='where to train')
-    r.add_argument('--no-progress', action='store_true',
-                   help='hide the progress bar (shown only in a terminal or notebook)')
+    r.add_argument('--no-progress', action='store_true', help='hide the progress bar (shown only in a '
+                                                              'terminal or notebook)')
     _add_launch_options(r)
 
 # %% ../nbs/15_command.ipynb #d747427a
@@ -308,18 +310,18 @@ def _add_predict_command(commands) -> None:
                     "of any size, colour or grey, is made to look like the run's training images (channels, "
                     "light on "
                     'dark, proportions, size) and normalised exactly as they were; the most likely classes '
-                    'are printed with their probabilities, one line per picture. A folder stands for the picture files '
-                    'in it. Every picture is tried: one that cannot be read gets its own error line, and the '
-                    'exit status is 1 if any could not be read. A picture with nothing in it (one colour, or '
-                    'nearly) is reported as blank.')
-    p.add_argument('dir', metavar='RUN',
-                   help='a run folder: the --checkpoint or the --out folder of cnn-course train')
+                    'are printed with their probabilities, one line per picture. A folder stands for the '
+                    'picture files in it. Every picture is tried: one that cannot be read gets its own error '
+                    'line, and the exit status is 1 if any could not be read. A picture with nothing in it '
+                    '(one colour, or nearly) is reported as blank.')
+    p.add_argument('dir', metavar='RUN', help='a run folder: the --checkpoint or the --out folder of '
+                                              'cnn-course train')
     p.add_argument('images', metavar='IMAGE', nargs='+',
                    help='picture files (PNG, JPEG, GIF, TIFF, WebP, BMP, ...) or folders of them')
     p.add_argument('--invert', choices=('auto', 'yes', 'no'), default='auto',
-                   help='auto: invert a grey picture whose background is light, since mnist and fashion-mnist show '
-                        'light things on black (a photo of dark clothes on a light table needs it; colour '
-                        'pictures are never inverted automatically); yes, no: always, never')
+                   help='auto: invert a grey picture whose background is light, since mnist and '
+                        'fashion-mnist show light things on black (a photo of dark clothes on a light table '
+                        'needs it; colour pictures are never inverted automatically); yes, no: always, never')
     p.add_argument('--top', type=_positive(int), default=3, metavar='K',
                    help='how many classes to print per picture')
     p.add_argument('--csv', metavar='FILE', default=None,
@@ -356,12 +358,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_commands(commands)
     for command in commands.choices.values():
         command.add_argument('--debug', action='store_true',
-                             help='show the full Python traceback of an error instead of its one-line message')
+                             help='show the full Python traceback of an error, not its one-line message')
     return parser
 
 # %% ../nbs/15_command.ipynb #9a8fa5d2
 def _option(field:str, value:str) -> str:
-    "A setting as the option that sets it: ('model', \"'cnn'\") -> '--model cnn'; value is Python source text, '' for the name alone."
+    ("A setting as the option that sets it: ('model', \"'cnn'\") -> '--model cnn'; value is Python source "
+     "text, '' for the name alone.")
     name = {'data_root': '--data-root'}.get(field, '--' + field.replace('_', '-'))
     if value == '': return name
     try: value = ast.literal_eval(value)
@@ -412,15 +415,14 @@ def _refuse_longer_checkpoint(args:argparse.Namespace):
     "A `CLIError` if --checkpoint holds a run with finished epochs, unless --overwrite."
     if args.overwrite or args.checkpoint is None or not (_fill(args.checkpoint, args) / 'last.pt').exists():
         return
-    # late: PyTorch is imported only for a real run
-    from cnn_course.checkpoint import CheckpointError, read_checkpoint
+    from cnn_course.checkpoint import CheckpointError, read_checkpoint  # late: a real run only
     folder = _fill(args.checkpoint, args)
     try: epoch = read_checkpoint(folder / 'last.pt')['epoch']
     except CheckpointError: return  # a damaged file protects nothing: it is written over
     if epoch > 0:
-        raise CLIError(f'--checkpoint {folder} already holds a run trained for {epoch} epochs: continue it with '
-                       f'`cnn-course resume {folder}`, or pass --overwrite to start again, or choose another '
-                       '--checkpoint')
+        raise CLIError(f'--checkpoint {folder} already holds a run trained for {epoch} epochs: continue it '
+                       f'with `cnn-course resume {folder}`, or pass --overwrite to start again, or choose '
+                       'another --checkpoint')
 
 # %% ../nbs/15_command.ipynb #aaf0e631
 def _check_before_torch(args:argparse.Namespace):
@@ -476,15 +478,15 @@ def _check_free_space(args:argparse.Namespace, cfg):
         disk['what'].append(f'--{option} {folder}: {what}')
         if disk['free'] < disk['need']:
             mb = lambda n: f'{n / 2**20:.1f} MB'
-            raise CLIError(f'not enough disk space: {mb(disk["free"])} free, and the run needs about {mb(disk["need"])} there '
-                           f'({"; ".join(disk["what"])}): free some space, or choose a folder on another disk')
+            raise CLIError(f'not enough disk space: {mb(disk["free"])} free, and the run needs about '
+                           f'{mb(disk["need"])} there ({"; ".join(disk["what"])}): free some space, or '
+                           'choose a folder on another disk')
 
 # %% ../nbs/15_command.ipynb #372c7393
 def history_csv(history, # the array `fit` returned
                ) -> str:
     "`history` as CSV text: a header `epoch,train_loss,train_acc,val_loss,val_acc`, then one row per epoch."
-    # late: PyTorch is imported only for a real run
-    from cnn_course.train import HISTORY_COLUMNS, check_history
+    from cnn_course.train import HISTORY_COLUMNS, check_history  # late: a real run only
     rows = [','.join(HISTORY_COLUMNS)]
     rows += [','.join([str(int(r[0]))] + [repr(float(v)) for v in r[1:]]) for r in check_history(history)]
     return '\n'.join(rows) + '\n'
@@ -557,7 +559,8 @@ def _rescue(net, info:dict, checkpoint:Path|None) -> str:
 def _summary(scores:dict) -> str:
     """The last line's scores: validation and test apart, or the test set alone when it was also the
     validation set."""
-    test = f"test accuracy: {scores['test_accuracy']:.4f} (loss {scores['test_loss']:.4f}) on {scores['n_test']} test images"
+    test = (f"test accuracy: {scores['test_accuracy']:.4f} (loss {scores['test_loss']:.4f}) on "
+            f"{scores['n_test']} test images")
     if scores['validated_on_test']:
         return f'{test}, which also served as the validation set (--val-fraction 0)'
     return (f"validation accuracy: {scores['val_accuracy']:.4f} (loss {scores['val_loss']:.4f}) on "
@@ -565,9 +568,9 @@ def _summary(scores:dict) -> str:
             f'held-out training images; {test}')
 
 # %% ../nbs/15_command.ipynb #63c47bf8
-TEST_SET_WARNING = ('cnn-course: warning: --val-fraction 0 validates on the test set, as the source did: early stopping, '
-                    'the schedule and best.pt are then chosen by the test set, so its accuracy is no longer '
-                    'an unbiased estimate')
+TEST_SET_WARNING = ('cnn-course: warning: --val-fraction 0 validates on the test set, as the source did: '
+                    'early stopping, the schedule and best.pt are then chosen by the test set, so its '
+                    'accuracy is no longer an unbiased estimate')
 
 def train_command(args:argparse.Namespace, # the options `build_parser` parsed
                   argv:list|None=None, # the command line, recorded in run.json
@@ -576,8 +579,7 @@ def train_command(args:argparse.Namespace, # the options `build_parser` parsed
     into `--out`; return 0."""
     start = time.perf_counter()
     cfg = check_args(args)
-    # late: PyTorch is imported only once the options are known to be good
-    from cnn_course.checkpoint import CheckpointError
+    from cnn_course.checkpoint import CheckpointError  # late: once the options are known to be good
     from cnn_course.runs import train_run
     out = _fill(args.out, args)
     checkpoint = None if args.checkpoint is None else _fill(args.checkpoint, args)
@@ -591,8 +593,8 @@ def train_command(args:argparse.Namespace, # the options `build_parser` parsed
         print(f'cnn-course: training {cfg.model} on {cfg.dataset} for {cfg.epochs} '
               f'epoch{"s" if cfg.epochs > 1 else ""}')
     try:
-        run = train_run(cfg, checkpoint, progress=False if args.no_progress else None,
-                        overwrite=args.overwrite)
+        run = train_run(cfg, checkpoint, progress=False if args.no_progress
+                                                  else None, overwrite=args.overwrite)
     except ConfigError as e: raise _worded(e) from None
     except CheckpointError as e: raise _worded(e, f'--checkpoint {checkpoint}: ') from None
     except DiskFullError as e:
@@ -622,8 +624,8 @@ def _finish_run(run, out:Path, checkpoint:Path|None, about:dict, start:float):
     import torch  # late: PyTorch is imported only once a run is built
     from cnn_course.runs import score_run
     scores, cfg = score_run(run), run.config
-    parallel = {'world_size': run.world_size,
-                'backend': torch.distributed.get_backend() if run.world_size > 1 else None,
+    parallel = {'world_size': run.world_size, 'backend': torch.distributed.get_backend() if run.world_size > 1
+                                                         else None,
                 'batch_size_global': cfg.batch_size,
                 'batch_size_per_process': cfg.batch_size // run.world_size}
     info = {**about, 'config': cfg.to_dict(), **scores, **parallel, 'epochs_completed': len(run.history),
@@ -641,8 +643,8 @@ def _scored_weights(run, info:dict, checkpoint:Path|None) -> str:
     """Which epoch's weights the last line scored, and where better ones are kept (best.pt) and how to score
     them."""
     kept, last = info['weights_epoch'], int(run.history[-1, 0]) if len(run.history) else 0
-    said = f'scored: the weights of epoch {kept}' + (' (the last)' if kept == last else ' (restored by early '
-                                                                                        'stopping)')
+    said = f'scored: the weights of epoch {kept}' + (' (the last)' if kept == last
+                                                     else ' (restored by early stopping)')
     ck = run.callbacks.get('checkpoint')
     if checkpoint is not None and ck is not None and ck.best_epoch is not None and ck.best_epoch != kept:
         said += (f'; best.pt in {checkpoint} holds epoch {ck.best_epoch}, the best by {ck.monitor}: '
@@ -684,7 +686,8 @@ def _first_failure(failures:dict) -> tuple:
     return rank, pool[rank]
 
 def _how_it_ended(rank:int, failure, world:int) -> str:
-    how = f'was killed by {failure.signal_name()}' if failure.exitcode < 0 else f'ended with exit status {failure.exitcode}'
+    how = (f'was killed by {failure.signal_name()}' if failure.exitcode < 0
+           else f'ended with exit status {failure.exitcode}')
     return f'process {rank} of {world} (pid {failure.pid}) {how}'
 
 _NO_CHECKPOINT = 'this run had no --checkpoint, so none of its epochs were saved'
@@ -858,12 +861,11 @@ def evaluate_command(args:argparse.Namespace, # the options `build_parser` parse
 # %% ../nbs/15_command.ipynb #6ba1dcd7
 def _check_explainable(args:argparse.Namespace, folder:Path):
     "A `CLIError`, before any work, when the run's model has no convolution for Grad-CAM (--explain)."
-    # late: PyTorch is imported only for a real run
-    from cnn_course.hooks import NoConvolutionError, last_conv
+    from cnn_course.hooks import NoConvolutionError, last_conv  # late: a real run only
     from cnn_course.runs import build_model, saved_config
     try:
-        last_conv(build_model(saved_config(folder,
-                                           'best.pt' if (folder / 'best.pt').is_file() else 'last.pt')))
+        last_conv(build_model(saved_config(folder, 'best.pt' if (folder / 'best.pt').is_file()
+                                                   else 'last.pt')))
     except NoConvolutionError as e: raise CLIError(f'{args.command} --explain: {e}') from None
 
 # %% ../nbs/15_command.ipynb #e0d42a70
@@ -880,10 +882,12 @@ def _picture_arguments(paths:list) -> tuple:
         path = Path(arg).expanduser()
         if path.is_dir():
             entries = sorted(path.iterdir())
-            found = [p for p in entries if p.is_file() and not p.name.startswith('.') and p.suffix.lower() in extensions]
+            found = [p for p in entries
+                     if p.is_file() and not p.name.startswith('.') and p.suffix.lower() in extensions]
             if len(entries) > len(found):
                 others = [p.name + ('/' if p.is_dir() else '') for p in entries if p not in found]
-                notes.append(f'{arg}: {len(found)} picture file{"s" * (len(found) != 1)}; skipped {len(others)} '
+                notes.append(f'{arg}: {len(found)} picture file{"s" * (len(found) != 1)}; skipped '
+                             f'{len(others)} '
                              f'other entr{"ies" if len(others) != 1 else "y"} ({", ".join(others[:5])}'
                              f'{", ..." if len(others) > 5 else ""})')
             if not found: failed.append((arg, 'a folder with no picture files in it'))
@@ -912,8 +916,8 @@ def _prediction_row(result:dict) -> tuple:
     if result['error']: return None, [result['image'], '', '', f"error: {result['error']}"]
     if result['blank']:
         note = '; '.join([f"blank: {result['blank']}", *notes])
-        return f"{result['image']}: blank picture ({result['blank']}): nothing to classify", [result['image'],
-                                                                                              '', '', note]
+        return (f"{result['image']}: blank picture ({result['blank']}): nothing to classify",
+                [result['image'], '', '', note])
     if result['inverted']: notes.insert(0, 'inverted: light background')
     guesses = ', '.join(f'{name} {p:.1%}' for name, p in result['top'])
     name, p = result['top'][0]

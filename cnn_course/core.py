@@ -156,9 +156,8 @@ def atomic_write(path:str|Path, # the file to write; its folder must exist
         with contextlib.suppress(OSError): os.unlink(tmp)
         if isinstance(e, OSError) and e.errno in _FULL_DISK:
             kept = 'the previous version was kept' if path.exists() else 'nothing was written'
-            raise DiskFullError(e.errno,
-                                f'cannot write {path}: {_FULL_DISK[e.errno]} ({kept}); free some space, or '
-                                f'choose a folder on another disk, and try again') from None
+            raise DiskFullError(e.errno, f'cannot write {path}: {_FULL_DISK[e.errno]} ({kept}); free some '
+                                f'space, or choose a folder on another disk, and try again') from None
         raise
     _fsync_dir(path.parent)
     return path

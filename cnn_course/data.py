@@ -70,8 +70,8 @@ def _synthetic_arrays(n:int, size:int, channels:int, seed:int, stream:int):
     colour = np.clip(colours[labels] + rng.normal(0, 0.3, (n, channels)), 0.2,
                      1) if channels > 1 else np.ones((n, 1))
     contrast = rng.uniform(0.5, 1.0, (n, 1, 1, 1))
-    x = gratings[:, None] * colour[:, :, None, None] * contrast + rng.normal(0, 0.25,
-                                                                             (n, channels, size, size))
+    noise = rng.normal(0, 0.25, (n, channels, size, size))
+    x = gratings[:, None] * colour[:, :, None, None] * contrast + noise
     return (np.clip(x, 0, 1) * 255).round().astype(np.uint8), labels.astype(np.uint8)
 
 # %% ../nbs/00a_data.ipynb #fedc5136
@@ -199,9 +199,9 @@ def decompress_idx(source:str|Path, # a folder with the .gz files, e.g. `DEBIAN_
             with gzip.open(src, 'rb') as inp:
                 atomic_write(dst, lambda out: shutil.copyfileobj(inp, out, 1 << 20))
         except (EOFError, gzip.BadGzipFile, zlib.error) as e:
-            raise DamagedDataError(f'{src} is damaged ({e}): it was probably cut short while being downloaded or '
-                                   'copied. Delete it and fetch it again (for Debian\'s copy: apt-get '
-                                   'install --reinstall dataset-fashion-mnist)') from None
+            raise DamagedDataError(f'{src} is damaged ({e}): it was probably cut short while being '
+                                   'downloaded or copied. Delete it and fetch it again (for Debian\'s copy: '
+                                   'apt-get install --reinstall dataset-fashion-mnist)') from None
         written.append(dst)
     return written
 
@@ -312,7 +312,8 @@ class DatasetNotFoundError(FileNotFoundError):
 
 def _how_to_get(cls, root:Path) -> str:
     if cls is ColourFashion:
-        return f'{STAND_IN} is made from Fashion-MNIST, which was not found. ' + _how_to_get(datasets.FashionMNIST, root)
+        how = _how_to_get(datasets.FashionMNIST, root)
+        return f'{STAND_IN} is made from Fashion-MNIST, which was not found. ' + how
     folder, files = _local_files(cls, root)
     tips = ['run once with internet access and $download (torchvision downloads into '
             f'{root / cls.__name__ / "raw" if cls is not datasets.CIFAR10 else folder})']
@@ -331,7 +332,7 @@ def _escaped(parts:list) -> str:
     "Parts of a `DatasetNotFoundError` message joined, with any '$' in them kept literal."
     return '; '.join(parts).replace('$', '$$')
 
-def load_dataset(name:str, # one of `DATASETS`: 'mnist', 'fashion-mnist', 'cifar10' or 'colour-fashion' (`STAND_IN`)
+def load_dataset(name:str, # one of `DATASETS`: mnist, fashion-mnist, cifar10, colour-fashion (`STAND_IN`)
                  train:bool=True, # the training set, or the test set
                  transform=None, # applied to each PIL image; None means `make_transform()`
                  root:str|Path=DATA_ROOT, # where the files are looked for and downloaded to
@@ -360,7 +361,8 @@ def load_dataset(name:str, # one of `DATASETS`: 'mnist', 'fashion-mnist', 'cifar
                                        f'downloaded ($no_download). {_how_to_get(cls, root)}')
         try: ds = cls(root, train=train, transform=transform, download=True)
         except Exception as e:  # URLError, RuntimeError from torchvision's mirrors, OSError, ssl errors...
-            raise DatasetNotFoundError(f'{cls.__name__} not found and the download failed ({_escaped([f"{type(e).__name__}: {e}"])}). '
+            why = _escaped([f'{type(e).__name__}: {e}'])
+            raise DatasetNotFoundError(f'{cls.__name__} not found and the download failed ({why}). '
                                        f'Looked in: {_escaped(tried)}. {_how_to_get(cls, root)}') from e
     if limit is None and quick_mode: limit = _QUICK_SIZES[0 if train else 1]
     return Subset(ds, range(limit)) if limit is not None and limit < len(ds) else ds
@@ -411,7 +413,8 @@ def colour_canvases(pictures:np.ndarray, # (n, 28, 28) uint8 grey pictures, ligh
     return canvases
 
 # %% ../nbs/00a_data.ipynb #ef758a63
-def write_colour_fashion(root:str|Path=DATA_ROOT, # files go to <root>/colour-fashion-batches-py/; Fashion-MNIST is looked for here too
+# files go to <root>/colour-fashion-batches-py/; Fashion-MNIST is looked for here too
+def write_colour_fashion(root:str|Path=DATA_ROOT,
                          download:bool=True, # may Fashion-MNIST be downloaded if it is not found
                          seed:int=0, # the canvases' colours and offsets
                         ) -> Path:
@@ -490,7 +493,8 @@ def train_val_split(dataset:Dataset, # the dataset to split (e.g. a training set
     "Split `dataset` at random, repeatably, into (train_subset, val_subset)."
     n = len(dataset)
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float, np.integer, np.floating)):
-        raise TypeError(f'val_fraction={val_fraction!r}: expected a float in (0, 1) or an int number of items')
+        raise TypeError(f'val_fraction={val_fraction!r}: expected a float in (0, 1) or an int number of '
+                        'items')
     if isinstance(val_fraction, (int, np.integer)):
         if not 0 < val_fraction < n:
             raise ValueError(f'val_fraction={val_fraction}: as a count it must be between 1 and {n-1} (the '
@@ -511,10 +515,11 @@ def train_val_split(dataset:Dataset, # the dataset to split (e.g. a training set
 def _lesson_transform(transform):
     "`(mean, std, flatten)` when `transform` is the lessons' `ToTensor`, `Normalize`[, flatten]; else None."
     steps = list(getattr(transform, 'transforms', None) or [])
-    flatten = bool(steps) and isinstance(steps[-1],
-                                         nn.Flatten) and steps[-1].start_dim == 0 and steps[-1].end_dim == -1
+    flatten = (bool(steps) and isinstance(steps[-1], nn.Flatten) and steps[-1].start_dim == 0 and
+               steps[-1].end_dim == -1)
     if flatten: steps = steps[:-1]
-    if len(steps) != 2 or type(steps[0]) is not transforms.ToTensor or type(steps[1]) is not transforms.Normalize:
+    if (len(steps) != 2 or type(steps[0]) is not transforms.ToTensor or
+        type(steps[1]) is not transforms.Normalize):
         return None
     if steps[1].inplace: return None
     return steps[1].mean, steps[1].std, flatten
@@ -549,7 +554,8 @@ def _decode(dataset:Dataset, batch_size:int=1000) -> tuple:
     "Every (image, label) of `dataset` through its transform, as two CPU tensors."
     if len(dataset) == 0:
         raise ValueError('DeviceLoader got a dataset with no items: check what built it (a limit of 0, a '
-                         'filter that kept nothing, a split that left one side empty, a folder with no files)')
+                         'filter that kept nothing, a split that left one side empty, a folder with no '
+                         'files)')
     at_once = _decode_at_once(dataset)
     if at_once is not None: return at_once
     xs, ys = [], []
@@ -578,13 +584,13 @@ class DeviceLoader:
                  shuffle:bool=False, # a new random order each epoch, drawn from torch's global generator
                  device=None, # where batches are made; None: `get_device()`
                  drop_last:bool=False, # skip the last short batch
-                 augment=None, # random changes made to every batch on the device, e.g. lesson 7's `BatchAugment`: an object with `draw(n, generator)` and `apply(images, draws)`
+                 # random changes to every batch on the device: `draw(n, generator)`, `apply(images, draws)`
+                 augment=None,
                 ):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f'batch_size={batch_size!r}: expected a positive int')
-        if augment is not None and not (callable(getattr(augment, 'draw', None)) and callable(getattr(augment,
-                                                                                                      'apply',
-                                                                                                      None))):
+        if (augment is not None and
+            not (callable(getattr(augment, 'draw', None)) and callable(getattr(augment, 'apply', None)))):
             raise TypeError(f'augment={augment!r}: expected an object with draw(n, generator) and '
                             'apply(images, draws), e.g. BatchAugment(shift=2)')
         self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
@@ -609,8 +615,11 @@ class DeviceLoader:
     def shard(self, rank:int, # this process's number among the `world_size` (torch.distributed's rank)
               world_size:int, # how many processes share each epoch
               *,
-              pad:bool=False, # True (training): repeat the first items of the epoch so every process gets as many; False (evaluation): every item exactly once
-              batch_size:int|None=None, # images per batch in this part; None: this loader's `batch_size` split evenly over the processes
+              # True (training): the epoch's first items again, so every process gets as many; False: each
+              # once
+              pad:bool=False,
+              # images per batch in this part; None: this loader's `batch_size` split over the processes
+              batch_size:int|None=None,
              ) -> DeviceLoader:
         """This process's part of every epoch, dealt as `DistributedSampler` deals it: items `rank`, `rank +
         world_size`, ... of the epoch's order."""
@@ -688,7 +697,8 @@ class DeviceLoader:
 
     def __repr__(self) -> str:
         part = '' if self.world_size == 1 else f', part {self.rank} of {self.world_size} (pad={self.pad})'
-        return (f'DeviceLoader({len(self.y)} items of shape {tuple(self.x.shape[1:])}, batch_size={self.batch_size}, '
+        return (f'DeviceLoader({len(self.y)} items of shape {tuple(self.x.shape[1:])}, '
+                f'batch_size={self.batch_size}, '
                 f'shuffle={self.shuffle}, drop_last={self.drop_last}, device={self.device}, data on '
                 f'{self.x.device}{part}'
                 + ('' if self.augment is None else f', augment={self.augment!r}') + ')')
@@ -769,11 +779,10 @@ def _reduced_png(f, factor:int, rows_per_strip:int=64):
         elif kind == b'IDAT': compressed = data; break
         elif kind == b'IEND': raise OSError('the PNG holds no image data')
     if head is None: raise OSError('the PNG has no IHDR header')
-    w, h, depth, colour, _, _, interlace = int.from_bytes(head[:4], 'big'), int.from_bytes(head[4:8],
-                                                                                           'big'), *head[8:13]
-    if interlace or colour not in _PNG_CHANNELS or (depth,
-                                                    colour) not in {(8, c) for c in _PNG_CHANNELS} | {(16,
-                                                                                                       0)}:
+    w, h, depth, colour, _, _, interlace = (int.from_bytes(head[:4], 'big'), int.from_bytes(head[4:8], 'big'),
+                                            *head[8:13])
+    if (interlace or colour not in _PNG_CHANNELS or
+        (depth, colour) not in {(8, c) for c in _PNG_CHANNELS} | {(16, 0)}):
         return None
     row = w * _PNG_CHANNELS[colour] * depth // 8 + 1  # a filter byte, then the samples
     rows_per_strip = max(factor, rows_per_strip // factor * factor)  # whole output rows per strip
@@ -791,9 +800,9 @@ def _reduced_png(f, factor:int, rows_per_strip:int=64):
         if above is not None: raw = b'\x00' + above + raw  # the row above, unfiltered ("None" filter)
         lead = above is not None
         ihdr = w.to_bytes(4, 'big') + (n + lead).to_bytes(4, 'big') + head[8:]
-        with Image.open(io.BytesIO(_PNG + _png_chunk(b'IHDR', ihdr) + b''.join(extra) +
-                                   _png_chunk(b'IDAT', zlib.compress(raw, 0)) + _png_chunk(b'IEND',
-                                                                                           b''))) as strip:
+        png = (_PNG + _png_chunk(b'IHDR', ihdr) + b''.join(extra) + _png_chunk(b'IDAT', zlib.compress(raw, 0)) +
+               _png_chunk(b'IEND', b''))
+        with Image.open(io.BytesIO(png)) as strip:
             strip.load()
             if lead: strip = strip.crop((0, 1, w, n + 1))
             # its raw samples: 8-bit modes hold them as they are; 16-bit, big-endian
@@ -847,9 +856,9 @@ def _open_image(source, # a picture file or a PIL image
             w, h = opened.size
             if limit and w * h > limit:
                 raise ImageError(f'{path} is {w}x{h} = {w * h:,} pixels, more than the limit of {limit:,} (a '
-                                 'guard against "decompression bombs": small files that decode to huge pictures); '
-                                 f'if you trust the file, raise the limit: --max-pixels {w * h} (in Python, '
-                                 f'max_pixels={w * h})')
+                                 'guard against "decompression bombs": small files that decode to huge '
+                                 f'pictures); if you trust the file, raise the limit: --max-pixels {w * h} '
+                                 f'(in Python, max_pixels={w * h})')
             factor = math.ceil(max(w, h) / WORKING_SIDE)
             if opened.format == 'PNG' and factor > 1 and getattr(opened, 'n_frames', 1) == 1:
                 reduced = _reduced_png(opened.fp, factor)
@@ -875,7 +884,8 @@ class LoadedImage(tuple):
     `os.stat_result`)."""
     def __new__(cls, picture, inverted, blank=None, notes=()):
         return super().__new__(cls, (picture, inverted))
-    def __init__(self, picture:Image.Image, # the model's size and channels, light on dark like the training images
+    def __init__(self,
+                 picture:Image.Image, # the model's size and channels, light on dark like the training images
                  inverted:bool, # whether it was inverted (its background was light)
                  # None, or why there is nothing to classify: 'one colour' or 'nearly uniform'
                  blank:str|None=None,
@@ -887,7 +897,8 @@ class LoadedImage(tuple):
     def __reduce__(self):
         return LoadedImage, (*self, self.blank, self.notes)  # pickles (a process pool) as it was
     def __repr__(self):
-        return f'LoadedImage({self.picture!r}, inverted={self.inverted}, blank={self.blank!r}, notes={self.notes})'
+        return (f'LoadedImage({self.picture!r}, inverted={self.inverted}, blank={self.blank!r}, '
+                f'notes={self.notes})')
 
 # %% ../nbs/03_bn_dropout.ipynb #ce744232
 def _border(pixels:np.ndarray) -> np.ndarray:
@@ -922,7 +933,8 @@ def load_image(source, # a picture file (PNG, JPEG, GIF, TIFF, ...; any size, co
             # transparent: white
             image = Image.alpha_composite(Image.new('RGBA', image.size, 'white'), image.convert('RGBA'))
         image = image.convert('L' if channels == 1 else 'RGB')
-    notes = tuple(dict.fromkeys(f"the picture's decoder warned: {' '.join(str(w.message).split())}" for w in caught))
+    warned = [' '.join(str(w.message).split()) for w in caught]
+    notes = tuple(dict.fromkeys(f"the picture's decoder warned: {w}" for w in warned))
     background = _border(np.asarray(image, dtype=np.float64)).mean(0)
     if invert == 'auto': invert = channels == 1 and float(background) > 127.5
     if invert: image, background = ImageOps.invert(image), 255 - background
@@ -973,7 +985,9 @@ def shifted(x:torch.Tensor, # a batch (B, C, H, W)
 class BatchAugment:
     """Random shifts, mirror images and erased rectangles, drawn for each picture and applied to whole batches
     on their device."""
-    def __init__(self, shift:int=0, # move each picture by up to this many pixels each way; its edge pixels fill the gap
+    def __init__(self,
+                 # move each picture by up to this many pixels each way; its edge pixels fill the gap
+                 shift:int=0,
                  flip:bool=False, # mirror half of the pictures left to right
                  erase:float=0.0, # the share of pictures that get one rectangle erased (set to 0)
                  # the rectangle's area as a share of the picture's, drawn uniformly from this range
@@ -984,8 +998,8 @@ class BatchAugment:
         if not 0 <= erase <= 1: raise ValueError(f'erase={erase!r}: expected a share between 0 and 1')
         if not (len(erase_area) == 2 and 0 < erase_area[0] <= erase_area[1] <= 1):
             raise ValueError(f'erase_area={erase_area!r}: expected (low, high) with 0 < low <= high <= 1')
-        self.shift, self.flip, self.erase, self.erase_area = shift, bool(flip), float(erase), tuple(map(float,
-                                                                                                        erase_area))
+        self.shift, self.flip, self.erase, self.erase_area = (shift, bool(flip), float(erase),
+                                                              tuple(map(float, erase_area)))
 
     def draw(self, n:int, # how many pictures
              generator:torch.Generator|None=None, # the random numbers' source (None: torch's global one)
@@ -1022,9 +1036,8 @@ class BatchAugment:
             top, left = (draws['top'] * (h - height + 1)).long(), (draws['left'] * (w - width + 1)).long()
             i, j = torch.arange(h, device=x.device)[:, None], torch.arange(w, device=x.device)
             inside = ((i >= top[:, None, None]) & (i < (top + height)[:, None, None]) &
-                      (j >= left[:, None, None]) & (j < (left + width)[:, None, None]) & draws['erase'][:,
-                                                                                                        None,
-                                                                                                        None])
+                      (j >= left[:, None, None]) & (j < (left + width)[:, None, None]) &
+                      draws['erase'][:, None, None])
             x = x.masked_fill(inside[:, None], 0.0)
         return x
 
@@ -1033,7 +1046,8 @@ class BatchAugment:
         return self.apply(x, self.draw(len(x), generator))
 
     def __repr__(self) -> str:
-        return f'BatchAugment(shift={self.shift}, flip={self.flip}, erase={self.erase}, erase_area={self.erase_area})'
+        return (f'BatchAugment(shift={self.shift}, flip={self.flip}, erase={self.erase}, '
+                f'erase_area={self.erase_area})')
 
 # %% ../nbs/07_resnet_augment.ipynb #e55fb7c2
 def tta_views(shift:int=1, # how far the four shifted views move (0: no shifted views)

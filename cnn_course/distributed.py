@@ -46,8 +46,8 @@ def distributed() -> bool:
 def _group_options(device:torch.device, backend:str|None, timeout_s:float) -> dict:
     """`init_process_group`'s arguments for a process training on `device`: NCCL bound to its GPU, gloo on the
     CPU."""
-    options = dict(backend=backend or ('nccl' if device.type == 'cuda' else 'gloo'),
-                   timeout=datetime.timedelta(seconds=timeout_s))
+    options = dict(backend=backend or ('nccl' if device.type == 'cuda'
+                                       else 'gloo'), timeout=datetime.timedelta(seconds=timeout_s))
     # NCCL: bind the group to this process's GPU (PyTorch 2.3 on), so that a barrier uses that GPU rather than
     # guessing it from the current device (and warning that it does); the communicator is then made at once
     if options['backend'] == 'nccl' and 'device_id' in inspect.signature(dist.init_process_group).parameters:
@@ -55,7 +55,8 @@ def _group_options(device:torch.device, backend:str|None, timeout_s:float) -> di
     return options
 
 # %% ../nbs/13_distributed.ipynb #22f80706
-def init_distributed(device=None, # None or 'auto': this process's GPU (cuda:LOCAL_RANK) when there is CUDA, else the CPU; or a device
+# None or 'auto': this process's GPU (cuda:LOCAL_RANK) when there is CUDA, else the CPU; or a device
+def init_distributed(device=None,
                      *,
                      # how long a collective waits for a lost process before it fails
                      timeout_s:float=DEFAULT_TIMEOUT_S,
@@ -96,12 +97,11 @@ def lost_contact(e:BaseException) -> bool:
     """Whether `e` is a collective's failure (gloo's or NCCL's timeout or broken connection) rather than a bug
     of ours."""
     text = str(e).lower()
-    return isinstance(e,
-                      RuntimeError) and any(w in text for w in ('timed out', 'timeout', 'connection', 'gloo',
-                                                                'nccl'))
+    return (isinstance(e, RuntimeError) and
+            any(w in text for w in ('timed out', 'timeout', 'connection', 'gloo', 'nccl')))
 
 # %% ../nbs/13_distributed.ipynb #01c50e96
-def all_reduce_sum(tensor:torch.Tensor, # a tensor on this process's device; summed in place over all processes
+def all_reduce_sum(tensor:torch.Tensor, # a tensor on this process's device; summed in place over all of them
                   ) -> torch.Tensor:
     "`tensor` summed over every process of the group (unchanged in an ordinary run)."
     if distributed(): dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
@@ -126,5 +126,5 @@ def wrap_model(net:torch.nn.Module, # the model, already on `device`
     "`net` in `DistributedDataParallel` when this process is one of several; else `net` itself."
     if not distributed(): return net
     device = torch.device(device)
-    return torch.nn.parallel.DistributedDataParallel(net,
-                                                     device_ids=[device.index] if device.type == 'cuda' else None)
+    return torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == 'cuda'
+                                                                     else None)

@@ -11,7 +11,8 @@ from .train import Callback, eval_mode
 
 class Hooks:
     "Forward (or backward) hooks on several modules, all removed when the `with` block ends, however it ends."
-    def __init__(self, modules, # the modules to hook, e.g. `[m for m in net.modules() if isinstance(m, nn.ReLU)]`
+    def __init__(self,
+                 modules, # the modules to hook, e.g. `[m for m in net.modules() if isinstance(m, nn.ReLU)]`
                  # called as `fn(index, module, inputs, output)`, or with the gradients for `backward=True`
                  fn,
                  backward:bool=False, # hook the backward pass (`register_full_backward_hook`) instead
@@ -19,7 +20,8 @@ class Hooks:
         self.modules, self.handles = list(modules), []
         for i, m in enumerate(self.modules):
             call = lambda module, a, b, i=i: fn(i, module, a, b)  # i=i: each hook keeps its own index
-            self.handles.append(m.register_full_backward_hook(call) if backward else m.register_forward_hook(call))
+            self.handles.append(m.register_full_backward_hook(call) if backward
+                                else m.register_forward_hook(call))
 
     def remove(self):
         "Remove every hook this object added (safe to call twice)."
@@ -45,7 +47,8 @@ class ActivationStats(Callback):
     host once
     at its end, so training never waits for them."""
     order = -10  # before the callbacks that may stop the run, so the last epoch is read too
-    def __init__(self, kinds:tuple=(nn.ReLU,), # the kinds of layer whose outputs to watch (none in the net: Conv2d and Linear)
+    def __init__(self,
+                 kinds:tuple=(nn.ReLU,), # the kinds of layer whose outputs to watch (none: Conv2d and Linear)
                  # images of each batch the statistics are computed on (batches are shuffled: a random sample)
                  sample:int=8,
                  zero:float=1e-2, # |value| below this counts as near zero (for a ReLU: a unit that is off)
@@ -142,8 +145,8 @@ def _class_score(net, images, labels) -> torch.Tensor:
     """The summed score (logit) of each image's class, `labels` or the predicted one: what both maps take
     gradients of."""
     logits = net(images)
-    classes = logits.argmax(1) if labels is None else torch.as_tensor(labels,
-                                                                      device=logits.device).reshape(-1)
+    classes = (logits.argmax(1) if labels is None
+               else torch.as_tensor(labels, device=logits.device).reshape(-1))
     return logits.float().gather(1, classes[:, None]).sum()
 
 # %% ../nbs/08_inside.ipynb #70026418

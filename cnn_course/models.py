@@ -240,8 +240,9 @@ class ResNet(nn.Module):
         layers = [conv_bn(in_channels, widths[0]), nn.ReLU(inplace=True)]
         for stage, depth in enumerate(depths):
             ni, nf = widths[stage], widths[stage + 1]
-            layers += [ResBlock(ni if i == 0 else nf, nf, stride=2 if i == 0 else 1,
-                                residual=residual) for i in range(depth)]
+            layers += [ResBlock(ni if i == 0
+                                else nf, nf, stride=2 if i == 0
+                                                    else 1, residual=residual) for i in range(depth)]
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(widths[-1], n_output))
         self.input_shape = (in_channels, 28, 28)  # what model_summary feeds it; any size from 8x8 up works

@@ -52,10 +52,14 @@ class RunConfig:
     weight_decay:float=0.0
     # share of each target spread over all classes by the loss (validation and test losses too)
     label_smoothing:float=0.0
-    scheduler:str='none' # 'none'; 'plateau': the learning rate / 10 after 4 epochs without a better validation loss; 'onecycle': up to `lr` and down again, step by step
+    # 'none'; 'plateau': the rate / 10 after 4 epochs without a better validation loss; 'onecycle': up
+    # to `lr` and down again, step by step
+    scheduler:str='none'
     patience:int|None=None # early stopping after this many epochs without improvement; None: off
     monitor:str='val_loss' # what early stopping and best.pt watch
-    val_fraction:float|int|None=None # share of the training images held out to validate on, or a number of images; None: `VAL_FRACTIONS[dataset]`; 0: the test set
+    # share of the training images held out to validate on, or a number of images; None:
+    # `VAL_FRACTIONS[dataset]`; 0: the test set
+    val_fraction:float|int|None=None
     split_seed:int=123 # the seed of the train/validation split
     seed:int=123 # the seed of the weights, the data order and dropout
     data_root:str='./data' # where datasets are found and downloaded to
@@ -66,7 +70,8 @@ class RunConfig:
     device:str='auto' # 'auto', 'cpu', 'cuda' or 'mps'
     amp:str|None=None # mixed precision: None (float32), 'auto', 'bf16' or 'fp16' (see `resolve_amp`)
     channels_last:bool=False # train a conv net in channels-last memory layout
-    sync_bn:bool=False # under torchrun on CUDA GPUs: batch-norm statistics over the whole global batch (SyncBatchNorm); no effect in one process
+    # under torchrun on CUDA GPUs: batch-norm statistics over the whole global batch (SyncBatchNorm)
+    sync_bn:bool=False
     # augmentation (lesson 7's `BatchAugment`): move each training picture by up to this many pixels each way
     shift:int=0
     flip:bool=False # augmentation: mirror half of the training pictures
@@ -138,9 +143,8 @@ def _check_numbers(cfg:RunConfig):
         raise ConfigError('erase', 'must be a share from 0 to 1 (0: no erasing)', cfg)
     v = cfg.val_fraction
     if not (is_whole(v, 0) or (isinstance(v, float) and 0 <= v < 1)):
-        raise ConfigError('val_fraction',
-                          'must be a fraction from 0 up to (not including) 1, or a whole number of '
-                          'images (0: validate on the test set)', cfg)
+        raise ConfigError('val_fraction', 'must be a fraction from 0 up to (not including) 1, or a whole '
+                          'number of images (0: validate on the test set)', cfg)
     check_split(cfg.to_dict())
 
 # %% ../nbs/10_runs.ipynb #38522849
@@ -310,9 +314,9 @@ def make_run(cfg:RunConfig, # what to build
     spec, classes = MODELS[cfg.model], CLASS_NAMES[cfg.dataset]
     full, test_set = _rank0_first(lambda: _load_data(cfg, make_transform(flatten=spec.flatten)))
     if cfg.validates_on_test:
-        warnings.warn('val_fraction=0: the run validates on the test set, as the source did, so early stopping, the '
-                      'schedule and best.pt are chosen by it and its accuracy is no longer an unbiased '
-                      'estimate',
+        warnings.warn('val_fraction=0: the run validates on the test set, as the source did, so early '
+                      'stopping, the schedule and best.pt are chosen by it and its accuracy is no longer an '
+                      'unbiased estimate',
                       TestSetWarning, stacklevel=2)
         train_set, val_set = full, test_set
     else:
@@ -391,8 +395,8 @@ def resume_run(folder, # a checkpoint folder written by `train_run` (or `cnn-cou
                    'to train on)')
         return None
     if cfg.scheduler == 'onecycle' and target != cfg.epochs:  # its plan covers the planned epochs and no more
-        raise ConfigError('scheduler',
-                          f"plans the learning rate for exactly the run's {cfg.epochs} epochs, so it cannot "
+        raise ConfigError('scheduler', f"plans the learning rate for exactly the run's {cfg.epochs} epochs, "
+                                       "so it cannot "
                           f'train on to epoch {target}: start a new run with more epochs', cfg)
     cfg = dataclasses.replace(cfg, epochs=target)
     torch_seed(cfg.seed)
@@ -442,8 +446,8 @@ def score_run(run:Run, # a trained run (`train_run`, `resume_run`)
     each set."""
     val_loss, val_acc = _evaluate(run, run.val_loader)
     # once
-    test_loss, test_acc = (val_loss, val_acc) if run.config.validates_on_test else _evaluate(run,
-                                                                                             run.test_loader)
+    on_test = run.config.validates_on_test
+    test_loss, test_acc = (val_loss, val_acc) if on_test else _evaluate(run, run.test_loader)
     return {'val_loss': val_loss, 'val_accuracy': val_acc, 'test_loss': test_loss, 'test_accuracy': test_acc,
             'n_train': len(run.train_loader.y), 'n_val': len(run.val_loader.y),
             'n_test': len(run.test_loader.y), 'validated_on_test': run.config.validates_on_test}
@@ -464,7 +468,8 @@ def evaluate_run(folder, # a checkpoint folder written by `train_run` (or `cnn-c
                  *,
                  split:str='test', # 'test', or 'val': the validation images the run held out
                  device=None, # where to evaluate (default: the config's `device`)
-                 tta:bool=False, # test-time augmentation (lesson 7): average over `tta_views()`, the picture and four one-pixel shifts
+                 # test-time augmentation (lesson 7): the average over the picture and four one-pixel shifts
+                 tta:bool=False,
                 ) -> Run:
     """Score the run's `last.pt` and `best.pt` on `split` (once if they hold the same weights); return the
     run, its `scores`
@@ -502,20 +507,23 @@ def _results_config(folder:Path) -> RunConfig:
     "The config in a results folder's run.json, or a `CheckpointError` saying why there is none."
     info = folder / 'run.json'
     if not info.is_file():
-        raise CheckpointError(f'{folder} has model.pt but no run.json, so nothing says which model the weights are for: '
-                              'use a folder written by `cnn-course train` (its --out or --checkpoint folder)')
+        raise CheckpointError(f'{folder} has model.pt but no run.json, so nothing says which model the '
+                              'weights are for: use a folder written by `cnn-course train` (its --out or '
+                              '--checkpoint folder)')
     try: config = json.loads(info.read_text()).get('config')
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as e:
-        raise CheckpointError(f'{info} is not the JSON cnn-course train writes ({e}); train the run again') from None
+        raise CheckpointError(f'{info} is not the JSON cnn-course train writes ({e}); train the run '
+                              'again') from None
     if not config:
         raise CheckpointError(f'{info} records no run config, so the model cannot be rebuilt from it')
     return RunConfig.from_dict(config)
 
 # %% ../nbs/10_runs.ipynb #e498c4b4
-def load_run_model(folder, # a checkpoint folder (best.pt, last.pt) or the --out folder of `cnn-course train` (model.pt, run.json)
-                   *,
-                   device=None, # where to put the model (default: the best device here)
-                  ) -> tuple:
+def load_run_model(
+        folder, # a checkpoint folder (best.pt, last.pt) or the --out folder of `cnn-course train` (model.pt)
+        *,
+        device=None, # where to put the model (default: the best device here)
+        ) -> tuple:
     """`(net, config, path)`: the run's trained model in eval mode, its `RunConfig`, and the file the weights
     came from."""
     folder = Path(folder).expanduser()
@@ -548,7 +556,10 @@ def predict_run(folder, # a run folder, as for `load_run_model`
                 max_pixels:int|None=None, # see `load_image`
                 # see `predict_images`: 'report' gives an unreadable picture its `error` instead
                 errors:str='raise',
-                explain:bool=False, # also `picture` ((C, H, W) in [0, 1], as the network sees it) and `heat_map` (its Grad-CAM for the top class), except for blank pictures
+                # also `picture` ((C, H, W) in [0, 1], as the network sees it) and `heat_map` (its Grad-CAM
+                # for
+                # the top class), except for blank pictures
+                explain:bool=False,
                ) -> list[dict]:
     """Classify your own pictures with a run's model, prepared as its training images were: `predict_images`
     for a folder."""

@@ -108,10 +108,9 @@ def check_split(values:dict, # the run's settings: 'limit_train', 'val_fraction'
     n = values.get('limit_train')
     n_train, n_val = split_sizes(n, _fraction(values))
     if n is not None and _fraction(values) != 0 and min(n_train, n_val) < 1:
-        raise ConfigError('val_fraction',
-                          f'holds out {n_val} of the <limit_train> training images to validate on '
-                          f'and leaves {n_train} to train on; both need at least one: choose another '
-                          '<val_fraction=>, or more images', values)
+        raise ConfigError('val_fraction', f'holds out {n_val} of the <limit_train> training images to '
+                          f'validate on and leaves {n_train} to train on; both need at least one: choose '
+                          'another <val_fraction=>, or more images', values)
 
 # %% ../nbs/14_settings.ipynb #e9074ad7
 def check_model_input(values:dict, # the run's settings: 'model' and 'dataset' are read

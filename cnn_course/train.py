@@ -98,7 +98,8 @@ def evaluate(net, # the model
              amp_dtype=None,
              # feed images in channels-last layout, as `fit(channels_last=True)` trains
              channels_last:bool=False,
-             tta:list|None=None, # test-time augmentation (lesson 7): views of a batch, e.g. `tta_views()`; the probabilities are averaged over them
+             # test-time augmentation (lesson 7): views of a batch (`tta_views()`), probabilities averaged
+             tta:list|None=None,
             ) -> tuple[float, float]:
     "Mean loss per sample and accuracy of `net` on `loader`, in eval mode and without gradients."
     loss_sum, correct, n = _eval_sums(net, loader, criterion, device, amp_dtype, channels_last, tta)
@@ -150,7 +151,8 @@ class Monitor:
         "Whether `value` beats the best so far (NaN and infinity never do)."
         if not math.isfinite(value): return False
         if self.best is None: return True
-        return value < self.best - self.min_delta if self.mode == 'min' else value > self.best + self.min_delta
+        return (value < self.best - self.min_delta if self.mode == 'min'
+                else value > self.best + self.min_delta)
 
     def update(self, history) -> bool:
         "Look at the newest history row; remember it and return True if it is a new best."
@@ -208,7 +210,8 @@ class EarlyStopping(Callback):
     def load_state_dict(self, state:dict):
         "Continue from a `state_dict()`."
         self.tracker.load_state_dict(state)
-        self.wait, self.stopped_epoch, self._best_state = state['wait'], state['stopped_epoch'], state['best_state']
+        self.wait, self.stopped_epoch, self._best_state = (state['wait'], state['stopped_epoch'],
+                                                           state['best_state'])
 
 # %% ../nbs/03_bn_dropout.ipynb #37e629d5
 class LRRecorder(Callback):
@@ -392,9 +395,10 @@ def check_predictions(predictions, # what `predict` returned: `(labels, preds)` 
     what is wrong."""
     n = 3 if with_inputs else 2
     if not (isinstance(predictions, (tuple, list)) and len(predictions) in (n, 3)):
-        got = type(predictions).__name__ + (f' of {len(predictions)}' if isinstance(predictions,
-                                                                                    (tuple, list)) else '')
-        want = '(labels, preds, inputs): call predict(..., with_inputs=True)' if with_inputs else '(labels, preds)'
+        got = type(predictions).__name__ + (f' of {len(predictions)}'
+                                            if isinstance(predictions, (tuple, list)) else '')
+        want = ('(labels, preds, inputs): call predict(..., with_inputs=True)' if with_inputs
+                else '(labels, preds)')
         raise ValueError(f'predictions: expected what predict() returns, {want}; got a {got}')
     lengths = [len(p) for p in predictions[:n]]
     if len(set(lengths)) != 1:
@@ -408,7 +412,9 @@ def confusion_matrix(loader, # yields `(images, labels)`
                      # number of classes (default: from the dataset, else the largest label + 1)
                      n_classes:int|None=None,
                      *,
-                     predictions:tuple|None=None, # what `predict(loader, net, device)` returned, if you have it: counted without running `net` again
+                     # what `predict(loader, net, device)` returned, if you have it: counted without running
+                     # `net`
+                     predictions:tuple|None=None,
                     ) -> torch.Tensor:
     "Counts: row = true class, column = predicted class."
     labels, preds = predict(loader, net, device) if predictions is None else check_predictions(predictions)
@@ -429,8 +435,8 @@ def per_class_accuracy(loader, # the test data
     if classes is None: classes = dataset_classes(loader)
     cm = confusion_matrix(loader, net, device, len(classes))
     correct, total = cm.diag(), cm.sum(1)
-    table = {c: (correct[i].item() / total[i].item() if total[i] else math.nan) for i,
-             c in enumerate(classes)}
+    table = {c: (correct[i].item() / total[i].item() if total[i]
+                 else math.nan) for i, c in enumerate(classes)}
     if verbose:
         width = max(len(c) for c in classes)
         for i, c in enumerate(classes):
@@ -456,8 +462,8 @@ def _largest_label(loader) -> int|None:
     `.targets`); else None."""
     for obj in (loader, getattr(loader, 'dataset', None)):
         tensors = getattr(obj, 'tensors', None)
-        for labels in (getattr(obj, 'y', None), getattr(obj, 'targets', None),
-                       tensors[-1] if tensors else None):
+        for labels in (getattr(obj, 'y', None), getattr(obj, 'targets', None), tensors[-1] if tensors
+                                                                               else None):
             if labels is not None and len(labels): return int(torch.as_tensor(labels).max())
     return None
 
@@ -525,9 +531,9 @@ def check_history(history, # the array `fit` returned, or `np.zeros((0, 5))`
     "`history` as a float array of shape (epochs, 5), or a `ValueError` saying what is wrong with it."
     h = np.asarray(history, dtype=float)
     if h.ndim != 2 or h.shape[1] != len(HISTORY_COLUMNS):
-        raise ValueError(f'history must be a 2-D array with {len(HISTORY_COLUMNS)} columns {list(HISTORY_COLUMNS)}, '
-                         f'but it has shape {h.shape}. Start with np.zeros((0, 5)), or pass the array a '
-                         'previous fit returned.')
+        raise ValueError(f'history must be a 2-D array with {len(HISTORY_COLUMNS)} columns '
+                         f'{list(HISTORY_COLUMNS)}, but it has shape {h.shape}. Start with np.zeros((0, 5)), '
+                         'or pass the array a previous fit returned.')
     return h
 
 def format_epoch(row, # one history row: epoch, train_loss, train_acc, val_loss, val_acc
@@ -545,8 +551,8 @@ from .settings import AMP_MODES
 # %% ../nbs/12_fit.ipynb #680dc2ae
 def _snapshot(net, optimizer, scheduler=None):
     "Copies of the model's, optimizer's and scheduler's state, to put back if the loss blows up."
-    return tuple(copy.deepcopy(x.state_dict()) if x is not None else None for x in (net, optimizer,
-                                                                                    scheduler))
+    return tuple(copy.deepcopy(x.state_dict()) if x is not None
+                 else None for x in (net, optimizer, scheduler))
 
 # %% ../nbs/12_fit.ipynb #f43e8260
 def _cpu_flags() -> set:
@@ -630,15 +636,17 @@ def resolve_amp(amp, # None (float32), 'auto', 'bf16' or 'fp16'
     # tensor can be
     # made there, while bf16 arithmetic is emulated, slowly, or fails
     capability = _gpu_capability(device) if kind == 'cuda' else None
-    gpu = 'this GPU' if capability is None else f'this GPU (compute capability {capability[0]}.{capability[1]})'
-    native_bf16 = (capability is None or capability >= (8,
-                                                        0)) if kind == 'cuda' else cpu_bf16 and 'AVX512' in kernels
+    gpu = ('this GPU' if capability is None else 'this GPU (compute capability '
+                                                 f'{capability[0]}.{capability[1]})')
+    if kind == 'cuda': native_bf16 = capability is None or capability >= (8, 0)
+    else: native_bf16 = cpu_bf16 and 'AVX512' in kernels
     if amp == 'auto':
         if native_bf16: return torch.bfloat16, f'bf16 autocast (native on this {kind})'
         if kind == 'cuda':
             return torch.float16, f'fp16 autocast with a gradient scaler ({gpu} has no native bf16)'
         if cpu_bf16:
-            return None, f'float32 (this cpu has bf16, but PyTorch runs its {kernels} kernels: ATEN_CPU_CAPABILITY)'
+            return (None, f'float32 (this cpu has bf16, but PyTorch runs its {kernels} kernels: '
+                          'ATEN_CPU_CAPABILITY)')
         return None, f'float32 (this {kind} has no native bf16)'
     dtype = torch.bfloat16 if amp == 'bf16' else torch.float16
     if not _autocast_works(kind, dtype):
@@ -647,11 +655,11 @@ def resolve_amp(amp, # None (float32), 'auto', 'bf16' or 'fp16'
     if kind == 'cuda' and dtype is torch.bfloat16 and not native_bf16:
         raise ValueError(f"amp='bf16': {gpu} has no native bfloat16, which came with compute capability 8.0 "
                          "(Ampere): use amp='fp16' (with a gradient scaler) or amp='auto'")
-    native = native_bf16 if dtype is torch.bfloat16 else kind == 'cuda' or bool(_cpu_flags() & {'avx512_fp16',
-                                                                                                'amx_fp16'})
+    native = (native_bf16 if dtype is torch.bfloat16
+              else kind == 'cuda' or bool(_cpu_flags() & {'avx512_fp16', 'amx_fp16'}))
     scaler = ' with a gradient scaler' if dtype is torch.float16 else ''
-    return dtype, f'{amp} autocast{scaler}' + ('' if native else f' (emulated on this {kind}: slower than '
-                                                                 'float32)')
+    return dtype, f'{amp} autocast{scaler}' + ('' if native
+                                               else f' (emulated on this {kind}: slower than float32)')
 
 # %% ../nbs/12_fit.ipynb #9ffa4b70
 def _quiet_step(scheduler, *args):
@@ -660,9 +668,8 @@ def _quiet_step(scheduler, *args):
     ones often
     among them."""
     with warnings.catch_warnings():
-        warnings.filterwarnings('ignore',
-                                message=r'Detected call of `lr_scheduler\.step\(\)` before '
-                                        r'`optimizer\.step\(\)`')
+        warnings.filterwarnings('ignore', message=r'Detected call of `lr_scheduler\.step\(\)` before '
+                                                  r'`optimizer\.step\(\)`')
         scheduler.step(*args)
 
 # %% ../nbs/12_fit.ipynb #1a3db006
@@ -674,7 +681,8 @@ def _per_batch(scheduler) -> bool:
 def _train_epoch(run, loader, desc, progress):
     """One pass over `loader`; returns per-batch mean losses, batch sizes (host list) and the correct count,
     without host syncs."""
-    model, optimizer, criterion, device, scaler = run.model, run.optimizer, run.criterion, run.device, run.scaler
+    model, optimizer, criterion, device, scaler = (run.model, run.optimizer, run.criterion, run.device,
+                                                   run.scaler)
     step_scheduler = run.scheduler if _per_batch(run.scheduler) else None
     batch_hooks = [cb for cb in run.callbacks if callable(getattr(cb, 'after_batch', None))
                    and getattr(type(cb), 'after_batch', None) is not getattr(Callback, 'after_batch', None)]
@@ -721,7 +729,8 @@ class FitRun:
         self.net, self.optimizer, self.criterion, self.device = net, optimizer, criterion, device
         self.history, self.last_epoch, self.has_validation = history, last_epoch, has_validation
         self.scheduler, self.callbacks = scheduler, list(callbacks)
-        self.epoch, self.lr, self.stop, self.batch, self.loss = len(history), current_lr(optimizer), False, 0, None
+        self.epoch, self.lr = len(history), current_lr(optimizer)
+        self.stop, self.batch, self.loss = False, 0, None
         # set when Ctrl-C or Jupyter's stop button ends the fit (Checkpoint then says what is kept)
         self.interrupted = False
         self.amp_dtype, self.channels_last = amp_dtype, channels_last
@@ -756,8 +765,8 @@ def _shard(loader, train:bool):
         # training: the global batch split evenly, shards padded to equal length (every process takes every
         # step);
         # validation: every image exactly once, in batches of about the same size
-        return loader.shard(rank, world, pad=train,
-                            batch_size=None if train else math.ceil(loader.batch_size / world)), True
+        part = None if train else math.ceil(loader.batch_size / world)
+        return loader.shard(rank, world, pad=train, batch_size=part), True
     if isinstance(getattr(loader, 'sampler', None), DistributedSampler): return loader, True
     if not train: return loader, False  # every process scores all of it: the same numbers, no sum needed
     raise ValueError(f'fit runs in {world} processes (torchrun), so each needs its own part of the training '
@@ -772,8 +781,9 @@ def _check_epochs(num_epochs):
 def _check_criterion(criterion):
     reduction = getattr(criterion, 'reduction', 'mean')
     if reduction not in ('mean', 'sum'):
-        raise ValueError(f"the criterion has reduction={reduction!r}, which gives one loss per image, but fit needs one "
-                         f"number per batch: use {type(criterion).__name__}() (reduction='mean', the default)")
+        raise ValueError(f"the criterion has reduction={reduction!r}, which gives one loss per image, but "
+                         f"fit needs one number per batch: use {type(criterion).__name__}() "
+                         "(reduction='mean', the default)")
 
 # %% ../nbs/12_fit.ipynb #4f1c643b
 def _is_plateau(scheduler): return isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
@@ -782,7 +792,8 @@ def _is_plateau(scheduler): return isinstance(scheduler, torch.optim.lr_schedule
 def _check_scheduler(scheduler, has_validation):
     if scheduler is None: return
     if not hasattr(scheduler, 'step'):
-        raise TypeError(f'scheduler must be a torch.optim.lr_scheduler object, got {type(scheduler).__name__}')
+        raise TypeError('scheduler must be a torch.optim.lr_scheduler object, got '
+                        f'{type(scheduler).__name__}')
     if _is_plateau(scheduler) and not has_validation:
         raise ValueError('ReduceLROnPlateau steps on the validation loss, but fit was given no test_loader: '
                          'pass a validation loader, or use a scheduler that needs no metric (e.g. StepLR)')
@@ -868,9 +879,8 @@ def _fit_epoch(run, train_loader, test_loader, progress):
     # weights that only fail on other images are broken too
     if test_loader is not None and not math.isfinite(val_loss):
         weights_finite = all(bool(torch.isfinite(p).all()) for p in net.parameters())
-        _put_back(run, good_state,
-                  f'the validation loss became {val_loss} at epoch {run.epoch} (training loss '
-                  f'{train_loss:.4g})',
+        _put_back(run, good_state, f'the validation loss became {val_loss} at epoch {run.epoch} (training '
+                                   f'loss {train_loss:.4g})',
                   'The weights are finite, so the validation inputs probably hold NaN or inf: check the '
                   'validation data.'
                   + _fp16_range(run) if weights_finite else 'The weights are no longer finite: try a smaller '
@@ -891,9 +901,13 @@ def fit(net, # the model to train
         *,
         # a progress bar per epoch; None: only where it redraws in place (`live_output`)
         progress:bool|None=None,
-        scheduler=None, # a learning-rate scheduler: OneCycleLR/CyclicLR stepped after every batch, any other once per epoch (ReduceLROnPlateau on the validation loss)
+        # a learning-rate scheduler: OneCycleLR/CyclicLR stepped after every batch, any other once per epoch
+        # (ReduceLROnPlateau on the validation loss)
+        scheduler=None,
         callbacks=(), # `Callback`s, e.g. `EarlyStopping(7)`, `TensorBoardLogger('runs/x')`, `LRRecorder()`
-        amp:str|None=None, # mixed precision: None (float32), 'auto', 'bf16' or 'fp16' (with a gradient scaler); see `resolve_amp`
+        # mixed precision: None (float32), 'auto', 'bf16' or 'fp16' (with a gradient scaler); see
+        # `resolve_amp`
+        amp:str|None=None,
         # train a conv net in channels-last memory layout (faster convolutions on most hardware)
         channels_last:bool=False,
        ) -> np.ndarray:
@@ -926,9 +940,11 @@ def fit(net, # the model to train
             except RuntimeError as e:
                 if not (run.model is not net and lost_contact(e)): raise
                 rank, world, _ = dist_info()
-                raise ProcessGroupError(f'process {rank} of {world} lost contact with the others in epoch {epoch} '
+                raise ProcessGroupError(f'process {rank} of {world} lost contact with the others in epoch '
+                                        f'{epoch} '
                                         f'({str(e).strip().splitlines()[-1][:200]}): another process died or '
-                                        'hung; the launcher (cnn-course or torchrun) names it. The checkpoints '
+                                        'hung; the launcher (cnn-course or torchrun) names it. The '
+                                        'checkpoints '
                                         'written so far are intact: resume continues from them') from e
             if row is None: break
             run.history = np.vstack((run.history, row))

@@ -187,7 +187,8 @@ def show_filters(conv, # an nn.Conv2d, or a model whose first Conv2d is drawn
                  max_filters:int=64, # draw at most this many output channels
                  ncols:int=8, # tiles per row
                  *,
-                 show:bool=True, # True: leave it in pyplot, drawn at the end of a notebook cell and saved by `plt.savefig`; False: out of pyplot
+                 # True: left in pyplot (drawn at the cell's end, `plt.savefig` saves it); False: not
+                 show:bool=True,
                 ):
     "Draw a Conv2d's kernels as a grid of small images, one per output channel."
     conv = _first_conv(conv)
@@ -221,7 +222,8 @@ def show_feature_maps(module, # a Conv2d, a Sequential of layers, or any module 
                       ncols:int=8, # tiles per row
                       cmap:str='gray', # colour map for the maps
                       *,
-                      show:bool=True, # True: leave it in pyplot, drawn at the end of a notebook cell and saved by `plt.savefig`; False: out of pyplot
+                      # True: left in pyplot (drawn at the cell's end, `plt.savefig` saves it); False: not
+                      show:bool=True,
                      ):
     "Draw the channels (feature maps) that `module` produces for one image."
     x = torch.as_tensor(image).detach()
@@ -249,7 +251,8 @@ def show_feature_maps(module, # a Conv2d, a Sequential of layers, or any module 
 # %% ../nbs/01_conv_basics.ipynb #7e994ab6
 def show_rgb_channels(image, # one (3, H, W) colour image, e.g. `denormalize(img, dataset)`
                       *,
-                      show:bool=True, # True: leave it in pyplot, drawn at the end of a notebook cell and saved by `plt.savefig`; False: out of pyplot
+                      # True: left in pyplot (drawn at the cell's end, `plt.savefig` saves it); False: not
+                      show:bool=True,
                      ):
     "Show a colour image and, side by side and titled, its red, green and blue channels in gray."
     img = torch.as_tensor(image).detach().float().cpu()
@@ -293,7 +296,8 @@ def plot_history(history, # the array `fit` returned
 def evaluate_history(history, # the array `fit` returned
                      *,
                      title:str='', # shown above the curves, e.g. the model and the data
-                     show:bool=True, # True: leave it in pyplot, drawn at the end of a notebook cell and saved by `plt.savefig`; False: out of pyplot
+                     # True: left in pyplot (drawn at the cell's end, `plt.savefig` saves it); False: not
+                     show:bool=True,
                     ):
     "Print the first and last validation loss and accuracy, and plot the loss and accuracy curves."
     h = check_history(history)
@@ -346,7 +350,8 @@ def show_images_labels(loader, # yields `(images, labels)`; the first batch is s
                        n:int=50, # how many images at most
                        *,
                        title:str='', # shown above the grid, e.g. the data's name
-                       show:bool=True, # True: leave it in pyplot, drawn at the end of a notebook cell and saved by `plt.savefig`; False: out of pyplot
+                       # True: left in pyplot (drawn at the cell's end, `plt.savefig` saves it); False: not
+                       show:bool=True,
                       ):
     """Show the first `n` images of `loader` titled with their labels, or `true:predicted` (two lines when
     long) with mistakes in red."""
@@ -364,8 +369,9 @@ def show_images_labels(loader, # yields `(images, labels)`; the first batch is s
         guesses = [classes[p] for p in predicted[:count]]
         titles = [_pair_title(t, g) for t, g in zip(truths, guesses)]
         colours = ['k' if g == t else 'r' for t, g in zip(truths, guesses)]
-    fig = _image_grid(images[:count], titles, colours,
-                      legend=None if predicted is None else PAIR_LEGEND + '; red: a mistake', title=title)
+    fig = _image_grid(images[:count], titles, colours, legend=None if predicted is None
+                                                              else PAIR_LEGEND + '; red: a mistake',
+                      title=title)
     return _finish(fig, show)
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #b25774ca
@@ -442,7 +448,8 @@ class LivePlot(Callback):
 # %% ../nbs/03_bn_dropout.ipynb #3454d504
 def plot_lr_find(result, # what `lr_find` returned
                  *,
-                 show:bool=True, # True: leave it in pyplot, drawn at the end of a notebook cell and saved by `plt.savefig`; False: out of pyplot
+                 # True: left in pyplot (drawn at the cell's end, `plt.savefig` saves it); False: not
+                 show:bool=True,
                 ):
     "The range test's smoothed loss against the learning rate (log scale), with the suggested rate marked."
     fig, ax = plt.subplots(figsize=(6, 3.5), layout='constrained', FigureClass=CourseFigure)
@@ -457,7 +464,8 @@ import matplotlib.pyplot as plt
 
 def compare_histories(histories:dict, # {name: history array from `fit`}
                       *,
-                      show:bool=True, # True: leave it in pyplot, drawn at the end of a notebook cell and saved by `plt.savefig`; False: out of pyplot
+                      # True: left in pyplot (drawn at the cell's end, `plt.savefig` saves it); False: not
+                      show:bool=True,
                      ):
     "Overlay several runs' validation loss and accuracy curves, one colour per run."
     fig, axs = plt.subplots(1, 2, figsize=(12, 4.5), layout='constrained', FigureClass=CourseFigure)
@@ -478,8 +486,11 @@ def plot_confusion_matrix(loader, # the test data
                           *,
                           normalize:bool=True, # show each row as fractions of its true class (False: counts)
                           title:str='', # shown above the matrix, e.g. the model and the data
-                          show:bool=True, # True: leave it in pyplot, drawn at the end of a notebook cell and saved by `plt.savefig`; False: out of pyplot
-                          predictions:tuple|None=None, # what `predict(loader, net, device)` returned, if you have it: drawn without running `net` again
+                          # True: left in pyplot (drawn at the cell's end, `plt.savefig` saves it); False: not
+                          show:bool=True,
+                          # what `predict(loader, net, device)` returned, if you have it: drawn without
+                          # running `net`
+                          predictions:tuple|None=None,
                          ):
     "Draw the confusion matrix: rows are true classes, columns predictions; the diagonal is what was right."
     if classes is None: classes = dataset_classes(loader)
@@ -508,8 +519,11 @@ def show_misclassified(loader, # the test data
                        n:int=20, # how many mistakes to show at most
                        *,
                        title:str='', # shown above the grid, e.g. the data's name
-                       show:bool=True, # True: leave it in pyplot, drawn at the end of a notebook cell and saved by `plt.savefig`; False: out of pyplot
-                       predictions:tuple|None=None, # what `predict(loader, net, device, with_inputs=True)` returned, if you have it: drawn without running `net` again
+                       # True: left in pyplot (drawn at the cell's end, `plt.savefig` saves it); False: not
+                       show:bool=True,
+                       # what `predict(loader, net, device, with_inputs=True)` returned, if you have it: drawn
+                       # without running `net` again
+                       predictions:tuple|None=None,
                       ):
     "Show the first `n` test images `net` gets wrong, titled `true:predicted`."
     if classes is None: classes = dataset_classes(loader)

@@ -1,4 +1,5 @@
-"Checkpoints on disk: a training process killed with SIGKILL and resumed, atomic writes, and every kind of bad file."
+"""Checkpoints on disk: a training process killed with SIGKILL and resumed, atomic writes, and every kind of
+bad file."""
 import os, random, signal, subprocess, sys, textwrap, time
 from pathlib import Path
 import numpy as np
@@ -96,7 +97,8 @@ def test_killed_run_resumes_bit_for_bit(tmp_path, monkeypatch):
     # the files agree too: the same last weights, and best.pt is the same epoch
     a, b = read_checkpoint(tmp_path / 'full' / 'last.pt'), read_checkpoint(tmp_path / 'killed' / 'last.pt')
     assert all(torch.equal(a['model_state'][k], b['model_state'][k]) for k in a['model_state'])
-    assert read_checkpoint(tmp_path / 'full' / 'best.pt')['epoch'] == read_checkpoint(tmp_path / 'killed' / 'best.pt')['epoch']
+    assert (read_checkpoint(tmp_path / 'full' / 'best.pt')['epoch']
+            == read_checkpoint(tmp_path / 'killed' / 'best.pt')['epoch'])
     # a finished run has nothing left to do (in this process: the command line would call the same function)
     monkeypatch.setenv('CNN_COURSE_QUICK', '1')
     assert resume_run(tmp_path / 'killed', progress=False) is None
@@ -161,8 +163,8 @@ def _loaders(features=6, n=200):
     x = torch.randn(n, features, generator=g)
     y = (x[:, 0] > 0).long()
     ds = TensorDataset(x, y)
-    return DeviceLoader(ds, batch_size=16, shuffle=True, device='cpu'), DeviceLoader(ds, batch_size=40,
-                                                                                     device='cpu')
+    return (DeviceLoader(ds, batch_size=16, shuffle=True, device='cpu'),
+            DeviceLoader(ds, batch_size=40, device='cpu'))
 
 
 def _parts(seed=0):
@@ -254,8 +256,8 @@ def test_different_model_is_refused_by_name_and_shape(saved):
     bytes_before = saved.read_bytes()
     other = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 2))
     before = {k: v.clone() for k, v in other.state_dict().items()}
-    with pytest.raises(ModelMismatchError,
-                       match=r'saved from a DropNet, but it is being loaded into a Sequential') as e:
+    with pytest.raises(ModelMismatchError, match=r'saved from a DropNet, but it is being loaded into a '
+                                                 r'Sequential') as e:
         load_checkpoint(saved, other)
     assert 'only in the checkpoint: body.0.weight' in str(e.value) and 'nothing was loaded' in str(e.value)
     assert isinstance(e.value, ValueError) and _unchanged(other, before)
@@ -309,8 +311,8 @@ def test_not_a_checkpoint(saved, kind):
 @pytest.mark.parametrize('keep', [0, 10, 0.5, -1])
 def test_truncated_checkpoint(saved, keep):
     data = saved.read_bytes()
-    n = keep if isinstance(keep,
-                           int) and keep >= 0 else (len(data) - 1 if keep == -1 else int(len(data) * keep))
+    n = keep if isinstance(keep, int) and keep >= 0 else (len(data) - 1 if keep == -1
+        else int(len(data) * keep))
     path = saved.parent / 'cut.pt'
     path.write_bytes(data[:n])
     net, before = _fresh()

@@ -119,8 +119,8 @@ def test_unwritable_tensorboard_dir_fails_before_training(tmp_path, data_root):
     log_dir, out = a_file / 'tb', tmp_path / 'out'
     r = cli('train', '--tensorboard', log_dir, '--data-root', data_root, '--out', out, '--limit-train', 200,
             '--limit-test', 100, cwd=tmp_path, quick=True)
-    assert_usage_error(r,
-                       f'--tensorboard {log_dir}: cannot create this folder: {a_file} is a file, not a folder')
+    assert_usage_error(r, f'--tensorboard {log_dir}: cannot create this folder: {a_file} is a file, not a '
+                          'folder')
     assert a_file.read_text() == 'not a folder' and not (out / 'run.json').exists()
 
 
@@ -170,10 +170,11 @@ def test_real_fashion_mnist_run(tmp_path, data_root):
     assert '\r' not in r.stdout + r.stderr and 'it/s' not in r.stderr
     assert 'training fashion_cnn on fashion-mnist' in r.stdout and 'Epoch [1/1], loss: ' in r.stdout
     last = r.stdout.splitlines()[-1]
-    assert f'to {out}' in last and 'validation accuracy: ' in last and 'held-out training images; test accuracy: ' in last
+    assert (f'to {out}' in last and 'validation accuracy: ' in last and
+            'held-out training images; test accuracy: ' in last)
     assert 'scored: the weights of epoch 1 (the last)' in last  # the line says which weights it scored
-    assert sorted(p.name for p in out.iterdir()) == ['curves.png', 'history.csv', 'history.npy', 'model.pt',
-                                                     'run.json']
+    assert (sorted(p.name for p in out.iterdir()) == ['curves.png', 'history.csv', 'history.npy', 'model.pt',
+                                                      'run.json'])
     run, history = read_run(out)
     assert (run['n_train'], run['n_val'], run['n_test']) == (8333, 1667, 2000) and run['elapsed_seconds'] > 0
     assert (run['args']['model'], run['args']['optimizer'], run['args']['lr'], run['args']['scheduler']) == \
@@ -236,7 +237,8 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(tmp_path, data_root):
                  '--limit-train', 300, '--limit-test', 100, '--data-root', data_root, '--out', out,
                  cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert 'early stopping: val_loss has not improved for 1 epochs' in r.stdout and 'Epoch [3/4]' not in r.stdout
+    assert ('early stopping: val_loss has not improved for 1 epochs' in r.stdout and
+            'Epoch [3/4]' not in r.stdout)
     run, history = read_run(out)
     assert history.shape == (2, 5) and history[0, 3] == history[1, 3]
     assert run['epochs_completed'] == 2 and run['lrs'] == [1e-30, 1e-30] and run['weights_epoch'] == 1
@@ -300,21 +302,25 @@ def test_cli_resumes_a_killed_run(tmp_path):
     h_resumed = read_checkpoint(ck / 'last.pt')['history']
     assert np.array_equal(np.asarray(h_resumed), np.asarray(h_full)), (h_resumed, h_full)
     # the resumed run leaves the result files an uninterrupted one leaves, in the --out it was started with
-    assert 'wrote history.csv, history.npy, curves.png, model.pt, run.json to ' in resumed.stdout.splitlines()[-1]
+    assert ('wrote history.csv, history.npy, curves.png, model.pt, run.json to '
+            in resumed.stdout.splitlines()[-1])
     assert np.array_equal(np.load(tmp_path / 'killed_out' / 'history.npy'),
                           np.load(tmp_path / 'full_out' / 'history.npy'))
-    full_run, killed_run = (json.loads((tmp_path / f / 'run.json').read_text()) for f in ('full_out',
-                                                                                          'killed_out'))
+    full_run, killed_run = (json.loads((tmp_path / f / 'run.json').read_text())
+                            for f in ('full_out', 'killed_out'))
     for key in ('val_accuracy', 'test_accuracy', 'lrs', 'weights_epoch', 'config', 'n_train', 'n_val',
                 'n_test'):
         assert full_run[key] == killed_run[key], key
-    assert killed_run['command'] == 'resume' and killed_run['config']['model'] == 'resnet' and killed_run['config']['flip']
-    assert killed_run['config']['shift'] == 2 and killed_run['config']['erase'] == 0.5 and killed_run['config']['scheduler'] == 'onecycle'
+    assert (killed_run['command'] == 'resume' and killed_run['config']['model'] == 'resnet' and
+            killed_run['config']['flip'])
+    assert (killed_run['config']['shift'] == 2 and killed_run['config']['erase'] == 0.5 and
+            killed_run['config']['scheduler'] == 'onecycle')
     weights = [torch.load(tmp_path / f / 'model.pt', weights_only=True) for f in ('full_out', 'killed_out')]
-    assert weights[0].keys() == weights[1].keys() and all(torch.equal(weights[0][k],
-                                                                      weights[1][k]) for k in weights[0])
+    assert (weights[0].keys() == weights[1].keys() and
+            all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0]))
     ev = cli_here('evaluate', str(ck), cwd=tmp_path)  # in this process: PyTorch is already imported here
-    assert ev.returncode == 0 and 'best (epoch' in ev.stdout and 'last (epoch 4)' in ev.stdout, ev.stdout + ev.stderr
+    assert (ev.returncode == 0 and 'best (epoch' in ev.stdout and
+            'last (epoch 4)' in ev.stdout), ev.stdout + ev.stderr
     # test-time augmentation: the same checkpoints scored over five views; a different score from the plain
     # one
     tta = cli_here('evaluate', str(ck), '--tta', cwd=tmp_path)
@@ -326,7 +332,8 @@ def test_cli_resumes_a_killed_run(tmp_path):
 
 def test_cli_resume_of_a_folder_without_checkpoints_is_a_clear_error(tmp_path):
     out = cli_here('resume', tmp_path, cwd=tmp_path, quick=False)
-    assert out.returncode == 2 and out.stderr.startswith('cnn-course: error: resume') and str(tmp_path) in out.stderr
+    assert (out.returncode == 2 and out.stderr.startswith('cnn-course: error: resume') and
+            str(tmp_path) in out.stderr)
 
 
 def test_resume_after_a_left_over_image(tmp_path, data_root):
@@ -340,7 +347,8 @@ def test_resume_after_a_left_over_image(tmp_path, data_root):
     assert r.returncode == 0, r.stderr
     run = json.loads((tmp_path / 'out' / 'run.json').read_text())
     # 601 images, 100 of them held out (a sixth): 501 to train on, which leave one over
-    assert run['n_train'] == 501 and run['config']['batch_size'] == 100 and run['config']['limit_train'] == 601
+    assert (run['n_train'] == 501 and run['config']['batch_size'] == 100 and
+            run['config']['limit_train'] == 601)
     r = cli_here('resume', ck, '--epochs', 2, '--no-progress', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     # the new target, not the old plan
@@ -478,7 +486,8 @@ def test_evaluate_writes_lesson_4s_views(tmp_path, data_root):
         r = (cli if split == 'test' else cli_here)('evaluate', ck, '--split', split, cwd=tmp_path, quick=True)
         assert r.returncode == 0, r.stderr
         files = [f'per_class_{split}.csv', f'confusion_{split}.png', f'misclassified_{split}.png']
-        assert r.stdout.splitlines()[-1] == f'wrote {", ".join(files)} (best.pt, epoch {best["epoch"]}) to {ck}'
+        assert (r.stdout.splitlines()[-1] == f'wrote {", ".join(files)} (best.pt, epoch {best["epoch"]}) to '
+                                             f'{ck}')
         rows = list(csv.DictReader(open(ck / files[0])))
         assert [row['class'] for row in rows] == list(CLASS_NAMES['cifar10'])
         assert sum(int(row['total']) for row in rows) == n
@@ -567,8 +576,8 @@ def test_fast_recipe_from_the_command(tmp_path, data_root):
     run, history = read_run(tmp_path / 'fast')
     expected = recipe('fast', epochs=2, limit_train=1200, limit_test=300, data_root=str(data_root)).to_dict()
     assert run['config'] == expected
-    assert (expected['optimizer'], expected['scheduler'], expected['batch_size']) == ('adamw', 'onecycle',
-                                                                                      128)
+    assert ((expected['optimizer'], expected['scheduler'], expected['batch_size'])
+            == ('adamw', 'onecycle', 128))
     assert 'mixed precision: ' in r.stdout and np.isfinite(history).all()
     assert run['val_accuracy'] > 0.5  # real Fashion-MNIST after 2 epochs on 1,000 images: chance is 0.1
     r = cli_here('train', '--recipe', 'fast', '--optimizer', 'sgd', '--label-smoothing', 0, *args, '--epochs',
@@ -616,7 +625,8 @@ def _ctrl_c_after_an_epoch(tmp_path, *args):
             lines.append(line)
             if line.startswith('Epoch [1/50]'): break
         deadline = time.monotonic() + 60
-        while '--checkpoint' in args and not (tmp_path / 'ck' / 'last.pt').exists() and time.monotonic() < deadline:
+        while ('--checkpoint' in args and not (tmp_path / 'ck' / 'last.pt').exists() and
+               time.monotonic() < deadline):
             time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=60)

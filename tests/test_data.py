@@ -1,4 +1,5 @@
-"Files on disk and failures for `cnn_course.data`: synthetic formats, Debian's copy, offline errors, quick mode."
+"""Files on disk and failures for `cnn_course.data`: synthetic formats, Debian's copy, offline errors, quick
+mode."""
 import gzip, os, pickle, struct
 from pathlib import Path
 
@@ -45,8 +46,8 @@ def test_idx_round_trip(tmp_path, cls):
     assert struct.unpack('>II', (raw / 't10k-labels-idx1-ubyte').read_bytes()[:8]) == (2049, 20)
     for name in IDX: assert gzip.decompress((raw / f'{name}.gz').read_bytes()) == (raw / name).read_bytes()
     train, test = cls(tmp_path, train=True), cls(tmp_path, train=False)
-    assert train.data.shape == (30, 28, 28) and test.data.shape == (20, 28,
-                                                                    28) and train.data.dtype == torch.uint8
+    assert (train.data.shape == (30, 28, 28) and test.data.shape == (20, 28, 28) and
+            train.data.dtype == torch.uint8)
     assert sorted(train.targets.tolist()) == sorted(list(range(10)) * 3)
     # same seed, same bytes; another seed, other images
     again = write_synthetic_idx(tmp_path / 'again', cls.__name__, 30, 20, seed=5)
@@ -93,8 +94,8 @@ def test_corrupt_gz_in_raw_is_a_clear_error(tmp_path, full_mode):
     for n in IDX: (raw / n).unlink()
     gz = raw / 'train-images-idx3-ubyte.gz'
     gz.write_bytes(gz.read_bytes()[:100] + b'\0\0\0\0')
-    with pytest.raises(DamagedDataError,
-                       match=r'train-images-idx3-ubyte\.gz is damaged .*Delete it and fetch it again'):
+    with pytest.raises(DamagedDataError, match=r'train-images-idx3-ubyte\.gz is damaged .*Delete it and '
+                                               r'fetch it again'):
         load_dataset('mnist', root=tmp_path, download=False)
     assert not list(raw.glob('.*.tmp'))
 
@@ -209,8 +210,8 @@ def test_cifar_round_trip(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == sorted(['batches.meta', 'synthetic.md5', 'test_batch']
                                                               + [f'data_batch_{i}' for i in range(1, 6)])
     with open(folder / 'data_batch_1', 'rb') as f: entry = pickle.load(f, encoding='latin1')
-    assert entry['data'].dtype == np.uint8 and entry['data'].shape == (11,
-                                                                       3072) and len(entry['labels']) == 11
+    assert (entry['data'].dtype == np.uint8 and entry['data'].shape == (11, 3072) and
+            len(entry['labels']) == 11)
     with open(folder / 'batches.meta', 'rb') as f:
         assert pickle.load(f, encoding='latin1')['label_names'][0] == 'airplane'
     train, test = SyntheticCIFAR10(tmp_path), SyntheticCIFAR10(tmp_path, train=False)

@@ -77,9 +77,8 @@ def test_two_processes_train_as_one_process_doing_their_arithmetic(tmp_path, dat
     assert r0['n_val'] == r1['n_val'] == r0['n_val_set'] == 200   # each validation image counted once, in all
     # the replicas stayed identical
     assert all(torch.equal(r0['state'][k], r1['state'][k]) for k in r0['state'])
-    assert np.array_equal(r0['history'],
-                          r1['history']) and np.array_equal(np.load(tmp_path / 'two' / 'history.npy'),
-                                                            r0['history'])
+    assert (np.array_equal(r0['history'], r1['history']) and
+            np.array_equal(np.load(tmp_path / 'two' / 'history.npy'), r0['history']))
     # both left the process group before the interpreter shut down (a process that doesn't can die with
     # SIGABRT
     # after its work is done, and torchrun then fails the run)
@@ -175,17 +174,18 @@ def test_the_command_in_two_processes_then_resumed_in_one_and_in_two(tmp_path, d
     r = cli('train', '--nproc-per-node', 2, '--epochs', 2, '--checkpoint', tmp_path / 'ck', '--out',
             tmp_path / 'out', *small, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert 'each trains on 50 of the 100 images of every step' in r.stdout and r.stdout.count('Epoch [2/2]') == 1
+    assert ('each trains on 50 of the 100 images of every step' in r.stdout and
+            r.stdout.count('Epoch [2/2]') == 1)
     run = json.loads((tmp_path / 'out' / 'run.json').read_text())
-    assert (run['world_size'], run['backend'], run['batch_size_global'], run['batch_size_per_process']) == (2,
-                                                                                                            'gloo', 100, 50)
+    assert ((run['world_size'], run['backend'], run['batch_size_global'], run['batch_size_per_process'])
+            == (2, 'gloo', 100, 50))
     history = np.load(tmp_path / 'out' / 'history.npy')
     kept = run['weights_epoch'] - 1
     # the history's validation and run.json's (one process scoring the kept weights again) agree: every
     # process
     # validated the same model, batch-norm statistics included, and counted each of the 200 images once
-    assert run['n_val'] == 200 and np.isclose(run['val_loss'], history[kept, 3],
-                                              rtol=1e-6) and run['val_accuracy'] == history[kept, 4]
+    assert (run['n_val'] == 200 and np.isclose(run['val_loss'], history[kept, 3], rtol=1e-6) and
+            run['val_accuracy'] == history[kept, 4])
     # now in one process: this one (PyTorch is imported here already; the same `main` the script runs)
     r = cli_here('resume', tmp_path / 'ck', '--epochs', 3, '--out', tmp_path / 'one', cwd=tmp_path,
                  quick=False)
@@ -197,7 +197,8 @@ def test_the_command_in_two_processes_then_resumed_in_one_and_in_two(tmp_path, d
     r = cli_here('resume', tmp_path / 'ck', '--epochs', 4, '--nproc-per-node', 3, '--out', tmp_path / 'three',
                  cwd=tmp_path, quick=False)
     assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'starting' not in r.stdout, r.stderr[-3000:]
-    assert "the run's global batch of 100 images is split evenly over the processes, and 3 cannot share it" in r.stderr
+    assert ("the run's global batch of 100 images is split evenly over the processes, and 3 cannot share it"
+            in r.stderr)
     assert not (tmp_path / 'three').exists()
     # and in two again, started as a user starts torchrun (the command's --nproc-per-node runs this same line)
     r = cli('--standalone', '--nproc-per-node=2', '-m', 'cnn_course.cli', 'resume', tmp_path / 'ck',
@@ -213,23 +214,24 @@ def test_launch_errors_are_one_line_before_any_process_starts(tmp_path):
     def error(*args):
         # the same `main`, here
         r = cli_here('train', *args, '--out', tmp_path / 'never', cwd=tmp_path, quick=False)
-        assert r.returncode == 2 and r.stderr.count('\n') == 1 and r.stderr.startswith('cnn-course: error: '), r.stderr
+        assert (r.returncode == 2 and r.stderr.count('\n') == 1 and
+                r.stderr.startswith('cnn-course: error: ')), r.stderr
         assert 'Epoch' not in r.stdout and 'starting' not in r.stdout
         return r.stderr
     with socket.socket() as taken:
         taken.bind(('', 0)); taken.listen()
         port = taken.getsockname()[1]
-        assert f'port {port} is already in use on this machine' in error('--nproc-per-node', 2,
-                                                                         '--rdzv-endpoint',
-                                                                         f'127.0.0.1:{port}')
-    assert '--batch-size 100 is the global batch, split evenly over the 3 processes: use a multiple of 3' in error('--nproc-per-node', 3)
+        assert (f'port {port} is already in use on this machine'
+                in error('--nproc-per-node', 2, '--rdzv-endpoint', f'127.0.0.1:{port}'))
+    assert ('--batch-size 100 is the global batch, split evenly over the 3 processes: use a multiple of 3'
+            in error('--nproc-per-node', 3))
     assert '--nnodes 2: the machines need a place to meet' in error('--nproc-per-node', 1, '--nnodes', 2)
     assert '--node-rank 2: must be from 0 to 1' in error('--nproc-per-node', 1, '--nnodes', 2, '--node-rank',
                                                          2,
                                                            '--rdzv-endpoint', 'localhost:1')
     assert 'expected HOST:PORT' in error('--nproc-per-node', 2, '--rdzv-endpoint', 'nowhere')
-    assert '--sync-bn: SyncBatchNorm runs on CUDA GPUs only' in error('--nproc-per-node', 2, '--sync-bn',
-                                                                      '--device', 'cpu')
+    assert ('--sync-bn: SyncBatchNorm runs on CUDA GPUs only'
+            in error('--nproc-per-node', 2, '--sync-bn', '--device', 'cpu'))
     r = cli_here('resume', tmp_path / 'nowhere', '--nproc-per-node', 2, cwd=tmp_path, quick=False)
     assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'starting' not in r.stdout, r.stderr
     assert f'resume {tmp_path / "nowhere"}: no such folder' in r.stderr
@@ -261,7 +263,8 @@ def test_a_hung_rank_ends_the_job_within_the_timeout(tmp_path, data_root):
     # the 10 s collective timeout, then torchrun's own shutdown, not the hour of sleep
     assert took < 120, took
     assert 'local_rank: 0' in output, output[-3000:]   # the waiting rank failed, and torchrun names it
-    assert 'process 0 of 2 lost contact with the others in epoch 2' in output and 'Timed out' in output, output[-3000:]
+    assert ('process 0 of 2 lost contact with the others in epoch 2' in output and
+            'Timed out' in output), output[-3000:]
 
 
 def test_a_plain_dataloader_is_refused_under_torchrun(tmp_path):
@@ -297,8 +300,9 @@ def _workers(launcher_pid:int) -> list:
 
 @pytest.mark.long
 def test_a_rank_killed_under_the_command_is_said_in_one_line(tmp_path, data_root):
-    """`cnn-course train --nproc-per-node 2`, one rank SIGKILLed after an epoch is saved: no Python traceback, a line
-    naming the process, how it ended, the saved epoch and the exact resume command; exit status 1; no folder
+    """`cnn-course train --nproc-per-node 2`, one rank SIGKILLed after an epoch is saved: no Python
+    traceback, a line naming the process, how it ended, the saved epoch and the exact resume command; exit
+    status 1; no folder
     left."""
     from cnn_course.checkpoint import read_checkpoint
     ck, temp = tmp_path / 'ck', tmp_path / 'temp'
@@ -323,7 +327,8 @@ def test_a_rank_killed_under_the_command_is_said_in_one_line(tmp_path, data_root
     assert 'Traceback' not in out + err and 'ChildFailedError' not in err, err
     epoch = read_checkpoint(ck / 'last.pt')['epoch']
     line = err.strip().splitlines()[-1]
-    assert line.startswith('cnn-course: process ') and f'(pid {victim}) was killed by SIGKILL; torchrun stopped the others.' in line, err
+    assert (line.startswith('cnn-course: process ') and
+            f'(pid {victim}) was killed by SIGKILL; torchrun stopped the others.' in line), err
     assert line.endswith(f'The checkpoints are intact ({ck / "last.pt"} holds epoch {epoch}): continue with '
                          f'`cnn-course resume {ck} --nproc-per-node 2`.'), line
     assert list(temp.iterdir()) == []  # torchrun's log folder went with the launcher

@@ -1,4 +1,5 @@
-"The docs site's sources: README.md from index.ipynb, the lesson table, API pages, docstrings, docs config, workflows."
+"""The docs site's sources: README.md from index.ipynb, the lesson table, API pages, docstrings, docs config,
+workflows."""
 import configparser, importlib, importlib.util, inspect, json, re, subprocess, sys
 from pathlib import Path
 import pytest, yaml
@@ -63,25 +64,28 @@ def test_every_lesson_has_a_row_with_its_colab_badge(name):
     rows = [l for l in readme.splitlines() if l.startswith('|')]
     ok = any(f'{BADGE}({COLAB}{name})' in r and f'](nbs/{name})' in r for r in rows)
     assert ok, (f'nbs/{name} has no row in the Lessons table of README.md. Add this row to the Lessons table '
-                f'in nbs/index.ipynb, in file-name order (shorten the description to a list of what it teaches):\n\n'
-                f'{_lesson_row(name)}\n\nthen run `python tools/make_readme.py` and commit nbs/index.ipynb '
-                'and README.md.')
+                'in nbs/index.ipynb, in file-name order (shorten the description to a list of what it '
+                f'teaches):\n\n{_lesson_row(name)}\n\nthen run `python tools/make_readme.py` and commit '
+                'nbs/index.ipynb and README.md.')
 
 
 def test_lesson_table_has_no_stale_rows_and_is_in_order():
     readme = (ROOT / 'README.md').read_text(encoding='utf-8')
     linked = re.findall(re.escape(COLAB) + r'([^)\s]+)', readme)
     missing = [n for n in linked if not (NBS / n).exists()]
-    assert not missing, f'README.md has Colab badges for notebooks that do not exist: {missing}; remove their rows from nbs/index.ipynb'
-    assert linked == sorted(linked), f'the Lessons table in nbs/index.ipynb is not in file-name order: {linked}'
+    assert not missing, (f'README.md has Colab badges for notebooks that do not exist: {missing}; remove '
+                         'their rows from nbs/index.ipynb')
+    assert linked == sorted(linked), ('the Lessons table in nbs/index.ipynb is not in file-name order: '
+                                      f'{linked}')
 
 
 def test_index_notebook_is_the_home_page():
     cells = _cells(NBS / 'index.ipynb')
     assert re.match(r'#\s+cnn_course\s*\n+>\s+\S',
-                    _src(cells[0])), 'nbs/index.ipynb must start with `# cnn_course` and a `> description` line'
+                    _src(cells[0])), ('nbs/index.ipynb must start with `# cnn_course` and a `> description` '
+                                      'line')
     assert not any(re.search(r'^#\|\s*default_exp', _src(c),
-                             re.M) for c in cells), 'index.ipynb exports nothing'
+                             re.M) for c in cells), ('index.ipynb exports nothing')
 
 
 @pytest.mark.parametrize('doc', ['README.md', 'CONTRIBUTING.md', 'bench/README.md'])
@@ -100,12 +104,13 @@ def test_readme_is_short_and_plain():
     """The front page: under 1,200 words, no dates, issue numbers or first person (figures live on the
     Performance page)."""
     text = (ROOT / 'README.md').read_text(encoding='utf-8')
-    assert len(text.split()) <= 1200, f'README.md has {len(text.split())} words: move detail to a lesson or a page'
+    assert len(text.split()) <= 1200, (f'README.md has {len(text.split())} words: move detail to a lesson or '
+                                       'a page')
     # code may say `my-photo.jpg`
     prose = re.sub(r'`[^`\n]*`', '', re.sub(r'```.*?```', '', text, flags=re.S))
     for pattern in (r'\b20\d\d-\d\d-\d\d\b', r'\bissue \d+', r'\b(I|my|me)\b'):
-        assert not re.search(pattern,
-                             prose), f'README.md: {re.search(pattern, prose)[0]!r} (see nbs/performance.ipynb)'
+        assert not re.search(pattern, prose), (f'README.md: {re.search(pattern, prose)[0]!r} (see '
+                                               'nbs/performance.ipynb)')
     assert '(nbs/performance.ipynb)' in text and '(nbs/results.ipynb)' in text and 'CONTRIBUTING.md' in text
 
 
@@ -124,10 +129,10 @@ def test_api_page_shows_every_exported_name(mod):
     page = NBS / 'api' / f'{mod}.ipynb'
     assert page.exists(), f'nbs/api/{mod}.ipynb is missing: run `python tools/make_api_nb.py`'
     cells = _cells(page)
-    shown = {m[1] for c in cells if c['cell_type'] == 'code' for m in re.finditer(r'^show_doc\((\w+)\)',
-                                                                                  _src(c), re.M)}
-    noted = {m[1] for c in cells if c['cell_type'] == 'markdown' for m in re.finditer(r'^- `(\w+)`', _src(c),
-                                                                                      re.M)}
+    shown = {m[1] for c in cells if c['cell_type'] == 'code'
+             for m in re.finditer(r'^show_doc\((\w+)\)', _src(c), re.M)}
+    noted = {m[1] for c in cells if c['cell_type'] == 'markdown'
+             for m in re.finditer(r'^- `(\w+)`', _src(c), re.M)}
     # names defined in another module and re-exported here: listed, with a link to the page that documents
     # them
     noted |= {m[1] for c in cells if _src(c).startswith('## Also importable from here')
@@ -138,7 +143,8 @@ def test_api_page_shows_every_exported_name(mod):
     assert not no_doc and not no_note, (
         f'nbs/api/{mod}.ipynb lacks a show_doc cell for {no_doc} and a constant line for {no_note}: '
         'run `python tools/make_api_nb.py` and commit nbs/api/')
-    assert not (shown | noted) - set(m.__all__), f'nbs/api/{mod}.ipynb documents names not in __all__: run `python tools/make_api_nb.py`'
+    assert not (shown | noted) - set(m.__all__), (f'nbs/api/{mod}.ipynb documents names not in __all__: run '
+                                                  '`python tools/make_api_nb.py`')
 
 
 def test_api_pages_are_up_to_date():
@@ -162,7 +168,8 @@ def _own_doc(obj):
 def test_every_exported_function_and_class_has_a_docstring(mod):
     m = _module(mod)
     missing = [n for n in m.__all__ if _documented(getattr(m, n)) and not _own_doc(getattr(m, n))]
-    assert not missing, f'cnn_course.{mod}: {missing} have no docstring (one line, in the #| export cell that defines them)'
+    assert not missing, (f'cnn_course.{mod}: {missing} have no docstring (one line, in the #| export cell '
+                         'that defines them)')
 
 
 # Docs site configuration
@@ -182,18 +189,21 @@ def test_nbdev_yml_is_what_nbdev_writes():
     want = _nbdev_yml.format(doc_path=Path(c['doc_path']).name,
                              **{k: c[k] for k in ('title', 'description', 'branch', 'git_url', 'doc_host',
                                                   'doc_baseurl')})
-    assert (NBS / 'nbdev.yml').read_text() == want, 'nbs/nbdev.yml is stale: run `python tools/docs_check.py` and commit it'
+    assert (NBS / 'nbdev.yml').read_text() == want, ('nbs/nbdev.yml is stale: run `python '
+                                                     'tools/docs_check.py` and commit it')
 
 
 def test_sidebar_lists_every_page_in_three_sections():
-    assert _cfg()['custom_sidebar'] == 'True', 'tools/docs_check.py writes nbs/sidebar.yml; nbdev must not overwrite it'
+    assert _cfg()['custom_sidebar'] == 'True', ('tools/docs_check.py writes nbs/sidebar.yml; nbdev must not '
+                                                'overwrite it')
     contents = yaml.safe_load((NBS / 'sidebar.yml').read_text())['website']['sidebar']['contents']
     assert contents[0] == 'index.ipynb'
     sections = {s['section']: s['contents'] for s in contents[1:]}
     stale = 'nbs/sidebar.yml is stale: run `python tools/docs_check.py` and commit it'
     assert sections.get('Lessons') == LESSONS, stale
     assert sections.get('Results', [])[:2] == ['results.ipynb', 'performance.ipynb'], stale
-    assert sorted(sections['Results']) == sorted(p.name for p in NBS.glob('[!0-9]*.ipynb') if p.name != 'index.ipynb'), stale
+    assert sorted(sections['Results']) == sorted(p.name for p in NBS.glob('[!0-9]*.ipynb')
+                                                 if p.name != 'index.ipynb'), stale
     assert sorted(sections.get('Library reference',
                                [])) == sorted(f'api/{p.name}' for p in (NBS / 'api').glob('*.ipynb')), \
         'nbs/sidebar.yml is stale: run `python tools/docs_check.py` and commit it'
@@ -210,9 +220,11 @@ def test_crossref_rule():
     dc = _tool('docs_check')
     lib = dc.Library()
     def errors(md): return dc.check_text(lib, 'test', md, local={'my_var'})
-    assert errors('`cnn_course`, `cnn_course.core`, `cnn_course.core.get_device`, `cnn_course.data.DATA_ROOT`') == []
+    assert (errors('`cnn_course`, `cnn_course.core`, `cnn_course.core.get_device`, '
+                   '`cnn_course.data.DATA_ROOT`') == [])
     assert errors('`python -m cnn_course.cli train`, `cnn_course.data.DeviceLoader.batch_size`') == []
-    assert errors('`fit`, `train()`, `eval()`, `show_doc`, `load_dataset(name)`, `my_var`, `batch_size`') == []
+    assert (errors('`fit`, `train()`, `eval()`, `show_doc`, `load_dataset(name)`, `my_var`, `batch_size`')
+            == [])
     assert errors('```\n`cnn_course.nope`\n```') == []  # fenced code is not read
     assert len(errors('`cnn_course.nope`')) == 1
     assert len(errors('`cnn_course.core.nope`')) == 1
@@ -233,12 +245,14 @@ def _steps(wf):
 
 
 def test_test_script_runs_docs_checks_before_pytest_last():
-    lines = [l.strip() for l in (ROOT / 'tools' / 'test.sh').read_text().splitlines() if l.strip() and not l.startswith('#')]
+    lines = [l.strip() for l in (ROOT / 'tools' / 'test.sh').read_text().splitlines()
+             if l.strip() and not l.startswith('#')]
     text = '\n'.join(lines)
     for cmd in ('python tools/make_readme.py --check', 'python tools/make_api_nb.py --check',
                 'python tools/docs_check.py'):
         assert cmd in text and text.index(cmd) < text.index('python -m pytest'), cmd
-    assert lines[-1].startswith('python -m pytest'), "pytest's summary must be the last line tools/test.sh prints"
+    assert lines[-1].startswith('python -m pytest'), ("pytest's summary must be the last line tools/test.sh "
+                                                      "prints")
 
 
 def test_test_workflow_runs_ci_script():
@@ -249,10 +263,11 @@ def test_test_workflow_runs_ci_script():
     py = [s for s in steps if s.get('uses', '').startswith('actions/setup-python@')]
     assert py and str(py[0]['with']['python-version']) == '3.11'
     assert any(s.get('run',
-                     '').strip() == 'bash .ci/run' for s in steps), 'test.yaml must run `bash .ci/run`, as CI does'
+                     '').strip() == 'bash .ci/run' for s in steps), ('test.yaml must run `bash .ci/run`, as CI does')
     ci = (ROOT / '.ci' / 'run').read_text()
     assert 'bash tools/setup.sh && bash tools/test.sh' in ci
-    assert 'bash tools/setup.sh && bash tools/test.sh' in (ROOT / 'README.md').read_text(), "the README's test command"
+    assert ('bash tools/setup.sh && bash tools/test.sh'
+            in (ROOT / 'README.md').read_text()), "the README's test command"
 
 
 def test_deploy_workflow_renders_with_quarto_and_pinned_nbdev():
@@ -271,8 +286,8 @@ def test_deploy_workflow_renders_with_quarto_and_pinned_nbdev():
 
 
 def test_docs_constraints_pin_nbdev_2_companions():
-    lines = {l.split('#')[0].replace(' ',
-                                     '') for l in (ROOT / '.github' / 'docs-constraints.txt').read_text().splitlines()}
+    lines = ({l.split('#')[0].replace(' ',
+                                      '') for l in (ROOT / '.github' / 'docs-constraints.txt').read_text().splitlines()})
     assert {'nbdev==2.4.14', 'fastcore>=1.12.27,<2', 'execnb<0.2', 'ghapi<2'} <= lines, lines
 
 
@@ -286,7 +301,8 @@ def _stored_text(name, cell_start):
 
 def _results_row(lesson_file):
     "The results table's rows for one lesson, as one text."
-    rows = [l for l in _src(_cells(NBS / 'results.ipynb')[1]).splitlines() if l.startswith('| [') and f']({lesson_file})' in l]
+    rows = [l for l in _src(_cells(NBS / 'results.ipynb')[1]).splitlines()
+            if l.startswith('| [') and f']({lesson_file})' in l]
     assert rows, f'results.ipynb has no row for {lesson_file}'
     return '\n'.join(rows)
 
@@ -308,8 +324,8 @@ def results_disagreements() -> list:
     elif f'**{lesson1[1]}%** test accuracy' not in _results_row('01_conv_basics.ipynb'):
         problems.append(f'lesson 1: {lesson1[1]}% not in its row')
     overall = re.search(r'Test Accuracy \(Overall\): +\d+% \((\d+)/(\d+)\)',
-                        _stored_text('04_checkpointing.ipynb',
-                                     'print(run_kind(data_name))\ntable = per_class_accuracy('))
+                        _stored_text('04_checkpointing.ipynb', 'print(run_kind(data_name))\ntable = '
+                                                               'per_class_accuracy('))
     row = _results_row('04_checkpointing.ipynb')
     if overall is None: problems.append('lesson 4 stores no overall test accuracy')
     elif f'**{100 * int(overall[1]) / int(overall[2]):.2f}%** test accuracy' not in row:
@@ -318,8 +334,8 @@ def results_disagreements() -> list:
     for what, cell_start, pattern in (
             ('source recipe', 'criterion = nn.CrossEntropyLoss()\ntest_loss, test_acc',
              r'test accuracy ([\d.]+)$'),
-            ('fast recipe',
-             "print(run_kind(f'Fashion-MNIST ({len(train_set):,} training images)'))\nfast_epochs",
+            ('fast recipe', "print(run_kind(f'Fashion-MNIST ({len(train_set):,} training "
+                            "images)'))\nfast_epochs",
              r'\(no smoothing\), test accuracy ([\d.]+)$')):
         found = re.search(pattern, _stored_text('03_bn_dropout.ipynb', cell_start), re.M)
         if found is None: problems.append(f'lesson 3 stores no {what} test accuracy')
@@ -348,12 +364,12 @@ def test_the_results_check_fails_on_a_stale_number(tmp_path, monkeypatch):
     "Planted: the page says 65.00% where lesson 2's stored run shows 64.74%."
     page = NBS / 'results.ipynb'
     stale = json.loads(page.read_text(encoding='utf-8'))
-    stale['cells'][1]['source'] = [l.replace('flat net **64.74%**',
-                                             'flat net **65.00%**') for l in stale['cells'][1]['source']]
+    stale['cells'][1]['source'] = ([l.replace('flat net **64.74%**',
+                                              'flat net **65.00%**') for l in stale['cells'][1]['source']])
     (tmp_path / 'results.ipynb').write_text(json.dumps(stale))
     real_cells = _cells
-    monkeypatch.setitem(globals(), '_cells',
-                        lambda p: real_cells(tmp_path / 'results.ipynb' if Path(p).name == 'results.ipynb' else p))
+    monkeypatch.setitem(globals(), '_cells', lambda p: real_cells(tmp_path / 'results.ipynb'
+                                                                  if Path(p).name == 'results.ipynb' else p))
     problems = results_disagreements()
     assert len(problems) == 1 and problems[0].startswith('lesson 2: flat net 64.74% not in '), problems
 
@@ -392,14 +408,15 @@ def test_show_doc_check_reports_stale_outputs_and_stores_fresh_ones(tmp_path, mo
     (nbs / 'api' / 'm.ipynb').write_text(json.dumps(_show_doc_nb([('b1', 'show_doc(f)', None)])))
     (cache / 'api' / 'm.ipynb').write_text(json.dumps(_show_doc_nb([('b1', 'show_doc(f)', linked)])))
     problems = dc.check_show_doc(cache)
-    assert len(problems) == 1 and problems[0].startswith('nbs/01_x.ipynb: the stored show_doc output of 1 '
-                                                         'cell (a1)'), problems
+    assert (len(problems) == 1 and
+            problems[0].startswith('nbs/01_x.ipynb: the stored show_doc output of 1 cell (a1)')), problems
     assert '--store-show-doc' in problems[0]
     assert dc.check_show_doc(cache, store=True) == []
     cells = {c['id']: c for c in _cells(nbs / '01_x.ipynb')}
     # the new line, without the page's link
     assert ''.join(cells['a1']['outputs'][0]['data']['text/markdown']) == new
-    assert ''.join(cells['a3']['outputs'][0]['data']['text/markdown']) == same and cells['a2']['outputs'] == []
+    assert (''.join(cells['a3']['outputs'][0]['data']['text/markdown']) == same and
+            cells['a2']['outputs'] == [])
     assert ''.join(cells['a4']['outputs'][0]['data']['text/markdown']) == old
     assert _cells(nbs / 'api' / 'm.ipynb')[0]['outputs'] == []
     assert dc.check_show_doc(cache) == []
@@ -414,7 +431,8 @@ def test_source_link_check_wants_the_defining_line(tmp_path):
     lines = (ROOT / 'cnn_course' / 'core.py').read_text().splitlines()
     right = next(i for i, l in enumerate(lines, 1) if l.startswith('def torch_seed('))
     def out(line, name='torch_seed'):
-        return f'---\n\n[source](https://github.com/x/y/blob/main/cnn_course/core.py#L{line})\n\n### {name}\n\n*Seeds.*'
+        return (f'---\n\n[source](https://github.com/x/y/blob/main/cnn_course/core.py#L{line})\n\n### '
+                f'{name}\n\n*Seeds.*')
     page = _show_doc_nb([('c1', 'show_doc(torch_seed)', out(right)),
                          ('c2', 'show_doc(torch_seed)', out('None')),
                          ('c3', 'show_doc(torch_seed)', out(right + 1)), ('c4', 'x = 1', None)])
@@ -426,7 +444,8 @@ def test_source_link_check_wants_the_defining_line(tmp_path):
     assert len(problems) == 3, problems
     assert problems[0].startswith('02_lesson.ipynb: the source link of torch_seed points at '
                                   'cnn_course/core.py line None')
-    assert problems[1].startswith('api/core.ipynb: ') and 'torch_seed points at cnn_course/core.py line None' in problems[1]
+    assert (problems[1].startswith('api/core.ipynb: ') and
+            'torch_seed points at cnn_course/core.py line None' in problems[1])
     assert f'line {right + 1}, which does not define it' in problems[2]
 
 

@@ -1,4 +1,5 @@
-"The plotting helpers in a script and in a notebook: `plt.savefig` right after one saves what it drew; Jupyter draws it once; titles stay readable."
+"""The plotting helpers in a script and in a notebook: `plt.savefig` right after one saves what it drew;
+Jupyter draws it once; titles stay readable."""
 import os
 from pathlib import Path
 
@@ -76,8 +77,8 @@ def test_savefig_right_after_a_helper_saves_what_it_drew(tmp_path, name):
     plt.close('all')
     fig = HELPERS[name]()
     plt.savefig(tmp_path / 'shown.png')
-    assert isinstance(fig,
-                      viz.CourseFigure) and plt.gcf() is fig, 'the helper must return its figure and leave it current'
+    assert (isinstance(fig, viz.CourseFigure) and
+            plt.gcf() is fig), 'the helper must return its figure and leave it current'
     assert not_blank(tmp_path / 'shown.png') > 0.01, f'{name}: plt.savefig saved a blank image'
     fig.savefig(tmp_path / 'returned.png')
     assert not_blank(tmp_path / 'returned.png') > 0.01
@@ -113,15 +114,17 @@ def test_prediction_grid_titles_stay_inside_and_apart(classes):
     boxes = [ax.title.get_window_extent(renderer) for ax in fig.axes]
     width, height = fig.bbox.width, fig.bbox.height
     assert all(b.x0 >= 0 and b.x1 <= width and b.y1 <= height for b in boxes), 'a title leaves the figure'
-    overlaps = [(i, j) for i, a in enumerate(boxes) for j,
-                b in enumerate(boxes[i + 1:], i + 1) if a.overlaps(b)]
-    assert not overlaps, f'titles overlap: {[(fig.axes[i].get_title(), fig.axes[j].get_title()) for i, j in overlaps[:3]]}'
+    overlaps = [(i, j) for i, a in enumerate(boxes) for j, b in enumerate(boxes[i + 1:], i + 1)
+                if a.overlaps(b)]
+    assert not overlaps, ('titles overlap: '
+                          f'{[(fig.axes[i].get_title(), fig.axes[j].get_title()) for i, j in overlaps[:3]]}')
     # nor the pictures of the row above (a two-line title in the second row once ran into the first row's
     # pictures)
     pictures = [ax.get_window_extent(renderer) for ax in fig.axes]
-    covered = [(i, j) for i, b in enumerate(boxes) for j,
-               p in enumerate(pictures) if i != j and b.overlaps(p)]
-    assert not covered, f'titles over other pictures: {[(fig.axes[i].get_title(), j) for i, j in covered[:3]]}'
+    covered = ([(i,
+                 j) for i, b in enumerate(boxes) for j, p in enumerate(pictures) if i != j and b.overlaps(p)])
+    assert not covered, ('titles over other pictures: '
+                         f'{[(fig.axes[i].get_title(), j) for i, j in covered[:3]]}')
     # long names: two lines
     assert any('\n' in ax.get_title() for ax in fig.axes) == (classes is FASHION_MNIST_CLASSES)
     # and the figure says which class is which: the truth, then the prediction

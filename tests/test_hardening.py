@@ -1,4 +1,5 @@
-"Faults a student meets: real kills at chosen moments, full disks (a small tmpfs), damaged files and mistyped paths."
+"""Faults a student meets: real kills at chosen moments, full disks (a small tmpfs), damaged files and
+mistyped paths."""
 import contextlib, gzip, os, shutil, signal, subprocess, sys, textwrap, time
 from pathlib import Path
 
@@ -30,7 +31,8 @@ def cli(*args, cwd, quick=True, timeout=300):
 
 def one_line_error(r, *fragments):
     assert r.returncode == 2, (r.returncode, r.stdout[-2000:], r.stderr[-3000:])
-    assert r.stderr.startswith('cnn-course: error: ') and r.stderr.count('\n') == 1 and 'Traceback' not in r.stderr, r.stderr
+    assert (r.stderr.startswith('cnn-course: error: ') and r.stderr.count('\n') == 1 and
+            'Traceback' not in r.stderr), r.stderr
     for f in fragments: assert f in r.stderr, (f, r.stderr)
 
 
@@ -86,9 +88,11 @@ def test_a_kill_between_the_two_checkpoint_writes_is_repaired_by_resume(tmp_path
     # best.pt is written first: the newer file is best.pt, and last.pt is one epoch behind
     assert (last['epoch'], best['epoch']) == (1, 2), (last['epoch'], best['epoch'])
     ev = cli_here('evaluate', ck, cwd=tmp_path)
-    assert ev.returncode == 0 and 'note: last.pt (epoch 1) is behind best.pt (epoch 2)' in ev.stdout, ev.stdout + ev.stderr
+    assert (ev.returncode == 0 and
+            'note: last.pt (epoch 1) is behind best.pt (epoch 2)' in ev.stdout), ev.stdout + ev.stderr
     r = cli_here('resume', ck, '--no-progress', cwd=tmp_path)
-    assert r.returncode == 0 and 'resumed from epoch 1 of 2' in r.stdout and 'Epoch [2/2]' in r.stdout, r.stdout + r.stderr
+    assert (r.returncode == 0 and 'resumed from epoch 1 of 2' in r.stdout and
+            'Epoch [2/2]' in r.stdout), r.stdout + r.stderr
     last, best = read_checkpoint(ck / 'last.pt'), read_checkpoint(ck / 'best.pt')
     best_epoch = int(last['history'][:, 3].argmin()) + 1
     assert last['epoch'] == 2 and best['epoch'] == best_epoch == 2
@@ -104,7 +108,8 @@ def test_a_kill_between_the_two_checkpoint_writes_is_repaired_by_resume(tmp_path
 def test_a_decompression_killed_halfway_leaves_nothing_behind(tmp_path):
     root = tmp_path / 'data'
     raw = root / 'FashionMNIST' / 'raw'
-    code = f'from cnn_course.data import load_dataset; load_dataset("fashion-mnist", root={str(root)!r}, download=False)'
+    code = (f'from cnn_course.data import load_dataset; load_dataset("fashion-mnist", root={str(root)!r}, '
+            'download=False)')
     proc = subprocess.Popen([sys.executable, '-c', code], env=env(), cwd=tmp_path)
     deadline = time.time() + 60
     while time.time() < deadline and not list(raw.glob('.train-images-idx3-ubyte.*.tmp')): time.sleep(0.005)
@@ -123,10 +128,11 @@ def test_a_truncated_download_is_named_with_the_remedy(tmp_path):
     # only the .gz copies a download leaves, one cut short
     for f in [f for f in raw.iterdir() if f.suffix != '.gz']:
         data = gzip.compress(f.read_bytes())
-        (raw / f'{f.name}.gz').write_bytes(data[:len(data) // 2] if f.name == 'train-images-idx3-ubyte' else data)
+        (raw / f'{f.name}.gz').write_bytes(data[:len(data) // 2] if f.name == 'train-images-idx3-ubyte'
+                                           else data)
         f.unlink()
-    with pytest.raises(DamagedDataError,
-                       match=r'train-images-idx3-ubyte\.gz is damaged .*Delete it and fetch it again'):
+    with pytest.raises(DamagedDataError, match=r'train-images-idx3-ubyte\.gz is damaged .*Delete it and '
+                                               r'fetch it again'):
         load_dataset('mnist', root=tmp_path / 'data', download=False)
     r = cli_here('train', '--dataset', 'mnist', '--data-root', tmp_path / 'data', '--no-download', '--out',
                  tmp_path / 'o', cwd=tmp_path, quick=False)
@@ -175,7 +181,8 @@ def test_a_full_out_disk_keeps_the_trained_weights(tmp_path):
                 '200', '--no-progress', '--out', small / 'run', '--data-root', tmp_path / 'data']
         status, out, err = _run_until_first_epoch_then_fill(args, small, tmp_path)
         assert status == 2 and err.count('\n') == 1 and 'Traceback' not in err, err
-        assert err.startswith(f'cnn-course: error: cannot write {small / "run"}/') and 'no space left on the device' in err
+        assert (err.startswith(f'cnn-course: error: cannot write {small / "run"}/') and
+                'no space left on the device' in err)
         assert not list((small / 'run').glob('.*.tmp')) and not (small / 'run' / 'run.json').exists()
     rescue = Path(err.split('The trained weights were saved to ')[1].split(' instead')[0])
     try:

@@ -36,8 +36,8 @@ def test_activation_stats_match_a_hand_computation_and_skip_validation():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(6, 50), nn.ReLU(), nn.Linear(50, 3))
     x, y = torch.randn(40, 6) * 3, torch.randint(0, 3, (40,))
-    train, val = DataLoader(TensorDataset(x, y), batch_size=10), DataLoader(TensorDataset(x[:20], y[:20]),
-                                                                            batch_size=10)
+    train, val = (DataLoader(TensorDataset(x, y), batch_size=10),
+                  DataLoader(TensorDataset(x[:20], y[:20]), batch_size=10))
     stats = ActivationStats(sample=4, zero=0.05, bins=10, hist_max=5.0)
     # lr=0: the weights never change, so every batch's numbers can be computed again by hand
     fit(net, optim.SGD(net.parameters(), lr=0.0), nn.CrossEntropyLoss(), 2, train, val, 'cpu',
@@ -156,6 +156,7 @@ def test_predict_and_evaluate_explain_through_the_command(tmp_path, trained_runs
              'it holds no best.pt or last.pt or model.pt'),
             (('evaluate', pictures, '--explain'), 'it holds no best.pt or last.pt')):
         r = cli_here(*args, cwd=tmp_path)
-        assert r.returncode == 2 and r.stderr.startswith('cnn-course: error: ') and r.stderr.count('\n') == 1, r.stderr
+        assert (r.returncode == 2 and r.stderr.startswith('cnn-course: error: ') and
+                r.stderr.count('\n') == 1), r.stderr
         assert fragment in r.stderr and 'Traceback' not in r.stderr, r.stderr
     assert not (pictures / 'photo.jpg.explain.png').stat().st_size == 0

@@ -134,9 +134,9 @@ def headless_chromium(home:Path, *arguments:str):
 
 
 def run_all_in_browser(driver, base:str, name:str, timeout:float=420) -> tuple:
-    """Open notebook `name` in JupyterLab, wait for its kernel, choose Run > Run All Cells, and watch the page until no
-    cell is queued or running. Returns the cells as the page shows them at the end, and for each cell every
-    distinct
+    """Open notebook `name` in JupyterLab, wait for its kernel, choose Run > Run All Cells, and watch the
+    page until no cell is queued or running. Returns the cells as the page shows them at the end, and for
+    each cell every distinct
     image it showed while the notebook ran (a live plot shows several)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -183,9 +183,9 @@ def faults(cells:list, server_log:str='') -> list:
 
 
 def browsable(src:Path, dest:Path, *planted:tuple) -> Path:
-    """A copy of notebook `src` in `dest` without the cells a notebook run skips (Colab's install cell, starting
-    TensorBoard, maintainers' cells; tools/run_notebooks.py skips the same), with `planted` (index, source)
-    cells
+    """A copy of notebook `src` in `dest` without the cells a notebook run skips (Colab's install cell,
+    starting TensorBoard, maintainers' cells; tools/run_notebooks.py skips the same), with `planted` (index,
+    source) cells
     inserted before the given cell indices."""
     nb = json.loads(src.read_text(encoding='utf-8'))
     run = {i for i, _ in code_cells(src, skip_flags())}
@@ -232,16 +232,16 @@ def test_lesson_3_run_all_in_jupyterlab_in_a_browser(lab_in_browser):
     # the live plot: the cell that trains with the lesson's recipe drew its plot and redrew it every epoch
     # (quick mode:
     # 3 epochs), and shows one plot at the end
-    trains = next(i for i,
-                  c in enumerate(source) if 'history, lrs = train_fashion(net, log_dir)' in ''.join(c['source']))
-    assert len(seen.get(trains, ())) >= 3 and len(cells[trains]['images']) == 1, (len(seen.get(trains, ())),
-                                                                                  cells[trains])
+    trains = next(i for i, c in enumerate(source)
+                  if 'history, lrs = train_fashion(net, log_dir)' in ''.join(c['source']))
+    assert (len(seen.get(trains, ())) >= 3 and
+            len(cells[trains]['images']) == 1), (len(seen.get(trains, ())), cells[trains])
     # the figures: every cell whose stored output holds a picture shows one in the browser too
     stored = json.loads(LESSON_3.read_text())['cells']
-    with_picture = {''.join(c['source']) for c in stored if any('image/png' in o.get('data',
-                                                                                     {}) for o in c.get('outputs', []))}
-    missing = [i for i,
-               c in enumerate(source) if ''.join(c['source']) in with_picture and not cells[i]['images']]
+    with_picture = {''.join(c['source']) for c in stored if any('image/png' in o.get('data', {})
+                    for o in c.get('outputs', []))}
+    missing = [i for i, c in enumerate(source)
+               if ''.join(c['source']) in with_picture and not cells[i]['images']]
     assert len(with_picture) >= 5 and missing == [], missing
 
 

@@ -1,4 +1,5 @@
-"The library's module layout: imports run one way (CONTRIBUTING.md's module map), with no cycle, and one atomic write."
+"""The library's module layout: imports run one way (CONTRIBUTING.md's module map), with no cycle, and one
+atomic write."""
 import ast, re
 from pathlib import Path
 
@@ -58,13 +59,15 @@ def imports_of(module):
 
 
 def test_every_module_has_arrows():
-    assert set(modules()) == set(ARROWS), 'add the new module to ARROWS and to the module map in CONTRIBUTING.md'
+    assert set(modules()) == set(ARROWS), ('add the new module to ARROWS and to the module map in '
+                                           'CONTRIBUTING.md')
 
 
 @pytest.mark.parametrize('module', sorted(ARROWS))
 def test_imports_follow_the_arrows(module):
     wrong = [(name, line) for name, line, _ in imports_of(module) if name not in allowed(module)]
-    assert not wrong, f'{module} imports {wrong}, against the layout: {module} may import {sorted(allowed(module))}'
+    assert not wrong, (f'{module} imports {wrong}, against the layout: {module} may import '
+                       f'{sorted(allowed(module))}')
 
 
 def test_no_cycles():

@@ -1,4 +1,5 @@
-"LivePlot in a real Jupyter kernel (one picture, updated in place each epoch) and in a plain process (nothing at all)."
+"""LivePlot in a real Jupyter kernel (one picture, updated in place each epoch) and in a plain process
+(nothing at all)."""
 import json, os, subprocess, sys
 from pathlib import Path
 
@@ -50,8 +51,9 @@ def test_in_a_jupyter_kernel_one_picture_is_updated_each_epoch():
 
 
 def test_lesson_3_up_to_its_live_plot_runs_in_a_kernel():
-    """Lesson 3's own cells, top to bottom up to its LivePlot check, in a kernel as Colab runs them (quick mode): the class
-    runs from the lesson's own imports, the lesson's assertion holds in a front end too, and the plot redraws
+    """Lesson 3's own cells, top to bottom up to its LivePlot check, in a kernel as Colab runs them (quick
+    mode): the class runs from the lesson's own imports, the lesson's assertion holds in a front end too, and
+    the plot redraws
     in place."""
     cells = [''.join(c['source']) for c in json.loads((REPO / 'nbs' / '03_bn_dropout.ipynb').read_text())['cells']
              if c['cell_type'] == 'code' and '#| eval: false' not in ''.join(c['source'])]
@@ -65,9 +67,8 @@ def test_lesson_3_up_to_its_live_plot_runs_in_a_kernel():
 
 
 def test_outside_a_notebook_it_draws_nothing():
-    r = subprocess.run([sys.executable, '-c',
-                        CODE + '\nimport sys; print("pyplot figures:", '
-                               '__import__("matplotlib.pyplot").pyplot.get_fignums())'],
+    r = subprocess.run([sys.executable, '-c', CODE + '\nimport sys; print("pyplot figures:", '
+                                                     '__import__("matplotlib.pyplot").pyplot.get_fignums())'],
                        env={**os.environ, 'PYTHONPATH': str(REPO), 'MPLBACKEND': 'Agg'}, capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0, r.stderr

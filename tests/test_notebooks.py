@@ -1,4 +1,5 @@
-"Every lesson opens from its Colab badge and runs in a fresh Colab runtime: one guarded install cell, nothing local."
+"""Every lesson opens from its Colab badge and runs in a fresh Colab runtime: one guarded install cell,
+nothing local."""
 import json, re
 from pathlib import Path
 import pytest
@@ -28,8 +29,8 @@ def _directives(src):
 
 
 def _installs(src):
-    return re.search(r'^\s*[!%]\s*(.*\s)?pip3?\s+install\b', src, re.M) or re.search(r'^\s*%pip\s+install\b',
-                                                                                     src, re.M)
+    return (re.search(r'^\s*[!%]\s*(.*\s)?pip3?\s+install\b', src, re.M) or
+            re.search(r'^\s*%pip\s+install\b', src, re.M))
 
 
 def test_there_are_lessons():
@@ -40,8 +41,8 @@ def test_there_are_lessons():
 def test_colab_badge_in_its_own_cell_points_at_this_notebook(name):
     cells = _nb(name)['cells']
     title = next(i for i, c in enumerate(cells) if c['cell_type'] == 'markdown')
-    assert re.match(r'#\s+\S',
-                    _src(cells[title])), f'{name}: the first markdown cell must be the `# Title` cell'
+    assert re.match(r'#\s+\S', _src(cells[title])), (f'{name}: the first markdown cell must be the `# Title` '
+                                                     'cell')
     url = f'{COLAB}{name}'
     badge = f'[![Open In Colab]({BADGE_IMG})]({url})'
     assert BADGE_IMG not in _src(cells[title]), (
@@ -51,8 +52,8 @@ def test_colab_badge_in_its_own_cell_points_at_this_notebook(name):
     found = [i for i, c in enumerate(cells) if c['cell_type'] == 'markdown' and badge in _src(c)]
     assert found and title < found[0] < first_code, (
         f'{name}: put a markdown cell holding just\n{badge}\nright after the title cell (before any code)')
-    others = {u for c in cells for u in re.findall(r'https://colab\.research\.google\.com/github/[^)\s"]+',
-                                                   _src(c))} - {url}
+    others = ({u for c in cells for u in re.findall(r'https://colab\.research\.google\.com/github/[^)\s"]+',
+                                                    _src(c))} - {url})
     assert not others, f'{name}: Colab links that do not point at this notebook: {sorted(others)}'
 
 
@@ -60,29 +61,36 @@ def test_colab_badge_in_its_own_cell_points_at_this_notebook(name):
 def test_one_hidden_guarded_install_cell_before_any_code(name):
     cells = _nb(name)['cells']
     installs = [i for i, c in enumerate(cells) if c['cell_type'] == 'code' and _installs(_src(c))]
-    assert len(installs) == 1, f'{name}: expected exactly one cell that runs pip install, found cells {[i + 1 for i in installs]}'
+    assert len(installs) == 1, (f'{name}: expected exactly one cell that runs pip install, found cells '
+                                f'{[i + 1 for i in installs]}')
     i = installs[0]
     src = _src(cells[i])
     d = _directives(src)
-    assert 'hide' in d and d.get('eval') == 'false', f'{name}: the install cell needs `#| hide` and `#| eval: false` (skipped by nbdev_test and the docs)'
+    assert ('hide' in d and
+            d.get('eval') == 'false'), f'{name}: the install cell needs `#| hide` and `#| eval: false` (skipped by nbdev_test and the docs)'
     lines = [l.strip() for l in src.splitlines() if l.strip() and not l.lstrip().startswith('#')]
-    assert len(lines) == 1 and re.match(r'^!\s*\[\s*-[de]\s+/content\s*\]\s*&&\s*pip3?\s+install\b',
-                                        lines[0]), (
+    assert (len(lines) == 1 and
+            re.match(r'^!\s*\[\s*-[de]\s+/content\s*\]\s*&&\s*pip3?\s+install\b', lines[0])), (
         f'{name}: the install cell must be one line guarded by /content, e.g.\n![ -e /content ] && pip '
         f'install -q {REPO_URL}')
     args = re.split(r'\s+', lines[0].split('install', 1)[1].strip())
-    assert REPO_URL in args or any(a.startswith(f'{REPO_URL}@') for a in args), f'{name}: install this package from the repository: {REPO_URL}'
+    assert (REPO_URL in args or
+            any(a.startswith(f'{REPO_URL}@')
+                for a in args)), f'{name}: install this package from the repository: {REPO_URL}'
     pins = [a for a in args if re.search(r'==|>=|<=|~=|!=|[<>]', a)]
-    assert not pins, f"{name}: no version pins in the install cell (Colab has its own torch and fastcore 2): {pins}"
+    assert not pins, (f"{name}: no version pins in the install cell (Colab has its own torch and fastcore "
+                      f"2): {pins}")
     code_before = [j + 1 for j, c in enumerate(cells[:i]) if c['cell_type'] == 'code'
                    and [l for l in _src(c).splitlines() if l.strip() and not l.startswith('#|')]]
-    assert not code_before, f'{name}: the install cell must come before any code (cells {code_before} run before it)'
+    assert not code_before, (f'{name}: the install cell must come before any code (cells {code_before} run '
+                             'before it)')
 
 
 @pytest.mark.parametrize('name', LESSONS)
 def test_colab_metadata_survives(name):
     meta = _nb(name)['metadata']
-    assert 'accelerator' in meta and 'colab' in meta, f'{name}: notebook metadata lost accelerator/colab (settings.ini allowed_metadata_keys)'
+    assert ('accelerator' in meta and
+            'colab' in meta), f'{name}: notebook metadata lost accelerator/colab (settings.ini allowed_metadata_keys)'
 
 
 def test_nbdev_clean_keeps_colab_metadata():
@@ -114,12 +122,11 @@ def output_problems(cell):
         if o['output_type'] == 'error':
             problems.append(f"an error output ({o.get('ename')}: {o.get('evalue')})")
         texts = [''.join(o.get('text', ''))] + [''.join(v) if isinstance(v, list) else str(v)
-                                               for k,
-                                               v in o.get('data', {}).items() if not k.startswith('image/')]
+                                               for k, v in o.get('data',
+                                                                 {}).items() if not k.startswith('image/')]
         stderr = o['output_type'] == 'stream' and o.get('name') == 'stderr'
         for t in texts:
-            if m := ERROR_TEXT.search(t) if stderr else re.search(r'Traceback \(most recent call '
-                                                                  r'last\)|^\s*ERROR\b', t, re.M):
+            if m := ERROR_TEXT.search(t) if stderr else re.search(r'Traceback \(most recent call last\)|^\s*ERROR\b', t, re.M):
                 problems.append(f'error text in an output: ...{t[max(0, m.start() - 30):m.end() + 60]!r}')
     return problems
 
@@ -136,14 +143,15 @@ def test_output_check_finds_error_text():
                                 text='Traceback (most recent call last):\n'))
     assert output_problems(cell('#| eval: false\n%tensorboard', output_type='stream', name='stdout',
                                 text='hi'))
-    assert not output_problems(cell(output_type='stream', name='stdout',
-                                    text='ValueError: patience must be >= 1'))
+    assert (not output_problems(cell(output_type='stream', name='stdout',
+                                     text='ValueError: patience must be >= 1')))
 
 
 @pytest.mark.parametrize('name', LESSONS)
 def test_no_local_paths_errors_or_bulk(name):
     path = NBS / name
-    assert path.stat().st_size < MAX_BYTES, f'{name} is {path.stat().st_size / 1e6:.1f} MB: keep outputs small (< 2 MB)'
+    assert path.stat().st_size < MAX_BYTES, (f'{name} is {path.stat().st_size / 1e6:.1f} MB: keep outputs '
+                                             'small (< 2 MB)')
     problems = []
     for i, c in enumerate(_nb(name)['cells']):
         for m in LOCAL_PATH.finditer(_src(c)):
@@ -151,14 +159,14 @@ def test_no_local_paths_errors_or_bulk(name):
         problems += [f'cell {i + 1}: {p}' for p in output_problems(c)]
         for o in c.get('outputs', []):
             texts = [''.join(o.get('text', ''))] + [''.join(v) if isinstance(v, list) else str(v)
-                                                   for k,
-                                                   v in o.get('data',
-                                                              {}).items() if not k.startswith('image/')]
+                                                   for k, v in o.get('data',
+                                                                     {}).items() if not k.startswith('image/')]
             for t in texts:
                 for m in LOCAL_PATH.finditer(t):
                     problems.append(f'cell {i + 1} output: ...{t[max(0, m.start() - 30):m.end() + 30]!r}')
-    assert not problems, (f'{name}: machine-local paths or errors (a reader on Colab or the docs site sees these; '
-                          'print paths relative to a folder, or replace the temporary folder in messages):\n' + '\n'.join(problems[:20]))
+    assert not problems, (f'{name}: machine-local paths or errors (a reader on Colab or the docs site sees '
+                          'these; print paths relative to a folder, or replace the temporary folder in '
+                          'messages):\n' + '\n'.join(problems[:20]))
 
 
 @pytest.mark.parametrize('name', LESSONS)
@@ -168,9 +176,10 @@ def test_no_other_installs_and_export_cell_is_guarded(name):
         src = _src(c)
         if c['cell_type'] == 'code' and 'nbdev_export()' in src:
             d = _directives(src)
-            assert d.get('eval') == 'false', f'{name} cell {i + 1}: the nbdev_export() cell needs `#| eval: false`'
-            assert re.search(r'^\s*if\b.*:\s*$', src,
-                             re.M), f"{name} cell {i + 1}: guard nbdev_export() (e.g. `if Path('../settings.ini').exists():`)"
+            assert d.get('eval') == 'false', (f'{name} cell {i + 1}: the nbdev_export() cell needs `#| eval: '
+                                              'false`')
+            assert re.search(r'^\s*if\b.*:\s*$', src, re.M), (f"{name} cell {i + 1}: guard nbdev_export() "
+                                                              "(e.g. `if Path('../settings.ini').exists():`)")
 
 
 # --- headline cells: their stored outputs come from a full run (issue 23)
@@ -186,15 +195,16 @@ def quick_headlines(nb:dict) -> list:
     problems = []
     for i, cell in enumerate(nb['cells']):
         if cell['cell_type'] != 'code' or HEADLINE not in _src(cell): continue
-        text = ''.join(''.join(o.get('text', '')) for o in cell.get('outputs',
-                                                                    []) if o.get('output_type') == 'stream')
+        text = ''.join(''.join(o.get('text', '')) for o in cell.get('outputs', [])
+                       if o.get('output_type') == 'stream')
         kinds = re.findall(r'^(full|quick) run\b', text, re.M)
         if not kinds or set(kinds) != {'full'}:
             problems.append(f'cell {i}: stored output from {kinds or "no run"}')
     return problems
 
 
-HEADLINED = [name for name in LESSONS if any(HEADLINE in _src(c) for c in _nb(name)['cells'] if c['cell_type'] == 'code')]
+HEADLINED = [name for name in LESSONS if any(HEADLINE in _src(c) for c in _nb(name)['cells']
+             if c['cell_type'] == 'code')]
 
 
 def test_some_lessons_have_headline_cells():

@@ -14,7 +14,8 @@ def _cfg():
 def test_runtime_requirements_are_loose_and_exclude_nbdev():
     reqs = _cfg()['requirements'].split()
     assert {'torch', 'torchvision', 'numpy', 'matplotlib', 'tqdm', 'torchinfo'} <= set(reqs)
-    assert not any(c in r for r in reqs for c in '<>=!~'), f'runtime requirements must not pin versions: {reqs}'
+    assert not any(c in r for r in reqs for c in '<>=!~'), ('runtime requirements must not pin versions: '
+                                                            f'{reqs}')
     assert not any(r.startswith(('nbdev', 'fastcore', 'execnb', 'ghapi')) for r in reqs)
     dev = _cfg()['dev_requirements']
     assert 'nbdev==2.4.14' in dev and 'fastcore>=1.12.27,<2' in dev

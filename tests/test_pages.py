@@ -21,7 +21,8 @@ OFFLINE = '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost'
 @pytest.fixture(scope='module')
 def browser(tmp_path_factory):
     if not (CHROMIUM and CHROMEDRIVER and shutil.which('pandoc')):
-        message = 'no chromium, chromedriver or pandoc: apt-get install chromium chromium-driver pandoc (tools/setup.sh does)'
+        message = ('no chromium, chromedriver or pandoc: apt-get install chromium chromium-driver pandoc '
+                   '(tools/setup.sh does)')
         if BROWSER_REQUIRED: pytest.fail(message)
         pytest.skip(message)
     pytest.importorskip('selenium')
@@ -70,8 +71,8 @@ def test_the_page_check_finds_what_a_reader_would_meet(browser, tmp_path):
                 'source': 'x',
                                 'outputs': list(outputs)}
     def md(text): return {'cell_type': 'markdown', 'id': f'm{next(ids)}', 'metadata': {}, 'source': text}
-    picture = lambda data: {'output_type': 'display_data', 'metadata': {},
-                            'data': {'image/png': data, 'text/plain': '<Figure>'}}
+    picture = (lambda data: {'output_type': 'display_data', 'metadata': {},
+                             'data': {'image/png': data, 'text/plain': '<Figure>'}})
     front = lambda name: {'cell_type': 'raw', 'id': name.split('.')[0], 'metadata': {},
                           'source': f'---\noutput-file: {name}\ntitle: {name}\n---\n'}
     good = {'cells': [front('good.html'), md('## Here\n\n[Bad](bad.ipynb)'), code(picture(PNG_1x1))],
@@ -102,7 +103,8 @@ def test_the_page_check_finds_what_a_reader_would_meet(browser, tmp_path):
                             'a link to an anchor that does not exist: good.html#nothing'], problems
 
 
-SHOW_DOC = '---\n\n[source](https://example.com/x.py#L1){target="_blank" style="float:right; font-size:smaller"}\n\n### f\n\n> f (x)\n'
+SHOW_DOC = ('---\n\n[source](https://example.com/x.py#L1){target="_blank" style="float:right; '
+            'font-size:smaller"}\n\n### f\n\n> f (x)\n')
 
 
 def test_the_page_check_finds_cell_options_and_raw_attributes(browser, tmp_path):
@@ -127,5 +129,5 @@ def test_the_page_check_finds_cell_options_and_raw_attributes(browser, tmp_path)
     render(tmp_path / 'site', proc)
     assert page_problems(browser, tmp_path / 'site' / 'sd.html', nb) == []
     page = (tmp_path / 'site' / 'sd.html').read_text()
-    assert re.search(r'<a href="https://example.com/x.py#L1"[^>]* target="_blank"',
-                     page) and 'not on the page' not in page
+    assert (re.search(r'<a href="https://example.com/x.py#L1"[^>]* target="_blank"', page) and
+            'not on the page' not in page)

@@ -1,4 +1,5 @@
-"Your own pictures: `load_image` on real PNG/JPEG files of every kind, `predict_images`, `load_run_model` and `cnn-course predict`."
+"""Your own pictures: `load_image` on real PNG/JPEG files of every kind, `predict_images`, `load_run_model`
+and `cnn-course predict`."""
 import json, subprocess, sys
 from pathlib import Path
 
@@ -116,12 +117,12 @@ def test_cnn_course_predict_from_either_run_folder(tmp_path, trained_runs):
     for folder in ('fc', 'fc-out'):
         # the first in a fresh process, as the `cnn-course` script runs; the rest in this one (the same
         # `main`)
-        r = (cli if folder == 'fc' else cli_here)('predict', runs / folder, photo, tmp_path / 'light.png',
-                                                  cwd=tmp_path)
+        r = (cli if folder == 'fc'
+             else cli_here)('predict', runs / folder, photo, tmp_path / 'light.png', cwd=tmp_path)
         assert r.returncode == 0 and r.stderr == '', r.stderr
         lines = r.stdout.splitlines()
-        assert len(lines) == 2 and lines[0].startswith(f'{photo}: ') and lines[0].endswith('(inverted: light '
-                                                                                           'background)')
+        assert (len(lines) == 2 and lines[0].startswith(f'{photo}: ') and
+                lines[0].endswith('(inverted: light background)'))
         assert lines[1].startswith(f'{tmp_path / "light.png"}: ') and 'inverted' not in lines[1]
         # the flat net: images flattened
         expected = predict_run(runs / folder, [photo], device='cpu')[0]['top']
@@ -142,7 +143,8 @@ def test_cnn_course_predict_from_either_run_folder(tmp_path, trained_runs):
                            ('notes.png', 'notes.png cannot be read as a picture')):
         # tried and failed: exit status 1, one line
         r = cli_here('predict', runs / 'fc', tmp_path / name, cwd=tmp_path)
-        assert r.returncode == 1 and r.stderr.startswith('cnn-course: error: predict: ') and r.stderr.count('\n') == 1, r.stderr
+        assert (r.returncode == 1 and r.stderr.startswith('cnn-course: error: predict: ') and
+                r.stderr.count('\n') == 1), r.stderr
         assert fragment in r.stderr and r.stdout == '', (fragment, r.stderr)
     for args, fragment in [((runs / 'fc', tmp_path / 'nope.png'), 'nope.png: no such file'),
                            ((bare, photo), 'has model.pt but no run.json'),
@@ -151,7 +153,8 @@ def test_cnn_course_predict_from_either_run_folder(tmp_path, trained_runs):
                            ((runs / 'fc', photo, '--invert', 'maybe'),
                             "argument --invert: invalid choice: 'maybe'")]:
         r = cli_here('predict', *args, cwd=tmp_path)
-        assert r.returncode == 2 and r.stderr.startswith('cnn-course: error: ') and r.stderr.count('\n') == 1, r.stderr
+        assert (r.returncode == 2 and r.stderr.startswith('cnn-course: error: ') and
+                r.stderr.count('\n') == 1), r.stderr
         assert fragment in r.stderr and r.stdout == '', (fragment, r.stderr)
     with pytest.raises(CheckpointError, match='no run.json'): load_run_model(bare)
 
@@ -220,10 +223,7 @@ def write_png_rows(path, width, height, row):
     deflate = zlib.compressobj(6)
     with open(path, 'wb') as f:
         f.write(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR',
-                                             width.to_bytes(4, 'big') + height.to_bytes(4,
-                                                                                        'big') + bytes([8, 2,
-                                                                                                        0, 0,
-                                                                                                        0])))
+                                             width.to_bytes(4, 'big') + height.to_bytes(4, 'big') + bytes([8, 2, 0, 0, 0])))
         for y in range(height):
             data = deflate.compress(b'\x00' + row(y))
             if data: f.write(chunk(b'IDAT', data))
@@ -258,9 +258,8 @@ def test_a_decompression_bomb_is_refused_before_it_is_decoded(tmp_path):
     assert bomb.stat().st_size < 1_000_000
     with warnings.catch_warnings():
         warnings.simplefilter('error')  # Pillow's DecompressionBombWarning would fail here
-        with pytest.raises(ImageError,
-                           match=r'bomb\.png is 15000x15000 = 225,000,000 pixels, more than the limit of '
-                                             r'89,478,485 .* --max-pixels 225000000'):
+        with pytest.raises(ImageError, match=r'bomb\.png is 15000x15000 = 225,000,000 pixels, more than the '
+                                             r'limit of 89,478,485 .* --max-pixels 225000000'):
             load_image(bomb, GREY)
         with pytest.raises(ImageError, match='more than the limit of 1,000'):
             load_image(garment(tmp_path / 'photo.png'), GREY, max_pixels=1000)
@@ -286,8 +285,8 @@ def test_a_12000_pixel_picture_is_read_in_little_memory(tmp_path):
     (the target)."""
     side = 12000
     bar = (bytes([240, 238, 230]) * 4000 + bytes([30, 30, 60]) * 4000 + bytes([240, 238, 230]) * 4000)
-    write_png_rows(tmp_path / 'huge.png', side, side,
-                   lambda y: bar if 1200 <= y < 10800 else bytes([240, 238, 230]) * side)
+    write_png_rows(tmp_path / 'huge.png', side, side, lambda y: bar if 1200 <= y < 10800
+                                                                else bytes([240, 238, 230]) * side)
     # a huge JPEG, made in a process of its own (Pillow's encoder holds the whole picture)
     subprocess.run([sys.executable, '-c', 'import sys; from PIL import Image, ImageDraw\n'
                     f'im = Image.new("L", ({side}, {side}), 240); ImageDraw.Draw(im).rectangle([4000, 1200, '
@@ -369,10 +368,12 @@ def test_cnn_course_predict_on_many_pictures_and_folders(tmp_path, trained_runs)
                                              "warned: "
                                              'Corrupt EXIF data. Expecting to read 12 bytes but only got 10.)'), r.stdout
     errors = r.stderr.splitlines()
-    assert len(errors) == 6 and all(l.startswith('cnn-course: error: predict: ') for l in errors[:5]), r.stderr
+    assert (len(errors) == 6 and
+            all(l.startswith('cnn-course: error: predict: ') for l in errors[:5])), r.stderr
     assert 'bad.png cannot be read' in r.stderr and '15000x15000 = 225,000,000 pixels' in r.stderr
     assert 'empty.png is empty (0 bytes)' in r.stderr and 'cut.jpg cannot be read' in r.stderr
-    assert 'gone.jpg: no such file' in r.stderr and errors[5] == 'cnn-course: predict: 5 of 8 pictures could not be read'
+    assert ('gone.jpg: no such file' in r.stderr and
+            errors[5] == 'cnn-course: predict: 5 of 8 pictures could not be read')
     assert 'Traceback' not in r.stderr and 'Warning' not in r.stderr
     # a folder: its picture files, sorted; other entries skipped with a count; a blank one said to be blank;
     # --csv
@@ -395,13 +396,15 @@ def test_cnn_course_predict_on_many_pictures_and_folders(tmp_path, trained_runs)
     assert lines[2] == f'{photos / "c.gif"}: blank picture (one colour): nothing to classify'
     first = lines[0].split(': ', 1)[1].split()[0]
     for line in lines[:2] + lines[3:]:  # the same garment in every format: the same first class, inverted
-        assert line.split(': ',
-                          1)[1].split()[0] == first and line.endswith('(inverted: light background)'), lines
-    assert r.stderr == f'cnn-course: predict: {photos}: 6 picture files; skipped 2 other entries (notes.txt, raw/)\n'
+        assert (line.split(': ', 1)[1].split()[0] == first and
+                line.endswith('(inverted: light background)')), lines
+    assert (r.stderr == f'cnn-course: predict: {photos}: 6 picture files; skipped 2 other entries '
+                        '(notes.txt, raw/)\n')
     import csv
     rows = list(csv.DictReader((tmp_path / 'out' / 'answers.csv').open()))
     assert [row['image'] for row in rows] == [str(photos / n) for n in names]
-    assert rows[0]['class'] == lines[0].split(': ')[1].split(' ')[0] and 0 < float(rows[0]['probability']) <= 1
+    assert (rows[0]['class'] == lines[0].split(': ')[1].split(' ')[0] and
+            0 < float(rows[0]['probability']) <= 1)
     assert rows[0]['note'] == 'inverted: light background' and rows[2]['note'] == 'blank: one colour'
     assert rows[2]['class'] == rows[2]['probability'] == ''
     # nothing at all to classify: a usage error, before PyTorch loads

@@ -1,4 +1,5 @@
-"tools/run_notebooks.py: notebooks in a real Jupyter kernel fail on what a student would read as a fault, and only then."
+"""tools/run_notebooks.py: notebooks in a real Jupyter kernel fail on what a student would read as a fault,
+and only then."""
 import json, os, subprocess, sys
 from pathlib import Path
 
@@ -62,36 +63,40 @@ def test_faults_a_front_end_shows_fail_and_a_clean_notebook_passes(tmp_path):
                            'import atexit, shutil, tempfile\n'
                            'folder = tempfile.mkdtemp(); atexit.register(shutil.rmtree, folder)\n'
                            f'open({str(tmp_path / "folder.txt")!r}, "w").write(folder)')
-    api = write_notebook(tmp_path / 'api.ipynb',
-                         'from nbdev.showdoc import show_doc\nfrom math import isclose', 'show_doc(isclose)')
+    api = write_notebook(tmp_path / 'api.ipynb', 'from nbdev.showdoc import show_doc\nfrom math import '
+                                                 'isclose',
+                         'show_doc(isclose)')
     r = subprocess.run([sys.executable, str(ROOT / 'tools' / 'run_notebooks.py'), str(plain), str(warned),
                         str(api),
                         '--except', str(warned), '--except-docs-only'], capture_output=True, text=True,
                         env=env, timeout=300)
     assert r.returncode == 0 and '1 of 1 notebooks ran clean' in r.stdout, r.stdout + r.stderr
-    assert 'warned' not in r.stdout and 'left to the docs step' in r.stdout and 'api.ipynb' in r.stdout, r.stdout
+    assert ('warned' not in r.stdout and 'left to the docs step' in r.stdout and
+            'api.ipynb' in r.stdout), r.stdout
     left = Path((tmp_path / 'folder.txt').read_text())
     assert left.is_absolute() and not left.exists(), f'the kernel left {left} behind'
 
 
 def test_the_notebooks_left_to_the_docs_step_are_run_there(tmp_path, monkeypatch):
-    """--except-docs-only leaves out a notebook only if nbdev's docs step (tools/docs_check.py) executes every cell of it:
-    the API pages (imports and show_doc). nbdev's own processing of such a notebook fails on an error in any
+    """--except-docs-only leaves out a notebook only if nbdev's docs step (tools/docs_check.py) executes
+    every cell of it: the API pages (imports and show_doc). nbdev's own processing of such a notebook fails
+    on an error in any
     of them."""
     sys.path.insert(0, str(ROOT / 'tools'))
     from run_notebooks import docs_only
     from execnb.nbio import read_nb
     from nbdev.processors import FilterDefaults
-    imports = '#| hide\nfrom functools import partial\nfrom nbdev.showdoc import show_doc\nfrom cnn_course.core import torch_seed'
+    imports = ('#| hide\nfrom functools import partial\nfrom nbdev.showdoc import show_doc\nfrom '
+               'cnn_course.core import torch_seed')
     page = write_notebook(tmp_path / 'page.ipynb', imports, 'show_doc(torch_seed)')
     broken = write_notebook(tmp_path / 'broken.ipynb', imports, 'show_doc(torch_seeed)')
     assert docs_only(page) and docs_only(broken)
-    assert not docs_only(write_notebook(tmp_path / 'more.ipynb', imports, 'show_doc(torch_seed)',
-                                        'torch_seed(1)'))
+    assert (not docs_only(write_notebook(tmp_path / 'more.ipynb', imports, 'show_doc(torch_seed)',
+                                         'torch_seed(1)')))
     assert not docs_only(write_notebook(tmp_path / 'no_docs.ipynb', imports))   # nbdev executes nothing of it
     # a cell marked `#| exec_doc` is run by the docs step too, whatever it holds
-    setup = write_notebook(tmp_path / 'setup.ipynb', imports,
-                           '#| hide\n#| exec_doc\nseed = partial(torch_seed)', 'show_doc(seed)')
+    setup = write_notebook(tmp_path / 'setup.ipynb', imports, '#| hide\n#| exec_doc\nseed = '
+                                                              'partial(torch_seed)', 'show_doc(seed)')
     bad_setup = write_notebook(tmp_path / 'bad_setup.ipynb', imports,
                                '#| exec_doc\nseed = partial(torch_seeed)', 'show_doc(torch_seed)')
     assert docs_only(setup) and docs_only(bad_setup)

@@ -50,7 +50,8 @@ def _syncs_for(n_train):
 def test_no_per_batch_host_sync():
     # 10 batches or 100 batches per epoch: the number of device->host reads must not change.
     few, many = _syncs_for(100), _syncs_for(1000)
-    assert few == many, f'{few} syncs for 10 batches/epoch but {many} for 100: something reads a tensor every batch'
+    assert few == many, (f'{few} syncs for 10 batches/epoch but {many} for 100: something reads a tensor '
+                         'every batch')
     assert few <= 20
 
 
@@ -136,13 +137,14 @@ def test_lr_find_leaves_the_model_the_optimizer_and_the_random_numbers_as_they_w
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
     for xb, yb in loader:  # some momentum to keep
         opt.zero_grad(); torch.nn.functional.cross_entropy(net(xb), yb).backward(); opt.step()
-    weights, state, rng = copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict()), torch.get_rng_state()
+    weights, state, rng = (copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict()),
+                           torch.get_rng_state())
     found = lr_find(net, opt, torch.nn.CrossEntropyLoss(), loader, 'cpu', num_iter=50)
     assert all(torch.equal(weights[k], v) for k, v in net.state_dict().items())
     after = opt.state_dict()
     assert after['param_groups'] == state['param_groups']
-    assert all(torch.equal(state['state'][k]['momentum_buffer'], v['momentum_buffer']) for k,
-               v in after['state'].items())
+    assert all(torch.equal(state['state'][k]['momentum_buffer'],
+                           v['momentum_buffer']) for k, v in after['state'].items())
     assert torch.equal(torch.get_rng_state(), rng)
     assert found.lrs == sorted(found.lrs) and len(found.losses) == len(found.lrs) >= 10
     assert found.suggestion == found.lrs[int(np.argmin(found.losses))] / 10
@@ -203,15 +205,15 @@ def test_amp_auto_on_old_and_new_gpus(monkeypatch, capability, expected):
     dtype, why = train.resolve_amp('auto', 'cuda')
     assert dtype is expected
     if expected is torch.float16:
-        assert why == f'fp16 autocast with a gradient scaler (this GPU (compute capability {capability[0]}.{capability[1]}) has no native bf16)'
+        assert (why == 'fp16 autocast with a gradient scaler (this GPU (compute capability '
+                       f'{capability[0]}.{capability[1]}) has no native bf16)')
     else: assert why == 'bf16 autocast (native on this cuda)'
     # asked for by name: bf16 is refused where it is not native, fp16 runs everywhere (with its scaler)
     # without a GPU PyTorch switches cuda autocast off
     monkeypatch.setattr(train, '_autocast_works', lambda kind, dtype: True)
     if expected is torch.float16:
-        with pytest.raises(ValueError,
-                           match=r"amp='bf16': this GPU \(compute capability 7\.\d\) has no native "
-                                 r"bfloat16.*amp='fp16'"):
+        with pytest.raises(ValueError, match=r"amp='bf16': this GPU \(compute capability 7\.\d\) has no "
+                                             r"native bfloat16.*amp='fp16'"):
             train.resolve_amp('bf16', 'cuda')
     else: assert train.resolve_amp('bf16', 'cuda') == (torch.bfloat16, 'bf16 autocast')
     assert train.resolve_amp('fp16', 'cuda') == (torch.float16, 'fp16 autocast with a gradient scaler')

@@ -64,7 +64,8 @@ def _src(cell) -> str:
 def _notebooks() -> list[Path]:
     skip = re.compile(SKIP_FOLDER_RE)
     return sorted(p for p in NBS.rglob('*.ipynb')
-                  if not any(skip.search(part) for part in p.relative_to(NBS).parts[:-1]) and not p.name.startswith(('_', '.')))
+                  if not any(skip.search(part)
+                             for part in p.relative_to(NBS).parts[:-1]) and not p.name.startswith(('_', '.')))
 
 
 def _identifiers(tree) -> set[str]:
@@ -109,12 +110,12 @@ class Library:
             self.toplevel['' if p.stem == '__init__' else p.stem] = names
             self.identifiers |= _identifiers(tree)
             for node in ast.walk(tree):
-                if isinstance(node,
-                              (ast.FunctionDef, ast.AsyncFunctionDef,
-                               ast.ClassDef)) and (doc := ast.get_docstring(node)):
+                if (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and
+                    (doc := ast.get_docstring(node))):
                     self.docstrings.append((f'cnn_course/{p.name}: docstring of {node.name}', doc))
         self.modules = sorted(m for m in self.toplevel if m and not m.startswith('_'))
-        self.families = {n.lstrip('_').split('_')[0] for names in self.alls.values() for n in names if '_' in n.strip('_')}
+        self.families = {n.lstrip('_').split('_')[0] for names in self.alls.values() for n in names
+                         if '_' in n.strip('_')}
 
     def dotted(self, parts:list[str]) -> str|None:
         "Why `cnn_course.<parts>` does not resolve, or None when it does."
@@ -126,8 +127,8 @@ class Library:
         if not rest: return None
         if rest[0] not in self.toplevel[mod]:
             return f'cnn_course.{mod} defines no `{rest[0]}`'
-        if len(rest) > 1 and '.'.join(['cnn_course',
-                                       mod] + rest) not in self.syms and rest[-1] not in self.identifiers:
+        if (len(rest) > 1 and '.'.join(['cnn_course', mod] + rest) not in self.syms and
+            rest[-1] not in self.identifiers):
             return f'`{rest[-1]}` is not defined anywhere in cnn_course'
         return None
 
@@ -163,8 +164,8 @@ def check_crossrefs(lib:Library) -> tuple[list[str], list[str]]:
             if c['cell_type'] == 'markdown': errors += check_text(lib, f"{rel} cell {i + 1}", src, local)
             elif tree is not None and has_docs and not re.search(r'^#\|\s*(eval:\s*false|export)', src, re.M):
                 nodes = list(ast.walk(tree))
-                if any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in nodes) and any(isinstance(n,
-                                                                                                      (ast.Expr, ast.Assign)) for n in nodes):
+                if (any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in nodes) and
+                    any(isinstance(n, (ast.Expr, ast.Assign)) for n in nodes)):
                     mixed.append(f"{nb_path.name} cell {i + 1}")
     for where, doc in lib.docstrings: errors += check_text(lib, where, doc)
     return errors, mixed
@@ -191,7 +192,8 @@ def write_sidebar() -> Path:
     others = sorted({p.parent.relative_to(NBS).as_posix() for p in nbs} - {'.', 'api'})
     for d in others:
         contents.append({'section': d,
-                         'contents': [p.relative_to(NBS).as_posix() for p in nbs if p.parent.relative_to(NBS).as_posix() == d]})
+                         'contents': [p.relative_to(NBS).as_posix() for p in nbs
+                                      if p.parent.relative_to(NBS).as_posix() == d]})
     out = NBS / 'sidebar.yml'
     out.write_text(yaml.dump({'website': {'sidebar': {'contents': contents}}}, Dumper=IndentDumper,
                              sort_keys=False), encoding='utf-8')
@@ -248,8 +250,8 @@ def check_show_doc(cache:Path, store:bool=False) -> list[str]:
             new = [{'data': _unlinked(o['data'], site), 'execution_count': None, 'metadata': {},
                     'output_type': 'execute_result'}
                    for o in fresh[cell['id']] if o.get('data')]
-            if [_unlinked(o.get('data', {}), site) for o in cell.get('outputs',
-                                                                     [])] != [o['data'] for o in new]:
+            if [_unlinked(o.get('data', {}), site)
+                for o in cell.get('outputs', [])] != [o['data'] for o in new]:
                 stale.append(cell['id'])
                 if store: cell['outputs'] = new
         if stale and store:
@@ -257,10 +259,11 @@ def check_show_doc(cache:Path, store:bool=False) -> list[str]:
             print(f'{rel}: stored fresh show_doc outputs in {len(stale)} cell{"s" * (len(stale) > 1)} (now '
                   'run nbdev_clean)')
         elif stale:
-            problems.append(f'nbs/{rel}: the stored show_doc output of {len(stale)} cell{"s" * (len(stale) > 1)} ({", ".join(stale[:4])}'
-                            f'{", ..." if len(stale) > 4 else ""}) differs from what the docs build shows: '
-                            'run `python tools/docs_check.py --store-show-doc && nbdev_clean` and commit the '
-                            'notebook')
+            problems.append(f'nbs/{rel}: the stored show_doc output of {len(stale)} '
+                            f'cell{"s" * (len(stale) > 1)} '
+                            f'({", ".join(stale[:4])}{", ..." if len(stale) > 4 else ""}) differs from what '
+                            'the docs build shows: run `python tools/docs_check.py --store-show-doc && '
+                            'nbdev_clean` and commit the notebook')
     return problems
 
 
@@ -294,8 +297,8 @@ def check_source_links(cache:Path) -> list[str]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--n_workers', type=int, default=2, help='processes for proc_nbs')
-    p.add_argument('--no-proc', action='store_true',
-                   help='skip proc_nbs (config files and cross-references only)')
+    p.add_argument('--no-proc', action='store_true', help='skip proc_nbs (config files and cross-references '
+                                                          'only)')
     p.add_argument('--store-show-doc', action='store_true',
                    help="write the docs step's fresh show_doc outputs into the lessons instead of reporting "
                         "old ones")

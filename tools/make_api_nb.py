@@ -23,8 +23,8 @@ def modules() -> list[str]:
     def created_by(p:Path):
         m = _FIRST_NB.search(p.read_text(encoding='utf-8'))
         return (m[1] if m else '~', p.stem)
-    return [p.stem for p in sorted((p for p in LIB.glob('*.py') if not p.stem.startswith('_')),
-                                   key=created_by)]
+    return ([p.stem for p in sorted((p for p in LIB.glob('*.py') if not p.stem.startswith('_')),
+                                    key=created_by)])
 
 
 def module_info(mod:str) -> dict:
@@ -105,11 +105,10 @@ def page(mod:str) -> dict:
     "The API notebook for cnn_course.`mod`."
     info = module_info(mod)
     lessons = ', '.join(f'[{nb_title(n)}](../{n})' for n in info['notebooks'])
-    cells = [('markdown',
-              f'# cnn_course.{mod}\n\n> Every public name in `cnn_course.{mod}`, in the order of its '
-                          '`__all__`: signature, parameters and docstring.'),
-             ('markdown',
-              f'Taught in: {lessons}. The lessons show each name at work; this page lists them all.')]
+    cells = [('markdown', f'# cnn_course.{mod}\n\n> Every public name in `cnn_course.{mod}`, in the order of '
+                          'its `__all__`: signature, parameters and docstring.'),
+             ('markdown', f'Taught in: {lessons}. The lessons show each name at work; this page lists them '
+                          'all.')]
     imports = ['from functools import partial', 'from nbdev.showdoc import show_doc, BasicMarkdownRenderer']
     if info['documented']: imports.append(_wrap_import(mod, info['documented']))
     cells.append(('code', '#| hide\n' + '\n'.join(imports)))
@@ -136,14 +135,14 @@ def page(mod:str) -> dict:
 
 def render_all() -> dict[Path, str]:
     "The text of every API notebook, by path."
-    return {API / f'{m}.ipynb': json.dumps(page(m), sort_keys=True, indent=1,
-                                           ensure_ascii=False) + '\n' for m in modules()}
+    return ({API / f'{m}.ipynb': json.dumps(page(m), sort_keys=True, indent=1,
+                                            ensure_ascii=False) + '\n' for m in modules()})
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--check', action='store_true',
-                   help='fail if nbs/api/ differs from what would be written; write nothing')
+    p.add_argument('--check', action='store_true', help='fail if nbs/api/ differs from what would be '
+                                                        'written; write nothing')
     args = p.parse_args(argv)
     want = render_all()
     stale = [f for f, text in want.items() if not f.exists() or f.read_text(encoding='utf-8') != text]

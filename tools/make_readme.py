@@ -74,8 +74,8 @@ def render(nb_path:Path=INDEX) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--check', action='store_true',
-                   help='fail if README.md differs from the render; write nothing')
+    p.add_argument('--check', action='store_true', help='fail if README.md differs from the render; write '
+                                                        'nothing')
     args = p.parse_args(argv)
     new = render()
     old = README.read_text(encoding='utf-8') if README.exists() else ''

@@ -46,7 +46,8 @@ def page_names(proc:Path) -> dict:
     names = {}
     for nb_path in sorted(proc.rglob('*.ipynb')):
         rel = nb_path.relative_to(proc)
-        out = front_matter(json.loads(nb_path.read_text(encoding='utf-8'))).get('output-file') or rel.with_suffix('.html').name
+        out = (front_matter(json.loads(nb_path.read_text(encoding='utf-8'))).get('output-file') or
+               rel.with_suffix('.html').name)
         names[rel.as_posix()] = (rel.parent / out).as_posix()
     return names
 
@@ -98,8 +99,8 @@ def _as_quarto_shows(cell) -> bool:
 
 def _markdown_outputs(cells) -> list:
     "The outputs that Quarto renders as markdown."
-    return [o for c in cells if c.cell_type == 'code' for o in c.outputs if 'text/markdown' in o.get('data',
-                                                                                                     {})]
+    return [o for c in cells if c.cell_type == 'code' for o in c.outputs
+            if 'text/markdown' in o.get('data', {})]
 
 
 def pandoc_html(texts:list) -> list:

@@ -58,8 +58,7 @@ def imports_and_show_doc(src:str) -> bool:
     try: tree = ast.parse(src)
     except SyntaxError: return False
     return all(isinstance(t,
-                          (ast.Import, ast.ImportFrom)) or (isinstance(t, ast.Expr) and isinstance(t.value,
-                                                                                                   ast.Call)
+                          (ast.Import, ast.ImportFrom)) or (isinstance(t, ast.Expr) and isinstance(t.value, ast.Call)
                and getattr(t.value.func, 'id', None) == 'show_doc') for t in tree.body)
 
 
@@ -69,7 +68,8 @@ def docs_only(path:Path) -> bool:
     pre-render step (tools/docs_check.py) executes exactly such cells of a notebook with docs, and fails on
     an error in one, so a kernel
     would only run them a second time."""
-    cells = [''.join(c['source']) for c in json.loads(Path(path).read_text(encoding='utf-8'))['cells'] if c['cell_type'] == 'code']
+    cells = [''.join(c['source']) for c in json.loads(Path(path).read_text(encoding='utf-8'))['cells']
+             if c['cell_type'] == 'code']
     return (any(re.search(r'^show_doc', s, re.M) for s in cells)
             and all(imports_and_show_doc(s) or re.search(r'^#\|\s*exec_doc\s*$', s, re.M) for s in cells))
 

@@ -37,8 +37,8 @@ def outputs_of(messages:list) -> list:
         if kind == 'stream':
             text = content['text']
             if content['name'] == 'stderr':
-                text = ''.join(l for l in text.splitlines(keepends=True) if not PROGRESS.match(l.replace('\r',
-                                                                                                         '').strip()))
+                text = ''.join(l for l in text.splitlines(keepends=True)
+                               if not PROGRESS.match(l.replace('\r', '').strip()))
             if text.strip(): outputs.append({'output_type': 'stream', 'name': content['name'], 'text': text})
         elif kind == 'execute_result':
             # a value that displayed itself (a helper's CourseFigure) leaves a result without data: an empty
@@ -62,14 +62,15 @@ def merged(outputs:list) -> list:
     "Consecutive stream outputs of one stream joined (as a front end stores them), texts split into lines."
     out = []
     for o in outputs:
-        if o['output_type'] == 'stream' and out and out[-1]['output_type'] == 'stream' and out[-1]['name'] == o['name']:
+        if (o['output_type'] == 'stream' and out and out[-1]['output_type'] == 'stream' and
+            out[-1]['name'] == o['name']):
             out[-1]['text'] += o['text']
         else: out.append(dict(o))
     for o in out:
         if o['output_type'] == 'stream': o['text'] = o['text'].splitlines(keepends=True)
         elif 'data' in o:
-            o['data'] = {k: v.splitlines(keepends=True) if isinstance(v,
-                                                                      str) and not k.startswith('image/') else v
+            o['data'] = {k: v.splitlines(keepends=True) if isinstance(v, str) and not k.startswith('image/')
+                            else v
                          for k, v in o['data'].items()}
     return out
 
@@ -77,8 +78,8 @@ def merged(outputs:list) -> list:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('notebook', type=Path)
-    p.add_argument('--quick', action='store_true',
-                   help='quick mode (small data, few epochs), as the tests run it')
+    p.add_argument('--quick', action='store_true', help='quick mode (small data, few epochs), as the tests '
+                                                        'run it')
     p.add_argument('--threads', type=int, default=os.cpu_count() or 1,
                    help='threads for the kernel (default: all cores)')
     args = p.parse_args(argv)
