@@ -26,7 +26,8 @@ class FakeRun:
     "Just enough of fit's run object for Checkpoint.after_epoch."
     def __init__(self, net, optimizer, callbacks):
         self.net, self.optimizer, self.scheduler, self.callbacks = net, optimizer, None, callbacks
-        self.history, self.epoch, self.last_epoch, self.stop, self.has_validation = np.zeros((0, 5)), 0, 30, False, True
+        self.history, self.epoch, self.last_epoch = np.zeros((0, 5)), 0, 30
+        self.stop, self.has_validation = False, True
 
 
 def sync(device):

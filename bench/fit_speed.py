@@ -351,7 +351,8 @@ def breakdown(data, device, seed, n_batches=20):
     diff = np.abs(best[True][0] - best[False][0]).max()
     print(f'\n  fit, 1 epoch on {len(sub_train.y)} + {len(sub_test.y)} images, best of 2: as is '
           f'{best[False][1]:.2f} s, model in channels_last {best[True][1]:.2f} s '
-          f'({best[False][1] / best[True][1]:.2f}x; history differs by at most {diff:.1e})' + others_note([best[False][1], best[True][1]]))
+          f'({best[False][1] / best[True][1]:.2f}x; history differs by at most {diff:.1e})'
+          + others_note([best[False][1], best[True][1]]))
     test_dl = DeviceLoader(Subset(test_ds, range(min(1000, len(test_ds)))), batch_size=BATCH_SIZE,
                            device=device)
     evaluate(net, test_dl, criterion, device)
@@ -420,7 +421,8 @@ def report_model(r, epochs):
           's/epoch'
           + times(r['src_times']) + others_note(r['src_times']))
     print(f'  (b) ours: fit(progress=False{r["amp"]}) + DeviceLoader (data on {r["loader_device"]})'
-          f'{"":{max(0, 8 - len(str(r["loader_device"])))}s}{r["our_time"]/e:8.3f} s/epoch' + times(r['our_times']) + others_note(r['our_times']))
+          f'{"":{max(0, 8 - len(str(r["loader_device"])))}s}{r["our_time"]/e:8.3f} s/epoch'
+          + times(r['our_times']) + others_note(r['our_times']))
     print(f'      ours, one-off decode of train + test sets into tensors   {r["decode_time"]:8.3f} s per run'
           + ('' if len(r['decode_times']) == 1
              else '  (runs: ' + ', '.join(f'{t:.3f}' for t in r['decode_times']) + ')')

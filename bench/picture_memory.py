@@ -30,8 +30,8 @@ def run(*args, cwd):
 
 def png_rows(path, side, depth=8):
     "A SIDExSIDE PNG, grey (16-bit) or RGB (8-bit): a dark bar on a light ground, written a row at a time."
-    chunk = (lambda kind, data: len(data).to_bytes(4,
-                                                   'big') + kind + data + zlib.crc32(kind + data).to_bytes(4, 'big'))
+    def chunk(kind, data):
+        return len(data).to_bytes(4, 'big') + kind + data + zlib.crc32(kind + data).to_bytes(4, 'big')
     if depth == 8: light, dark, colour = bytes([240, 238, 230]), bytes([30, 30, 60]), 2
     else: light, dark, colour = (60000).to_bytes(2, 'big'), (5000).to_bytes(2, 'big'), 0
     third = side // 3

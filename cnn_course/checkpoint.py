@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_checkpoint.ipynb #a971a331
 from __future__ import annotations
-import io, random, time, warnings
+import io, time, warnings
 from pathlib import Path
 import numpy as np
 import torch

@@ -981,9 +981,9 @@ def _out_of_memory(e:BaseException) -> str|None:
     """The one-line message for running out of memory (CUDA's OutOfMemoryError, the CPU allocator's failure),
     else None."""
     text = str(e)
-    if not (isinstance(e,
-                       MemoryError) or type(e).__name__ == 'OutOfMemoryError' or 'out of memory' in text.lower()
-            or "can't allocate memory" in text or 'not enough memory' in text): return None
+    said_memory = ('out of memory' in text.lower() or "can't allocate memory" in text or
+                   'not enough memory' in text)
+    if not (isinstance(e, MemoryError) or type(e).__name__ == 'OutOfMemoryError' or said_memory): return None
     said = (text.strip().splitlines() or [type(e).__name__])[0][:200]
     return (f'out of memory ({said}): use a smaller --batch-size, or free memory (close other programs or '
             'notebooks using the GPU); the checkpoints written so far are intact')

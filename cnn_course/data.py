@@ -4,10 +4,13 @@
 
 # %% ../nbs/00a_data.ipynb #3793e9cf
 from __future__ import annotations
-import atexit, copy, gzip, hashlib, math, os, pickle, shutil, string, struct, tempfile, zlib
+import atexit, copy, gzip, hashlib, io, math, os, pickle, shutil, string, struct, tempfile, threading
+import warnings
+import zlib
 from pathlib import Path
 import numpy as np
 import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, random_split
 from torchvision import datasets, transforms
@@ -739,10 +742,6 @@ def find_normalize(obj, # a DataLoader, DeviceLoader, Subset or dataset
             return as_t(norm.mean), as_t(norm.std)
     return None
 
-# %% ../nbs/03_bn_dropout.ipynb #348a4702
-import io, threading, warnings, zlib
-from PIL import Image, ImageOps, UnidentifiedImageError
-
 # %% ../nbs/03_bn_dropout.ipynb #d52b5107
 class ImageError(ValueError):
     "A file that cannot be used as a picture; the message names the file, the cause and what to do."
@@ -800,7 +799,8 @@ def _reduced_png(f, factor:int, rows_per_strip:int=64):
         if above is not None: raw = b'\x00' + above + raw  # the row above, unfiltered ("None" filter)
         lead = above is not None
         ihdr = w.to_bytes(4, 'big') + (n + lead).to_bytes(4, 'big') + head[8:]
-        png = (_PNG + _png_chunk(b'IHDR', ihdr) + b''.join(extra) + _png_chunk(b'IDAT', zlib.compress(raw, 0)) +
+        png = (_PNG + _png_chunk(b'IHDR', ihdr) + b''.join(extra) +
+               _png_chunk(b'IDAT', zlib.compress(raw, 0)) +
                _png_chunk(b'IEND', b''))
         with Image.open(io.BytesIO(png)) as strip:
             strip.load()
@@ -957,9 +957,6 @@ def load_image(source, # a picture file (PNG, JPEG, GIF, TIFF, ...; any size, co
     return LoadedImage(shrunk(image, background), bool(invert), blank, notes)
 
 # %% ../nbs/07_resnet_augment.ipynb #7867780a
-import math
-import torch
-
 def shifted(x:torch.Tensor, # a batch (B, C, H, W)
             # pixels down (negative: up): one number for the whole batch, or one per picture, shape (B,)
             dy:int|torch.Tensor,

@@ -7,6 +7,10 @@ from __future__ import annotations
 import operator
 import torch
 from torch import nn
+import torch.nn.functional as F
+import math
+from dataclasses import dataclass, field
+from .settings import MODEL_INPUTS
 
 # %% auto #0
 __all__ = ['conv_output_size', 'MnistCNN', 'Net', 'CNN', 'FastDropout', 'FashionCNN', 'with_torch_dropout', 'CifarCNN', 'conv_bn', 'ResBlock', 'ResNet', 'MODELS', 'ModelSpec']
@@ -53,9 +57,6 @@ class MnistCNN(nn.Module):
         return self.fc_layer(self.layer(x).flatten(1))
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #38c28889
-import torch
-import torch.nn as nn
-
 class Net(nn.Module):
     "The source's fully connected net: `n_input` → `n_hidden` (ReLU) → `n_output`."
     def __init__(self, n_input:int, # numbers per input, e.g. 3*32*32
@@ -87,11 +88,6 @@ class CNN(nn.Module):
                                         nn.Linear(n_hidden, n_output))
 
     def forward(self, x): return self.classifier(self.flatten(self.features(x)))
-
-# %% ../nbs/03_bn_dropout.ipynb #596bbb81
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
 # %% ../nbs/03_bn_dropout.ipynb #f69e05f5
 class FastDropout(nn.Dropout):
@@ -157,10 +153,6 @@ def with_torch_dropout(net:nn.Module, # a model with `FastDropout` layers (chang
     return net
 
 # %% ../nbs/04_checkpointing.ipynb #7b9572e5
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-
 class CifarCNN(nn.Module):
     "The Udacity CIFAR-10 CNN: three conv blocks (16, 32, 64 channels), dropout, 1024 → 500 → 10."
     def __init__(self, n_output:int=10, # number of classes
@@ -184,10 +176,6 @@ class CifarCNN(nn.Module):
         return self.fc2(self.dropout(F.relu(self.fc1(x))))
 
 # %% ../nbs/07_resnet_augment.ipynb #42c63abb
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-
 def conv_bn(ni:int, # input channels
             nf:int, # output channels
             ks:int=3, # kernel size (padding keeps the size, before the stride)
@@ -250,10 +238,6 @@ class ResNet(nn.Module):
     def forward(self, x): return self.head(self.features(x))
 
 # %% ../nbs/10_runs.ipynb #01b699d6
-import math
-from dataclasses import dataclass, field
-from .settings import MODEL_INPUTS
-
 @dataclass(frozen=True)
 class ModelSpec:
     "One entry of `MODELS`: a model class, the images it takes, and the fixed arguments it is built with."

@@ -4,12 +4,19 @@
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #d847c68e
 from __future__ import annotations
-import contextlib, copy, math, warnings
+import contextlib, copy, ctypes, functools, math, os, platform, warnings
+from pathlib import Path
+from typing import NamedTuple
 import numpy as np
 import torch
+from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
-from .core import live_output
-from .data import dataset_classes
+from .core import ensure_writable, live_output, rng_state, set_rng_state
+from .data import DeviceLoader, ImageError, dataset_classes, load_image, make_transform
+from .distributed import (ProcessGroupError, all_reduce_sum, broadcast_buffers, dist_info,
+                                    distributed,
+                                    is_main_process, lost_contact, print_main, wrap_model)
+from .settings import AMP_MODES
 
 # %% auto #0
 __all__ = ['to_device', 'eval_loss', 'eval_mode', 'evaluate', 'TB_TAGS', 'Callback', 'Monitor', 'EarlyStopping', 'LRRecorder', 'TensorBoardLogger', 'LRFind', 'lr_find', 'predict_images', 'predict', 'check_predictions', 'confusion_matrix', 'per_class_accuracy', 'HISTORY_COLUMNS', 'AMP_CHOICES', 'check_model_fits', 'check_history', 'format_epoch', 'resolve_amp', 'FitRun', 'current_lr', 'fit']
@@ -104,15 +111,6 @@ def evaluate(net, # the model
     "Mean loss per sample and accuracy of `net` on `loader`, in eval mode and without gradients."
     loss_sum, correct, n = _eval_sums(net, loader, criterion, device, amp_dtype, channels_last, tta)
     return loss_sum.item() / n, correct.item() / n
-
-# %% ../nbs/03_bn_dropout.ipynb #01316e9b
-import copy, math
-from typing import NamedTuple
-from pathlib import Path
-import numpy as np
-import torch
-from .core import ensure_writable, rng_state, set_rng_state
-from .distributed import is_main_process, print_main
 
 # %% ../nbs/03_bn_dropout.ipynb #7681129b
 class Callback:
@@ -307,9 +305,6 @@ def lr_find(net, # the model (left untouched: a copy is trained)
     if not lrs:
         raise ValueError(f'the loss was not finite even at start_lr={start_lr}: check the data and the model')
     return LRFind(lrs, losses, lrs[int(np.argmin(losses))] / 10)
-
-# %% ../nbs/03_bn_dropout.ipynb #1d22f4ae
-from .data import ImageError, load_image, make_transform
 
 # %% ../nbs/03_bn_dropout.ipynb #b1ed168e
 def predict_images(net, # a trained model
@@ -544,10 +539,6 @@ def format_epoch(row, # one history row: epoch, train_loss, train_acc, val_loss,
     return (f'Epoch [{int(epoch)}/{last_epoch}], loss: {loss:.5f} acc: {acc:.5f} '
             f'val_loss: {val_loss:.5f}, val_acc: {val_acc:.5f}')
 
-# %% ../nbs/12_fit.ipynb #7d5ab4f6
-import ctypes, functools, os, platform
-from .settings import AMP_MODES
-
 # %% ../nbs/12_fit.ipynb #680dc2ae
 def _snapshot(net, optimizer, scheduler=None):
     "Copies of the model's, optimizer's and scheduler's state, to put back if the loss blows up."
@@ -747,12 +738,6 @@ def current_lr(optimizer, # a torch optimizer
               ) -> float:
     "The learning rate of the optimizer's first parameter group."
     return float(optimizer.param_groups[0]['lr'])
-
-# %% ../nbs/12_fit.ipynb #0dfb9efd
-from torch.utils.data import DistributedSampler
-from .data import DeviceLoader
-from .distributed import (ProcessGroupError, all_reduce_sum, broadcast_buffers, dist_info,
-                                    distributed, is_main_process, lost_contact, print_main, wrap_model)
 
 # %% ../nbs/12_fit.ipynb #363401fb
 def _shard(loader, train:bool):

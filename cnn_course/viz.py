@@ -4,15 +4,15 @@
 
 # %% ../nbs/00b_viz.ipynb #210ee775
 from __future__ import annotations
-import glob, io, math, shutil, warnings
+import glob, io, math, shutil, sys, warnings
 import matplotlib.pyplot as plt
 from matplotlib import font_manager
 from matplotlib.figure import Figure
-import numpy as np
 import torch
+from torch import nn
 from torchinfo import summary
 from .data import dataset_classes, find_normalize
-from .train import check_history, check_predictions, confusion_matrix, eval_mode, predict
+from .train import Callback, check_history, check_predictions, confusion_matrix, eval_mode, predict
 
 # %% auto #0
 __all__ = ['LABELS', 'KOREAN_FONTS', 'label', 'set_plot_style', 'denormalize', 'for_display', 'show_image', 'CourseFigure', 'show_filters', 'show_feature_maps', 'show_rgb_channels', 'PAIR_LEGEND', 'plot_history', 'evaluate_history', 'show_images_labels', 'model_summary', 'model_graph', 'LivePlot', 'plot_lr_find', 'compare_histories', 'plot_confusion_matrix', 'show_misclassified', 'plot_activation_stats', 'plot_activation_hists', 'show_heatmaps', 'explain_figure']
@@ -156,12 +156,6 @@ def _finish(fig, # the figure a plotting helper drew (made with `FigureClass=Cou
     else: plt.close(fig)  # nothing draws it by itself; it can still be inspected and saved
     return fig
 
-# %% ../nbs/01_conv_basics.ipynb #99b991cb
-import math
-import torch
-from torch import nn
-import matplotlib.pyplot as plt
-
 # %% ../nbs/01_conv_basics.ipynb #3211ee7b
 def _first_conv(conv):
     "`conv` itself if it is a Conv2d, else the first Conv2d inside it."
@@ -269,11 +263,6 @@ def show_rgb_channels(image, # one (3, H, W) colour image, e.g. `denormalize(img
     return _finish(fig, show)
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #febebbaf
-import math, warnings
-import numpy as np
-import torch
-import matplotlib.pyplot as plt
-
 def plot_history(history, # the array `fit` returned
                  title:str='', # shown above the two plots, e.g. the model and dataset
                  fig=None, # the figure to draw on; None makes a new one without pyplot (nothing is shown)
@@ -406,10 +395,7 @@ def model_graph(loss, # a loss tensor with its graph, e.g. from `eval_loss`
     return make_dot(loss, params=dict(net.named_parameters()))
 
 # %% ../nbs/03_bn_dropout.ipynb #a798bc40
-import io, sys
 # this cell's own import: the lesson runs it without the viz module's imports
-from matplotlib.figure import Figure
-from .train import Callback
 
 def _notebook_display():
     "IPython's `display` where a notebook front end (Jupyter, Colab) shows what is displayed; else None."
@@ -460,8 +446,6 @@ def plot_lr_find(result, # what `lr_find` returned
     return _finish(fig, show)
 
 # %% ../nbs/03_bn_dropout.ipynb #a037b75c
-import matplotlib.pyplot as plt
-
 def compare_histories(histories:dict, # {name: history array from `fit`}
                       *,
                       # True: left in pyplot (drawn at the cell's end, `plt.savefig` saves it); False: not

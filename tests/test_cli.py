@@ -503,7 +503,8 @@ def test_evaluate_writes_lesson_4s_views(tmp_path, data_root):
 KILL_BEFORE_RESULTS = """
 import os, signal, sys
 import cnn_course.cli as cli
-def die(*args, **kwargs): os.kill(os.getpid(), signal.SIGKILL)  # killed after the last checkpoint, before the results
+# killed after the last checkpoint, before the results
+def die(*args, **kwargs): os.kill(os.getpid(), signal.SIGKILL)
 cli.save_results = die
 raise SystemExit(cli.main(sys.argv[1:]))
 """
@@ -651,5 +652,6 @@ def test_ctrl_c_names_the_saved_epoch_and_the_resume_command(tmp_path):
 def test_ctrl_c_says_plainly_when_nothing_was_saved(tmp_path):
     rc, out, err = _ctrl_c_after_an_epoch(tmp_path)
     assert rc == 130 and 'Traceback' not in out + err, err
-    assert err.strip().splitlines()[-1] == ('cnn-course: interrupted; this run had no --checkpoint, so none '
-                                            'of its epochs were saved (add --checkpoint DIR to keep them)'), err
+    said = ('cnn-course: interrupted; this run had no --checkpoint, so none of its epochs were saved (add '
+            '--checkpoint DIR to keep them)')
+    assert err.strip().splitlines()[-1] == said, err

@@ -112,7 +112,10 @@ def test_decompress_is_atomic_and_idempotent(tmp_path, monkeypatch):
     # the permissions open() gives, not 0600
     assert all(s.st_mode & 0o777 == 0o666 & ~umask for s in stats.values())
     assert decompress_idx(src, dest) == []  # second call: nothing rewritten
-    assert all((dest / n).stat().st_ino == stats[n].st_ino and (dest / n).stat().st_mtime_ns == stats[n].st_mtime_ns for n in IDX)
+    def same(n):
+        now = (dest / n).stat()
+        return now.st_ino == stats[n].st_ino and now.st_mtime_ns == stats[n].st_mtime_ns
+    assert all(same(n) for n in IDX)
     # a file of the wrong size (e.g. copied by hand and cut short) is replaced
     (dest / IDX[0]).write_bytes(b'short')
     assert decompress_idx(src, dest) == [dest / IDX[0]]

@@ -279,7 +279,8 @@ from cnn_course.train import fit
 device = init_distributed('cpu', timeout_s=30)
 data = DataLoader(TensorDataset(torch.randn(40, 8), torch.randint(0, 2, (40,))), batch_size=10)
 net = nn.Linear(8, 2)
-fit(net, torch.optim.SGD(net.parameters(), lr=0.1), nn.CrossEntropyLoss(), 1, data, None, device, np.zeros((0, 5)))
+opt = torch.optim.SGD(net.parameters(), lr=0.1)
+fit(net, opt, nn.CrossEntropyLoss(), 1, data, None, device, np.zeros((0, 5)))
 ''')
     proc = subprocess.Popen([sys.executable, '-m', 'torch.distributed.run', '--standalone',
                              '--nproc-per-node=2', str(script)],
@@ -288,8 +289,9 @@ fit(net, torch.optim.SGD(net.parameters(), lr=0.1), nn.CrossEntropyLoss(), 1, da
     try: output, _ = proc.communicate(timeout=TIME_LIMIT)
     finally: stop(proc)
     assert proc.returncode != 0 and 'Epoch [1/1]' not in output
-    assert 'each needs its own part of the training data: pass a DeviceLoader (fit shards it) or a DataLoader with a ' \
-           'DistributedSampler' in output, output[-3000:]
+    said = ('each needs its own part of the training data: pass a DeviceLoader (fit shards it) or a '
+            'DataLoader with a DistributedSampler')
+    assert said in output, output[-3000:]
 
 
 def _workers(launcher_pid:int) -> list:

@@ -262,8 +262,8 @@ def test_test_workflow_runs_ci_script():
     assert any(s.get('uses', '').startswith('actions/checkout@') for s in steps)
     py = [s for s in steps if s.get('uses', '').startswith('actions/setup-python@')]
     assert py and str(py[0]['with']['python-version']) == '3.11'
-    assert any(s.get('run',
-                     '').strip() == 'bash .ci/run' for s in steps), ('test.yaml must run `bash .ci/run`, as CI does')
+    runs = [s.get('run', '').strip() for s in steps]
+    assert 'bash .ci/run' in runs, 'test.yaml must run `bash .ci/run`, as CI does'
     ci = (ROOT / '.ci' / 'run').read_text()
     assert 'bash tools/setup.sh && bash tools/test.sh' in ci
     assert ('bash tools/setup.sh && bash tools/test.sh'
@@ -286,8 +286,8 @@ def test_deploy_workflow_renders_with_quarto_and_pinned_nbdev():
 
 
 def test_docs_constraints_pin_nbdev_2_companions():
-    lines = ({l.split('#')[0].replace(' ',
-                                      '') for l in (ROOT / '.github' / 'docs-constraints.txt').read_text().splitlines()})
+    text = (ROOT / '.github' / 'docs-constraints.txt').read_text()
+    lines = {l.split('#')[0].replace(' ', '') for l in text.splitlines()}
     assert {'nbdev==2.4.14', 'fastcore>=1.12.27,<2', 'execnb<0.2', 'ghapi<2'} <= lines, lines
 
 

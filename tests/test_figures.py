@@ -136,7 +136,8 @@ import json, sys
 from execnb.shell import CaptureShell
 from execnb.nbio import new_nb, mk_cell
 png, history = sys.argv[1], sys.argv[2]
-nb = new_nb([mk_cell('import numpy as np, matplotlib.pyplot as plt\\nfrom cnn_course.viz import evaluate_history\\n'
+nb = new_nb([mk_cell('import numpy as np, matplotlib.pyplot as plt\\n'
+                     'from cnn_course.viz import evaluate_history\\n'
                      f'h = np.array({history})'),
              mk_cell('evaluate_history(h)'),
              mk_cell(f'evaluate_history(h)\\nplt.savefig({png!r})'),

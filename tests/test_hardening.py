@@ -54,8 +54,8 @@ def fill(folder):
 
 
 KILL_AFTER_WRITE = textwrap.dedent('''
-    # Train through the command, but SIGKILL this process right after its Nth checkpoint write: a real kill at an
-    # exact moment, the one between the two files of an improving epoch.
+    # Train through the command, but SIGKILL this process right after its Nth checkpoint write: a real kill
+    # at an exact moment, the one between the two files of an improving epoch.
     import os, signal, sys
     import cnn_course.checkpoint as checkpoint
     from cnn_course.cli import main
@@ -227,8 +227,8 @@ def test_paths_that_are_files_and_crafted_checkpoints_get_one_line(tmp_path):
 
 
 OUT_OF_MEMORY = textwrap.dedent("""
-    # A real allocation failure: cap this process's address space a little above what it uses once PyTorch is loaded,
-    # then ask for batches whose first convolution alone needs about 2 GB.
+    # A real allocation failure: cap this process's address space a little above what it uses once PyTorch
+    # is loaded, then ask for batches whose first convolution alone needs about 2 GB.
     import resource, sys
     import torch, cnn_course.runs
     from cnn_course.cli import main

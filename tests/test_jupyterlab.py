@@ -105,7 +105,8 @@ def test_jupyter_lab_serves_the_lessons(tmp_path):
 # image's data.
 # `arguments[0]`: how many characters of each output's text to read.
 READ_CELLS = """
-return Array.from(document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell')).map(c => ({
+const panel = '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell';
+return Array.from(document.querySelectorAll(panel)).map(c => ({
   code: c.classList.contains('jp-CodeCell'),
   prompt: ((c.querySelector('.jp-InputPrompt') || {}).textContent || '').trim(),
   outputs: Array.from(c.querySelectorAll('.jp-OutputArea-output')).map(o => ({

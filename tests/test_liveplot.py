@@ -55,7 +55,8 @@ def test_lesson_3_up_to_its_live_plot_runs_in_a_kernel():
     mode): the class runs from the lesson's own imports, the lesson's assertion holds in a front end too, and
     the plot redraws
     in place."""
-    cells = [''.join(c['source']) for c in json.loads((REPO / 'nbs' / '03_bn_dropout.ipynb').read_text())['cells']
+    nb = json.loads((REPO / 'nbs' / '03_bn_dropout.ipynb').read_text())
+    cells = [''.join(c['source']) for c in nb['cells']
              if c['cell_type'] == 'code' and '#| eval: false' not in ''.join(c['source'])]
     last = next(i for i, c in enumerate(cells) if 'plot = LivePlot()' in c)
     outputs, errors = run_in_kernel(*cells[:last + 1], TRAIN, cwd=REPO / 'nbs', env={'CNN_COURSE_QUICK': '1'})

@@ -66,8 +66,8 @@ def test_one_hidden_guarded_install_cell_before_any_code(name):
     i = installs[0]
     src = _src(cells[i])
     d = _directives(src)
-    assert ('hide' in d and
-            d.get('eval') == 'false'), f'{name}: the install cell needs `#| hide` and `#| eval: false` (skipped by nbdev_test and the docs)'
+    assert 'hide' in d and d.get('eval') == 'false', (
+        f'{name}: the install cell needs `#| hide` and `#| eval: false` (skipped by nbdev_test and the docs)')
     lines = [l.strip() for l in src.splitlines() if l.strip() and not l.lstrip().startswith('#')]
     assert (len(lines) == 1 and
             re.match(r'^!\s*\[\s*-[de]\s+/content\s*\]\s*&&\s*pip3?\s+install\b', lines[0])), (
@@ -89,8 +89,8 @@ def test_one_hidden_guarded_install_cell_before_any_code(name):
 @pytest.mark.parametrize('name', LESSONS)
 def test_colab_metadata_survives(name):
     meta = _nb(name)['metadata']
-    assert ('accelerator' in meta and
-            'colab' in meta), f'{name}: notebook metadata lost accelerator/colab (settings.ini allowed_metadata_keys)'
+    assert 'accelerator' in meta and 'colab' in meta, (
+        f'{name}: notebook metadata lost accelerator/colab (settings.ini allowed_metadata_keys)')
 
 
 def test_nbdev_clean_keeps_colab_metadata():
@@ -102,8 +102,9 @@ def test_nbdev_clean_keeps_colab_metadata():
           'metadata': {'accelerator': 'GPU', 'colab': {'provenance': []}, 'widgets': {}, 'other': 1},
           'nbformat': 4, 'nbformat_minor': 5}
     clean_nb(nb, allowed_metadata_keys=cfg['DEFAULT']['allowed_metadata_keys'].split())
-    assert {'accelerator', 'colab'} <= set(nb['metadata']) and 'other' not in nb['metadata'], \
-        'settings.ini needs `allowed_metadata_keys = accelerator colab` so nbdev_clean keeps the Colab runtime choice'
+    assert {'accelerator', 'colab'} <= set(nb['metadata']) and 'other' not in nb['metadata'], (
+        'settings.ini needs `allowed_metadata_keys = accelerator colab` so nbdev_clean keeps the Colab '
+        'runtime choice')
 
 
 # Error text that a run left in an output, whatever kind of output it is (a caught error printed on purpose
@@ -126,7 +127,8 @@ def output_problems(cell):
                                                                  {}).items() if not k.startswith('image/')]
         stderr = o['output_type'] == 'stream' and o.get('name') == 'stderr'
         for t in texts:
-            if m := ERROR_TEXT.search(t) if stderr else re.search(r'Traceback \(most recent call last\)|^\s*ERROR\b', t, re.M):
+            traceback = r'Traceback \(most recent call last\)|^\s*ERROR\b'
+            if m := ERROR_TEXT.search(t) if stderr else re.search(traceback, t, re.M):
                 problems.append(f'error text in an output: ...{t[max(0, m.start() - 30):m.end() + 60]!r}')
     return problems
 
@@ -158,9 +160,9 @@ def test_no_local_paths_errors_or_bulk(name):
             problems.append(f'cell {i + 1} source: ...{_src(c)[max(0, m.start() - 30):m.end() + 30]!r}')
         problems += [f'cell {i + 1}: {p}' for p in output_problems(c)]
         for o in c.get('outputs', []):
+            data = {k: v for k, v in o.get('data', {}).items() if not k.startswith('image/')}
             texts = [''.join(o.get('text', ''))] + [''.join(v) if isinstance(v, list) else str(v)
-                                                   for k, v in o.get('data',
-                                                                     {}).items() if not k.startswith('image/')]
+                                                   for v in data.values()]
             for t in texts:
                 for m in LOCAL_PATH.finditer(t):
                     problems.append(f'cell {i + 1} output: ...{t[max(0, m.start() - 30):m.end() + 30]!r}')

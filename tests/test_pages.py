@@ -125,7 +125,8 @@ def test_the_page_check_finds_cell_options_and_raw_attributes(browser, tmp_path)
     problems = page_problems(browser, tmp_path / 'plain' / 'sd.html', nb)
     assert problems == ["a cell option on show: '#| echo: false'",
                         "a cell option on show: '#| include: false'",
-                        'raw attribute text: \'{target="_blank" style="float:right; font-size:smaller"}\''], problems
+                        'raw attribute text: \'{target="_blank" style="float:right; '
+                        'font-size:smaller"}\''], problems
     render(tmp_path / 'site', proc)
     assert page_problems(browser, tmp_path / 'site' / 'sd.html', nb) == []
     page = (tmp_path / 'site' / 'sd.html').read_text()

@@ -222,8 +222,8 @@ def write_png_rows(path, width, height, row):
                                 zlib.crc32(kind + data).to_bytes(4, 'big'))
     deflate = zlib.compressobj(6)
     with open(path, 'wb') as f:
-        f.write(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR',
-                                             width.to_bytes(4, 'big') + height.to_bytes(4, 'big') + bytes([8, 2, 0, 0, 0])))
+        header = width.to_bytes(4, 'big') + height.to_bytes(4, 'big') + bytes([8, 2, 0, 0, 0])
+        f.write(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header))
         for y in range(height):
             data = deflate.compress(b'\x00' + row(y))
             if data: f.write(chunk(b'IDAT', data))
@@ -364,9 +364,9 @@ def test_cnn_course_predict_on_many_pictures_and_folders(tmp_path, trained_runs)
             tmp_path / 'empty.png', tmp_path / 'cut.jpg', meta, cwd=tmp_path)
     assert r.returncode == 1, r.stderr
     assert [l.split(': ')[0] for l in r.stdout.splitlines()] == [str(good), str(other), str(meta)], r.stdout
-    assert r.stdout.splitlines()[2].endswith("(inverted: light background) (note: the picture's decoder "
-                                             "warned: "
-                                             'Corrupt EXIF data. Expecting to read 12 bytes but only got 10.)'), r.stdout
+    said = ("(inverted: light background) (note: the picture's decoder warned: Corrupt EXIF data. "
+            'Expecting to read 12 bytes but only got 10.)')
+    assert r.stdout.splitlines()[2].endswith(said), r.stdout
     errors = r.stderr.splitlines()
     assert (len(errors) == 6 and
             all(l.startswith('cnn-course: error: predict: ') for l in errors[:5])), r.stderr

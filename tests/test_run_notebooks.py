@@ -29,8 +29,8 @@ def test_faults_a_front_end_shows_fail_and_a_clean_notebook_passes(tmp_path):
         'x = torch.randn(40, 4); data = DataLoader(TensorDataset(x, (x[:, 0] > 0).long()), batch_size=20)\n'
         'plot = LivePlot()\nnet = nn.Linear(4, 2)\n'
         "fit(net, optim.SGD(net.parameters(), lr=0.1), nn.CrossEntropyLoss(), 2, data, data, 'cpu', "
-        "np.zeros((0, 5)),"
-        ' progress=False, callbacks=[plot])\nassert plot.handle is not None   # drawn: a kernel has a display')
+        "np.zeros((0, 5)), progress=False, callbacks=[plot])\n"
+        'assert plot.handle is not None   # drawn: a kernel has a display')
     # the planted fault of lesson 3's bug: a cell that fails only where the plot is live, which nbdev_test
     # never sees
     live_only = write_notebook(tmp_path / 'live_only.ipynb',

@@ -240,8 +240,9 @@ from cnn_course.models import FashionCNN
 from cnn_course.train import fit, _minor_page_faults, _reuse_freed_memory
 if sys.argv[1] != 'default':   # a tiny fit on the CPU first: it makes the setting
     x = torch.randn(20, 4); net = nn.Linear(4, 2)
-    fit(net, torch.optim.SGD(net.parameters(), lr=0.1), nn.CrossEntropyLoss(), 1,
-        DataLoader(TensorDataset(x, (x[:, 0] > 0).long()), batch_size=10), None, 'cpu', np.zeros((0, 5)), progress=False)
+    data = DataLoader(TensorDataset(x, (x[:, 0] > 0).long()), batch_size=10)
+    fit(net, torch.optim.SGD(net.parameters(), lr=0.1), nn.CrossEntropyLoss(), 1, data, None, 'cpu',
+        np.zeros((0, 5)), progress=False)
 if sys.argv[1] == 'setting only': print('nan', _reuse_freed_memory()); sys.exit()
 torch.manual_seed(0)
 net = FashionCNN().to(memory_format=torch.channels_last)   # then the same training steps, by hand, either way
@@ -252,7 +253,8 @@ def step():
 for _ in range(15): step()   # the heap grows to what a step needs
 start = _minor_page_faults()
 for _ in range(10): step()
-print((_minor_page_faults() - start) / 10, _reuse_freed_memory() if sys.argv[1] != 'default' else None)  # (asking would set it)
+# (asking would set it)
+print((_minor_page_faults() - start) / 10, _reuse_freed_memory() if sys.argv[1] != 'default' else None)
 '''
 
 

@@ -288,7 +288,8 @@ def check_source_links(cache:Path) -> list[str]:
                 short = name[1].split('.')[-1]
                 lines = (ROOT / path).read_text().splitlines() if (ROOT / path).exists() else []
                 text = lines[int(line) - 1] if line.isdigit() and 0 < int(line) <= len(lines) else ''
-                if not re.match(rf'\s*((async\s+)?def|class)\s+{re.escape(short)}\b|\s*{re.escape(short)}\s*[:=]', text):
+                named = re.escape(short)
+                if not re.match(rf'\s*((async\s+)?def|class)\s+{named}\b|\s*{named}\s*[:=]', text):
                     problems.append(f'{page.relative_to(cache)}: the source link of {name[1]} points at '
                                     f'{path} line {line}, which does not define it ({text.strip()[:60]!r})')
     return problems

@@ -94,7 +94,7 @@ def _wrap_import(mod:str, names:list[str], width:int=100) -> str:
 SOURCE_LINE = """#| hide
 #| exec_doc
 class SourceLine(BasicMarkdownRenderer):
-    "show_doc's renderer with the source link to the name's line (nbdev 2.4.14 links line None for imported names)"
+    "show_doc's renderer linking the source at the name's own line (nbdev 2.4.14: line None for imports)"
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fn = self.fn.removeprefix('cnn_course.{mod}.')

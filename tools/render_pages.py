@@ -187,10 +187,12 @@ READ_PAGE = """
 const outputs = [...document.querySelectorAll('.jp-OutputArea-output')];
 return {
   // pictures from elsewhere (Colab's badge) cannot load offline; the site's own are inline or beside the page
-  broken: [...document.images].filter(i => /^(data|file):/.test(i.src) && (!i.complete || i.naturalWidth === 0))
+  broken: [...document.images]
+          .filter(i => /^(data|file):/.test(i.src) && (!i.complete || i.naturalWidth === 0))
                               .map(i => (i.src || '').slice(0, 60)),
   images: document.querySelectorAll('.jp-OutputArea-output img, .jp-OutputArea-output svg').length,
-  empty: outputs.filter(o => !o.textContent.trim() && !o.querySelector('img, svg, table, iframe, video')).length,
+  empty: outputs.filter(o => !o.textContent.trim() &&
+                             !o.querySelector('img, svg, table, iframe, video')).length,
   texts: outputs.map(o => o.textContent),
   // nbconvert's own pilcrow links beside each heading are not the site's (Quarto makes its own)
   links: [...document.querySelectorAll('a[href]:not(.anchor-link)')].map(a => a.getAttribute('href')),

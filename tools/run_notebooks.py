@@ -57,9 +57,11 @@ def imports_and_show_doc(src:str) -> bool:
     import ast  # late: only these checks need it
     try: tree = ast.parse(src)
     except SyntaxError: return False
-    return all(isinstance(t,
-                          (ast.Import, ast.ImportFrom)) or (isinstance(t, ast.Expr) and isinstance(t.value, ast.Call)
-               and getattr(t.value.func, 'id', None) == 'show_doc') for t in tree.body)
+    def docs_only(t):
+        call = t.value if isinstance(t, ast.Expr) and isinstance(t.value, ast.Call) else None
+        shows = call is not None and getattr(call.func, 'id', None) == 'show_doc'
+        return isinstance(t, (ast.Import, ast.ImportFrom)) or shows
+    return all(docs_only(t) for t in tree.body)
 
 
 def docs_only(path:Path) -> bool:

@@ -22,8 +22,8 @@ if [ -n "$(git status --porcelain -- nbs)" ]; then
 fi
 # Compile once: with PYTHONDONTWRITEBYTECODE=1 every process the suite starts would compile them again
 python -m compileall -q cnn_course tests tools
-echo "== ruff: no unused or undefined names (pyproject.toml)"
-ruff check tools bench tests
+echo "== ruff: no unused or undefined names, no line over 110 characters (pyproject.toml)"
+ruff check cnn_course nbs tools bench tests
 echo "== docs: README.md from nbs/index.ipynb, API pages, nbdev's pre-render step, cross-references"
 start=$SECONDS
 python tools/make_readme.py --check
