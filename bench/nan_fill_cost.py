@@ -5,7 +5,7 @@
 Run by hand (never a timed test):  python bench/nan_fill_cost.py [--batch-size 128] [--threads 2] [--rounds
 10] `torch.use_deterministic_algorithms(True)` (which `torch_seed` calls) also fills every tensor PyTorch
 allocates without initialising it with NaN, unless that setting is off. One process, as `fit` runs on the CPU
-(freed memory kept): lesson 3's fast-recipe step (FashionCNN, channels-last, `amp='auto'`, AdamW, label
+(freed memory kept): lesson 3b's fast-recipe step (FashionCNN, channels-last, `amp='auto'`, AdamW, label
 smoothing 0.1) on one random batch, and the same model in float32 in PyTorch's default memory layout with
 Adam (the setting of the source's loop), in blocks of `--steps` steps that alternate the fill on and off
 `--rounds` times. Checks that a step from the same weights and random numbers gives the same loss either way,

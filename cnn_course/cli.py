@@ -27,8 +27,8 @@ __all__ = ['AMP', 'RECIPE_HELP', 'RESULT_FILES', 'TEST_SET_WARNING', 'CLI_RECORD
 
 # %% ../nbs/15_command.ipynb #62325155
 AMP = ('off', *AMP_MODES)  # --amp; off: float32
-RECIPE_HELP = {'fast': "lesson 3's fast recipe: about 93%% test accuracy on fashion-mnist, in minutes on two "
-                       "CPU cores",
+RECIPE_HELP = {'fast': "lesson 3b's fast recipe: about 93%% test accuracy on fashion-mnist, in minutes on "
+                       "two CPU cores",
                'resnet': "lesson 7's ResNet with augmentation: about 94.8%% test accuracy on fashion-mnist, "
                          "in 33 minutes on two CPU cores with native bf16 (--epochs 20: 94.3%% in 16)"}
 
@@ -151,7 +151,7 @@ def _add_recipe_options(p:argparse.ArgumentParser) -> None:
     p.add_argument('--lr', type=_positive(float), default=1e-3, help='learning rate')
     p.add_argument('--optimizer', choices=OPTIMIZERS, default='adam',
                    help="adam: Adam, lesson 3's recipe; sgd: plain SGD as in lessons 1 and 2 (try --lr "
-                        "0.01); adamw: Adam with decoupled weight decay, lesson 3's fast recipe")
+                        "0.01); adamw: Adam with decoupled weight decay, lesson 3b's fast recipe")
     p.add_argument('--momentum', type=_fraction, default=0.0, metavar='M',
                    help="SGD's momentum (0: the source's plain SGD; 0.9 is usual); only with --optimizer sgd")
     p.add_argument('--weight-decay', type=_not_negative, default=0.0, metavar='WD',

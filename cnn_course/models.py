@@ -142,7 +142,7 @@ class FashionCNN(nn.Module):
     def forward(self, x):
         return self.classifier(self.conv_block3(self.conv_block2(self.conv_block1(x))))
 
-# %% ../nbs/03_bn_dropout.ipynb #49f34275
+# %% ../nbs/03b_train_fast.ipynb #49f34275
 def with_torch_dropout(net:nn.Module, # a model with `FastDropout` layers (changed in place)
                       ) -> nn.Module:
     """`net` with PyTorch's own `nn.Dropout` in place of each `FastDropout`: the source's layers, e.g. to

@@ -45,7 +45,7 @@ class RunConfig:
     epochs:int=5 # the epoch the run ends with
     batch_size:int=100 # images per optimizer step
     eval_batch_size:int=500 # images per batch when validating and testing (speed and memory only)
-    optimizer:str='adam' # 'adam' (lesson 3), 'sgd' (lessons 1, 2 and 4) or 'adamw' (lesson 3's fast recipe)
+    optimizer:str='adam' # 'adam' (lesson 3), 'sgd' (lessons 1, 2 and 4) or 'adamw' (lesson 3b's fast recipe)
     lr:float=1e-3 # learning rate ('onecycle': the highest rate)
     momentum:float=0.0 # SGD's momentum (0: the source's plain SGD)
     # weight decay: decoupled from the gradient for 'adamw', added to it (L2) for 'adam' and 'sgd'

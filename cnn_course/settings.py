@@ -47,7 +47,7 @@ AMP_MODES = ('auto', 'bf16', 'fp16')
 
 # %% ../nbs/14_settings.ipynb #7b1ea71f
 RECIPES = {
-    # lesson 3's fast recipe (bench/time_to_accuracy.py): AdamW with a one-cycle schedule, label
+    # lesson 3b's fast recipe (bench/time_to_accuracy.py): AdamW with a one-cycle schedule, label
     # smoothing, batches of 128, bf16 autocast and channels-last where the hardware runs them natively
     'fast': dict(optimizer='adamw', lr=5e-3, weight_decay=0.05, scheduler='onecycle', label_smoothing=0.1,
                  batch_size=128, epochs=20, amp='auto', channels_last=True),

@@ -19,7 +19,7 @@ from .distributed import (ProcessGroupError, all_reduce_sum, broadcast_buffers, 
 from .settings import AMP_MODES
 
 # %% auto #0
-__all__ = ['to_device', 'eval_loss', 'eval_mode', 'evaluate', 'TB_TAGS', 'Callback', 'Monitor', 'EarlyStopping', 'LRRecorder', 'TensorBoardLogger', 'LRFind', 'lr_find', 'predict_images', 'predict', 'check_predictions', 'confusion_matrix', 'per_class_accuracy', 'HISTORY_COLUMNS', 'AMP_CHOICES', 'check_model_fits', 'check_history', 'format_epoch', 'resolve_amp', 'FitRun', 'current_lr', 'fit']
+__all__ = ['to_device', 'eval_loss', 'eval_mode', 'evaluate', 'TB_TAGS', 'Callback', 'Monitor', 'EarlyStopping', 'LRRecorder', 'TensorBoardLogger', 'predict_images', 'LRFind', 'lr_find', 'predict', 'check_predictions', 'confusion_matrix', 'per_class_accuracy', 'HISTORY_COLUMNS', 'AMP_CHOICES', 'check_model_fits', 'check_history', 'format_epoch', 'resolve_amp', 'FitRun', 'current_lr', 'fit']
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #cf0f79fe
 def to_device(batch, # an `(inputs, labels)` pair from a loader
@@ -251,61 +251,6 @@ class TensorBoardLogger(Callback):
     def after_fit(self, run):
         if self.writer is not None: self.writer.close()
 
-# %% ../nbs/03_bn_dropout.ipynb #28e39f7c
-class LRFind(NamedTuple):
-    "What `lr_find` measured: the rates tried, the smoothed loss after each, and a suggested rate."
-    lrs: list
-    losses: list
-    suggestion: float
-
-# %% ../nbs/03_bn_dropout.ipynb #62330b5c
-def lr_find(net, # the model (left untouched: a copy is trained)
-            optimizer, # its optimizer (left untouched: a copy with the same settings is used)
-            criterion, # the loss function
-            train_loader, # batches to train on (cycled if shorter than `num_iter`)
-            device, # where `net` lives
-            *,
-            start_lr:float=1e-7, # the first rate tried
-            end_lr:float=10.0, # the last rate tried
-            num_iter:int=100, # how many batches (rates) to try
-            smoothing:float=0.98, # how much of the running average each new loss leaves (fastai's beta)
-           ) -> LRFind:
-    """The learning-rate range test: rates growing exponentially, one batch each, on copies; stops when the
-    loss blows up."""
-    if not 0 < start_lr < end_lr: raise ValueError(f'need 0 < start_lr < end_lr, got {start_lr} and {end_lr}')
-    if not (isinstance(num_iter, int) and num_iter >= 2):
-        raise ValueError(f'num_iter={num_iter!r}: expected at least 2')
-    states = rng_state()  # put back at the end: the range test borrows the generators
-    model = copy.deepcopy(net)
-    opt = type(optimizer)(model.parameters(), **optimizer.defaults)
-    # momentum buffers, Adam's averages: as the caller's optimizer has them, deep-copied (load_state_dict
-    # would share them)
-    opt.load_state_dict(copy.deepcopy(optimizer.state_dict()))
-    lrs, losses, average, best = [], [], 0.0, math.inf
-    batches = iter(train_loader)
-    model.train()
-    try:
-        for i in range(num_iter):
-            lr = start_lr * (end_lr / start_lr) ** (i / (num_iter - 1))
-            for group in opt.param_groups: group['lr'] = lr
-            try: batch = next(batches)
-            except StopIteration: batches = iter(train_loader); batch = next(batches)
-            inputs, labels = to_device(batch, device)
-            opt.zero_grad(set_to_none=True)
-            loss = criterion(model(inputs), labels)
-            loss.backward()
-            opt.step()
-            value = loss.item()  # the range test reads every loss: it is a measurement, not training
-            average = smoothing * average + (1 - smoothing) * value
-            smoothed = average / (1 - smoothing ** (i + 1))  # bias-corrected, as for Adam's averages
-            if not math.isfinite(smoothed) or (i > 0 and smoothed > 4 * best): break  # blown up: stop
-            best = min(best, smoothed)
-            lrs.append(lr); losses.append(smoothed)
-    finally: set_rng_state(states)
-    if not lrs:
-        raise ValueError(f'the loss was not finite even at start_lr={start_lr}: check the data and the model')
-    return LRFind(lrs, losses, lrs[int(np.argmin(losses))] / 10)
-
 # %% ../nbs/03_bn_dropout.ipynb #b1ed168e
 def predict_images(net, # a trained model
                    images, # picture files (PNG, JPEG, GIF, TIFF, ...; any size, colour or grey) or PIL images
@@ -360,6 +305,61 @@ def predict_images(net, # a trained model
         for (result, _), ps, ks in zip(batch, probabilities.tolist(), labels.tolist()):
             result['top'] = [(classes[k], p) for p, k in zip(ps, ks)]
     return results
+
+# %% ../nbs/03b_train_fast.ipynb #28e39f7c
+class LRFind(NamedTuple):
+    "What `lr_find` measured: the rates tried, the smoothed loss after each, and a suggested rate."
+    lrs: list
+    losses: list
+    suggestion: float
+
+# %% ../nbs/03b_train_fast.ipynb #62330b5c
+def lr_find(net, # the model (left untouched: a copy is trained)
+            optimizer, # its optimizer (left untouched: a copy with the same settings is used)
+            criterion, # the loss function
+            train_loader, # batches to train on (cycled if shorter than `num_iter`)
+            device, # where `net` lives
+            *,
+            start_lr:float=1e-7, # the first rate tried
+            end_lr:float=10.0, # the last rate tried
+            num_iter:int=100, # how many batches (rates) to try
+            smoothing:float=0.98, # how much of the running average each new loss leaves (fastai's beta)
+           ) -> LRFind:
+    """The learning-rate range test: rates growing exponentially, one batch each, on copies; stops when the
+    loss blows up."""
+    if not 0 < start_lr < end_lr: raise ValueError(f'need 0 < start_lr < end_lr, got {start_lr} and {end_lr}')
+    if not (isinstance(num_iter, int) and num_iter >= 2):
+        raise ValueError(f'num_iter={num_iter!r}: expected at least 2')
+    states = rng_state()  # put back at the end: the range test borrows the generators
+    model = copy.deepcopy(net)
+    opt = type(optimizer)(model.parameters(), **optimizer.defaults)
+    # momentum buffers, Adam's averages: as the caller's optimizer has them, deep-copied (load_state_dict
+    # would share them)
+    opt.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+    lrs, losses, average, best = [], [], 0.0, math.inf
+    batches = iter(train_loader)
+    model.train()
+    try:
+        for i in range(num_iter):
+            lr = start_lr * (end_lr / start_lr) ** (i / (num_iter - 1))
+            for group in opt.param_groups: group['lr'] = lr
+            try: batch = next(batches)
+            except StopIteration: batches = iter(train_loader); batch = next(batches)
+            inputs, labels = to_device(batch, device)
+            opt.zero_grad(set_to_none=True)
+            loss = criterion(model(inputs), labels)
+            loss.backward()
+            opt.step()
+            value = loss.item()  # the range test reads every loss: it is a measurement, not training
+            average = smoothing * average + (1 - smoothing) * value
+            smoothed = average / (1 - smoothing ** (i + 1))  # bias-corrected, as for Adam's averages
+            if not math.isfinite(smoothed) or (i > 0 and smoothed > 4 * best): break  # blown up: stop
+            best = min(best, smoothed)
+            lrs.append(lr); losses.append(smoothed)
+    finally: set_rng_state(states)
+    if not lrs:
+        raise ValueError(f'the loss was not finite even at start_lr={start_lr}: check the data and the model')
+    return LRFind(lrs, losses, lrs[int(np.argmin(losses))] / 10)
 
 # %% ../nbs/04_checkpointing.ipynb #6ff0eee5
 def predict(loader, # yields `(images, labels)`

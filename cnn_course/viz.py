@@ -431,7 +431,7 @@ class LivePlot(Callback):
         if self.handle is None: self.handle = self.display(image, display_id=True)
         else: self.handle.update(image)
 
-# %% ../nbs/03_bn_dropout.ipynb #3454d504
+# %% ../nbs/03b_train_fast.ipynb #3454d504
 def plot_lr_find(result, # what `lr_find` returned
                  *,
                  # True: left in pyplot (drawn at the cell's end, `plt.savefig` saves it); False: not
@@ -445,7 +445,7 @@ def plot_lr_find(result, # what `lr_find` returned
     ax.legend()
     return _finish(fig, show)
 
-# %% ../nbs/03_bn_dropout.ipynb #a037b75c
+# %% ../nbs/03b_train_fast.ipynb #a037b75c
 def compare_histories(histories:dict, # {name: history array from `fit`}
                       *,
                       # True: left in pyplot (drawn at the cell's end, `plt.savefig` saves it); False: not

@@ -330,17 +330,16 @@ def results_disagreements() -> list:
     if overall is None: problems.append('lesson 4 stores no overall test accuracy')
     elif f'**{100 * int(overall[1]) / int(overall[2]):.2f}%** test accuracy' not in row:
         problems.append(f'lesson 4: {int(overall[1]) / int(overall[2]):.2%} not in {row!r}')
-    lesson3 = _results_row('03_bn_dropout.ipynb')
-    for what, cell_start, pattern in (
-            ('source recipe', 'criterion = nn.CrossEntropyLoss()\ntest_loss, test_acc',
+    for lesson, what, cell_start, pattern in (
+            ('03_bn_dropout.ipynb', 'source recipe', 'criterion = nn.CrossEntropyLoss()\ntest_loss, test_acc',
              r'test accuracy ([\d.]+)$'),
-            ('fast recipe', "print(run_kind(f'Fashion-MNIST ({len(train_set):,} training "
-                            "images)'))\nfast_epochs",
+            ('03b_train_fast.ipynb', 'fast recipe', "print(run_kind(f'Fashion-MNIST ({len(train_set):,} "
+                                                    "training images)'))\nfast_epochs",
              r'\(no smoothing\), test accuracy ([\d.]+)$')):
-        found = re.search(pattern, _stored_text('03_bn_dropout.ipynb', cell_start), re.M)
-        if found is None: problems.append(f'lesson 3 stores no {what} test accuracy')
-        elif f'{what}: **{100 * float(found[1]):.2f}%**' not in lesson3:
-            problems.append(f'lesson 3: {what} {float(found[1]):.2%} not in its rows')
+        found = re.search(pattern, _stored_text(lesson, cell_start), re.M)
+        if found is None: problems.append(f'{lesson} stores no {what} test accuracy')
+        elif f'{what}: **{100 * float(found[1]):.2f}%**' not in _results_row(lesson):
+            problems.append(f'{lesson}: {what} {float(found[1]):.2%} not in its rows')
     best = re.search(r'^best \(epoch \d+\): test loss [\d.]+, test accuracy ([\d.]+) on',
                      _stored_text('05_cli.ipynb', 'print(run_kind(quick('), re.M)
     if best is None: problems.append("lesson 5 stores no test accuracy of its checkpointed run's best.pt")
