@@ -131,11 +131,9 @@ _REQUIRED = ('model', 'model_state', 'optimizer', 'scheduler', 'callbacks', 'his
 def _looks_like_state_dict(obj) -> bool:
     return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
-# %% ../nbs/11_checkpoint.ipynb #4e43bb72
-def read_checkpoint(path, # a checkpoint file
-                   ) -> dict:
-    """Read a checkpoint safely (`weights_only=True`) without applying it; a `CheckpointError` says what is
-    wrong."""
+# %% ../nbs/11_checkpoint.ipynb #7e393fbd
+def _checkpoint_file(path) -> Path:
+    "The file `path` names (a folder: its last.pt), refused in one line if it is missing or not torch.save's."
     path = Path(path)
     if path.is_dir(): path = path / 'last.pt'
     if not path.exists():
@@ -148,20 +146,29 @@ def read_checkpoint(path, # a checkpoint file
         raise NotACheckpointError(f'{path} is not a checkpoint: it is not a file written by torch.save at '
                                   'all (check the file name; checkpoints are the last.pt and best.pt that '
                                   'Checkpoint writes)')
-    try: ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    return path
+
+# %% ../nbs/11_checkpoint.ipynb #ffb57909
+def _torch_load(path:Path) -> object:
+    "`torch.load` with `weights_only=True`; its failures as a `CheckpointError` that says what to do."
+    try: return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
         if 'weights only' in str(e).lower() or 'weights_only' in str(e):
             raise NotACheckpointError(
                 f'{path} holds pickled Python objects (e.g. a whole model saved with torch.save(model)), '
-                'which '
-                'the safe loader (weights_only=True) refuses to run. Save checkpoints with save_checkpoint '
-                'or Checkpoint; if you wrote this file yourself and trust it, torch.load(path, '
-                'weights_only=False) reads it.') from None
+                'which the safe loader (weights_only=True) refuses to run. Save checkpoints with '
+                'save_checkpoint or Checkpoint; if you wrote this file yourself and trust it, '
+                'torch.load(path, weights_only=False) reads it.') from None
         said = (str(e).strip().splitlines() or [type(e).__name__])[0].split('. ')[0]  # torch's first sentence
         raise DamagedCheckpointError(
             f'{path} is truncated or damaged ({path.stat().st_size:,} bytes; torch.load said: {said}). '
             'It was probably being written when the process was killed. Use the other file of the run '
             '(best.pt or last.pt), or start again; nothing was loaded.') from None
+
+
+# %% ../nbs/11_checkpoint.ipynb #068d148a
+def _check_format(ckpt, path:Path):
+    "A `CheckpointError` unless `ckpt` is a cnn_course checkpoint this version can read, with every entry."
     if not isinstance(ckpt, dict) or ckpt.get('format') != FORMAT:
         if _looks_like_state_dict(ckpt):
             raise NotACheckpointError(
@@ -175,12 +182,21 @@ def read_checkpoint(path, # a checkpoint file
                               f'this is {__version__}: upgrade with pip install -U cnn_course')
     missing = [k for k in _REQUIRED if k not in ckpt]
     if missing or not isinstance(ckpt['history'], torch.Tensor) or not isinstance(ckpt['model'], dict):
-        what = (f'lacks {", ".join(missing)}' if missing else 'holds a history or model entry of the wrong '
-                                                              'type')
+        what = (f'lacks {", ".join(missing)}' if missing else
+                'holds a history or model entry of the wrong type')
         raise DamagedCheckpointError(f'{path} says it is a cnn_course checkpoint but {what}: it was not '
-                                     'written by '
-                                     'save_checkpoint or Checkpoint (or was edited). Use the other file of '
-                                     'the run (best.pt or last.pt), or start again; nothing was loaded.')
+                                     'written by save_checkpoint or Checkpoint (or was edited). Use the '
+                                     'other file of the run (best.pt or last.pt), or start again; nothing '
+                                     'was loaded.')
+
+# %% ../nbs/11_checkpoint.ipynb #4e43bb72
+def read_checkpoint(path, # a checkpoint file
+                   ) -> dict:
+    """Read a checkpoint safely (`weights_only=True`) without applying it; a `CheckpointError` says what is
+    wrong."""
+    path = _checkpoint_file(path)
+    ckpt = _torch_load(path)
+    _check_format(ckpt, path)
     ckpt['history'] = ckpt['history'].numpy()
     return ckpt
 

@@ -793,6 +793,31 @@ VIEW_FILES = ('per_class_{split}.csv', 'confusion_{split}.png', 'misclassified_{
 
 EXPLAINED_FILE = 'misclassified_explained_{split}.png'  # what evaluate --explain adds
 
+# %% ../nbs/15_command.ipynb #72e266d9
+def _per_class_csv(classes, counts) -> str:
+    "Per-class accuracy as CSV text: `class,correct,total,accuracy`, from a confusion matrix's counts."
+    import csv, io  # late: only evaluate needs them
+    table = io.StringIO()
+    rows = csv.writer(table, lineterminator='\n')
+    rows.writerow(['class', 'correct', 'total', 'accuracy'])
+    for i, name in enumerate(classes):
+        correct, total = int(counts[i, i]), int(counts[i].sum())
+        rows.writerow([name, correct, total, repr(correct / total) if total else 'nan'])
+    return table.getvalue()
+
+# %% ../nbs/15_command.ipynb #10ec57fb
+def _explained_mistakes(run, seen:tuple, loader):
+    "The gallery's mistakes beside their Grad-CAM maps for the class the model chose; None without mistakes."
+    from cnn_course.hooks import grad_cam  # late: only evaluate --explain needs them
+    from cnn_course.viz import PAIR_LEGEND, show_heatmaps
+    truths, guesses, images = seen
+    wrong = (guesses != truths).nonzero().flatten()[:20]  # the gallery's mistakes, in the same order
+    if len(wrong) == 0: return None
+    maps = grad_cam(run.net, images[wrong].to(run.device), labels=guesses[wrong])
+    titles = [f'{run.classes[truths[i]]}:{run.classes[guesses[i]]}' for i in wrong]
+    return show_heatmaps(images[wrong], maps, titles, loader, ['r'] * len(wrong), show=False,
+                         legend=PAIR_LEGEND + '; beside each, its Grad-CAM map')
+
 # %% ../nbs/15_command.ipynb #fc484791
 def save_views(folder:Path, # the run's checkpoint folder
                run, # a `Run` from `evaluate_run`, holding the weights to show
@@ -801,8 +826,7 @@ def save_views(folder:Path, # the run's checkpoint folder
               ) -> list[Path]:
     """Write lesson 4's views of `run.net` on `split` into `folder` (`VIEW_FILES`), each atomically; return
     the paths."""
-    import csv, io  # late: only evaluate needs them
-    from cnn_course.train import confusion_matrix, predict, resolve_amp
+    from cnn_course.train import confusion_matrix, predict, resolve_amp  # late: only evaluate needs them
     from cnn_course.viz import plot_confusion_matrix, show_misclassified
     loader = run.val_loader if split == 'val' else run.test_loader
     csv_name, confusion_name, mistakes_name = (f.format(split=split) for f in VIEW_FILES)
@@ -811,13 +835,8 @@ def save_views(folder:Path, # the run's checkpoint folder
                    amp_dtype=resolve_amp(run.config.amp, run.device)[0],
                    channels_last=run.config.channels_last)
     counts = confusion_matrix(loader, run.net, run.device, len(run.classes), predictions=seen)
-    table = io.StringIO()
-    rows = csv.writer(table, lineterminator='\n')
-    rows.writerow(['class', 'correct', 'total', 'accuracy'])
-    for i, name in enumerate(run.classes):
-        correct, total = int(counts[i, i]), int(counts[i].sum())
-        rows.writerow([name, correct, total, repr(correct / total) if total else 'nan'])
-    files = [atomic_write(folder / csv_name, lambda f: f.write(table.getvalue()), 'w')]
+    table = _per_class_csv(run.classes, counts)
+    files = [atomic_write(folder / csv_name, lambda f: f.write(table), 'w')]
     figure = plot_confusion_matrix(loader, run.classes, run.net, run.device, show=False, predictions=seen)
     files.append(atomic_write(folder / confusion_name, _png(figure)))
     figure = show_misclassified(loader, run.classes, run.net, run.device, show=False, predictions=seen)
@@ -825,18 +844,9 @@ def save_views(folder:Path, # the run's checkpoint folder
         (folder / mistakes_name).unlink(missing_ok=True)  # every image right: no stale gallery either
     else: files.append(atomic_write(folder / mistakes_name, _png(figure)))
     explained = folder / EXPLAINED_FILE.format(split=split)
-    if explain:
-        from cnn_course.hooks import grad_cam
-        from cnn_course.viz import PAIR_LEGEND, show_heatmaps
-        truths, guesses, images = seen
-        wrong = (guesses != truths).nonzero().flatten()[:20]  # the gallery's mistakes, in the same order
-        if len(wrong) == 0: explained.unlink(missing_ok=True)
-        else:
-            maps = grad_cam(run.net, images[wrong].to(run.device), labels=guesses[wrong])
-            titles = [f'{run.classes[truths[i]]}:{run.classes[guesses[i]]}' for i in wrong]
-            figure = show_heatmaps(images[wrong], maps, titles, loader, ['r'] * len(wrong), show=False,
-                                   legend=PAIR_LEGEND + '; beside each, its Grad-CAM map')
-            files.append(atomic_write(explained, _png(figure)))
+    figure = _explained_mistakes(run, seen, loader) if explain else None
+    if figure is not None: files.append(atomic_write(explained, _png(figure)))
+    elif explain: explained.unlink(missing_ok=True)  # every image right: no stale gallery either
     return files
 
 # %% ../nbs/15_command.ipynb #b648edd1
@@ -1047,10 +1057,9 @@ def _check_resume_world(args:argparse.Namespace, world:int):
         raise CLIError(f'resume {args.dir}: the run uses --sync-bn, which runs on CUDA GPUs only: resume it '
                        'on GPUs, or in one process') from None
 
-# %% ../nbs/15_command.ipynb #0b09dd63
-def _launch(args:argparse.Namespace, argv:list) -> int:
-    """Start this command in --nproc-per-node processes here (times --nnodes machines) through torchrun; its
-    exit status."""
+# %% ../nbs/15_command.ipynb #24e72e17
+def _check_launch(args:argparse.Namespace) -> int:
+    "The number of processes of a launch, after the checks that need no process: a `CLIError` for a bad one."
     if 'WORLD_SIZE' in os.environ:
         raise CLIError('--nproc-per-node: this command already runs under torchrun: start it either with '
                        'torchrun or with --nproc-per-node, not both')
@@ -1069,6 +1078,14 @@ def _launch(args:argparse.Namespace, argv:list) -> int:
         try: check_world(_settings(args), world, cuda)
         except ConfigError as e: raise _worded(e) from None
     elif args.command == 'resume': _check_resume_world(args, world)
+    return world
+
+# %% ../nbs/15_command.ipynb #0b09dd63
+def _launch(args:argparse.Namespace, argv:list) -> int:
+    """Start this command in --nproc-per-node processes here (times --nnodes machines) through torchrun; its
+    exit status."""
+    n, nodes = args.nproc_per_node, args.nnodes
+    world = _check_launch(args)
     launcher = [f'--nproc-per-node={n}', f'--nnodes={nodes}']
     if args.rdzv_endpoint is None:
         launcher.append('--standalone')  # one machine: torchrun picks a free port itself

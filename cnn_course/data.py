@@ -755,29 +755,57 @@ _LIMIT_LOCK = threading.Lock()  # Pillow's own limit is a module global: lifted 
 def _png_chunk(kind:bytes, data:bytes) -> bytes:
     return len(data).to_bytes(4, 'big') + kind + data + zlib.crc32(kind + data).to_bytes(4, 'big')
 
-# %% ../nbs/03_bn_dropout.ipynb #9fe85f5f
-def _reduced_png(f, factor:int, rows_per_strip:int=64):
-    """A large non-interlaced PNG (8-bit, or 16-bit grey) shrunk `factor` times while it is decoded, a strip
-    of rows at a time, so the whole picture is never in memory; None for any other PNG. Each strip goes to
-    Pillow as a
-    small PNG of its own, led by the row above it, which the PNG filters of its first row refer to."""
-    f.seek(0)
-    if f.read(8) != _PNG: return None
-    head, extra, inflate = None, [], zlib.decompressobj()
-    def chunks():
-        while True:
-            size = int.from_bytes(f.read(4), 'big'); kind = f.read(4)
-            if len(kind) < 4: raise OSError('the file ends before its IEND chunk (truncated)')
-            data = f.read(size); f.read(4)
-            if len(data) < size: raise OSError('the file ends inside a chunk (truncated)')
-            yield kind, data
-    stream = chunks()
+# %% ../nbs/03_bn_dropout.ipynb #5e5c8c7b
+def _png_chunks(f):
+    "The `(kind, data)` chunks of a PNG file from where `f` stands; an `OSError` where the file is cut short."
+    while True:
+        size = int.from_bytes(f.read(4), 'big'); kind = f.read(4)
+        if len(kind) < 4: raise OSError('the file ends before its IEND chunk (truncated)')
+        data = f.read(size); f.read(4)
+        if len(data) < size: raise OSError('the file ends inside a chunk (truncated)')
+        yield kind, data
+
+# %% ../nbs/03_bn_dropout.ipynb #b4f4d4f2
+def _png_start(stream) -> tuple:
+    "`(header, the chunks each strip needs, the first image data)`, read from the chunks before the image."
+    head, extra = None, []
     for kind, data in stream:
         if kind == b'IHDR': head = data
         elif kind in (b'PLTE', b'tRNS', b'gAMA', b'sRGB'): extra.append(_png_chunk(kind, data))
-        elif kind == b'IDAT': compressed = data; break
+        elif kind == b'IDAT': break
         elif kind == b'IEND': raise OSError('the PNG holds no image data')
     if head is None: raise OSError('the PNG has no IHDR header')
+    return head, extra, data
+
+# %% ../nbs/03_bn_dropout.ipynb #9c1cbd9b
+def _png_strip(raw:bytes, above:bytes|None, n:int, head:bytes, extra:list, factor:int) -> tuple:
+    """`(picture, last row)`: `n` rows of filtered PNG data decoded by Pillow, led by the raw row above them
+    (the filters of the first row refer to it), shrunk `factor` times; and the strip's last row, raw."""
+    w, depth = int.from_bytes(head[:4], 'big'), head[8]
+    if above is not None: raw = b'\x00' + above + raw  # the row above, unfiltered ("None" filter)
+    lead = above is not None
+    ihdr = w.to_bytes(4, 'big') + (n + lead).to_bytes(4, 'big') + head[8:]
+    png = (_PNG + _png_chunk(b'IHDR', ihdr) + b''.join(extra) + _png_chunk(b'IDAT', zlib.compress(raw, 0)) +
+           _png_chunk(b'IEND', b''))
+    with Image.open(io.BytesIO(png)) as strip:
+        strip.load()
+        if lead: strip = strip.crop((0, 1, w, n + 1))
+        # its raw samples: 8-bit modes hold them as they are; 16-bit, big-endian
+        last = strip.crop((0, n - 1, w, n))
+        above = last.tobytes('raw', 'I;16B') if depth == 16 else last.tobytes()
+        strip = _to_8bit(strip)
+        if strip.mode == 'P' or 'transparency' in strip.info:
+            strip = strip.convert('RGBA' if 'transparency' in strip.info else 'RGB')
+        return strip.reduce(factor), above
+
+# %% ../nbs/03_bn_dropout.ipynb #9fe85f5f
+def _reduced_png(f, factor:int, rows_per_strip:int=64):
+    """A large non-interlaced PNG (8-bit, or 16-bit grey) shrunk `factor` times while it is decoded, a strip
+    of rows at a time, so the whole picture is never in memory; None for any other PNG."""
+    f.seek(0)
+    if f.read(8) != _PNG: return None
+    stream, inflate = _png_chunks(f), zlib.decompressobj()
+    head, extra, compressed = _png_start(stream)
     w, h, depth, colour, _, _, interlace = (int.from_bytes(head[:4], 'big'), int.from_bytes(head[4:8], 'big'),
                                             *head[8:13])
     if (interlace or colour not in _PNG_CHANNELS or
@@ -796,22 +824,7 @@ def _reduced_png(f, factor:int, rows_per_strip:int=64):
                 if kind == b'IEND': raise OSError('the image data ends early (truncated)')
                 if kind != b'IDAT': compressed = b''
         raw = bytes(pending[:n * row]); del pending[:n * row]
-        if above is not None: raw = b'\x00' + above + raw  # the row above, unfiltered ("None" filter)
-        lead = above is not None
-        ihdr = w.to_bytes(4, 'big') + (n + lead).to_bytes(4, 'big') + head[8:]
-        png = (_PNG + _png_chunk(b'IHDR', ihdr) + b''.join(extra) +
-               _png_chunk(b'IDAT', zlib.compress(raw, 0)) +
-               _png_chunk(b'IEND', b''))
-        with Image.open(io.BytesIO(png)) as strip:
-            strip.load()
-            if lead: strip = strip.crop((0, 1, w, n + 1))
-            # its raw samples: 8-bit modes hold them as they are; 16-bit, big-endian
-            last = strip.crop((0, n - 1, w, n))
-            above = last.tobytes('raw', 'I;16B') if depth == 16 else last.tobytes()
-            strip = _to_8bit(strip)
-            if strip.mode == 'P' or 'transparency' in strip.info:
-                strip = strip.convert('RGBA' if 'transparency' in strip.info else 'RGB')
-            small = strip.reduce(factor)
+        small, above = _png_strip(raw, above, n, head, extra, factor)
         if out is None: out = Image.new(small.mode, (math.ceil(w / factor), math.ceil(h / factor)))
         out.paste(small, (0, y // factor))
         y += n

@@ -251,6 +251,40 @@ class TensorBoardLogger(Callback):
     def after_fit(self, run):
         if self.writer is not None: self.writer.close()
 
+# %% ../nbs/03_bn_dropout.ipynb #5809fd1d
+def _read_pictures(images:list, shape:tuple, invert, max_pixels, errors:str, keep_pictures:bool) -> tuple:
+    "`(results, ready)`: a result dict per picture, and `(result, picture)` for each one that could be read."
+    results, ready = [], []
+    for i, image in enumerate(images):  # every picture is read before the model runs
+        result = {'image': str(image) if isinstance(image, (str, Path)) else f'picture {i}', 'top': [],
+                  'inverted': False, 'blank': None, 'notes': (), 'error': None}
+        try: loaded = load_image(image, shape, invert=invert, max_pixels=max_pixels)
+        except (ImageError, FileNotFoundError) as e:
+            if errors == 'raise': raise
+            result['error'] = str(e)
+        else:
+            result.update(inverted=loaded.inverted, blank=loaded.blank, notes=loaded.notes)
+            ready.append((result, loaded.picture))
+            if keep_pictures: result['picture'] = loaded.picture
+        results.append(result)
+    return results, ready
+
+# %% ../nbs/03_bn_dropout.ipynb #e8ebf99b
+def _classify(net, ready:list, classes, flatten:bool, top:int, device, batch_size:int):
+    "Fill in `top` of each `(result, picture)` in `ready`, `batch_size` pictures per forward pass."
+    transform = make_transform(flatten)
+    if device is None: device = next(net.parameters()).device
+    for start in range(0, len(ready), batch_size):
+        batch = ready[start:start + batch_size]
+        x = torch.stack([transform(picture) for _, picture in batch]).to(device)
+        with eval_mode(net), torch.inference_mode(): logits = net(x)
+        if logits.shape[1] != len(classes):
+            raise ValueError(f'the model gives {logits.shape[1]} scores per picture but {len(classes)} class '
+                             'names were given')
+        probabilities, labels = logits.float().softmax(1).cpu().topk(min(top, len(classes)), dim=1)
+        for (result, _), ps, ks in zip(batch, probabilities.tolist(), labels.tolist()):
+            result['top'] = [(classes[k], p) for p, k in zip(ps, ks)]
+
 # %% ../nbs/03_bn_dropout.ipynb #b1ed168e
 def predict_images(net, # a trained model
                    images, # picture files (PNG, JPEG, GIF, TIFF, ...; any size, colour or grey) or PIL images
@@ -279,31 +313,8 @@ def predict_images(net, # a trained model
         raise ValueError(f'top={top!r}: expected a whole number of at least 1')
     if errors not in ('raise', 'report'): raise ValueError(f"errors={errors!r}: use 'raise' or 'report'")
     if not images: raise ValueError('no pictures given')
-    results, ready = [], []
-    for i, image in enumerate(images):  # every picture is read before the model runs
-        result = {'image': str(image) if isinstance(image, (str, Path)) else f'picture {i}', 'top': [],
-                  'inverted': False, 'blank': None, 'notes': (), 'error': None}
-        try: loaded = load_image(image, shape, invert=invert, max_pixels=max_pixels)
-        except (ImageError, FileNotFoundError) as e:
-            if errors == 'raise': raise
-            result['error'] = str(e)
-        else:
-            result.update(inverted=loaded.inverted, blank=loaded.blank, notes=loaded.notes)
-            ready.append((result, loaded.picture))
-            if keep_pictures: result['picture'] = loaded.picture
-        results.append(result)
-    transform = make_transform(flatten)
-    if device is None: device = next(net.parameters()).device
-    for start in range(0, len(ready), batch_size):
-        batch = ready[start:start + batch_size]
-        x = torch.stack([transform(picture) for _, picture in batch]).to(device)
-        with eval_mode(net), torch.inference_mode(): logits = net(x)
-        if logits.shape[1] != len(classes):
-            raise ValueError(f'the model gives {logits.shape[1]} scores per picture but {len(classes)} class '
-                             'names were given')
-        probabilities, labels = logits.float().softmax(1).cpu().topk(min(top, len(classes)), dim=1)
-        for (result, _), ps, ks in zip(batch, probabilities.tolist(), labels.tolist()):
-            result['top'] = [(classes[k], p) for p, k in zip(ps, ks)]
+    results, ready = _read_pictures(images, shape, invert, max_pixels, errors, keep_pictures)
+    _classify(net, ready, classes, flatten, top, device, batch_size)
     return results
 
 # %% ../nbs/03b_train_fast.ipynb #28e39f7c
@@ -607,6 +618,7 @@ def _minor_page_faults() -> int|None:
 # %% ../nbs/12_fit.ipynb #68151bc5
 AMP_CHOICES = (None, *AMP_MODES)  # None: float32
 
+# %% ../nbs/12_fit.ipynb #65652085
 def resolve_amp(amp, # None (float32), 'auto', 'bf16' or 'fp16'
                 device, # where the model trains
                ) -> tuple:
@@ -873,6 +885,41 @@ def _fit_epoch(run, train_loader, test_loader, progress):
         return None
     return np.array([run.epoch, train_loss, n_correct / n, val_loss, val_acc])
 
+# %% ../nbs/12_fit.ipynb #de51a174
+def _check_fit(net, criterion, num_epochs, train_loader, test_loader, scheduler, device):
+    "`fit`'s checks of its arguments, before anything is trained: each raises a clear error."
+    _check_epochs(num_epochs)
+    check_model_fits(net, train_loader, device)
+    _check_scheduler(scheduler, test_loader is not None)
+    _check_criterion(criterion)
+
+# %% ../nbs/12_fit.ipynb #360536de
+def _lost_contact(e:RuntimeError, epoch:int) -> ProcessGroupError:
+    "The error for a collective that failed because another process died or hung."
+    rank, world, _ = dist_info()
+    said = str(e).strip().splitlines()[-1][:200]
+    return ProcessGroupError(f'process {rank} of {world} lost contact with the others in epoch {epoch} '
+                             f'({said}): '
+                             'another process died or hung; the launcher (cnn-course or torchrun) names it. '
+                             'The checkpoints written so far are intact: resume continues from them')
+
+# %% ../nbs/12_fit.ipynb #fe7233ed
+def _run_epoch(run, epoch:int, train_part, test_part, progress:bool) -> bool:
+    "One epoch of `fit`: train, validate, record, step the schedule, call back; False once it should stop."
+    run.epoch, run.lr = epoch, current_lr(run.optimizer)
+    sampler = getattr(train_part, 'sampler', None)
+    if isinstance(sampler, DistributedSampler): sampler.set_epoch(epoch)
+    try: row = _fit_epoch(run, train_part, test_part, progress)
+    except RuntimeError as e:
+        if not (run.model is not run.net and lost_contact(e)): raise
+        raise _lost_contact(e, epoch) from e
+    if row is None: return False
+    run.history = np.vstack((run.history, row))
+    print_main(format_epoch(row, run.last_epoch))
+    _step_scheduler(run.scheduler, row, run.optimizer)
+    for cb in run.callbacks: cb.after_epoch(run)
+    return not run.stop
+
 # %% ../nbs/12_fit.ipynb #033e5416
 def fit(net, # the model to train
         optimizer, # e.g. `optim.SGD(net.parameters(), lr=0.01)`
@@ -900,10 +947,7 @@ def fit(net, # the model to train
     epoch added. Under torchrun (after `init_distributed`), every process runs it: see the notes below."""
     history = check_history(history)
     if progress is None: progress = live_output()
-    _check_epochs(num_epochs)
-    check_model_fits(net, train_loader, device)
-    _check_scheduler(scheduler, test_loader is not None)
-    _check_criterion(criterion)
+    _check_fit(net, criterion, num_epochs, train_loader, test_loader, scheduler, device)
     amp_dtype, amp_said = resolve_amp(amp, device)
     if amp is not None: print_main(f'mixed precision: {amp_said}')
     if channels_last: net.to(memory_format=torch.channels_last)
@@ -918,25 +962,7 @@ def fit(net, # the model to train
     for cb in callbacks: cb.before_fit(run)
     try:
         for epoch in range(len(history) + 1, run.last_epoch + 1):
-            run.epoch, run.lr = epoch, current_lr(optimizer)
-            if isinstance(getattr(train_part, 'sampler', None), DistributedSampler):
-                train_part.sampler.set_epoch(epoch)
-            try: row = _fit_epoch(run, train_part, test_part, progress)
-            except RuntimeError as e:
-                if not (run.model is not net and lost_contact(e)): raise
-                rank, world, _ = dist_info()
-                raise ProcessGroupError(f'process {rank} of {world} lost contact with the others in epoch '
-                                        f'{epoch} '
-                                        f'({str(e).strip().splitlines()[-1][:200]}): another process died or '
-                                        'hung; the launcher (cnn-course or torchrun) names it. The '
-                                        'checkpoints '
-                                        'written so far are intact: resume continues from them') from e
-            if row is None: break
-            run.history = np.vstack((run.history, row))
-            print_main(format_epoch(row, run.last_epoch))
-            _step_scheduler(scheduler, row, optimizer)
-            for cb in callbacks: cb.after_epoch(run)
-            if run.stop: break
+            if not _run_epoch(run, epoch, train_part, test_part, progress): break
     except KeyboardInterrupt:
         # the interrupt goes on (Jupyter needs it to stop the cell); after_fit sees the flag
         run.interrupted = True
