@@ -742,11 +742,11 @@ def find_normalize(obj, # a DataLoader, DeviceLoader, Subset or dataset
             return as_t(norm.mean), as_t(norm.std)
     return None
 
-# %% ../nbs/03_bn_dropout.ipynb #d52b5107
+# %% ../nbs/05_cli.ipynb #d52b5107
 class ImageError(ValueError):
     "A file that cannot be used as a picture; the message names the file, the cause and what to do."
 
-# %% ../nbs/03_bn_dropout.ipynb #c4239b51
+# %% ../nbs/05_cli.ipynb #c4239b51
 WORKING_SIDE = 1024  # pictures are prepared at most this many pixels a side: the models take 28 or 32
 _PNG = b'\x89PNG\r\n\x1a\n'
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixel
@@ -755,7 +755,7 @@ _LIMIT_LOCK = threading.Lock()  # Pillow's own limit is a module global: lifted 
 def _png_chunk(kind:bytes, data:bytes) -> bytes:
     return len(data).to_bytes(4, 'big') + kind + data + zlib.crc32(kind + data).to_bytes(4, 'big')
 
-# %% ../nbs/03_bn_dropout.ipynb #5e5c8c7b
+# %% ../nbs/05_cli.ipynb #5e5c8c7b
 def _png_chunks(f):
     "The `(kind, data)` chunks of a PNG file from where `f` stands; an `OSError` where the file is cut short."
     while True:
@@ -765,7 +765,7 @@ def _png_chunks(f):
         if len(data) < size: raise OSError('the file ends inside a chunk (truncated)')
         yield kind, data
 
-# %% ../nbs/03_bn_dropout.ipynb #b4f4d4f2
+# %% ../nbs/05_cli.ipynb #b4f4d4f2
 def _png_start(stream) -> tuple:
     "`(header, the chunks each strip needs, the first image data)`, read from the chunks before the image."
     head, extra = None, []
@@ -777,7 +777,7 @@ def _png_start(stream) -> tuple:
     if head is None: raise OSError('the PNG has no IHDR header')
     return head, extra, data
 
-# %% ../nbs/03_bn_dropout.ipynb #9c1cbd9b
+# %% ../nbs/05_cli.ipynb #9c1cbd9b
 def _png_strip(raw:bytes, above:bytes|None, n:int, head:bytes, extra:list, factor:int) -> tuple:
     """`(picture, last row)`: `n` rows of filtered PNG data decoded by Pillow, led by the raw row above them
     (the filters of the first row refer to it), shrunk `factor` times; and the strip's last row, raw."""
@@ -798,7 +798,7 @@ def _png_strip(raw:bytes, above:bytes|None, n:int, head:bytes, extra:list, facto
             strip = strip.convert('RGBA' if 'transparency' in strip.info else 'RGB')
         return strip.reduce(factor), above
 
-# %% ../nbs/03_bn_dropout.ipynb #9fe85f5f
+# %% ../nbs/05_cli.ipynb #9fe85f5f
 def _reduced_png(f, factor:int, rows_per_strip:int=64):
     """A large non-interlaced PNG (8-bit, or 16-bit grey) shrunk `factor` times while it is decoded, a strip
     of rows at a time, so the whole picture is never in memory; None for any other PNG."""
@@ -830,7 +830,7 @@ def _reduced_png(f, factor:int, rows_per_strip:int=64):
         y += n
     return out
 
-# %% ../nbs/03_bn_dropout.ipynb #7e605690
+# %% ../nbs/05_cli.ipynb #7e605690
 def _to_8bit(image:Image.Image) -> Image.Image:
     """16-bit and 32-bit grey (16-bit PNGs, TIFFs) as 8-bit grey; Pillow's own conversion would clip them to
     white."""
@@ -840,13 +840,13 @@ def _to_8bit(image:Image.Image) -> Image.Image:
     elif image.mode == 'F' and a.max() <= 1: a = a * 255  # floats in [0, 1]
     return Image.fromarray(np.clip(a, 0, 255).round().astype(np.uint8), 'L')
 
-# %% ../nbs/03_bn_dropout.ipynb #8fd97c24
+# %% ../nbs/05_cli.ipynb #8fd97c24
 def _shrink(image:Image.Image) -> Image.Image:
     "`image` at most WORKING_SIDE pixels a side (a JPEG is decoded at reduced size by Pillow's `draft`)."
     if max(image.size) > WORKING_SIDE: image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BICUBIC)
     return image
 
-# %% ../nbs/03_bn_dropout.ipynb #ba0d938e
+# %% ../nbs/05_cli.ipynb #ba0d938e
 def _open_image(source, # a picture file or a PIL image
                 # refuse a file of more pixels than this (None: Pillow's MAX_IMAGE_PIXELS)
                 max_pixels:int|None=None,
@@ -888,7 +888,7 @@ def _open_image(source, # a picture file or a PIL image
                          'file') from None
     return _to_8bit(_shrink(image))
 
-# %% ../nbs/03_bn_dropout.ipynb #f6262ab8
+# %% ../nbs/05_cli.ipynb #f6262ab8
 # at most this many grey levels (of 255) between the darkest and lightest pixel: nearly uniform
 BLANK_CONTRAST = 8
 
@@ -913,19 +913,19 @@ class LoadedImage(tuple):
         return (f'LoadedImage({self.picture!r}, inverted={self.inverted}, blank={self.blank!r}, '
                 f'notes={self.notes})')
 
-# %% ../nbs/03_bn_dropout.ipynb #ce744232
+# %% ../nbs/05_cli.ipynb #ce744232
 def _border(pixels:np.ndarray) -> np.ndarray:
     "The pixels along the four edges of an (H, W) or (H, W, C) array."
     return np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
 
-# %% ../nbs/03_bn_dropout.ipynb #dba11599
+# %% ../nbs/05_cli.ipynb #dba11599
 def _blankness(picture:Image.Image) -> str|None:
     "'one colour', 'nearly uniform' (contrast of at most BLANK_CONTRAST levels in every channel) or None."
     extrema = picture.getextrema()
     contrast = max(hi - lo for lo, hi in (extrema if isinstance(extrema[0], tuple) else [extrema]))
     return 'one colour' if contrast == 0 else 'nearly uniform' if contrast <= BLANK_CONTRAST else None
 
-# %% ../nbs/03_bn_dropout.ipynb #d370c6d4
+# %% ../nbs/05_cli.ipynb #d370c6d4
 def load_image(source, # a picture file (PNG, JPEG, GIF, TIFF, ...; any size, colour or grey) or a PIL image
                shape:tuple, # the (C, H, W) images the model takes, e.g. `IMAGE_SHAPES['fashion-mnist']`
                *,

@@ -19,7 +19,7 @@ from .distributed import (ProcessGroupError, all_reduce_sum, broadcast_buffers, 
 from .settings import AMP_MODES
 
 # %% auto #0
-__all__ = ['to_device', 'eval_loss', 'eval_mode', 'evaluate', 'TB_TAGS', 'Callback', 'Monitor', 'EarlyStopping', 'LRRecorder', 'TensorBoardLogger', 'predict_images', 'LRFind', 'lr_find', 'predict', 'check_predictions', 'confusion_matrix', 'per_class_accuracy', 'HISTORY_COLUMNS', 'AMP_CHOICES', 'check_model_fits', 'check_history', 'format_epoch', 'resolve_amp', 'FitRun', 'current_lr', 'fit']
+__all__ = ['to_device', 'eval_loss', 'eval_mode', 'evaluate', 'TB_TAGS', 'Callback', 'Monitor', 'EarlyStopping', 'LRRecorder', 'TensorBoardLogger', 'LRFind', 'lr_find', 'predict', 'check_predictions', 'confusion_matrix', 'per_class_accuracy', 'predict_images', 'HISTORY_COLUMNS', 'AMP_CHOICES', 'check_model_fits', 'check_history', 'format_epoch', 'resolve_amp', 'FitRun', 'current_lr', 'fit']
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #cf0f79fe
 def to_device(batch, # an `(inputs, labels)` pair from a loader
@@ -251,72 +251,6 @@ class TensorBoardLogger(Callback):
     def after_fit(self, run):
         if self.writer is not None: self.writer.close()
 
-# %% ../nbs/03_bn_dropout.ipynb #5809fd1d
-def _read_pictures(images:list, shape:tuple, invert, max_pixels, errors:str, keep_pictures:bool) -> tuple:
-    "`(results, ready)`: a result dict per picture, and `(result, picture)` for each one that could be read."
-    results, ready = [], []
-    for i, image in enumerate(images):  # every picture is read before the model runs
-        result = {'image': str(image) if isinstance(image, (str, Path)) else f'picture {i}', 'top': [],
-                  'inverted': False, 'blank': None, 'notes': (), 'error': None}
-        try: loaded = load_image(image, shape, invert=invert, max_pixels=max_pixels)
-        except (ImageError, FileNotFoundError) as e:
-            if errors == 'raise': raise
-            result['error'] = str(e)
-        else:
-            result.update(inverted=loaded.inverted, blank=loaded.blank, notes=loaded.notes)
-            ready.append((result, loaded.picture))
-            if keep_pictures: result['picture'] = loaded.picture
-        results.append(result)
-    return results, ready
-
-# %% ../nbs/03_bn_dropout.ipynb #e8ebf99b
-def _classify(net, ready:list, classes, flatten:bool, top:int, device, batch_size:int):
-    "Fill in `top` of each `(result, picture)` in `ready`, `batch_size` pictures per forward pass."
-    transform = make_transform(flatten)
-    if device is None: device = next(net.parameters()).device
-    for start in range(0, len(ready), batch_size):
-        batch = ready[start:start + batch_size]
-        x = torch.stack([transform(picture) for _, picture in batch]).to(device)
-        with eval_mode(net), torch.inference_mode(): logits = net(x)
-        if logits.shape[1] != len(classes):
-            raise ValueError(f'the model gives {logits.shape[1]} scores per picture but {len(classes)} class '
-                             'names were given')
-        probabilities, labels = logits.float().softmax(1).cpu().topk(min(top, len(classes)), dim=1)
-        for (result, _), ps, ks in zip(batch, probabilities.tolist(), labels.tolist()):
-            result['top'] = [(classes[k], p) for p, k in zip(ps, ks)]
-
-# %% ../nbs/03_bn_dropout.ipynb #b1ed168e
-def predict_images(net, # a trained model
-                   images, # picture files (PNG, JPEG, GIF, TIFF, ...; any size, colour or grey) or PIL images
-                   classes, # class names, indexed by label, e.g. `CLASS_NAMES['fashion-mnist']`
-                   shape:tuple, # the (C, H, W) images `net` takes, e.g. `IMAGE_SHAPES['fashion-mnist']`
-                   *,
-                   flatten:bool=False, # flatten each picture into a vector (the fully connected net)
-                   invert:bool|str='auto', # see `load_image`
-                   top:int=3, # how many classes to give per picture
-                   device=None, # where `net` lives (default: where its parameters are)
-                   max_pixels:int|None=None, # see `load_image`
-                   # 'raise': a picture that cannot be read stops the call; 'report': its result says why
-                   errors:str='raise',
-                   batch_size:int=256, # pictures per forward pass (many pictures, bounded memory)
-                   # also return each prepared picture (PIL) as `picture`, e.g. to explain it
-                   keep_pictures:bool=False,
-                  ) -> list[dict]:
-    """Classify your own pictures. For each, best first: `{'image', 'top': [(class, probability), ...],
-    'inverted', 'blank', 'notes', 'error'}`. `blank` ('one colour', 'nearly uniform' or None) says the
-    picture holds nothing to classify: `top` is then the model's answer to nothing. With `errors='report'` an
-    unreadable picture gets its
-    `error` (the message) and an empty `top`; every other picture is still classified."""
-    if isinstance(images, (str, Path)) or not hasattr(images, '__iter__'): images = [images]
-    images = list(images)
-    if not (isinstance(top, int) and top >= 1):
-        raise ValueError(f'top={top!r}: expected a whole number of at least 1')
-    if errors not in ('raise', 'report'): raise ValueError(f"errors={errors!r}: use 'raise' or 'report'")
-    if not images: raise ValueError('no pictures given')
-    results, ready = _read_pictures(images, shape, invert, max_pixels, errors, keep_pictures)
-    _classify(net, ready, classes, flatten, top, device, batch_size)
-    return results
-
 # %% ../nbs/03b_train_fast.ipynb #28e39f7c
 class LRFind(NamedTuple):
     "What `lr_find` measured: the rates tried, the smoothed loss after each, and a suggested rate."
@@ -452,6 +386,72 @@ def per_class_accuracy(loader, # the test data
         print(f'\nTest Accuracy (Overall): {100 * correct.sum().item() / total.sum().item():.0f}% '
               f'({correct.sum()}/{total.sum()})')
     return table
+
+# %% ../nbs/05_cli.ipynb #5809fd1d
+def _read_pictures(images:list, shape:tuple, invert, max_pixels, errors:str, keep_pictures:bool) -> tuple:
+    "`(results, ready)`: a result dict per picture, and `(result, picture)` for each one that could be read."
+    results, ready = [], []
+    for i, image in enumerate(images):  # every picture is read before the model runs
+        result = {'image': str(image) if isinstance(image, (str, Path)) else f'picture {i}', 'top': [],
+                  'inverted': False, 'blank': None, 'notes': (), 'error': None}
+        try: loaded = load_image(image, shape, invert=invert, max_pixels=max_pixels)
+        except (ImageError, FileNotFoundError) as e:
+            if errors == 'raise': raise
+            result['error'] = str(e)
+        else:
+            result.update(inverted=loaded.inverted, blank=loaded.blank, notes=loaded.notes)
+            ready.append((result, loaded.picture))
+            if keep_pictures: result['picture'] = loaded.picture
+        results.append(result)
+    return results, ready
+
+# %% ../nbs/05_cli.ipynb #e8ebf99b
+def _classify(net, ready:list, classes, flatten:bool, top:int, device, batch_size:int):
+    "Fill in `top` of each `(result, picture)` in `ready`, `batch_size` pictures per forward pass."
+    transform = make_transform(flatten)
+    if device is None: device = next(net.parameters()).device
+    for start in range(0, len(ready), batch_size):
+        batch = ready[start:start + batch_size]
+        x = torch.stack([transform(picture) for _, picture in batch]).to(device)
+        with eval_mode(net), torch.inference_mode(): logits = net(x)
+        if logits.shape[1] != len(classes):
+            raise ValueError(f'the model gives {logits.shape[1]} scores per picture but {len(classes)} class '
+                             'names were given')
+        probabilities, labels = logits.float().softmax(1).cpu().topk(min(top, len(classes)), dim=1)
+        for (result, _), ps, ks in zip(batch, probabilities.tolist(), labels.tolist()):
+            result['top'] = [(classes[k], p) for p, k in zip(ps, ks)]
+
+# %% ../nbs/05_cli.ipynb #b1ed168e
+def predict_images(net, # a trained model
+                   images, # picture files (PNG, JPEG, GIF, TIFF, ...; any size, colour or grey) or PIL images
+                   classes, # class names, indexed by label, e.g. `CLASS_NAMES['fashion-mnist']`
+                   shape:tuple, # the (C, H, W) images `net` takes, e.g. `IMAGE_SHAPES['fashion-mnist']`
+                   *,
+                   flatten:bool=False, # flatten each picture into a vector (the fully connected net)
+                   invert:bool|str='auto', # see `load_image`
+                   top:int=3, # how many classes to give per picture
+                   device=None, # where `net` lives (default: where its parameters are)
+                   max_pixels:int|None=None, # see `load_image`
+                   # 'raise': a picture that cannot be read stops the call; 'report': its result says why
+                   errors:str='raise',
+                   batch_size:int=256, # pictures per forward pass (many pictures, bounded memory)
+                   # also return each prepared picture (PIL) as `picture`, e.g. to explain it
+                   keep_pictures:bool=False,
+                  ) -> list[dict]:
+    """Classify your own pictures. For each, best first: `{'image', 'top': [(class, probability), ...],
+    'inverted', 'blank', 'notes', 'error'}`. `blank` ('one colour', 'nearly uniform' or None) says the
+    picture holds nothing to classify: `top` is then the model's answer to nothing. With `errors='report'` an
+    unreadable picture gets its
+    `error` (the message) and an empty `top`; every other picture is still classified."""
+    if isinstance(images, (str, Path)) or not hasattr(images, '__iter__'): images = [images]
+    images = list(images)
+    if not (isinstance(top, int) and top >= 1):
+        raise ValueError(f'top={top!r}: expected a whole number of at least 1')
+    if errors not in ('raise', 'report'): raise ValueError(f"errors={errors!r}: use 'raise' or 'report'")
+    if not images: raise ValueError('no pictures given')
+    results, ready = _read_pictures(images, shape, invert, max_pixels, errors, keep_pictures)
+    _classify(net, ready, classes, flatten, top, device, batch_size)
+    return results
 
 # %% ../nbs/12_fit.ipynb #2a208a54
 def _first_example(loader):
