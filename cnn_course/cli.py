@@ -808,8 +808,8 @@ def _per_class_csv(classes, counts) -> str:
 # %% ../nbs/15_command.ipynb #10ec57fb
 def _explained_mistakes(run, seen:tuple, loader):
     "The gallery's mistakes beside their Grad-CAM maps for the class the model chose; None without mistakes."
-    from cnn_course.hooks import grad_cam  # late: only evaluate --explain needs them
-    from cnn_course.viz import PAIR_LEGEND, show_heatmaps
+    from cnn_course.hooks import grad_cam, show_heatmaps  # late: only evaluate --explain needs them
+    from cnn_course.viz import PAIR_LEGEND
     truths, guesses, images = seen
     wrong = (guesses != truths).nonzero().flatten()[:20]  # the gallery's mistakes, in the same order
     if len(wrong) == 0: return None
@@ -910,7 +910,7 @@ def _picture_arguments(paths:list) -> tuple:
 def _write_explanation(result:dict):
     """Write `IMAGE.explain.png` beside the picture; on failure the result gets the error instead (its own
     line)."""
-    from cnn_course.viz import explain_figure  # late: matplotlib is imported only for --explain
+    from cnn_course.hooks import explain_figure  # late: matplotlib is imported only for --explain
     path = Path(result['image']).expanduser()
     target = path.with_name(path.name + '.explain.png')
     figure = explain_figure(result['picture'], result['heat_map'], result['top'], title=path.name, show=False)

@@ -4,10 +4,13 @@
 
 # %% ../nbs/08_inside.ipynb #839379d3
 from __future__ import annotations
+import math
+import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 from torch import nn
 from .train import Callback, eval_mode
+from .viz import CourseFigure, _finish, for_display, show_image
 
 class Hooks:
     "Forward (or backward) hooks on several modules, all removed when the `with` block ends, however it ends."
@@ -33,7 +36,8 @@ class Hooks:
     def __len__(self): return len(self.handles)
 
 # %% auto #0
-__all__ = ['Hooks', 'ActivationStats', 'NoConvolutionError', 'last_conv', 'grad_cam', 'saliency']
+__all__ = ['Hooks', 'ActivationStats', 'plot_activation_stats', 'plot_activation_hists', 'show_heatmaps', 'explain_figure',
+           'NoConvolutionError', 'last_conv', 'grad_cam', 'saliency']
 
 # %% ../nbs/08_inside.ipynb #b2d3e4ea
 def _named_layers(net:nn.Module, kinds:tuple) -> list:
@@ -123,6 +127,94 @@ class ActivationStats(Callback):
     def hists(self) -> torch.Tensor:
         "(layers, bins, batches): per training batch, the share of |value|s in each bin from 0 to `hist_max`."
         return torch.stack([r[:, 3:].T for r in self._rows()])
+
+# %% ../nbs/08_inside.ipynb #8873a17e
+def plot_activation_stats(stats, # an `ActivationStats` that watched a training run
+                          show:bool=True, # see `_finish`: leave the figure in pyplot (True) or take it out
+                         ):
+    "Each watched layer's mean, standard deviation and share of near-zero outputs over the training batches."
+    fig = plt.figure(FigureClass=CourseFigure, figsize=(10, 2.7), layout='constrained')
+    axs = fig.subplots(1, 3)
+    for ax, values, title in zip(axs, (stats.means, stats.stds, stats.near_zero),
+                                 ('mean', 'standard deviation', f'share with |value| < {stats.zero:g}')):
+        for j, name in enumerate(stats.names): ax.plot(values[:, j].numpy(), lw=1, label=name)
+        ax.set_title(title, fontsize=10); ax.set_xlabel('training batch')
+    for ax in axs[:2]:
+        ax.set_yscale('symlog', linthresh=0.01)  # a layer 1000 times larger than another still shows
+    axs[2].set_ylim(-0.02, 1.02)
+    axs[0].legend(fontsize=8)
+    return _finish(fig, show)
+
+# %% ../nbs/08_inside.ipynb #2dcf5d5f
+def plot_activation_hists(stats, # an `ActivationStats` that watched a training run
+                          show:bool=True, # see `_finish`
+                         ):
+    """Each watched layer's histogram of |output| over the training batches (colour: share of values, log
+    scale)."""
+    hists = stats.hists
+    fig = plt.figure(FigureClass=CourseFigure, figsize=(2.4 * len(hists), 2.2), layout='constrained')
+    for i, (h, name) in enumerate(zip(hists, stats.names)):
+        ax = fig.add_subplot(1, len(hists), i + 1)
+        ax.imshow(torch.log1p(1000 * h).numpy(), origin='lower', aspect='auto', cmap='viridis',
+                  interpolation='nearest',
+                  # nearest: the bins as they are (and a small PNG)
+                  extent=(0, h.shape[1], 0, stats.hist_max))
+        ax.set_title(name, fontsize=10); ax.set_xlabel('training batch')
+        if i == 0: ax.set_ylabel('|value|')
+    return _finish(fig, show)
+
+# %% ../nbs/08_inside.ipynb #74e42bf8
+def _overlay(ax, image, heat_map, alpha:float=0.5):
+    "`image` in grey (or colour) with `heat_map` (H, W) over it in 'jet', scaled to its own maximum."
+    show_image(ax, image)
+    peak = float(heat_map.max())
+    ax.imshow((heat_map / peak if peak > 0 else heat_map).numpy(), cmap='jet', alpha=alpha, vmin=0, vmax=1,
+              interpolation='nearest')  # the map at the image's own pixels
+
+# %% ../nbs/08_inside.ipynb #8172f5de
+def show_heatmaps(images:torch.Tensor, # (N, C, H, W) as the data's transform made them
+                  heat_maps:torch.Tensor, # (N, H, W), e.g. from `grad_cam` or `saliency`
+                  titles:list|None=None, # a title per image, e.g. 'true:predicted'
+                  source=None, # the loader or dataset the images came from (to undo its `Normalize`)
+                  colours:list|None=None, # a title colour per image
+                  # a line above the grid, e.g. `PAIR_LEGEND` for 'true:predicted' titles
+                  legend:str|None=None,
+                  show:bool=True, # see `_finish`
+                 ):
+    "Each image beside the same image with its heat map blended over it (each map scaled to its own maximum)."
+    images = for_display(images.detach().float().cpu(), source)
+    n = len(images)
+    cols = min(n, 5)
+    rows = math.ceil(n / cols)
+    fig = plt.figure(FigureClass=CourseFigure, figsize=(2.3 * cols, 1.35 * rows + 0.2 + 0.3 * bool(legend)),
+                     layout='constrained')  # room for every title between the rows
+    for i in range(n):
+        ax, blended = fig.add_subplot(rows, 2 * cols, 2 * i + 1), fig.add_subplot(rows, 2 * cols, 2 * i + 2)
+        show_image(ax, images[i])
+        _overlay(blended, images[i], heat_maps[i].float().cpu())
+        if titles is not None: ax.set_title(titles[i], fontsize=8, loc='left', c=(colours or ['k'] * n)[i])
+    if legend: fig.suptitle(legend, fontsize=9)
+    return _finish(fig, show)
+
+# %% ../nbs/08_inside.ipynb #aab1ac2c
+def explain_figure(picture:torch.Tensor, # one (C, H, W) image as the network sees it, in [0, 1]
+                   heat_map:torch.Tensor, # its (H, W) heat map, e.g. `grad_cam(...)[0]`
+                   top:list, # `[(class, probability), ...]`, best first
+                   title:str='', # a title over the figure, e.g. the file's name
+                   show:bool=True, # see `_finish`
+                  ):
+    """Why the network said what it said: the picture as it sees it, the heat map of its top class, the top-k
+    bars."""
+    fig = plt.figure(FigureClass=CourseFigure, figsize=(9, 3), layout='constrained')
+    a, b, c = fig.subplots(1, 3, width_ratios=[1, 1, 1.4])
+    show_image(a, picture, vmin=0, vmax=1); a.set_title('what the network sees', fontsize=9)
+    _overlay(b, picture, heat_map.float().cpu()); b.set_title(f'Grad-CAM for {top[0][0]}', fontsize=9)
+    names, probs = [n for n, _ in top][::-1], [p for _, p in top][::-1]
+    c.barh(names, probs, color=['tab:gray'] * (len(top) - 1) + ['tab:blue'])
+    c.set_xlim(0, 1); c.set_xlabel('probability')
+    for y, p in enumerate(probs): c.text(min(p + 0.02, 0.8), y, f'{p:.1%}', va='center', fontsize=8)
+    if title: fig.suptitle(title, fontsize=10)
+    return _finish(fig, show)
 
 # %% ../nbs/08_inside.ipynb #3f217323
 class NoConvolutionError(ValueError):

@@ -15,7 +15,7 @@ from .data import dataset_classes, find_normalize
 from .train import Callback, check_history, check_predictions, confusion_matrix, eval_mode, predict
 
 # %% auto #0
-__all__ = ['LABELS', 'KOREAN_FONTS', 'label', 'set_plot_style', 'denormalize', 'for_display', 'show_image', 'CourseFigure', 'show_filters', 'show_feature_maps', 'show_rgb_channels', 'PAIR_LEGEND', 'plot_history', 'evaluate_history', 'show_images_labels', 'model_summary', 'model_graph', 'LivePlot', 'plot_lr_find', 'compare_histories', 'plot_confusion_matrix', 'show_misclassified', 'plot_activation_stats', 'plot_activation_hists', 'show_heatmaps', 'explain_figure']
+__all__ = ['LABELS', 'KOREAN_FONTS', 'label', 'set_plot_style', 'denormalize', 'for_display', 'show_image', 'CourseFigure', 'show_filters', 'show_feature_maps', 'show_rgb_channels', 'PAIR_LEGEND', 'plot_history', 'evaluate_history', 'show_images_labels', 'model_summary', 'model_graph', 'LivePlot', 'plot_lr_find', 'compare_histories', 'plot_confusion_matrix', 'show_misclassified']
 
 # %% ../nbs/00b_viz.ipynb #bfea7414
 LABELS = {
@@ -155,6 +155,17 @@ def _finish(fig, # the figure a plotting helper drew (made with `FigureClass=Cou
     if show: plt.figure(fig)  # current: `plt.savefig` on the next line saves this figure
     else: plt.close(fig)  # nothing draws it by itself; it can still be inspected and saved
     return fig
+
+# %% ../nbs/00b_viz.ipynb #5b08c79f
+# name -> the module that defines it now (they moved to the lesson that teaches them)
+_MOVED = {name: 'hooks' for name in ('plot_activation_stats', 'plot_activation_hists', 'show_heatmaps',
+                                      'explain_figure')}
+
+def __getattr__(name:str):
+    "A name that moved to another module, imported from there when first asked for (PEP 562)."
+    if name not in _MOVED: raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    import importlib  # late: only for a moved name, and after both modules have loaded
+    return getattr(importlib.import_module(f'cnn_course.{_MOVED[name]}'), name)
 
 # %% ../nbs/01_conv_basics.ipynb #3211ee7b
 def _first_conv(conv):
@@ -521,92 +532,4 @@ def show_misclassified(loader, # the test data
     images = for_display(images, loader)
     titles = [_pair_title(classes[t], classes[g]) for t, g in zip(truths, guesses)]
     fig = _image_grid(images, titles, ['r'] * len(titles), legend=PAIR_LEGEND, title=title)
-    return _finish(fig, show)
-
-# %% ../nbs/08_inside.ipynb #8873a17e
-def plot_activation_stats(stats, # an `ActivationStats` that watched a training run
-                          show:bool=True, # see `_finish`: leave the figure in pyplot (True) or take it out
-                         ):
-    "Each watched layer's mean, standard deviation and share of near-zero outputs over the training batches."
-    fig = plt.figure(FigureClass=CourseFigure, figsize=(10, 2.7), layout='constrained')
-    axs = fig.subplots(1, 3)
-    for ax, values, title in zip(axs, (stats.means, stats.stds, stats.near_zero),
-                                 ('mean', 'standard deviation', f'share with |value| < {stats.zero:g}')):
-        for j, name in enumerate(stats.names): ax.plot(values[:, j].numpy(), lw=1, label=name)
-        ax.set_title(title, fontsize=10); ax.set_xlabel('training batch')
-    for ax in axs[:2]:
-        ax.set_yscale('symlog', linthresh=0.01)  # a layer 1000 times larger than another still shows
-    axs[2].set_ylim(-0.02, 1.02)
-    axs[0].legend(fontsize=8)
-    return _finish(fig, show)
-
-# %% ../nbs/08_inside.ipynb #2dcf5d5f
-def plot_activation_hists(stats, # an `ActivationStats` that watched a training run
-                          show:bool=True, # see `_finish`
-                         ):
-    """Each watched layer's histogram of |output| over the training batches (colour: share of values, log
-    scale)."""
-    hists = stats.hists
-    fig = plt.figure(FigureClass=CourseFigure, figsize=(2.4 * len(hists), 2.2), layout='constrained')
-    for i, (h, name) in enumerate(zip(hists, stats.names)):
-        ax = fig.add_subplot(1, len(hists), i + 1)
-        ax.imshow(torch.log1p(1000 * h).numpy(), origin='lower', aspect='auto', cmap='viridis',
-                  interpolation='nearest',
-                  # nearest: the bins as they are (and a small PNG)
-                  extent=(0, h.shape[1], 0, stats.hist_max))
-        ax.set_title(name, fontsize=10); ax.set_xlabel('training batch')
-        if i == 0: ax.set_ylabel('|value|')
-    return _finish(fig, show)
-
-# %% ../nbs/08_inside.ipynb #74e42bf8
-def _overlay(ax, image, heat_map, alpha:float=0.5):
-    "`image` in grey (or colour) with `heat_map` (H, W) over it in 'jet', scaled to its own maximum."
-    show_image(ax, image)
-    peak = float(heat_map.max())
-    ax.imshow((heat_map / peak if peak > 0 else heat_map).numpy(), cmap='jet', alpha=alpha, vmin=0, vmax=1,
-              interpolation='nearest')  # the map at the image's own pixels
-
-# %% ../nbs/08_inside.ipynb #8172f5de
-def show_heatmaps(images:torch.Tensor, # (N, C, H, W) as the data's transform made them
-                  heat_maps:torch.Tensor, # (N, H, W), e.g. from `grad_cam` or `saliency`
-                  titles:list|None=None, # a title per image, e.g. 'true:predicted'
-                  source=None, # the loader or dataset the images came from (to undo its `Normalize`)
-                  colours:list|None=None, # a title colour per image
-                  # a line above the grid, e.g. `PAIR_LEGEND` for 'true:predicted' titles
-                  legend:str|None=None,
-                  show:bool=True, # see `_finish`
-                 ):
-    "Each image beside the same image with its heat map blended over it (each map scaled to its own maximum)."
-    images = for_display(images.detach().float().cpu(), source)
-    n = len(images)
-    cols = min(n, 5)
-    rows = math.ceil(n / cols)
-    fig = plt.figure(FigureClass=CourseFigure, figsize=(2.3 * cols, 1.35 * rows + 0.2 + 0.3 * bool(legend)),
-                     layout='constrained')  # room for every title between the rows
-    for i in range(n):
-        ax, blended = fig.add_subplot(rows, 2 * cols, 2 * i + 1), fig.add_subplot(rows, 2 * cols, 2 * i + 2)
-        show_image(ax, images[i])
-        _overlay(blended, images[i], heat_maps[i].float().cpu())
-        if titles is not None: ax.set_title(titles[i], fontsize=8, loc='left', c=(colours or ['k'] * n)[i])
-    if legend: fig.suptitle(legend, fontsize=9)
-    return _finish(fig, show)
-
-# %% ../nbs/08_inside.ipynb #aab1ac2c
-def explain_figure(picture:torch.Tensor, # one (C, H, W) image as the network sees it, in [0, 1]
-                   heat_map:torch.Tensor, # its (H, W) heat map, e.g. `grad_cam(...)[0]`
-                   top:list, # `[(class, probability), ...]`, best first
-                   title:str='', # a title over the figure, e.g. the file's name
-                   show:bool=True, # see `_finish`
-                  ):
-    """Why the network said what it said: the picture as it sees it, the heat map of its top class, the top-k
-    bars."""
-    fig = plt.figure(FigureClass=CourseFigure, figsize=(9, 3), layout='constrained')
-    a, b, c = fig.subplots(1, 3, width_ratios=[1, 1, 1.4])
-    show_image(a, picture, vmin=0, vmax=1); a.set_title('what the network sees', fontsize=9)
-    _overlay(b, picture, heat_map.float().cpu()); b.set_title(f'Grad-CAM for {top[0][0]}', fontsize=9)
-    names, probs = [n for n, _ in top][::-1], [p for _, p in top][::-1]
-    c.barh(names, probs, color=['tab:gray'] * (len(top) - 1) + ['tab:blue'])
-    c.set_xlim(0, 1); c.set_xlabel('probability')
-    for y, p in enumerate(probs): c.text(min(p + 0.02, 0.8), y, f'{p:.1%}', va='center', fontsize=8)
-    if title: fig.suptitle(title, fontsize=10)
     return _finish(fig, show)

@@ -143,8 +143,9 @@ def test_api_page_shows_every_exported_name(mod):
     assert not no_doc and not no_note, (
         f'nbs/api/{mod}.ipynb lacks a show_doc cell for {no_doc} and a constant line for {no_note}: '
         'run `python tools/make_api_nb.py` and commit nbs/api/')
-    assert not (shown | noted) - set(m.__all__), (f'nbs/api/{mod}.ipynb documents names not in __all__: run '
-                                                  '`python tools/make_api_nb.py`')
+    lazy = set(getattr(m, '_MOVED', {}))  # re-exported by the module's __getattr__
+    extra = (shown | noted) - set(m.__all__) - lazy
+    assert not extra, f'nbs/api/{mod}.ipynb documents names not in __all__: run `python tools/make_api_nb.py`'
 
 
 def test_api_pages_are_up_to_date():

@@ -16,7 +16,7 @@ ARROWS = {
     'models': {'settings'},
     'distributed': {'core'},
     'train': {'core', 'data', 'distributed'},
-    'hooks': {'core', 'train'},
+    'hooks': {'core', 'train', 'viz'},
     'viz': {'train', 'data'},
     'checkpoint': {'core', 'train'},
     'runs': {'core', 'data', 'models', 'train', 'checkpoint', 'hooks'},

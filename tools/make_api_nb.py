@@ -35,7 +35,7 @@ def module_info(mod:str) -> dict:
     tree = ast.parse(src)
     comments = {t.start[0]: t.string.lstrip('#').strip()
                 for t in tokenize.generate_tokens(io.StringIO(src).readline) if t.type == tokenize.COMMENT}
-    names, defs, consts, imported = [], set(), {}, {}
+    names, defs, consts, imported, lazy = [], set(), {}, {}, {}
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): defs.add(node.name)
         elif isinstance(node, ast.ImportFrom) and node.level == 1:
@@ -45,12 +45,15 @@ def module_info(mod:str) -> dict:
             for t in targets:
                 if not isinstance(t, ast.Name): continue
                 if t.id == '__all__': names = list(ast.literal_eval(node.value))
+                elif t.id == '_MOVED':  # names re-exported lazily by the module's __getattr__: {name: module}
+                    lazy = eval(compile(ast.Expression(node.value), str(path), 'eval'), {})
                 else:
                     value = ast.get_source_segment(src, node.value) or ''
                     consts[t.id] = dict(value=value if '\n' not in value and len(value) <= 60 else None,
                                         comment=comments.get(node.end_lineno, ''))
     notebooks = list(dict.fromkeys(_CELL_NB.findall(src)))
     moved = {n: imported[n] for n in names if n in imported and n not in defs and n not in consts}
+    moved.update(lazy)
     return dict(names=names,
                 documented=[n for n in names if n not in moved and (n in defs or n not in consts)],
                 constants={n: consts[n] for n in names if n in consts and n not in defs}, notebooks=notebooks,
