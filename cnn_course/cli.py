@@ -939,8 +939,7 @@ def predict_command(args:argparse.Namespace, # the options `build_parser` parsed
                     argv:list|None=None, # the command line (unused)
                    ) -> int:
     """Run `cnn-course predict RUN IMAGE...`: one line per picture with its most likely classes (or why it is
-    blank, or
-    why it cannot be read); return 0, or 1 if any picture could not be read."""
+    blank, or why it cannot be read); return 0, or 1 if any picture could not be read."""
     # before PyTorch loads: a mistyped name answers at once
     pictures, failed, notes = _picture_arguments(args.images)
     if not pictures:

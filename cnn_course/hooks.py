@@ -251,8 +251,8 @@ def grad_cam(net:nn.Module, # a trained CNN (used in eval mode; its mode is rest
              upsample:bool=True, # resize the maps to the images' size (bilinear); False: the layer's own size
             ) -> torch.Tensor:
     """Grad-CAM: the feature maps of `target_layer`, each weighted by the mean gradient of the class score
-    over it,
-    summed and passed through ReLU. (N, H, W) maps on the CPU, float32, not normalised (0: no evidence)."""
+    over it, summed and passed through ReLU. (N, H, W) maps on the CPU, float32, not normalised (0: no
+    evidence)."""
     layer = last_conv(net) if target_layer is None else target_layer
     found = {}
     def keep(i, module, inputs, output): found['maps'] = output

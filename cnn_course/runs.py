@@ -15,7 +15,7 @@ from .core import ensure_writable, get_device, remove_stale_temps, torch_seed, N
 from .settings import (DATASETS, DEFAULT_MODELS, DEVICES, IMAGE_SHAPES, MONITORS, OPTIMIZERS,
                                  RECIPES,
                                  SCHEDULERS, VAL_FRACTIONS, ConfigError, check_batch_norm, check_model_input,
-                                 check_split, check_world, is_whole)
+                                 check_split, check_world, is_whole, with_defaults)
 _all_ = ['DEFAULT_MODELS', 'DEVICES', 'MONITORS', 'OPTIMIZERS', 'RECIPES', 'SCHEDULERS', 'VAL_FRACTIONS',
          'ConfigError']  # their home is cnn_course.settings; here too, where runs were first built from them
 from .data import (CLASS_NAMES, BatchAugment, DamagedDataError, DatasetNotFoundError,
@@ -78,8 +78,9 @@ class RunConfig:
     erase:float=0.0 # augmentation: the share of training pictures that get a rectangle erased
 
     def __post_init__(self):
-        if self.model is None: self.model = DEFAULT_MODELS.get(self.dataset)
-        if self.val_fraction is None: self.val_fraction = VAL_FRACTIONS.get(self.dataset)
+        given = {'dataset': self.dataset, 'model': self.model, 'val_fraction': self.val_fraction}
+        filled = with_defaults(given)
+        self.model, self.val_fraction = filled['model'], filled['val_fraction']
 
     @property
     def validates_on_test(self) -> bool:

@@ -10,7 +10,7 @@ from typing import Callable
 # %% auto #0
 __all__ = ['DATASETS', 'IMAGE_SHAPES', 'VAL_FRACTIONS', 'MODEL_INPUTS', 'BATCH_NORM_MODELS', 'DEFAULT_MODELS', 'MODEL_HELP',
            'OPTIMIZERS', 'SCHEDULERS', 'DEVICES', 'MONITORS', 'AMP_MODES', 'RECIPES', 'ConfigError', 'is_whole',
-           'split_sizes', 'check_split', 'check_model_input', 'check_batch_norm', 'check_world']
+           'split_sizes', 'with_defaults', 'check_split', 'check_model_input', 'check_batch_norm', 'check_world']
 
 # %% ../nbs/14_settings.ipynb #4296d4a8
 DATASETS = ('mnist', 'fashion-mnist', 'cifar10', 'colour-fashion')
@@ -96,18 +96,19 @@ def split_sizes(n:int|None, # the training pictures; None: all of them (not know
     return n - n_val, n_val
 
 # %% ../nbs/14_settings.ipynb #406cb035
-def _fraction(values:dict) -> float|int:
-    "The run's `val_fraction`; None means the dataset's default share, as in `RunConfig`."
-    fraction = values.get('val_fraction')
-    return VAL_FRACTIONS[values['dataset']] if fraction is None else fraction
+def with_defaults(values:dict) -> dict:
+    "`values` with a `model` or `val_fraction` of None set to the dataset's default, as in `RunConfig`."
+    dataset, model, fraction = values.get('dataset'), values.get('model'), values.get('val_fraction')
+    return {**values, 'model': DEFAULT_MODELS.get(dataset) if model is None else model,
+            'val_fraction': VAL_FRACTIONS.get(dataset) if fraction is None else fraction}
 
 # %% ../nbs/14_settings.ipynb #2750f5a8
 def check_split(values:dict, # the run's settings: 'limit_train', 'val_fraction', 'dataset'
                ):
     "A `ConfigError` when the validation share leaves no picture to train on, or holds none out."
-    n = values.get('limit_train')
-    n_train, n_val = split_sizes(n, _fraction(values))
-    if n is not None and _fraction(values) != 0 and min(n_train, n_val) < 1:
+    n, fraction = values.get('limit_train'), with_defaults(values)['val_fraction']
+    n_train, n_val = split_sizes(n, fraction)
+    if n is not None and fraction != 0 and min(n_train, n_val) < 1:
         raise ConfigError('val_fraction', f'holds out {n_val} of the <limit_train> training images to '
                           f'validate on and leaves {n_train} to train on; both need at least one: choose '
                           'another <val_fraction=>, or more images', values)
@@ -131,7 +132,7 @@ def check_batch_norm(values:dict, # the run's settings: 'batch_size', 'limit_tra
                      batch_norm:bool, # whether the model has batch-norm layers
                     ):
     "A `ConfigError` when a batch-norm model would train on batches of one picture."
-    n_train = split_sizes(values.get('limit_train'), _fraction(values))[0]
+    n_train = split_sizes(values.get('limit_train'), with_defaults(values)['val_fraction'])[0]
     if batch_norm and min(values['batch_size'], n_train) < 2:
         raise ConfigError('model', 'uses batch norm, which cannot train on one image at a time: use a '
                           '<batch_size=> (and a <limit_train=> after the validation share) of at least 2',

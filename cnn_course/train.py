@@ -441,8 +441,8 @@ def predict_images(net, # a trained model
     """Classify your own pictures. For each, best first: `{'image', 'top': [(class, probability), ...],
     'inverted', 'blank', 'notes', 'error'}`. `blank` ('one colour', 'nearly uniform' or None) says the
     picture holds nothing to classify: `top` is then the model's answer to nothing. With `errors='report'` an
-    unreadable picture gets its
-    `error` (the message) and an empty `top`; every other picture is still classified."""
+    unreadable picture gets its `error` (the message) and an empty `top`; every other picture is still
+    classified."""
     if isinstance(images, (str, Path)) or not hasattr(images, '__iter__'): images = [images]
     images = list(images)
     if not (isinstance(top, int) and top >= 1):

@@ -406,8 +406,6 @@ def model_graph(loss, # a loss tensor with its graph, e.g. from `eval_loss`
     return make_dot(loss, params=dict(net.named_parameters()))
 
 # %% ../nbs/03_bn_dropout.ipynb #a798bc40
-# this cell's own import: the lesson runs it without the viz module's imports
-
 def _notebook_display():
     "IPython's `display` where a notebook front end (Jupyter, Colab) shows what is displayed; else None."
     if 'ipykernel' not in sys.modules and 'google.colab' not in sys.modules: return None
