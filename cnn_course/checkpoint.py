@@ -11,7 +11,7 @@ import torch
 from . import __version__
 from .core import atomic_write, ensure_writable, remove_stale_temps, rng_state, set_rng_state
 from .distributed import is_main_process, print_main
-from .train import Callback, Monitor
+from .callbacks import Callback, Monitor
 
 # %% auto #0
 __all__ = ['FORMAT', 'FORMAT_VERSION', 'model_identity', 'checkpoint_state', 'save_checkpoint', 'CheckpointError',

@@ -11,9 +11,9 @@ from . import __version__
 # no PyTorch: checks answer at once
 from .core import DiskFullError, NotWritableError, atomic_write, ensure_writable
 from .settings import (AMP_MODES, BATCH_NORM_MODELS, DATASETS, DEFAULT_MODELS, DEVICES,
-                                 IMAGE_SHAPES,
-                                 MODEL_HELP, MODEL_INPUTS, OPTIMIZERS, RECIPES, SCHEDULERS, ConfigError,
+                                 IMAGE_SHAPES, MODEL_HELP, OPTIMIZERS, RECIPES, SCHEDULERS, ConfigError,
                                  check_batch_norm, check_model_input, check_split, check_world)
+from .settings import MODEL_INPUTS  # noqa: F401 (only re-exported: `_all_`)
 _all_ = ['BATCH_NORM_MODELS', 'DATASETS', 'DEFAULT_MODELS', 'DEVICES', 'IMAGE_SHAPES', 'MODEL_HELP',
          'MODEL_INPUTS',
          'OPTIMIZERS', 'RECIPES', 'SCHEDULERS']  # their home is cnn_course.settings; here too, as before
@@ -486,7 +486,7 @@ def _check_free_space(args:argparse.Namespace, cfg):
 def history_csv(history, # the array `fit` returned
                ) -> str:
     "`history` as CSV text: a header `epoch,train_loss,train_acc,val_loss,val_acc`, then one row per epoch."
-    from cnn_course.train import HISTORY_COLUMNS, check_history  # late: a real run only
+    from cnn_course.evaluation import HISTORY_COLUMNS, check_history  # late: a real run only
     rows = [','.join(HISTORY_COLUMNS)]
     rows += [','.join([str(int(r[0]))] + [repr(float(v)) for v in r[1:]]) for r in check_history(history)]
     return '\n'.join(rows) + '\n'
@@ -508,7 +508,7 @@ def save_results(out:Path, # the folder (checked by `check_args`)
                 ) -> list[Path]:
     "Write history.csv, history.npy, curves.png, model.pt and, last, run.json into `out`, each atomically."
     import numpy as np  # late: PyTorch is imported only once a run is built
-    from cnn_course.viz import plot_history
+    from cnn_course.evaluation import plot_history
     Path(out).mkdir(parents=True, exist_ok=True)
     # until the new one is written, the folder reads as incomplete
     (Path(out) / 'run.json').unlink(missing_ok=True)
@@ -809,7 +809,7 @@ def _per_class_csv(classes, counts) -> str:
 def _explained_mistakes(run, seen:tuple, loader):
     "The gallery's mistakes beside their Grad-CAM maps for the class the model chose; None without mistakes."
     from cnn_course.hooks import grad_cam, show_heatmaps  # late: only evaluate --explain needs them
-    from cnn_course.viz import PAIR_LEGEND
+    from cnn_course.evaluation import PAIR_LEGEND
     truths, guesses, images = seen
     wrong = (guesses != truths).nonzero().flatten()[:20]  # the gallery's mistakes, in the same order
     if len(wrong) == 0: return None
@@ -826,8 +826,10 @@ def save_views(folder:Path, # the run's checkpoint folder
               ) -> list[Path]:
     """Write lesson 4's views of `run.net` on `split` into `folder` (`VIEW_FILES`), each atomically; return
     the paths."""
-    from cnn_course.train import confusion_matrix, predict, resolve_amp  # late: only evaluate needs them
-    from cnn_course.viz import plot_confusion_matrix, show_misclassified
+    from cnn_course.metrics import confusion_matrix  # late: only evaluate needs them
+    from cnn_course.evaluation import predict
+    from cnn_course.train import resolve_amp
+    from cnn_course.metrics import plot_confusion_matrix, show_misclassified
     loader = run.val_loader if split == 'val' else run.test_loader
     csv_name, confusion_name, mistakes_name = (f.format(split=split) for f in VIEW_FILES)
     # one pass over the images serves every view, in the precision the scores were computed in

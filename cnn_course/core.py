@@ -4,14 +4,15 @@
 
 # %% ../nbs/00_setup.ipynb #70614a92
 from __future__ import annotations
-import contextlib, errno, inspect, os, random, re, sys, tempfile, warnings
+import contextlib, errno, importlib, inspect, os, random, re, sys, tempfile, warnings
 from pathlib import Path
 from typing import Callable
 import numpy as np
 
 # %% auto #0
 __all__ = ['get_device', 'torch_seed', 'rng_state', 'set_rng_state', 'is_quick', 'quick', 'run_kind', 'live_output',
-           'DiskFullError', 'atomic_write', 'remove_stale_temps', 'NotWritableError', 'ensure_writable', 'plain_doc']
+           'DiskFullError', 'atomic_write', 'remove_stale_temps', 'NotWritableError', 'ensure_writable', 'plain_doc',
+           'reexport_lazily']
 
 # %% ../nbs/00_setup.ipynb #bb33c871
 def get_device(prefer:str|None=None, # a device to use instead of the best one found, e.g. 'cpu'
@@ -227,3 +228,13 @@ def plain_doc(sym, # a function or class
     try: sig = str(inspect.signature(sym))
     except (TypeError, ValueError): sig = '(...)'
     print(f"{getattr(sym, '__qualname__', sym)}{sig}\n    {inspect.getdoc(sym) or ''}")
+
+# %% ../nbs/00_setup.ipynb #ce44fea5
+def reexport_lazily(module:str, # the old module's `__name__`, for the error message
+                    moved:dict, # name -> the `cnn_course` module that defines it now
+                   ):
+    "A module `__getattr__` (PEP 562) that imports each name in `moved` from its new module when first asked."
+    def __getattr__(name:str):
+        if name not in moved: raise AttributeError(f'module {module!r} has no attribute {name!r}')
+        return getattr(importlib.import_module(f'cnn_course.{moved[name]}'), name)
+    return __getattr__

@@ -9,7 +9,8 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 from torch import nn
-from .train import Callback, eval_mode
+from .callbacks import Callback
+from .evaluation import eval_mode
 from .viz import CourseFigure, _finish, for_display, show_image
 
 class Hooks:

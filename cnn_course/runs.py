@@ -11,22 +11,25 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
-from .core import ensure_writable, get_device, remove_stale_temps, torch_seed, NotWritableError
-from .settings import (DATASETS, DEFAULT_MODELS, DEVICES, IMAGE_SHAPES, MONITORS, OPTIMIZERS,
-                                 RECIPES,
-                                 SCHEDULERS, VAL_FRACTIONS, ConfigError, check_batch_norm, check_model_input,
-                                 check_split, check_world, is_whole, with_defaults)
+from torchvision import transforms
+from .callbacks import EarlyStopping, LRRecorder, TensorBoardLogger
+from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_checkpoint, resume
+from .core import NotWritableError, ensure_writable, get_device, remove_stale_temps, torch_seed
+from .data import (CLASS_NAMES, DamagedDataError, DatasetNotFoundError, DeviceLoader, load_dataset,
+                             make_transform, train_val_split)
+from .distributed import dist_info, distributed, init_distributed, is_main_process, print_main
+from .evaluation import evaluate
+from .hooks import grad_cam, last_conv
+from .models import MODELS
+from .pictures import predict_images
+from .resnet import BatchAugment, tta_views
+from .settings import (DATASETS, DEVICES, IMAGE_SHAPES, MONITORS, OPTIMIZERS, RECIPES, SCHEDULERS,
+                                 ConfigError, check_batch_norm, check_model_input, check_split, check_world,
+                                 is_whole, with_defaults)
+from .train import AMP_CHOICES, check_model_fits, fit, resolve_amp
+from .settings import DEFAULT_MODELS, VAL_FRACTIONS  # noqa: F401 (only re-exported: `_all_`)
 _all_ = ['DEFAULT_MODELS', 'DEVICES', 'MONITORS', 'OPTIMIZERS', 'RECIPES', 'SCHEDULERS', 'VAL_FRACTIONS',
          'ConfigError']  # their home is cnn_course.settings; here too, where runs were first built from them
-from .data import (CLASS_NAMES, BatchAugment, DamagedDataError, DatasetNotFoundError,
-                              DeviceLoader, load_dataset, make_transform, train_val_split, tta_views)
-from .models import MODELS
-from .train import (AMP_CHOICES, EarlyStopping, LRRecorder, TensorBoardLogger, check_model_fits,
-                              evaluate, fit, predict_images, resolve_amp)
-from torchvision import transforms
-from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_checkpoint, resume
-from .distributed import dist_info, distributed, init_distributed, is_main_process, print_main
-from .hooks import grad_cam, last_conv
 
 # %% auto #0
 __all__ = ['SPLITS', 'RunConfig', 'recipe', 'check_config', 'resolve_device', 'run_device', 'make_optimizer', 'make_scheduler',

@@ -13,14 +13,21 @@ ARROWS = {
     'core': set(),
     'settings': set(),
     'data': {'core', 'settings'},
-    'models': {'settings'},
     'distributed': {'core'},
-    'train': {'core', 'data', 'distributed'},
-    'hooks': {'core', 'train', 'viz'},
-    'viz': {'train', 'data'},
-    'checkpoint': {'core', 'train'},
-    'runs': {'core', 'data', 'models', 'train', 'checkpoint', 'hooks'},
-    'cli': {'runs', 'viz'},
+    'viz': {'core', 'data'},
+    'evaluation': {'data', 'viz'},  # lesson 2
+    'conv': {'evaluation', 'viz'},  # lesson 1 (it shows feature maps with lesson 2's eval_mode)
+    'callbacks': {'core', 'distributed', 'viz'},  # lesson 3
+    'fast': {'callbacks', 'core', 'evaluation', 'viz'},  # lesson 3b
+    'metrics': {'data', 'evaluation', 'viz'},  # lesson 4
+    'pictures': {'data', 'evaluation'},  # lesson 5
+    'resnet': set(),  # lesson 7
+    'hooks': {'callbacks', 'evaluation', 'viz'},  # lesson 8
+    'train': {'callbacks', 'core', 'data', 'distributed', 'evaluation', 'settings'},
+    'checkpoint': {'callbacks', 'core', 'distributed'},
+    'models': {'settings', 'conv', 'evaluation', 'callbacks', 'fast', 'metrics', 'resnet'},
+    'runs': {'core', 'data', 'models', 'train', 'checkpoint', 'hooks', 'pictures', 'resnet'},
+    'cli': {'runs', 'metrics'},
 }
 
 
@@ -95,6 +102,35 @@ def test_function_local_imports_say_why():
             if local and not any(re.search(r'#\s*(late|optional)\b', lines[n.lineno - 1]) for n in local):
                 bad.append(f'{module}.{fn.name} (line {local[0].lineno})')
     assert not bad, f'function-local imports without a "# late:" or "# optional:" comment: {bad}'
+
+
+def defines(module):
+    "The names `module` defines at its top level (functions, classes, assignments; not its imports)."
+    tree = ast.parse((LIB / f'{module}.py').read_text())
+    out = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): out.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            out |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return out
+
+
+@pytest.mark.parametrize('module', sorted(ARROWS))
+def test_names_come_from_their_home(module):
+    """Inside the library a name is imported from the module that defines it, never through a re-export
+    (`_all_` or `_MOVED`), so the arrows above say what really depends on what."""
+    tree = ast.parse((LIB / f'{module}.py').read_text())
+    wrong = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ImportFrom): continue
+        if node.level == 1 and node.module: source = node.module
+        elif node.module and node.module.startswith('cnn_course.'): source = node.module.split('.')[1]
+        else: continue
+        if source not in ARROWS: continue
+        wrong += [f'{a.name} from {source} (line {node.lineno})' for a in node.names
+                  if a.name not in defines(source)]
+    assert not wrong, f'{module} imports {wrong}: import each from the module that defines it'
 
 
 def test_one_atomic_write():

@@ -234,7 +234,7 @@ def write_png_rows(path, width, height, row):
 def test_the_strip_decoder_gives_pillows_pixels(tmp_path):
     """A large PNG shrunk while decoded, a strip at a time, equals the whole picture decoded, then shrunk, in
     every 8-bit mode."""
-    from cnn_course.data import _reduced_png
+    from cnn_course.pictures import _reduced_png
     yy, xx = np.mgrid[0:700, 0:900]
     grey = ((xx // 7 + yy // 5) % 200 + np.random.default_rng(0).integers(0, 50, xx.shape)).astype(np.uint8)
     pictures = {'L': Image.fromarray(grey),
