@@ -20,31 +20,31 @@ __all__ = ['TB_TAGS', 'FastDropout', 'FashionCNN', 'Callback', 'Monitor', 'Early
 
 # %% ../nbs/03_bn_dropout.ipynb #f69e05f5
 class FastDropout(nn.Dropout):
-    """`nn.Dropout` whose mask is drawn about 4× faster on the CPU (16 random bits per element); elsewhere
-    `nn.Dropout` itself."""
+    """`nn.Dropout` whose mask is drawn about 4× faster on the CPU (16 random bits per
+    element); elsewhere `nn.Dropout` itself."""
     def forward(self, x):
         if not self.training or self.p == 0 or self.inplace or x.device.type != 'cpu':
             return F.dropout(x, self.p, self.training, self.inplace)
         if self.p == 1: return x * 0
-        # One 64-bit random number gives four 16-bit ones: a quarter of the generator's work per element.
-        # An element is dropped with probability round(p * 65536) / 65536 (within 1e-5 of p), kept ones are
-        # scaled up
-        # by exactly the inverse of the keep rate, as nn.Dropout does, so the expected output equals the
-        # input.
+        # One 64-bit random number gives four 16-bit ones: a quarter of the generator's
+        # work per element. An element is dropped with probability round(p * 65536) /
+        # 65536 (within 1e-5 of p), kept ones are scaled up by exactly the inverse of the
+        # keep rate, as nn.Dropout does, so the expected output equals the input.
         n, dropped = x.numel(), round(self.p * 65536)
         bits = torch.randint(-2**63, 2**63 - 1, ((n + 3) // 4,),
                              dtype=torch.int64).view(torch.int16)[:n].view(x.shape)
-        # The mask as 1.0 (keep: bits >= dropped - 32768) or 0.0, stored in x's memory order (channels-last
-        # too):
-        # a multiplication by a bool mask, or by one in another memory order, runs element by element and took
-        # about as long as drawing the random bits. Float32 arithmetic is exact on these whole numbers, so the
-        # mask is the same.
+        # The mask as 1.0 (keep: bits >= dropped - 32768) or 0.0, stored in x's memory
+        # order (channels-last too): a multiplication by a bool mask, or by one in another
+        # memory order, runs element by element and took about as long as drawing the
+        # random bits. Float32 arithmetic is exact on these whole numbers, so the mask is
+        # the same.
         keep = torch.empty_like(x, dtype=torch.float32).copy_(bits).sub_(dropped - 32769).clamp_(0, 1)
         return x * keep.to(x.dtype) * (65536 / (65536 - dropped))
 
 # %% ../nbs/03_bn_dropout.ipynb #320d697e
 def _conv_block(c_in, c_out, batch_norm, p_drop):
-    "3×3 convolution (size kept) → batch-norm → dropout → ReLU → 2×2 max-pool, in the source's order."
+    """3×3 convolution (size kept) → batch-norm → dropout → ReLU → 2×2 max-pool, in the
+    source's order."""
     layers = [nn.Conv2d(c_in, c_out, kernel_size=3, padding=1)]
     if batch_norm: layers.append(nn.BatchNorm2d(c_out))
     if p_drop: layers.append(FastDropout(p_drop))
@@ -52,7 +52,8 @@ def _conv_block(c_in, c_out, batch_norm, p_drop):
 
 # %% ../nbs/03_bn_dropout.ipynb #c0c6e6fc
 class FashionCNN(nn.Module):
-    "The source's Fashion-MNIST CNN: three conv blocks with batch-norm and dropout, then 1152 → 128 → 10."
+    """The source's Fashion-MNIST CNN: three conv blocks with batch-norm and dropout, then
+    1152 → 128 → 10."""
     def __init__(self, n_output:int=10, # number of classes
                  batch_norm:bool=True, # use batch normalisation (False: to see what it does)
                  dropout:bool=True, # use dropout (False: to see what it does)
@@ -64,7 +65,8 @@ class FashionCNN(nn.Module):
         self.conv_block3 = _conv_block(64, 128, batch_norm, 0.4 if dropout else 0)
         head = [nn.Flatten(), nn.Linear(128 * 3 * 3, 128)]
         if batch_norm: head.append(nn.BatchNorm1d(128))
-        # a Dropout module, not F.dropout(x, 0.5): the module follows train()/eval(); see "The dropout bug"
+        # a Dropout module, not F.dropout(x, 0.5): the module follows train()/eval(); see
+        # "The dropout bug"
         if dropout: head.append(FastDropout(0.5))
         self.classifier = nn.Sequential(*head, nn.ReLU(), nn.Linear(128, n_output))
 
@@ -73,13 +75,14 @@ class FashionCNN(nn.Module):
 
 # %% ../nbs/03_bn_dropout.ipynb #7681129b
 class Callback:
-    "A hook into `fit`'s loop: override any of the methods; set `run.stop = True` to end training."
+    """A hook into `fit`'s loop: override any of the methods; set `run.stop = True` to end
+    training."""
     order = 0  # callbacks run in increasing `order`
     def before_fit(self, run):
         "Called once before the first epoch: check what you need, raise if it is missing."
     def after_batch(self, run):
-        """Called after each optimizer step: `run.batch` (its number), `run.loss` (a tensor: reading it with
-        `.item()` would wait for the device)."""
+        """Called after each optimizer step: `run.batch` (its number), `run.loss` (a
+        tensor: reading it with `.item()` would wait for the device)."""
     def after_epoch(self, run): "Called after each epoch's history row is added (`run.history[-1]`)."
     def after_fit(self, run): "Called once at the end, also when training stopped early or failed."
 
@@ -87,8 +90,8 @@ class Callback:
 _COLUMNS = {'train_loss': 1, 'train_acc': 2, 'val_loss': 3, 'val_acc': 4}
 
 class Monitor:
-    """The best value so far of one history column, and the epoch it came from: what early stopping and
-    checkpoints watch."""
+    """The best value so far of one history column, and the epoch it came from: what early
+    stopping and checkpoints watch."""
     def __init__(self, monitor:str='val_loss', # 'val_loss', 'val_acc', 'train_loss' or 'train_acc'
                  min_delta:float=0.0, # how much better counts as an improvement
                 ):
@@ -99,7 +102,8 @@ class Monitor:
         self.best, self.best_epoch = None, None
 
     def check(self, run, owner:str):
-        "Raise a `ValueError` if `owner` watches a validation number but `fit` has no validation loader."
+        """Raise a `ValueError` if `owner` watches a validation number but `fit` has no
+        validation loader."""
         if self.monitor.startswith('val') and not run.has_validation:
             raise ValueError(f"{owner} monitors {self.monitor!r}, but fit was given no test_loader: "
                              "pass a validation loader, or monitor='train_loss'")
@@ -123,7 +127,8 @@ class Monitor:
 
 # %% ../nbs/03_bn_dropout.ipynb #60903a0d
 class EarlyStopping(Callback):
-    "Stop when `monitor` has not improved for `patience` epochs, and put back the best epoch's weights."
+    """Stop when `monitor` has not improved for `patience` epochs, and put back the best
+    epoch's weights."""
     order = 10  # after loggers have seen the epoch
     def __init__(self, patience:int=7, # epochs without improvement before stopping
                  monitor:str='val_loss', # 'val_loss', 'val_acc', 'train_loss' or 'train_acc'
@@ -183,7 +188,8 @@ TB_TAGS = {'train_loss': 'loss/train', 'val_loss': 'loss/validation',
            'train_acc': 'accuracy/train', 'val_acc': 'accuracy/validation', 'lr': 'learning_rate'}
 
 class TensorBoardLogger(Callback):
-    "Write loss, accuracy and learning rate to TensorBoard event files in `log_dir`, once per epoch."
+    """Write loss, accuracy and learning rate to TensorBoard event files in `log_dir`,
+    once per epoch."""
     def __init__(self, log_dir, # the folder for the event files, e.g. 'runs/fashion_cnn'
                 ):
         try: from torch.utils.tensorboard import SummaryWriter  # optional: only this class needs tensorboard
@@ -212,7 +218,8 @@ class TensorBoardLogger(Callback):
 
 # %% ../nbs/03_bn_dropout.ipynb #a798bc40
 def _notebook_display():
-    "IPython's `display` where a notebook front end (Jupyter, Colab) shows what is displayed; else None."
+    """IPython's `display` where a notebook front end (Jupyter, Colab) shows what is
+    displayed; else None."""
     if 'ipykernel' not in sys.modules and 'google.colab' not in sys.modules: return None
     from IPython import get_ipython  # late: present wherever a notebook kernel runs
     from IPython.display import display
@@ -221,8 +228,8 @@ def _notebook_display():
     return display if shell is not None and hasattr(shell, 'kernel') else None
 
 class LivePlot(Callback):
-    """After every epoch, redraw the training and validation loss in place in Jupyter or Colab; elsewhere do
-    nothing."""
+    """After every epoch, redraw the training and validation loss in place in Jupyter or
+    Colab; elsewhere do nothing."""
     def __init__(self, title:str='', # a title over the plot
                 ): self.title, self.display, self.handle = title, None, None
 

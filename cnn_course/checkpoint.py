@@ -23,8 +23,8 @@ FORMAT = 'cnn_course.checkpoint'  # the `format` entry that marks our checkpoint
 FORMAT_VERSION = 1  # bumped when the layout changes
 
 def _plain(obj, where:str='checkpoint'):
-    """`obj` with NumPy values turned into tensors and Python numbers, so `torch.load(weights_only=True)`
-    reads it back."""
+    """`obj` with NumPy values turned into tensors and Python numbers, so
+    `torch.load(weights_only=True)` reads it back."""
     if (obj is None or type(obj) in (bool, int, float, str, bytes) or
         isinstance(obj, (torch.Tensor, torch.Size, torch.dtype, torch.device))):
         return obj
@@ -43,14 +43,15 @@ def _plain(obj, where:str='checkpoint'):
 # %% ../nbs/11_checkpoint.ipynb #390456c4
 def model_identity(net, # the model
                   ) -> dict:
-    "What identifies `net`'s architecture: its class and the shape of every tensor in its `state_dict`."
+    """What identifies `net`'s architecture: its class and the shape of every tensor in
+    its `state_dict`."""
     return {'class': type(net).__name__, 'module': type(net).__module__,
             'shapes': {k: list(v.shape) for k, v in net.state_dict().items()}}
 
 # %% ../nbs/11_checkpoint.ipynb #cd7a287f
 def _stateful(callbacks) -> dict:
-    """`{key: callback}` for the callbacks that have a `state_dict`, keyed by class name, in the order `fit`
-    runs them."""
+    """`{key: callback}` for the callbacks that have a `state_dict`, keyed by class name,
+    in the order `fit` runs them."""
     out, seen = {}, {}
     for cb in sorted(callbacks, key=lambda cb: getattr(cb, 'order', 0)):
         if not hasattr(cb, 'state_dict'): continue
@@ -100,7 +101,8 @@ def save_checkpoint(path, # the file to write, e.g. 'checkpoints/run/last.pt'
                     callbacks=(), # callbacks whose state to keep
                     **kwargs, # `epoch`, `last_epoch`, `stopped`, `config`: see `checkpoint_state`
                    ) -> Path:
-    "Write a checkpoint to `path` atomically (temporary file, fsync, rename); return the path."
+    """Write a checkpoint to `path` atomically (temporary file, fsync, rename); return the
+    path."""
     path = Path(path)
     data = _to_bytes(checkpoint_state(net, optimizer, scheduler, history, callbacks, **kwargs))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,7 +114,8 @@ class CheckpointError(ValueError):
 
 # %% ../nbs/11_checkpoint.ipynb #b64bba86
 class NotACheckpointError(CheckpointError):
-    "The file is not a cnn_course checkpoint (another file, a plain state_dict, a pickled model)."
+    """The file is not a cnn_course checkpoint (another file, a plain state_dict, a
+    pickled model)."""
 
 # %% ../nbs/11_checkpoint.ipynb #76dc376a
 class DamagedCheckpointError(CheckpointError):
@@ -133,7 +136,8 @@ def _looks_like_state_dict(obj) -> bool:
 
 # %% ../nbs/11_checkpoint.ipynb #7e393fbd
 def _checkpoint_file(path) -> Path:
-    "The file `path` names (a folder: its last.pt), refused in one line if it is missing or not torch.save's."
+    """The file `path` names (a folder: its last.pt), refused in one line if it is missing
+    or not torch.save's."""
     path = Path(path)
     if path.is_dir(): path = path / 'last.pt'
     if not path.exists():
@@ -150,7 +154,8 @@ def _checkpoint_file(path) -> Path:
 
 # %% ../nbs/11_checkpoint.ipynb #ffb57909
 def _torch_load(path:Path) -> object:
-    "`torch.load` with `weights_only=True`; its failures as a `CheckpointError` that says what to do."
+    """`torch.load` with `weights_only=True`; its failures as a `CheckpointError` that
+    says what to do."""
     try: return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
         if 'weights only' in str(e).lower() or 'weights_only' in str(e):
@@ -168,7 +173,8 @@ def _torch_load(path:Path) -> object:
 
 # %% ../nbs/11_checkpoint.ipynb #068d148a
 def _check_format(ckpt, path:Path):
-    "A `CheckpointError` unless `ckpt` is a cnn_course checkpoint this version can read, with every entry."
+    """A `CheckpointError` unless `ckpt` is a cnn_course checkpoint this version can read,
+    with every entry."""
     if not isinstance(ckpt, dict) or ckpt.get('format') != FORMAT:
         if _looks_like_state_dict(ckpt):
             raise NotACheckpointError(
@@ -192,8 +198,8 @@ def _check_format(ckpt, path:Path):
 # %% ../nbs/11_checkpoint.ipynb #4e43bb72
 def read_checkpoint(path, # a checkpoint file
                    ) -> dict:
-    """Read a checkpoint safely (`weights_only=True`) without applying it; a `CheckpointError` says what is
-    wrong."""
+    """Read a checkpoint safely (`weights_only=True`) without applying it; a
+    `CheckpointError` says what is wrong."""
     path = _checkpoint_file(path)
     ckpt = _torch_load(path)
     _check_format(ckpt, path)
@@ -202,8 +208,8 @@ def read_checkpoint(path, # a checkpoint file
 
 # %% ../nbs/11_checkpoint.ipynb #7fd48d36
 def _check_model(ckpt, net, path, check_class):
-    """Raise `ModelMismatchError` naming the classes and the tensors that differ, unless `net` matches the
-    checkpoint."""
+    """Raise `ModelMismatchError` naming the classes and the tensors that differ, unless
+    `net` matches the checkpoint."""
     saved, ours = ckpt['model'], model_identity(net)
     diff = [f'{k}: saved {saved["shapes"][k]}, this model {ours["shapes"][k]}' for k in saved['shapes']
             if k in ours['shapes'] and saved['shapes'][k] != ours['shapes'][k]]
@@ -242,7 +248,8 @@ def load_checkpoint(path, # a checkpoint file, or a run folder (then its last.pt
                     restore_rng:bool=False, # also put back the random number generators (`resume` does)
                     check_class:bool=True, # refuse a model of another class even when every shape agrees
                    ) -> dict:
-    "Check a checkpoint against the objects given, then load it into them; return it (history as an array)."
+    """Check a checkpoint against the objects given, then load it into them; return it
+    (history as an array)."""
     ckpt = read_checkpoint(path)
     if net is not None: _check_model(ckpt, net, path, check_class)
     if optimizer is not None: _check_optimizer(ckpt, optimizer, path)
@@ -267,12 +274,15 @@ def load_checkpoint(path, # a checkpoint file, or a run folder (then its last.pt
 
 # %% ../nbs/11_checkpoint.ipynb #82986f17
 class Checkpoint(Callback):
-    "After every epoch write `folder/last.pt`, and `folder/best.pt` when `monitor` improves; atomically."
+    """After every epoch write `folder/last.pt`, and `folder/best.pt` when `monitor`
+    improves; atomically."""
     order = 100  # last: the other callbacks' states already include this epoch
     def __init__(self, folder, # the run's folder (created if needed)
-                 # which number picks best.pt: 'val_loss', 'val_acc', 'train_loss' or 'train_acc'
+                 # which number picks best.pt: 'val_loss', 'val_acc', 'train_loss' or
+                 # 'train_acc'
                  monitor:str='val_loss',
-                 # how the run was set up (JSON-like), stored for `resume_run`/`evaluate_run`
+                 # how the run was set up (JSON-like), stored for
+                 # `resume_run`/`evaluate_run`
                  config:dict|None=None,
                  overwrite:bool=False, # allow replacing a longer run already in `folder`
                 ):
@@ -294,12 +304,14 @@ class Checkpoint(Callback):
 
     def before_fit(self, run):
         self.tracker.check(run, 'Checkpoint')
-        # what last.pt holds for this run: a resumed run's last epoch, until this fit saves one
+        # what last.pt holds for this run: a resumed run's last epoch, until this fit
+        # saves one
         self.saved_epoch = len(run.history) if len(run.history) and self.last_path.exists() else None
         self.scaler = getattr(run, 'scaler', None)
         if self.scaler is not None and self._saved_scaler is not None:
             self.scaler.load_state_dict(self._saved_scaler)
-        # several processes (lesson 6): rank 0 alone writes; every one checks what is there
+        # several processes (lesson 6): rank 0 alone writes; every one checks what is
+        # there
         if is_main_process():
             ensure_writable(self.folder, f'the checkpoint folder {self.folder}')
             remove_stale_temps(self.folder)  # left by a process killed while writing
@@ -321,8 +333,9 @@ class Checkpoint(Callback):
         data = _to_bytes(checkpoint_state(run.net, run.optimizer, run.scheduler, run.history, run.callbacks,
                                           epoch=run.epoch, last_epoch=run.last_epoch, stopped=run.stop,
                                           config=self.config))
-        # best.pt first: a kill between the two writes leaves last.pt one epoch behind, which resume simply
-        # trains again; the other order would leave a last.pt that names a best epoch best.pt does not hold.
+        # best.pt first: a kill between the two writes leaves last.pt one epoch behind,
+        # which resume simply trains again; the other order would leave a last.pt that
+        # names a best epoch best.pt does not hold.
         if improved: atomic_write(self.best_path, lambda f: f.write(data))
         atomic_write(self.last_path, lambda f: f.write(data))
         self.write_seconds.append(time.perf_counter() - start)
@@ -332,7 +345,8 @@ class Checkpoint(Callback):
         if run.interrupted and is_main_process(): print(self.kept(run), flush=True)
 
     def kept(self, run) -> str:
-        "One line for an interrupted run: which epoch last.pt holds, and how to continue from it."
+        """One line for an interrupted run: which epoch last.pt holds, and how to continue
+        from it."""
         if self.saved_epoch is None:
             return f'Interrupted before an epoch was saved: {self.folder} holds nothing to resume.'
         how = (f'resume_run({str(self.folder)!r}), or `cnn-course resume {self.folder}` in a shell'
@@ -353,14 +367,14 @@ class Checkpoint(Callback):
 
 # %% ../nbs/11_checkpoint.ipynb #7ee7e5ed
 def _check_same_setup(folder, callbacks):
-    """Refuse to continue a run that was set up differently from the `Checkpoint(config=...)` given (e.g. a
-    quick run)."""
+    """Refuse to continue a run that was set up differently from the
+    `Checkpoint(config=...)` given (e.g. a quick run)."""
     given = next((cb.config for cb in callbacks if isinstance(cb, Checkpoint) and cb.config), None)
     if given is None: return  # nothing to compare with (a plain `Checkpoint(folder)`)
     stored = read_checkpoint(folder).get('config') or {}
     if not stored: return
-    # a resumed run may be planned longer (`resume_run(folder, epochs=...)`, `cnn-course resume --epochs`);
-    # nothing else
+    # a resumed run may be planned longer (`resume_run(folder, epochs=...)`, `cnn-course
+    # resume --epochs`); nothing else
     changed = ', '.join(f'{k} {stored.get(k)!r} -> {given.get(k)!r}' for k in sorted(set(stored) | set(given))
                         if stored.get(k) != given.get(k) and k != 'epochs')
     if not changed: return
@@ -375,11 +389,12 @@ def resume(folder, # a run folder written by `Checkpoint` (or a checkpoint file)
            scheduler=None, # its scheduler, if the run had one
            callbacks=(), # the run's callbacks (`Checkpoint`, `EarlyStopping`, ...): their state is restored
            *,
-           # the epoch the continued run will end with, for the message (default: the planned one)
+           # the epoch the continued run will end with, for the message (default: the
+           # planned one)
            epochs:int|None=None,
           ) -> np.ndarray:
-    """Restore a run from its last checkpoint, random generators included; return its history for `fit` to
-    continue."""
+    """Restore a run from its last checkpoint, random generators included; return its
+    history for `fit` to continue."""
     _check_same_setup(folder, callbacks)
     ckpt = load_checkpoint(folder, net, optimizer, scheduler, callbacks, restore_rng=True)
     last = ckpt['last_epoch'] if epochs is None else epochs

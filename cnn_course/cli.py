@@ -54,21 +54,23 @@ class _Parser(argparse.ArgumentParser):
         namespace, extras = super().parse_known_args(args, namespace)
         recipe = getattr(namespace, 'recipe', None)
         if recipe is not None and self._subparsers is not None:
-            # Read the line again with the recipe's settings as train's defaults, so an option given on it
-            # still wins;
-            # then put the defaults back, so this parser reads the next line as if new.
+            # Read the line again with the recipe's settings as train's defaults, so an
+            # option given on it still wins; then put the defaults back, so this parser
+            # reads the next line as if new.
             train = self._subparsers._group_actions[0].choices['train']
             before = {a.dest: a.default for a in train._actions if a.dest in RECIPES[recipe]}
             train.set_defaults(**RECIPES[recipe])
             try: namespace, extras = super().parse_known_args(args)
             finally: train.set_defaults(**before)
-        # --model's default depends on --dataset, so it is filled in once both have been read
+        # --model's default depends on --dataset, so it is filled in once both have been
+        # read
         if getattr(namespace, 'model', '') is None: namespace.model = DEFAULT_MODELS[namespace.dataset]
         return namespace, extras
 
 # %% ../nbs/15_command.ipynb #77e888c3
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    "Show each option's default, except a None default, which the help text explains in words."
+    """Show each option's default, except a None default, which the help text explains in
+    words."""
     def _get_help_string(self, action):
         return action.help if action.default is None else super()._get_help_string(action)
 
@@ -77,7 +79,8 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 # %% ../nbs/15_command.ipynb #e40e22aa
 def _closest(parser, namespace, extras) -> str:
-    "' (did you mean --epochs?)' for a mistyped option, naming the closest option of the command; else ''."
+    """' (did you mean --epochs?)' for a mistyped option, naming the closest option of the
+    command; else ''."""
     commands = parser._subparsers._group_actions[0].choices if parser._subparsers else {}
     options = list(commands.get(getattr(namespace, 'command', None), parser)._option_string_actions)
     typed = [e.split('=')[0] for e in extras if e.startswith('--')]
@@ -90,7 +93,8 @@ def _number(cast:type, # int or float
             rule:str, # the rule, said when a value breaks it
             example:str, # said when the text is no number at all
            ) -> Callable:
-    "An argparse `type`: `cast(text)`, refused in one line when it is not a number or breaks the rule."
+    """An argparse `type`: `cast(text)`, refused in one line when it is not a number or
+    breaks the rule."""
     def parse(text):
         try: value = cast(text)
         except ValueError: raise argparse.ArgumentTypeError(f'expected {example}, got {text!r}') from None
@@ -107,7 +111,8 @@ _share = _number(float, lambda v: 0 <= v <= 1, 'must be from 0 to 1', 'a share s
 _not_negative_int = _number(int, lambda v: v >= 0, 'must be at least 0', 'a whole number such as 2')
 
 def _positive(cast:type) -> Callable:
-    "An argparse `type` that reads a finite number greater than 0 with `cast` (int or float)."
+    """An argparse `type` that reads a finite number greater than 0 with `cast` (int or
+    float)."""
     return _number(cast, lambda v: math.isfinite(v) and v > 0, 'must be greater than 0',
                    f'{cast.__name__} > 0')
 
@@ -118,12 +123,18 @@ def _writable(folder, label:str, **kwargs):
     except NotWritableError as e: raise CLIError(str(e)) from None
 
 def _worded(e:Exception, where:str='') -> CLIError:
-    "Error `e` as a `CLIError` after `where`: a `ConfigError` names its setting as the option a user types."
+    """Error `e` as a `CLIError` after `where`: a `ConfigError` names its setting as the
+    option a user types."""
     return CLIError(where + (e.message(_option) if callable(getattr(e, 'message', None)) else str(e)))
 
 def _png(figure) -> Callable:
     "A writer for `atomic_write`: `figure` as a PNG file."
     return lambda f: figure.savefig(f, format='png', dpi=100)
+
+def _save_figure(path:Path, figure) -> list:
+    "`[path]` once `figure` is saved there as a PNG; `[]` for no figure, and no stale file left at `path`."
+    if figure is None: path.unlink(missing_ok=True); return []
+    return [atomic_write(path, _png(figure))]
 
 # %% ../nbs/15_command.ipynb #6fd7d5b9
 def _recipe_help() -> str:
@@ -137,7 +148,8 @@ def _recipe_help() -> str:
 
 # %% ../nbs/15_command.ipynb #59f094b0
 def _add_recipe_options(p:argparse.ArgumentParser) -> None:
-    "What `cnn-course train` trains and how: the recipe, model, data, optimizer and schedule."
+    """What `cnn-course train` trains and how: the recipe, model, data, optimizer and
+    schedule."""
     p.add_argument('--recipe', choices=list(RECIPES), default=None, help=_recipe_help())
     p.add_argument('--model', choices=list(MODEL_HELP), default=None, help='the network to train: ' +
                    '; '.join(f'{name}: {about}' for name,
@@ -175,8 +187,8 @@ def _add_recipe_options(p:argparse.ArgumentParser) -> None:
 
 # %% ../nbs/15_command.ipynb #51d030be
 def _add_speed_options(p:argparse.ArgumentParser) -> None:
-    """How `cnn-course train` computes: precision, memory layout, batch norm across processes; and
-    augmentation."""
+    """How `cnn-course train` computes: precision, memory layout, batch norm across
+    processes; and augmentation."""
     p.add_argument('--amp', choices=AMP, default='off',
                    help='mixed precision: off: float32; auto: bf16 where the hardware has it natively (GPUs '
                         'of compute capability 8.0 or newer, CPUs with AVX512-BF16 or AMX), fp16 with a '
@@ -340,7 +352,8 @@ def _add_predict_command(commands) -> None:
 
 # %% ../nbs/15_command.ipynb #c763c810
 def _add_run_commands(commands) -> None:
-    "`cnn-course resume DIR`, `evaluate DIR` and `predict RUN IMAGE...`, for the folders `train` writes."
+    """`cnn-course resume DIR`, `evaluate DIR` and `predict RUN IMAGE...`, for the folders
+    `train` writes."""
     for add in (_add_resume_command, _add_evaluate_command, _add_predict_command): add(commands)
 
 # %% ../nbs/15_command.ipynb #4694f32e
@@ -363,8 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # %% ../nbs/15_command.ipynb #9a8fa5d2
 def _option(field:str, value:str) -> str:
-    ("A setting as the option that sets it: ('model', \"'cnn'\") -> '--model cnn'; value is Python source "
-     "text, '' for the name alone.")
+    """A setting as the option that sets it: ('model', "'cnn'") -> '--model cnn'; value is
+    Python source text, '' for the name alone."""
     name = {'data_root': '--data-root'}.get(field, '--' + field.replace('_', '-'))
     if value == '': return name
     try: value = ast.literal_eval(value)
@@ -398,8 +411,8 @@ def config_from_args(args:argparse.Namespace, # the options of `cnn-course train
     return RunConfig(**_settings(args))
 
 # %% ../nbs/15_command.ipynb #e6d81989
-# what train writes into --out, in save_results' order: run.json last, so a folder that has it holds a
-# complete run
+# what train writes into --out, in save_results' order: run.json last, so a folder that
+# has it holds a complete run
 RESULT_FILES = ('history.csv', 'history.npy', 'curves.png', 'model.pt', 'run.json')
 
 def _refuse_earlier_results(args:argparse.Namespace):
@@ -426,8 +439,8 @@ def _refuse_longer_checkpoint(args:argparse.Namespace):
 
 # %% ../nbs/15_command.ipynb #aaf0e631
 def _check_before_torch(args:argparse.Namespace):
-    """The checks that need no PyTorch (so a wrong option answers at once): model against images, batch norm,
-    folders."""
+    """The checks that need no PyTorch (so a wrong option answers at once): model against
+    images, batch norm, folders."""
     values = _settings(args)
     try:
         for check in (check_model_input, check_split): check(values)
@@ -446,8 +459,8 @@ def _check_before_torch(args:argparse.Namespace):
 # %% ../nbs/15_command.ipynb #2d19036e
 def check_args(args:argparse.Namespace, # the options of `cnn-course train`
               ):
-    """Check the options and folders before any data is read; return the config, or raise a `CLIError` naming
-    the option."""
+    """Check the options and folders before any data is read; return the config, or raise
+    a `CLIError` naming the option."""
     _check_before_torch(args)
     from cnn_course.runs import check_config, resolve_device  # late: PyTorch loads once the quick checks pass
     cfg = config_from_args(args)
@@ -459,12 +472,13 @@ def check_args(args:argparse.Namespace, # the options of `cnn-course train`
 
 # %% ../nbs/15_command.ipynb #4ed5d80a
 def _check_free_space(args:argparse.Namespace, cfg):
-    """A `CLIError` if the disk of --out (and --checkpoint) has clearly too little space for what the run will
-    write."""
+    """A `CLIError` if the disk of --out (and --checkpoint) has clearly too little space
+    for what the run will write."""
     import shutil  # late: only a real run needs it
     from cnn_course.runs import build_model
     n_bytes = sum(p.numel() * p.element_size() for p in build_model(cfg).parameters())
-    # model.pt and the small files; last.pt and best.pt, each with the weights and up to two optimizer buffers
+    # model.pt and the small files; last.pt and best.pt, each with the weights and up to
+    # two optimizer buffers
     needs = {'out': (n_bytes + 2**20, 'model.pt and the other results'),
              'checkpoint': (2 * (3 * n_bytes + 2**20), 'last.pt and best.pt')}
     by_disk = {}
@@ -485,7 +499,8 @@ def _check_free_space(args:argparse.Namespace, cfg):
 # %% ../nbs/15_command.ipynb #372c7393
 def history_csv(history, # the array `fit` returned
                ) -> str:
-    "`history` as CSV text: a header `epoch,train_loss,train_acc,val_loss,val_acc`, then one row per epoch."
+    """`history` as CSV text: a header `epoch,train_loss,train_acc,val_loss,val_acc`, then
+    one row per epoch."""
     from cnn_course.evaluation import HISTORY_COLUMNS, check_history  # late: a real run only
     rows = [','.join(HISTORY_COLUMNS)]
     rows += [','.join([str(int(r[0]))] + [repr(float(v)) for v in r[1:]]) for r in check_history(history)]
@@ -493,8 +508,8 @@ def history_csv(history, # the array `fit` returned
 
 # %% ../nbs/15_command.ipynb #2fbb6d34
 def _weights_bytes(net) -> bytes:
-    """The model's state_dict, on the CPU, as the bytes `torch.save` writes (made in memory: a full disk then
-    fails in `atomic_write`)."""
+    """The model's state_dict, on the CPU, as the bytes `torch.save` writes (made in
+    memory: a full disk then fails in `atomic_write`)."""
     import io, torch  # late: PyTorch is imported only once a run is built
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, buffer)
@@ -506,7 +521,8 @@ def save_results(out:Path, # the folder (checked by `check_args`)
                  info:dict, # what run.json records (JSON-serialisable)
                  title:str='', # the curves' title
                 ) -> list[Path]:
-    "Write history.csv, history.npy, curves.png, model.pt and, last, run.json into `out`, each atomically."
+    """Write history.csv, history.npy, curves.png, model.pt and, last, run.json into
+    `out`, each atomically."""
     import numpy as np  # late: PyTorch is imported only once a run is built
     from cnn_course.evaluation import plot_history
     Path(out).mkdir(parents=True, exist_ok=True)
@@ -527,8 +543,8 @@ def save_results(out:Path, # the folder (checked by `check_args`)
 def callback_results(callbacks:dict, # a run's callbacks by name (`Run.callbacks`), after training
                      history, # the history the run returned
                     ) -> dict:
-    """What run.json records from the callbacks: each epoch's learning rate, what early stopping did, whose
-    weights were kept."""
+    """What run.json records from the callbacks: each epoch's learning rate, what early
+    stopping did, whose weights were kept."""
     es = callbacks.get('early_stopping')
     last_epoch = int(history[-1, 0]) if len(history) else 0
     early = None if es is None else {
@@ -540,8 +556,8 @@ def callback_results(callbacks:dict, # a run's callbacks by name (`Run.callbacks
 
 # %% ../nbs/15_command.ipynb #4307ed1f
 def _rescue(net, info:dict, checkpoint:Path|None) -> str:
-    """Where the trained weights are when --out is full: the checkpoint folder, else a new folder in the
-    temporary directory."""
+    """Where the trained weights are when --out is full: the checkpoint folder, else a new
+    folder in the temporary directory."""
     if checkpoint is not None and (checkpoint / 'last.pt').is_file():
         return (f'The trained weights are safe in {checkpoint} (last.pt, best.pt): `cnn-course evaluate '
                 f'{checkpoint}` and `cnn-course predict {checkpoint} IMAGE` use them')
@@ -557,8 +573,8 @@ def _rescue(net, info:dict, checkpoint:Path|None) -> str:
 
 # %% ../nbs/15_command.ipynb #c6ec69f4
 def _summary(scores:dict) -> str:
-    """The last line's scores: validation and test apart, or the test set alone when it was also the
-    validation set."""
+    """The last line's scores: validation and test apart, or the test set alone when it
+    was also the validation set."""
     test = (f"test accuracy: {scores['test_accuracy']:.4f} (loss {scores['test_loss']:.4f}) on "
             f"{scores['n_test']} test images")
     if scores['validated_on_test']:
@@ -568,6 +584,21 @@ def _summary(scores:dict) -> str:
             f'held-out training images; {test}')
 
 # %% ../nbs/15_command.ipynb #63c47bf8
+def _record_out(checkpoint:Path, out:Path):
+    "Note `out` in the checkpoint folder: `cnn-course resume` writes its results where this run would have."
+    checkpoint.mkdir(parents=True, exist_ok=True)
+    record = json.dumps({'out': str(out.resolve())}) + '\n'
+    atomic_write(checkpoint / CLI_RECORD, lambda f: f.write(record), 'w')
+
+def _disk_full(e:DiskFullError, checkpoint:Path|None) -> DiskFullError:
+    "A full disk during training, said with what it left: the last epoch's checkpoints, or nothing."
+    kept = (f'the checkpoints of the last finished epoch in {checkpoint} are intact: free some space, '
+            f'then `cnn-course resume {checkpoint}` continues from them'
+            if checkpoint is not None and (checkpoint / 'last.pt').is_file() else
+            'no epoch had been saved yet: free some space and run again')
+    return DiskFullError(e.errno, f'{e}. Training stopped; {kept}')
+
+# %% ../nbs/15_command.ipynb #80ca118d
 TEST_SET_WARNING = ('cnn-course: warning: --val-fraction 0 validates on the test set, as the source did: '
                     'early stopping, the schedule and best.pt are then chosen by the test set, so its '
                     'accuracy is no longer an unbiased estimate')
@@ -575,8 +606,8 @@ TEST_SET_WARNING = ('cnn-course: warning: --val-fraction 0 validates on the test
 def train_command(args:argparse.Namespace, # the options `build_parser` parsed
                   argv:list|None=None, # the command line, recorded in run.json
                  ) -> int:
-    """Run `cnn-course train`: check everything, train, score the validation and test sets, write the results
-    into `--out`; return 0."""
+    """Run `cnn-course train`: check everything, train, score the validation and test
+    sets, write the results into `--out`; return 0."""
     start = time.perf_counter()
     cfg = check_args(args)
     from cnn_course.checkpoint import CheckpointError  # late: once the options are known to be good
@@ -584,25 +615,15 @@ def train_command(args:argparse.Namespace, # the options `build_parser` parsed
     out = _fill(args.out, args)
     checkpoint = None if args.checkpoint is None else _fill(args.checkpoint, args)
     if cfg.validates_on_test and _rank() == 0: print(TEST_SET_WARNING, file=sys.stderr)
-    # so `cnn-course resume` writes its results where this run would have
-    if checkpoint is not None and _rank() == 0:
-        checkpoint.mkdir(parents=True, exist_ok=True)
-        atomic_write(checkpoint / CLI_RECORD,
-                     lambda f: f.write(json.dumps({'out': str(out.resolve())}) + '\n'), 'w')
+    if checkpoint is not None and _rank() == 0: _record_out(checkpoint, out)
     if _rank() == 0:
         print(f'cnn-course: training {cfg.model} on {cfg.dataset} for {cfg.epochs} '
               f'epoch{"s" if cfg.epochs > 1 else ""}')
-    try:
-        run = train_run(cfg, checkpoint, progress=False if args.no_progress
-                                                  else None, overwrite=args.overwrite)
+    progress = False if args.no_progress else None
+    try: run = train_run(cfg, checkpoint, progress=progress, overwrite=args.overwrite)
     except ConfigError as e: raise _worded(e) from None
     except CheckpointError as e: raise _worded(e, f'--checkpoint {checkpoint}: ') from None
-    except DiskFullError as e:
-        kept = (f'the checkpoints of the last finished epoch in {checkpoint} are intact: free some space, '
-                f'then `cnn-course resume {checkpoint}` continues from them'
-                if checkpoint is not None and (checkpoint / 'last.pt').is_file() else
-                'no epoch had been saved yet: free some space and run again')
-        raise DiskFullError(e.errno, f'{e}. Training stopped; {kept}') from None
+    except DiskFullError as e: raise _disk_full(e, checkpoint) from None
     _finish_run(run, out, checkpoint,
                 {'command': 'train', 'argv': argv, 'args': {**vars(args), 'out': str(out.resolve()),
                 'tensorboard': cfg.tensorboard and str(Path(cfg.tensorboard).resolve())}}, start)
@@ -618,8 +639,8 @@ def _rank() -> int:
 
 # %% ../nbs/15_command.ipynb #e285ece9
 def _finish_run(run, out:Path, checkpoint:Path|None, about:dict, start:float):
-    """Score the trained `run` on its validation and test sets, write its results into `out`, print the last
-    line (rank 0)."""
+    """Score the trained `run` on its validation and test sets, write its results into
+    `out`, print the last line (rank 0)."""
     if _rank() != 0: return  # several processes trained it; one writes the results
     import torch  # late: PyTorch is imported only once a run is built
     from cnn_course.runs import score_run
@@ -640,8 +661,8 @@ def _finish_run(run, out:Path, checkpoint:Path|None, about:dict, start:float):
 
 # %% ../nbs/15_command.ipynb #9c7f2844
 def _scored_weights(run, info:dict, checkpoint:Path|None) -> str:
-    """Which epoch's weights the last line scored, and where better ones are kept (best.pt) and how to score
-    them."""
+    """Which epoch's weights the last line scored, and where better ones are kept
+    (best.pt) and how to score them."""
     kept, last = info['weights_epoch'], int(run.history[-1, 0]) if len(run.history) else 0
     said = f'scored: the weights of epoch {kept}' + (' (the last)' if kept == last
                                                      else ' (restored by early stopping)')
@@ -654,8 +675,8 @@ def _scored_weights(run, info:dict, checkpoint:Path|None) -> str:
 # %% ../nbs/15_command.ipynb #3172cb96
 @contextlib.contextmanager
 def _environ(**values):
-    """Set environment variables for the duration (the processes torchrun starts inherit them), then put them
-    back."""
+    """Set environment variables for the duration (the processes torchrun starts inherit
+    them), then put them back."""
     old = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try: yield
@@ -666,7 +687,8 @@ def _environ(**values):
 
 @contextlib.contextmanager
 def _torch_logs_hidden(hide:bool):
-    "Hide torchrun's own log lines (its agent's warnings): the launcher says what happened in one line."
+    """Hide torchrun's own log lines (its agent's warnings): the launcher says what
+    happened in one line."""
     import logging  # late: only a launch needs it
     drop = lambda record: not record.name.startswith('torch.distributed')
     handlers = [h for name in ('torch',
@@ -678,8 +700,8 @@ def _torch_logs_hidden(hide:bool):
 
 # %% ../nbs/15_command.ipynb #7bf7982e
 def _first_failure(failures:dict) -> tuple:
-    """(rank, failure) of the process that ended first: one killed by a signal other than torchrun's own
-    SIGTERM, if any."""
+    """(rank, failure) of the process that ended first: one killed by a signal other than
+    torchrun's own SIGTERM, if any."""
     signalled = {r: f for r, f in failures.items() if f.exitcode < 0 and f.signal_name() != 'SIGTERM'}
     pool = signalled or failures  # torch's own timestamps are whole seconds: ties are common
     rank = min(pool, key=lambda r: (pool[r].timestamp, r))
@@ -693,7 +715,8 @@ def _how_it_ended(rank:int, failure, world:int) -> str:
 _NO_CHECKPOINT = 'this run had no --checkpoint, so none of its epochs were saved'
 
 def _what_is_kept(folder, again:str) -> str:
-    "What a stopped run kept, and the command that continues it (`again`: its launch options)."
+    """What a stopped run kept, and the command that continues it (`again`: its launch
+    options)."""
     if folder is None: return _NO_CHECKPOINT.capitalize() + '.'
     last = Path(folder) / 'last.pt'
     if not last.is_file(): return f'No epoch had been saved in {folder} yet: start the run again.'
@@ -703,15 +726,15 @@ def _what_is_kept(folder, again:str) -> str:
 
 # %% ../nbs/15_command.ipynb #1db7f7f1
 def _torchrun(torchrun_args:list, args:argparse.Namespace, world:int, folder, again:str) -> int:
-    """torchrun with `torchrun_args`, in this process; its exit status, a failure said in one line (torch's
-    report with --debug)."""
+    """torchrun with `torchrun_args`, in this process; its exit status, a failure said in
+    one line (torch's report with --debug)."""
     import tempfile  # late: only a launch needs these
     from torch.distributed.run import parse_args, run
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     debug = getattr(args, 'debug', False)
-    # its own log folder, removed afterwards (left to itself, torchrun leaves an empty torchelastic_* folder
-    # behind)
+    # its own log folder, removed afterwards (left to itself, torchrun leaves an empty
+    # torchelastic_* folder behind)
     with tempfile.TemporaryDirectory(prefix='cnn-course-torchrun-') as logs, _torch_logs_hidden(not debug):
         try: run(parse_args([f'--log-dir={logs}', *torchrun_args]))
         except ChildFailedError as e:
@@ -732,7 +755,8 @@ RUN_FOLDER_FILES = {'resume': ('last.pt',), 'evaluate': ('best.pt', 'last.pt'),
                     'predict': ('best.pt', 'last.pt', 'model.pt')}
 
 def _check_run_folder(args:argparse.Namespace) -> Path:
-    "DIR of `resume`/`evaluate`/`predict`, or a `CLIError` if it holds none of the files the command needs."
+    """DIR of `resume`/`evaluate`/`predict`, or a `CLIError` if it holds none of the files
+    the command needs."""
     folder, needed = Path(args.dir).expanduser(), RUN_FOLDER_FILES[args.command]
     # checked before PyTorch loads: a mistyped folder answers at once
     if not any((folder / f).is_file() for f in needed):
@@ -746,8 +770,8 @@ def _check_run_folder(args:argparse.Namespace) -> Path:
 
 # %% ../nbs/15_command.ipynb #c7d30f9d
 def _run_folder_command(args:argparse.Namespace, action:Callable):
-    """Run `action(device)` for `resume`/`evaluate`/`predict` DIR, turning a bad folder, file or device into a
-    `CLIError`."""
+    """Run `action(device)` for `resume`/`evaluate`/`predict` DIR, turning a bad folder,
+    file or device into a `CLIError`."""
     _check_run_folder(args)
     from cnn_course.checkpoint import CheckpointError  # late: PyTorch is imported only for a real run
     from cnn_course.runs import resolve_device
@@ -757,8 +781,8 @@ def _run_folder_command(args:argparse.Namespace, action:Callable):
 
 # %% ../nbs/15_command.ipynb #133fedcd
 def _resume_out(args:argparse.Namespace) -> Path:
-    """Where `resume` writes its results: --out, else the --out recorded by `train`, else the checkpoint
-    folder."""
+    """Where `resume` writes its results: --out, else the --out recorded by `train`, else
+    the checkpoint folder."""
     folder = Path(args.dir).expanduser()
     if args.out is not None: return Path(args.out).expanduser()
     try: return Path(json.loads((folder / CLI_RECORD).read_text())['out'])
@@ -768,8 +792,8 @@ def _resume_out(args:argparse.Namespace) -> Path:
 def resume_command(args:argparse.Namespace, # the options `build_parser` parsed
                    argv:list|None=None, # the command line, recorded in run.json
                   ) -> int:
-    """Run `cnn-course resume DIR`: continue the run in DIR from last.pt, then write its results as `train`
-    would; return 0."""
+    """Run `cnn-course resume DIR`: continue the run in DIR from last.pt, then write its
+    results as `train` would; return 0."""
     start, folder, out = time.perf_counter(), Path(args.dir).expanduser(), _resume_out(args)
     from cnn_course.runs import finished_run, resume_run  # late: PyTorch is imported only for a real run
     def work(device):
@@ -794,20 +818,28 @@ VIEW_FILES = ('per_class_{split}.csv', 'confusion_{split}.png', 'misclassified_{
 EXPLAINED_FILE = 'misclassified_explained_{split}.png'  # what evaluate --explain adds
 
 # %% ../nbs/15_command.ipynb #72e266d9
-def _per_class_csv(classes, counts) -> str:
-    "Per-class accuracy as CSV text: `class,correct,total,accuracy`, from a confusion matrix's counts."
-    import csv, io  # late: only evaluate needs them
+def _csv_text(header:list, rows:list) -> str:
+    """A table as CSV text (the csv module's quoting, Unix line ends): `header`, then
+    `rows`."""
+    import csv, io  # late: only the commands that write a table need them
     table = io.StringIO()
-    rows = csv.writer(table, lineterminator='\n')
-    rows.writerow(['class', 'correct', 'total', 'accuracy'])
-    for i, name in enumerate(classes):
-        correct, total = int(counts[i, i]), int(counts[i].sum())
-        rows.writerow([name, correct, total, repr(correct / total) if total else 'nan'])
+    writer = csv.writer(table, lineterminator='\n')
+    writer.writerow(header)
+    writer.writerows(rows)
     return table.getvalue()
+
+# %% ../nbs/15_command.ipynb #b367c3e5
+def _per_class_csv(classes, counts) -> str:
+    """Per-class accuracy as CSV text: `class,correct,total,accuracy`, from a confusion
+    matrix's counts."""
+    rows = [[name, int(counts[i, i]), int(counts[i].sum())] for i, name in enumerate(classes)]
+    return _csv_text(['class', 'correct', 'total', 'accuracy'],
+                     [[n, c, t, repr(c / t) if t else 'nan'] for n, c, t in rows])
 
 # %% ../nbs/15_command.ipynb #10ec57fb
 def _explained_mistakes(run, seen:tuple, loader):
-    "The gallery's mistakes beside their Grad-CAM maps for the class the model chose; None without mistakes."
+    """The gallery's mistakes beside their Grad-CAM maps for the class the model chose;
+    None without mistakes."""
     from cnn_course.hooks import grad_cam, show_heatmaps  # late: only evaluate --explain needs them
     from cnn_course.evaluation import PAIR_LEGEND
     truths, guesses, images = seen
@@ -824,12 +856,11 @@ def save_views(folder:Path, # the run's checkpoint folder
                split:str='test', # 'test' or 'val': which images
                explain:bool=False, # also the mistakes beside their Grad-CAM maps (`EXPLAINED_FILE`)
               ) -> list[Path]:
-    """Write lesson 4's views of `run.net` on `split` into `folder` (`VIEW_FILES`), each atomically; return
-    the paths."""
-    from cnn_course.metrics import confusion_matrix  # late: only evaluate needs them
-    from cnn_course.evaluation import predict
+    """Write lesson 4's views of `run.net` on `split` into `folder` (`VIEW_FILES`), each
+    atomically; return the paths."""
+    from cnn_course.evaluation import predict  # late: only evaluate needs them
+    from cnn_course.metrics import confusion_matrix, plot_confusion_matrix, show_misclassified
     from cnn_course.train import resolve_amp
-    from cnn_course.metrics import plot_confusion_matrix, show_misclassified
     loader = run.val_loader if split == 'val' else run.test_loader
     csv_name, confusion_name, mistakes_name = (f.format(split=split) for f in VIEW_FILES)
     # one pass over the images serves every view, in the precision the scores were computed in
@@ -839,24 +870,23 @@ def save_views(folder:Path, # the run's checkpoint folder
     counts = confusion_matrix(loader, run.net, run.device, len(run.classes), predictions=seen)
     table = _per_class_csv(run.classes, counts)
     files = [atomic_write(folder / csv_name, lambda f: f.write(table), 'w')]
-    figure = plot_confusion_matrix(loader, run.classes, run.net, run.device, show=False, predictions=seen)
-    files.append(atomic_write(folder / confusion_name, _png(figure)))
-    figure = show_misclassified(loader, run.classes, run.net, run.device, show=False, predictions=seen)
-    if figure is None:
-        (folder / mistakes_name).unlink(missing_ok=True)  # every image right: no stale gallery either
-    else: files.append(atomic_write(folder / mistakes_name, _png(figure)))
-    explained = folder / EXPLAINED_FILE.format(split=split)
-    figure = _explained_mistakes(run, seen, loader) if explain else None
-    if figure is not None: files.append(atomic_write(explained, _png(figure)))
-    elif explain: explained.unlink(missing_ok=True)  # every image right: no stale gallery either
+    views = dict(show=False, predictions=seen)
+    files += _save_figure(folder / confusion_name,
+                          plot_confusion_matrix(loader, run.classes, run.net, run.device, **views))
+    # every image right: no gallery, and no stale one left either
+    files += _save_figure(folder / mistakes_name,
+                          show_misclassified(loader, run.classes, run.net, run.device, **views))
+    if explain:
+        explained = _explained_mistakes(run, seen, loader)
+        files += _save_figure(folder / EXPLAINED_FILE.format(split=split), explained)
     return files
 
 # %% ../nbs/15_command.ipynb #b648edd1
 def evaluate_command(args:argparse.Namespace, # the options `build_parser` parsed
                      argv:list|None=None, # the command line (unused)
                     ) -> int:
-    """Run `cnn-course evaluate DIR`: score DIR's last.pt and best.pt on `--split`, write best.pt's views into
-    DIR; return 0."""
+    """Run `cnn-course evaluate DIR`: score DIR's last.pt and best.pt on `--split`, write
+    best.pt's views into DIR; return 0."""
     from cnn_course.runs import evaluate_run  # late: PyTorch is imported only for a real run
     folder = Path(args.dir).expanduser()
     def score(device):
@@ -872,7 +902,8 @@ def evaluate_command(args:argparse.Namespace, # the options `build_parser` parse
 
 # %% ../nbs/15_command.ipynb #6ba1dcd7
 def _check_explainable(args:argparse.Namespace, folder:Path):
-    "A `CLIError`, before any work, when the run's model has no convolution for Grad-CAM (--explain)."
+    """A `CLIError`, before any work, when the run's model has no convolution for Grad-CAM
+    (--explain)."""
     from cnn_course.hooks import NoConvolutionError, last_conv  # late: a real run only
     from cnn_course.runs import build_model, saved_config
     try:
@@ -882,10 +913,9 @@ def _check_explainable(args:argparse.Namespace, folder:Path):
 
 # %% ../nbs/15_command.ipynb #e0d42a70
 def _picture_arguments(paths:list) -> tuple:
-    """`(pictures, failed, notes)` for predict's IMAGE arguments: the files to try (a folder: the picture
-    files in it, sorted), `(argument, why)` for those that are not there, and a note for each folder with
-    other entries
-    skipped."""
+    """`(pictures, failed, notes)` for predict's IMAGE arguments: the files to try (a
+    folder: the picture files in it, sorted), `(argument, why)` for those that are not
+    there, and a note for each folder with other entries skipped."""
     from PIL import Image  # late, and light: Pillow's list of picture file extensions
     Image.init()
     extensions = {ext.lower() for ext in Image.registered_extensions()}
@@ -910,8 +940,8 @@ def _picture_arguments(paths:list) -> tuple:
 
 # %% ../nbs/15_command.ipynb #3836a255
 def _write_explanation(result:dict):
-    """Write `IMAGE.explain.png` beside the picture; on failure the result gets the error instead (its own
-    line)."""
+    """Write `IMAGE.explain.png` beside the picture; on failure the result gets the error
+    instead (its own line)."""
     from cnn_course.hooks import explain_figure  # late: matplotlib is imported only for --explain
     path = Path(result['image']).expanduser()
     target = path.with_name(path.name + '.explain.png')
@@ -922,8 +952,8 @@ def _write_explanation(result:dict):
 
 # %% ../nbs/15_command.ipynb #1f63518a
 def _prediction_row(result:dict) -> tuple:
-    """`(line, csv_row)` for one of `predict_images`' results: the line to print (None for an error) and the
-    CSV row."""
+    """`(line, csv_row)` for one of `predict_images`' results: the line to print (None for
+    an error) and the CSV row."""
     notes = [n if n.startswith('explained in ') else f'note: {n}' for n in result['notes']]
     if result['error']: return None, [result['image'], '', '', f"error: {result['error']}"]
     if result['blank']:
@@ -937,33 +967,27 @@ def _prediction_row(result:dict) -> tuple:
             [result['image'], name, f'{p:.6f}', '; '.join(notes)])
 
 # %% ../nbs/15_command.ipynb #a0c8fa36
-def predict_command(args:argparse.Namespace, # the options `build_parser` parsed
-                    argv:list|None=None, # the command line (unused)
-                   ) -> int:
-    """Run `cnn-course predict RUN IMAGE...`: one line per picture with its most likely classes (or why it is
-    blank, or why it cannot be read); return 0, or 1 if any picture could not be read."""
-    # before PyTorch loads: a mistyped name answers at once
-    pictures, failed, notes = _picture_arguments(args.images)
-    if not pictures:
-        raise CLIError('predict: ' + '; '.join(f'{arg}: {why}' for arg,
-                                               why in failed) + ': nothing to classify')
-    csv_file = None if args.csv is None else Path(args.csv).expanduser()
-    if csv_file is not None:
-        _writable(csv_file.parent, f'--csv {args.csv}', keep=False)  # checked before the work
-    for note in notes: print(f'cnn-course: predict: {note}', file=sys.stderr)
-    from cnn_course.runs import predict_run  # late: PyTorch is imported only for a real run
+def _classify_pictures(args:argparse.Namespace, pictures:list) -> list:
+    """`predict_run`'s results for `pictures`, with their explanations written for
+    `--explain`."""
+    from cnn_course.hooks import NoConvolutionError  # late: PyTorch is imported only for a real run
+    from cnn_course.runs import predict_run
     invert = {'auto': 'auto', 'yes': True, 'no': False}[args.invert]
     def classify(device):  # --debug: the first unreadable picture stops the command with its traceback
-        from cnn_course.hooks import NoConvolutionError  # late: PyTorch is imported only for a real run
         try:
             return predict_run(args.dir, pictures, invert=invert, top=args.top, device=device,
-                               max_pixels=args.max_pixels,
-                                errors='raise' if args.debug else 'report', explain=args.explain)
+                               max_pixels=args.max_pixels, errors='raise' if args.debug else 'report',
+                               explain=args.explain)
         except NoConvolutionError as e: raise CLIError(f'predict --explain: {e}') from None
     results = _run_folder_command(args, classify)
-    if args.explain:
-        for result in results:
-            if result['error'] is None and not result['blank']: _write_explanation(result)
+    for result in results if args.explain else ():
+        if result['error'] is None and not result['blank']: _write_explanation(result)
+    return results
+
+# %% ../nbs/15_command.ipynb #0bd616b6
+def _report_predictions(failed:list, results:list) -> list:
+    """Print one line per picture (errors to stderr); return the CSV rows, unreadable
+    pictures first."""
     rows = [[arg, '', '', f'error: {why}'] for arg, why in failed]
     for arg, why in failed: print(f'cnn-course: error: predict: {arg}: {why}', file=sys.stderr)
     for result in results:
@@ -971,17 +995,32 @@ def predict_command(args:argparse.Namespace, # the options `build_parser` parsed
         if line is None: print(f"cnn-course: error: predict: {result['error']}", file=sys.stderr)
         else: print(line)
         rows.append(row)
+    return rows
+
+# %% ../nbs/15_command.ipynb #7c198eed
+def predict_command(args:argparse.Namespace, # the options `build_parser` parsed
+                    argv:list|None=None, # the command line (unused)
+                   ) -> int:
+    """Run `cnn-course predict RUN IMAGE...`: one line per picture with its most likely
+    classes (or why it is blank, or why it cannot be read); return 0, or 1 if any picture
+    could not be read."""
+    # before PyTorch loads: a mistyped name answers at once
+    pictures, failed, notes = _picture_arguments(args.images)
+    if not pictures:
+        why = '; '.join(f'{arg}: {why}' for arg, why in failed)
+        raise CLIError(f'predict: {why}: nothing to classify')
+    csv_file = None if args.csv is None else Path(args.csv).expanduser()
+    if csv_file is not None:
+        _writable(csv_file.parent, f'--csv {args.csv}', keep=False)  # checked before the work
+    for note in notes: print(f'cnn-course: predict: {note}', file=sys.stderr)
+    rows = _report_predictions(failed, _classify_pictures(args, pictures))
     unread = sum(1 for r in rows if r[3].startswith('error: '))
     if unread and len(rows) > 1:
         print(f'cnn-course: predict: {unread} of {len(rows)} pictures could not be read', file=sys.stderr)
     if csv_file is not None:
-        import csv, io  # late: only --csv needs them
-        table = io.StringIO()
-        writer = csv.writer(table, lineterminator='\n')
-        writer.writerow(['image', 'class', 'probability', 'note'])
-        writer.writerows(rows)
         csv_file.parent.mkdir(parents=True, exist_ok=True)  # the check above removed what it created
-        atomic_write(csv_file, lambda f: f.write(table.getvalue()), 'w')
+        table = _csv_text(['image', 'class', 'probability', 'note'], rows)
+        atomic_write(csv_file, lambda f: f.write(table), 'w')
     return 1 if unread else 0
 
 # %% ../nbs/15_command.ipynb #f548778d
@@ -989,8 +1028,8 @@ COMMANDS = {'train': train_command, 'resume': resume_command, 'evaluate': evalua
             'predict': predict_command}
 
 def _out_of_memory(e:BaseException) -> str|None:
-    """The one-line message for running out of memory (CUDA's OutOfMemoryError, the CPU allocator's failure),
-    else None."""
+    """The one-line message for running out of memory (CUDA's OutOfMemoryError, the CPU
+    allocator's failure), else None."""
     text = str(e)
     said_memory = ('out of memory' in text.lower() or "can't allocate memory" in text or
                    'not enough memory' in text)
@@ -1004,7 +1043,8 @@ def _one_line(message) -> str:
     return re.sub(r'\s*\n\s*', ' ', str(message)).strip()
 
 # %% ../nbs/15_command.ipynb #93dac848
-# the launcher's options, each with a value; the processes torchrun starts get the command line without them
+# the launcher's options, each with a value; the processes torchrun starts get the command
+# line without them
 LAUNCH_OPTIONS = ('--nproc-per-node', '--nnodes', '--node-rank', '--rdzv-endpoint')
 
 def _without_launch_options(argv:list) -> list:
@@ -1018,8 +1058,8 @@ def _without_launch_options(argv:list) -> list:
 
 # %% ../nbs/15_command.ipynb #3396097e
 def _check_port(endpoint:str, node_rank:int):
-    """A `CLIError` for a --rdzv-endpoint that is not HOST:PORT, or whose port machine 0 (this one) cannot
-    listen on."""
+    """A `CLIError` for a --rdzv-endpoint that is not HOST:PORT, or whose port machine 0
+    (this one) cannot listen on."""
     host, _, port = endpoint.rpartition(':')
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise CLIError(f'--rdzv-endpoint {endpoint}: expected HOST:PORT, e.g. 10.0.0.1:29500')
@@ -1038,8 +1078,8 @@ def _cuda_available() -> bool:
 
 # %% ../nbs/15_command.ipynb #ddf36a0c
 def _check_resume_world(args:argparse.Namespace, world:int):
-    """A `CLIError`, before any process starts, for a run folder `world` processes cannot resume: the run's
-    batch or --sync-bn."""
+    """A `CLIError`, before any process starts, for a run folder `world` processes cannot
+    resume: the run's batch or --sync-bn."""
     folder = _check_run_folder(args)
     from cnn_course.checkpoint import CheckpointError  # late: reading the run's config takes PyTorch
     from cnn_course.runs import saved_config
@@ -1048,7 +1088,8 @@ def _check_resume_world(args:argparse.Namespace, world:int):
     try:
         check_world(cfg.to_dict(), world,
                     cuda=cfg.sync_bn and args.device in ('auto', 'cuda') and _cuda_available())
-    # the batch is the run's own (part of its state): the number of processes has to fit it
+    # the batch is the run's own (part of its state): the number of processes has to fit
+    # it
     except ConfigError as e:
         if e.field == 'batch_size':
             raise CLIError(f"resume {args.dir}: the run's global batch of {cfg.batch_size} images is split "
@@ -1060,7 +1101,8 @@ def _check_resume_world(args:argparse.Namespace, world:int):
 
 # %% ../nbs/15_command.ipynb #24e72e17
 def _check_launch(args:argparse.Namespace) -> int:
-    "The number of processes of a launch, after the checks that need no process: a `CLIError` for a bad one."
+    """The number of processes of a launch, after the checks that need no process: a
+    `CLIError` for a bad one."""
     if 'WORLD_SIZE' in os.environ:
         raise CLIError('--nproc-per-node: this command already runs under torchrun: start it either with '
                        'torchrun or with --nproc-per-node, not both')
@@ -1083,8 +1125,8 @@ def _check_launch(args:argparse.Namespace) -> int:
 
 # %% ../nbs/15_command.ipynb #0b09dd63
 def _launch(args:argparse.Namespace, argv:list) -> int:
-    """Start this command in --nproc-per-node processes here (times --nnodes machines) through torchrun; its
-    exit status."""
+    """Start this command in --nproc-per-node processes here (times --nnodes machines)
+    through torchrun; its exit status."""
     n, nodes = args.nproc_per_node, args.nnodes
     world = _check_launch(args)
     launcher = [f'--nproc-per-node={n}', f'--nnodes={nodes}']
@@ -1096,8 +1138,8 @@ def _launch(args:argparse.Namespace, argv:list) -> int:
     share = (f'; each trains on {args.batch_size // world} of the {args.batch_size} images of every step'
              if args.command == 'train' else '')
     print(f'cnn-course: starting {world} processes with torchrun ({n} on this machine){share}', flush=True)
-    # CPU processes share the cores: processes x threads <= cores (more threads than cores slows every one
-    # down)
+    # CPU processes share the cores: processes x threads <= cores (more threads than cores
+    # slows every one down)
     threads = os.environ.get('OMP_NUM_THREADS') or str(max(1, (os.cpu_count() or 1) // n))
     folder = args.dir if args.command == 'resume' else args.checkpoint and _fill(args.checkpoint, args)
     again = f'--nproc-per-node {n}' + (f' --nnodes {nodes} --node-rank {args.node_rank} --rdzv-endpoint '
@@ -1108,10 +1150,24 @@ def _launch(args:argparse.Namespace, argv:list) -> int:
                          folder, again)
 
 # %% ../nbs/15_command.ipynb #2b79115b
+def _error_status(e:Exception, args) -> int:
+    """The exit status for an error that ends the command, after its one line: 1 for a lost process of a
+    distributed run, 2 for bad input, a full disk or too little memory. A bug (any other RuntimeError)
+    and `--debug` raise again: the traceback is what is needed to fix it."""
+    debug = getattr(args, 'debug', False)
+    if type(e).__name__ == 'ProcessGroupError' and not debug:  # by name: no PyTorch here
+        print(f'cnn-course: error: {_one_line(e)}', file=sys.stderr)
+        return 1
+    message = _out_of_memory(e) if isinstance(e, (MemoryError, RuntimeError)) else str(e)
+    if message is None or debug: raise e
+    print(f'cnn-course: error: {_one_line(message)}', file=sys.stderr)  # the files written before are intact
+    return 2
+
+# %% ../nbs/15_command.ipynb #02d9922d
 def main(argv:list[str]|None=None, # the arguments, e.g. ['train', '--epochs', '1']; None: the command line
         ) -> int:
-    """Run the `cnn-course` command; return its exit status (0: success, 2: bad input, nothing trained; 1:
-    another process of a distributed run was lost)."""
+    """Run the `cnn-course` command; return its exit status (0: success, 2: bad input,
+    nothing trained; 1: another process of a distributed run was lost)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = None
     try:
@@ -1121,25 +1177,13 @@ def main(argv:list[str]|None=None, # the arguments, e.g. ['train', '--epochs', '
         with warnings.catch_warnings():  # train prints its own line for a run that validates on the test set
             warnings.filterwarnings('ignore', message='val_fraction=0: ')
             return COMMANDS[args.command](args, argv)
-    except (CLIError, DiskFullError, MemoryError, RuntimeError) as e:
-        # by name: no PyTorch here
-        if type(e).__name__ == 'ProcessGroupError' and not getattr(args, 'debug', False):
-            # another process was lost: the run failed
-            print(f'cnn-course: error: {_one_line(e)}', file=sys.stderr)
-            return 1
-        # bad input, a full disk or too little memory: one line (the files written before it are intact); a
-        # bug
-        # (any other RuntimeError) keeps its traceback, which is what is needed to fix it
-        message = _out_of_memory(e) if isinstance(e, (MemoryError, RuntimeError)) else str(e)
-        if message is None or getattr(args, 'debug', False): raise
-        print(f'cnn-course: error: {_one_line(message)}', file=sys.stderr)
-        return 2
+    except (CLIError, DiskFullError, MemoryError, RuntimeError) as e: return _error_status(e, args)
     # a run with --checkpoint has just printed which epoch last.pt holds (Checkpoint.kept)
     except KeyboardInterrupt:
         unsaved = getattr(args, 'command', None) == 'train' and args.checkpoint is None
         if _rank() == 0:
             print('cnn-course: interrupted' + (f'; {_NO_CHECKPOINT} (add --checkpoint DIR to keep them)'
-                                                            if unsaved else ''), file=sys.stderr)
+                                               if unsaved else ''), file=sys.stderr)
         return 130
 
 # %% ../nbs/15_command.ipynb #9767d531

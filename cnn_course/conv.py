@@ -20,7 +20,8 @@ def conv_output_size(w:int, # input width (or height) in pixels, W
                      p:int=0, # zero padding added on each side, P
                      s:int=1, # stride, S
                     ) -> int:
-    "Output width of a convolution or pooling layer: (W - F + 2P)/S + 1, checked to be a whole number ≥ 1."
+    """Output width of a convolution or pooling layer: (W - F + 2P)/S + 1, checked to be a
+    whole number ≥ 1."""
     w, f, p, s = (operator.index(v) for v in (w, f, p, s))  # TypeError for 2.5 or '28'
     if f < 1 or p < 0 or s < 1:
         raise ValueError(f'conv_output_size: need f >= 1, p >= 0 and s >= 1, got f={f}, p={p}, s={s}')
@@ -53,51 +54,44 @@ def _tile_grid(n, ncols, size=1.3):
     return fig, axs.flat
 
 # %% ../nbs/01_conv_basics.ipynb #d0c6d5ec
+def _filter_tiles(w, in_channel:int|None) -> tuple:
+    """`(tiles, imshow arguments, what is drawn)` for kernels `w` (out, in, kh, kw): colour for three
+    inputs and no `in_channel`, else one input channel on one symmetric scale (0 is mid-grey)."""
+    n_in = w.shape[1]
+    if in_channel is None and n_in == 3:  # each filter rescaled to [0, 1], like a tiny colour picture
+        lo, hi = w.amin(dim=(1, 2, 3), keepdim=True), w.amax(dim=(1, 2, 3), keepdim=True)
+        return (w - lo) / (hi - lo).clamp_min(1e-12), {}, 'in colour'
+    c = 0 if in_channel is None else in_channel
+    if not 0 <= c < n_in:
+        raise ValueError(f'in_channel={in_channel} but this Conv2d has {n_in} input channel(s)')
+    vmax = w[:, c].abs().max().item() or 1.0
+    return w[:, c:c + 1], dict(vmin=-vmax, vmax=vmax), f'input channel {c}'
+
+# %% ../nbs/01_conv_basics.ipynb #8f46fa98
 def show_filters(conv, # an nn.Conv2d, or a model whose first Conv2d is drawn
                  # which input channel's kernels to draw; None: colour if 3 inputs, else 0
                  in_channel:int|None=None,
                  max_filters:int=64, # draw at most this many output channels
                  ncols:int=8, # tiles per row
                  *,
-                 # True: left in pyplot (drawn at the cell's end, `plt.savefig` saves it); False: not
-                 show:bool=True,
+                 show:bool=True, # leave it in pyplot, drawn at the cell's end (False: do not)
                 ):
     "Draw a Conv2d's kernels as a grid of small images, one per output channel."
     conv = _first_conv(conv)
     w = conv.weight.detach().float().cpu()[:max_filters]  # (out, in, kh, kw)
-    n_out, n_in = w.shape[:2]
-    colour = in_channel is None and n_in == 3
-    if colour:  # each filter rescaled to [0, 1] on its own, like a tiny colour picture
-        lo, hi = w.amin(dim=(1, 2, 3), keepdim=True), w.amax(dim=(1, 2, 3), keepdim=True)
-        tiles, kw = (w - lo) / (hi - lo).clamp_min(1e-12), {}
-    else:
-        c = 0 if in_channel is None else in_channel
-        if not 0 <= c < n_in:
-            raise ValueError(f'in_channel={in_channel} but this Conv2d has {n_in} input channel(s)')
-        tiles = w[:, c:c + 1]
-        vmax = tiles.abs().max().item() or 1.0  # one symmetric scale: 0 is mid-gray in every tile
-        kw = dict(vmin=-vmax, vmax=vmax)
-    fig, axs = _tile_grid(n_out, ncols)
-    for i, ax in zip(range(n_out), axs):
+    tiles, kw, which = _filter_tiles(w, in_channel)
+    fig, axs = _tile_grid(len(w), ncols)
+    for i, ax in zip(range(len(w)), axs):
         show_image(ax, tiles[i], **kw)
         ax.set_title(str(i), fontsize=9)
-    which = 'in colour' if colour else f'input channel {c}'
-    if n_out < conv.out_channels: which += f', first {n_out}'
-    fig.suptitle(f'{n_in}→{conv.out_channels} channels, {w.shape[2]}×{w.shape[3]} kernels ({which})',
+    if len(w) < conv.out_channels: which += f', first {len(w)}'
+    fig.suptitle(f'{w.shape[1]}→{conv.out_channels} channels, {w.shape[2]}×{w.shape[3]} kernels ({which})',
                  fontsize=11)
     return _finish(fig, show)
 
 # %% ../nbs/01_conv_basics.ipynb #54052b56
-def show_feature_maps(module, # a Conv2d, a Sequential of layers, or any module that returns (N, C, H, W)
-                      image, # one (C, H, W) image (or a batch of one), as the model sees it
-                      max_maps:int=32, # draw at most this many channels
-                      ncols:int=8, # tiles per row
-                      cmap:str='gray', # colour map for the maps
-                      *,
-                      # True: left in pyplot (drawn at the cell's end, `plt.savefig` saves it); False: not
-                      show:bool=True,
-                     ):
-    "Draw the channels (feature maps) that `module` produces for one image."
+def _feature_maps(module, image) -> torch.Tensor:
+    "The (C, H, W) maps `module` computes, in eval mode, for one image (or a batch of one)."
     x = torch.as_tensor(image).detach()
     if x.dim() == 3: x = x[None]
     if x.dim() != 4 or x.shape[0] != 1:
@@ -106,11 +100,23 @@ def show_feature_maps(module, # a Conv2d, a Sequential of layers, or any module 
     param = next(module.parameters(), None)
     if param is not None: x = x.to(param.device, param.dtype)
     with eval_mode(module), torch.inference_mode():
-        maps = module(x)  # draw what the model computes at test time
+        maps = module(x)  # what the model computes at test time
     if maps.dim() != 4:
         raise ValueError(f'{type(module).__name__} returned shape {tuple(maps.shape)}, not feature maps (N, '
                          'C, H, W): pass the convolutional part only, e.g. model.layer or model.layer[:2]')
-    maps = maps[0].float().cpu()
+    return maps[0].float().cpu()
+
+# %% ../nbs/01_conv_basics.ipynb #e6fb6ac9
+def show_feature_maps(module, # a Conv2d, a Sequential of layers, or any module that returns (N, C, H, W)
+                      image, # one (C, H, W) image (or a batch of one), as the model sees it
+                      max_maps:int=32, # draw at most this many channels
+                      ncols:int=8, # tiles per row
+                      cmap:str='gray', # colour map for the maps
+                      *,
+                      show:bool=True, # leave it in pyplot, drawn at the cell's end (False: do not)
+                     ):
+    "Draw the channels (feature maps) that `module` produces for one image."
+    maps = _feature_maps(module, image)
     n = min(len(maps), max_maps)
     fig, axs = _tile_grid(n, ncols)
     for i, ax in zip(range(n), axs):
@@ -123,16 +129,16 @@ def show_feature_maps(module, # a Conv2d, a Sequential of layers, or any module 
 # %% ../nbs/01_conv_basics.ipynb #7e994ab6
 def show_rgb_channels(image, # one (3, H, W) colour image, e.g. `denormalize(img, dataset)`
                       *,
-                      # True: left in pyplot (drawn at the cell's end, `plt.savefig` saves it); False: not
-                      show:bool=True,
+                      show:bool=True, # leave it in pyplot, drawn at the cell's end (False: do not)
                      ):
-    "Show a colour image and, side by side and titled, its red, green and blue channels in gray."
+    """Show a colour image and, side by side and titled, its red, green and blue channels
+    in gray."""
     img = torch.as_tensor(image).detach().float().cpu()
     if img.dim() == 4 and img.shape[0] == 1: img = img[0]
     if img.dim() != 3 or img.shape[0] != 3:
         raise ValueError(f'show_rgb_channels needs one (3, H, W) image, got shape {tuple(img.shape)}')
-    # One scale for all three channels, so their brightness can be compared; [0, 1] unless the data exceeds
-    # it.
+    # One scale for all three channels, so their brightness can be compared; [0, 1] unless
+    # the data exceeds it.
     lo, hi = min(0.0, img.min().item()), max(1.0, img.max().item())
     fig, axs = plt.subplots(1, 4, figsize=(12, 3.4), FigureClass=CourseFigure)
     show_image(axs[0], (img - lo) / (hi - lo), title='image')
@@ -142,7 +148,8 @@ def show_rgb_channels(image, # one (3, H, W) colour image, e.g. `denormalize(img
 
 # %% ../nbs/01_conv_basics.ipynb #4f6efaec
 class MnistCNN(nn.Module):
-    "Source 004's MNIST CNN: 5x5 convolutions 1→16→32 (pool) →64 (pool), then Linear 576→100→`n_output`."
+    """Source 004's MNIST CNN: 5x5 convolutions 1→16→32 (pool) →64 (pool), then Linear
+    576→100→`n_output`."""
     def __init__(self, n_output:int=10, # number of classes
                 ):
         super().__init__()
@@ -158,5 +165,6 @@ class MnistCNN(nn.Module):
     def forward(self, x:torch.Tensor, # a batch of images, (N, 1, 28, 28)
                ) -> torch.Tensor:
         "Class scores (logits), shape (N, n_output)."
-        # flatten(1) keeps the batch size that arrives; view(batch_size, -1) fails on a short last batch
+        # flatten(1) keeps the batch size that arrives; view(batch_size, -1) fails on a
+        # short last batch
         return self.fc_layer(self.layer(x).flatten(1))

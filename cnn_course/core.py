@@ -27,11 +27,12 @@ def get_device(prefer:str|None=None, # a device to use instead of the best one f
 
 # %% ../nbs/00_setup.ipynb #d9ce901f
 def torch_seed(seed:int=123, # the seed for Python, NumPy and PyTorch (CPU and CUDA)
-               # ask for deterministic kernels (cuDNN, cuBLAS, PyTorch); False switches them back off
+               # ask for deterministic kernels (cuDNN, cuBLAS, PyTorch); False switches
+               # them back off
                deterministic:bool=True,
               ) -> None:
-    """Seed every random number generator a lesson uses and ask for deterministic kernels (warning, not
-    failing, where none exists)."""
+    """Seed every random number generator a lesson uses and ask for deterministic kernels
+    (warning, not failing, where none exists)."""
     import torch  # late: the command checks its options with core before PyTorch's 3 s import
     random.seed(seed)
     np.random.seed(seed)
@@ -41,22 +42,23 @@ def torch_seed(seed:int=123, # the seed for Python, NumPy and PyTorch (CPU and C
         torch.use_deterministic_algorithms(False)
         torch.backends.cudnn.deterministic = False
         return
-    # cuBLAS reads this when its handle is made: set it before the first matrix product on the GPU.
+    # cuBLAS reads this when its handle is made: set it before the first matrix product on
+    # the GPU.
     os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
-    # warn_only: an operation with no deterministic kernel warns instead of stopping a lesson.
+    # warn_only: an operation with no deterministic kernel warns instead of stopping a
+    # lesson.
     torch.use_deterministic_algorithms(True, warn_only=True)
-    # It also fills every uninitialised new tensor with NaN, a check for kernels that read memory before
-    # writing it:
-    # one more pass over every activation. PyTorch's kernels write all they output, so the runs stay
-    # repeatable without.
+    # It also fills every uninitialised new tensor with NaN, a check for kernels that read
+    # memory before writing it: one more pass over every activation. PyTorch's kernels
+    # write all they output, so the runs stay repeatable without.
     torch.utils.deterministic.fill_uninitialized_memory = False
 
 # %% ../nbs/00_setup.ipynb #9c10429c
 def rng_state() -> dict:
-    """The states of Python's, NumPy's, PyTorch's and every CUDA device's random number generators, as plain
-    values."""
+    """The states of Python's, NumPy's, PyTorch's and every CUDA device's random number
+    generators, as plain values."""
     import torch  # late: the command checks its options with core before PyTorch's 3 s import
     version, internal, gauss = random.getstate()
     kind, keys, pos, has_gauss, cached = np.random.get_state()
@@ -85,7 +87,8 @@ def set_rng_state(state:dict, # what `rng_state()` returned
 
 # %% ../nbs/00_setup.ipynb #8ce4106e
 def is_quick() -> bool:
-    "True under `nbdev_test` (`IN_TEST`) or when `CNN_COURSE_QUICK` is set to anything but 0."
+    """True under `nbdev_test` (`IN_TEST`) or when `CNN_COURSE_QUICK` is set to anything
+    but 0."""
     if os.environ.get('IN_TEST'): return True
     return os.environ.get('CNN_COURSE_QUICK', '').strip().lower() not in ('', '0', 'false', 'no')
 
@@ -97,28 +100,31 @@ def quick(full, # the value a full lesson uses
 
 def run_kind(data:str, # what the run trains on, e.g. "Fashion-MNIST (10,000 images)"
             ) -> str:
-    """The line a lesson's headline cell prints first: a full or a quick run, on what (the stored pages must
-    show a full one)."""
+    """The line a lesson's headline cell prints first: a full or a quick run, on what (the
+    stored pages must show a full one)."""
     return f"{'quick run (quick mode: small data, few epochs)' if is_quick() else 'full run'} on {data}"
 
 
 # %% ../nbs/00_setup.ipynb #69c2536e
 def live_output() -> bool:
-    "True in Jupyter or Colab, or when standard error is a terminal: where a progress bar redraws in place."
+    """True in Jupyter or Colab, or when standard error is a terminal: where a progress
+    bar redraws in place."""
     if 'ipykernel' in sys.modules or 'google.colab' in sys.modules: return True  # a notebook front end
     stream = sys.stderr
     return bool(getattr(stream, 'isatty', None) and stream.isatty())
 
 # %% ../nbs/00_setup.ipynb #a2533b6c
 def _new_file_mode(path:Path) -> int:
-    "The permissions `path` would get from `open`: its current ones, or 0o666 less the umask."
+    """The permissions `path` would get from `open`: its current ones, or 0o666 less the
+    umask."""
     with contextlib.suppress(FileNotFoundError): return path.stat().st_mode & 0o7777
     umask = os.umask(0); os.umask(umask)  # the only portable way to read the umask
     return 0o666 & ~umask
 
 # %% ../nbs/00_setup.ipynb #7133bad7
 def _fsync_dir(folder:Path) -> None:
-    "Make a rename in `folder` durable (POSIX); skipped where folders cannot be opened (Windows)."
+    """Make a rename in `folder` durable (POSIX); skipped where folders cannot be opened
+    (Windows)."""
     if os.name == 'nt': return
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
@@ -131,8 +137,8 @@ _FULL_DISK = {errno.ENOSPC: 'no space left on the device', errno.EDQUOT: 'the di
               errno.EFBIG: 'the file would be larger than this system allows (a file-size limit)'}
 
 class DiskFullError(OSError):
-    """A write that failed because the disk, the quota or the file-size limit is full; the message names the
-    file and the remedy."""
+    """A write that failed because the disk, the quota or the file-size limit is full; the
+    message names the file and the remedy."""
     def __str__(self): return self.strerror  # the message alone, without '[Errno 28]'
 
 # %% ../nbs/00_setup.ipynb #141df2c6
@@ -140,11 +146,11 @@ def atomic_write(path:str|Path, # the file to write; its folder must exist
                  write_fn:Callable, # called with the open temporary file; writes the contents
                  mode:str='wb', # 'wb' for bytes, 'w' for text (UTF-8)
                 ) -> Path:
-    """Write `path` all or nothing: `write_fn(f)` fills a temporary file beside it, which is synced and
-    renamed onto `path`."""
+    """Write `path` all or nothing: `write_fn(f)` fills a temporary file beside it, which
+    is synced and renamed onto `path`."""
     path = Path(path)
-    # the writer's process id in the name lets `remove_stale_temps` tell a killed writer's leftovers from a
-    # live one's
+    # the writer's process id in the name lets `remove_stale_temps` tell a killed writer's
+    # leftovers from a live one's
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.{os.getpid()}.', suffix='.tmp')
     try:
         with os.fdopen(fd, mode, **({} if 'b' in mode else {'encoding': 'utf-8', 'newline': ''})) as f:
@@ -165,7 +171,8 @@ def atomic_write(path:str|Path, # the file to write; its folder must exist
 
 # %% ../nbs/00_setup.ipynb #ac862cf8
 def _alive(pid:int) -> bool:
-    "Whether process `pid` exists on this machine (where that cannot be asked safely, assume it does)."
+    """Whether process `pid` exists on this machine (where that cannot be asked safely,
+    assume it does)."""
     if os.name == 'nt': return True  # os.kill(pid, 0) would end the process on Windows
     try: os.kill(pid, 0)
     except ProcessLookupError: return False
@@ -175,8 +182,8 @@ def _alive(pid:int) -> bool:
 # %% ../nbs/00_setup.ipynb #651dbef9
 def remove_stale_temps(folder:str|Path, # a folder `atomic_write` writes in
                       ) -> list[Path]:
-    """Delete the temporary files that writers killed mid-write left in `folder` (their process is gone);
-    return them."""
+    """Delete the temporary files that writers killed mid-write left in `folder` (their
+    process is gone); return them."""
     folder, removed = Path(folder), []
     if not folder.is_dir(): return removed
     for p in folder.glob('.*.tmp'):
@@ -187,13 +194,15 @@ def remove_stale_temps(folder:str|Path, # a folder `atomic_write` writes in
 
 # %% ../nbs/00_setup.ipynb #a89afaca
 class NotWritableError(ValueError):
-    "A folder that cannot be created or written in; `detail` says why, without the folder's name."
+    """A folder that cannot be created or written in; `detail` says why, without the
+    folder's name."""
     def __init__(self, folder:Path, detail:str, name:str|None=None):
         self.folder, self.detail = folder, f'{detail}; choose a folder you can write to'
         super().__init__(f'{name or folder}: {self.detail}')
 
 def _why_not(folder:Path, e:OSError) -> str:
-    "What went wrong with `folder`, in words: it cannot be written in, or it could not be made (and why)."
+    """What went wrong with `folder`, in words: it cannot be written in, or it could not
+    be made (and why)."""
     where = f' ({e.filename})' if e.filename and str(e.filename) != str(folder) else ''
     if folder.is_dir(): return f'cannot write in this folder: {e.strerror or e}{where}'
     if folder.exists(): return 'cannot create this folder: a file of that name is there'
@@ -203,11 +212,12 @@ def _why_not(folder:Path, e:OSError) -> str:
 
 def ensure_writable(folder:str|Path, # the folder to create (with its parents) and write in
                     name:str|None=None, # how the message names it, e.g. '--out runs/x' (default: the path)
-                    # keep the folders it created; False: remove them again (a check before the real work)
+                    # keep the folders it created; False: remove them again (a check
+                    # before the real work)
                     keep:bool=True,
                    ) -> Path:
-    """Create `folder` and prove a file can be written in it; a `NotWritableError` (a `ValueError`) says why
-    not."""
+    """Create `folder` and prove a file can be written in it; a `NotWritableError` (a
+    `ValueError`) says why not."""
     folder = Path(folder).expanduser()
     missing = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
@@ -224,7 +234,8 @@ def ensure_writable(folder:str|Path, # the folder to create (with its parents) a
 def plain_doc(sym, # a function or class
               **kwargs, # ignored: accepted so calls written for nbdev's `show_doc` work unchanged
              ) -> None:
-    "Print `sym`'s signature and docstring: the stand-in for nbdev's `show_doc` where nbdev is not installed."
+    """Print `sym`'s signature and docstring: the stand-in for nbdev's `show_doc` where
+    nbdev is not installed."""
     try: sig = str(inspect.signature(sym))
     except (TypeError, ValueError): sig = '(...)'
     print(f"{getattr(sym, '__qualname__', sym)}{sig}\n    {inspect.getdoc(sym) or ''}")
@@ -233,7 +244,8 @@ def plain_doc(sym, # a function or class
 def reexport_lazily(module:str, # the old module's `__name__`, for the error message
                     moved:dict, # name -> the `cnn_course` module that defines it now
                    ):
-    "A module `__getattr__` (PEP 562) that imports each name in `moved` from its new module when first asked."
+    """A module `__getattr__` (PEP 562) that imports each name in `moved` from its new
+    module when first asked."""
     def __getattr__(name:str):
         if name not in moved: raise AttributeError(f'module {module!r} has no attribute {name!r}')
         return getattr(importlib.import_module(f'cnn_course.{moved[name]}'), name)

@@ -14,7 +14,8 @@ from torchvision import datasets, transforms
 from .core import atomic_write, get_device, is_quick, reexport_lazily, remove_stale_temps
 from .settings import DATASETS, IMAGE_SHAPES  # no PyTorch: the command reads them too
 _all_ = ['DATASETS', 'IMAGE_SHAPES']  # still importable from here, as the lessons do
-# name -> the lesson's module that defines it now; `from cnn_course.data import ...` still works
+# name -> the lesson's module that defines it now; `from cnn_course.data import ...` still
+# works
 _MOVED = {
     **dict.fromkeys(['WORKING_SIDE', 'BLANK_CONTRAST', 'ImageError', 'LoadedImage', 'load_image'],
                     'pictures'),
@@ -37,7 +38,8 @@ MNIST_CLASSES = tuple(str(i) for i in range(10))
 FASHION_MNIST_CLASSES = tuple(datasets.FashionMNIST.classes)
 # The source's short names; torchvision's files call them 'airplane', 'automobile', ...
 CIFAR10_CLASSES = ('plane', 'car', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck')
-# CIFAR-10's stand-in made of real pictures (Fashion-MNIST's, on colour canvases): see below
+# CIFAR-10's stand-in made of real pictures (Fashion-MNIST's, on colour canvases): see
+# below
 STAND_IN = 'colour-fashion'
 CLASS_NAMES = {'mnist': MNIST_CLASSES, 'fashion-mnist': FASHION_MNIST_CLASSES, 'cifar10': CIFAR10_CLASSES,
                STAND_IN: FASHION_MNIST_CLASSES}
@@ -52,13 +54,14 @@ def make_transform(flatten:bool=False, # also flatten each (C, H, W) image into 
 
 # %% ../nbs/00a_data.ipynb #d0d4cbb6
 def _write_bytes(path:Path, data:bytes):
-    """Write `data` to `path` with `atomic_write` (creating the folder): parallel readers never see a
-    half-written file."""
+    """Write `data` to `path` with `atomic_write` (creating the folder): parallel readers
+    never see a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda f: f.write(data))
 
 def _idx_bytes(a:np.ndarray) -> bytes:
-    "An uint8 array in IDX format: magic 0x08<ndim>, big-endian dimensions, then the bytes."
+    """An uint8 array in IDX format: magic 0x08<ndim>, big-endian dimensions, then the
+    bytes."""
     a = np.ascontiguousarray(a, dtype=np.uint8)
     return struct.pack('>I', 0x0800 + a.ndim) + struct.pack(f'>{a.ndim}I', *a.shape) + a.tobytes()
 
@@ -71,8 +74,9 @@ def _synthetic_arrays(n:int, size:int, channels:int, seed:int, stream:int):
     colours = proto.uniform(0.35, 1.0, (10, channels)) if channels > 1 else np.ones((10, 1))
     rng = np.random.default_rng([seed, stream])
     labels = rng.permutation(np.arange(n) % 10)
-    # Each class is a grating at its own angle, but every image is shifted, tilted, rescaled, recoloured
-    # and noisy, so neither a linear template nor one epoch is enough (a broken model stays near 10%).
+    # Each class is a grating at its own angle, but every image is shifted, tilted,
+    # rescaled, recoloured and noisy, so neither a linear template nor one epoch is enough
+    # (a broken model stays near 10%).
     angle = labels * np.pi / 10 + rng.normal(0, 0.05, n)
     freq = rng.uniform(2.5, 3.5, n)
     phase = phases[labels] + rng.uniform(-1.5, 1.5, n)
@@ -95,8 +99,8 @@ def write_synthetic_idx(root:str|Path, # the dataset root: files go to <root>/<n
                         n_test:int=1000, # number of test images
                         seed:int=0, # the same seed gives the same files
                        ) -> Path:
-    """Write a small class-dependent dataset as MNIST-format IDX files (plain and .gz) that torchvision reads;
-    return the raw folder."""
+    """Write a small class-dependent dataset as MNIST-format IDX files (plain and .gz)
+    that torchvision reads; return the raw folder."""
     raw = Path(root) / name / 'raw'
     for prefix, n, stream in (('train', n_train, 1), ('t10k', n_test, 2)):
         x, y = _synthetic_arrays(n, 28, 1, seed, stream)
@@ -114,8 +118,8 @@ def _md5(path:Path) -> str: return hashlib.md5(Path(path).read_bytes()).hexdiges
 
 # %% ../nbs/00a_data.ipynb #eb8320e3
 def _write_cifar_files(folder:Path, train:tuple, test:tuple, names, sums_file:str, prefix:str) -> Path:
-    """`train` and `test`, each ((n, 3, 32, 32) uint8 images, labels), as CIFAR-10's pickle files in `folder`;
-    md5 list last."""
+    """`train` and `test`, each ((n, 3, 32, 32) uint8 images, labels), as CIFAR-10's
+    pickle files in `folder`; md5 list last."""
     (x, y), (xt, yt) = train, test
     batches = [(f'data_batch_{i+1}', f'training batch {i+1} of 5', xs, ys)
                for i, (xs, ys) in enumerate(zip(np.array_split(x, 5), np.array_split(y, 5)))]
@@ -138,8 +142,8 @@ def write_synthetic_cifar10(root:str|Path, # the dataset root: files go to <root
                             n_test:int=1000, # number of test images
                             seed:int=0, # the same seed gives the same files
                            ) -> Path:
-    """Write a small class-dependent dataset in CIFAR-10's python-pickle format, with an md5 list; return its
-    folder."""
+    """Write a small class-dependent dataset in CIFAR-10's python-pickle format, with an
+    md5 list; return its folder."""
     # as in the real file
     names = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']
     return _write_cifar_files(Path(root) / datasets.CIFAR10.base_folder,
@@ -149,8 +153,8 @@ def write_synthetic_cifar10(root:str|Path, # the dataset root: files go to <root
 
 # %% ../nbs/00a_data.ipynb #39a1df51
 class SyntheticCIFAR10(datasets.CIFAR10):
-    """Test-only `CIFAR10` whose file checksums come from the `synthetic.md5` that `write_synthetic_cifar10`
-    wrote."""
+    """Test-only `CIFAR10` whose file checksums come from the `synthetic.md5` that
+    `write_synthetic_cifar10` wrote."""
     # the md5 list, and the function that writes the files
     sums_file, writer = 'synthetic.md5', 'write_synthetic_cifar10'
     def __init__(self, root:str|Path, # the root passed to `write_synthetic_cifar10`
@@ -176,8 +180,8 @@ class SyntheticCIFAR10(datasets.CIFAR10):
 
 # %% ../nbs/00a_data.ipynb #5948224d
 class ColourFashion(SyntheticCIFAR10):
-    """torchvision's CIFAR-10 reader on Colour Fashion (`STAND_IN`, below), the files `write_colour_fashion`
-    wrote; `classes` are Fashion-MNIST's."""
+    """torchvision's CIFAR-10 reader on Colour Fashion (`STAND_IN`, below), the files
+    `write_colour_fashion` wrote; `classes` are Fashion-MNIST's."""
     base_folder = 'colour-fashion-batches-py'
     sums_file, writer = 'colour-fashion.md5', 'write_colour_fashion'
 
@@ -189,15 +193,15 @@ def _gz_size(path:Path) -> int:
         return struct.unpack('<I', f.read(4))[0]
 
 class DamagedDataError(ValueError):
-    """A dataset file that is there but cannot be read (truncated, corrupted); the message names it and the
-    remedy."""
+    """A dataset file that is there but cannot be read (truncated, corrupted); the message
+    names it and the remedy."""
 
 def decompress_idx(source:str|Path, # a folder with the .gz files, e.g. `DEBIAN_FASHION_MNIST`
                    dest:str|Path, # the raw folder torchvision reads, e.g. <root>/FashionMNIST/raw
                    names:tuple=_IDX_FILES, # the files wanted, without '.gz'
                   ) -> list:
-    """Gunzip `source/<name>.gz` into `dest/<name>` atomically, skipping files already there; return the paths
-    written."""
+    """Gunzip `source/<name>.gz` into `dest/<name>` atomically, skipping files already
+    there; return the paths written."""
     source, dest = Path(source), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(dest)  # a decompression killed halfway leaves its temporary file (up to 47 MB)
@@ -245,8 +249,8 @@ def _local_files(cls, root:Path) -> tuple:
     return root / cls.__name__ / 'raw', _IDX_FILES
 
 def _read(cls, root:Path, train, transform, where:Path):
-    """Run torchvision's reader on files that exist, turning a failure into an error that says which files are
-    bad."""
+    """Run torchvision's reader on files that exist, turning a failure into an error that
+    says which files are bad."""
     try: ds = cls(root, train=train, transform=transform, download=False)
     except Exception as e:
         raise RuntimeError(f'torchvision.datasets.{cls.__name__} could not read the files in {where}: {e} '
@@ -293,10 +297,12 @@ def _try_debian(cls, root:Path, train, transform, tried:list):
 
 # %% ../nbs/00a_data.ipynb #b7541d27
 def _synthetic(cls, train, transform, n_train:int, n_test:int, tried:list):
-    "Step 3 (quick mode only): synthetic files in the real format, written once per process."
+    """Step 3 (quick mode only): synthetic files in the real format, written once per
+    process."""
     key = (cls.__name__, n_train, n_test)
     if key not in _synthetic_roots:
-        # A private folder per process: parallel test processes never see each other's half-written files.
+        # A private folder per process: parallel test processes never see each other's
+        # half-written files.
         root = Path(tempfile.mkdtemp(prefix=f'cnn_course_{cls.__name__}_'))
         atexit.register(shutil.rmtree, root, ignore_errors=True)
         if cls is datasets.CIFAR10: write_synthetic_cifar10(root, n_train, n_test)
@@ -308,10 +314,11 @@ def _synthetic(cls, train, transform, n_train:int, n_test:int, tried:list):
     return reader(_synthetic_roots[key], train=train, transform=transform, download=False)
 
 class DatasetNotFoundError(FileNotFoundError):
-    """A dataset neither on disk nor downloaded; `worded` names the `download` and `root` settings the
-    caller's way."""
+    """A dataset neither on disk nor downloaded; `worded` names the `download` and `root`
+    settings the caller's way."""
     def __init__(self,
-                 # the message, with $download, $no_download and $root where the settings are named
+                 # the message, with $download, $no_download and $root where the settings
+                 # are named
                  template:str):
         self.template = template
         super().__init__(self.worded())
@@ -339,6 +346,27 @@ def _how_to_get(cls, root:Path) -> str:
     return 'To get it: ' + '; or '.join(tips) + '.'
 
 # %% ../nbs/00a_data.ipynb #4ac5224b
+def _quick_synthetic(cls, train:bool, transform, limit:int|None, tried:list):
+    "Quick mode's synthetic stand-in, at least `limit` images long (an explicit limit wins)."
+    n_train, n_test = _QUICK_SIZES
+    if limit is not None:
+        if train: n_train = max(n_train, limit)
+        else: n_test = max(n_test, limit)
+    return _synthetic(cls, train, transform, n_train, n_test, tried)
+
+# %% ../nbs/00a_data.ipynb #898759bc
+def _download(cls, root:Path, train:bool, transform, download:bool, tried:list):
+    "torchvision's download, or a `DatasetNotFoundError` that says where we looked and what to do."
+    if not download:
+        raise DatasetNotFoundError(f'{cls.__name__} not found. Looked in: {_escaped(tried)}. Nothing was '
+                                   f'downloaded ($no_download). {_how_to_get(cls, root)}')
+    try: return cls(root, train=train, transform=transform, download=True)
+    except Exception as e:  # URLError, RuntimeError from torchvision's mirrors, OSError, ssl errors...
+        why = _escaped([f'{type(e).__name__}: {e}'])
+        raise DatasetNotFoundError(f'{cls.__name__} not found and the download failed ({why}). '
+                                   f'Looked in: {_escaped(tried)}. {_how_to_get(cls, root)}') from e
+
+# %% ../nbs/00a_data.ipynb #f4d44222
 def _escaped(parts:list) -> str:
     "Parts of a `DatasetNotFoundError` message joined, with any '$' in them kept literal."
     return '; '.join(parts).replace('$', '$$')
@@ -347,12 +375,15 @@ def load_dataset(name:str, # one of `DATASETS`: mnist, fashion-mnist, cifar10, c
                  train:bool=True, # the training set, or the test set
                  transform=None, # applied to each PIL image; None means `make_transform()`
                  root:str|Path=DATA_ROOT, # where the files are looked for and downloaded to
-                 # allow torchvision to download when nothing is found locally (never in quick mode)
+                 # allow torchvision to download when nothing is found locally (never in
+                 # quick mode)
                  download:bool=True,
-                 # keep only the first `limit` images; None: all (quick mode: 2000 train / 1000 test)
+                 # keep only the first `limit` images; None: all (quick mode: 2000 train /
+                 # 1000 test)
                  limit:int|None=None,
                 ) -> Dataset:
-    "A torchvision dataset from local files, Debian's copy, (quick mode) synthetic files or a download."
+    """A torchvision dataset from local files, Debian's copy, (quick mode) synthetic files
+    or a download."""
     cls = _CLASSES[_canonical_name(name)]
     _check_limit(limit)
     if transform is None: transform = make_transform()
@@ -360,21 +391,8 @@ def load_dataset(name:str, # one of `DATASETS`: mnist, fashion-mnist, cifar10, c
     ds = _try_local(cls, root, train, transform, tried)
     if ds is None: ds = _try_debian(cls, root, train, transform, tried)
     if ds is None and cls is ColourFashion: ds = _make_stand_in(root, train, transform, download)
-    if ds is None and quick_mode:
-        n_train, n_test = _QUICK_SIZES
-        if limit is not None:  # an explicit limit wins, so write at least that many
-            if train: n_train = max(n_train, limit)
-            else: n_test = max(n_test, limit)
-        ds = _synthetic(cls, train, transform, n_train, n_test, tried)
-    if ds is None:
-        if not download:
-            raise DatasetNotFoundError(f'{cls.__name__} not found. Looked in: {_escaped(tried)}. Nothing was '
-                                       f'downloaded ($no_download). {_how_to_get(cls, root)}')
-        try: ds = cls(root, train=train, transform=transform, download=True)
-        except Exception as e:  # URLError, RuntimeError from torchvision's mirrors, OSError, ssl errors...
-            why = _escaped([f'{type(e).__name__}: {e}'])
-            raise DatasetNotFoundError(f'{cls.__name__} not found and the download failed ({why}). '
-                                       f'Looked in: {_escaped(tried)}. {_how_to_get(cls, root)}') from e
+    if ds is None and quick_mode: ds = _quick_synthetic(cls, train, transform, limit, tried)
+    if ds is None: ds = _download(cls, root, train, transform, download, tried)
     if limit is None and quick_mode: limit = _QUICK_SIZES[0 if train else 1]
     return Subset(ds, range(limit)) if limit is not None and limit < len(ds) else ds
 
@@ -382,21 +400,40 @@ def load_dataset(name:str, # one of `DATASETS`: mnist, fashion-mnist, cifar10, c
 def on_disk(name:str, # one of `DATASETS`
             root:str|Path=DATA_ROOT, # where `load_dataset` would look
            ) -> bool:
-    """Whether `load_dataset(name, root=root)` finds the real files without downloading (local files, .gz
-    copies, Debian's copy)."""
+    """Whether `load_dataset(name, root=root)` finds the real files without downloading
+    (local files, .gz copies, Debian's copy)."""
     cls = _CLASSES[_canonical_name(name)]
     if cls is ColourFashion and on_disk('fashion-mnist', root): return True  # made from it, offline
     folder, files = _local_files(cls, Path(root).expanduser())
     return _all_files(folder, files) or _gz_copies(cls, folder, files) or _debian_copy(cls)
 
 # %% ../nbs/00a_data.ipynb #2f8cd0a1
+def _colour_pairs(rng, n:int) -> tuple:
+    "`n` random background colours and `n` article colours, each pair far enough apart to tell apart."
+    background, colour = rng.integers(0, 256, (2, n, 3))
+    while (alike := np.abs(colour - background).sum(1) < 200).any():  # drawn again: every article shows
+        background[alike], colour[alike] = rng.integers(0, 256, (2, int(alike.sum()), 3))
+    return background, colour
+
+# %% ../nbs/00a_data.ipynb #b0288626
+def _ink(pictures, dy, dx, shift:int) -> np.ndarray:
+    "How much of the article's colour each pixel of a 32x32 canvas takes: each picture at its offset."
+    ink = np.zeros((len(pictures), 32, 32), np.float32)
+    for oy in range(shift + 1):
+        for ox in range(shift + 1):
+            k = np.flatnonzero((dy == oy) & (dx == ox))
+            ink[k, oy:oy + 28, ox:ox + 28] = pictures[k] / 255
+    return ink
+
+# %% ../nbs/00a_data.ipynb #b4a5d1c1
 def colour_canvases(pictures:np.ndarray, # (n, 28, 28) uint8 grey pictures, light on dark (Fashion-MNIST's)
-                    # an int or a sequence of ints for NumPy's generator: the same seed, the same canvases
+                    # an int or a sequence of ints for NumPy's generator: the same seed,
+                    # the same canvases
                     seed=0,
                     shift:int=4, # the largest offset, in pixels, from the canvas's top-left corner each way
                    ) -> np.ndarray:
-    """Each picture on a 32x32 canvas at a random offset, in a random colour on a random background: (n, 3,
-    32, 32) uint8."""
+    """Each picture on a 32x32 canvas at a random offset, in a random colour on a random
+    background: (n, 3, 32, 32) uint8."""
     pictures = np.asarray(pictures)
     if pictures.ndim != 3 or pictures.shape[1:] != (28, 28) or pictures.dtype != np.uint8:
         raise ValueError(f'pictures: expected (n, 28, 28) uint8 grey pictures, got {pictures.shape} '
@@ -404,21 +441,12 @@ def colour_canvases(pictures:np.ndarray, # (n, 28, 28) uint8 grey pictures, ligh
     if not 0 <= shift <= 4:
         raise ValueError(f'shift={shift}: a 28-pixel picture fits a 32-pixel canvas at offsets 0 to 4')
     rng = np.random.default_rng(seed)
-    n = len(pictures)
-    background, colour = rng.integers(0, 256, (2, n, 3))
-    # colours too alike to tell apart are drawn again: every article must be visible on its canvas
-    while (alike := np.abs(colour - background).sum(1) < 200).any():
-        background[alike], colour[alike] = rng.integers(0, 256, (2, int(alike.sum()), 3))
-    dy, dx = rng.integers(0, shift + 1, (2, n))
-    canvases = np.empty((n, 3, 32, 32), np.uint8)
-    for start in range(0, n, 4096):  # in chunks: 50,000 canvases at once in float32 would take 600 MB
+    background, colour = _colour_pairs(rng, len(pictures))
+    dy, dx = rng.integers(0, shift + 1, (2, len(pictures)))
+    canvases = np.empty((len(pictures), 3, 32, 32), np.uint8)
+    for start in range(0, len(pictures), 4096):  # in chunks: 50,000 canvases in float32 would take 600 MB
         part = slice(start, start + 4096)
-        # how much of the article's colour each pixel takes
-        ink = np.zeros((len(pictures[part]), 32, 32), np.float32)
-        for oy in range(shift + 1):
-            for ox in range(shift + 1):
-                k = np.flatnonzero((dy[part] == oy) & (dx[part] == ox))
-                ink[k, oy:oy + 28, ox:ox + 28] = pictures[part][k] / 255
+        ink = _ink(pictures[part], dy[part], dx[part], shift)
         bg, fg = background[part, :, None, None], colour[part, :, None, None]
         canvases[part] = np.rint(bg + (fg - bg) * ink[:, None]).astype(np.uint8)
     return canvases
@@ -429,8 +457,8 @@ def write_colour_fashion(root:str|Path=DATA_ROOT,
                          download:bool=True, # may Fashion-MNIST be downloaded if it is not found
                          seed:int=0, # the canvases' colours and offsets
                         ) -> Path:
-    """Write Colour Fashion in CIFAR-10's file format: Fashion-MNIST's first 50,000 training and its 10,000
-    test pictures on colour canvases."""
+    """Write Colour Fashion in CIFAR-10's file format: Fashion-MNIST's first 50,000
+    training and its 10,000 test pictures on colour canvases."""
     parts = []
     for train, n, stream in ((True, 50_000, 1), (False, 10_000, 2)):
         ds = load_dataset('fashion-mnist', train=train, root=root, download=download)
@@ -442,8 +470,8 @@ def write_colour_fashion(root:str|Path=DATA_ROOT,
 
 # %% ../nbs/00a_data.ipynb #48c6180f
 def _make_stand_in(root:Path, train, transform, download):
-    """Step 2 for the stand-in: made from Fashion-MNIST and kept under `root` (in quick mode without it: a
-    private folder)."""
+    """Step 2 for the stand-in: made from Fashion-MNIST and kept under `root` (in quick
+    mode without it: a private folder)."""
     # from synthetic Fashion-MNIST: never left where real data goes
     if not on_disk('fashion-mnist', root) and is_quick():
         key = ('ColourFashion',)
@@ -473,7 +501,8 @@ def dataset_or_stand_in(name:str, # the dataset the lesson is about, e.g. 'cifar
                         root:str|Path=DATA_ROOT, # where `load_dataset` looks
                         download:bool=True, # may `name` be downloaded (never in quick mode)
                        ) -> str:
-    "`name` when it is on disk or downloads now, else `stand_in`, with one line saying so."
+    """`name` when it is on disk or downloads now, else `stand_in`, with one line saying
+    so."""
     name, stand_in = _canonical_name(name), _canonical_name(stand_in)
     if on_disk(name, root): return name
     if download and not is_quick():
@@ -491,8 +520,8 @@ def dataset_or_stand_in(name:str, # the dataset the lesson is about, e.g. 'cifar
 def cifar10_or_stand_in(root:str|Path=DATA_ROOT, # where `load_dataset` looks
                         download:bool=True, # may CIFAR-10 be downloaded (never in quick mode)
                        ) -> str:
-    """'cifar10' when CIFAR-10 is on disk or downloads now, else `STAND_IN` with one line saying so: the
-    dataset of lessons 2 and 4."""
+    """'cifar10' when CIFAR-10 is on disk or downloads now, else `STAND_IN` with one line
+    saying so: the dataset of lessons 2 and 4."""
     return dataset_or_stand_in('cifar10', STAND_IN, root, download)
 
 # %% ../nbs/00a_data.ipynb #d4c8a982
@@ -524,7 +553,8 @@ def train_val_split(dataset:Dataset, # the dataset to split (e.g. a training set
 
 # %% ../nbs/00a_data.ipynb #4ecc1ae4
 def _lesson_transform(transform):
-    "`(mean, std, flatten)` when `transform` is the lessons' `ToTensor`, `Normalize`[, flatten]; else None."
+    """`(mean, std, flatten)` when `transform` is the lessons' `ToTensor`, `Normalize`[,
+    flatten]; else None."""
     steps = list(getattr(transform, 'transforms', None) or [])
     flatten = (bool(steps) and isinstance(steps[-1], nn.Flatten) and steps[-1].start_dim == 0 and
                steps[-1].end_dim == -1)
@@ -537,8 +567,8 @@ def _lesson_transform(transform):
 
 # %% ../nbs/00a_data.ipynb #978632e1
 def _decode_at_once(dataset:Dataset) -> tuple|None:
-    """The whole of a torchvision MNIST/Fashion-MNIST/CIFAR-10 set (or a Subset of one) with the lessons'
-    transform, as `_decode` would give it; else None."""
+    """The whole of a torchvision MNIST/Fashion-MNIST/CIFAR-10 set (or a Subset of one)
+    with the lessons' transform, as `_decode` would give it; else None."""
     indices, ds = None, dataset
     while isinstance(ds, Subset):  # Subset(Subset(base, outer), inner) holds base[outer[inner]]
         here = torch.as_tensor(ds.indices, dtype=torch.long)
@@ -571,8 +601,9 @@ def _decode(dataset:Dataset, batch_size:int=1000) -> tuple:
     if at_once is not None: return at_once
     xs, ys = [], []
     try:
-        # A private generator: a DataLoader iterator otherwise draws a seed from torch's global one,
-        # and building a loader must not change the random numbers that training sees.
+        # A private generator: a DataLoader iterator otherwise draws a seed from torch's
+        # global one, and building a loader must not change the random numbers that
+        # training sees.
         for xb, yb in DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0,
                                  generator=torch.Generator()):
             xs.append(xb); ys.append(torch.as_tensor(yb))
@@ -583,19 +614,22 @@ def _decode(dataset:Dataset, batch_size:int=1000) -> tuple:
 
 # %% ../nbs/00a_data.ipynb #99309c20
 def _fits(nbytes:int, device:torch.device) -> bool:
-    "Whether `nbytes` more fit on a CUDA device, keeping a margin for the model's own memory."
+    """Whether `nbytes` more fit on a CUDA device, keeping a margin for the model's own
+    memory."""
     free, _ = torch.cuda.mem_get_info(device)
     return nbytes < 0.5 * free
 
 # %% ../nbs/00a_data.ipynb #e80c326b
 class DeviceLoader:
-    "Decode a dataset once into tensors kept on the device, then yield (x, y) batches like a `DataLoader`."
+    """Decode a dataset once into tensors kept on the device, then yield (x, y) batches
+    like a `DataLoader`."""
     def __init__(self, dataset:Dataset, # a dataset whose items are (tensor, label) after its transform
                  batch_size:int=100, # images per batch (the last batch may be shorter)
                  shuffle:bool=False, # a new random order each epoch, drawn from torch's global generator
                  device=None, # where batches are made; None: `get_device()`
                  drop_last:bool=False, # skip the last short batch
-                 # random changes to every batch on the device: `draw(n, generator)`, `apply(images, draws)`
+                 # random changes to every batch on the device: `draw(n, generator)`,
+                 # `apply(images, draws)`
                  augment=None,
                 ):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
@@ -608,7 +642,8 @@ class DeviceLoader:
         self.augment = augment
         self.device = get_device() if device is None else torch.device(device)
         self.x, self.y = self._place(*_decode(dataset))
-        # True only in the fallback: the data in pinned CPU memory, each batch copied to the GPU
+        # True only in the fallback: the data in pinned CPU memory, each batch copied to
+        # the GPU
         self._copy_batches = self.x.device.type != self.device.type
         # the whole epoch; `shard` gives one process its part
         self.rank, self.world_size, self.pad = 0, 1, False
@@ -626,14 +661,15 @@ class DeviceLoader:
     def shard(self, rank:int, # this process's number among the `world_size` (torch.distributed's rank)
               world_size:int, # how many processes share each epoch
               *,
-              # True (training): the epoch's first items again, so every process gets as many; False: each
-              # once
+              # True (training): the epoch's first items again, so every process gets as
+              # many; False: each once
               pad:bool=False,
-              # images per batch in this part; None: this loader's `batch_size` split over the processes
+              # images per batch in this part; None: this loader's `batch_size` split over
+              # the processes
               batch_size:int|None=None,
              ) -> DeviceLoader:
-        """This process's part of every epoch, dealt as `DistributedSampler` deals it: items `rank`, `rank +
-        world_size`, ... of the epoch's order."""
+        """This process's part of every epoch, dealt as `DistributedSampler` deals it:
+        items `rank`, `rank + world_size`, ... of the epoch's order."""
         whole = lambda v: isinstance(v, int) and not isinstance(v, bool)
         if not (whole(world_size) and world_size >= 1 and whole(rank) and 0 <= rank < world_size):
             raise ValueError(f'rank={rank!r}, world_size={world_size!r}: expected whole numbers with 0 <= '
@@ -655,19 +691,20 @@ class DeviceLoader:
         return math.ceil(n / w) if self.pad else len(range(self.rank, n, w))
 
     def _epoch_order(self):
-        "The indices of this epoch, in order; None for the dataset's own order, unsharded (slices, no copy)."
+        """The indices of this epoch, in order; None for the dataset's own order,
+        unsharded (slices, no copy)."""
         n = len(self.y)
         order = None
         if self.shuffle:
-            # A CPU generator, seeded from the global one: torch_seed repeats it, the order is the same on
-            # every device,
-            # and every process of a distributed run, seeded alike, draws the same order and takes its part of
-            # it.
+            # A CPU generator, seeded from the global one: torch_seed repeats it, the
+            # order is the same on every device, and every process of a distributed run,
+            # seeded alike, draws the same order and takes its part of it.
             g = torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())))
             order = torch.randperm(n, generator=g)
         if self.world_size > 1:
             order = torch.arange(n) if order is None else order
-            # as DistributedSampler: the first items again, as often as needed, to fill the last round
+            # as DistributedSampler: the first items again, as often as needed, to fill
+            # the last round
             if self.pad:
                 extra = math.ceil(n / self.world_size) * self.world_size - n
                 order = torch.cat([order, order.repeat(math.ceil(extra / n))[:extra]])
@@ -675,16 +712,16 @@ class DeviceLoader:
         return None if order is None else order.to(self.x.device, non_blocking=True)
 
     def _augment_draws(self) -> dict|None:
-        """This epoch's draws for `augment`, one per position of the epoch (this process's positions, after
-        `shard`)."""
+        """This epoch's draws for `augment`, one per position of the epoch (this process's
+        positions, after `shard`)."""
         if self.augment is None: return None
         n, w = len(self.y), self.world_size
         positions = math.ceil(n / w) * w if w > 1 and self.pad else n
-        # Drawn on a CPU generator seeded from the global one, as the shuffle is: torch_seed repeats them, a
-        # checkpoint's
-        # random state resumes them, every device gets the same draws, and the processes of a distributed run,
-        # drawing
-        # alike, each take the draws of their own positions: together they augment as one process would.
+        # Drawn on a CPU generator seeded from the global one, as the shuffle is:
+        # torch_seed repeats them, a checkpoint's random state resumes them, every device
+        # gets the same draws, and the processes of a distributed run, drawing alike, each
+        # take the draws of their own positions: together they augment as one process
+        # would.
         g = torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())))
         draws = self.augment.draw(positions, g)
         return {k: v[self.rank::w].to(self.device, non_blocking=True) for k, v in draws.items()}
@@ -716,7 +753,8 @@ class DeviceLoader:
 
 # %% ../nbs/00a_data.ipynb #a5b04d2d
 def _chain(obj):
-    "`obj`, then `obj.dataset`, `obj.dataset.dataset`, ... (DataLoader, DeviceLoader, Subset wrappers)."
+    """`obj`, then `obj.dataset`, `obj.dataset.dataset`, ... (DataLoader, DeviceLoader,
+    Subset wrappers)."""
     seen = set()
     while obj is not None and id(obj) not in seen:
         seen.add(id(obj)); yield obj
@@ -741,8 +779,8 @@ def _find_normalize_in(t):
 
 def find_normalize(obj, # a DataLoader, DeviceLoader, Subset or dataset
                   ) -> tuple|None:
-    """(mean, std) of the `Normalize` in the transform of the dataset under `obj`, shaped (C, 1, 1) to
-    broadcast over images; or None."""
+    """(mean, std) of the `Normalize` in the transform of the dataset under `obj`, shaped
+    (C, 1, 1) to broadcast over images; or None."""
     for o in _chain(obj):
         norm = _find_normalize_in(getattr(o, 'transform', None))
         if norm is not None:

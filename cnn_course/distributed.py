@@ -15,55 +15,59 @@ __all__ = ['DEFAULT_TIMEOUT_S', 'dist_info', 'is_main_process', 'print_main', 'd
            'wrap_model']
 
 # %% ../nbs/13_distributed.ipynb #a0bcac80
-# a collective that waits this long for a lost process fails (torch's own default is 10-30 minutes)
+# a collective that waits this long for a lost process fails (torch's own default is 10-30
+# minutes)
 DEFAULT_TIMEOUT_S = 300
 
 def dist_info() -> tuple:
-    """(rank, world_size, local_rank) of this process: from the process group once it is set up, else from
-    torchrun's environment, else (0, 1, 0)."""
+    """(rank, world_size, local_rank) of this process: from the process group once it is
+    set up, else from torchrun's environment, else (0, 1, 0)."""
     local = int(os.environ.get('LOCAL_RANK', 0))
     if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size(), local
     return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)), local
 
 # %% ../nbs/13_distributed.ipynb #ae6b44bd
 def is_main_process() -> bool:
-    """True in the one process that prints and writes files: rank 0, which is also the only process of an
-    ordinary run."""
+    """True in the one process that prints and writes files: rank 0, which is also the
+    only process of an ordinary run."""
     return dist_info()[0] == 0
 
 # %% ../nbs/13_distributed.ipynb #711d995c
 def print_main(*args, **kwargs):
-    "`print`, in the one process that prints (rank 0 of a distributed run; the only process otherwise)."
+    """`print`, in the one process that prints (rank 0 of a distributed run; the only
+    process otherwise)."""
     if is_main_process(): print(*args, **kwargs)
 
 # %% ../nbs/13_distributed.ipynb #2f10efd8
 def distributed() -> bool:
-    """True when this process shares training with others in a process group (after `init_distributed` under
-    torchrun)."""
+    """True when this process shares training with others in a process group (after
+    `init_distributed` under torchrun)."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 # %% ../nbs/13_distributed.ipynb #ac036e7e
 def _group_options(device:torch.device, backend:str|None, timeout_s:float) -> dict:
-    """`init_process_group`'s arguments for a process training on `device`: NCCL bound to its GPU, gloo on the
-    CPU."""
+    """`init_process_group`'s arguments for a process training on `device`: NCCL bound to
+    its GPU, gloo on the CPU."""
     options = dict(backend=backend or ('nccl' if device.type == 'cuda'
                                        else 'gloo'), timeout=datetime.timedelta(seconds=timeout_s))
-    # NCCL: bind the group to this process's GPU (PyTorch 2.3 on), so that a barrier uses that GPU rather than
-    # guessing it from the current device (and warning that it does); the communicator is then made at once
+    # NCCL: bind the group to this process's GPU (PyTorch 2.3 on), so that a barrier uses
+    # that GPU rather than guessing it from the current device (and warning that it does);
+    # the communicator is then made at once
     if options['backend'] == 'nccl' and 'device_id' in inspect.signature(dist.init_process_group).parameters:
         options['device_id'] = device
     return options
 
 # %% ../nbs/13_distributed.ipynb #22f80706
-# None or 'auto': this process's GPU (cuda:LOCAL_RANK) when there is CUDA, else the CPU; or a device
+# None or 'auto': this process's GPU (cuda:LOCAL_RANK) when there is CUDA, else the CPU;
+# or a device
 def init_distributed(device=None,
                      *,
                      # how long a collective waits for a lost process before it fails
                      timeout_s:float=DEFAULT_TIMEOUT_S,
                      backend:str|None=None, # None: 'nccl' on CUDA GPUs, 'gloo' on the CPU
                     ) -> torch.device:
-    """Under torchrun, join the process group (once) and return this process's device; in an ordinary run,
-    just the device."""
+    """Under torchrun, join the process group (once) and return this process's device; in
+    an ordinary run, just the device."""
     rank, world, local = dist_info()
     if world == 1: return get_device(None if device in (None, 'auto') else str(device))
     if device in (None, 'auto'): device = f'cuda:{local}' if torch.cuda.is_available() else 'cpu'
@@ -80,22 +84,23 @@ def init_distributed(device=None,
 
 # %% ../nbs/13_distributed.ipynb #de7854b1
 def leave_distributed() -> None:
-    """Leave the process group, if this process joined one; `init_distributed` arranges for this to run when
-    the script exits."""
-    # PyTorch asks every process to do this before it exits. Left to the interpreter's shutdown, gloo's worker
-    # threads can outlive the objects they use, and a process that finished its work dies with SIGABRT
-    # ("terminate called without an active exception"), which torchrun reports as a failed run.
+    """Leave the process group, if this process joined one; `init_distributed` arranges
+    for this to run when the script exits."""
+    # PyTorch asks every process to do this before it exits. Left to the interpreter's
+    # shutdown, gloo's worker threads can outlive the objects they use, and a process that
+    # finished its work dies with SIGABRT ("terminate called without an active
+    # exception"), which torchrun reports as a failed run.
     if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
 
 # %% ../nbs/13_distributed.ipynb #2e34c5e1
 class ProcessGroupError(RuntimeError):
-    """A collective failed in a distributed run: another process died, hung past the timeout, or could not be
-    reached."""
+    """A collective failed in a distributed run: another process died, hung past the
+    timeout, or could not be reached."""
 
 # %% ../nbs/13_distributed.ipynb #6d01a74b
 def lost_contact(e:BaseException) -> bool:
-    """Whether `e` is a collective's failure (gloo's or NCCL's timeout or broken connection) rather than a bug
-    of ours."""
+    """Whether `e` is a collective's failure (gloo's or NCCL's timeout or broken
+    connection) rather than a bug of ours."""
     text = str(e).lower()
     return (isinstance(e, RuntimeError) and
             any(w in text for w in ('timed out', 'timeout', 'connection', 'gloo', 'nccl')))
@@ -110,12 +115,11 @@ def all_reduce_sum(tensor:torch.Tensor, # a tensor on this process's device; sum
 # %% ../nbs/13_distributed.ipynb #593387f0
 def broadcast_buffers(net:torch.nn.Module, # the model (not its DistributedDataParallel wrapper)
                      ) -> None:
-    """Give every process rank 0's buffers (batch-norm's running statistics), as the checkpoints that rank 0
-    writes hold them."""
-    # DistributedDataParallel copies them before each training forward pass, but the last step of an epoch
-    # updates
-    # each process's running statistics from its own part of the batch: without this, the processes would
-    # validate with slightly different models.
+    """Give every process rank 0's buffers (batch-norm's running statistics), as the
+    checkpoints that rank 0 writes hold them."""
+    # DistributedDataParallel copies them before each training forward pass, but the last
+    # step of an epoch updates each process's running statistics from its own part of the
+    # batch: without this, the processes would validate with slightly different models.
     if distributed():
         for buffer in net.buffers(): dist.broadcast(buffer, src=0)
 
@@ -123,7 +127,8 @@ def broadcast_buffers(net:torch.nn.Module, # the model (not its DistributedDataP
 def wrap_model(net:torch.nn.Module, # the model, already on `device`
                device, # this process's device
               ) -> torch.nn.Module:
-    "`net` in `DistributedDataParallel` when this process is one of several; else `net` itself."
+    """`net` in `DistributedDataParallel` when this process is one of several; else `net`
+    itself."""
     if not distributed(): return net
     device = torch.device(device)
     return torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == 'cuda'

@@ -15,9 +15,9 @@ from .data import dataset_classes
 from .viz import _finish, CourseFigure, for_display, label, show_image
 
 # %% auto #0
-__all__ = ['HISTORY_COLUMNS', 'PAIR_LEGEND', 'to_device', 'eval_loss', 'Net', 'CNN', 'eval_mode', 'evaluate', 'check_history',
-           'plot_history', 'evaluate_history', 'predict', 'check_predictions', 'show_images_labels', 'model_summary',
-           'model_graph']
+__all__ = ['HISTORY_COLUMNS', 'PAIR_LEGEND', 'to_device', 'eval_loss', 'Net', 'CNN', 'eval_mode', 'EmptyLoaderError', 'evaluate',
+           'check_history', 'plot_history', 'evaluate_history', 'predict', 'check_predictions', 'show_images_labels',
+           'model_summary', 'model_graph']
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #cf0f79fe
 def to_device(batch, # an `(inputs, labels)` pair from a loader
@@ -33,7 +33,8 @@ def eval_loss(loader, # yields `(inputs, labels)` batches
               net, # the model
               criterion, # the loss function, e.g. `nn.CrossEntropyLoss()`
              ) -> torch.Tensor:
-    "The loss on the first batch of `loader`, graph kept, so `torchviz.make_dot` can draw it."
+    """The loss on the first batch of `loader`, graph kept, so `torchviz.make_dot` can
+    draw it."""
     inputs, labels = to_device(next(iter(loader)), device)
     return criterion(net(inputs), labels)
 
@@ -53,15 +54,17 @@ class Net(nn.Module):
     def forward(self, x): return self.l2(self.relu(self.l1(x)))
 
 class CNN(nn.Module):
-    "The source's CIFAR-10 CNN: two 3×3 convolutions and a max-pool, then a one-hidden-layer classifier."
+    """The source's CIFAR-10 CNN: two 3×3 convolutions and a max-pool, then a
+    one-hidden-layer classifier."""
     def __init__(self, n_output:int, # number of classes
                  n_hidden:int, # hidden units in the classifier
                 ):
         super().__init__()
         self.input_shape = (3, 32, 32)
-        # Each layer is registered once, inside its Sequential. (The source also kept every layer as an
-        # attribute, which stores each tensor twice in the state_dict and makes torchinfo count
-        # conv2 twice.) The layers are created in the source's order, so a seed gives the same weights.
+        # Each layer is registered once, inside its Sequential. (The source also kept
+        # every layer as an attribute, which stores each tensor twice in the state_dict
+        # and makes torchinfo count conv2 twice.) The layers are created in the source's
+        # order, so a seed gives the same weights.
         self.features = nn.Sequential(nn.Conv2d(3, 32, 3), nn.ReLU(inplace=True), nn.Conv2d(32, 32, 3),
                                       nn.ReLU(inplace=True), nn.MaxPool2d((2, 2)))
         self.flatten = nn.Flatten()
@@ -74,8 +77,8 @@ class CNN(nn.Module):
 @contextlib.contextmanager
 def eval_mode(net, # the model
              ):
-    """Inside the `with` block `net` is in eval mode (dropout off, batch-norm's running statistics);
-    afterwards it is back in the mode it was in."""
+    """Inside the `with` block `net` is in eval mode (dropout off, batch-norm's running
+    statistics); afterwards it is back in the mode it was in."""
     was_training = net.training
     net.eval()
     try: yield net
@@ -88,30 +91,40 @@ def _loss_total(loss, n, criterion):
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #9f74da4b
 def _sum_dtype(device):
-    "float64 for running sums (a float32 sum of large losses overflows early), except on MPS, which has none."
+    """float64 for running sums (a float32 sum of large losses overflows early), except on
+    MPS, which has none."""
     return torch.float32 if torch.device(device).type == 'mps' else torch.float64
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #76aaca0e
 def _scores(net, inputs, tta=None):
-    """`net`'s scores for `inputs`; with `tta` (lesson 7's views of a batch), the log of its probabilities
-    averaged over the views."""
+    """`net`'s scores for `inputs`; with `tta` (lesson 7's views of a batch), the log of
+    its probabilities averaged over the views."""
     if not tta: return net(inputs)
     probs = sum(torch.softmax(net(view(inputs)).float(), 1) for view in tta) / len(tta)
-    # Log-probabilities are scores a loss reads as it reads logits; the floor keeps a class whose probability
-    # underflowed to 0 at a finite score (label smoothing sums over every class's score)
+    # Log-probabilities are scores a loss reads as it reads logits; the floor keeps a
+    # class whose probability underflowed to 0 at a finite score (label smoothing sums
+    # over every class's score)
     return probs.clamp_min(torch.finfo(torch.float32).tiny).log()
+
+# %% ../nbs/02_fc_vs_cnn.ipynb #99e3a62e
+class EmptyLoaderError(ValueError):
+    """A loader that yielded no batches: almost always an empty dataset or a filter that
+    kept nothing."""
+    def __init__(self, which:str): # 'training' or 'evaluation': the loader that was empty
+        super().__init__(f'the {which} loader yielded no batches: check the dataset it was built from')
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #72ff5ff5
 def _forward(net, inputs, device, amp_dtype=None, channels_last=False, tta=None):
-    """`net`'s scores for a batch, as evaluation and prediction both compute them: same layout, precision and
-    views."""
+    """`net`'s scores for a batch, as evaluation and prediction both compute them: same
+    layout, precision and views."""
     if channels_last and inputs.ndim == 4: inputs = inputs.contiguous(memory_format=torch.channels_last)
     with torch.autocast(torch.device(device).type, dtype=amp_dtype, enabled=amp_dtype is not None):
         return _scores(net, inputs, tta)
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #6705bac7
 def _eval_sums(net, loader, criterion, device, amp_dtype=None, channels_last=False, tta=None):
-    "Summed loss, correct count (both on the device) and sample count over `loader`, in eval mode."
+    """Summed loss, correct count (both on the device) and sample count over `loader`, in
+    eval mode."""
     loss_sum = torch.zeros((), dtype=_sum_dtype(device), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
     n = 0
@@ -122,8 +135,7 @@ def _eval_sums(net, loader, criterion, device, amp_dtype=None, channels_last=Fal
             loss_sum += _loss_total(criterion(outputs, labels), len(labels), criterion)
             correct += (outputs.argmax(1) == labels).sum()
             n += len(labels)
-    if n == 0:
-        raise ValueError('the evaluation loader yielded no batches: check the dataset it was built from')
+    if n == 0: raise EmptyLoaderError('evaluation')
     return loss_sum, correct, n
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #ed621f3f
@@ -132,14 +144,17 @@ def evaluate(net, # the model
              criterion, # the loss function
              device, # where `net` lives
              *,
-             # mixed precision: the autocast dtype `fit` trains with (e.g. torch.bfloat16); None: float32
+             # mixed precision: the autocast dtype `fit` trains with (e.g.
+             # torch.bfloat16); None: float32
              amp_dtype=None,
              # feed images in channels-last layout, as `fit(channels_last=True)` trains
              channels_last:bool=False,
-             # test-time augmentation (lesson 7): views of a batch (`tta_views()`), probabilities averaged
+             # test-time augmentation (lesson 7): views of a batch (`tta_views()`),
+             # probabilities averaged
              tta:list|None=None,
             ) -> tuple[float, float]:
-    "Mean loss per sample and accuracy of `net` on `loader`, in eval mode and without gradients."
+    """Mean loss per sample and accuracy of `net` on `loader`, in eval mode and without
+    gradients."""
     loss_sum, correct, n = _eval_sums(net, loader, criterion, device, amp_dtype, channels_last, tta)
     return loss_sum.item() / n, correct.item() / n
 
@@ -148,7 +163,8 @@ HISTORY_COLUMNS = ('epoch', 'train_loss', 'train_acc', 'val_loss', 'val_acc')
 
 def check_history(history, # the array `fit` returned, or `np.zeros((0, 5))`
                  ) -> np.ndarray:
-    "`history` as a float array of shape (epochs, 5), or a `ValueError` saying what is wrong with it."
+    """`history` as a float array of shape (epochs, 5), or a `ValueError` saying what is
+    wrong with it."""
     h = np.asarray(history, dtype=float)
     if h.ndim != 2 or h.shape[1] != len(HISTORY_COLUMNS):
         raise ValueError(f'history must be a 2-D array with {len(HISTORY_COLUMNS)} columns '
@@ -161,8 +177,8 @@ def plot_history(history, # the array `fit` returned
                  title:str='', # shown above the two plots, e.g. the model and dataset
                  fig=None, # the figure to draw on; None makes a new one without pyplot (nothing is shown)
                 ):
-    """Draw the loss and accuracy curves (training and validation) of `history` side by side; return the
-    figure."""
+    """Draw the loss and accuracy curves (training and validation) of `history` side by
+    side; return the figure."""
     h = check_history(history)
     if fig is None: fig = Figure(figsize=(12, 4.5), layout='constrained')
     for ax, (col, name) in zip(fig.subplots(1, 2), ((1, 'loss'), (2, 'accuracy'))):
@@ -179,10 +195,10 @@ def plot_history(history, # the array `fit` returned
 def evaluate_history(history, # the array `fit` returned
                      *,
                      title:str='', # shown above the curves, e.g. the model and the data
-                     # True: left in pyplot (drawn at the cell's end, `plt.savefig` saves it); False: not
-                     show:bool=True,
+                     show:bool=True, # leave it in pyplot, drawn at the cell's end (False: do not)
                     ):
-    "Print the first and last validation loss and accuracy, and plot the loss and accuracy curves."
+    """Print the first and last validation loss and accuracy, and plot the loss and
+    accuracy curves."""
     h = check_history(history)
     if len(h) == 0: raise ValueError('history is empty: train for at least one epoch first')
     print(f'first epoch: loss: {h[0,3]:.5f} accuracy: {h[0,4]:.5f}')
@@ -201,8 +217,8 @@ def predict(loader, # yields `(images, labels)`
             amp_dtype=None, # the autocast dtype the model was scored with (as `evaluate`'s); None: float32
             channels_last:bool=False, # feed images in channels-last layout (as `evaluate`'s)
            ) -> tuple:
-    """True labels and `net`'s predictions for every item of `loader`, as CPU tensors (eval mode, no
-    gradients)."""
+    """True labels and `net`'s predictions for every item of `loader`, as CPU tensors
+    (eval mode, no gradients)."""
     labels, preds, inputs = [], [], []
     with eval_mode(net), torch.inference_mode():
         for x, y in loader:
@@ -216,8 +232,8 @@ def predict(loader, # yields `(images, labels)`
 def check_predictions(predictions, # what `predict` returned: `(labels, preds)` or `(labels, preds, inputs)`
                       with_inputs:bool=False, # the inputs are needed too (`predict(..., with_inputs=True)`)
                      ) -> tuple:
-    """`predictions` checked and trimmed to `(labels, preds)`, or `(labels, preds, inputs)`: a ValueError says
-    what is wrong."""
+    """`predictions` checked and trimmed to `(labels, preds)`, or `(labels, preds,
+    inputs)`: a ValueError says what is wrong."""
     n = 3 if with_inputs else 2
     if not (isinstance(predictions, (tuple, list)) and len(predictions) in (n, 3)):
         got = type(predictions).__name__ + (f' of {len(predictions)}'
@@ -232,7 +248,8 @@ def check_predictions(predictions, # what `predict` returned: `(labels, preds)` 
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #c78bb41d
 def _predict_first_batch(loader, net, device):
-    "The first batch of `loader` (on the CPU) and `net`'s predicted labels for it (None without a net)."
+    """The first batch of `loader` (on the CPU) and `net`'s predicted labels for it (None
+    without a net)."""
     images, labels = next(iter(loader))
     if net is None: return images.cpu(), labels.cpu(), None
     _, predicted = predict([(images, labels)], net, device)
@@ -240,20 +257,21 @@ def _predict_first_batch(loader, net, device):
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #51845bdb
 def _pair_title(true:str, guess:str) -> str:
-    "`true:guess` on one line when it fits above a grid tile, else broken after the colon."
+    """`true:guess` on one line when it fits above a grid tile, else broken after the
+    colon."""
     return f'{true}:{guess}' if len(true) + len(guess) < 13 else f'{true}:\n{guess}'
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #f5cedf66
 PAIR_LEGEND = 'each title: true class:predicted class'  # said once, above every grid of pairs
 
 def _image_grid(images, titles, colours, ncols:int=10, legend:str|None=None, title:str=''):
-    """A figure of `images` in rows of `ncols`, each under its title (one or two lines) in its colour;
-    `title`, `legend` above all."""
+    """A figure of `images` in rows of `ncols`, each under its title (one or two lines) in
+    its colour; `title`, `legend` above all."""
     legend = '\n'.join(filter(None, [title, legend]))
     rows = math.ceil(len(images) / ncols)
     lines = max((t.count('\n') + 1 for t in titles), default=1)
-    # constrained layout makes room for every title, one line or two, between the rows (tight_layout did not
-    # always)
+    # constrained layout makes room for every title, one line or two, between the rows
+    # (tight_layout did not always)
     above = legend.count('\n') + 1 if legend else 0  # lines of text above the grid
     fig = plt.figure(FigureClass=CourseFigure,
                      figsize=(1.05 * ncols, (0.95 + 0.17 * lines) * rows + 0.3 * above), layout='constrained')
@@ -272,11 +290,10 @@ def show_images_labels(loader, # yields `(images, labels)`; the first batch is s
                        n:int=50, # how many images at most
                        *,
                        title:str='', # shown above the grid, e.g. the data's name
-                       # True: left in pyplot (drawn at the cell's end, `plt.savefig` saves it); False: not
-                       show:bool=True,
+                       show:bool=True, # leave it in pyplot, drawn at the cell's end (False: do not)
                       ):
-    """Show the first `n` images of `loader` titled with their labels, or `true:predicted` (two lines when
-    long) with mistakes in red."""
+    """Show the first `n` images of `loader` titled with their labels, or `true:predicted`
+    (two lines when long) with mistakes in red."""
     if classes is None: classes = dataset_classes(loader)
     images, labels, predicted = _predict_first_batch(loader, net, device)
     if images.ndim != 4:
@@ -298,7 +315,8 @@ def show_images_labels(loader, # yields `(images, labels)`; the first batch is s
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #b25774ca
 def model_summary(net, # the model
-                  # the input's shape, batch included (default: batch of 100 of `net.input_shape`)
+                  # the input's shape, batch included (default: batch of 100 of
+                  # `net.input_shape`)
                   input_size=None,
                   depth:int=1, # how deep into nested modules to list
                   **kwargs, # passed on to `torchinfo.summary`
@@ -316,7 +334,8 @@ def model_summary(net, # the model
 def model_graph(loss, # a loss tensor with its graph, e.g. from `eval_loss`
                 net, # the model whose parameters to name in the drawing
                ):
-    "torchviz's drawing of the computation that produced `loss` (needs `torchviz` and Graphviz's `dot`)."
+    """torchviz's drawing of the computation that produced `loss` (needs `torchviz` and
+    Graphviz's `dot`)."""
     try: from torchviz import make_dot  # optional: only this function needs torchviz
     except ImportError:
         raise ImportError('model_graph needs torchviz: pip install torchviz (and Graphviz: apt-get install '

@@ -11,7 +11,7 @@ import numpy as np
 from torch import nn
 from .callbacks import FastDropout
 from .core import rng_state, set_rng_state
-from .evaluation import check_history, to_device
+from .evaluation import check_history, EmptyLoaderError, to_device
 from .viz import _finish, CourseFigure, label
 
 # %% auto #0
@@ -19,12 +19,43 @@ __all__ = ['LRFind', 'lr_find', 'plot_lr_find', 'with_torch_dropout', 'compare_h
 
 # %% ../nbs/03b_train_fast.ipynb #28e39f7c
 class LRFind(NamedTuple):
-    "What `lr_find` measured: the rates tried, the smoothed loss after each, and a suggested rate."
+    """What `lr_find` measured: the rates tried, the smoothed loss after each, and a
+    suggested rate."""
     lrs: list
     losses: list
     suggestion: float
 
 # %% ../nbs/03b_train_fast.ipynb #62330b5c
+def _copies(net, optimizer) -> tuple:
+    """A copy of `net` and an optimizer like `optimizer` for it, with a copy of its state
+    too."""
+    model = copy.deepcopy(net)
+    opt = type(optimizer)(model.parameters(), **optimizer.defaults)
+    # momentum buffers, Adam's averages: deep-copied (load_state_dict alone would share them)
+    opt.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+    return model, opt
+
+# %% ../nbs/03b_train_fast.ipynb #d3c623a0
+def _cycled(loader):
+    "`loader`'s batches, over and over."
+    while True:
+        empty = True
+        for batch in loader: empty = False; yield batch
+        if empty: raise EmptyLoaderError('training')
+
+# %% ../nbs/03b_train_fast.ipynb #6f9b2d67
+def _range_step(model, opt, criterion, batch, device, lr:float) -> float:
+    """One step on `batch` at learning rate `lr`; its loss, read at once: the range test
+    measures it."""
+    for group in opt.param_groups: group['lr'] = lr
+    inputs, labels = to_device(batch, device)
+    opt.zero_grad(set_to_none=True)
+    loss = criterion(model(inputs), labels)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+# %% ../nbs/03b_train_fast.ipynb #43a99b9c
 def lr_find(net, # the model (left untouched: a copy is trained)
             optimizer, # its optimizer (left untouched: a copy with the same settings is used)
             criterion, # the loss function
@@ -36,33 +67,20 @@ def lr_find(net, # the model (left untouched: a copy is trained)
             num_iter:int=100, # how many batches (rates) to try
             smoothing:float=0.98, # how much of the running average each new loss leaves (fastai's beta)
            ) -> LRFind:
-    """The learning-rate range test: rates growing exponentially, one batch each, on copies; stops when the
-    loss blows up."""
+    """The learning-rate range test: rates growing exponentially, one batch each, on
+    copies; stops when the loss blows up."""
     if not 0 < start_lr < end_lr: raise ValueError(f'need 0 < start_lr < end_lr, got {start_lr} and {end_lr}')
     if not (isinstance(num_iter, int) and num_iter >= 2):
         raise ValueError(f'num_iter={num_iter!r}: expected at least 2')
     states = rng_state()  # put back at the end: the range test borrows the generators
-    model = copy.deepcopy(net)
-    opt = type(optimizer)(model.parameters(), **optimizer.defaults)
-    # momentum buffers, Adam's averages: as the caller's optimizer has them, deep-copied (load_state_dict
-    # would share them)
-    opt.load_state_dict(copy.deepcopy(optimizer.state_dict()))
-    lrs, losses, average, best = [], [], 0.0, math.inf
-    batches = iter(train_loader)
+    model, opt = _copies(net, optimizer)
     model.train()
+    lrs, losses, average, best = [], [], 0.0, math.inf
     try:
-        for i in range(num_iter):
+        for i, batch in zip(range(num_iter), _cycled(train_loader)):
             lr = start_lr * (end_lr / start_lr) ** (i / (num_iter - 1))
-            for group in opt.param_groups: group['lr'] = lr
-            try: batch = next(batches)
-            except StopIteration: batches = iter(train_loader); batch = next(batches)
-            inputs, labels = to_device(batch, device)
-            opt.zero_grad(set_to_none=True)
-            loss = criterion(model(inputs), labels)
-            loss.backward()
-            opt.step()
-            value = loss.item()  # the range test reads every loss: it is a measurement, not training
-            average = smoothing * average + (1 - smoothing) * value
+            loss = _range_step(model, opt, criterion, batch, device, lr)
+            average = smoothing * average + (1 - smoothing) * loss
             smoothed = average / (1 - smoothing ** (i + 1))  # bias-corrected, as for Adam's averages
             if not math.isfinite(smoothed) or (i > 0 and smoothed > 4 * best): break  # blown up: stop
             best = min(best, smoothed)
@@ -75,10 +93,10 @@ def lr_find(net, # the model (left untouched: a copy is trained)
 # %% ../nbs/03b_train_fast.ipynb #3454d504
 def plot_lr_find(result, # what `lr_find` returned
                  *,
-                 # True: left in pyplot (drawn at the cell's end, `plt.savefig` saves it); False: not
-                 show:bool=True,
+                 show:bool=True, # leave it in pyplot, drawn at the cell's end (False: do not)
                 ):
-    "The range test's smoothed loss against the learning rate (log scale), with the suggested rate marked."
+    """The range test's smoothed loss against the learning rate (log scale), with the
+    suggested rate marked."""
     fig, ax = plt.subplots(figsize=(6, 3.5), layout='constrained', FigureClass=CourseFigure)
     ax.plot(result.lrs, result.losses)
     ax.set_xscale('log'); ax.set_xlabel('learning rate'); ax.set_ylabel(label('loss'))
@@ -89,8 +107,8 @@ def plot_lr_find(result, # what `lr_find` returned
 # %% ../nbs/03b_train_fast.ipynb #49f34275
 def with_torch_dropout(net:nn.Module, # a model with `FastDropout` layers (changed in place)
                       ) -> nn.Module:
-    """`net` with PyTorch's own `nn.Dropout` in place of each `FastDropout`: the source's layers, e.g. to
-    compare speeds."""
+    """`net` with PyTorch's own `nn.Dropout` in place of each `FastDropout`: the source's
+    layers, e.g. to compare speeds."""
     for module in list(net.modules()):
         for name, child in module.named_children():
             if isinstance(child, FastDropout): setattr(module, name, nn.Dropout(child.p))
@@ -99,8 +117,7 @@ def with_torch_dropout(net:nn.Module, # a model with `FastDropout` layers (chang
 # %% ../nbs/03b_train_fast.ipynb #a037b75c
 def compare_histories(histories:dict, # {name: history array from `fit`}
                       *,
-                      # True: left in pyplot (drawn at the cell's end, `plt.savefig` saves it); False: not
-                      show:bool=True,
+                      show:bool=True, # leave it in pyplot, drawn at the cell's end (False: do not)
                      ):
     "Overlay several runs' validation loss and accuracy curves, one colour per run."
     fig, axs = plt.subplots(1, 2, figsize=(12, 4.5), layout='constrained', FigureClass=CourseFigure)

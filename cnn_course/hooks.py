@@ -14,10 +14,12 @@ from .evaluation import eval_mode
 from .viz import CourseFigure, _finish, for_display, show_image
 
 class Hooks:
-    "Forward (or backward) hooks on several modules, all removed when the `with` block ends, however it ends."
+    """Forward (or backward) hooks on several modules, all removed when the `with` block
+    ends, however it ends."""
     def __init__(self,
                  modules, # the modules to hook, e.g. `[m for m in net.modules() if isinstance(m, nn.ReLU)]`
-                 # called as `fn(index, module, inputs, output)`, or with the gradients for `backward=True`
+                 # called as `fn(index, module, inputs, output)`, or with the gradients
+                 # for `backward=True`
                  fn,
                  backward:bool=False, # hook the backward pass (`register_full_backward_hook`) instead
                 ):
@@ -47,14 +49,15 @@ def _named_layers(net:nn.Module, kinds:tuple) -> list:
 
 # %% ../nbs/08_inside.ipynb #dba8df1f
 class ActivationStats(Callback):
-    """Per watched layer and training batch: the mean and standard deviation of the layer's output, the share
-    of near-zero values and a histogram of their sizes. Kept on the device during an epoch and copied to the
-    host once
-    at its end, so training never waits for them."""
+    """Per watched layer and training batch: the mean and standard deviation of the
+    layer's output, the share of near-zero values and a histogram of their sizes. Kept on
+    the device during an epoch and copied to the host once at its end, so training never
+    waits for them."""
     order = -10  # before the callbacks that may stop the run, so the last epoch is read too
     def __init__(self,
                  kinds:tuple=(nn.ReLU,), # the kinds of layer whose outputs to watch (none: Conv2d and Linear)
-                 # images of each batch the statistics are computed on (batches are shuffled: a random sample)
+                 # images of each batch the statistics are computed on (batches are
+                 # shuffled: a random sample)
                  sample:int=8,
                  zero:float=1e-2, # |value| below this counts as near zero (for a ReLU: a unit that is off)
                  bins:int=40, # histogram bins
@@ -83,8 +86,8 @@ class ActivationStats(Callback):
         # reshape needs no copy then (statistics do not care about the order of values)
         a = x.reshape(-1).float()
         n = a.numel()
-        # sums and a bincount instead of torch.std_mean and torch.histc: several times faster on the CPU
-        # (bench/)
+        # sums and a bincount instead of torch.std_mean and torch.histc: several times
+        # faster on the CPU (bench/)
         mean = a.sum() / n
         std = (torch.dot(a, a) / n - mean * mean).clamp_min(0).sqrt()
         part = a[::4].abs()  # shares from every fourth value: they hardly change, the cost drops
@@ -116,24 +119,28 @@ class ActivationStats(Callback):
 
     @property
     def stds(self) -> torch.Tensor:
-        "(batches, layers): the standard deviation of each watched layer's output, per training batch."
+        """(batches, layers): the standard deviation of each watched layer's output, per
+        training batch."""
         return self._column(1)
 
     @property
     def near_zero(self) -> torch.Tensor:
-        "(batches, layers): the share of each watched layer's outputs with |value| below `zero`."
+        """(batches, layers): the share of each watched layer's outputs with |value| below
+        `zero`."""
         return self._column(2)
 
     @property
     def hists(self) -> torch.Tensor:
-        "(layers, bins, batches): per training batch, the share of |value|s in each bin from 0 to `hist_max`."
+        """(layers, bins, batches): per training batch, the share of |value|s in each bin
+        from 0 to `hist_max`."""
         return torch.stack([r[:, 3:].T for r in self._rows()])
 
 # %% ../nbs/08_inside.ipynb #8873a17e
 def plot_activation_stats(stats, # an `ActivationStats` that watched a training run
                           show:bool=True, # see `_finish`: leave the figure in pyplot (True) or take it out
                          ):
-    "Each watched layer's mean, standard deviation and share of near-zero outputs over the training batches."
+    """Each watched layer's mean, standard deviation and share of near-zero outputs over
+    the training batches."""
     fig = plt.figure(FigureClass=CourseFigure, figsize=(10, 2.7), layout='constrained')
     axs = fig.subplots(1, 3)
     for ax, values, title in zip(axs, (stats.means, stats.stds, stats.near_zero),
@@ -150,8 +157,8 @@ def plot_activation_stats(stats, # an `ActivationStats` that watched a training 
 def plot_activation_hists(stats, # an `ActivationStats` that watched a training run
                           show:bool=True, # see `_finish`
                          ):
-    """Each watched layer's histogram of |output| over the training batches (colour: share of values, log
-    scale)."""
+    """Each watched layer's histogram of |output| over the training batches (colour: share
+    of values, log scale)."""
     hists = stats.hists
     fig = plt.figure(FigureClass=CourseFigure, figsize=(2.4 * len(hists), 2.2), layout='constrained')
     for i, (h, name) in enumerate(zip(hists, stats.names)):
@@ -166,7 +173,8 @@ def plot_activation_hists(stats, # an `ActivationStats` that watched a training 
 
 # %% ../nbs/08_inside.ipynb #74e42bf8
 def _overlay(ax, image, heat_map, alpha:float=0.5):
-    "`image` in grey (or colour) with `heat_map` (H, W) over it in 'jet', scaled to its own maximum."
+    """`image` in grey (or colour) with `heat_map` (H, W) over it in 'jet', scaled to its
+    own maximum."""
     show_image(ax, image)
     peak = float(heat_map.max())
     ax.imshow((heat_map / peak if peak > 0 else heat_map).numpy(), cmap='jet', alpha=alpha, vmin=0, vmax=1,
@@ -182,7 +190,8 @@ def show_heatmaps(images:torch.Tensor, # (N, C, H, W) as the data's transform ma
                   legend:str|None=None,
                   show:bool=True, # see `_finish`
                  ):
-    "Each image beside the same image with its heat map blended over it (each map scaled to its own maximum)."
+    """Each image beside the same image with its heat map blended over it (each map scaled
+    to its own maximum)."""
     images = for_display(images.detach().float().cpu(), source)
     n = len(images)
     cols = min(n, 5)
@@ -204,8 +213,8 @@ def explain_figure(picture:torch.Tensor, # one (C, H, W) image as the network se
                    title:str='', # a title over the figure, e.g. the file's name
                    show:bool=True, # see `_finish`
                   ):
-    """Why the network said what it said: the picture as it sees it, the heat map of its top class, the top-k
-    bars."""
+    """Why the network said what it said: the picture as it sees it, the heat map of its
+    top class, the top-k bars."""
     fig = plt.figure(FigureClass=CourseFigure, figsize=(9, 3), layout='constrained')
     a, b, c = fig.subplots(1, 3, width_ratios=[1, 1, 1.4])
     show_image(a, picture, vmin=0, vmax=1); a.set_title('what the network sees', fontsize=9)
@@ -223,7 +232,8 @@ class NoConvolutionError(ValueError):
 
 # %% ../nbs/08_inside.ipynb #b64943bf
 def last_conv(net:nn.Module) -> nn.Module:
-    "The last `nn.Conv2d` in `net` (in the order `net.modules()` lists them): Grad-CAM's default layer."
+    """The last `nn.Conv2d` in `net` (in the order `net.modules()` lists them): Grad-CAM's
+    default layer."""
     convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
     if not convs:
         raise NoConvolutionError(f'{type(net).__name__} has no convolution layer (nn.Conv2d): Grad-CAM looks '
@@ -235,8 +245,8 @@ def last_conv(net:nn.Module) -> nn.Module:
 
 # %% ../nbs/08_inside.ipynb #e998f7df
 def _class_score(net, images, labels) -> torch.Tensor:
-    """The summed score (logit) of each image's class, `labels` or the predicted one: what both maps take
-    gradients of."""
+    """The summed score (logit) of each image's class, `labels` or the predicted one: what
+    both maps take gradients of."""
     logits = net(images)
     classes = (logits.argmax(1) if labels is None
                else torch.as_tensor(labels, device=logits.device).reshape(-1))
@@ -251,9 +261,9 @@ def grad_cam(net:nn.Module, # a trained CNN (used in eval mode; its mode is rest
              *,
              upsample:bool=True, # resize the maps to the images' size (bilinear); False: the layer's own size
             ) -> torch.Tensor:
-    """Grad-CAM: the feature maps of `target_layer`, each weighted by the mean gradient of the class score
-    over it, summed and passed through ReLU. (N, H, W) maps on the CPU, float32, not normalised (0: no
-    evidence)."""
+    """Grad-CAM: the feature maps of `target_layer`, each weighted by the mean gradient of
+    the class score over it, summed and passed through ReLU. (N, H, W) maps on the CPU,
+    float32, not normalised (0: no evidence)."""
     layer = last_conv(net) if target_layer is None else target_layer
     found = {}
     def keep(i, module, inputs, output): found['maps'] = output
@@ -273,8 +283,8 @@ def saliency(net:nn.Module, # a trained model (used in eval mode; its mode is re
              images:torch.Tensor, # a batch (N, C, H, W) as the data's transform makes them
              labels=None, # the class to explain for each image (default: the predicted class)
             ) -> torch.Tensor:
-    """The gradient of each image's class score with respect to its pixels: (N, H, W) magnitudes (largest over
-    channels)."""
+    """The gradient of each image's class score with respect to its pixels: (N, H, W)
+    magnitudes (largest over channels)."""
     x = images.detach().clone().requires_grad_(True)
     with eval_mode(net), torch.enable_grad():
         score = _class_score(net, x, labels)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import math
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -18,7 +19,8 @@ __all__ = ['CifarCNN', 'confusion_matrix', 'per_class_accuracy', 'plot_confusion
 
 # %% ../nbs/04_checkpointing.ipynb #7b9572e5
 class CifarCNN(nn.Module):
-    "The Udacity CIFAR-10 CNN: three conv blocks (16, 32, 64 channels), dropout, 1024 → 500 → 10."
+    """The Udacity CIFAR-10 CNN: three conv blocks (16, 32, 64 channels), dropout, 1024 →
+    500 → 10."""
     def __init__(self, n_output:int=10, # number of classes
                  p_drop:float=0.25, # dropout probability before each linear layer
                 ):
@@ -43,11 +45,12 @@ class CifarCNN(nn.Module):
 def confusion_matrix(loader, # yields `(images, labels)`
                      net, # the model
                      device, # where `net` lives
-                     # number of classes (default: from the dataset, else the largest label + 1)
+                     # number of classes (default: from the dataset, else the largest
+                     # label + 1)
                      n_classes:int|None=None,
                      *,
-                     # what `predict(loader, net, device)` returned, if you have it: counted without running
-                     # `net`
+                     # what `predict(loader, net, device)` returned, if you have it:
+                     # counted without running `net`
                      predictions:tuple|None=None,
                     ) -> torch.Tensor:
     "Counts: row = true class, column = predicted class."
@@ -65,7 +68,8 @@ def per_class_accuracy(loader, # the test data
                        *,
                        verbose:bool=True, # print the table in the source's format
                       ) -> dict:
-    "`{class: accuracy}` on `loader` (nan for a class without examples); prints a table with the counts."
+    """`{class: accuracy}` on `loader` (nan for a class without examples); prints a table
+    with the counts."""
     if classes is None: classes = dataset_classes(loader)
     cm = confusion_matrix(loader, net, device, len(classes))
     correct, total = cm.diag(), cm.sum(1)
@@ -82,6 +86,14 @@ def per_class_accuracy(loader, # the test data
     return table
 
 # %% ../nbs/04_checkpointing.ipynb #b19f0c11
+def _write_cells(ax, values, normalize:bool):
+    "Each cell's value written on it, white on the darker cells."
+    top = values.max().item()
+    for (i, j), v in np.ndenumerate(values.numpy()):
+        ax.text(j, i, f'{v:.2f}' if normalize else f'{int(v)}', ha='center', va='center', fontsize=7,
+                color='white' if v > 0.5 * top else 'black')
+
+# %% ../nbs/04_checkpointing.ipynb #000e225c
 def plot_confusion_matrix(loader, # the test data
                           classes, # class names, indexed by label (None: ask the dataset)
                           net, # the model
@@ -89,29 +101,23 @@ def plot_confusion_matrix(loader, # the test data
                           *,
                           normalize:bool=True, # show each row as fractions of its true class (False: counts)
                           title:str='', # shown above the matrix, e.g. the model and the data
-                          # True: left in pyplot (drawn at the cell's end, `plt.savefig` saves it); False: not
-                          show:bool=True,
-                          # what `predict(loader, net, device)` returned, if you have it: drawn without
-                          # running `net`
+                          show:bool=True, # leave it in pyplot, drawn at the cell's end (False: do not)
+                          # what `predict(loader, net, device)` returned, if you have it:
+                          # drawn without running `net`
                           predictions:tuple|None=None,
                          ):
-    "Draw the confusion matrix: rows are true classes, columns predictions; the diagonal is what was right."
+    """Draw the confusion matrix: rows are true classes, columns predictions; the diagonal
+    is what was right."""
     if classes is None: classes = dataset_classes(loader)
     cm = confusion_matrix(loader, net, device, len(classes), predictions=predictions).double()
     values = cm / cm.sum(1, keepdim=True).clamp(min=1) if normalize else cm
     fig, ax = plt.subplots(figsize=(7, 6), layout='constrained', FigureClass=CourseFigure)
-    im = ax.imshow(values.numpy(), cmap='Blues', vmin=0)
-    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.colorbar(ax.imshow(values.numpy(), cmap='Blues', vmin=0), ax=ax, fraction=0.046)
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha='right')
     ax.set_yticks(range(len(classes)), classes)
     ax.set_xlabel('predicted class'); ax.set_ylabel('true class')
     if title: ax.set_title(title, fontsize=10)
-    top = values.max().item()
-    for i in range(len(classes)):
-        for j in range(len(classes)):
-            v = values[i, j].item()
-            ax.text(j, i, f'{v:.2f}' if normalize else f'{int(v)}', ha='center', va='center', fontsize=7,
-                    color='white' if v > 0.5 * top else 'black')
+    _write_cells(ax, values, normalize)
     return _finish(fig, show)
 
 # %% ../nbs/04_checkpointing.ipynb #827cd0ec
@@ -122,10 +128,9 @@ def show_misclassified(loader, # the test data
                        n:int=20, # how many mistakes to show at most
                        *,
                        title:str='', # shown above the grid, e.g. the data's name
-                       # True: left in pyplot (drawn at the cell's end, `plt.savefig` saves it); False: not
-                       show:bool=True,
-                       # what `predict(loader, net, device, with_inputs=True)` returned, if you have it: drawn
-                       # without running `net` again
+                       show:bool=True, # leave it in pyplot, drawn at the cell's end (False: do not)
+                       # what `predict(loader, net, device, with_inputs=True)` returned,
+                       # if you have it: drawn without running `net` again
                        predictions:tuple|None=None,
                       ):
     "Show the first `n` test images `net` gets wrong, titled `true:predicted`."

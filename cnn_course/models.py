@@ -13,7 +13,8 @@ from .evaluation import CNN, Net
 from .metrics import CifarCNN
 from .resnet import ResNet
 from .settings import MODEL_INPUTS
-# each network's home is the lesson that builds it; these and their parts are importable from here too
+# each network's home is the lesson that builds it; these and their parts are importable
+# from here too
 from .callbacks import FastDropout  # noqa: F401 (only re-exported: `_all_`)
 from .conv import conv_output_size  # noqa: F401
 from .fast import with_torch_dropout  # noqa: F401
@@ -28,7 +29,8 @@ __all__ = ['MODELS', 'ModelSpec', 'MnistCNN', 'conv_output_size', 'Net', 'CNN', 
 # %% ../nbs/16_models.ipynb #01b699d6
 @dataclass(frozen=True)
 class ModelSpec:
-    "One entry of `MODELS`: a model class, the images it takes, and the fixed arguments it is built with."
+    """One entry of `MODELS`: a model class, the images it takes, and the fixed arguments
+    it is built with."""
     cls: type  # the nn.Module subclass
     input_shape: tuple|None  # the (C, H, W) images it takes; None: any image, flattened into a vector
     kwargs: dict = field(default_factory=dict)  # fixed keyword arguments, e.g. {'n_hidden': 128}
@@ -41,8 +43,8 @@ class ModelSpec:
         return self.flatten or tuple(self.input_shape) == tuple(image_shape)
 
     def build(self, image_shape:tuple, n_classes:int, **kwargs) -> nn.Module:
-        """The model for images of `image_shape` and `n_classes` classes; `kwargs` add to or override the
-        table's."""
+        """The model for images of `image_shape` and `n_classes` classes; `kwargs` add to
+        or override the table's."""
         args = {'n_output': n_classes, **self.kwargs, **kwargs}
         if self.flatten: args['n_input'] = math.prod(image_shape)
         return self.cls(**args)

@@ -17,7 +17,8 @@ __all__ = ['WORKING_SIDE', 'BLANK_CONTRAST', 'ImageError', 'LoadedImage', 'load_
 
 # %% ../nbs/05_cli.ipynb #d52b5107
 class ImageError(ValueError):
-    "A file that cannot be used as a picture; the message names the file, the cause and what to do."
+    """A file that cannot be used as a picture; the message names the file, the cause and
+    what to do."""
 
 # %% ../nbs/05_cli.ipynb #c4239b51
 WORKING_SIDE = 1024  # pictures are prepared at most this many pixels a side: the models take 28 or 32
@@ -30,7 +31,8 @@ def _png_chunk(kind:bytes, data:bytes) -> bytes:
 
 # %% ../nbs/05_cli.ipynb #5e5c8c7b
 def _png_chunks(f):
-    "The `(kind, data)` chunks of a PNG file from where `f` stands; an `OSError` where the file is cut short."
+    """The `(kind, data)` chunks of a PNG file from where `f` stands; an `OSError` where
+    the file is cut short."""
     while True:
         size = int.from_bytes(f.read(4), 'big'); kind = f.read(4)
         if len(kind) < 4: raise OSError('the file ends before its IEND chunk (truncated)')
@@ -40,7 +42,8 @@ def _png_chunks(f):
 
 # %% ../nbs/05_cli.ipynb #b4f4d4f2
 def _png_start(stream) -> tuple:
-    "`(header, the chunks each strip needs, the first image data)`, read from the chunks before the image."
+    """`(header, the chunks each strip needs, the first image data)`, read from the chunks
+    before the image."""
     head, extra = None, []
     for kind, data in stream:
         if kind == b'IHDR': head = data
@@ -52,8 +55,9 @@ def _png_start(stream) -> tuple:
 
 # %% ../nbs/05_cli.ipynb #9c1cbd9b
 def _png_strip(raw:bytes, above:bytes|None, n:int, head:bytes, extra:list, factor:int) -> tuple:
-    """`(picture, last row)`: `n` rows of filtered PNG data decoded by Pillow, led by the raw row above them
-    (the filters of the first row refer to it), shrunk `factor` times; and the strip's last row, raw."""
+    """`(picture, last row)`: `n` rows of filtered PNG data decoded by Pillow, led by the
+    raw row above them (the filters of the first row refer to it), shrunk `factor` times;
+    and the strip's last row, raw."""
     w, depth = int.from_bytes(head[:4], 'big'), head[8]
     if above is not None: raw = b'\x00' + above + raw  # the row above, unfiltered ("None" filter)
     lead = above is not None
@@ -72,24 +76,13 @@ def _png_strip(raw:bytes, above:bytes|None, n:int, head:bytes, extra:list, facto
         return strip.reduce(factor), above
 
 # %% ../nbs/05_cli.ipynb #9fe85f5f
-def _reduced_png(f, factor:int, rows_per_strip:int=64):
-    """A large non-interlaced PNG (8-bit, or 16-bit grey) shrunk `factor` times while it is decoded, a strip
-    of rows at a time, so the whole picture is never in memory; None for any other PNG."""
-    f.seek(0)
-    if f.read(8) != _PNG: return None
-    stream, inflate = _png_chunks(f), zlib.decompressobj()
-    head, extra, compressed = _png_start(stream)
-    w, h, depth, colour, _, _, interlace = (int.from_bytes(head[:4], 'big'), int.from_bytes(head[4:8], 'big'),
-                                            *head[8:13])
-    if (interlace or colour not in _PNG_CHANNELS or
-        (depth, colour) not in {(8, c) for c in _PNG_CHANNELS} | {(16, 0)}):
-        return None
-    row = w * _PNG_CHANNELS[colour] * depth // 8 + 1  # a filter byte, then the samples
-    rows_per_strip = max(factor, rows_per_strip // factor * factor)  # whole output rows per strip
-    pending, above, out, y = bytearray(), None, None, 0
+def _png_strips(stream, compressed:bytes, row:int, h:int, rows_per_strip:int):
+    """`(y, n, raw)`: the image data's `h` rows of `row` bytes, inflated `rows_per_strip`
+    at a time and no more than each strip needs (a bomb inflates 1000-fold)."""
+    inflate, pending, y = zlib.decompressobj(), bytearray(), 0
     while y < h:
         n = min(rows_per_strip, h - y)
-        while len(pending) < n * row:  # inflate no more than the strip needs: a bomb inflates 1000-fold
+        while len(pending) < n * row:
             pending += inflate.decompress(compressed, n * row - len(pending))
             compressed = inflate.unconsumed_tail
             if not compressed and len(pending) < n * row:
@@ -97,16 +90,34 @@ def _reduced_png(f, factor:int, rows_per_strip:int=64):
                 if kind == b'IEND': raise OSError('the image data ends early (truncated)')
                 if kind != b'IDAT': compressed = b''
         raw = bytes(pending[:n * row]); del pending[:n * row]
+        yield y, n, raw
+        y += n
+
+# %% ../nbs/05_cli.ipynb #9e45cea4
+def _reduced_png(f, factor:int, rows_per_strip:int=64):
+    """A large non-interlaced PNG (8-bit, or 16-bit grey) shrunk `factor` times while it
+    is decoded, a strip of rows at a time, so the whole picture is never in memory; None
+    for any other PNG."""
+    f.seek(0)
+    if f.read(8) != _PNG: return None
+    stream = _png_chunks(f)
+    head, extra, compressed = _png_start(stream)
+    w, h = int.from_bytes(head[:4], 'big'), int.from_bytes(head[4:8], 'big')
+    depth, colour, interlace = head[8], head[9], head[12]
+    if interlace or (depth, colour) not in {(8, c) for c in _PNG_CHANNELS} | {(16, 0)}: return None
+    row = w * _PNG_CHANNELS[colour] * depth // 8 + 1  # a filter byte, then the samples
+    rows_per_strip = max(factor, rows_per_strip // factor * factor)  # whole output rows per strip
+    above, out = None, None
+    for y, n, raw in _png_strips(stream, compressed, row, h, rows_per_strip):
         small, above = _png_strip(raw, above, n, head, extra, factor)
         if out is None: out = Image.new(small.mode, (math.ceil(w / factor), math.ceil(h / factor)))
         out.paste(small, (0, y // factor))
-        y += n
     return out
 
 # %% ../nbs/05_cli.ipynb #7e605690
 def _to_8bit(image:Image.Image) -> Image.Image:
-    """16-bit and 32-bit grey (16-bit PNGs, TIFFs) as 8-bit grey; Pillow's own conversion would clip them to
-    white."""
+    """16-bit and 32-bit grey (16-bit PNGs, TIFFs) as 8-bit grey; Pillow's own conversion
+    would clip them to white."""
     if image.mode not in ('I', 'F') and not image.mode.startswith('I;16'): return image
     a = np.asarray(image, dtype=np.float32)
     if image.mode.startswith('I;16') or (image.mode == 'I' and a.max() > 255): a = a / 257  # 0-65535 -> 0-255
@@ -115,46 +126,63 @@ def _to_8bit(image:Image.Image) -> Image.Image:
 
 # %% ../nbs/05_cli.ipynb #8fd97c24
 def _shrink(image:Image.Image) -> Image.Image:
-    "`image` at most WORKING_SIDE pixels a side (a JPEG is decoded at reduced size by Pillow's `draft`)."
+    """`image` at most WORKING_SIDE pixels a side (a JPEG is decoded at reduced size by
+    Pillow's `draft`)."""
     if max(image.size) > WORKING_SIDE: image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BICUBIC)
     return image
 
 # %% ../nbs/05_cli.ipynb #ba0d938e
-def _open_image(source, # a picture file or a PIL image
-                # refuse a file of more pixels than this (None: Pillow's MAX_IMAGE_PIXELS)
-                max_pixels:int|None=None,
-               ) -> Image.Image:
-    """The picture, at most WORKING_SIDE a side; its size is checked against `max_pixels` before any pixel is
-    decoded."""
-    if isinstance(source, Image.Image): return _to_8bit(_shrink(source.copy()))
+def _checked_path(source) -> Path:
+    """`source` as a path to a file that exists and is not empty, or an error that says
+    what it is."""
     path = Path(source).expanduser()
     if not path.exists(): raise FileNotFoundError(f'{path}: no such file')
     if not path.is_file(): raise ImageError(f'{path} is a folder, not a picture: name the image files in it')
     if path.stat().st_size == 0:
         raise ImageError(f'{path} is empty (0 bytes): save the picture again as a PNG or JPEG file')
+    return path
+
+# %% ../nbs/05_cli.ipynb #14aab15e
+def _open_header(path:Path):
+    """`Image.open` (it reads the header only) without Pillow's pixel limit, which our own
+    check replaces."""
+    with _LIMIT_LOCK:  # Pillow's limit warns, or fails at twice the limit
+        pillows, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try: return Image.open(path)
+        finally: Image.MAX_IMAGE_PIXELS = pillows
+
+# %% ../nbs/05_cli.ipynb #6be7d281
+def _decode_small(opened, path:Path, limit:int|None) -> Image.Image:
+    """The opened picture's pixels, decoded at reduced size where the format allows, after
+    the size check."""
+    w, h = opened.size
+    if limit and w * h > limit:
+        raise ImageError(f'{path} is {w}x{h} = {w * h:,} pixels, more than the limit of {limit:,} (a '
+                         'guard against "decompression bombs": small files that decode to huge pictures); '
+                         f'if you trust the file, raise the limit: --max-pixels {w * h} (in Python, '
+                         f'max_pixels={w * h})')
+    factor = math.ceil(max(w, h) / WORKING_SIDE)
+    if opened.format == 'PNG' and factor > 1 and getattr(opened, 'n_frames', 1) == 1:
+        reduced = _reduced_png(opened.fp, factor)
+        if reduced is not None:
+            if 'exif' in opened.info: reduced.info['exif'] = opened.info['exif']
+            return reduced
+    opened.draft(None, (2 * WORKING_SIDE, 2 * WORKING_SIDE))  # JPEG: decoded at 1/2, 1/4 or 1/8 of the size
+    opened.load()
+    return opened.copy()
+
+# %% ../nbs/05_cli.ipynb #54db3200
+def _open_image(source, # a picture file or a PIL image
+                # refuse a file of more pixels than this (None: Pillow's MAX_IMAGE_PIXELS)
+                max_pixels:int|None=None,
+               ) -> Image.Image:
+    """The picture, at most WORKING_SIDE a side; its size is checked against `max_pixels`
+    before any pixel is decoded."""
+    if isinstance(source, Image.Image): return _to_8bit(_shrink(source.copy()))
+    path = _checked_path(source)
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     try:
-        with _LIMIT_LOCK:  # our check below replaces Pillow's (a warning, or an error at twice the limit)
-            pillows, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-            try: opened = Image.open(path)  # reads the header only
-            finally: Image.MAX_IMAGE_PIXELS = pillows
-        with opened:
-            w, h = opened.size
-            if limit and w * h > limit:
-                raise ImageError(f'{path} is {w}x{h} = {w * h:,} pixels, more than the limit of {limit:,} (a '
-                                 'guard against "decompression bombs": small files that decode to huge '
-                                 f'pictures); if you trust the file, raise the limit: --max-pixels {w * h} '
-                                 f'(in Python, max_pixels={w * h})')
-            factor = math.ceil(max(w, h) / WORKING_SIDE)
-            if opened.format == 'PNG' and factor > 1 and getattr(opened, 'n_frames', 1) == 1:
-                reduced = _reduced_png(opened.fp, factor)
-                if reduced is not None:
-                    if 'exif' in opened.info: reduced.info['exif'] = opened.info['exif']
-                    return reduced
-            # JPEG: decode at 1/2, 1/4 or 1/8 of the size
-            opened.draft(None, (2 * WORKING_SIDE, 2 * WORKING_SIDE))
-            opened.load()
-            image = opened.copy()
+        with _open_header(path) as opened: image = _decode_small(opened, path, limit)
     except ImageError: raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, zlib.error) as e:
         raise ImageError(f'{path} cannot be read as a picture ({type(e).__name__}: {e}): use a PNG or JPEG '
@@ -162,20 +190,23 @@ def _open_image(source, # a picture file or a PIL image
     return _to_8bit(_shrink(image))
 
 # %% ../nbs/05_cli.ipynb #f6262ab8
-# at most this many grey levels (of 255) between the darkest and lightest pixel: nearly uniform
+# at most this many grey levels (of 255) between the darkest and lightest pixel: nearly
+# uniform
 BLANK_CONTRAST = 8
 
 class LoadedImage(tuple):
-    """`load_image`'s answer: unpacks as `(picture, inverted)`; `blank` and `notes` are attributes (as in
-    `os.stat_result`)."""
+    """`load_image`'s answer: unpacks as `(picture, inverted)`; `blank` and `notes` are
+    attributes (as in `os.stat_result`)."""
     def __new__(cls, picture, inverted, blank=None, notes=()):
         return super().__new__(cls, (picture, inverted))
     def __init__(self,
                  picture:Image.Image, # the model's size and channels, light on dark like the training images
                  inverted:bool, # whether it was inverted (its background was light)
-                 # None, or why there is nothing to classify: 'one colour' or 'nearly uniform'
+                 # None, or why there is nothing to classify: 'one colour' or 'nearly
+                 # uniform'
                  blank:str|None=None,
-                 # what the picture's decoder warned about, one line each (e.g. corrupt EXIF data)
+                 # what the picture's decoder warned about, one line each (e.g. corrupt
+                 # EXIF data)
                  notes:tuple=(),
                 ): self.blank, self.notes = blank, tuple(notes)
     picture = property(lambda self: self[0], doc="the picture, ready for the data's transform")
@@ -193,12 +224,48 @@ def _border(pixels:np.ndarray) -> np.ndarray:
 
 # %% ../nbs/05_cli.ipynb #dba11599
 def _blankness(picture:Image.Image) -> str|None:
-    "'one colour', 'nearly uniform' (contrast of at most BLANK_CONTRAST levels in every channel) or None."
+    """'one colour', 'nearly uniform' (contrast of at most BLANK_CONTRAST levels in every
+    channel) or None."""
     extrema = picture.getextrema()
     contrast = max(hi - lo for lo, hi in (extrema if isinstance(extrema[0], tuple) else [extrema]))
     return 'one colour' if contrast == 0 else 'nearly uniform' if contrast <= BLANK_CONTRAST else None
 
 # %% ../nbs/05_cli.ipynb #d370c6d4
+def _decoded(source, max_pixels:int|None, channels:int) -> tuple:
+    """The picture upright, transparent parts white, in the model's colours; and Pillow's
+    warnings, as notes."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        # a phone photo stores its rotation apart
+        image = ImageOps.exif_transpose(_open_image(source, max_pixels))
+        if image.mode in ('RGBA', 'LA', 'PA') or (image.mode == 'P' and 'transparency' in image.info):
+            image = Image.alpha_composite(Image.new('RGBA', image.size, 'white'), image.convert('RGBA'))
+        image = image.convert('L' if channels == 1 else 'RGB')
+    warned = [' '.join(str(w.message).split()) for w in caught]
+    return image, tuple(dict.fromkeys(f"the picture's decoder warned: {w}" for w in warned))
+
+# %% ../nbs/05_cli.ipynb #277bbf77
+def _fit_to(image, background, shape:tuple) -> Image.Image:
+    """`image` padded to the model's proportions with its background's colour, centred,
+    and resized."""
+    channels, height, width = shape
+    w, h = image.size
+    padded_w, padded_h = max(w, math.ceil(h * width / height)), max(h, math.ceil(w * height / width))
+    fill = tuple(int(round(v)) for v in np.atleast_1d(background))
+    canvas = Image.new(image.mode, (padded_w, padded_h), fill[0] if channels == 1 else fill)
+    canvas.paste(image, ((padded_w - w) // 2, (padded_h - h) // 2))
+    return canvas.resize((width, height), Image.Resampling.LANCZOS)
+
+# %% ../nbs/05_cli.ipynb #f8ec95c0
+def _stretch_levels(image, background) -> tuple:
+    """A grey picture's levels stretched, as the grey datasets have them: the background
+    (noise and all) black, the lightest pixel white. Returns the picture and its new
+    background level."""
+    black, white = float(background), image.getextrema()[1]
+    if white <= black + 1: return image, background
+    return image.point(lambda v: min(255, max(0, round(255 * (v - black) / (white - black))))), 0
+
+# %% ../nbs/05_cli.ipynb #ec813b76
 def load_image(source, # a picture file (PNG, JPEG, GIF, TIFF, ...; any size, colour or grey) or a PIL image
                shape:tuple, # the (C, H, W) images the model takes, e.g. `IMAGE_SHAPES['fashion-mnist']`
                *,
@@ -207,44 +274,23 @@ def load_image(source, # a picture file (PNG, JPEG, GIF, TIFF, ...; any size, co
                # refuse a larger file before decoding it (None: Pillow's limit, about 89 million)
                max_pixels:int|None=None,
               ) -> LoadedImage:
-    """`source` made to look like the training images (channels, light on dark, proportions, size); says if it
-    is blank."""
+    """`source` made to look like the training images (channels, light on dark,
+    proportions, size); says if it is blank."""
     if invert not in (True, False, 'auto'): raise ValueError(f"invert={invert!r}: use True, False or 'auto'")
-    channels, height, width = shape
-    with warnings.catch_warnings(record=True) as caught:  # Pillow's warnings become the result's notes
-        warnings.simplefilter('always')
-        # a phone photo stores its rotation apart
-        image = ImageOps.exif_transpose(_open_image(source, max_pixels))
-        if image.mode in ('RGBA', 'LA', 'PA') or (image.mode == 'P' and 'transparency' in image.info):
-            # transparent: white
-            image = Image.alpha_composite(Image.new('RGBA', image.size, 'white'), image.convert('RGBA'))
-        image = image.convert('L' if channels == 1 else 'RGB')
-    warned = [' '.join(str(w.message).split()) for w in caught]
-    notes = tuple(dict.fromkeys(f"the picture's decoder warned: {w}" for w in warned))
+    image, notes = _decoded(source, max_pixels, shape[0])
     background = _border(np.asarray(image, dtype=np.float64)).mean(0)
-    if invert == 'auto': invert = channels == 1 and float(background) > 127.5
+    if invert == 'auto': invert = shape[0] == 1 and float(background) > 127.5
     if invert: image, background = ImageOps.invert(image), 255 - background
-    w, h = image.size  # pad to the model's proportions with the background's colour, centred
-    padded_w, padded_h = max(w, math.ceil(h * width / height)), max(h, math.ceil(w * height / width))
-    def shrunk(image, background):
-        fill = tuple(int(round(v)) for v in np.atleast_1d(background))
-        canvas = Image.new(image.mode, (padded_w, padded_h), fill[0] if channels == 1 else fill)
-        canvas.paste(image, ((padded_w - w) // 2, (padded_h - h) // 2))
-        return canvas.resize((width, height), Image.Resampling.LANCZOS)
-    # blank or not is judged on what the network would see before the levels are stretched (the stretch would
-    # blow a faint speck of noise up to full contrast)
-    blank = _blankness(shrunk(image, background))
-    if channels == 1:  # the grey datasets have black backgrounds and white highlights: stretch the levels so
-        # (the background's level, noise and all, goes to 0)
-        black, white = float(background), image.getextrema()[1]
-        if white > black + 1:
-            image = image.point(lambda v: min(255, max(0, round(255 * (v - black) / (white - black)))))
-            background = 0
-    return LoadedImage(shrunk(image, background), bool(invert), blank, notes)
+    # blank or not is judged on what the network would see before the levels are stretched
+    # (the stretch would blow a faint speck of noise up to full contrast)
+    blank = _blankness(_fit_to(image, background, shape))
+    if shape[0] == 1: image, background = _stretch_levels(image, background)
+    return LoadedImage(_fit_to(image, background, shape), bool(invert), blank, notes)
 
 # %% ../nbs/05_cli.ipynb #5809fd1d
 def _read_pictures(images:list, shape:tuple, invert, max_pixels, errors:str, keep_pictures:bool) -> tuple:
-    "`(results, ready)`: a result dict per picture, and `(result, picture)` for each one that could be read."
+    """`(results, ready)`: a result dict per picture, and `(result, picture)` for each one
+    that could be read."""
     results, ready = [], []
     for i, image in enumerate(images):  # every picture is read before the model runs
         result = {'image': str(image) if isinstance(image, (str, Path)) else f'picture {i}', 'top': [],
@@ -262,7 +308,8 @@ def _read_pictures(images:list, shape:tuple, invert, max_pixels, errors:str, kee
 
 # %% ../nbs/05_cli.ipynb #e8ebf99b
 def _classify(net, ready:list, classes, flatten:bool, top:int, device, batch_size:int):
-    "Fill in `top` of each `(result, picture)` in `ready`, `batch_size` pictures per forward pass."
+    """Fill in `top` of each `(result, picture)` in `ready`, `batch_size` pictures per
+    forward pass."""
     transform = make_transform(flatten)
     if device is None: device = next(net.parameters()).device
     for start in range(0, len(ready), batch_size):
@@ -287,17 +334,19 @@ def predict_images(net, # a trained model
                    top:int=3, # how many classes to give per picture
                    device=None, # where `net` lives (default: where its parameters are)
                    max_pixels:int|None=None, # see `load_image`
-                   # 'raise': a picture that cannot be read stops the call; 'report': its result says why
+                   # 'raise': a picture that cannot be read stops the call; 'report': its
+                   # result says why
                    errors:str='raise',
                    batch_size:int=256, # pictures per forward pass (many pictures, bounded memory)
-                   # also return each prepared picture (PIL) as `picture`, e.g. to explain it
+                   # also return each prepared picture (PIL) as `picture`, e.g. to explain
+                   # it
                    keep_pictures:bool=False,
                   ) -> list[dict]:
-    """Classify your own pictures. For each, best first: `{'image', 'top': [(class, probability), ...],
-    'inverted', 'blank', 'notes', 'error'}`. `blank` ('one colour', 'nearly uniform' or None) says the
-    picture holds nothing to classify: `top` is then the model's answer to nothing. With `errors='report'` an
-    unreadable picture gets its `error` (the message) and an empty `top`; every other picture is still
-    classified."""
+    """Classify your own pictures. For each, best first: `{'image', 'top': [(class,
+    probability), ...], 'inverted', 'blank', 'notes', 'error'}`. `blank` ('one colour',
+    'nearly uniform' or None) says the picture holds nothing to classify: `top` is then
+    the model's answer to nothing. With `errors='report'` an unreadable picture gets its
+    `error` (the message) and an empty `top`; every other picture is still classified."""
     if isinstance(images, (str, Path)) or not hasattr(images, '__iter__'): images = [images]
     images = list(images)
     if not (isinstance(top, int) and top >= 1):

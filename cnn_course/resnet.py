@@ -22,8 +22,8 @@ def conv_bn(ni:int, # input channels
     return nn.Sequential(nn.Conv2d(ni, nf, ks, stride, ks // 2, bias=False), nn.BatchNorm2d(nf))
 
 class ResBlock(nn.Module):
-    """Two 3×3 convolutions with batch-norm added to a shortcut, `relu(convs(x) + shortcut(x))`; it starts as
-    its shortcut."""
+    """Two 3×3 convolutions with batch-norm added to a shortcut, `relu(convs(x) +
+    shortcut(x))`; it starts as its shortcut."""
     def __init__(self, ni:int, # input channels
                  nf:int, # output channels
                  stride:int=1, # 2: halve the height and width
@@ -32,9 +32,9 @@ class ResBlock(nn.Module):
         super().__init__()
         self.residual = residual
         self.convs = nn.Sequential(conv_bn(ni, nf, stride=stride), nn.ReLU(inplace=True), conv_bn(nf, nf))
-        # The last batch-norm's scale at 0: convs(x) is 0 at the start, so the block begins as its shortcut. A
-        # plain block
-        # keeps PyTorch's 1, or nothing at all would pass through it.
+        # The last batch-norm's scale at 0: convs(x) is 0 at the start, so the block
+        # begins as its shortcut. A plain block keeps PyTorch's 1, or nothing at all would
+        # pass through it.
         if residual: nn.init.zeros_(self.convs[-1][1].weight)
         shortcut = []
         if residual and stride != 1:
@@ -48,8 +48,8 @@ class ResBlock(nn.Module):
 
 # %% ../nbs/07_resnet_augment.ipynb #4758a137
 class ResNet(nn.Module):
-    """A small ResNet: a stem convolution, stages of `ResBlock`s that each halve the picture, global average
-    pooling, a linear layer."""
+    """A small ResNet: a stem convolution, stages of `ResBlock`s that each halve the
+    picture, global average pooling, a linear layer."""
     def __init__(self, widths:tuple=(32, 64, 128, 256), # the stem's channels, then each stage's
                  # blocks per stage; the first block of each halves the height and width
                  depths:tuple=(1, 1, 1),
@@ -76,18 +76,20 @@ class ResNet(nn.Module):
 
 # %% ../nbs/07_resnet_augment.ipynb #7867780a
 def shifted(x:torch.Tensor, # a batch (B, C, H, W)
-            # pixels down (negative: up): one number for the whole batch, or one per picture, shape (B,)
+            # pixels down (negative: up): one number for the whole batch, or one per
+            # picture, shape (B,)
             dy:int|torch.Tensor,
             dx:int|torch.Tensor, # pixels right (negative: left): likewise
            ) -> torch.Tensor:
-    """`x` moved `dy` pixels down and `dx` right, its edge pixels repeated into the gap: a new tensor on `x`'s
-    device."""
+    """`x` moved `dy` pixels down and `dx` right, its edge pixels repeated into the gap: a
+    new tensor on `x`'s device."""
     b, c, h, w = x.shape
     dy, dx = (torch.as_tensor(d, device=x.device).reshape(-1, 1) for d in (dy, dx))
     if len(dy) not in (1, b) or len(dx) not in (1, b):
         raise ValueError(f'shifted: {len(dy)} and {len(dx)} offsets for a batch of {b} pictures: give one '
                          'number, or one per picture')
-    # pixel (i, j) comes from (i - dy, j - dx), clamped inside the picture: the edge repeats
+    # pixel (i, j) comes from (i - dy, j - dx), clamped inside the picture: the edge
+    # repeats
     rows = (torch.arange(h, device=x.device) - dy).clamp(0, h - 1)   # (1 or B, H)
     cols = (torch.arange(w, device=x.device) - dx).clamp(0, w - 1)   # (1 or B, W)
     if len(rows) == len(cols) == 1:
@@ -98,14 +100,16 @@ def shifted(x:torch.Tensor, # a batch (B, C, H, W)
 
 # %% ../nbs/07_resnet_augment.ipynb #e2c65016
 class BatchAugment:
-    """Random shifts, mirror images and erased rectangles, drawn for each picture and applied to whole batches
-    on their device."""
+    """Random shifts, mirror images and erased rectangles, drawn for each picture and
+    applied to whole batches on their device."""
     def __init__(self,
-                 # move each picture by up to this many pixels each way; its edge pixels fill the gap
+                 # move each picture by up to this many pixels each way; its edge pixels
+                 # fill the gap
                  shift:int=0,
                  flip:bool=False, # mirror half of the pictures left to right
                  erase:float=0.0, # the share of pictures that get one rectangle erased (set to 0)
-                 # the rectangle's area as a share of the picture's, drawn uniformly from this range
+                 # the rectangle's area as a share of the picture's, drawn uniformly from
+                 # this range
                  erase_area:tuple=(0.02, 0.25),
                 ):
         if isinstance(shift, bool) or not isinstance(shift, int) or shift < 0:
@@ -119,8 +123,8 @@ class BatchAugment:
     def draw(self, n:int, # how many pictures
              generator:torch.Generator|None=None, # the random numbers' source (None: torch's global one)
             ) -> dict:
-        """The random choices for `n` pictures, one entry each: offsets, mirrors, rectangles (fractions of the
-        room left)."""
+        """The random choices for `n` pictures, one entry each: offsets, mirrors,
+        rectangles (fractions of the room left)."""
         rand = lambda: torch.rand(n, generator=generator)
         draws = {}
         if self.shift:
@@ -139,7 +143,8 @@ class BatchAugment:
     def apply(self, x:torch.Tensor, # a batch (B, C, H, W)
               draws:dict, # `draw`'s answer for these B pictures (on any device)
              ) -> torch.Tensor:
-        "The batch changed as `draws` says: a new tensor (`x` is left as it is), on `x`'s device."
+        """The batch changed as `draws` says: a new tensor (`x` is left as it is), on
+        `x`'s device."""
         h, w = x.shape[-2:]
         draws = {k: v.to(x.device, non_blocking=True) for k, v in draws.items()}
         if self.shift: x = shifted(x, draws['dy'], draws['dx'])   # each picture by its own offset
@@ -168,8 +173,8 @@ class BatchAugment:
 def tta_views(shift:int=1, # how far the four shifted views move (0: no shifted views)
               flip:bool=False, # also the mirror image
              ) -> list:
-    """Views of a batch for test-time augmentation: the batch itself, moved `shift` pixels each way, and its
-    mirror image."""
+    """Views of a batch for test-time augmentation: the batch itself, moved `shift` pixels
+    each way, and its mirror image."""
     views = [lambda x: x]
     if shift:
         views += [lambda x, d=d: shifted(x, *d) for d in ((shift, 0), (-shift, 0), (0, shift), (0, -shift))]

@@ -41,7 +41,8 @@ __all__ = ['SPLITS', 'RunConfig', 'recipe', 'check_config', 'resolve_device', 'r
 # %% ../nbs/10_runs.ipynb #10865133
 @dataclass
 class RunConfig:
-    "Everything that defines a training run; stored as JSON in every checkpoint and in run.json."
+    """Everything that defines a training run; stored as JSON in every checkpoint and in
+    run.json."""
     dataset:str='fashion-mnist' # 'mnist', 'fashion-mnist', 'cifar10' or 'colour-fashion' (its stand-in)
     model:str|None=None # a name in `MODELS`; None: `DEFAULT_MODELS[dataset]`
     model_kwargs:dict=field(default_factory=dict) # more arguments for the model, e.g. {'dropout': False}
@@ -51,12 +52,14 @@ class RunConfig:
     optimizer:str='adam' # 'adam' (lesson 3), 'sgd' (lessons 1, 2 and 4) or 'adamw' (lesson 3b's fast recipe)
     lr:float=1e-3 # learning rate ('onecycle': the highest rate)
     momentum:float=0.0 # SGD's momentum (0: the source's plain SGD)
-    # weight decay: decoupled from the gradient for 'adamw', added to it (L2) for 'adam' and 'sgd'
+    # weight decay: decoupled from the gradient for 'adamw', added to it (L2) for 'adam'
+    # and 'sgd'
     weight_decay:float=0.0
-    # share of each target spread over all classes by the loss (validation and test losses too)
+    # share of each target spread over all classes by the loss (validation and test losses
+    # too)
     label_smoothing:float=0.0
-    # 'none'; 'plateau': the rate / 10 after 4 epochs without a better validation loss; 'onecycle': up
-    # to `lr` and down again, step by step
+    # 'none'; 'plateau': the rate / 10 after 4 epochs without a better validation loss;
+    # 'onecycle': up to `lr` and down again, step by step
     scheduler:str='none'
     patience:int|None=None # early stopping after this many epochs without improvement; None: off
     monitor:str='val_loss' # what early stopping and best.pt watch
@@ -73,9 +76,11 @@ class RunConfig:
     device:str='auto' # 'auto', 'cpu', 'cuda' or 'mps'
     amp:str|None=None # mixed precision: None (float32), 'auto', 'bf16' or 'fp16' (see `resolve_amp`)
     channels_last:bool=False # train a conv net in channels-last memory layout
-    # under torchrun on CUDA GPUs: batch-norm statistics over the whole global batch (SyncBatchNorm)
+    # under torchrun on CUDA GPUs: batch-norm statistics over the whole global batch
+    # (SyncBatchNorm)
     sync_bn:bool=False
-    # augmentation (lesson 7's `BatchAugment`): move each training picture by up to this many pixels each way
+    # augmentation (lesson 7's `BatchAugment`): move each training picture by up to this
+    # many pixels each way
     shift:int=0
     flip:bool=False # augmentation: mirror half of the training pictures
     erase:float=0.0 # augmentation: the share of training pictures that get a rectangle erased
@@ -87,8 +92,8 @@ class RunConfig:
 
     @property
     def validates_on_test(self) -> bool:
-        """True for `val_fraction=0`: the source's way, which lets the test set choose the epoch and the
-        schedule."""
+        """True for `val_fraction=0`: the source's way, which lets the test set choose the
+        epoch and the schedule."""
         return self.val_fraction == 0
 
     def to_dict(self) -> dict:
@@ -163,8 +168,8 @@ def _check_model(cfg:RunConfig):
 # %% ../nbs/10_runs.ipynb #554c1677
 def check_config(cfg:RunConfig, # the run to check
                 ) -> RunConfig:
-    """Raise a `ConfigError` for the first setting of `cfg` that cannot work, before any data is read; return
-    `cfg`."""
+    """Raise a `ConfigError` for the first setting of `cfg` that cannot work, before any
+    data is read; return `cfg`."""
     if not isinstance(cfg, RunConfig): raise TypeError(f'expected a RunConfig, got {type(cfg).__name__}')
     _check_choices(cfg)
     _check_numbers(cfg)
@@ -178,7 +183,8 @@ def check_config(cfg:RunConfig, # the run to check
 def resolve_device(name:str='auto', # 'auto', 'cpu', 'cuda' or 'mps'
                    cfg:RunConfig|None=None, # the config it came from (for the error's wording)
                   ) -> torch.device:
-    "The `torch.device` for `name`, or a `ConfigError` if that device is not available here."
+    """The `torch.device` for `name`, or a `ConfigError` if that device is not available
+    here."""
     cfg = cfg or RunConfig(device=name)
     if name == 'auto': return get_device()
     if name == 'cuda' and not torch.cuda.is_available():
@@ -194,7 +200,8 @@ def resolve_device(name:str='auto', # 'auto', 'cpu', 'cuda' or 'mps'
 def run_device(cfg:RunConfig, # the run
                device=None, # where to train (default: `cfg.device`)
               ) -> torch.device:
-    "Where this process trains; under torchrun, this process's own device, after joining the process group."
+    """Where this process trains; under torchrun, this process's own device, after joining
+    the process group."""
     if dist_info()[1] > 1:
         try: return init_distributed(cfg.device if device is None else device)
         except ValueError as e: raise ConfigError('device', f': {e}', cfg) from None
@@ -212,8 +219,8 @@ def make_scheduler(cfg:RunConfig, optimizer,
                    # optimizer steps in an epoch (for 'onecycle', which plans every step)
                    steps_per_epoch:int=1,
                   ):
-    """The learning-rate scheduler `cfg` names (lesson 3's plateau rule, or a one-cycle plan over the whole
-    run), or None."""
+    """The learning-rate scheduler `cfg` names (lesson 3's plateau rule, or a one-cycle
+    plan over the whole run), or None."""
     if cfg.scheduler == 'none': return None
     if cfg.scheduler == 'onecycle':
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr,
@@ -222,8 +229,8 @@ def make_scheduler(cfg:RunConfig, optimizer,
 
 # %% ../nbs/10_runs.ipynb #65e867d9
 def make_callbacks(cfg:RunConfig) -> dict:
-    """`fit`'s callbacks by name: 'lrs' always, 'early_stopping' for `patience`, 'tensorboard' for
-    `tensorboard`."""
+    """`fit`'s callbacks by name: 'lrs' always, 'early_stopping' for `patience`,
+    'tensorboard' for `tensorboard`."""
     callbacks = {'lrs': LRRecorder()}
     if cfg.patience is not None:
         callbacks['early_stopping'] = EarlyStopping(cfg.patience, cfg.monitor, restore_best=True)
@@ -235,8 +242,10 @@ def make_callbacks(cfg:RunConfig) -> dict:
 
 # %% ../nbs/10_runs.ipynb #e3ce8cc0
 def make_loaders(cfg:RunConfig, train_set, val_set, test_set, device) -> tuple:
-    "The training, validation and test loaders of a run, with the one rule for the last short batch."
-    # A batch-norm model cannot train on a batch of one image: drop a last batch that would hold only one.
+    """The training, validation and test loaders of a run, with the one rule for the last
+    short batch."""
+    # A batch-norm model cannot train on a batch of one image: drop a last batch that
+    # would hold only one.
     augment = BatchAugment(cfg.shift, cfg.flip, cfg.erase) if cfg.shift or cfg.flip or cfg.erase else None
     train = DeviceLoader(train_set, cfg.batch_size, shuffle=True, device=device,
                          drop_last=len(train_set) % cfg.batch_size == 1, augment=augment)
@@ -245,7 +254,8 @@ def make_loaders(cfg:RunConfig, train_set, val_set, test_set, device) -> tuple:
 # %% ../nbs/10_runs.ipynb #7959cf5f
 @dataclass
 class Run:
-    "A built run: its config, the model and what trains it, the callbacks by name, and the three loaders."
+    """A built run: its config, the model and what trains it, the callbacks by name, and
+    the three loaders."""
     config:RunConfig
     net:nn.Module
     optimizer:torch.optim.Optimizer
@@ -263,8 +273,8 @@ class Run:
 
 # %% ../nbs/10_runs.ipynb #321154fa
 class TestSetWarning(UserWarning):
-    """A run that validates on its test set (`val_fraction=0`): the test accuracy it reports is no longer
-    unbiased."""
+    """A run that validates on its test set (`val_fraction=0`): the test accuracy it
+    reports is no longer unbiased."""
 
 # %% ../nbs/10_runs.ipynb #2e9b26fc
 def _load_data(cfg:RunConfig, transform) -> tuple:
@@ -280,7 +290,8 @@ def _load_data(cfg:RunConfig, transform) -> tuple:
 
 # %% ../nbs/10_runs.ipynb #b5e833fa
 def _rank0_first(load:Callable):
-    "`load()` in rank 0 first and then in the other processes, so a download or decompression happens once."
+    """`load()` in rank 0 first and then in the other processes, so a download or
+    decompression happens once."""
     if not distributed(): return load()
     if is_main_process(): result = load()
     torch.distributed.barrier()  # a failure in rank 0 ends the job here: torchrun stops the waiting processes
@@ -289,8 +300,8 @@ def _rank0_first(load:Callable):
 
 # %% ../nbs/10_runs.ipynb #d63cde47
 def _check_world(cfg:RunConfig, device:torch.device) -> int:
-    """The number of processes; a `ConfigError` for a batch they cannot share or batch norm they cannot
-    synchronise."""
+    """The number of processes; a `ConfigError` for a batch they cannot share or batch
+    norm they cannot synchronise."""
     world = dist_info()[1] if distributed() else 1
     check_world(cfg.to_dict(), world, cuda=device.type == 'cuda')
     return world
@@ -298,17 +309,31 @@ def _check_world(cfg:RunConfig, device:torch.device) -> int:
 # %% ../nbs/10_runs.ipynb #ec7f163b
 def build_model(cfg:RunConfig, # the run whose model to build
                ) -> nn.Module:
-    """The untrained model `cfg` names, built for its dataset's image shape and number of classes (no data is
-    read)."""
+    """The untrained model `cfg` names, built for its dataset's image shape and number of
+    classes (no data is read)."""
     return MODELS[cfg.model].build(IMAGE_SHAPES[cfg.dataset], len(CLASS_NAMES[cfg.dataset]),
                                    **cfg.model_kwargs)
 
 # %% ../nbs/10_runs.ipynb #7e9f001c
+def _split(cfg:RunConfig, full, test_set) -> tuple:
+    """`(train_set, val_set)`: the held-out split, or (with a warning) the test set for
+    `val_fraction=0`."""
+    if not cfg.validates_on_test:
+        try: return train_val_split(full, cfg.val_fraction, cfg.split_seed)
+        except ValueError as e:
+            raise ConfigError('val_fraction', f': {e}', cfg) from None  # a split larger than the data
+    warnings.warn('val_fraction=0: the run validates on the test set, as the source did, so early '
+                  'stopping, the schedule and best.pt are chosen by it and its accuracy is no longer an '
+                  'unbiased estimate',
+                  TestSetWarning, stacklevel=3)
+    return full, test_set
+
+# %% ../nbs/10_runs.ipynb #3291489a
 def make_run(cfg:RunConfig, # what to build
              device=None, # where to train (default: `cfg.device`)
             ) -> Run:
-    """Check `cfg`, then build its model, optimizer, scheduler, callbacks and loaders (data last: it is the
-    slow part)."""
+    """Check `cfg`, then build its model, optimizer, scheduler, callbacks and loaders
+    (data last: it is the slow part)."""
     check_config(cfg)
     device = run_device(cfg, device)
     world = _check_world(cfg, device)
@@ -317,16 +342,7 @@ def make_run(cfg:RunConfig, # what to build
     callbacks = make_callbacks(cfg)
     spec, classes = MODELS[cfg.model], CLASS_NAMES[cfg.dataset]
     full, test_set = _rank0_first(lambda: _load_data(cfg, make_transform(flatten=spec.flatten)))
-    if cfg.validates_on_test:
-        warnings.warn('val_fraction=0: the run validates on the test set, as the source did, so early '
-                      'stopping, the schedule and best.pt are chosen by it and its accuracy is no longer an '
-                      'unbiased estimate',
-                      TestSetWarning, stacklevel=2)
-        train_set, val_set = full, test_set
-    else:
-        try: train_set, val_set = train_val_split(full, cfg.val_fraction, cfg.split_seed)
-        except ValueError as e:
-            raise ConfigError('val_fraction', f': {e}', cfg) from None  # a split larger than the data
+    train_set, val_set = _split(cfg, full, test_set)
     net = build_model(cfg).to(device)
     if cfg.sync_bn and world > 1: net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
     check_model_fits(net, train_set, device, len(classes))
@@ -371,24 +387,14 @@ def _saved_config(folder:Path, ckpt:dict, which:str) -> RunConfig:
 def saved_config(folder, # a checkpoint folder written by `train_run` (or `cnn-course train --checkpoint`)
                  which:str='last.pt', # the checkpoint file to read it from
                 ) -> RunConfig:
-    """The `RunConfig` the run in `folder` was trained with, read from its checkpoint without building
-    anything."""
+    """The `RunConfig` the run in `folder` was trained with, read from its checkpoint
+    without building anything."""
     folder = Path(folder)
     return _saved_config(folder, read_checkpoint(folder / which), which)
 
 # %% ../nbs/10_runs.ipynb #f3f3e77e
-def resume_run(folder, # a checkpoint folder written by `train_run` (or `cnn-course train --checkpoint`)
-               epochs:int|None=None, # train up to this epoch in total (default: the run's planned `epochs`)
-               *,
-               progress:bool|None=None, # progress bars; None: only where they redraw in place
-               device=None, # where to train (default: the config's `device`)
-               callbacks=(), # more callbacks (their saved state, if any, is restored)
-              ) -> Run|None:
-    "Continue the run in `folder` exactly where it stopped; return it, or None if it had nothing left to do."
-    folder = Path(folder)
-    if is_main_process(): remove_stale_temps(folder)  # left by the process that was killed
-    ckpt = read_checkpoint(folder / 'last.pt')
-    cfg = _saved_config(folder, ckpt, 'last.pt')
+def _resume_target(folder:Path, ckpt:dict, cfg:RunConfig, epochs:int|None) -> int|None:
+    "The epoch a resumed run trains up to, or None (said) when it has nothing left to do."
     target = cfg.epochs if epochs is None else int(epochs)
     if ckpt['stopped'] and epochs is None:
         print_main(f'{folder}: the run stopped early at epoch {ckpt["epoch"]}; nothing to do (ask for more '
@@ -398,10 +404,27 @@ def resume_run(folder, # a checkpoint folder written by `train_run` (or `cnn-cou
         print_main(f'{folder}: the run has finished its {target} epochs; nothing to do (ask for more epochs '
                    'to train on)')
         return None
-    if cfg.scheduler == 'onecycle' and target != cfg.epochs:  # its plan covers the planned epochs and no more
+    if cfg.scheduler == 'onecycle' and target != cfg.epochs:  # its plan covers the planned epochs only
         raise ConfigError('scheduler', f"plans the learning rate for exactly the run's {cfg.epochs} epochs, "
-                                       "so it cannot "
-                          f'train on to epoch {target}: start a new run with more epochs', cfg)
+                          f'so it cannot train on to epoch {target}: start a new run with more epochs', cfg)
+    return target
+
+# %% ../nbs/10_runs.ipynb #880568f8
+def resume_run(folder, # a checkpoint folder written by `train_run` (or `cnn-course train --checkpoint`)
+               epochs:int|None=None, # train up to this epoch in total (default: the run's planned `epochs`)
+               *,
+               progress:bool|None=None, # progress bars; None: only where they redraw in place
+               device=None, # where to train (default: the config's `device`)
+               callbacks=(), # more callbacks (their saved state, if any, is restored)
+              ) -> Run|None:
+    """Continue the run in `folder` exactly where it stopped; return it, or None if it had
+    nothing left to do."""
+    folder = Path(folder)
+    if is_main_process(): remove_stale_temps(folder)  # left by the process that was killed
+    ckpt = read_checkpoint(folder / 'last.pt')
+    cfg = _saved_config(folder, ckpt, 'last.pt')
+    target = _resume_target(folder, ckpt, cfg, epochs)
+    if target is None: return None
     cfg = dataclasses.replace(cfg, epochs=target)
     torch_seed(cfg.seed)
     run = make_run(cfg, device)
@@ -419,8 +442,8 @@ def finished_run(folder, # a checkpoint folder whose run has finished (`resume_r
                  *,
                  device=None, # where to put the model (default: the config's `device`)
                 ) -> Run:
-    """The finished run in `folder` as it ended, rebuilt without training: its history, callbacks' state and
-    kept weights."""
+    """The finished run in `folder` as it ended, rebuilt without training: its history,
+    callbacks' state and kept weights."""
     folder = Path(folder)
     cfg = saved_config(folder)
     with warnings.catch_warnings():  # the run was warned about when it trained
@@ -437,8 +460,8 @@ def finished_run(folder, # a checkpoint folder whose run has finished (`resume_r
 
 # %% ../nbs/10_runs.ipynb #546a1296
 def _evaluate(run:Run, loader, tta:bool=False) -> tuple:
-    """Loss and accuracy of the run's model on `loader`, with the precision and layout `fit` validated with
-    (and `tta_views()`)."""
+    """Loss and accuracy of the run's model on `loader`, with the precision and layout
+    `fit` validated with (and `tta_views()`)."""
     return evaluate(run.net, loader, run.criterion, run.device,
                     amp_dtype=resolve_amp(run.config.amp, run.device)[0],
                     channels_last=run.config.channels_last, tta=tta_views() if tta else None)
@@ -446,8 +469,8 @@ def _evaluate(run:Run, loader, tta:bool=False) -> tuple:
 # %% ../nbs/10_runs.ipynb #8eaac142
 def score_run(run:Run, # a trained run (`train_run`, `resume_run`)
              ) -> dict:
-    """Validation and test loss and accuracy of the run's model as it is now, with the number of images in
-    each set."""
+    """Validation and test loss and accuracy of the run's model as it is now, with the
+    number of images in each set."""
     val_loss, val_acc = _evaluate(run, run.val_loader)
     # once
     on_test = run.config.validates_on_test
@@ -462,53 +485,64 @@ SPLITS = {'val': 'validation', 'test': 'test'}
 def _same_weights(a:dict, # a checkpoint, as `read_checkpoint` returned it
                   b:dict, # another
                  ) -> bool:
-    """Whether two checkpoints hold the same weights and buffers (best.pt and last.pt, when the last epoch was
-    the best)."""
+    """Whether two checkpoints hold the same weights and buffers (best.pt and last.pt,
+    when the last epoch was the best)."""
     a, b = a['model_state'], b['model_state']
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 # %% ../nbs/10_runs.ipynb #32f9da18
-def evaluate_run(folder, # a checkpoint folder written by `train_run` (or `cnn-course train --checkpoint`)
-                 *,
-                 split:str='test', # 'test', or 'val': the validation images the run held out
-                 device=None, # where to evaluate (default: the config's `device`)
-                 # test-time augmentation (lesson 7): the average over the picture and four one-pixel shifts
-                 tta:bool=False,
-                ) -> Run:
-    """Score the run's `last.pt` and `best.pt` on `split` (once if they hold the same weights); return the
-    run, its `scores`
-    filled in and `best.pt`'s weights loaded."""
-    if split not in SPLITS: raise ValueError(f"split={split!r}: use 'test' or 'val'")
-    folder = Path(folder)
-    # best last: its weights stay loaded
+def _read_scored(folder:Path) -> dict:
+    """`{'last': ..., 'best': ...}`: the checkpoints in `folder`, best last (its weights
+    stay loaded)."""
     found = [w for w in ('last', 'best') if (folder / f'{w}.pt').exists()]
     if not found: raise FileNotFoundError(f'{folder} holds no best.pt or last.pt: is it a checkpoint folder?')
     remove_stale_temps(folder)
     ckpts = {w: read_checkpoint(folder / f'{w}.pt') for w in found}
     if len(ckpts) == 2 and ckpts['best']['epoch'] > ckpts['last']['epoch']:  # killed between the two writes
         print(f"note: last.pt (epoch {ckpts['last']['epoch']}) is behind best.pt (epoch "
-              f"{ckpts['best']['epoch']}): the run "
-              f'was stopped between writing the two; resuming it brings last.pt up to date')
+              f"{ckpts['best']['epoch']}): the run was stopped between writing the two; resuming it brings "
+              'last.pt up to date')
+    return ckpts
+
+# %% ../nbs/10_runs.ipynb #33940b09
+def _print_score(which:str, score:dict, name:str):
+    views = f" with TTA ({len(tta_views())} views)" if score['tta'] else ''
+    print(f"{which:4s} (epoch {score['epoch']}): {name} loss {score['loss']:.4f}, {name} accuracy "
+          f"{score['accuracy']:.4f} on {score['n']} images{views}")
+
+# %% ../nbs/10_runs.ipynb #2dfe6aa4
+def evaluate_run(folder, # a checkpoint folder written by `train_run` (or `cnn-course train --checkpoint`)
+                 *,
+                 split:str='test', # 'test', or 'val': the validation images the run held out
+                 device=None, # where to evaluate (default: the config's `device`)
+                 # test-time augmentation (lesson 7): the average over the picture and
+                 # four one-pixel shifts
+                 tta:bool=False,
+                ) -> Run:
+    """Score the run's `last.pt` and `best.pt` on `split` (once if they hold the same
+    weights); return the run, its `scores` filled in and `best.pt`'s weights loaded."""
+    if split not in SPLITS: raise ValueError(f"split={split!r}: use 'test' or 'val'")
+    folder = Path(folder)
+    ckpts = _read_scored(folder)
+    first = next(iter(ckpts))
     with warnings.catch_warnings():  # the run was warned about when it trained
         warnings.simplefilter('ignore', TestSetWarning)
-        run = make_run(_saved_config(folder, ckpts[found[0]], f'{found[0]}.pt'), device)
-    loader, name = (run.val_loader if split == 'val' else run.test_loader), SPLITS[split]
+        run = make_run(_saved_config(folder, ckpts[first], f'{first}.pt'), device)
+    loader = run.val_loader if split == 'val' else run.test_loader
     for which, ckpt in ckpts.items():
         load_checkpoint(folder / f'{which}.pt', run.net)
         if which == 'best' and 'last' in run.scores and _same_weights(ckpt, ckpts['last']):
-            # the same weights: scored once
-            loss, acc = run.scores['last']['loss'], run.scores['last']['accuracy']
+            loss, acc = run.scores['last']['loss'], run.scores['last']['accuracy']  # scored once
         else: loss, acc = _evaluate(run, loader, tta)
         run.scores[which] = {'epoch': ckpt['epoch'], 'split': split, 'loss': loss, 'accuracy': acc,
                              'n': len(loader.y), 'tta': tta}
-        views = f' with TTA ({len(tta_views())} views)' if tta else ''
-        print(f'{which:4s} (epoch {ckpt["epoch"]}): {name} loss {loss:.4f}, {name} accuracy {acc:.4f} on '
-              f'{len(loader.y)} images{views}')
+        _print_score(which, run.scores[which], SPLITS[split])
     return run
 
 # %% ../nbs/10_runs.ipynb #1a442a79
 def _results_config(folder:Path) -> RunConfig:
-    "The config in a results folder's run.json, or a `CheckpointError` saying why there is none."
+    """The config in a results folder's run.json, or a `CheckpointError` saying why there
+    is none."""
     info = folder / 'run.json'
     if not info.is_file():
         raise CheckpointError(f'{folder} has model.pt but no run.json, so nothing says which model the '
@@ -528,8 +562,8 @@ def load_run_model(
         *,
         device=None, # where to put the model (default: the best device here)
         ) -> tuple:
-    """`(net, config, path)`: the run's trained model in eval mode, its `RunConfig`, and the file the weights
-    came from."""
+    """`(net, config, path)`: the run's trained model in eval mode, its `RunConfig`, and
+    the file the weights came from."""
     folder = Path(folder).expanduser()
     device = get_device() if device is None else torch.device(device)
     for name in ('best.pt', 'last.pt'):
@@ -558,15 +592,15 @@ def predict_run(folder, # a run folder, as for `load_run_model`
                 top:int=3, # how many classes to give per picture
                 device=None, # where to run the model (default: the best device here)
                 max_pixels:int|None=None, # see `load_image`
-                # see `predict_images`: 'report' gives an unreadable picture its `error` instead
+                # see `predict_images`: 'report' gives an unreadable picture its `error`
+                # instead
                 errors:str='raise',
-                # also `picture` ((C, H, W) in [0, 1], as the network sees it) and `heat_map` (its Grad-CAM
-                # for
-                # the top class), except for blank pictures
+                # also `picture` ((C, H, W) in [0, 1], as the network sees it) and
+                # `heat_map` (its Grad-CAM for the top class), except for blank pictures
                 explain:bool=False,
                ) -> list[dict]:
-    """Classify your own pictures with a run's model, prepared as its training images were: `predict_images`
-    for a folder."""
+    """Classify your own pictures with a run's model, prepared as its training images
+    were: `predict_images` for a folder."""
     net, cfg, _ = load_run_model(folder, device=device)
     if explain: last_conv(net)  # a model without convolutions is refused before any picture is read
     classes, spec = CLASS_NAMES[cfg.dataset], MODELS[cfg.model]

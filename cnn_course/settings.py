@@ -16,7 +16,8 @@ __all__ = ['DATASETS', 'IMAGE_SHAPES', 'VAL_FRACTIONS', 'MODEL_INPUTS', 'BATCH_N
 DATASETS = ('mnist', 'fashion-mnist', 'cifar10', 'colour-fashion')
 IMAGE_SHAPES = {'mnist': (1, 28, 28), 'fashion-mnist': (1, 28, 28),
                 'cifar10': (3, 32, 32), 'colour-fashion': (3, 32, 32)}
-# The lessons' validation shares: 10,000 images of each full training set (60,000 and 50,000)
+# The lessons' validation shares: 10,000 images of each full training set (60,000 and
+# 50,000)
 VAL_FRACTIONS = {'mnist': 1/6, 'fashion-mnist': 1/6, 'cifar10': 0.2, 'colour-fashion': 0.2}
 
 # %% ../nbs/14_settings.ipynb #c28c8339
@@ -47,12 +48,14 @@ AMP_MODES = ('auto', 'bf16', 'fp16')
 
 # %% ../nbs/14_settings.ipynb #7b1ea71f
 RECIPES = {
-    # lesson 3b's fast recipe (bench/time_to_accuracy.py): AdamW with a one-cycle schedule, label
-    # smoothing, batches of 128, bf16 autocast and channels-last where the hardware runs them natively
+    # lesson 3b's fast recipe (bench/time_to_accuracy.py): AdamW with a one-cycle
+    # schedule, label smoothing, batches of 128, bf16 autocast and channels-last where the
+    # hardware runs them natively
     'fast': dict(optimizer='adamw', lr=5e-3, weight_decay=0.05, scheduler='onecycle', label_smoothing=0.1,
                  batch_size=128, epochs=20, amp='auto', channels_last=True),
-    # lesson 7's ResNet with the fast recipe around it and batch augmentation (shifts, random erasing);
-    # 40 epochs for its best, --epochs 20 for 94% soonest (bench/time_to_accuracy.py)
+    # lesson 7's ResNet with the fast recipe around it and batch augmentation (shifts,
+    # random erasing); 40 epochs for its best, --epochs 20 for 94% soonest
+    # (bench/time_to_accuracy.py)
     'resnet': dict(model='resnet', optimizer='adamw', lr=5e-3, weight_decay=0.05, scheduler='onecycle',
                    label_smoothing=0.1, batch_size=128, epochs=40, amp='auto', channels_last=True,
                    shift=2, erase=0.5),
@@ -60,12 +63,14 @@ RECIPES = {
 
 # %% ../nbs/14_settings.ipynb #d00c3850
 def _python_name(field:str, value:str) -> str:
-    "A setting as Python code names it: `model='cnn'`; `value` is Python source, '' for the name alone."
+    """A setting as Python code names it: `model='cnn'`; `value` is Python source, '' for
+    the name alone."""
     return field if value == '' else f'{field}={value}'
 
 # %% ../nbs/14_settings.ipynb #b90c92e5
 class ConfigError(ValueError):
-    "A setting that cannot work: `field` names it; `message(name)` words the names for the caller."
+    """A setting that cannot work: `field` names it; `message(name)` words the names for
+    the caller."""
     def __init__(self, field:str, # the setting at fault
                  problem:str, # what is wrong, naming settings as <field>, <field=> or <field=value>
                  config, # the settings: a dict, or a `RunConfig`
@@ -76,7 +81,8 @@ class ConfigError(ValueError):
 
     def message(self, name:Callable=_python_name, # (field, value as Python source, '' for no value) -> text
                ) -> str:
-        "The error, with every `<field>`, `<field=value>` and `<field=>` worded by `name`."
+        """The error, with every `<field>`, `<field=value>` and `<field=>` worded by
+        `name`."""
         def word(m): return name(m[1], repr(self.values.get(m[1])) if m[2] is None else m[2][1:])
         sep = '' if self.problem[:1] in (':', ',') else ' '
         return re.sub(r'<([a-z_]+)(=[^<>]*)?>', word, f'<{self.field}>{sep}{self.problem}')
@@ -90,14 +96,16 @@ def is_whole(value, low:int=1) -> bool:
 def split_sizes(n:int|None, # the training pictures; None: all of them (not known yet)
                 val_fraction:float|int, # a share of them, or a number of them; 0: validate on the test set
                ) -> tuple:
-    "How many of `n` training pictures train and how many validate; `inf` for both when `n` is None."
+    """How many of `n` training pictures train and how many validate; `inf` for both when
+    `n` is None."""
     if n is None: return float('inf'), float('inf')
     n_val = int(val_fraction) if is_whole(val_fraction, 0) else round(n * val_fraction)
     return n - n_val, n_val
 
 # %% ../nbs/14_settings.ipynb #406cb035
 def with_defaults(values:dict) -> dict:
-    "`values` with a `model` or `val_fraction` of None set to the dataset's default, as in `RunConfig`."
+    """`values` with a `model` or `val_fraction` of None set to the dataset's default, as
+    in `RunConfig`."""
     dataset, model, fraction = values.get('dataset'), values.get('model'), values.get('val_fraction')
     return {**values, 'model': DEFAULT_MODELS.get(dataset) if model is None else model,
             'val_fraction': VAL_FRACTIONS.get(dataset) if fraction is None else fraction}
@@ -105,7 +113,8 @@ def with_defaults(values:dict) -> dict:
 # %% ../nbs/14_settings.ipynb #2750f5a8
 def check_split(values:dict, # the run's settings: 'limit_train', 'val_fraction', 'dataset'
                ):
-    "A `ConfigError` when the validation share leaves no picture to train on, or holds none out."
+    """A `ConfigError` when the validation share leaves no picture to train on, or holds
+    none out."""
     n, fraction = values.get('limit_train'), with_defaults(values)['val_fraction']
     n_train, n_val = split_sizes(n, fraction)
     if n is not None and fraction != 0 and min(n_train, n_val) < 1:
@@ -143,7 +152,8 @@ def check_world(values:dict, # the run's settings: 'batch_size' and 'sync_bn' ar
                 world:int, # the number of processes
                 cuda:bool, # whether the processes train on CUDA GPUs
                ):
-    "A `ConfigError` when `world` processes cannot share the run's batch, or cannot synchronise batch norm."
+    """A `ConfigError` when `world` processes cannot share the run's batch, or cannot
+    synchronise batch norm."""
     if values['batch_size'] % world:
         raise ConfigError('batch_size', f'is the global batch, split evenly over the {world} processes: '
                           f'use a multiple of {world}', values)

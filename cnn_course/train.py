@@ -6,6 +6,7 @@
 from __future__ import annotations
 import copy, ctypes, functools, math, os, platform, warnings
 from pathlib import Path
+from typing import NamedTuple
 import numpy as np
 import torch
 from torch.utils.data import DistributedSampler
@@ -15,9 +16,11 @@ from .core import live_output, reexport_lazily
 from .data import dataset_classes, DeviceLoader
 from .distributed import (all_reduce_sum, broadcast_buffers, dist_info, distributed,
     is_main_process, lost_contact, print_main, ProcessGroupError, wrap_model)
-from .evaluation import _eval_sums, _loss_total, _sum_dtype, check_history, eval_mode, to_device
+from cnn_course.evaluation import (_eval_sums, _loss_total, _sum_dtype, check_history, EmptyLoaderError,
+    eval_mode, to_device)
 from .settings import AMP_MODES
-# name -> the lesson's module that defines it; `from cnn_course.train import evaluate` works as it always did
+# name -> the lesson's module that defines it; `from cnn_course.train import evaluate`
+# works as it always did
 _MOVED = {
     **dict.fromkeys(['to_device', 'eval_loss', 'eval_mode', 'evaluate', 'HISTORY_COLUMNS', 'check_history',
                      'predict', 'check_predictions'], 'evaluation'),
@@ -34,7 +37,8 @@ __all__ = ['AMP_CHOICES', 'check_model_fits', 'format_epoch', 'resolve_amp', 'Fi
 
 # %% ../nbs/12_fit.ipynb #2a208a54
 def _first_example(loader):
-    "One `(input, label)` example from a loader or dataset without drawing from any random number generator."
+    """One `(input, label)` example from a loader or dataset without drawing from any
+    random number generator."""
     if hasattr(loader, 'x') and hasattr(loader, 'y'): return loader.x[0], loader.y[0]  # a DeviceLoader
     data = getattr(loader, 'dataset', loader)
     if len(data) == 0: raise ValueError('the loader has no data: check the dataset it was built from')
@@ -43,8 +47,8 @@ def _first_example(loader):
 
 # %% ../nbs/12_fit.ipynb #5ac8cf7c
 def _largest_label(loader) -> int|None:
-    """The largest label, when the loader keeps its labels in memory (DeviceLoader, TensorDataset,
-    `.targets`); else None."""
+    """The largest label, when the loader keeps its labels in memory (DeviceLoader,
+    TensorDataset, `.targets`); else None."""
     for obj in (loader, getattr(loader, 'dataset', None)):
         tensors = getattr(obj, 'tensors', None)
         for labels in (getattr(obj, 'y', None), getattr(obj, 'targets', None), tensors[-1] if tensors
@@ -59,42 +63,24 @@ def _num_classes(loader):
 
 # %% ../nbs/12_fit.ipynb #376c0d64
 def _on_device(tensor_device, device) -> bool:
-    "Whether a tensor on `tensor_device` is on `device` ('cuda' without a number: whichever GPU it is on)."
+    """Whether a tensor on `tensor_device` is on `device` ('cuda' without a number:
+    whichever GPU it is on)."""
     device = torch.device(device)
     return tensor_device.type == device.type and device.index in (None, tensor_device.index)
 
 # %% ../nbs/12_fit.ipynb #843558fb
-def check_model_fits(net, # the model
-                     loader, # the data it will see
-                     device=None, # where `net` lives (default: where its parameters are)
-                     n_classes:int|None=None, # number of classes (default: from the dataset, if it knows)
-                    ) -> None:
-    """Raise a `ValueError` that names the shapes when `net` cannot take `loader`'s inputs or predicts the
-    wrong number of classes, or the devices when `net` is not on `device`."""
-    x, _ = _first_example(loader)
-    weights = next(net.parameters(), None)
-    if device is None: device = weights.device if weights is not None else 'cpu'
-    expected = getattr(net, 'input_shape', None)
-    name = type(net).__name__
-    # a model left on the CPU while the data goes to the GPU fails in its first layer, with a message that is
-    # easy to
-    # read as a shape problem: say so first
+def _check_device(net, device, name:str):
+    """A model left on the CPU while the data goes to the GPU fails in its first layer, as
+    if a shape were wrong: say so first."""
     stray = next((p for p in net.parameters() if not _on_device(p.device, device)), None)
     if stray is not None:
         raise ValueError(f'{name} has weights on {stray.device}, but the device to train on is '
-                         f'{torch.device(device)}: '
-                         'move the model there first, `net.to(device)`')
-    if expected is not None and tuple(x.shape) != tuple(expected):
-        raise ValueError(f'{name} expects each input to have shape {tuple(expected)}, but the data gives '
-                         f'{tuple(x.shape)}. Use a model built for this data, or a transform that produces '
-                         f'that shape (e.g. make_transform(flatten=True) for a fully connected net).')
-    # outside the try: a device that cannot be reached is not a shape problem
-    batch = x.unsqueeze(0).to(device)
-    try:
-        with eval_mode(net), torch.inference_mode(): out = net(batch)
-    except RuntimeError as e:
-        raise ValueError(f'{name} cannot take an input of shape {tuple(x.shape)} (a batch of '
-                         f'{tuple(x.unsqueeze(0).shape)}): {e}') from e
+                         f'{torch.device(device)}: move the model there first, `net.to(device)`')
+
+# %% ../nbs/12_fit.ipynb #3511ed75
+def _check_classes(name:str, out, loader, n_classes:int|None):
+    """The model's answer to one input: one row of class scores, as many as the data has
+    classes."""
     if out.ndim != 2:
         raise ValueError(f'{name} should return one row of class scores per input, shape (batch, classes); '
                          f'it returned shape {tuple(out.shape)}')
@@ -102,11 +88,36 @@ def check_model_fits(net, # the model
     if n_classes is not None and out.shape[1] != n_classes:
         raise ValueError(f'{name} predicts {out.shape[1]} classes but the data has {n_classes}: '
                          f'build it with n_output={n_classes}')
-    # no class names: the labels say how many are needed
-    top = _largest_label(loader) if n_classes is None else None
+    top = _largest_label(loader) if n_classes is None else None  # no class names: the labels tell
     if top is not None and out.shape[1] <= top:
         raise ValueError(f'{name} predicts {out.shape[1]} classes, but the labels go up to {top}: build it '
                          f'with n_output={top + 1} (or more)')
+
+# %% ../nbs/12_fit.ipynb #6e1dd09f
+def check_model_fits(net, # the model
+                     loader, # the data it will see
+                     device=None, # where `net` lives (default: where its parameters are)
+                     n_classes:int|None=None, # number of classes (default: from the dataset, if it knows)
+                    ) -> None:
+    """Raise a `ValueError` that names the shapes when `net` cannot take `loader`'s inputs
+    or predicts the wrong number of classes, or the devices when `net` is not on
+    `device`."""
+    x, _ = _first_example(loader)
+    weights, name = next(net.parameters(), None), type(net).__name__
+    if device is None: device = weights.device if weights is not None else 'cpu'
+    _check_device(net, device, name)
+    expected = getattr(net, 'input_shape', None)
+    if expected is not None and tuple(x.shape) != tuple(expected):
+        raise ValueError(f'{name} expects each input to have shape {tuple(expected)}, but the data gives '
+                         f'{tuple(x.shape)}. Use a model built for this data, or a transform that produces '
+                         f'that shape (e.g. make_transform(flatten=True) for a fully connected net).')
+    batch = x.unsqueeze(0).to(device)  # outside the try: an unreachable device is not a shape problem
+    try:
+        with eval_mode(net), torch.inference_mode(): out = net(batch)
+    except RuntimeError as e:
+        raise ValueError(f'{name} cannot take an input of shape {tuple(x.shape)} (a batch of '
+                         f'{tuple(batch.shape)}): {e}') from e
+    _check_classes(name, out, loader, n_classes)
 
 # %% ../nbs/12_fit.ipynb #ac8a4dd5
 def format_epoch(row, # one history row: epoch, train_loss, train_acc, val_loss, val_acc
@@ -119,7 +130,8 @@ def format_epoch(row, # one history row: epoch, train_loss, train_acc, val_loss,
 
 # %% ../nbs/12_fit.ipynb #680dc2ae
 def _snapshot(net, optimizer, scheduler=None):
-    "Copies of the model's, optimizer's and scheduler's state, to put back if the loss blows up."
+    """Copies of the model's, optimizer's and scheduler's state, to put back if the loss
+    blows up."""
     return tuple(copy.deepcopy(x.state_dict()) if x is not None
                  else None for x in (net, optimizer, scheduler))
 
@@ -133,20 +145,20 @@ def _cpu_flags() -> set:
 
 # %% ../nbs/12_fit.ipynb #6d0bda52
 def _cpu_capability() -> str:
-    """The vector instructions PyTorch's own kernels use here, e.g. 'AVX2' or 'AVX512' (`ATEN_CPU_CAPABILITY`
-    can lower it)."""
+    """The vector instructions PyTorch's own kernels use here, e.g. 'AVX2' or 'AVX512'
+    (`ATEN_CPU_CAPABILITY` can lower it)."""
     return torch.backends.cpu.get_cpu_capability()
 
 # %% ../nbs/12_fit.ipynb #8b920f4d
 def _gpu_capability(device) -> tuple|None:
-    """The CUDA compute capability of `device`'s NVIDIA GPU, e.g. (7, 5) for Colab's T4 or (8, 0) for an A100;
-    None under ROCm (AMD)."""
+    """The CUDA compute capability of `device`'s NVIDIA GPU, e.g. (7, 5) for Colab's T4 or
+    (8, 0) for an A100; None under ROCm (AMD)."""
     return None if torch.version.hip else tuple(torch.cuda.get_device_capability(device))
 
 # %% ../nbs/12_fit.ipynb #3c5c80a8
 def _autocast_works(kind:str, dtype) -> bool:
-    """Whether this PyTorch autocasts to `dtype` on devices of `kind` (older versions warn and switch it off
-    instead)."""
+    """Whether this PyTorch autocasts to `dtype` on devices of `kind` (older versions warn
+    and switch it off instead)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         try:
@@ -157,16 +169,14 @@ def _autocast_works(kind:str, dtype) -> bool:
 # %% ../nbs/12_fit.ipynb #7fb4444d
 @functools.cache
 def _reuse_freed_memory() -> bool:
-    """Ask glibc's malloc to keep freed memory for the next allocation of its size (True if it agreed); a
-    no-op elsewhere."""
-    # By default glibc hands a freed block of megabytes back to the kernel (mmap, or trimming the heap), so
-    # the next
-    # step's activation of the same size is built from fresh zeroed pages, one page fault per 4 KiB: 4% of
-    # lesson 3's
-    # step in float32 and 3-13% in bf16 (bench/step_parts.py, two runs). Blocks under 32 MiB now come from the
-    # heap, and the heap
-    # keeps up to 1 GiB of free memory. Settings of the user's own (MALLOC_*_ or GLIBC_TUNABLES) are left as
-    # they are.
+    """Ask glibc's malloc to keep freed memory for the next allocation of its size (True
+    if it agreed); a no-op elsewhere."""
+    # By default glibc hands a freed block of megabytes back to the kernel (mmap, or
+    # trimming the heap), so the next step's activation of the same size is built from
+    # fresh zeroed pages, one page fault per 4 KiB: 4% of lesson 3's step in float32 and
+    # 3-13% in bf16 (bench/step_parts.py, two runs). Blocks under 32 MiB now come from the
+    # heap, and the heap keeps up to 1 GiB of free memory. Settings of the user's own
+    # (MALLOC_*_ or GLIBC_TUNABLES) are left as they are.
     if platform.system() != 'Linux' or platform.libc_ver()[0] != 'glibc': return False
     if any(k.startswith('MALLOC_') for k in os.environ) or 'malloc' in os.environ.get('GLIBC_TUNABLES', ''):
         return False
@@ -177,8 +187,8 @@ def _reuse_freed_memory() -> bool:
 
 # %% ../nbs/12_fit.ipynb #742e6e73
 def _minor_page_faults() -> int|None:
-    """This process's minor page faults so far (Linux: the 8th field after the name in /proc/self/stat); None
-    elsewhere."""
+    """This process's minor page faults so far (Linux: the 8th field after the name in
+    /proc/self/stat); None elsewhere."""
     try: return int(Path('/proc/self/stat').read_text().rsplit(')', 1)[1].split()[7])
     except (OSError, IndexError, ValueError): return None
 
@@ -186,57 +196,70 @@ def _minor_page_faults() -> int|None:
 AMP_CHOICES = (None, *AMP_MODES)  # None: float32
 
 # %% ../nbs/12_fit.ipynb #65652085
+class _Bf16(NamedTuple):
+    "What a device offers for bf16, and how messages name it."
+    native: bool  # bf16 arithmetic runs at full speed here
+    cpu_bf16: bool  # a CPU with bf16 instructions, whether or not PyTorch's kernels use them
+    kernels: str  # the CPU kernels PyTorch runs ('AVX512', 'AVX2', ...), asked only on a bf16 CPU
+    gpu: str  # 'this GPU', with its compute capability where known
+
+def _bf16_support(kind:str, device) -> _Bf16:
+    cpu_bf16 = kind == 'cpu' and bool(_cpu_flags() & {'avx512_bf16', 'amx_bf16'})
+    # bf16 instructions help only if PyTorch's kernels use them: with
+    # ATEN_CPU_CAPABILITY=avx2 they run AVX2 code
+    kernels = _cpu_capability() if cpu_bf16 else ''
+    # NVIDIA's GPUs compute in bf16 from compute capability 8.0 (Ampere) on; under ROCm
+    # PyTorch counts every GPU as able. Not torch.cuda.is_bf16_supported(): on older GPUs
+    # (Colab's T4 is 7.5) it answers True whenever a bf16 tensor can be made there, while
+    # bf16 arithmetic is emulated, slowly, or fails
+    cc = _gpu_capability(device) if kind == 'cuda' else None
+    gpu = 'this GPU' + ('' if cc is None else f' (compute capability {cc[0]}.{cc[1]})')
+    native = (cc is None or cc >= (8, 0)) if kind == 'cuda' else cpu_bf16 and 'AVX512' in kernels
+    return _Bf16(native, cpu_bf16, kernels, gpu)
+
+# %% ../nbs/12_fit.ipynb #6d501d72
+def _auto_amp(kind:str, bf16:_Bf16) -> tuple:
+    """What `amp='auto'` picks: bf16 where it is native, fp16 on other GPUs, else float32;
+    and why."""
+    if bf16.native: return torch.bfloat16, f'bf16 autocast (native on this {kind})'
+    if kind == 'cuda':
+        return torch.float16, f'fp16 autocast with a gradient scaler ({bf16.gpu} has no native bf16)'
+    if bf16.cpu_bf16:
+        return None, (f'float32 (this cpu has bf16, but PyTorch runs its {bf16.kernels} kernels: '
+                      'ATEN_CPU_CAPABILITY)')
+    return None, f'float32 (this {kind} has no native bf16)'
+
+# %% ../nbs/12_fit.ipynb #455b061d
 def resolve_amp(amp, # None (float32), 'auto', 'bf16' or 'fp16'
                 device, # where the model trains
                ) -> tuple:
-    """`(dtype, why)`: the autocast dtype `amp` means on `device` (None: float32) and a few words on the
-    choice."""
+    """`(dtype, why)`: the autocast dtype `amp` means on `device` (None: float32) and a
+    few words on the choice."""
     kind = torch.device(device).type
     if amp not in AMP_CHOICES:
         raise ValueError(f"amp={amp!r}: use None (float32), 'auto' (bf16 where the hardware has it), 'bf16' "
                          "or 'fp16'")
     if amp is None: return None, 'float32'
-    cpu_bf16 = kind == 'cpu' and bool(_cpu_flags() & {'avx512_bf16', 'amx_bf16'})
-    # bf16 instructions help only if PyTorch's kernels use them: with ATEN_CPU_CAPABILITY=avx2 they run AVX2
-    # code
-    kernels = _cpu_capability() if cpu_bf16 else ''
-    # NVIDIA's GPUs compute in bf16 from compute capability 8.0 (Ampere) on; under ROCm PyTorch counts every
-    # GPU as able.
-    # Not torch.cuda.is_bf16_supported(): on older GPUs (Colab's T4 is 7.5) it answers True whenever a bf16
-    # tensor can be
-    # made there, while bf16 arithmetic is emulated, slowly, or fails
-    capability = _gpu_capability(device) if kind == 'cuda' else None
-    gpu = ('this GPU' if capability is None else 'this GPU (compute capability '
-                                                 f'{capability[0]}.{capability[1]})')
-    if kind == 'cuda': native_bf16 = capability is None or capability >= (8, 0)
-    else: native_bf16 = cpu_bf16 and 'AVX512' in kernels
-    if amp == 'auto':
-        if native_bf16: return torch.bfloat16, f'bf16 autocast (native on this {kind})'
-        if kind == 'cuda':
-            return torch.float16, f'fp16 autocast with a gradient scaler ({gpu} has no native bf16)'
-        if cpu_bf16:
-            return (None, f'float32 (this cpu has bf16, but PyTorch runs its {kernels} kernels: '
-                          'ATEN_CPU_CAPABILITY)')
-        return None, f'float32 (this {kind} has no native bf16)'
+    bf16 = _bf16_support(kind, device)
+    if amp == 'auto': return _auto_amp(kind, bf16)
     dtype = torch.bfloat16 if amp == 'bf16' else torch.float16
     if not _autocast_works(kind, dtype):
-        raise ValueError(f'amp={amp!r}: PyTorch {torch.__version__} has no {amp} autocast on {kind}: use '
-                         'amp=None or amp=\'auto\'')
-    if kind == 'cuda' and dtype is torch.bfloat16 and not native_bf16:
-        raise ValueError(f"amp='bf16': {gpu} has no native bfloat16, which came with compute capability 8.0 "
-                         "(Ampere): use amp='fp16' (with a gradient scaler) or amp='auto'")
-    native = (native_bf16 if dtype is torch.bfloat16
+        raise ValueError(f"amp={amp!r}: PyTorch {torch.__version__} has no {amp} autocast on {kind}: use "
+                         "amp=None or amp='auto'")
+    if kind == 'cuda' and dtype is torch.bfloat16 and not bf16.native:
+        raise ValueError(f"amp='bf16': {bf16.gpu} has no native bfloat16, which came with compute capability "
+                         "8.0 (Ampere): use amp='fp16' (with a gradient scaler) or amp='auto'")
+    native = (bf16.native if dtype is torch.bfloat16
               else kind == 'cuda' or bool(_cpu_flags() & {'avx512_fp16', 'amx_fp16'}))
     scaler = ' with a gradient scaler' if dtype is torch.float16 else ''
-    return dtype, f'{amp} autocast{scaler}' + ('' if native
-                                               else f' (emulated on this {kind}: slower than float32)')
+    emulated = '' if native else f' (emulated on this {kind}: slower than float32)'
+    return dtype, f'{amp} autocast{scaler}{emulated}'
 
 # %% ../nbs/12_fit.ipynb #9ffa4b70
 def _quiet_step(scheduler, *args):
-    """`scheduler.step(*args)` without PyTorch's warning that `optimizer.step()` has not run yet: under fp16,
-    `fit` calls it through the gradient scaler, which skips every step whose gradients overflowed, the first
-    ones often
-    among them."""
+    """`scheduler.step(*args)` without PyTorch's warning that `optimizer.step()` has not
+    run yet: under fp16, `fit` calls it through the gradient scaler, which skips every
+    step whose gradients overflowed, the first ones often among them."""
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message=r'Detected call of `lr_scheduler\.step\(\)` before '
                                                   r'`optimizer\.step\(\)`')
@@ -244,56 +267,59 @@ def _quiet_step(scheduler, *args):
 
 # %% ../nbs/12_fit.ipynb #1a3db006
 def _per_batch(scheduler) -> bool:
-    "Schedulers that plan the rate step by step are stepped after every batch; the others once per epoch."
+    """Schedulers that plan the rate step by step are stepped after every batch; the
+    others once per epoch."""
     return isinstance(scheduler, (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR))
 
 # %% ../nbs/12_fit.ipynb #85fd28df
+def _train_step(run, inputs, labels, step_scheduler):
+    "One optimizer step on a batch: its outputs and its loss, left on the device."
+    if run.channels_last and inputs.ndim == 4: inputs = inputs.contiguous(memory_format=torch.channels_last)
+    run.optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(torch.device(run.device).type, run.amp_dtype, enabled=run.amp_dtype is not None):
+        outputs = run.model(inputs)
+        loss = run.criterion(outputs, labels)
+    if run.scaler is None:
+        loss.backward()
+        run.optimizer.step()
+    else:  # fp16: the loss scaled so small gradients survive; a step with inf/NaN gradients is skipped
+        run.scaler.scale(loss).backward()
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+    if step_scheduler is not None:
+        if run.scaler is None: step_scheduler.step()
+        else: _quiet_step(step_scheduler)
+    return outputs, loss.detach()
+
+# %% ../nbs/12_fit.ipynb #9e7c3609
+def _batch_hooks(callbacks) -> list:
+    """The callbacks with an `after_batch` of their own (the loop skips the rest, batch
+    after batch)."""
+    own = lambda cb: getattr(type(cb), 'after_batch', None) is not getattr(Callback, 'after_batch', None)
+    return [cb for cb in callbacks if callable(getattr(cb, 'after_batch', None)) and own(cb)]
+
+# %% ../nbs/12_fit.ipynb #6a77e3de
 def _train_epoch(run, loader, desc, progress):
-    """One pass over `loader`; returns per-batch mean losses, batch sizes (host list) and the correct count,
-    without host syncs."""
-    model, optimizer, criterion, device, scaler = (run.model, run.optimizer, run.criterion, run.device,
-                                                   run.scaler)
+    """One pass over `loader`; returns per-batch mean losses, batch sizes (host list) and
+    the correct count, without host syncs."""
     step_scheduler = run.scheduler if _per_batch(run.scheduler) else None
-    batch_hooks = [cb for cb in run.callbacks if callable(getattr(cb, 'after_batch', None))
-                   and getattr(type(cb), 'after_batch', None) is not getattr(Callback, 'after_batch', None)]
-    autocast = dict(device_type=torch.device(device).type, dtype=run.amp_dtype,
-                    enabled=run.amp_dtype is not None)
-    model.train()
+    hooks = _batch_hooks(run.callbacks)
+    run.model.train()
     losses, sizes = [], []
-    correct = torch.zeros((), dtype=torch.long, device=device)
+    correct = torch.zeros((), dtype=torch.long, device=run.device)
     for run.batch, batch in enumerate(tqdm(loader, desc=desc, leave=False, disable=not progress), 1):
-        inputs, labels = to_device(batch, device)
-        if run.channels_last and inputs.ndim == 4:
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(**autocast):
-            outputs = model(inputs)
-            loss = criterion(outputs, labels)
-        if scaler is None:
-            loss.backward()
-            optimizer.step()
-        else:
-            # fp16: scale the loss so small gradients survive; a step with inf/NaN gradients is skipped, not
-            # taken
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        if step_scheduler is not None:
-            if scaler is None: step_scheduler.step()
-            else: _quiet_step(step_scheduler)
-        run.loss = loss.detach()
-        for cb in batch_hooks: cb.after_batch(run)
-        losses.append(run.loss)
-        sizes.append(len(labels))
+        inputs, labels = to_device(batch, run.device)
+        outputs, run.loss = _train_step(run, inputs, labels, step_scheduler)
+        for cb in hooks: cb.after_batch(run)
+        losses.append(run.loss); sizes.append(len(labels))
         correct += (outputs.detach().argmax(1) == labels).sum()
-    if not sizes:
-        raise ValueError('the training loader yielded no batches: check the dataset it was built from')
+    if not sizes: raise EmptyLoaderError('training')
     return torch.stack(losses).float(), sizes, correct
 
 # %% ../nbs/12_fit.ipynb #4d418930
 class FitRun:
-    """What `fit` shares with its callbacks: model, optimizer, scheduler, callbacks, history so far, epoch,
-    batch, loss, learning rate, stop flag."""
+    """What `fit` shares with its callbacks: model, optimizer, scheduler, callbacks,
+    history so far, epoch, batch, loss, learning rate, stop flag."""
     def __init__(self, net, optimizer, criterion, device, history, last_epoch, has_validation, scheduler=None,
                  callbacks=(), amp_dtype=None, channels_last=False):
         self.net, self.optimizer, self.criterion, self.device = net, optimizer, criterion, device
@@ -301,15 +327,18 @@ class FitRun:
         self.scheduler, self.callbacks = scheduler, list(callbacks)
         self.epoch, self.lr = len(history), current_lr(optimizer)
         self.stop, self.batch, self.loss = False, 0, None
-        # set when Ctrl-C or Jupyter's stop button ends the fit (Checkpoint then says what is kept)
+        # set when Ctrl-C or Jupyter's stop button ends the fit (Checkpoint then says what
+        # is kept)
         self.interrupted = False
         self.amp_dtype, self.channels_last = amp_dtype, channels_last
-        # what trains: `net` itself, or `net` in DistributedDataParallel when several processes share the work
+        # what trains: `net` itself, or `net` in DistributedDataParallel when several
+        # processes share the work
         self.model = net
         self.n_val = 0  # validation images counted in the last epoch, over all processes
         # whether each process sees only its part (then sums are added up)
         self.train_sharded = self.val_sharded = False
-        # fp16 needs a gradient scaler (bf16 has float32's range and does not); Checkpoint saves its state
+        # fp16 needs a gradient scaler (bf16 has float32's range and does not); Checkpoint
+        # saves its state
         self.scaler = torch.amp.GradScaler(torch.device(device).type) if amp_dtype is torch.float16 else None
 
 # %% ../nbs/12_fit.ipynb #fd0289c3
@@ -320,15 +349,15 @@ def current_lr(optimizer, # a torch optimizer
 
 # %% ../nbs/12_fit.ipynb #363401fb
 def _shard(loader, train:bool):
-    """This process's part of `loader` when several share the work (the loader itself otherwise), and whether
-    its sums must be added up."""
+    """This process's part of `loader` when several share the work (the loader itself
+    otherwise), and whether its sums must be added up."""
     if loader is None or not distributed(): return loader, False
     rank, world, _ = dist_info()
     if isinstance(loader, DeviceLoader):
         if loader.world_size > 1: return loader, True  # the caller sharded it already
-        # training: the global batch split evenly, shards padded to equal length (every process takes every
-        # step);
-        # validation: every image exactly once, in batches of about the same size
+        # training: the global batch split evenly, shards padded to equal length (every
+        # process takes every step); validation: every image exactly once, in batches of
+        # about the same size
         part = None if train else math.ceil(loader.batch_size / world)
         return loader.shard(rank, world, pad=train, batch_size=part), True
     if isinstance(getattr(loader, 'sampler', None), DistributedSampler): return loader, True
@@ -364,28 +393,29 @@ def _check_scheduler(scheduler, has_validation):
 
 # %% ../nbs/12_fit.ipynb #8f217e30
 def _step_scheduler(scheduler, row, optimizer):
-    """Step an epoch scheduler once per epoch (on the validation loss, or accuracy for mode='max'); say when
-    the rate changes."""
+    """Step an epoch scheduler once per epoch (on the validation loss, or accuracy for
+    mode='max'); say when the rate changes."""
     if scheduler is None or _per_batch(scheduler): return  # stepped after every batch instead
     before = current_lr(optimizer)
     metric = (row[3] if scheduler.mode == 'min' else row[4],) if _is_plateau(scheduler) else ()
-    # fit always steps the optimizer first; only fp16's scaler can have skipped every step so far (see
-    # _quiet_step)
+    # fit always steps the optimizer first; only fp16's scaler can have skipped every step
+    # so far (see _quiet_step)
     _quiet_step(scheduler, *metric)
     after = current_lr(optimizer)
     if after != before: print_main(f'learning rate {before:.3g} -> {after:.3g}')
 
 # %% ../nbs/12_fit.ipynb #b48e620c
 def _fp16_range(run) -> str:
-    """Advice to add when a loss stops being finite under fp16 autocast, whose numbers end at 65,504
-    (float32's and bf16's near 3e38)."""
+    """Advice to add when a loss stops being finite under fp16 autocast, whose numbers end
+    at 65,504 (float32's and bf16's near 3e38)."""
     if run.amp_dtype is not torch.float16: return ''
     return (" Under fp16 autocast a layer's output above 65,504, fp16's largest number, becomes inf: train "
             "in bf16 where the hardware has it, or in float32 (amp=None).")
 
 # %% ../nbs/12_fit.ipynb #f6802200
 def _put_back(run, good_state, problem:str, advice:str):
-    "Restore the weights and optimizer state of the end of the previous epoch, and say why training stopped."
+    """Restore the weights and optimizer state of the end of the previous epoch, and say
+    why training stopped."""
     run.net.load_state_dict(good_state[0])
     run.optimizer.load_state_dict(good_state[1])
     if good_state[2] is not None:
@@ -399,8 +429,8 @@ def _put_back(run, good_state, problem:str, advice:str):
 
 # %% ../nbs/12_fit.ipynb #ba37b21b
 def _validate(run, loader) -> tuple:
-    """Validation loss and accuracy; with each process scoring its part, the sums of all of them (`run.n_val`
-    images)."""
+    """Validation loss and accuracy; with each process scoring its part, the sums of all
+    of them (`run.n_val` images)."""
     if run.val_sharded and len(loader) == 0:  # more processes than validation images: this one has none
         sums = torch.zeros(3, dtype=_sum_dtype(run.device), device=run.device)
     else:
@@ -414,47 +444,59 @@ def _validate(run, loader) -> tuple:
     return loss_sum / n, correct / n
 
 # %% ../nbs/12_fit.ipynb #f3e45aad
-def _fit_epoch(run, train_loader, test_loader, progress):
-    """Train one epoch and validate; the history row, or None if a loss stopped being finite (weights put
-    back)."""
-    net, optimizer, criterion, device = run.net, run.optimizer, run.criterion, run.device
-    good_state = _snapshot(net, optimizer, run.scheduler if _per_batch(run.scheduler) else None)
-    losses, sizes, correct = _train_epoch(run, train_loader, f'Epoch {run.epoch}/{run.last_epoch}', progress)
-    sizes_t = torch.tensor(sizes, dtype=_sum_dtype(device), device=losses.device)
-    finite = torch.isfinite(losses)
-    # loss total, images, correct answers and non-finite batches, added up over the processes of a distributed
-    # run
-    sums = torch.stack([_loss_total(losses.to(sizes_t.dtype), sizes_t, criterion).sum(), sizes_t.sum(),
-                        correct.to(sizes_t.dtype), (~finite).sum().to(sizes_t.dtype)])
+def _epoch_sums(run, losses, sizes, correct) -> list:
+    """Loss total, images, correct answers and non-finite batches of the epoch, added up
+    over the processes of a distributed run: the epoch's one host sync."""
+    sizes_t = torch.tensor(sizes, dtype=_sum_dtype(run.device), device=losses.device)
+    sums = torch.stack([_loss_total(losses.to(sizes_t.dtype), sizes_t, run.criterion).sum(), sizes_t.sum(),
+                        correct.to(sizes_t.dtype), (~torch.isfinite(losses)).sum().to(sizes_t.dtype)])
     if run.train_sharded: all_reduce_sum(sums)
-    loss_total, n, n_correct, n_bad = sums.tolist()  # the one host sync of the epoch
+    return sums.tolist()
+
+# %% ../nbs/12_fit.ipynb #623e2f6e
+def _not_finite_at(run, losses, n_batches:int) -> str:
+    """Where the training loss stopped being finite: this process's first bad batch, or
+    another process."""
+    finite = torch.isfinite(losses)
+    if bool(finite.all()): return f'not finite in another process at epoch {run.epoch}'
+    bad = int((~finite).nonzero()[0])
+    return f'{losses[bad].item()} at epoch {run.epoch}, batch {bad + 1} of {n_batches}'
+
+# %% ../nbs/12_fit.ipynb #6b714bc5
+def _bad_validation(run, good_state, val_loss:float, train_loss:float):
+    """Put the weights back after a validation loss that is not finite; say whether the
+    weights or the data are to blame."""
+    if all(bool(torch.isfinite(p).all()) for p in run.net.parameters()):
+        advice = ('The weights are finite, so the validation inputs probably hold NaN or inf: check the '
+                  'validation data.' + _fp16_range(run))
+    else: advice = 'The weights are no longer finite: try a smaller learning rate.'
+    _put_back(run, good_state, f'the validation loss became {val_loss} at epoch {run.epoch} (training '
+                               f'loss {train_loss:.4g})', advice)
+
+# %% ../nbs/12_fit.ipynb #6f522e09
+def _fit_epoch(run, train_loader, test_loader, progress):
+    """Train one epoch and validate; the history row, or None if a loss stopped being
+    finite (weights put back)."""
+    good_state = _snapshot(run.net, run.optimizer, run.scheduler if _per_batch(run.scheduler) else None)
+    losses, sizes, correct = _train_epoch(run, train_loader, f'Epoch {run.epoch}/{run.last_epoch}', progress)
+    loss_total, n, n_correct, n_bad = _epoch_sums(run, losses, sizes, correct)
     if n_bad:  # every process sees the same count, so all of them stop here together
-        if bool(finite.all()): where = f'not finite in another process at epoch {run.epoch}'
-        else:
-            bad = int((~finite).nonzero()[0])
-            where = f'{losses[bad].item()} at epoch {run.epoch}, batch {bad + 1} of {len(sizes)}'
-        _put_back(run, good_state, f'the training loss became {where}',
+        _put_back(run, good_state, f'the training loss became {_not_finite_at(run, losses, len(sizes))}',
                   'Try a smaller learning rate, or check the training inputs for NaN.' + _fp16_range(run))
         return None
     train_loss = loss_total / n
-    if run.model is not net:
-        broadcast_buffers(net)  # one model in every process, the one rank 0's checkpoint holds
+    # one model in every process, the one rank 0's checkpoint holds
+    if run.model is not run.net: broadcast_buffers(run.net)
     val_loss, val_acc = _validate(run, test_loader) if test_loader is not None else (np.nan, np.nan)
-    # weights that only fail on other images are broken too
-    if test_loader is not None and not math.isfinite(val_loss):
-        weights_finite = all(bool(torch.isfinite(p).all()) for p in net.parameters())
-        _put_back(run, good_state, f'the validation loss became {val_loss} at epoch {run.epoch} (training '
-                                   f'loss {train_loss:.4g})',
-                  'The weights are finite, so the validation inputs probably hold NaN or inf: check the '
-                  'validation data.'
-                  + _fp16_range(run) if weights_finite else 'The weights are no longer finite: try a smaller '
-                                                            'learning rate.')
+    if test_loader is not None and not math.isfinite(val_loss):  # weights failing on other images are broken
+        _bad_validation(run, good_state, val_loss, train_loss)
         return None
     return np.array([run.epoch, train_loss, n_correct / n, val_loss, val_acc])
 
 # %% ../nbs/12_fit.ipynb #de51a174
 def _check_fit(net, criterion, num_epochs, train_loader, test_loader, scheduler, device):
-    "`fit`'s checks of its arguments, before anything is trained: each raises a clear error."
+    """`fit`'s checks of its arguments, before anything is trained: each raises a clear
+    error."""
     _check_epochs(num_epochs)
     check_model_fits(net, train_loader, device)
     _check_scheduler(scheduler, test_loader is not None)
@@ -472,7 +514,8 @@ def _lost_contact(e:RuntimeError, epoch:int) -> ProcessGroupError:
 
 # %% ../nbs/12_fit.ipynb #fe7233ed
 def _run_epoch(run, epoch:int, train_part, test_part, progress:bool) -> bool:
-    "One epoch of `fit`: train, validate, record, step the schedule, call back; False once it should stop."
+    """One epoch of `fit`: train, validate, record, step the schedule, call back; False
+    once it should stop."""
     run.epoch, run.lr = epoch, current_lr(run.optimizer)
     sampler = getattr(train_part, 'sampler', None)
     if isinstance(sampler, DistributedSampler): sampler.set_epoch(epoch)
@@ -488,52 +531,57 @@ def _run_epoch(run, epoch:int, train_part, test_part, progress:bool) -> bool:
     return not run.stop
 
 # %% ../nbs/12_fit.ipynb #033e5416
+def _prepare(net, device, amp, channels_last:bool):
+    "The autocast dtype `amp` means here (said); the model in its memory layout; the CPU allocator tuned."
+    amp_dtype, amp_said = resolve_amp(amp, device)
+    if amp is not None: print_main(f'mixed precision: {amp_said}')
+    if channels_last: net.to(memory_format=torch.channels_last)
+    if torch.device(device).type == 'cpu': _reuse_freed_memory()
+    return amp_dtype
+
+# %% ../nbs/12_fit.ipynb #0b0ed6a9
+def _epochs(run:FitRun, train_part, test_part, progress:bool):
+    "The epochs left, with the callbacks told before, and at the end (after an interrupt too)."
+    for cb in run.callbacks: cb.before_fit(run)
+    try:
+        for epoch in range(len(run.history) + 1, run.last_epoch + 1):
+            if not _run_epoch(run, epoch, train_part, test_part, progress): break
+    except KeyboardInterrupt:
+        run.interrupted = True  # the interrupt goes on (Jupyter needs it); after_fit sees the flag
+        raise
+    finally:
+        for cb in run.callbacks: cb.after_fit(run)
+
+# %% ../nbs/12_fit.ipynb #2a2926b8
 def fit(net, # the model to train
         optimizer, # e.g. `optim.SGD(net.parameters(), lr=0.01)`
         criterion, # the loss function, e.g. `nn.CrossEntropyLoss()`
         num_epochs:int, # how many epochs to train for (at most, with early stopping)
         train_loader, # batches of `(inputs, labels)` to learn from
-        # batches to measure validation loss and accuracy on after each epoch (None: no validation)
-        test_loader,
+        test_loader, # batches to validate on after each epoch (None: no validation)
         device, # where `net` lives
         history, # `np.zeros((0, 5))` to start, or a previous result to continue from
         *,
-        # a progress bar per epoch; None: only where it redraws in place (`live_output`)
-        progress:bool|None=None,
-        # a learning-rate scheduler: OneCycleLR/CyclicLR stepped after every batch, any other once per epoch
+        progress:bool|None=None, # a progress bar per epoch; None: where it redraws in place
+        # OneCycleLR and CyclicLR step after every batch, any other scheduler once per epoch
         # (ReduceLROnPlateau on the validation loss)
         scheduler=None,
-        callbacks=(), # `Callback`s, e.g. `EarlyStopping(7)`, `TensorBoardLogger('runs/x')`, `LRRecorder()`
-        # mixed precision: None (float32), 'auto', 'bf16' or 'fp16' (with a gradient scaler); see
-        # `resolve_amp`
-        amp:str|None=None,
-        # train a conv net in channels-last memory layout (faster convolutions on most hardware)
-        channels_last:bool=False,
+        callbacks=(), # `Callback`s, e.g. `EarlyStopping(7)`, `LRRecorder()`
+        amp:str|None=None, # mixed precision: None, 'auto', 'bf16' or 'fp16'; see `resolve_amp`
+        channels_last:bool=False, # channels-last memory layout (faster convolutions, mostly)
        ) -> np.ndarray:
-    """Train `net` for `num_epochs`; return `history` with one row `[epoch, loss, acc, val_loss, val_acc]` per
-    epoch added. Under torchrun (after `init_distributed`), every process runs it: see the notes below."""
+    """Train `net` for `num_epochs`; return `history` with one row `[epoch, loss, acc,
+    val_loss, val_acc]` per epoch added. Under torchrun (after `init_distributed`), every
+    process runs it: see the notes below."""
     history = check_history(history)
     if progress is None: progress = live_output()
     _check_fit(net, criterion, num_epochs, train_loader, test_loader, scheduler, device)
-    amp_dtype, amp_said = resolve_amp(amp, device)
-    if amp is not None: print_main(f'mixed precision: {amp_said}')
-    if channels_last: net.to(memory_format=torch.channels_last)
-    if torch.device(device).type == 'cpu': _reuse_freed_memory()
+    amp_dtype = _prepare(net, device, amp, channels_last)
     train_part, train_sharded = _shard(train_loader, train=True)
     test_part, val_sharded = _shard(test_loader, train=False)
     callbacks = sorted(callbacks, key=lambda cb: getattr(cb, 'order', 0))
     run = FitRun(net, optimizer, criterion, device, history, len(history) + num_epochs,
                  test_loader is not None, scheduler, callbacks, amp_dtype, channels_last)
     run.model, run.train_sharded, run.val_sharded = wrap_model(net, device), train_sharded, val_sharded
-    progress = progress and is_main_process()
-    for cb in callbacks: cb.before_fit(run)
-    try:
-        for epoch in range(len(history) + 1, run.last_epoch + 1):
-            if not _run_epoch(run, epoch, train_part, test_part, progress): break
-    except KeyboardInterrupt:
-        # the interrupt goes on (Jupyter needs it to stop the cell); after_fit sees the flag
-        run.interrupted = True
-        raise
-    finally:
-        for cb in callbacks: cb.after_fit(run)
+    _epochs(run, train_part, test_part, progress and is_main_process())
     return run.history

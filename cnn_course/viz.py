@@ -47,7 +47,8 @@ def _korean_font(font_dirs=('/usr/share/fonts', '/usr/local/share/fonts')) -> st
         names = {f.name for f in font_manager.fontManager.ttflist}
         return next((n for n in KOREAN_FONTS if n in names), None)
     if (name := find()) is not None: return name
-    # Fonts installed after matplotlib started are not in its list yet: add them without a restart.
+    # Fonts installed after matplotlib started are not in its list yet: add them without a
+    # restart.
     for d in font_dirs:
         for path in glob.glob(f'{d}/**/Nanum*.ttf', recursive=True):
             try: font_manager.fontManager.addfont(path)
@@ -57,7 +58,8 @@ def _korean_font(font_dirs=('/usr/share/fonts', '/usr/local/share/fonts')) -> st
 # %% ../nbs/00b_viz.ipynb #43c8eda1
 def set_plot_style(lang:str='en', # label language: 'en' or 'ko' (Korean labels and a Korean font)
                   ) -> None:
-    "Set the lessons' matplotlib defaults (figure size, font size, grid) and the label language."
+    """Set the lessons' matplotlib defaults (figure size, font size, grid) and the label
+    language."""
     if lang not in LABELS: raise ValueError(f"lang={lang!r} is not one of {sorted(LABELS)}")
     plt.rcParams['figure.figsize'] = (6, 6)
     plt.rcParams['font.size'] = 14
@@ -80,7 +82,8 @@ def set_plot_style(lang:str='en', # label language: 'en' or 'ko' (Korean labels 
 def denormalize(images:torch.Tensor, # a CHW image or an NCHW batch, as the data's transform produced it
                 source=None, # the DataLoader, DeviceLoader, Subset or dataset the images came from
                ) -> torch.Tensor:
-    "Undo the `Normalize` in `source`'s transform and clamp to [0, 1]; unchanged if there is none."
+    """Undo the `Normalize` in `source`'s transform and clamp to [0, 1]; unchanged if
+    there is none."""
     stats = find_normalize(source)
     if stats is None: return images
     mean, std = (torch.as_tensor(t, dtype=images.dtype, device=images.device).flatten() for t in stats)
@@ -95,8 +98,8 @@ def denormalize(images:torch.Tensor, # a CHW image or an NCHW batch, as the data
 def for_display(images:torch.Tensor, # a CHW image or an NCHW batch
                 source=None, # the DataLoader, DeviceLoader, Subset or dataset the images came from
                ) -> torch.Tensor:
-    """`images` in [0, 1] for `imshow`: `denormalize`d, or (no `Normalize` to undo) rescaled from their range,
-    with one note."""
+    """`images` in [0, 1] for `imshow`: `denormalize`d, or (no `Normalize` to undo)
+    rescaled from their range, with one note."""
     if find_normalize(source) is not None: return denormalize(images, source)
     lo, hi = float(images.min()), float(images.max())
     if lo >= 0 and hi <= 1: return images
@@ -113,7 +116,8 @@ def show_image(ax, # the matplotlib Axes to draw on; None makes a new small figu
                cmap:str='gray', # colour map for one-channel images (the source's digits use 'gray_r')
                **kwargs, # passed to `imshow`, e.g. vmin=0, vmax=1
               ) -> None:
-    "Draw one CHW image tensor on `ax`: gray for one channel, RGB (moved to HWC) for three."
+    """Draw one CHW image tensor on `ax`: gray for one channel, RGB (moved to HWC) for
+    three."""
     img = torch.as_tensor(image).detach().float().cpu()
     if img.dim() == 4 and img.shape[0] == 1: img = img[0]
     if img.dim() == 2: img = img[None]
@@ -127,8 +131,8 @@ def show_image(ax, # the matplotlib Axes to draw on; None makes a new small figu
 
 # %% ../nbs/00b_viz.ipynb #37deb0ca
 class CourseFigure(Figure):
-    """The figures the lessons' helpers return: a matplotlib `Figure` that Jupyter draws once, however the
-    cell ends."""
+    """The figures the lessons' helpers return: a matplotlib `Figure` that Jupyter draws
+    once, however the cell ends."""
     def __init__(self, *args, # as for `matplotlib.figure.Figure`
                  **kwargs, # as for `matplotlib.figure.Figure`, e.g. figsize=(6, 4)
                 ):
@@ -136,8 +140,9 @@ class CourseFigure(Figure):
         super().__init__(*args, **kwargs)
 
     def _ipython_display_(self):
-        # Jupyter asks for this when the figure is a cell's last value, and pyplot's inline backend when the
-        # cell ends. Whichever comes first draws it and takes it out of pyplot, so the other draws no copy.
+        # Jupyter asks for this when the figure is a cell's last value, and pyplot's
+        # inline backend when the cell ends. Whichever comes first draws it and takes it
+        # out of pyplot, so the other draws no copy.
         from IPython.display import display  # late: only IPython calls this method
         buf = io.BytesIO()
         self.savefig(buf, format='png', bbox_inches='tight')
@@ -148,14 +153,15 @@ class CourseFigure(Figure):
 def _finish(fig, # the figure a plotting helper drew (made with `FigureClass=CourseFigure`)
             show:bool, # leave it in pyplot to be drawn (True), or take it out (False)
            ):
-    """Return `fig`; with `show`, as pyplot's current figure (drawn at the end of a notebook cell, saved by
-    `plt.savefig`), else out of pyplot."""
+    """Return `fig`; with `show`, as pyplot's current figure (drawn at the end of a
+    notebook cell, saved by `plt.savefig`), else out of pyplot."""
     if show: plt.figure(fig)  # current: `plt.savefig` on the next line saves this figure
     else: plt.close(fig)  # nothing draws it by itself; it can still be inspected and saved
     return fig
 
 # %% ../nbs/00b_viz.ipynb #5b08c79f
-# name -> the lesson's module that defines it now; `from cnn_course.viz import ...` still works
+# name -> the lesson's module that defines it now; `from cnn_course.viz import ...` still
+# works
 _MOVED = {
     **dict.fromkeys(['show_filters', 'show_feature_maps', 'show_rgb_channels'], 'conv'),
     **dict.fromkeys(['PAIR_LEGEND', 'plot_history', 'evaluate_history', 'show_images_labels', 'model_summary',
