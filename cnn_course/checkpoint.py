@@ -239,6 +239,23 @@ def _check_optimizer(ckpt, optimizer, path):
                               'nothing was loaded.')
 
 # %% ../nbs/11_checkpoint.ipynb #11ba81f9
+def _check_scheduler(ckpt:dict, scheduler, path):
+    saved = ckpt.get('scheduler')
+    if saved is None or saved['class'] != type(scheduler).__name__:
+        held = 'no scheduler' if saved is None else 'a ' + saved['class']
+        raise CheckpointError(f'{path} holds {held} state, not a {type(scheduler).__name__}: pass the '
+                              'scheduler it was saved with; nothing was loaded.')
+
+# %% ../nbs/11_checkpoint.ipynb #a79024fc
+def _load_states(ckpt:dict, net, optimizer, scheduler, stateful:dict):
+    "Load what `ckpt` holds into the objects given (all of it checked before: nothing fails half-way)."
+    if net is not None: net.load_state_dict(ckpt['model_state'])
+    if optimizer is not None: optimizer.load_state_dict(ckpt['optimizer']['state'])
+    if scheduler is not None: scheduler.load_state_dict(ckpt['scheduler']['state'])
+    for key, cb in stateful.items():
+        if key in ckpt['callbacks']: cb.load_state_dict(ckpt['callbacks'][key])
+
+# %% ../nbs/11_checkpoint.ipynb #aab46f09
 def load_checkpoint(path, # a checkpoint file, or a run folder (then its last.pt)
                     net=None, # a model to load the weights into
                     optimizer=None, # an optimizer to load the state into
@@ -253,22 +270,11 @@ def load_checkpoint(path, # a checkpoint file, or a run folder (then its last.pt
     ckpt = read_checkpoint(path)
     if net is not None: _check_model(ckpt, net, path, check_class)
     if optimizer is not None: _check_optimizer(ckpt, optimizer, path)
-    if scheduler is not None:
-        saved = ckpt.get('scheduler')
-        if saved is None or saved['class'] != type(scheduler).__name__:
-            raise CheckpointError(f'{path} holds '
-                                  f'{"no scheduler" if saved is None else "a " + saved["class"]} state, not '
-                                  f'a {type(scheduler).__name__}: pass the scheduler it was saved with; '
-                                  'nothing was loaded.')
+    if scheduler is not None: _check_scheduler(ckpt, scheduler, path)
     stateful = _stateful(callbacks)
     for key in stateful.keys() - ckpt['callbacks'].keys():
         warnings.warn(f'{path} has no state for the callback {key}: it starts fresh')
-    # everything checked: from here on nothing fails half-way
-    if net is not None: net.load_state_dict(ckpt['model_state'])
-    if optimizer is not None: optimizer.load_state_dict(ckpt['optimizer']['state'])
-    if scheduler is not None: scheduler.load_state_dict(ckpt['scheduler']['state'])
-    for key, cb in stateful.items():
-        if key in ckpt['callbacks']: cb.load_state_dict(ckpt['callbacks'][key])
+    _load_states(ckpt, net, optimizer, scheduler, stateful)
     if restore_rng: set_rng_state(ckpt['rng'])
     return ckpt
 
@@ -315,15 +321,18 @@ class Checkpoint(Callback):
         if is_main_process():
             ensure_writable(self.folder, f'the checkpoint folder {self.folder}')
             remove_stale_temps(self.folder)  # left by a process killed while writing
-        if self.overwrite or not self.last_path.exists(): return
+        if not self.overwrite: self._refuse_a_longer_run(len(run.history))
+
+    def _refuse_a_longer_run(self, start:int):
+        "Writing this fit's epochs into a folder that holds a longer run would lose that run."
+        if not self.last_path.exists(): return
         try: saved = read_checkpoint(self.last_path)['epoch']
         except CheckpointError: return  # a damaged file protects nothing
-        if saved > len(run.history):
+        if saved > start:
             raise CheckpointError(f'{self.folder} already holds a run trained for {saved} epochs, and this '
-                             'fit starts '
-                             f'after epoch {len(run.history)}: continue it with resume({str(self.folder)!r}, '
-                             'net, optimizer, ...), or choose another folder, or pass Checkpoint(..., '
-                             'overwrite=True)')
+                                  f'fit starts after epoch {start}: continue it with '
+                                  f'resume({str(self.folder)!r}, net, optimizer, ...), or choose another '
+                                  'folder, or pass Checkpoint(..., overwrite=True)')
 
     def after_epoch(self, run):
         start = time.perf_counter()

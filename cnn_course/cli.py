@@ -147,105 +147,107 @@ def _recipe_help() -> str:
             ' (default: none, the options as listed below)')
 
 # %% ../nbs/15_command.ipynb #59f094b0
-def _add_recipe_options(p:argparse.ArgumentParser) -> None:
-    """What `cnn-course train` trains and how: the recipe, model, data, optimizer and
-    schedule."""
-    p.add_argument('--recipe', choices=list(RECIPES), default=None, help=_recipe_help())
-    p.add_argument('--model', choices=list(MODEL_HELP), default=None, help='the network to train: ' +
-                   '; '.join(f'{name}: {about}' for name,
-                             about in MODEL_HELP.items()) + ' (default: per dataset, ' +
-                   ', '.join(f'{model} for {dataset}' for dataset, model in DEFAULT_MODELS.items()) + ')')
-    p.add_argument('--dataset', choices=DATASETS, default='fashion-mnist', help='the images to learn from')
-    p.add_argument('--epochs', type=_positive(int), default=5, metavar='N',
-                   help='passes over the training images')
-    p.add_argument('--batch-size', type=_positive(int), default=100, metavar='N',
-                   help='images per optimizer step')
-    p.add_argument('--lr', type=_positive(float), default=1e-3, help='learning rate')
-    p.add_argument('--optimizer', choices=OPTIMIZERS, default='adam',
-                   help="adam: Adam, lesson 3's recipe; sgd: plain SGD as in lessons 1 and 2 (try --lr "
-                        "0.01); adamw: Adam with decoupled weight decay, lesson 3b's fast recipe")
-    p.add_argument('--momentum', type=_fraction, default=0.0, metavar='M',
-                   help="SGD's momentum (0: the source's plain SGD; 0.9 is usual); only with --optimizer sgd")
-    p.add_argument('--weight-decay', type=_not_negative, default=0.0, metavar='WD',
-                   help='weight decay: decoupled from the gradient for adamw, added to it (L2) for adam and '
-                        'sgd')
-    p.add_argument('--label-smoothing', type=_fraction, default=0.0, metavar='F',
-                   help='the share of each target spread over all classes by the loss (0.1 is usual); the '
-                        'validation and test losses include it')
-    p.add_argument('--val-fraction', type=_fraction, default=None, metavar='F',
-                   help='the share of the training images held out to validate on: the per-epoch val_loss, '
-                        '--scheduler, --patience and best.pt all look at it, and the test set is scored '
-                        'once, at the end (default: 1/6 for mnist and fashion-mnist, 0.2 for cifar10 and '
-                        'colour-fashion: 10,000 images of the full sets, as in the lessons; 0: validate on '
-                        'the test set, as the source did, with a warning)')
-    p.add_argument('--scheduler', choices=SCHEDULERS, default='none',
-                   help='none: keep --lr; plateau: divide the learning rate by 10 when the validation loss '
-                        'has not '
-                        "improved for 4 epochs (ReduceLROnPlateau, lesson 3); onecycle: rise to --lr and "
-                        "fall again "
-                        'over the whole run, step by step (OneCycleLR)')
+def _add_options(parser:argparse.ArgumentParser, options:dict) -> None:
+    "Each `flag: keywords` of `options` as an option of `parser`."
+    for flag, keywords in options.items(): parser.add_argument(flag, **keywords)
+
+# %% ../nbs/15_command.ipynb #8f7c7909
+_MODEL_HELP = ('the network to train: ' + '; '.join(f'{name}: {about}' for name, about in MODEL_HELP.items())
+               + ' (default: per dataset, '
+               + ', '.join(f'{model} for {dataset}' for dataset, model in DEFAULT_MODELS.items()) + ')')
+# what `cnn-course train` trains and how: the recipe, model, data, optimizer and schedule
+_RECIPE_OPTIONS = {
+    '--recipe': dict(choices=list(RECIPES), default=None, help=_recipe_help()),
+    '--model': dict(choices=list(MODEL_HELP), default=None, help=_MODEL_HELP),
+    '--dataset': dict(choices=DATASETS, default='fashion-mnist', help='the images to learn from'),
+    '--epochs': dict(type=_positive(int), default=5, metavar='N', help='passes over the training images'),
+    '--batch-size': dict(type=_positive(int), default=100, metavar='N', help='images per optimizer step'),
+    '--lr': dict(type=_positive(float), default=1e-3, help='learning rate'),
+    '--optimizer': dict(choices=OPTIMIZERS, default='adam',
+                        help="adam: Adam, lesson 3's recipe; sgd: plain SGD as in lessons 1 and 2 (try "
+                             "--lr 0.01); adamw: Adam with decoupled weight decay, lesson 3b's fast recipe"),
+    '--momentum': dict(type=_fraction, default=0.0, metavar='M',
+                       help="SGD's momentum (0: the source's plain SGD; 0.9 is usual); only with "
+                            "--optimizer sgd"),
+    '--weight-decay': dict(type=_not_negative, default=0.0, metavar='WD',
+                           help='weight decay: decoupled from the gradient for adamw, added to it (L2) for '
+                                'adam and sgd'),
+    '--label-smoothing': dict(type=_fraction, default=0.0, metavar='F',
+                              help='the share of each target spread over all classes by the loss (0.1 is '
+                                   'usual); the validation and test losses include it'),
+    '--val-fraction': dict(type=_fraction, default=None, metavar='F',
+                           help='the share of the training images held out to validate on: the per-epoch '
+                                'val_loss, --scheduler, --patience and best.pt all look at it, and the test '
+                                'set is scored once, at the end (default: 1/6 for mnist and fashion-mnist, '
+                                '0.2 for cifar10 and colour-fashion: 10,000 images of the full sets, as in '
+                                'the lessons; 0: validate on the test set, as the source did, with a '
+                                'warning)'),
+    '--scheduler': dict(choices=SCHEDULERS, default='none',
+                        help='none: keep --lr; plateau: divide the learning rate by 10 when the validation '
+                             'loss has not improved for 4 epochs (ReduceLROnPlateau, lesson 3); onecycle: '
+                             'rise to --lr and fall again over the whole run, step by step (OneCycleLR)'),
+}
 
 # %% ../nbs/15_command.ipynb #51d030be
-def _add_speed_options(p:argparse.ArgumentParser) -> None:
-    """How `cnn-course train` computes: precision, memory layout, batch norm across
-    processes; and augmentation."""
-    p.add_argument('--amp', choices=AMP, default='off',
-                   help='mixed precision: off: float32; auto: bf16 where the hardware has it natively (GPUs '
-                        'of compute capability 8.0 or newer, CPUs with AVX512-BF16 or AMX), fp16 with a '
-                        'gradient scaler on older GPUs (e.g. a T4), else off; bf16, fp16: those (the run '
-                        'says what it uses)')
-    p.add_argument('--sync-bn', action='store_true',
-                   help='with --nproc-per-node on CUDA GPUs: batch-norm statistics over the whole global '
-                        'batch (SyncBatchNorm) instead of each process\'s part of it')
-    p.add_argument('--channels-last', action='store_true',
-                   help='train a conv net in channels-last memory layout (faster convolutions, especially '
-                        'with --amp)')
-    p.add_argument('--shift', type=_not_negative_int, default=0, metavar='PIXELS',
-                   help='augmentation (lesson 7): move each training picture by up to PIXELS pixels each '
-                        'way, anew every epoch (0: off)')
-    p.add_argument('--flip', action='store_true', help='augmentation: mirror a random half of the training '
-                                                       'pictures')
-    p.add_argument('--erase', type=_share, default=0.0, metavar='P',
-                   help='augmentation: erase a random rectangle in a share P of the training pictures (0: '
-                        'off)')
+# how `cnn-course train` computes: precision, memory layout, batch norm across processes; augmentation
+_SPEED_OPTIONS = {
+    '--amp': dict(choices=AMP, default='off',
+                  help='mixed precision: off: float32; auto: bf16 where the hardware has it natively (GPUs '
+                       'of compute capability 8.0 or newer, CPUs with AVX512-BF16 or AMX), fp16 with a '
+                       'gradient scaler on older GPUs (e.g. a T4), else off; bf16, fp16: those (the run says '
+                       'what it uses)'),
+    '--sync-bn': dict(action='store_true',
+                      help='with --nproc-per-node on CUDA GPUs: batch-norm statistics over the whole global '
+                           "batch (SyncBatchNorm) instead of each process's part of it"),
+    '--channels-last': dict(action='store_true',
+                            help='train a conv net in channels-last memory layout (faster convolutions, '
+                                 'especially with --amp)'),
+    '--shift': dict(type=_not_negative_int, default=0, metavar='PIXELS',
+                    help='augmentation (lesson 7): move each training picture by up to PIXELS pixels each '
+                         'way, anew every epoch (0: off)'),
+    '--flip': dict(action='store_true', help='augmentation: mirror a random half of the training pictures'),
+    '--erase': dict(type=_share, default=0.0, metavar='P',
+                    help='augmentation: erase a random rectangle in a share P of the training pictures '
+                         '(0: off)'),
+}
 
 # %% ../nbs/15_command.ipynb #ca6e57e9
-def _add_output_options(p:argparse.ArgumentParser) -> None:
-    "When `cnn-course train` stops, where it trains and what it reads and writes."
-    p.add_argument('--patience', type=_positive(int), default=None, metavar='N',
-                   help='stop early when the validation loss has not improved for N epochs, and keep the '
-                        'best '
-                        "epoch's weights (default: off, train all --epochs)")
-    p.add_argument('--tensorboard', default=None, metavar='DIR',
-                   help='also log loss, accuracy and learning rate to TensorBoard in DIR (needs the '
-                        'tensorboard package); {model} and {dataset} are replaced (default: off)')
-    p.add_argument('--device', choices=DEVICES, default='auto',
-                   help='where to train; auto: CUDA if present, else Apple MPS, else the CPU')
-    p.add_argument('--out', default='runs/{model}-{dataset}', metavar='DIR',
-                   help='folder for the results, created if needed; {model} and {dataset} are replaced')
-    p.add_argument('--seed', type=int, default=123, help='random seed for the weights and the data order')
-    p.add_argument('--data-root', default='./data', metavar='DIR',
-                   help='where datasets are found and downloaded to (torchvision layout)')
-    p.add_argument('--download', action=argparse.BooleanOptionalAction, default=True,
-                   help='download a dataset that is not found locally')
-    p.add_argument('--limit-train', type=_positive(int), default=None, metavar='N',
-                   help='use only the first N training images (default: all; quick mode: 2000)')
-    p.add_argument('--limit-test', type=_positive(int), default=None, metavar='N',
-                   help='use only the first N test images (default: all; quick mode: 1000)')
-    p.add_argument('--no-progress', action='store_true', help='hide the progress bar, which otherwise shows '
-                   'in a terminal or notebook but not when the output goes to a file (the per-epoch lines '
-                   'stay)')
-    p.add_argument('--checkpoint', default=None, metavar='DIR',
-                   help='save last.pt and best.pt into DIR after every epoch, so `cnn-course resume DIR` can '
-                        'continue a run that was interrupted (default: off)')
-    p.add_argument('--overwrite', action='store_true',
-                   help='replace the results of an earlier run in --out (and a longer run in --checkpoint); '
-                        'without it, a folder that holds a run is refused')
+# when `cnn-course train` stops, where it trains and what it reads and writes
+_OUTPUT_OPTIONS = {
+    '--patience': dict(type=_positive(int), default=None, metavar='N',
+                       help='stop early when the validation loss has not improved for N epochs, and keep '
+                            "the best epoch's weights (default: off, train all --epochs)"),
+    '--tensorboard': dict(default=None, metavar='DIR',
+                          help='also log loss, accuracy and learning rate to TensorBoard in DIR (needs the '
+                               'tensorboard package); {model} and {dataset} are replaced (default: off)'),
+    '--device': dict(choices=DEVICES, default='auto',
+                     help='where to train; auto: CUDA if present, else Apple MPS, else the CPU'),
+    '--out': dict(default='runs/{model}-{dataset}', metavar='DIR',
+                  help='folder for the results, created if needed; {model} and {dataset} are replaced'),
+    '--seed': dict(type=int, default=123, help='random seed for the weights and the data order'),
+    '--data-root': dict(default='./data', metavar='DIR',
+                        help='where datasets are found and downloaded to (torchvision layout)'),
+    '--download': dict(action=argparse.BooleanOptionalAction, default=True,
+                       help='download a dataset that is not found locally'),
+    '--limit-train': dict(type=_positive(int), default=None, metavar='N',
+                          help='use only the first N training images (default: all; quick mode: 2000)'),
+    '--limit-test': dict(type=_positive(int), default=None, metavar='N',
+                         help='use only the first N test images (default: all; quick mode: 1000)'),
+    '--no-progress': dict(action='store_true',
+                          help='hide the progress bar, which otherwise shows in a terminal or notebook but '
+                               'not when the output goes to a file (the per-epoch lines stay)'),
+    '--checkpoint': dict(default=None, metavar='DIR',
+                         help='save last.pt and best.pt into DIR after every epoch, so `cnn-course resume '
+                              'DIR` can continue a run that was interrupted (default: off)'),
+    '--overwrite': dict(action='store_true',
+                        help='replace the results of an earlier run in --out (and a longer run in '
+                             '--checkpoint); without it, a folder that holds a run is refused'),
+}
 
 # %% ../nbs/15_command.ipynb #726f0345
 def _add_train_options(p:argparse.ArgumentParser) -> None:
     "The options of `cnn-course train`."
-    for add in (_add_recipe_options, _add_speed_options, _add_output_options): add(p)
+    for options in (_RECIPE_OPTIONS, _SPEED_OPTIONS, _OUTPUT_OPTIONS): _add_options(p, options)
 
 # %% ../nbs/15_command.ipynb #8034cce0
 def _add_launch_options(p:argparse.ArgumentParser) -> None:
@@ -264,6 +266,19 @@ def _add_launch_options(p:argparse.ArgumentParser) -> None:
                         'with --nnodes above 1; default: a free port on this machine)')
 
 # %% ../nbs/15_command.ipynb #92333266
+_RESUME_OPTIONS = {
+    'dir': dict(metavar='DIR', help='the folder given to train --checkpoint'),
+    '--epochs': dict(type=_positive(int), default=None, metavar='N',
+                     help="train up to epoch N in total (default: the run's planned --epochs)"),
+    '--out': dict(default=None, metavar='DIR',
+                  help="where to write the run's results (history, curves, weights, run.json), as train "
+                       'does (default: the --out the run was started with, recorded in DIR/cli.json; else '
+                       'DIR itself)'),
+    '--device': dict(choices=DEVICES, default='auto', help='where to train'),
+    '--no-progress': dict(action='store_true', help='hide the progress bar (shown only in a terminal or '
+                                                     'notebook)'),
+}
+
 def _add_resume_command(commands) -> None:
     "`cnn-course resume DIR`: continue a run from its checkpoint folder."
     r = commands.add_parser('resume', formatter_class=_HelpFormatter,
@@ -272,20 +287,24 @@ def _add_resume_command(commands) -> None:
                     'it finished: the same model, data, recipe and random numbers, read from DIR/last.pt, so '
                     'the history is the one an uninterrupted run would have. --epochs trains on beyond the '
                     'plan.')
-    r.add_argument('dir', metavar='DIR', help='the folder given to train --checkpoint')
-    r.add_argument('--epochs', type=_positive(int), default=None, metavar='N',
-                   help="train up to epoch N in total (default: the run's planned --epochs)")
-    r.add_argument('--out', default=None, metavar='DIR',
-                   help="where to write the run's results (history, curves, weights, run.json), as train "
-                        "does "
-                        '(default: the --out the run was started with, recorded in DIR/cli.json; else DIR '
-                        'itself)')
-    r.add_argument('--device', choices=DEVICES, default='auto', help='where to train')
-    r.add_argument('--no-progress', action='store_true', help='hide the progress bar (shown only in a '
-                                                              'terminal or notebook)')
+    _add_options(r, _RESUME_OPTIONS)
     _add_launch_options(r)
 
 # %% ../nbs/15_command.ipynb #d747427a
+_EVALUATE_OPTIONS = {
+    'dir': dict(metavar='DIR', help='the folder given to train --checkpoint'),
+    '--split': dict(choices=('test', 'val'), default='test',
+                    help='test: the test set; val: the validation images the run held out (the same split '
+                         'as in training)'),
+    '--explain': dict(action='store_true',
+                      help='also write misclassified_explained_SPLIT.png: each mistake beside its Grad-CAM '
+                           'heat map for the class the model chose (a convolutional model only)'),
+    '--tta': dict(action='store_true',
+                  help='test-time augmentation (lesson 7): average the probabilities over the picture and '
+                       'its four one-pixel shifts (five times the work)'),
+    '--device': dict(choices=DEVICES, default='auto', help='where to evaluate'),
+}
+
 def _add_evaluate_command(commands) -> None:
     "`cnn-course evaluate DIR`: score a run's two checkpoints and write lesson 4's views."
     e = commands.add_parser('evaluate', formatter_class=_HelpFormatter,
@@ -293,62 +312,49 @@ def _add_evaluate_command(commands) -> None:
              "mistakes",
         description='Score the two checkpoints that `cnn-course train --checkpoint DIR` keeps, best.pt (the '
                     'epoch with the best validation loss) and last.pt, on the test set of the run (or its '
-                    'validation images), '
-                    "rebuilt from DIR alone. Then write lesson 4's views of best.pt into DIR: "
-                    "per_class_SPLIT.csv "
-                    '(correct, total and accuracy for each class), confusion_SPLIT.png and '
-                    'misclassified_SPLIT.png.')
-    e.add_argument('dir', metavar='DIR', help='the folder given to train --checkpoint')
-    e.add_argument('--split', choices=('test', 'val'), default='test',
-                   help='test: the test set; val: the validation images the run held out (the same split as '
-                        'in training)')
-    e.add_argument('--explain', action='store_true',
-                   help='also write misclassified_explained_SPLIT.png: each mistake beside its Grad-CAM heat '
-                        'map for the class the model chose (a convolutional model only)')
-    e.add_argument('--tta', action='store_true',
-                   help='test-time augmentation (lesson 7): average the probabilities over the picture and '
-                        'its four one-pixel shifts (five times the work)')
-    e.add_argument('--device', choices=DEVICES, default='auto', help='where to evaluate')
+                    "validation images), rebuilt from DIR alone. Then write lesson 4's views of best.pt "
+                    'into DIR: per_class_SPLIT.csv (correct, total and accuracy for each class), '
+                    'confusion_SPLIT.png and misclassified_SPLIT.png.')
+    _add_options(e, _EVALUATE_OPTIONS)
 
 # %% ../nbs/15_command.ipynb #9d091da4
+_PREDICT_OPTIONS = {
+    'dir': dict(metavar='RUN', help='a run folder: the --checkpoint or the --out folder of cnn-course train'),
+    'images': dict(metavar='IMAGE', nargs='+',
+                   help='picture files (PNG, JPEG, GIF, TIFF, WebP, BMP, ...) or folders of them'),
+    '--invert': dict(choices=('auto', 'yes', 'no'), default='auto',
+                     help='auto: invert a grey picture whose background is light, since mnist and '
+                          'fashion-mnist show light things on black (a photo of dark clothes on a light '
+                          'table needs it; colour pictures are never inverted automatically); yes, no: '
+                          'always, never'),
+    '--top': dict(type=_positive(int), default=3, metavar='K', help='how many classes to print per picture'),
+    '--csv': dict(metavar='FILE', default=None,
+                  help='also write one row per picture to FILE: image, class, probability, note (blank, '
+                       'inverted, or why it could not be read)'),
+    '--max-pixels': dict(type=_positive(int), default=None, metavar='N',
+                         help="refuse a picture of more than N pixels, before decoding it (default: "
+                              "Pillow's limit, 89,478,485): a guard against decompression bombs; raise it "
+                              'for a huge picture you trust'),
+    '--explain': dict(action='store_true',
+                      help='also write IMAGE.explain.png beside each picture: the picture as the network '
+                           'sees it, the Grad-CAM heat map of its top class and the top classes as bars (a '
+                           'convolutional model only)'),
+    '--device': dict(choices=DEVICES, default='auto', help='where to run the model'),
+}
+
 def _add_predict_command(commands) -> None:
     "`cnn-course predict RUN IMAGE...`: classify your own pictures with a run's model."
     p = commands.add_parser('predict', formatter_class=_HelpFormatter,
         help="classify your own pictures (PNG, JPEG, GIF, TIFF, ...) with a run's model",
         description="Classify pictures with the model of a run: RUN is the --checkpoint folder of "
-                    "`cnn-course train` "
-                    '(best.pt is used) or its --out folder (model.pt, with the run config in run.json). Each '
-                    'picture, '
-                    "of any size, colour or grey, is made to look like the run's training images (channels, "
-                    "light on "
-                    'dark, proportions, size) and normalised exactly as they were; the most likely classes '
-                    'are printed with their probabilities, one line per picture. A folder stands for the '
-                    'picture files in it. Every picture is tried: one that cannot be read gets its own error '
-                    'line, and the exit status is 1 if any could not be read. A picture with nothing in it '
-                    '(one colour, or nearly) is reported as blank.')
-    p.add_argument('dir', metavar='RUN', help='a run folder: the --checkpoint or the --out folder of '
-                                              'cnn-course train')
-    p.add_argument('images', metavar='IMAGE', nargs='+',
-                   help='picture files (PNG, JPEG, GIF, TIFF, WebP, BMP, ...) or folders of them')
-    p.add_argument('--invert', choices=('auto', 'yes', 'no'), default='auto',
-                   help='auto: invert a grey picture whose background is light, since mnist and '
-                        'fashion-mnist show light things on black (a photo of dark clothes on a light table '
-                        'needs it; colour pictures are never inverted automatically); yes, no: always, never')
-    p.add_argument('--top', type=_positive(int), default=3, metavar='K',
-                   help='how many classes to print per picture')
-    p.add_argument('--csv', metavar='FILE', default=None,
-                   help='also write one row per picture to FILE: image, class, probability, note (blank, '
-                        'inverted, or why it could not be read)')
-    p.add_argument('--max-pixels', type=_positive(int), default=None, metavar='N',
-                   help="refuse a picture of more than N pixels, before decoding it (default: Pillow's "
-                        "limit, "
-                        '89,478,485): a guard against decompression bombs; raise it for a huge picture you '
-                        'trust')
-    p.add_argument('--explain', action='store_true',
-                   help='also write IMAGE.explain.png beside each picture: the picture as the network sees '
-                        'it, the Grad-CAM heat map of its top class and the top classes as bars (a '
-                        'convolutional model only)')
-    p.add_argument('--device', choices=DEVICES, default='auto', help='where to run the model')
+                    '`cnn-course train` (best.pt is used) or its --out folder (model.pt, with the run config '
+                    "in run.json). Each picture, of any size, colour or grey, is made to look like the run's "
+                    'training images (channels, light on dark, proportions, size) and normalised exactly as '
+                    'they were; the most likely classes are printed with their probabilities, one line per '
+                    'picture. A folder stands for the picture files in it. Every picture is tried: one that '
+                    'cannot be read gets its own error line, and the exit status is 1 if any could not be '
+                    'read. A picture with nothing in it (one colour, or nearly) is reported as blank.')
+    _add_options(p, _PREDICT_OPTIONS)
 
 # %% ../nbs/15_command.ipynb #c763c810
 def _add_run_commands(commands) -> None:
@@ -590,7 +596,7 @@ def _record_out(checkpoint:Path, out:Path):
     record = json.dumps({'out': str(out.resolve())}) + '\n'
     atomic_write(checkpoint / CLI_RECORD, lambda f: f.write(record), 'w')
 
-def _disk_full(e:DiskFullError, checkpoint:Path|None) -> DiskFullError:
+def _stopped_by_full_disk(e:DiskFullError, checkpoint:Path|None) -> DiskFullError:
     "A full disk during training, said with what it left: the last epoch's checkpoints, or nothing."
     kept = (f'the checkpoints of the last finished epoch in {checkpoint} are intact: free some space, '
             f'then `cnn-course resume {checkpoint}` continues from them'
@@ -623,7 +629,7 @@ def train_command(args:argparse.Namespace, # the options `build_parser` parsed
     try: run = train_run(cfg, checkpoint, progress=progress, overwrite=args.overwrite)
     except ConfigError as e: raise _worded(e) from None
     except CheckpointError as e: raise _worded(e, f'--checkpoint {checkpoint}: ') from None
-    except DiskFullError as e: raise _disk_full(e, checkpoint) from None
+    except DiskFullError as e: raise _stopped_by_full_disk(e, checkpoint) from None
     _finish_run(run, out, checkpoint,
                 {'command': 'train', 'argv': argv, 'args': {**vars(args), 'out': str(out.resolve()),
                 'tensorboard': cfg.tensorboard and str(Path(cfg.tensorboard).resolve())}}, start)
@@ -912,6 +918,20 @@ def _check_explainable(args:argparse.Namespace, folder:Path):
     except NoConvolutionError as e: raise CLIError(f'{args.command} --explain: {e}') from None
 
 # %% ../nbs/15_command.ipynb #e0d42a70
+def _folder_pictures(arg:str, extensions:set) -> tuple:
+    "`(pictures, note)`: the picture files in folder `arg`, sorted, and a note on the other entries, if any."
+    entries = sorted(Path(arg).expanduser().iterdir())
+    is_picture = lambda p: p.is_file() and not p.name.startswith('.') and p.suffix.lower() in extensions
+    found = [p for p in entries if is_picture(p)]
+    others = [p.name + ('/' if p.is_dir() else '') for p in entries if p not in found]
+    note = None
+    if others:
+        listed = ', '.join(others[:5]) + (', ...' if len(others) > 5 else '')
+        note = (f'{arg}: {len(found)} picture file{"s" * (len(found) != 1)}; skipped {len(others)} other '
+                f'entr{"ies" if len(others) != 1 else "y"} ({listed})')
+    return [str(Path(arg) / p.name) for p in found], note
+
+# %% ../nbs/15_command.ipynb #dd276e4f
 def _picture_arguments(paths:list) -> tuple:
     """`(pictures, failed, notes)` for predict's IMAGE arguments: the files to try (a
     folder: the picture files in it, sorted), `(argument, why)` for those that are not
@@ -923,17 +943,10 @@ def _picture_arguments(paths:list) -> tuple:
     for arg in paths:
         path = Path(arg).expanduser()
         if path.is_dir():
-            entries = sorted(path.iterdir())
-            found = [p for p in entries
-                     if p.is_file() and not p.name.startswith('.') and p.suffix.lower() in extensions]
-            if len(entries) > len(found):
-                others = [p.name + ('/' if p.is_dir() else '') for p in entries if p not in found]
-                notes.append(f'{arg}: {len(found)} picture file{"s" * (len(found) != 1)}; skipped '
-                             f'{len(others)} '
-                             f'other entr{"ies" if len(others) != 1 else "y"} ({", ".join(others[:5])}'
-                             f'{", ..." if len(others) > 5 else ""})')
+            found, note = _folder_pictures(arg, extensions)
+            if note: notes.append(note)
             if not found: failed.append((arg, 'a folder with no picture files in it'))
-            pictures += [str(Path(arg) / p.name) for p in found]
+            pictures += found
         elif path.is_file(): pictures.append(str(arg))  # named: tried whatever its extension
         else: failed.append((arg, 'no such file'))
     return pictures, failed, notes
@@ -1124,27 +1137,34 @@ def _check_launch(args:argparse.Namespace) -> int:
     return world
 
 # %% ../nbs/15_command.ipynb #0b09dd63
-def _launch(args:argparse.Namespace, argv:list) -> int:
-    """Start this command in --nproc-per-node processes here (times --nnodes machines)
-    through torchrun; its exit status."""
+def _rendezvous(args:argparse.Namespace) -> tuple:
+    """`(torchrun's options, the command's own)`: where the processes meet and how many there are,
+    written for torchrun and for the resume command that continues the run."""
     n, nodes = args.nproc_per_node, args.nnodes
-    world = _check_launch(args)
     launcher = [f'--nproc-per-node={n}', f'--nnodes={nodes}']
-    if args.rdzv_endpoint is None:
-        launcher.append('--standalone')  # one machine: torchrun picks a free port itself
+    if args.rdzv_endpoint is None: launcher.append('--standalone')  # one machine: torchrun picks a port
     else:
         _check_port(args.rdzv_endpoint, args.node_rank)
         launcher += [f'--node-rank={args.node_rank}', f'--rdzv-endpoint={args.rdzv_endpoint}']
+    again = f'--nproc-per-node {n}'
+    if nodes > 1:
+        again += f' --nnodes {nodes} --node-rank {args.node_rank} --rdzv-endpoint {args.rdzv_endpoint}'
+    return launcher, again
+
+# %% ../nbs/15_command.ipynb #97e12486
+def _launch(args:argparse.Namespace, argv:list) -> int:
+    """Start this command in --nproc-per-node processes here (times --nnodes machines)
+    through torchrun; its exit status."""
+    world = _check_launch(args)
+    launcher, again = _rendezvous(args)
     share = (f'; each trains on {args.batch_size // world} of the {args.batch_size} images of every step'
              if args.command == 'train' else '')
-    print(f'cnn-course: starting {world} processes with torchrun ({n} on this machine){share}', flush=True)
+    print(f'cnn-course: starting {world} processes with torchrun ({args.nproc_per_node} on this '
+          f'machine){share}', flush=True)
     # CPU processes share the cores: processes x threads <= cores (more threads than cores
     # slows every one down)
-    threads = os.environ.get('OMP_NUM_THREADS') or str(max(1, (os.cpu_count() or 1) // n))
+    threads = os.environ.get('OMP_NUM_THREADS') or str(max(1, (os.cpu_count() or 1) // args.nproc_per_node))
     folder = args.dir if args.command == 'resume' else args.checkpoint and _fill(args.checkpoint, args)
-    again = f'--nproc-per-node {n}' + (f' --nnodes {nodes} --node-rank {args.node_rank} --rdzv-endpoint '
-                                       # the options that continue it
-                                       f'{args.rdzv_endpoint}' if nodes > 1 else '')
     with _environ(OMP_NUM_THREADS=threads):  # the processes inherit it
         return _torchrun([*launcher, '-m', 'cnn_course.cli', *_without_launch_options(argv)], args, world,
                          folder, again)

@@ -26,6 +26,21 @@ def get_device(prefer:str|None=None, # a device to use instead of the best one f
     return torch.device('cpu')
 
 # %% ../nbs/00_setup.ipynb #d9ce901f
+def _deterministic_kernels(torch, on:bool):
+    "Ask PyTorch, cuDNN and cuBLAS for deterministic kernels (`on`), or let them pick the fastest again."
+    torch.backends.cudnn.deterministic = on
+    if not on: torch.use_deterministic_algorithms(False); return
+    # cuBLAS reads this when its handle is made: set it before the first matrix product on the GPU.
+    os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+    torch.backends.cudnn.benchmark = False
+    # warn_only: an operation with no deterministic kernel warns instead of stopping a lesson.
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    # It also fills every uninitialised new tensor with NaN, a check for kernels that read
+    # memory before writing it: one more pass over every activation. PyTorch's kernels
+    # write all they output, so the runs stay repeatable without.
+    torch.utils.deterministic.fill_uninitialized_memory = False
+
+# %% ../nbs/00_setup.ipynb #7fc41d6b
 def torch_seed(seed:int=123, # the seed for Python, NumPy and PyTorch (CPU and CUDA)
                # ask for deterministic kernels (cuDNN, cuBLAS, PyTorch); False switches
                # them back off
@@ -38,22 +53,8 @@ def torch_seed(seed:int=123, # the seed for Python, NumPy and PyTorch (CPU and C
     np.random.seed(seed)
     torch.manual_seed(seed)  # seeds the CPU and every CUDA device
     torch.cuda.manual_seed_all(seed)
-    if not deterministic:  # undo an earlier torch_seed(deterministic=True): fast kernels again
-        torch.use_deterministic_algorithms(False)
-        torch.backends.cudnn.deterministic = False
-        return
-    # cuBLAS reads this when its handle is made: set it before the first matrix product on
-    # the GPU.
-    os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
-    torch.backends.cudnn.deterministic = True
-    torch.backends.cudnn.benchmark = False
-    # warn_only: an operation with no deterministic kernel warns instead of stopping a
-    # lesson.
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    # It also fills every uninitialised new tensor with NaN, a check for kernels that read
-    # memory before writing it: one more pass over every activation. PyTorch's kernels
-    # write all they output, so the runs stay repeatable without.
-    torch.utils.deterministic.fill_uninitialized_memory = False
+    # False undoes an earlier torch_seed(deterministic=True): fast kernels again
+    _deterministic_kernels(torch, deterministic)
 
 # %% ../nbs/00_setup.ipynb #9c10429c
 def rng_state() -> dict:
@@ -142,6 +143,13 @@ class DiskFullError(OSError):
     def __str__(self): return self.strerror  # the message alone, without '[Errno 28]'
 
 # %% ../nbs/00_setup.ipynb #141df2c6
+def _disk_full(e:OSError, path:Path) -> DiskFullError:
+    "A full disk (or quota) while writing `path`: what was kept, and what to do."
+    kept = 'the previous version was kept' if path.exists() else 'nothing was written'
+    return DiskFullError(e.errno, f'cannot write {path}: {_FULL_DISK[e.errno]} ({kept}); free some space, '
+                         'or choose a folder on another disk, and try again')
+
+# %% ../nbs/00_setup.ipynb #dfe351e6
 def atomic_write(path:str|Path, # the file to write; its folder must exist
                  write_fn:Callable, # called with the open temporary file; writes the contents
                  mode:str='wb', # 'wb' for bytes, 'w' for text (UTF-8)
@@ -161,10 +169,7 @@ def atomic_write(path:str|Path, # the file to write; its folder must exist
         os.replace(tmp, path)
     except BaseException as e:
         with contextlib.suppress(OSError): os.unlink(tmp)
-        if isinstance(e, OSError) and e.errno in _FULL_DISK:
-            kept = 'the previous version was kept' if path.exists() else 'nothing was written'
-            raise DiskFullError(e.errno, f'cannot write {path}: {_FULL_DISK[e.errno]} ({kept}); free some '
-                                f'space, or choose a folder on another disk, and try again') from None
+        if isinstance(e, OSError) and e.errno in _FULL_DISK: raise _disk_full(e, path) from None
         raise
     _fsync_dir(path.parent)
     return path

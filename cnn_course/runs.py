@@ -129,31 +129,34 @@ def _check_choices(cfg:RunConfig):
             raise ConfigError(name, f'is not one of {", ".join(map(str, choices))}', cfg)
 
 # %% ../nbs/10_runs.ipynb #c9d3c550
+def _number(v) -> bool: return isinstance(v, (int, float))
+# (setting, the test a good config passes, what to say otherwise), checked in this order
+_NUMBER_RULES = (
+    ('lr', lambda c: _number(c.lr) and math.isfinite(c.lr) and c.lr > 0, 'must be a number greater than 0'),
+    ('momentum', lambda c: _number(c.momentum) and 0 <= c.momentum < 1, 'must be at least 0 and below 1'),
+    # Adam and AdamW have their own averages (betas)
+    ('momentum', lambda c: not c.momentum or c.optimizer == 'sgd',
+     "is SGD's setting: use <optimizer='sgd'>, or leave <momentum=> at 0"),
+    ('weight_decay', lambda c: _number(c.weight_decay) and math.isfinite(c.weight_decay)
+                               and c.weight_decay >= 0, 'must be a number of at least 0 (0: none)'),
+    ('label_smoothing', lambda c: _number(c.label_smoothing) and 0 <= c.label_smoothing < 1,
+     'must be at least 0 and below 1 (0: none; 0.1 is usual)'),
+    ('shift', lambda c: is_whole(c.shift, 0), 'must be a whole number of pixels, 0 or more (0: no shifts)'),
+    ('erase', lambda c: _number(c.erase) and not isinstance(c.erase, bool) and 0 <= c.erase <= 1,
+     'must be a share from 0 to 1 (0: no erasing)'),
+    ('val_fraction', lambda c: is_whole(c.val_fraction, 0) or (isinstance(c.val_fraction, float)
+                                                                and 0 <= c.val_fraction < 1),
+     'must be a fraction from 0 up to (not including) 1, or a whole number of images (0: validate on the '
+     'test set)'),
+)
+
 def _check_numbers(cfg:RunConfig):
     for name in ('epochs', 'batch_size', 'eval_batch_size', 'patience', 'limit_train', 'limit_test'):
         value = getattr(cfg, name)
         if not (is_whole(value) or (value is None and name in ('patience', 'limit_train', 'limit_test'))):
             raise ConfigError(name, 'must be a whole number of at least 1', cfg)
-    if not (isinstance(cfg.lr, (int, float)) and math.isfinite(cfg.lr) and cfg.lr > 0):
-        raise ConfigError('lr', 'must be a number greater than 0', cfg)
-    if not (isinstance(cfg.momentum, (int, float)) and 0 <= cfg.momentum < 1):
-        raise ConfigError('momentum', 'must be at least 0 and below 1', cfg)
-    if cfg.momentum and cfg.optimizer != 'sgd':  # Adam and AdamW have their own averages (betas)
-        raise ConfigError('momentum', "is SGD's setting: use <optimizer='sgd'>, or leave <momentum=> at 0",
-                          cfg)
-    if not (isinstance(cfg.weight_decay,
-                       (int, float)) and math.isfinite(cfg.weight_decay) and cfg.weight_decay >= 0):
-        raise ConfigError('weight_decay', 'must be a number of at least 0 (0: none)', cfg)
-    if not (isinstance(cfg.label_smoothing, (int, float)) and 0 <= cfg.label_smoothing < 1):
-        raise ConfigError('label_smoothing', 'must be at least 0 and below 1 (0: none; 0.1 is usual)', cfg)
-    if not is_whole(cfg.shift, 0):
-        raise ConfigError('shift', 'must be a whole number of pixels, 0 or more (0: no shifts)', cfg)
-    if not (isinstance(cfg.erase, (int, float)) and not isinstance(cfg.erase, bool) and 0 <= cfg.erase <= 1):
-        raise ConfigError('erase', 'must be a share from 0 to 1 (0: no erasing)', cfg)
-    v = cfg.val_fraction
-    if not (is_whole(v, 0) or (isinstance(v, float) and 0 <= v < 1)):
-        raise ConfigError('val_fraction', 'must be a fraction from 0 up to (not including) 1, or a whole '
-                          'number of images (0: validate on the test set)', cfg)
+    for name, good, problem in _NUMBER_RULES:
+        if not good(cfg): raise ConfigError(name, problem, cfg)
     check_split(cfg.to_dict())
 
 # %% ../nbs/10_runs.ipynb #38522849
