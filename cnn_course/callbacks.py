@@ -55,7 +55,8 @@ class FashionCNN(nn.Module):
     """The source's Fashion-MNIST CNN: three conv blocks with batch-norm and dropout, then
     1152 → 128 → 10."""
     def __init__(self, n_output:int=10, # number of classes
-                 batch_norm:bool=True, # use batch normalisation (False: to see what it does)
+                 # use batch normalisation (False: to see what it does)
+                 batch_norm:bool=True,
                  dropout:bool=True, # use dropout (False: to see what it does)
                 ):
         super().__init__()
@@ -83,8 +84,10 @@ class Callback:
     def after_batch(self, run):
         """Called after each optimizer step: `run.batch` (its number), `run.loss` (a
         tensor: reading it with `.item()` would wait for the device)."""
-    def after_epoch(self, run): "Called after each epoch's history row is added (`run.history[-1]`)."
-    def after_fit(self, run): "Called once at the end, also when training stopped early or failed."
+    def after_epoch(self, run):
+        "Called after each epoch's history row is added (`run.history[-1]`)."
+    def after_fit(self, run):
+        "Called once at the end, also when training stopped early or failed."
 
 # %% ../nbs/03_bn_dropout.ipynb #4daeb20a
 _COLUMNS = {'train_loss': 1, 'train_acc': 2, 'val_loss': 3, 'val_acc': 4}
@@ -98,15 +101,17 @@ class Monitor:
         if monitor not in _COLUMNS:
             raise ValueError(f'monitor must be one of {list(_COLUMNS)}, got {monitor!r}')
         self.monitor, self.min_delta = monitor, min_delta
-        self.mode = 'max' if monitor.endswith('acc') else 'min'  # accuracies go up, losses down
+        # accuracies go up, losses down
+        self.mode = 'max' if monitor.endswith('acc') else 'min'
         self.best, self.best_epoch = None, None
 
     def check(self, run, owner:str):
         """Raise a `ValueError` if `owner` watches a validation number but `fit` has no
         validation loader."""
         if self.monitor.startswith('val') and not run.has_validation:
-            raise ValueError(f"{owner} monitors {self.monitor!r}, but fit was given no test_loader: "
-                             "pass a validation loader, or monitor='train_loss'")
+            raise ValueError(f"{owner} monitors {self.monitor!r}, but fit was given no "
+                             "test_loader: pass a validation loader, or "
+                             "monitor='train_loss'")
 
     def improved(self, value:float) -> bool:
         "Whether `value` beats the best so far (NaN and infinity never do)."
@@ -122,8 +127,10 @@ class Monitor:
         self.best, self.best_epoch = value, int(history[-1, 0])
         return True
 
-    def state_dict(self) -> dict: return {'best': self.best, 'best_epoch': self.best_epoch}
-    def load_state_dict(self, state:dict): self.best, self.best_epoch = state['best'], state['best_epoch']
+    def state_dict(self) -> dict:
+        return {'best': self.best, 'best_epoch': self.best_epoch}
+    def load_state_dict(self, state:dict):
+        self.best, self.best_epoch = state['best'], state['best_epoch']
 
 # %% ../nbs/03_bn_dropout.ipynb #60903a0d
 class EarlyStopping(Callback):
@@ -131,12 +138,15 @@ class EarlyStopping(Callback):
     epoch's weights."""
     order = 10  # after loggers have seen the epoch
     def __init__(self, patience:int=7, # epochs without improvement before stopping
-                 monitor:str='val_loss', # 'val_loss', 'val_acc', 'train_loss' or 'train_acc'
+                 # 'val_loss', 'val_acc', 'train_loss' or 'train_acc'
+                 monitor:str='val_loss',
                  min_delta:float=0.0, # how much better counts as an improvement
-                 restore_best:bool=True, # load the best epoch's weights when training ends
+                 # load the best epoch's weights when training ends
+                 restore_best:bool=True,
                 ):
         if isinstance(patience, bool) or not isinstance(patience, int) or patience <= 0:
-            raise ValueError(f'patience must be a whole number of epochs >= 1, got {patience!r}')
+            raise ValueError('patience must be a whole number of epochs >= 1, got '
+                             f'{patience!r}')
         self.tracker = Monitor(monitor, min_delta)
         self.patience, self.monitor, self.restore_best = patience, monitor, restore_best
         self.wait, self.stopped_epoch, self._best_state = 0, None, None
@@ -156,8 +166,9 @@ class EarlyStopping(Callback):
         self.wait += 1
         if self.wait >= self.patience:
             run.stop, self.stopped_epoch = True, run.epoch
-            print_main(f'early stopping: {self.monitor} has not improved for {self.patience} epochs '
-                  f'(best {self.best:.5f} at epoch {self.best_epoch})')
+            print_main(f'early stopping: {self.monitor} has not improved for '
+                  f'{self.patience} epochs (best {self.best:.5f} at epoch '
+                  f'{self.best_epoch})')
 
     def after_fit(self, run):
         if self.restore_best and self._best_state is not None and self.best_epoch != int(run.history[-1, 0]):
@@ -180,8 +191,10 @@ class LRRecorder(Callback):
     "Record the learning rate each epoch trained with (`.epochs`, `.lrs`)."
     def __init__(self): self.epochs, self.lrs = [], []
     def after_epoch(self, run): self.epochs.append(run.epoch); self.lrs.append(run.lr)
-    def state_dict(self) -> dict: return {'epochs': list(self.epochs), 'lrs': list(self.lrs)}
-    def load_state_dict(self, state:dict): self.epochs, self.lrs = list(state['epochs']), list(state['lrs'])
+    def state_dict(self) -> dict:
+        return {'epochs': list(self.epochs), 'lrs': list(self.lrs)}
+    def load_state_dict(self, state:dict):
+        self.epochs, self.lrs = list(state['epochs']), list(state['lrs'])
 
 # %% ../nbs/03_bn_dropout.ipynb #f7daff55
 TB_TAGS = {'train_loss': 'loss/train', 'val_loss': 'loss/validation',
@@ -192,15 +205,17 @@ class TensorBoardLogger(Callback):
     once per epoch."""
     def __init__(self, log_dir, # the folder for the event files, e.g. 'runs/fashion_cnn'
                 ):
-        try: from torch.utils.tensorboard import SummaryWriter  # optional: only this class needs tensorboard
+        try:
+            from torch.utils.tensorboard import SummaryWriter  # optional: only this class needs tensorboard
         except ImportError:
-            raise ImportError('TensorBoard logging needs the tensorboard package: pip install tensorboard '
-                              '(Colab has it already)') from None
+            raise ImportError('TensorBoard logging needs the tensorboard package: pip '
+                              'install tensorboard (Colab has it already)') from None
         self.log_dir, self._writer_class, self.writer = Path(log_dir), SummaryWriter, None
         ensure_writable(self.log_dir, f'the TensorBoard log directory {self.log_dir}')
 
     def before_fit(self, run):
-        if not is_main_process(): return  # several processes (lesson 6): rank 0 alone writes the log
+        if not is_main_process():
+            return  # several processes (lesson 6): rank 0 alone writes the log
         ensure_writable(self.log_dir, f'the TensorBoard log directory {self.log_dir}')
         self.writer = self._writer_class(log_dir=str(self.log_dir))
 
@@ -210,7 +225,8 @@ class TensorBoardLogger(Callback):
         values = {'train_loss': train_loss, 'train_acc': train_acc, 'val_loss': val_loss, 'val_acc': val_acc,
                   'lr': run.lr}
         for key, value in values.items():
-            if math.isfinite(value): self.writer.add_scalar(TB_TAGS[key], value, int(epoch))
+            if math.isfinite(value):
+                self.writer.add_scalar(TB_TAGS[key], value, int(epoch))
         self.writer.flush()
 
     def after_fit(self, run):
@@ -239,12 +255,14 @@ class LivePlot(Callback):
         if self.display is None: return
         from IPython.display import Image  # late: only a notebook gets here
         h = run.history
-        fig = Figure(figsize=(6, 3.2), layout='constrained')  # not pyplot's: nothing else is drawn or kept
+        # not pyplot's: nothing else is drawn or kept
+        fig = Figure(figsize=(6, 3.2), layout='constrained')
         ax = fig.add_subplot()
         ax.plot(h[:, 0], h[:, 1], '.-', label=label('train'))
         if run.has_validation: ax.plot(h[:, 0], h[:, 3], '.-', label=label('validation'))
         ax.set_xlabel(label('epoch')); ax.set_ylabel(label('loss')); ax.legend()
-        ax.set_xlim(0.5, max(run.last_epoch, 2) + 0.5); ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_xlim(0.5, max(run.last_epoch, 2) + 0.5)
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_title(self.title or f'epoch {run.epoch} of {run.last_epoch}')
         png = io.BytesIO()
         fig.savefig(png, format='png', dpi=80)

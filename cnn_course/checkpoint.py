@@ -33,12 +33,15 @@ def _plain(obj, where:str='checkpoint'):
         if isinstance(obj, kind): return kind(obj)
     if isinstance(obj, np.ndarray): return torch.from_numpy(obj.copy())
     if isinstance(obj, np.generic): return obj.item()
-    if isinstance(obj, dict): return {k: _plain(v, f'{where}[{k!r}]') for k, v in obj.items()}
+    if isinstance(obj, dict):
+        return {k: _plain(v, f'{where}[{k!r}]') for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         items = [_plain(v, f'{where}[{i}]') for i, v in enumerate(obj)]
-        return tuple(items) if type(obj) is tuple else items  # a namedtuple becomes a list
-    raise TypeError(f'{where} is a {type(obj).__name__}, which a safe (weights_only) checkpoint cannot hold: '
-                    'store tensors, numbers, strings, lists and dicts in state_dict()')
+        # a namedtuple becomes a list
+        return tuple(items) if type(obj) is tuple else items
+    raise TypeError(f'{where} is a {type(obj).__name__}, which a safe (weights_only) '
+                    'checkpoint cannot hold: store tensors, numbers, strings, lists and '
+                    'dicts in state_dict()')
 
 # %% ../nbs/11_checkpoint.ipynb #390456c4
 def model_identity(net, # the model
@@ -67,9 +70,11 @@ def checkpoint_state(net, # the model
                      history=None, # the history `fit` returned so far
                      callbacks=(), # callbacks whose `state_dict()` to keep (those without one are skipped)
                      *,
-                     epoch:int|None=None, # the last finished epoch (default: the history's length)
+                     # the last finished epoch (default: the history's length)
+                     epoch:int|None=None,
                      last_epoch:int|None=None, # the epoch the run is planned to end with
-                     stopped:bool=False, # True when a callback ended the run (early stopping)
+                     # True when a callback ended the run (early stopping)
+                     stopped:bool=False,
                      # how the run was set up (JSON-like), for `resume_run`/`evaluate_run`
                      config:dict|None=None,
                     ) -> dict:
@@ -99,7 +104,8 @@ def save_checkpoint(path, # the file to write, e.g. 'checkpoints/run/last.pt'
                     scheduler=None, # its learning-rate scheduler
                     history=None, # the history so far
                     callbacks=(), # callbacks whose state to keep
-                    **kwargs, # `epoch`, `last_epoch`, `stopped`, `config`: see `checkpoint_state`
+                    # `epoch`, `last_epoch`, `stopped`, `config`: see `checkpoint_state`
+                    **kwargs,
                    ) -> Path:
     """Write a checkpoint to `path` atomically (temporary file, fsync, rename); return the
     path."""
@@ -147,8 +153,9 @@ def _checkpoint_file(path) -> Path:
         raise FileNotFoundError(f'no checkpoint at {path}{where}')
     with open(path, 'rb') as f: head = f.read(4)
     if head != _ZIP_MAGIC and path.stat().st_size > 0:
-        raise NotACheckpointError(f'{path} is not a checkpoint: it is not a file written by torch.save at '
-                                  'all (check the file name; checkpoints are the last.pt and best.pt that '
+        raise NotACheckpointError(f'{path} is not a checkpoint: it is not a file written '
+                                  'by torch.save at all (check the file name; '
+                                  'checkpoints are the last.pt and best.pt that '
                                   'Checkpoint writes)')
     return path
 
@@ -160,15 +167,18 @@ def _torch_load(path:Path) -> object:
     except Exception as e:
         if 'weights only' in str(e).lower() or 'weights_only' in str(e):
             raise NotACheckpointError(
-                f'{path} holds pickled Python objects (e.g. a whole model saved with torch.save(model)), '
-                'which the safe loader (weights_only=True) refuses to run. Save checkpoints with '
-                'save_checkpoint or Checkpoint; if you wrote this file yourself and trust it, '
-                'torch.load(path, weights_only=False) reads it.') from None
-        said = (str(e).strip().splitlines() or [type(e).__name__])[0].split('. ')[0]  # torch's first sentence
+                f'{path} holds pickled Python objects (e.g. a whole model saved with '
+                'torch.save(model)), which the safe loader (weights_only=True) refuses '
+                'to run. Save checkpoints with save_checkpoint or Checkpoint; if you '
+                'wrote this file yourself and trust it, torch.load(path, '
+                'weights_only=False) reads it.') from None
+        # torch's first sentence
+        said = (str(e).strip().splitlines() or [type(e).__name__])[0].split('. ')[0]
         raise DamagedCheckpointError(
-            f'{path} is truncated or damaged ({path.stat().st_size:,} bytes; torch.load said: {said}). '
-            'It was probably being written when the process was killed. Use the other file of the run '
-            '(best.pt or last.pt), or start again; nothing was loaded.') from None
+            f'{path} is truncated or damaged ({path.stat().st_size:,} bytes; torch.load '
+            f'said: {said}). '
+            'It was probably being written when the process was killed. Use the other '
+            'file of the run (best.pt or last.pt), or start again; nothing was loaded.') from None
 
 
 # %% ../nbs/11_checkpoint.ipynb #068d148a
@@ -178,22 +188,26 @@ def _check_format(ckpt, path:Path):
     if not isinstance(ckpt, dict) or ckpt.get('format') != FORMAT:
         if _looks_like_state_dict(ckpt):
             raise NotACheckpointError(
-                f'{path} is a plain state_dict (only model weights, like the source\'s model_cifar.pt), not '
-                'a checkpoint: load it with net.load_state_dict(torch.load(path, weights_only=True)); it '
-                'cannot resume training')
-        raise NotACheckpointError(f'{path} is a PyTorch file but not a cnn_course checkpoint (it holds a '
-                                  f'{type(ckpt).__name__} without format={FORMAT!r})')
+                f'{path} is a plain state_dict (only model weights, like the source\'s '
+                'model_cifar.pt), not a checkpoint: load it with '
+                'net.load_state_dict(torch.load(path, weights_only=True)); it cannot '
+                'resume training')
+        raise NotACheckpointError(f'{path} is a PyTorch file but not a cnn_course '
+                                  f'checkpoint (it holds a {type(ckpt).__name__} without '
+                                  f'format={FORMAT!r})')
     if ckpt.get('format_version', 0) > FORMAT_VERSION:
-        raise CheckpointError(f'{path} was written by a newer cnn_course ({ckpt.get("library_version")}); '
-                              f'this is {__version__}: upgrade with pip install -U cnn_course')
+        raise CheckpointError(f'{path} was written by a newer cnn_course '
+                              f'({ckpt.get("library_version")}); this is {__version__}: '
+                              'upgrade with pip install -U cnn_course')
     missing = [k for k in _REQUIRED if k not in ckpt]
     if missing or not isinstance(ckpt['history'], torch.Tensor) or not isinstance(ckpt['model'], dict):
         what = (f'lacks {", ".join(missing)}' if missing else
                 'holds a history or model entry of the wrong type')
-        raise DamagedCheckpointError(f'{path} says it is a cnn_course checkpoint but {what}: it was not '
-                                     'written by save_checkpoint or Checkpoint (or was edited). Use the '
-                                     'other file of the run (best.pt or last.pt), or start again; nothing '
-                                     'was loaded.')
+        raise DamagedCheckpointError(f'{path} says it is a cnn_course checkpoint but '
+                                     f'{what}: it was not '
+                                     'written by save_checkpoint or Checkpoint (or was '
+                                     'edited). Use the other file of the run (best.pt or '
+                                     'last.pt), or start again; nothing was loaded.')
 
 # %% ../nbs/11_checkpoint.ipynb #4e43bb72
 def read_checkpoint(path, # a checkpoint file
@@ -215,40 +229,49 @@ def _check_model(ckpt, net, path, check_class):
             if k in ours['shapes'] and saved['shapes'][k] != ours['shapes'][k]]
     missing = [k for k in saved['shapes'] if k not in ours['shapes']]
     extra = [k for k in ours['shapes'] if k not in saved['shapes']]
-    if not (diff or missing or extra or (check_class and saved['class'] != ours['class'])): return
+    if not (diff or missing or extra or (check_class and saved['class'] != ours['class'])):
+        return
     parts = diff[:5] + ([f'only in the checkpoint: {", ".join(missing[:5])}'] if missing else []) \
             + ([f'only in this model: {", ".join(extra[:5])}'] if extra else [])
     shapes = ('; '.join(parts) + ('; ...' if len(diff) > 5 else '')) if parts else 'the tensor shapes agree'
     raise ModelMismatchError(
-        f'{path} was saved from a {saved["class"]}, but it is being loaded into a {ours["class"]} '
-        f'({shapes}). Build the model it was saved from (e.g. {saved["class"]}(...) with the same arguments; '
-        f'the checkpoint\'s config: {ckpt.get("config") or "none"}) and load into that; nothing was loaded.')
+        f'{path} was saved from a {saved["class"]}, but it is being loaded into a '
+        f'{ours["class"]} ({shapes}). Build the model it was saved from (e.g. '
+        f'{saved["class"]}(...) with the same arguments; the checkpoint\'s config: '
+        f'{ckpt.get("config") or "none"}) '
+        'and load into that; nothing was loaded.')
 
 # %% ../nbs/11_checkpoint.ipynb #8cd54f9e
 def _check_optimizer(ckpt, optimizer, path):
     saved = ckpt.get('optimizer')
-    if saved is None: raise CheckpointError(f'{path} holds no optimizer state: load it with optimizer=None')
+    if saved is None:
+        raise CheckpointError(f'{path} holds no optimizer state: load it with '
+                              'optimizer=None')
     if saved['class'] != type(optimizer).__name__:
-        raise CheckpointError(f'{path} holds the state of a {saved["class"]} optimizer, not a '
-                              f'{type(optimizer).__name__}: create a {saved["class"]} for the model; nothing '
-                              'was loaded.')
+        raise CheckpointError(f'{path} holds the state of a {saved["class"]} optimizer, '
+                              f'not a {type(optimizer).__name__}: create a '
+                              f'{saved["class"]} '
+                              'for the model; nothing was loaded.')
     groups = [len(g['params']) for g in saved['state']['param_groups']]
     if groups != [len(g['params']) for g in optimizer.param_groups]:
-        raise CheckpointError(f'{path}: the optimizer had parameter groups of sizes {groups}, this one has '
-                              f'{[len(g["params"]) for g in optimizer.param_groups]}: build it the same way; '
-                              'nothing was loaded.')
+        raise CheckpointError(f'{path}: the optimizer had parameter groups of sizes '
+                              f'{groups}, this one has '
+                              f'{[len(g["params"]) for g in optimizer.param_groups]}: '
+                              'build it the same way; nothing was loaded.')
 
 # %% ../nbs/11_checkpoint.ipynb #11ba81f9
 def _check_scheduler(ckpt:dict, scheduler, path):
     saved = ckpt.get('scheduler')
     if saved is None or saved['class'] != type(scheduler).__name__:
         held = 'no scheduler' if saved is None else 'a ' + saved['class']
-        raise CheckpointError(f'{path} holds {held} state, not a {type(scheduler).__name__}: pass the '
+        raise CheckpointError(f'{path} holds {held} state, not a '
+                              f'{type(scheduler).__name__}: pass the '
                               'scheduler it was saved with; nothing was loaded.')
 
 # %% ../nbs/11_checkpoint.ipynb #a79024fc
 def _load_states(ckpt:dict, net, optimizer, scheduler, stateful:dict):
-    "Load what `ckpt` holds into the objects given (all of it checked before: nothing fails half-way)."
+    """Load what `ckpt` holds into the objects given (all of it checked before: nothing
+    fails half-way)."""
     if net is not None: net.load_state_dict(ckpt['model_state'])
     if optimizer is not None: optimizer.load_state_dict(ckpt['optimizer']['state'])
     if scheduler is not None: scheduler.load_state_dict(ckpt['scheduler']['state'])
@@ -260,10 +283,13 @@ def load_checkpoint(path, # a checkpoint file, or a run folder (then its last.pt
                     net=None, # a model to load the weights into
                     optimizer=None, # an optimizer to load the state into
                     scheduler=None, # a scheduler to load the state into
-                    callbacks=(), # callbacks to load their state into (matched by class name)
+                    # callbacks to load their state into (matched by class name)
+                    callbacks=(),
                     *,
-                    restore_rng:bool=False, # also put back the random number generators (`resume` does)
-                    check_class:bool=True, # refuse a model of another class even when every shape agrees
+                    # also put back the random number generators (`resume` does)
+                    restore_rng:bool=False,
+                    # refuse a model of another class even when every shape agrees
+                    check_class:bool=True,
                    ) -> dict:
     """Check a checkpoint against the objects given, then load it into them; return it
     (history as an array)."""
@@ -296,7 +322,8 @@ class Checkpoint(Callback):
         self.folder, self.monitor, self.overwrite = Path(folder), monitor, overwrite
         self.config = dict(config or {})
         self.write_seconds, self.saved_epoch = [], None
-        self.scaler, self._saved_scaler = None, None  # fp16's gradient scaler: its state is part of the run
+        # fp16's gradient scaler: its state is part of the run
+        self.scaler, self._saved_scaler = None, None
 
     @property
     def best(self): return self.tracker.best
@@ -324,15 +351,18 @@ class Checkpoint(Callback):
         if not self.overwrite: self._refuse_a_longer_run(len(run.history))
 
     def _refuse_a_longer_run(self, start:int):
-        "Writing this fit's epochs into a folder that holds a longer run would lose that run."
+        """Writing this fit's epochs into a folder that holds a longer run would lose that
+        run."""
         if not self.last_path.exists(): return
         try: saved = read_checkpoint(self.last_path)['epoch']
         except CheckpointError: return  # a damaged file protects nothing
         if saved > start:
-            raise CheckpointError(f'{self.folder} already holds a run trained for {saved} epochs, and this '
-                                  f'fit starts after epoch {start}: continue it with '
-                                  f'resume({str(self.folder)!r}, net, optimizer, ...), or choose another '
-                                  'folder, or pass Checkpoint(..., overwrite=True)')
+            raise CheckpointError(f'{self.folder} already holds a run trained for '
+                                  f'{saved} epochs, and this fit starts after epoch '
+                                  f'{start}: continue it with '
+                                  f'resume({str(self.folder)!r}, net, optimizer, ...), '
+                                  'or choose another folder, or pass Checkpoint(..., '
+                                  'overwrite=True)')
 
     def after_epoch(self, run):
         start = time.perf_counter()
@@ -358,11 +388,12 @@ class Checkpoint(Callback):
         from it."""
         if self.saved_epoch is None:
             return f'Interrupted before an epoch was saved: {self.folder} holds nothing to resume.'
-        how = (f'resume_run({str(self.folder)!r}), or `cnn-course resume {self.folder}` in a shell'
+        how = (f'resume_run({str(self.folder)!r}), or `cnn-course resume {self.folder}` '
+               'in a shell'
                if self.config
                else f'resume({str(self.folder)!r}, net, optimizer, ...)')
-        return (f'Interrupted: {self.last_path} holds epoch {self.saved_epoch} of {run.last_epoch}; continue '
-                f'with {how}.')
+        return (f'Interrupted: {self.last_path} holds epoch {self.saved_epoch} of '
+                f'{run.last_epoch}; continue with {how}.')
 
     def state_dict(self) -> dict:
         state = self.tracker.state_dict()
@@ -371,7 +402,8 @@ class Checkpoint(Callback):
 
     def load_state_dict(self, state:dict):
         state = dict(state)
-        self._saved_scaler = state.pop('grad_scaler', None)  # put into the new run's scaler when fit starts
+        # put into the new run's scaler when fit starts
+        self._saved_scaler = state.pop('grad_scaler', None)
         self.tracker.load_state_dict(state)
 
 # %% ../nbs/11_checkpoint.ipynb #7ee7e5ed
@@ -387,9 +419,10 @@ def _check_same_setup(folder, callbacks):
     changed = ', '.join(f'{k} {stored.get(k)!r} -> {given.get(k)!r}' for k in sorted(set(stored) | set(given))
                         if stored.get(k) != given.get(k) and k != 'epochs')
     if not changed: return
-    raise CheckpointError(f'{folder} holds a run set up differently ({changed}): resuming it would continue '
-                          'that run, not this one. Start this one in another folder (or delete that one), or '
-                          f'continue that run as it was set up with resume_run({str(folder)!r})')
+    raise CheckpointError(f'{folder} holds a run set up differently ({changed}): '
+                          'resuming it would continue that run, not this one. Start this '
+                          'one in another folder (or delete that one), or continue that '
+                          f'run as it was set up with resume_run({str(folder)!r})')
 
 # %% ../nbs/11_checkpoint.ipynb #7b6a818d
 def resume(folder, # a run folder written by `Checkpoint` (or a checkpoint file)

@@ -16,7 +16,8 @@ from .settings import (AMP_MODES, BATCH_NORM_MODELS, DATASETS, DEFAULT_MODELS, D
 from .settings import MODEL_INPUTS  # noqa: F401 (only re-exported: `_all_`)
 _all_ = ['BATCH_NORM_MODELS', 'DATASETS', 'DEFAULT_MODELS', 'DEVICES', 'IMAGE_SHAPES', 'MODEL_HELP',
          'MODEL_INPUTS',
-         'OPTIMIZERS', 'RECIPES', 'SCHEDULERS']  # their home is cnn_course.settings; here too, as before
+         # their home is cnn_course.settings; here too, as before
+         'OPTIMIZERS', 'RECIPES', 'SCHEDULERS']
 
 # %% auto #0
 __all__ = ['AMP', 'RECIPE_HELP', 'RESULT_FILES', 'TEST_SET_WARNING', 'CLI_RECORD', 'RUN_FOLDER_FILES', 'VIEW_FILES',
@@ -27,10 +28,11 @@ __all__ = ['AMP', 'RECIPE_HELP', 'RESULT_FILES', 'TEST_SET_WARNING', 'CLI_RECORD
 
 # %% ../nbs/15_command.ipynb #62325155
 AMP = ('off', *AMP_MODES)  # --amp; off: float32
-RECIPE_HELP = {'fast': "lesson 3b's fast recipe: about 93%% test accuracy on fashion-mnist, in minutes on "
-                       "two CPU cores",
-               'resnet': "lesson 7's ResNet with augmentation: about 94.8%% test accuracy on fashion-mnist, "
-                         "in 33 minutes on two CPU cores with native bf16 (--epochs 20: 94.3%% in 16)"}
+RECIPE_HELP = {'fast': "lesson 3b's fast recipe: about 93%% test accuracy on "
+                       "fashion-mnist, in minutes on two CPU cores",
+               'resnet': "lesson 7's ResNet with augmentation: about 94.8%% test "
+                         "accuracy on fashion-mnist, in 33 minutes on two CPU cores with "
+                         "native bf16 (--epochs 20: 94.3%% in 16)"}
 
 class CLIError(Exception):
     "A problem with the command's input: `main` prints it as one line and returns 2."
@@ -38,7 +40,8 @@ class CLIError(Exception):
 # %% ../nbs/15_command.ipynb #db4c6899
 class _Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault('allow_abbrev', False)  # '--epoch 2' must be an error, not '--epochs 2' in disguise
+        # '--epoch 2' must be an error, not '--epochs 2' in disguise
+        kwargs.setdefault('allow_abbrev', False)
         super().__init__(*args, **kwargs)
 
     def error(self, message):  # argparse would print the usage and exit; we want one line and a status
@@ -47,7 +50,8 @@ class _Parser(argparse.ArgumentParser):
     def parse_args(self, args=None, namespace=None):
         namespace, extras = self.parse_known_args(args, namespace)
         if extras:
-            self.error(f'unrecognized arguments: {" ".join(extras)}{_closest(self, namespace, extras)}')
+            self.error('unrecognized arguments: '
+                       f'{" ".join(extras)}{_closest(self, namespace, extras)}')
         return namespace
 
     def parse_known_args(self, args=None, namespace=None):
@@ -64,7 +68,8 @@ class _Parser(argparse.ArgumentParser):
             finally: train.set_defaults(**before)
         # --model's default depends on --dataset, so it is filled in once both have been
         # read
-        if getattr(namespace, 'model', '') is None: namespace.model = DEFAULT_MODELS[namespace.dataset]
+        if getattr(namespace, 'model', '') is None:
+            namespace.model = DEFAULT_MODELS[namespace.dataset]
         return namespace, extras
 
 # %% ../nbs/15_command.ipynb #77e888c3
@@ -97,7 +102,8 @@ def _number(cast:type, # int or float
     breaks the rule."""
     def parse(text):
         try: value = cast(text)
-        except ValueError: raise argparse.ArgumentTypeError(f'expected {example}, got {text!r}') from None
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'expected {example}, got {text!r}') from None
         if not ok(value): raise argparse.ArgumentTypeError(f'{rule}, got {text!r}')
         return value
     return parse
@@ -132,16 +138,19 @@ def _png(figure) -> Callable:
     return lambda f: figure.savefig(f, format='png', dpi=100)
 
 def _save_figure(path:Path, figure) -> list:
-    "`[path]` once `figure` is saved there as a PNG; `[]` for no figure, and no stale file left at `path`."
+    """`[path]` once `figure` is saved there as a PNG; `[]` for no figure, and no stale
+    file left at `path`."""
     if figure is None: path.unlink(missing_ok=True); return []
     return [atomic_write(path, _png(figure))]
 
 # %% ../nbs/15_command.ipynb #6fd7d5b9
 def _recipe_help() -> str:
     "--recipe's help: each recipe's options as a command line, and what it gives."
-    def line(settings): return ', '.join(f'--{k.replace("_", "-")}' + ('' if v is True else f' {v}')
+    def line(settings):
+        return ', '.join(f'--{k.replace("_", "-")}' + ('' if v is True else f' {v}')
                                          for k, v in settings.items())
-    return ('start from a named set of settings; options given on the command line replace its values. ' +
+    return ('start from a named set of settings; options given on the command line '
+            'replace its values. ' +
             '; '.join(f'{name}: {line(settings)} ({RECIPE_HELP[name]})' for name,
                       settings in RECIPES.items()) +
             ' (default: none, the options as listed below)')
@@ -164,129 +173,156 @@ _RECIPE_OPTIONS = {
     '--batch-size': dict(type=_positive(int), default=100, metavar='N', help='images per optimizer step'),
     '--lr': dict(type=_positive(float), default=1e-3, help='learning rate'),
     '--optimizer': dict(choices=OPTIMIZERS, default='adam',
-                        help="adam: Adam, lesson 3's recipe; sgd: plain SGD as in lessons 1 and 2 (try "
-                             "--lr 0.01); adamw: Adam with decoupled weight decay, lesson 3b's fast recipe"),
+                        help="adam: Adam, lesson 3's recipe; sgd: plain SGD as in "
+                             "lessons 1 and 2 (try --lr 0.01); adamw: Adam with "
+                             "decoupled weight decay, lesson 3b's fast recipe"),
     '--momentum': dict(type=_fraction, default=0.0, metavar='M',
-                       help="SGD's momentum (0: the source's plain SGD; 0.9 is usual); only with "
-                            "--optimizer sgd"),
+                       help="SGD's momentum (0: the source's plain SGD; 0.9 is usual); "
+                            "only with --optimizer sgd"),
     '--weight-decay': dict(type=_not_negative, default=0.0, metavar='WD',
-                           help='weight decay: decoupled from the gradient for adamw, added to it (L2) for '
-                                'adam and sgd'),
+                           help='weight decay: decoupled from the gradient for adamw, '
+                                'added to it (L2) for adam and sgd'),
     '--label-smoothing': dict(type=_fraction, default=0.0, metavar='F',
-                              help='the share of each target spread over all classes by the loss (0.1 is '
-                                   'usual); the validation and test losses include it'),
+                              help='the share of each target spread over all classes by '
+                                   'the loss (0.1 is usual); the validation and test '
+                                   'losses include it'),
     '--val-fraction': dict(type=_fraction, default=None, metavar='F',
-                           help='the share of the training images held out to validate on: the per-epoch '
-                                'val_loss, --scheduler, --patience and best.pt all look at it, and the test '
-                                'set is scored once, at the end (default: 1/6 for mnist and fashion-mnist, '
-                                '0.2 for cifar10 and colour-fashion: 10,000 images of the full sets, as in '
-                                'the lessons; 0: validate on the test set, as the source did, with a '
+                           help='the share of the training images held out to validate '
+                                'on: the per-epoch val_loss, --scheduler, --patience and '
+                                'best.pt all look at it, and the test set is scored '
+                                'once, at the end (default: 1/6 for mnist and '
+                                'fashion-mnist, 0.2 for cifar10 and colour-fashion: '
+                                '10,000 images of the full sets, as in the lessons; 0: '
+                                'validate on the test set, as the source did, with a '
                                 'warning)'),
     '--scheduler': dict(choices=SCHEDULERS, default='none',
-                        help='none: keep --lr; plateau: divide the learning rate by 10 when the validation '
-                             'loss has not improved for 4 epochs (ReduceLROnPlateau, lesson 3); onecycle: '
-                             'rise to --lr and fall again over the whole run, step by step (OneCycleLR)'),
+                        help='none: keep --lr; plateau: divide the learning rate by 10 '
+                             'when the validation loss has not improved for 4 epochs '
+                             '(ReduceLROnPlateau, lesson 3); onecycle: rise to --lr and '
+                             'fall again over the whole run, step by step (OneCycleLR)'),
 }
 
 # %% ../nbs/15_command.ipynb #51d030be
-# how `cnn-course train` computes: precision, memory layout, batch norm across processes; augmentation
+# how `cnn-course train` computes: precision, memory layout, batch norm across processes;
+# augmentation
 _SPEED_OPTIONS = {
     '--amp': dict(choices=AMP, default='off',
-                  help='mixed precision: off: float32; auto: bf16 where the hardware has it natively (GPUs '
-                       'of compute capability 8.0 or newer, CPUs with AVX512-BF16 or AMX), fp16 with a '
-                       'gradient scaler on older GPUs (e.g. a T4), else off; bf16, fp16: those (the run says '
-                       'what it uses)'),
+                  help='mixed precision: off: float32; auto: bf16 where the hardware has '
+                       'it natively (GPUs of compute capability 8.0 or newer, CPUs with '
+                       'AVX512-BF16 or AMX), fp16 with a gradient scaler on older GPUs '
+                       '(e.g. a T4), else off; bf16, fp16: those (the run says what it '
+                       'uses)'),
     '--sync-bn': dict(action='store_true',
-                      help='with --nproc-per-node on CUDA GPUs: batch-norm statistics over the whole global '
+                      help='with --nproc-per-node on CUDA GPUs: batch-norm statistics '
+                           'over the whole global '
                            "batch (SyncBatchNorm) instead of each process's part of it"),
     '--channels-last': dict(action='store_true',
-                            help='train a conv net in channels-last memory layout (faster convolutions, '
-                                 'especially with --amp)'),
+                            help='train a conv net in channels-last memory layout '
+                                 '(faster convolutions, especially with --amp)'),
     '--shift': dict(type=_not_negative_int, default=0, metavar='PIXELS',
-                    help='augmentation (lesson 7): move each training picture by up to PIXELS pixels each '
-                         'way, anew every epoch (0: off)'),
-    '--flip': dict(action='store_true', help='augmentation: mirror a random half of the training pictures'),
+                    help='augmentation (lesson 7): move each training picture by up to '
+                         'PIXELS pixels each way, anew every epoch (0: off)'),
+    '--flip': dict(action='store_true', help='augmentation: mirror a random half of the '
+                                             'training pictures'),
     '--erase': dict(type=_share, default=0.0, metavar='P',
-                    help='augmentation: erase a random rectangle in a share P of the training pictures '
-                         '(0: off)'),
+                    help='augmentation: erase a random rectangle in a share P of the '
+                         'training pictures (0: off)'),
 }
 
 # %% ../nbs/15_command.ipynb #ca6e57e9
 # when `cnn-course train` stops, where it trains and what it reads and writes
 _OUTPUT_OPTIONS = {
     '--patience': dict(type=_positive(int), default=None, metavar='N',
-                       help='stop early when the validation loss has not improved for N epochs, and keep '
+                       help='stop early when the validation loss has not improved for N '
+                            'epochs, and keep '
                             "the best epoch's weights (default: off, train all --epochs)"),
     '--tensorboard': dict(default=None, metavar='DIR',
-                          help='also log loss, accuracy and learning rate to TensorBoard in DIR (needs the '
-                               'tensorboard package); {model} and {dataset} are replaced (default: off)'),
+                          help='also log loss, accuracy and learning rate to TensorBoard '
+                               'in DIR (needs the tensorboard package); {model} and '
+                               '{dataset} are replaced (default: off)'),
     '--device': dict(choices=DEVICES, default='auto',
-                     help='where to train; auto: CUDA if present, else Apple MPS, else the CPU'),
+                     help='where to train; auto: CUDA if present, else Apple MPS, else '
+                          'the CPU'),
     '--out': dict(default='runs/{model}-{dataset}', metavar='DIR',
-                  help='folder for the results, created if needed; {model} and {dataset} are replaced'),
-    '--seed': dict(type=int, default=123, help='random seed for the weights and the data order'),
+                  help='folder for the results, created if needed; {model} and {dataset} '
+                       'are replaced'),
+    '--seed': dict(type=int, default=123, help='random seed for the weights and the data '
+                                               'order'),
     '--data-root': dict(default='./data', metavar='DIR',
-                        help='where datasets are found and downloaded to (torchvision layout)'),
+                        help='where datasets are found and downloaded to (torchvision '
+                             'layout)'),
     '--download': dict(action=argparse.BooleanOptionalAction, default=True,
                        help='download a dataset that is not found locally'),
     '--limit-train': dict(type=_positive(int), default=None, metavar='N',
-                          help='use only the first N training images (default: all; quick mode: 2000)'),
+                          help='use only the first N training images (default: all; '
+                               'quick mode: 2000)'),
     '--limit-test': dict(type=_positive(int), default=None, metavar='N',
-                         help='use only the first N test images (default: all; quick mode: 1000)'),
+                         help='use only the first N test images (default: all; quick '
+                              'mode: 1000)'),
     '--no-progress': dict(action='store_true',
-                          help='hide the progress bar, which otherwise shows in a terminal or notebook but '
-                               'not when the output goes to a file (the per-epoch lines stay)'),
+                          help='hide the progress bar, which otherwise shows in a '
+                               'terminal or notebook but not when the output goes to a '
+                               'file (the per-epoch lines stay)'),
     '--checkpoint': dict(default=None, metavar='DIR',
-                         help='save last.pt and best.pt into DIR after every epoch, so `cnn-course resume '
-                              'DIR` can continue a run that was interrupted (default: off)'),
+                         help='save last.pt and best.pt into DIR after every epoch, so '
+                              '`cnn-course resume DIR` can continue a run that was '
+                              'interrupted (default: off)'),
     '--overwrite': dict(action='store_true',
-                        help='replace the results of an earlier run in --out (and a longer run in '
-                             '--checkpoint); without it, a folder that holds a run is refused'),
+                        help='replace the results of an earlier run in --out (and a '
+                             'longer run in --checkpoint); without it, a folder that '
+                             'holds a run is refused'),
 }
 
 # %% ../nbs/15_command.ipynb #726f0345
 def _add_train_options(p:argparse.ArgumentParser) -> None:
     "The options of `cnn-course train`."
-    for options in (_RECIPE_OPTIONS, _SPEED_OPTIONS, _OUTPUT_OPTIONS): _add_options(p, options)
+    for options in (_RECIPE_OPTIONS, _SPEED_OPTIONS, _OUTPUT_OPTIONS):
+        _add_options(p, options)
 
 # %% ../nbs/15_command.ipynb #8034cce0
 def _add_launch_options(p:argparse.ArgumentParser) -> None:
     "The options that start `train` or `resume` in several processes through torchrun."
     g = p.add_argument_group('several processes (torchrun)')
     g.add_argument('--nproc-per-node', type=_positive(int), default=None, metavar='N',
-                   help='start N processes on this machine with torchrun (one per GPU, or CPU processes '
-                        'sharing the cores); --batch-size stays the global batch, split evenly over all '
-                        'processes (default: one process, no torchrun)')
+                   help='start N processes on this machine with torchrun (one per GPU, '
+                        'or CPU processes sharing the cores); --batch-size stays the '
+                        'global batch, split evenly over all processes (default: one '
+                        'process, no torchrun)')
     g.add_argument('--nnodes', type=_positive(int), default=1, metavar='M',
-                   help='machines taking part: run the same command on each, with its own --node-rank')
+                   help='machines taking part: run the same command on each, with its '
+                        'own --node-rank')
     g.add_argument('--node-rank', type=int, default=0, metavar='K',
                    help="this machine's number, from 0 to M-1")
     g.add_argument('--rdzv-endpoint', default=None, metavar='HOST:PORT',
-                   help='where the machines meet: the address of machine 0 and a free port on it (needed '
-                        'with --nnodes above 1; default: a free port on this machine)')
+                   help='where the machines meet: the address of machine 0 and a free '
+                        'port on it (needed with --nnodes above 1; default: a free port '
+                        'on this machine)')
 
 # %% ../nbs/15_command.ipynb #92333266
 _RESUME_OPTIONS = {
     'dir': dict(metavar='DIR', help='the folder given to train --checkpoint'),
     '--epochs': dict(type=_positive(int), default=None, metavar='N',
-                     help="train up to epoch N in total (default: the run's planned --epochs)"),
+                     help="train up to epoch N in total (default: the run's planned "
+                          "--epochs)"),
     '--out': dict(default=None, metavar='DIR',
-                  help="where to write the run's results (history, curves, weights, run.json), as train "
-                       'does (default: the --out the run was started with, recorded in DIR/cli.json; else '
-                       'DIR itself)'),
+                  help="where to write the run's results (history, curves, weights, "
+                       "run.json), as train "
+                       'does (default: the --out the run was started with, recorded in '
+                       'DIR/cli.json; else DIR itself)'),
     '--device': dict(choices=DEVICES, default='auto', help='where to train'),
-    '--no-progress': dict(action='store_true', help='hide the progress bar (shown only in a terminal or '
-                                                     'notebook)'),
+    '--no-progress': dict(action='store_true', help='hide the progress bar (shown only '
+                                                     'in a terminal or notebook)'),
 }
 
 def _add_resume_command(commands) -> None:
     "`cnn-course resume DIR`: continue a run from its checkpoint folder."
     r = commands.add_parser('resume', formatter_class=_HelpFormatter,
-        help='continue a run from its checkpoint folder (DIR/last.pt), exactly where it stopped',
-        description='Continue the run that `cnn-course train --checkpoint DIR` started, from the last epoch '
-                    'it finished: the same model, data, recipe and random numbers, read from DIR/last.pt, so '
-                    'the history is the one an uninterrupted run would have. --epochs trains on beyond the '
-                    'plan.')
+        help='continue a run from its checkpoint folder (DIR/last.pt), exactly where it '
+             'stopped',
+        description='Continue the run that `cnn-course train --checkpoint DIR` started, '
+                    'from the last epoch it finished: the same model, data, recipe and '
+                    'random numbers, read from DIR/last.pt, so the history is the one an '
+                    'uninterrupted run would have. --epochs trains on beyond the plan.')
     _add_options(r, _RESUME_OPTIONS)
     _add_launch_options(r)
 
@@ -294,51 +330,59 @@ def _add_resume_command(commands) -> None:
 _EVALUATE_OPTIONS = {
     'dir': dict(metavar='DIR', help='the folder given to train --checkpoint'),
     '--split': dict(choices=('test', 'val'), default='test',
-                    help='test: the test set; val: the validation images the run held out (the same split '
-                         'as in training)'),
+                    help='test: the test set; val: the validation images the run held '
+                         'out (the same split as in training)'),
     '--explain': dict(action='store_true',
-                      help='also write misclassified_explained_SPLIT.png: each mistake beside its Grad-CAM '
-                           'heat map for the class the model chose (a convolutional model only)'),
+                      help='also write misclassified_explained_SPLIT.png: each mistake '
+                           'beside its Grad-CAM heat map for the class the model chose '
+                           '(a convolutional model only)'),
     '--tta': dict(action='store_true',
-                  help='test-time augmentation (lesson 7): average the probabilities over the picture and '
-                       'its four one-pixel shifts (five times the work)'),
+                  help='test-time augmentation (lesson 7): average the probabilities '
+                       'over the picture and its four one-pixel shifts (five times the '
+                       'work)'),
     '--device': dict(choices=DEVICES, default='auto', help='where to evaluate'),
 }
 
 def _add_evaluate_command(commands) -> None:
     "`cnn-course evaluate DIR`: score a run's two checkpoints and write lesson 4's views."
     e = commands.add_parser('evaluate', formatter_class=_HelpFormatter,
-        help="score a run's best.pt and last.pt; write per-class accuracy, the confusion matrix and the "
-             "mistakes",
-        description='Score the two checkpoints that `cnn-course train --checkpoint DIR` keeps, best.pt (the '
-                    'epoch with the best validation loss) and last.pt, on the test set of the run (or its '
-                    "validation images), rebuilt from DIR alone. Then write lesson 4's views of best.pt "
-                    'into DIR: per_class_SPLIT.csv (correct, total and accuracy for each class), '
-                    'confusion_SPLIT.png and misclassified_SPLIT.png.')
+        help="score a run's best.pt and last.pt; write per-class accuracy, the confusion "
+             "matrix and the mistakes",
+        description='Score the two checkpoints that `cnn-course train --checkpoint DIR` '
+                    'keeps, best.pt (the epoch with the best validation loss) and '
+                    'last.pt, on the test set of the run (or its '
+                    "validation images), rebuilt from DIR alone. Then write lesson 4's "
+                    "views of best.pt "
+                    'into DIR: per_class_SPLIT.csv (correct, total and accuracy for each '
+                    'class), confusion_SPLIT.png and misclassified_SPLIT.png.')
     _add_options(e, _EVALUATE_OPTIONS)
 
 # %% ../nbs/15_command.ipynb #9d091da4
 _PREDICT_OPTIONS = {
-    'dir': dict(metavar='RUN', help='a run folder: the --checkpoint or the --out folder of cnn-course train'),
+    'dir': dict(metavar='RUN', help='a run folder: the --checkpoint or the --out folder '
+                                    'of cnn-course train'),
     'images': dict(metavar='IMAGE', nargs='+',
-                   help='picture files (PNG, JPEG, GIF, TIFF, WebP, BMP, ...) or folders of them'),
+                   help='picture files (PNG, JPEG, GIF, TIFF, WebP, BMP, ...) or folders '
+                        'of them'),
     '--invert': dict(choices=('auto', 'yes', 'no'), default='auto',
-                     help='auto: invert a grey picture whose background is light, since mnist and '
-                          'fashion-mnist show light things on black (a photo of dark clothes on a light '
-                          'table needs it; colour pictures are never inverted automatically); yes, no: '
-                          'always, never'),
+                     help='auto: invert a grey picture whose background is light, since '
+                          'mnist and fashion-mnist show light things on black (a photo '
+                          'of dark clothes on a light table needs it; colour pictures '
+                          'are never inverted automatically); yes, no: always, never'),
     '--top': dict(type=_positive(int), default=3, metavar='K', help='how many classes to print per picture'),
     '--csv': dict(metavar='FILE', default=None,
-                  help='also write one row per picture to FILE: image, class, probability, note (blank, '
-                       'inverted, or why it could not be read)'),
+                  help='also write one row per picture to FILE: image, class, '
+                       'probability, note (blank, inverted, or why it could not be read)'),
     '--max-pixels': dict(type=_positive(int), default=None, metavar='N',
-                         help="refuse a picture of more than N pixels, before decoding it (default: "
-                              "Pillow's limit, 89,478,485): a guard against decompression bombs; raise it "
+                         help="refuse a picture of more than N pixels, before decoding "
+                              "it (default: Pillow's limit, 89,478,485): a guard against "
+                              "decompression bombs; raise it "
                               'for a huge picture you trust'),
     '--explain': dict(action='store_true',
-                      help='also write IMAGE.explain.png beside each picture: the picture as the network '
-                           'sees it, the Grad-CAM heat map of its top class and the top classes as bars (a '
-                           'convolutional model only)'),
+                      help='also write IMAGE.explain.png beside each picture: the '
+                           'picture as the network sees it, the Grad-CAM heat map of its '
+                           'top class and the top classes as bars (a convolutional model '
+                           'only)'),
     '--device': dict(choices=DEVICES, default='auto', help='where to run the model'),
 }
 
@@ -346,38 +390,47 @@ def _add_predict_command(commands) -> None:
     "`cnn-course predict RUN IMAGE...`: classify your own pictures with a run's model."
     p = commands.add_parser('predict', formatter_class=_HelpFormatter,
         help="classify your own pictures (PNG, JPEG, GIF, TIFF, ...) with a run's model",
-        description="Classify pictures with the model of a run: RUN is the --checkpoint folder of "
-                    '`cnn-course train` (best.pt is used) or its --out folder (model.pt, with the run config '
-                    "in run.json). Each picture, of any size, colour or grey, is made to look like the run's "
-                    'training images (channels, light on dark, proportions, size) and normalised exactly as '
-                    'they were; the most likely classes are printed with their probabilities, one line per '
-                    'picture. A folder stands for the picture files in it. Every picture is tried: one that '
-                    'cannot be read gets its own error line, and the exit status is 1 if any could not be '
-                    'read. A picture with nothing in it (one colour, or nearly) is reported as blank.')
+        description="Classify pictures with the model of a run: RUN is the --checkpoint "
+                    "folder of "
+                    '`cnn-course train` (best.pt is used) or its --out folder (model.pt, '
+                    'with the run config '
+                    "in run.json). Each picture, of any size, colour or grey, is made to "
+                    "look like the run's "
+                    'training images (channels, light on dark, proportions, size) and '
+                    'normalised exactly as they were; the most likely classes are '
+                    'printed with their probabilities, one line per picture. A folder '
+                    'stands for the picture files in it. Every picture is tried: one '
+                    'that cannot be read gets its own error line, and the exit status is '
+                    '1 if any could not be read. A picture with nothing in it (one '
+                    'colour, or nearly) is reported as blank.')
     _add_options(p, _PREDICT_OPTIONS)
 
 # %% ../nbs/15_command.ipynb #c763c810
 def _add_run_commands(commands) -> None:
     """`cnn-course resume DIR`, `evaluate DIR` and `predict RUN IMAGE...`, for the folders
     `train` writes."""
-    for add in (_add_resume_command, _add_evaluate_command, _add_predict_command): add(commands)
+    for add in (_add_resume_command, _add_evaluate_command, _add_predict_command):
+        add(commands)
 
 # %% ../nbs/15_command.ipynb #4694f32e
 def build_parser() -> argparse.ArgumentParser:
     "The `cnn-course` argument parser: `train`, `resume`, `evaluate` and `predict`."
-    parser = _Parser(prog='cnn-course', description='Train the CNN course models from a terminal.')
+    parser = _Parser(prog='cnn-course', description='Train the CNN course models from a '
+                                                    'terminal.')
     parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
     commands = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
     train = commands.add_parser('train', formatter_class=_HelpFormatter,
         help='train a model; save its history, learning curves and weights',
-        description='Train a model on a dataset, then write history.csv, history.npy, curves.png, model.pt '
-                    'and run.json into --out. Everything is checked before training starts.')
+        description='Train a model on a dataset, then write history.csv, history.npy, '
+                    'curves.png, model.pt and run.json into --out. Everything is checked '
+                    'before training starts.')
     _add_train_options(train)
     _add_launch_options(train)
     _add_run_commands(commands)
     for command in commands.choices.values():
         command.add_argument('--debug', action='store_true',
-                             help='show the full Python traceback of an error, not its one-line message')
+                             help='show the full Python traceback of an error, not its '
+                                  'one-line message')
     return parser
 
 # %% ../nbs/15_command.ipynb #9a8fa5d2
@@ -389,7 +442,8 @@ def _option(field:str, value:str) -> str:
     try: value = ast.literal_eval(value)
     except (ValueError, SyntaxError): pass  # not a literal: show it as it is
     if field == 'download': return '--download' if value else '--no-download'
-    if field in ('channels_last', 'sync_bn', 'flip'): return name  # flags: the option alone
+    if field in ('channels_last', 'sync_bn', 'flip'):
+        return name  # flags: the option alone
     return f'{name} {value}'
 
 # %% ../nbs/15_command.ipynb #795857d3
@@ -426,7 +480,8 @@ def _refuse_earlier_results(args:argparse.Namespace):
     out = _fill(args.out, args)
     found = [f for f in RESULT_FILES if (out / f).exists()]
     if found and not args.overwrite:
-        raise CLIError(f'--out {out} already holds the results of a run ({", ".join(found)}): choose another '
+        raise CLIError(f'--out {out} already holds the results of a run '
+                       f'({", ".join(found)}): choose another '
                        '--out, or pass --overwrite to replace them')
 
 # %% ../nbs/15_command.ipynb #08de920f
@@ -439,9 +494,9 @@ def _refuse_longer_checkpoint(args:argparse.Namespace):
     try: epoch = read_checkpoint(folder / 'last.pt')['epoch']
     except CheckpointError: return  # a damaged file protects nothing: it is written over
     if epoch > 0:
-        raise CLIError(f'--checkpoint {folder} already holds a run trained for {epoch} epochs: continue it '
-                       f'with `cnn-course resume {folder}`, or pass --overwrite to start again, or choose '
-                       'another --checkpoint')
+        raise CLIError(f'--checkpoint {folder} already holds a run trained for {epoch} '
+                       f'epochs: continue it with `cnn-course resume {folder}`, or pass '
+                       '--overwrite to start again, or choose another --checkpoint')
 
 # %% ../nbs/15_command.ipynb #aaf0e631
 def _check_before_torch(args:argparse.Namespace):
@@ -454,12 +509,13 @@ def _check_before_torch(args:argparse.Namespace):
     except ConfigError as e: raise _worded(e) from None
     data_root = Path(args.data_root).expanduser()
     if data_root.exists() and not data_root.is_dir():
-        raise CLIError(f'--data-root {data_root} is a file, not a folder: point it at the folder that holds '
-                       '(or will hold) the datasets, e.g. ./data')
+        raise CLIError(f'--data-root {data_root} is a file, not a folder: point it at '
+                       'the folder that holds (or will hold) the datasets, e.g. ./data')
     for option in ('out', 'checkpoint', 'tensorboard'):
         if getattr(args, option) is None: continue
         folder = _fill(getattr(args, option), args)
-        _writable(folder, f'--{option} {folder}', keep=False)  # nothing is left if the run fails
+        # nothing is left if the run fails
+        _writable(folder, f'--{option} {folder}', keep=False)
     _refuse_earlier_results(args)
 
 # %% ../nbs/15_command.ipynb #2d19036e
@@ -498,9 +554,10 @@ def _check_free_space(args:argparse.Namespace, cfg):
         disk['what'].append(f'--{option} {folder}: {what}')
         if disk['free'] < disk['need']:
             mb = lambda n: f'{n / 2**20:.1f} MB'
-            raise CLIError(f'not enough disk space: {mb(disk["free"])} free, and the run needs about '
-                           f'{mb(disk["need"])} there ({"; ".join(disk["what"])}): free some space, or '
-                           'choose a folder on another disk')
+            raise CLIError(f'not enough disk space: {mb(disk["free"])} free, and the run '
+                           f'needs about {mb(disk["need"])} there '
+                           f'({"; ".join(disk["what"])}): free '
+                           'some space, or choose a folder on another disk')
 
 # %% ../nbs/15_command.ipynb #372c7393
 def history_csv(history, # the array `fit` returned
@@ -565,8 +622,9 @@ def _rescue(net, info:dict, checkpoint:Path|None) -> str:
     """Where the trained weights are when --out is full: the checkpoint folder, else a new
     folder in the temporary directory."""
     if checkpoint is not None and (checkpoint / 'last.pt').is_file():
-        return (f'The trained weights are safe in {checkpoint} (last.pt, best.pt): `cnn-course evaluate '
-                f'{checkpoint}` and `cnn-course predict {checkpoint} IMAGE` use them')
+        return (f'The trained weights are safe in {checkpoint} (last.pt, best.pt): '
+                f'`cnn-course evaluate {checkpoint}` and `cnn-course predict '
+                f'{checkpoint} IMAGE` use them')
     import tempfile  # late: only a full disk needs it
     try:
         folder = Path(tempfile.mkdtemp(prefix='cnn-course-rescue-'))
@@ -574,40 +632,44 @@ def _rescue(net, info:dict, checkpoint:Path|None) -> str:
         atomic_write(folder / 'run.json', lambda f: f.write(json.dumps(info, indent=2) + '\n'), 'w')
     except OSError as e:
         return f'The trained weights could not be saved elsewhere either ({e}); the run is lost'
-    return (f'The trained weights were saved to {folder} instead (model.pt and run.json): move them to a '
-            f'disk with space; `cnn-course predict {folder} IMAGE` uses them as they are')
+    return (f'The trained weights were saved to {folder} instead (model.pt and '
+            f'run.json): move them to a disk with space; `cnn-course predict {folder} '
+            'IMAGE` uses them as they are')
 
 # %% ../nbs/15_command.ipynb #c6ec69f4
 def _summary(scores:dict) -> str:
     """The last line's scores: validation and test apart, or the test set alone when it
     was also the validation set."""
-    test = (f"test accuracy: {scores['test_accuracy']:.4f} (loss {scores['test_loss']:.4f}) on "
-            f"{scores['n_test']} test images")
+    test = (f"test accuracy: {scores['test_accuracy']:.4f} (loss "
+            f"{scores['test_loss']:.4f}) on {scores['n_test']} test images")
     if scores['validated_on_test']:
         return f'{test}, which also served as the validation set (--val-fraction 0)'
-    return (f"validation accuracy: {scores['val_accuracy']:.4f} (loss {scores['val_loss']:.4f}) on "
-            f"{scores['n_val']} "
+    return (f"validation accuracy: {scores['val_accuracy']:.4f} (loss "
+            f"{scores['val_loss']:.4f}) on {scores['n_val']} "
             f'held-out training images; {test}')
 
 # %% ../nbs/15_command.ipynb #63c47bf8
 def _record_out(checkpoint:Path, out:Path):
-    "Note `out` in the checkpoint folder: `cnn-course resume` writes its results where this run would have."
+    """Note `out` in the checkpoint folder: `cnn-course resume` writes its results where
+    this run would have."""
     checkpoint.mkdir(parents=True, exist_ok=True)
     record = json.dumps({'out': str(out.resolve())}) + '\n'
     atomic_write(checkpoint / CLI_RECORD, lambda f: f.write(record), 'w')
 
 def _stopped_by_full_disk(e:DiskFullError, checkpoint:Path|None) -> DiskFullError:
-    "A full disk during training, said with what it left: the last epoch's checkpoints, or nothing."
-    kept = (f'the checkpoints of the last finished epoch in {checkpoint} are intact: free some space, '
-            f'then `cnn-course resume {checkpoint}` continues from them'
+    """A full disk during training, said with what it left: the last epoch's checkpoints,
+    or nothing."""
+    kept = (f'the checkpoints of the last finished epoch in {checkpoint} are intact: '
+            f'free some space, then `cnn-course resume {checkpoint}` continues from them'
             if checkpoint is not None and (checkpoint / 'last.pt').is_file() else
             'no epoch had been saved yet: free some space and run again')
     return DiskFullError(e.errno, f'{e}. Training stopped; {kept}')
 
 # %% ../nbs/15_command.ipynb #80ca118d
-TEST_SET_WARNING = ('cnn-course: warning: --val-fraction 0 validates on the test set, as the source did: '
-                    'early stopping, the schedule and best.pt are then chosen by the test set, so its '
-                    'accuracy is no longer an unbiased estimate')
+TEST_SET_WARNING = ('cnn-course: warning: --val-fraction 0 validates on the test set, as '
+                    'the source did: early stopping, the schedule and best.pt are then '
+                    'chosen by the test set, so its accuracy is no longer an unbiased '
+                    'estimate')
 
 def train_command(args:argparse.Namespace, # the options `build_parser` parsed
                   argv:list|None=None, # the command line, recorded in run.json
@@ -628,7 +690,8 @@ def train_command(args:argparse.Namespace, # the options `build_parser` parsed
     progress = False if args.no_progress else None
     try: run = train_run(cfg, checkpoint, progress=progress, overwrite=args.overwrite)
     except ConfigError as e: raise _worded(e) from None
-    except CheckpointError as e: raise _worded(e, f'--checkpoint {checkpoint}: ') from None
+    except CheckpointError as e:
+        raise _worded(e, f'--checkpoint {checkpoint}: ') from None
     except DiskFullError as e: raise _stopped_by_full_disk(e, checkpoint) from None
     _finish_run(run, out, checkpoint,
                 {'command': 'train', 'argv': argv, 'args': {**vars(args), 'out': str(out.resolve()),
@@ -636,7 +699,8 @@ def train_command(args:argparse.Namespace, # the options `build_parser` parsed
     return 0
 
 # %% ../nbs/15_command.ipynb #b9e58a3d
-CLI_RECORD = 'cli.json'  # in a checkpoint folder: the --out that `train` wrote to, for `resume`
+# in a checkpoint folder: the --out that `train` wrote to, for `resume`
+CLI_RECORD = 'cli.json'
 
 def _rank() -> int:
     """This process's rank under torchrun (0 otherwise), read without PyTorch, like
@@ -659,11 +723,13 @@ def _finish_run(run, out:Path, checkpoint:Path|None, about:dict, start:float):
             **callback_results(run.callbacks, run.history), 'device': str(run.device),
             'cnn_course_version': __version__,
             'torch_version': torch.__version__, 'elapsed_seconds': round(time.perf_counter() - start, 3)}
-    try: files = save_results(out, run.net, run.history, info, f'{cfg.model} on {cfg.dataset}')
+    try:
+        files = save_results(out, run.net, run.history, info, f'{cfg.model} on '
+                                                              f'{cfg.dataset}')
     except DiskFullError as e:
         raise DiskFullError(e.errno, f'{e}. {_rescue(run.net, info, checkpoint)}') from None
-    print(f'{_summary(scores)}; {_scored_weights(run, info, checkpoint)}; trained on {scores["n_train"]}; '
-          f'wrote {", ".join(f.name for f in files)} to {out}')
+    print(f'{_summary(scores)}; {_scored_weights(run, info, checkpoint)}; trained on '
+          f'{scores["n_train"]}; wrote {", ".join(f.name for f in files)} to {out}')
 
 # %% ../nbs/15_command.ipynb #9c7f2844
 def _scored_weights(run, info:dict, checkpoint:Path|None) -> str:
@@ -674,8 +740,8 @@ def _scored_weights(run, info:dict, checkpoint:Path|None) -> str:
                                                      else ' (restored by early stopping)')
     ck = run.callbacks.get('checkpoint')
     if checkpoint is not None and ck is not None and ck.best_epoch is not None and ck.best_epoch != kept:
-        said += (f'; best.pt in {checkpoint} holds epoch {ck.best_epoch}, the best by {ck.monitor}: '
-                 f'`cnn-course evaluate {checkpoint}` scores it')
+        said += (f'; best.pt in {checkpoint} holds epoch {ck.best_epoch}, the best by '
+                 f'{ck.monitor}: `cnn-course evaluate {checkpoint}` scores it')
     return said
 
 # %% ../nbs/15_command.ipynb #3172cb96
@@ -709,7 +775,8 @@ def _first_failure(failures:dict) -> tuple:
     """(rank, failure) of the process that ended first: one killed by a signal other than
     torchrun's own SIGTERM, if any."""
     signalled = {r: f for r, f in failures.items() if f.exitcode < 0 and f.signal_name() != 'SIGTERM'}
-    pool = signalled or failures  # torch's own timestamps are whole seconds: ties are common
+    # torch's own timestamps are whole seconds: ties are common
+    pool = signalled or failures
     rank = min(pool, key=lambda r: (pool[r].timestamp, r))
     return rank, pool[rank]
 
@@ -725,10 +792,12 @@ def _what_is_kept(folder, again:str) -> str:
     options)."""
     if folder is None: return _NO_CHECKPOINT.capitalize() + '.'
     last = Path(folder) / 'last.pt'
-    if not last.is_file(): return f'No epoch had been saved in {folder} yet: start the run again.'
+    if not last.is_file():
+        return f'No epoch had been saved in {folder} yet: start the run again.'
     from cnn_course.checkpoint import read_checkpoint  # late: PyTorch is imported by the launch already
-    return (f'The checkpoints are intact ({last} holds epoch {read_checkpoint(last)["epoch"]}): continue '
-            f'with `cnn-course resume {folder} {again}`.')
+    return (f'The checkpoints are intact ({last} holds epoch '
+            f'{read_checkpoint(last)["epoch"]}): continue with `cnn-course resume '
+            f'{folder} {again}`.')
 
 # %% ../nbs/15_command.ipynb #1db7f7f1
 def _torchrun(torchrun_args:list, args:argparse.Namespace, world:int, folder, again:str) -> int:
@@ -746,12 +815,13 @@ def _torchrun(torchrun_args:list, args:argparse.Namespace, world:int, folder, ag
         except ChildFailedError as e:
             if debug: raise
             rank, failure = _first_failure(e.failures)
-            print(f'cnn-course: {_how_it_ended(rank, failure, world)}; torchrun stopped the others. '
-                  f'{_what_is_kept(folder, again)}', file=sys.stderr)
+            print(f'cnn-course: {_how_it_ended(rank, failure, world)}; torchrun stopped '
+                  f'the others. {_what_is_kept(folder, again)}', file=sys.stderr)
             return 1
         # Ctrl-C (SIGINT) or SIGTERM to this launcher: torchrun stopped the processes
         except SignalException as e:
-            print(f'cnn-course: stopped by {e.sigval.name}. {_what_is_kept(folder, again)}', file=sys.stderr)
+            print(f'cnn-course: stopped by {e.sigval.name}. '
+                  f'{_what_is_kept(folder, again)}', file=sys.stderr)
             return 130 if e.sigval == signal.SIGINT else 128 + e.sigval
     return 0
 
@@ -767,10 +837,11 @@ def _check_run_folder(args:argparse.Namespace) -> Path:
     # checked before PyTorch loads: a mistyped folder answers at once
     if not any((folder / f).is_file() for f in needed):
         where = 'no such folder' if not folder.exists() else f'it holds no {" or ".join(needed)}'
-        source = ('`cnn-course train` writes model.pt into its --out folder and best.pt/last.pt into its '
-                  '--checkpoint folder'
-                  if 'model.pt' in needed else 'a run started with `cnn-course train --checkpoint DIR` '
-                                               'writes its checkpoints there')
+        source = ('`cnn-course train` writes model.pt into its --out folder and '
+                  'best.pt/last.pt into its --checkpoint folder'
+                  if 'model.pt' in needed else 'a run started with `cnn-course train '
+                                               '--checkpoint DIR` writes its checkpoints '
+                                               'there')
         raise CLIError(f'{args.command} {folder}: {where}; {source}')
     return folder
 
@@ -803,11 +874,13 @@ def resume_command(args:argparse.Namespace, # the options `build_parser` parsed
     start, folder, out = time.perf_counter(), Path(args.dir).expanduser(), _resume_out(args)
     from cnn_course.runs import finished_run, resume_run  # late: PyTorch is imported only for a real run
     def work(device):
-        _writable(out, f'--out {out}', keep=False)  # checked before the work, as train does
+        # checked before the work, as train does
+        _writable(out, f'--out {out}', keep=False)
         run = resume_run(folder, args.epochs, progress=False if args.no_progress else None, device=device)
         # finished, but killed before its results were written
         if run is None and not (out / 'run.json').is_file():
-            if _rank() == 0: print(f'{out} has no results of this run yet: writing them from {folder}')
+            if _rank() == 0:
+                print(f'{out} has no results of this run yet: writing them from {folder}')
             run = finished_run(folder, device=device)
         return run
     run = _run_folder_command(args, work)
@@ -849,7 +922,8 @@ def _explained_mistakes(run, seen:tuple, loader):
     from cnn_course.hooks import grad_cam, show_heatmaps  # late: only evaluate --explain needs them
     from cnn_course.evaluation import PAIR_LEGEND
     truths, guesses, images = seen
-    wrong = (guesses != truths).nonzero().flatten()[:20]  # the gallery's mistakes, in the same order
+    # the gallery's mistakes, in the same order
+    wrong = (guesses != truths).nonzero().flatten()[:20]
     if len(wrong) == 0: return None
     maps = grad_cam(run.net, images[wrong].to(run.device), labels=guesses[wrong])
     titles = [f'{run.classes[truths[i]]}:{run.classes[guesses[i]]}' for i in wrong]
@@ -860,7 +934,8 @@ def _explained_mistakes(run, seen:tuple, loader):
 def save_views(folder:Path, # the run's checkpoint folder
                run, # a `Run` from `evaluate_run`, holding the weights to show
                split:str='test', # 'test' or 'val': which images
-               explain:bool=False, # also the mistakes beside their Grad-CAM maps (`EXPLAINED_FILE`)
+               # also the mistakes beside their Grad-CAM maps (`EXPLAINED_FILE`)
+               explain:bool=False,
               ) -> list[Path]:
     """Write lesson 4's views of `run.net` on `split` into `folder` (`VIEW_FILES`), each
     atomically; return the paths."""
@@ -869,7 +944,8 @@ def save_views(folder:Path, # the run's checkpoint folder
     from cnn_course.train import resolve_amp
     loader = run.val_loader if split == 'val' else run.test_loader
     csv_name, confusion_name, mistakes_name = (f.format(split=split) for f in VIEW_FILES)
-    # one pass over the images serves every view, in the precision the scores were computed in
+    # one pass over the images serves every view, in the precision the scores were
+    # computed in
     seen = predict(loader, run.net, run.device, with_inputs=True,
                    amp_dtype=resolve_amp(run.config.amp, run.device)[0],
                    channels_last=run.config.channels_last)
@@ -896,14 +972,15 @@ def evaluate_command(args:argparse.Namespace, # the options `build_parser` parse
     from cnn_course.runs import evaluate_run  # late: PyTorch is imported only for a real run
     folder = Path(args.dir).expanduser()
     def score(device):
-        _writable(folder, f'evaluate {folder}')  # the views go into the folder: check it before the work
+        # the views go into the folder: check it before the work
+        _writable(folder, f'evaluate {folder}')
         if args.explain: _check_explainable(args, folder)
         return evaluate_run(folder, split=args.split, device=device, tta=args.tta)
     run = _run_folder_command(args, score)
     files = save_views(folder, run, args.split, explain=args.explain)
     which = 'best' if 'best' in run.scores else 'last'
-    print(f'wrote {", ".join(f.name for f in files)} ({which}.pt, epoch {run.scores[which]["epoch"]}) to '
-          f'{folder}')
+    print(f'wrote {", ".join(f.name for f in files)} ({which}.pt, epoch '
+          f'{run.scores[which]["epoch"]}) to {folder}')
     return 0
 
 # %% ../nbs/15_command.ipynb #6ba1dcd7
@@ -915,11 +992,13 @@ def _check_explainable(args:argparse.Namespace, folder:Path):
     try:
         last_conv(build_model(saved_config(folder, 'best.pt' if (folder / 'best.pt').is_file()
                                                    else 'last.pt')))
-    except NoConvolutionError as e: raise CLIError(f'{args.command} --explain: {e}') from None
+    except NoConvolutionError as e:
+        raise CLIError(f'{args.command} --explain: {e}') from None
 
 # %% ../nbs/15_command.ipynb #e0d42a70
 def _folder_pictures(arg:str, extensions:set) -> tuple:
-    "`(pictures, note)`: the picture files in folder `arg`, sorted, and a note on the other entries, if any."
+    """`(pictures, note)`: the picture files in folder `arg`, sorted, and a note on the
+    other entries, if any."""
     entries = sorted(Path(arg).expanduser().iterdir())
     is_picture = lambda p: p.is_file() and not p.name.startswith('.') and p.suffix.lower() in extensions
     found = [p for p in entries if is_picture(p)]
@@ -927,8 +1006,8 @@ def _folder_pictures(arg:str, extensions:set) -> tuple:
     note = None
     if others:
         listed = ', '.join(others[:5]) + (', ...' if len(others) > 5 else '')
-        note = (f'{arg}: {len(found)} picture file{"s" * (len(found) != 1)}; skipped {len(others)} other '
-                f'entr{"ies" if len(others) != 1 else "y"} ({listed})')
+        note = (f'{arg}: {len(found)} picture file{"s" * (len(found) != 1)}; skipped '
+                f'{len(others)} other entr{"ies" if len(others) != 1 else "y"} ({listed})')
     return [str(Path(arg) / p.name) for p in found], note
 
 # %% ../nbs/15_command.ipynb #dd276e4f
@@ -947,7 +1026,8 @@ def _picture_arguments(paths:list) -> tuple:
             if note: notes.append(note)
             if not found: failed.append((arg, 'a folder with no picture files in it'))
             pictures += found
-        elif path.is_file(): pictures.append(str(arg))  # named: tried whatever its extension
+        elif path.is_file():
+            pictures.append(str(arg))  # named: tried whatever its extension
         else: failed.append((arg, 'no such file'))
     return pictures, failed, notes
 
@@ -960,7 +1040,8 @@ def _write_explanation(result:dict):
     target = path.with_name(path.name + '.explain.png')
     figure = explain_figure(result['picture'], result['heat_map'], result['top'], title=path.name, show=False)
     try: atomic_write(target, _png(figure))
-    except OSError as e: result['error'] = f'{target}: cannot write the explanation ({_one_line(e)})'
+    except OSError as e:
+        result['error'] = f'{target}: cannot write the explanation ({_one_line(e)})'
     else: result['notes'] = (*result['notes'], f'explained in {target}')
 
 # %% ../nbs/15_command.ipynb #1f63518a
@@ -968,10 +1049,12 @@ def _prediction_row(result:dict) -> tuple:
     """`(line, csv_row)` for one of `predict_images`' results: the line to print (None for
     an error) and the CSV row."""
     notes = [n if n.startswith('explained in ') else f'note: {n}' for n in result['notes']]
-    if result['error']: return None, [result['image'], '', '', f"error: {result['error']}"]
+    if result['error']:
+        return None, [result['image'], '', '', f"error: {result['error']}"]
     if result['blank']:
         note = '; '.join([f"blank: {result['blank']}", *notes])
-        return (f"{result['image']}: blank picture ({result['blank']}): nothing to classify",
+        return (f"{result['image']}: blank picture ({result['blank']}): nothing to "
+                "classify",
                 [result['image'], '', '', note])
     if result['inverted']: notes.insert(0, 'inverted: light background')
     guesses = ', '.join(f'{name} {p:.1%}' for name, p in result['top'])
@@ -991,7 +1074,8 @@ def _classify_pictures(args:argparse.Namespace, pictures:list) -> list:
             return predict_run(args.dir, pictures, invert=invert, top=args.top, device=device,
                                max_pixels=args.max_pixels, errors='raise' if args.debug else 'report',
                                explain=args.explain)
-        except NoConvolutionError as e: raise CLIError(f'predict --explain: {e}') from None
+        except NoConvolutionError as e:
+            raise CLIError(f'predict --explain: {e}') from None
     results = _run_folder_command(args, classify)
     for result in results if args.explain else ():
         if result['error'] is None and not result['blank']: _write_explanation(result)
@@ -1002,10 +1086,12 @@ def _report_predictions(failed:list, results:list) -> list:
     """Print one line per picture (errors to stderr); return the CSV rows, unreadable
     pictures first."""
     rows = [[arg, '', '', f'error: {why}'] for arg, why in failed]
-    for arg, why in failed: print(f'cnn-course: error: predict: {arg}: {why}', file=sys.stderr)
+    for arg, why in failed:
+        print(f'cnn-course: error: predict: {arg}: {why}', file=sys.stderr)
     for result in results:
         line, row = _prediction_row(result)
-        if line is None: print(f"cnn-course: error: predict: {result['error']}", file=sys.stderr)
+        if line is None:
+            print(f"cnn-course: error: predict: {result['error']}", file=sys.stderr)
         else: print(line)
         rows.append(row)
     return rows
@@ -1024,14 +1110,16 @@ def predict_command(args:argparse.Namespace, # the options `build_parser` parsed
         raise CLIError(f'predict: {why}: nothing to classify')
     csv_file = None if args.csv is None else Path(args.csv).expanduser()
     if csv_file is not None:
-        _writable(csv_file.parent, f'--csv {args.csv}', keep=False)  # checked before the work
+        # checked before the work
+        _writable(csv_file.parent, f'--csv {args.csv}', keep=False)
     for note in notes: print(f'cnn-course: predict: {note}', file=sys.stderr)
     rows = _report_predictions(failed, _classify_pictures(args, pictures))
     unread = sum(1 for r in rows if r[3].startswith('error: '))
     if unread and len(rows) > 1:
         print(f'cnn-course: predict: {unread} of {len(rows)} pictures could not be read', file=sys.stderr)
     if csv_file is not None:
-        csv_file.parent.mkdir(parents=True, exist_ok=True)  # the check above removed what it created
+        # the check above removed what it created
+        csv_file.parent.mkdir(parents=True, exist_ok=True)
         table = _csv_text(['image', 'class', 'probability', 'note'], rows)
         atomic_write(csv_file, lambda f: f.write(table), 'w')
     return 1 if unread else 0
@@ -1046,10 +1134,12 @@ def _out_of_memory(e:BaseException) -> str|None:
     text = str(e)
     said_memory = ('out of memory' in text.lower() or "can't allocate memory" in text or
                    'not enough memory' in text)
-    if not (isinstance(e, MemoryError) or type(e).__name__ == 'OutOfMemoryError' or said_memory): return None
+    if not (isinstance(e, MemoryError) or type(e).__name__ == 'OutOfMemoryError' or said_memory):
+        return None
     said = (text.strip().splitlines() or [type(e).__name__])[0][:200]
-    return (f'out of memory ({said}): use a smaller --batch-size, or free memory (close other programs or '
-            'notebooks using the GPU); the checkpoints written so far are intact')
+    return (f'out of memory ({said}): use a smaller --batch-size, or free memory (close '
+            'other programs or notebooks using the GPU); the checkpoints written so far '
+            'are intact')
 
 # %% ../nbs/15_command.ipynb #a558a736
 def _one_line(message) -> str:
@@ -1075,14 +1165,16 @@ def _check_port(endpoint:str, node_rank:int):
     (this one) cannot listen on."""
     host, _, port = endpoint.rpartition(':')
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise CLIError(f'--rdzv-endpoint {endpoint}: expected HOST:PORT, e.g. 10.0.0.1:29500')
+        raise CLIError(f'--rdzv-endpoint {endpoint}: expected HOST:PORT, e.g. '
+                       '10.0.0.1:29500')
     if node_rank != 0: return  # machine 0 listens; the others connect
     import socket  # late: only a launch needs it
     with socket.socket() as s:
         try: s.bind(('', int(port)))
         except OSError:
-            raise CLIError(f'--rdzv-endpoint {endpoint}: port {port} is already in use on this machine '
-                                       '(another training run?): choose another port') from None
+            raise CLIError(f'--rdzv-endpoint {endpoint}: port {port} is already in use '
+                                       'on this machine (another training run?): choose '
+                                       'another port') from None
 
 # %% ../nbs/15_command.ipynb #4cd09d9e
 def _cuda_available() -> bool:
@@ -1105,26 +1197,29 @@ def _check_resume_world(args:argparse.Namespace, world:int):
     # it
     except ConfigError as e:
         if e.field == 'batch_size':
-            raise CLIError(f"resume {args.dir}: the run's global batch of {cfg.batch_size} images is split "
+            raise CLIError(f"resume {args.dir}: the run's global batch of "
+                           f"{cfg.batch_size} images is split "
                            "evenly over "
-                           f'the processes, and {world} cannot share it: use a number of processes that '
-                           f'divides {cfg.batch_size}') from None
-        raise CLIError(f'resume {args.dir}: the run uses --sync-bn, which runs on CUDA GPUs only: resume it '
-                       'on GPUs, or in one process') from None
+                           f'the processes, and {world} cannot share it: use a number of '
+                           f'processes that divides {cfg.batch_size}') from None
+        raise CLIError(f'resume {args.dir}: the run uses --sync-bn, which runs on CUDA '
+                       'GPUs only: resume it on GPUs, or in one process') from None
 
 # %% ../nbs/15_command.ipynb #24e72e17
 def _check_launch(args:argparse.Namespace) -> int:
     """The number of processes of a launch, after the checks that need no process: a
     `CLIError` for a bad one."""
     if 'WORLD_SIZE' in os.environ:
-        raise CLIError('--nproc-per-node: this command already runs under torchrun: start it either with '
-                       'torchrun or with --nproc-per-node, not both')
+        raise CLIError('--nproc-per-node: this command already runs under torchrun: '
+                       'start it either with torchrun or with --nproc-per-node, not both')
     n, nodes = args.nproc_per_node, args.nnodes
     if not 0 <= args.node_rank < nodes:
-        raise CLIError(f'--node-rank {args.node_rank}: must be from 0 to {nodes - 1} (--nnodes {nodes})')
+        raise CLIError(f'--node-rank {args.node_rank}: must be from 0 to {nodes - 1} '
+                       f'(--nnodes {nodes})')
     if nodes > 1 and args.rdzv_endpoint is None:
-        raise CLIError(f'--nnodes {nodes}: the machines need a place to meet: add --rdzv-endpoint HOST:PORT, '
-                       'the address of machine 0 and a free port, to the command on every machine')
+        raise CLIError(f'--nnodes {nodes}: the machines need a place to meet: add '
+                       '--rdzv-endpoint HOST:PORT, the address of machine 0 and a free '
+                       'port, to the command on every machine')
     world = n * nodes
     if args.command == 'train':
         # once, here, before any process starts (each process checks everything again)
@@ -1138,11 +1233,13 @@ def _check_launch(args:argparse.Namespace) -> int:
 
 # %% ../nbs/15_command.ipynb #0b09dd63
 def _rendezvous(args:argparse.Namespace) -> tuple:
-    """`(torchrun's options, the command's own)`: where the processes meet and how many there are,
+    """`(torchrun's options, the command's own)`: where the processes meet and how many
+    there are,
     written for torchrun and for the resume command that continues the run."""
     n, nodes = args.nproc_per_node, args.nnodes
     launcher = [f'--nproc-per-node={n}', f'--nnodes={nodes}']
-    if args.rdzv_endpoint is None: launcher.append('--standalone')  # one machine: torchrun picks a port
+    if args.rdzv_endpoint is None:
+        launcher.append('--standalone')  # one machine: torchrun picks a port
     else:
         _check_port(args.rdzv_endpoint, args.node_rank)
         launcher += [f'--node-rank={args.node_rank}', f'--rdzv-endpoint={args.rdzv_endpoint}']
@@ -1157,10 +1254,11 @@ def _launch(args:argparse.Namespace, argv:list) -> int:
     through torchrun; its exit status."""
     world = _check_launch(args)
     launcher, again = _rendezvous(args)
-    share = (f'; each trains on {args.batch_size // world} of the {args.batch_size} images of every step'
+    share = (f'; each trains on {args.batch_size // world} of the {args.batch_size} '
+             'images of every step'
              if args.command == 'train' else '')
-    print(f'cnn-course: starting {world} processes with torchrun ({args.nproc_per_node} on this '
-          f'machine){share}', flush=True)
+    print(f'cnn-course: starting {world} processes with torchrun ({args.nproc_per_node} '
+          f'on this machine){share}', flush=True)
     # CPU processes share the cores: processes x threads <= cores (more threads than cores
     # slows every one down)
     threads = os.environ.get('OMP_NUM_THREADS') or str(max(1, (os.cpu_count() or 1) // args.nproc_per_node))
@@ -1171,8 +1269,9 @@ def _launch(args:argparse.Namespace, argv:list) -> int:
 
 # %% ../nbs/15_command.ipynb #2b79115b
 def _error_status(e:Exception, args) -> int:
-    """The exit status for an error that ends the command, after its one line: 1 for a lost process of a
-    distributed run, 2 for bad input, a full disk or too little memory. A bug (any other RuntimeError)
+    """The exit status for an error that ends the command, after its one line: 1 for a
+    lost process of a distributed run, 2 for bad input, a full disk or too little memory.
+    A bug (any other RuntimeError)
     and `--debug` raise again: the traceback is what is needed to fix it."""
     debug = getattr(args, 'debug', False)
     if type(e).__name__ == 'ProcessGroupError' and not debug:  # by name: no PyTorch here
@@ -1180,7 +1279,8 @@ def _error_status(e:Exception, args) -> int:
         return 1
     message = _out_of_memory(e) if isinstance(e, (MemoryError, RuntimeError)) else str(e)
     if message is None or debug: raise e
-    print(f'cnn-course: error: {_one_line(message)}', file=sys.stderr)  # the files written before are intact
+    # the files written before are intact
+    print(f'cnn-course: error: {_one_line(message)}', file=sys.stderr)
     return 2
 
 # %% ../nbs/15_command.ipynb #02d9922d
@@ -1192,17 +1292,21 @@ def main(argv:list[str]|None=None, # the arguments, e.g. ['train', '--epochs', '
     args = None
     try:
         try: args = build_parser().parse_args(argv)
-        except SystemExit as e: return e.code if isinstance(e.code, int) else 0  # --help, --version
+        except SystemExit as e:
+            return e.code if isinstance(e.code, int) else 0  # --help, --version
         if getattr(args, 'nproc_per_node', None) is not None: return _launch(args, argv)
-        with warnings.catch_warnings():  # train prints its own line for a run that validates on the test set
+        # train prints its own line for a run that validates on the test set
+        with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='val_fraction=0: ')
             return COMMANDS[args.command](args, argv)
-    except (CLIError, DiskFullError, MemoryError, RuntimeError) as e: return _error_status(e, args)
+    except (CLIError, DiskFullError, MemoryError, RuntimeError) as e:
+        return _error_status(e, args)
     # a run with --checkpoint has just printed which epoch last.pt holds (Checkpoint.kept)
     except KeyboardInterrupt:
         unsaved = getattr(args, 'command', None) == 'train' and args.checkpoint is None
         if _rank() == 0:
-            print('cnn-course: interrupted' + (f'; {_NO_CHECKPOINT} (add --checkpoint DIR to keep them)'
+            print('cnn-course: interrupted' + (f'; {_NO_CHECKPOINT} (add --checkpoint '
+                                               'DIR to keep them)'
                                                if unsaved else ''), file=sys.stderr)
         return 130
 

@@ -24,15 +24,18 @@ def conv_output_size(w:int, # input width (or height) in pixels, W
     whole number ≥ 1."""
     w, f, p, s = (operator.index(v) for v in (w, f, p, s))  # TypeError for 2.5 or '28'
     if f < 1 or p < 0 or s < 1:
-        raise ValueError(f'conv_output_size: need f >= 1, p >= 0 and s >= 1, got f={f}, p={p}, s={s}')
+        raise ValueError(f'conv_output_size: need f >= 1, p >= 0 and s >= 1, got f={f}, '
+                         f'p={p}, s={s}')
     span = w - f + 2 * p
     if span < 0:
-        raise ValueError(f'conv_output_size: the filter (F={f}) is wider than the padded input '
-                         f'(W + 2P = {w} + 2*{p} = {w + 2 * p}); the output would be smaller than 1 pixel')
+        raise ValueError(f'conv_output_size: the filter (F={f}) is wider than the padded '
+                         f'input (W + 2P = {w} + 2*{p} = {w + 2 * p}); the output would '
+                         'be smaller than 1 pixel')
     if span % s:
-        raise ValueError(f'conv_output_size: (W - F + 2P)/S = ({w} - {f} + 2*{p})/{s} = {span}/{s} is not a '
-                         f'whole number; PyTorch would round down to {span // s + 1} and skip the last '
-                         f'{span % s} pixel(s). Change the padding or the stride.')
+        raise ValueError(f'conv_output_size: (W - F + 2P)/S = ({w} - {f} + 2*{p})/{s} = '
+                         f'{span}/{s} is not a whole number; PyTorch would round down to '
+                         f'{span // s + 1} and skip the last {span % s} pixel(s). Change '
+                         'the padding or the stride.')
     return span // s + 1
 
 # %% ../nbs/01_conv_basics.ipynb #3211ee7b
@@ -42,7 +45,8 @@ def _first_conv(conv):
     if isinstance(conv, nn.Module):
         found = next((m for m in conv.modules() if isinstance(m, nn.Conv2d)), None)
         if found is not None: return found
-    raise TypeError(f'show_filters needs an nn.Conv2d or a module containing one, got {type(conv).__name__}')
+    raise TypeError('show_filters needs an nn.Conv2d or a module containing one, got '
+                    f'{type(conv).__name__}')
 
 # %% ../nbs/01_conv_basics.ipynb #f674944e
 def _tile_grid(n, ncols, size=1.3):
@@ -55,15 +59,19 @@ def _tile_grid(n, ncols, size=1.3):
 
 # %% ../nbs/01_conv_basics.ipynb #d0c6d5ec
 def _filter_tiles(w, in_channel:int|None) -> tuple:
-    """`(tiles, imshow arguments, what is drawn)` for kernels `w` (out, in, kh, kw): colour for three
-    inputs and no `in_channel`, else one input channel on one symmetric scale (0 is mid-grey)."""
+    """`(tiles, imshow arguments, what is drawn)` for kernels `w` (out, in, kh, kw):
+    colour for three inputs and no `in_channel`, else one input channel on one symmetric
+    scale (0 is
+    mid-grey)."""
     n_in = w.shape[1]
-    if in_channel is None and n_in == 3:  # each filter rescaled to [0, 1], like a tiny colour picture
+    # each filter rescaled to [0, 1], like a tiny colour picture
+    if in_channel is None and n_in == 3:
         lo, hi = w.amin(dim=(1, 2, 3), keepdim=True), w.amax(dim=(1, 2, 3), keepdim=True)
         return (w - lo) / (hi - lo).clamp_min(1e-12), {}, 'in colour'
     c = 0 if in_channel is None else in_channel
     if not 0 <= c < n_in:
-        raise ValueError(f'in_channel={in_channel} but this Conv2d has {n_in} input channel(s)')
+        raise ValueError(f'in_channel={in_channel} but this Conv2d has {n_in} input '
+                         'channel(s)')
     vmax = w[:, c].abs().max().item() or 1.0
     return w[:, c:c + 1], dict(vmin=-vmax, vmax=vmax), f'input channel {c}'
 
@@ -74,7 +82,8 @@ def show_filters(conv, # an nn.Conv2d, or a model whose first Conv2d is drawn
                  max_filters:int=64, # draw at most this many output channels
                  ncols:int=8, # tiles per row
                  *,
-                 show:bool=True, # leave it in pyplot, drawn at the cell's end (False: do not)
+                 # leave it in pyplot, drawn at the cell's end (False: do not)
+                 show:bool=True,
                 ):
     "Draw a Conv2d's kernels as a grid of small images, one per output channel."
     conv = _first_conv(conv)
@@ -85,42 +94,48 @@ def show_filters(conv, # an nn.Conv2d, or a model whose first Conv2d is drawn
         show_image(ax, tiles[i], **kw)
         ax.set_title(str(i), fontsize=9)
     if len(w) < conv.out_channels: which += f', first {len(w)}'
-    fig.suptitle(f'{w.shape[1]}→{conv.out_channels} channels, {w.shape[2]}×{w.shape[3]} kernels ({which})',
+    fig.suptitle(f'{w.shape[1]}→{conv.out_channels} channels, {w.shape[2]}×{w.shape[3]} '
+                 f'kernels ({which})',
                  fontsize=11)
     return _finish(fig, show)
 
 # %% ../nbs/01_conv_basics.ipynb #54052b56
 def _feature_maps(module, image) -> torch.Tensor:
-    "The (C, H, W) maps `module` computes, in eval mode, for one image (or a batch of one)."
+    """The (C, H, W) maps `module` computes, in eval mode, for one image (or a batch of
+    one)."""
     x = torch.as_tensor(image).detach()
     if x.dim() == 3: x = x[None]
     if x.dim() != 4 or x.shape[0] != 1:
-        raise ValueError('show_feature_maps needs one (C, H, W) image or a batch of one, got shape '
-                         f'{tuple(x.shape)}')
+        raise ValueError('show_feature_maps needs one (C, H, W) image or a batch of one, '
+                         f'got shape {tuple(x.shape)}')
     param = next(module.parameters(), None)
     if param is not None: x = x.to(param.device, param.dtype)
     with eval_mode(module), torch.inference_mode():
         maps = module(x)  # what the model computes at test time
     if maps.dim() != 4:
-        raise ValueError(f'{type(module).__name__} returned shape {tuple(maps.shape)}, not feature maps (N, '
-                         'C, H, W): pass the convolutional part only, e.g. model.layer or model.layer[:2]')
+        raise ValueError(f'{type(module).__name__} returned shape {tuple(maps.shape)}, '
+                         'not feature maps (N, C, H, W): pass the convolutional part '
+                         'only, e.g. model.layer or model.layer[:2]')
     return maps[0].float().cpu()
 
 # %% ../nbs/01_conv_basics.ipynb #e6fb6ac9
 def show_feature_maps(module, # a Conv2d, a Sequential of layers, or any module that returns (N, C, H, W)
-                      image, # one (C, H, W) image (or a batch of one), as the model sees it
+                      # one (C, H, W) image (or a batch of one), as the model sees it
+                      image,
                       max_maps:int=32, # draw at most this many channels
                       ncols:int=8, # tiles per row
                       cmap:str='gray', # colour map for the maps
                       *,
-                      show:bool=True, # leave it in pyplot, drawn at the cell's end (False: do not)
+                      # leave it in pyplot, drawn at the cell's end (False: do not)
+                      show:bool=True,
                      ):
     "Draw the channels (feature maps) that `module` produces for one image."
     maps = _feature_maps(module, image)
     n = min(len(maps), max_maps)
     fig, axs = _tile_grid(n, ncols)
     for i, ax in zip(range(n), axs):
-        show_image(ax, maps[i], cmap=cmap)  # each map on its own scale: the pattern matters, not the level
+        # each map on its own scale: the pattern matters, not the level
+        show_image(ax, maps[i], cmap=cmap)
         ax.set_title(str(i), fontsize=9)
     shown = f' (first {n})' if n < len(maps) else ''
     fig.suptitle(f'{len(maps)} feature maps of {maps.shape[-2]}×{maps.shape[-1]}{shown}', fontsize=11)
@@ -129,14 +144,16 @@ def show_feature_maps(module, # a Conv2d, a Sequential of layers, or any module 
 # %% ../nbs/01_conv_basics.ipynb #7e994ab6
 def show_rgb_channels(image, # one (3, H, W) colour image, e.g. `denormalize(img, dataset)`
                       *,
-                      show:bool=True, # leave it in pyplot, drawn at the cell's end (False: do not)
+                      # leave it in pyplot, drawn at the cell's end (False: do not)
+                      show:bool=True,
                      ):
     """Show a colour image and, side by side and titled, its red, green and blue channels
     in gray."""
     img = torch.as_tensor(image).detach().float().cpu()
     if img.dim() == 4 and img.shape[0] == 1: img = img[0]
     if img.dim() != 3 or img.shape[0] != 3:
-        raise ValueError(f'show_rgb_channels needs one (3, H, W) image, got shape {tuple(img.shape)}')
+        raise ValueError('show_rgb_channels needs one (3, H, W) image, got shape '
+                         f'{tuple(img.shape)}')
     # One scale for all three channels, so their brightness can be compared; [0, 1] unless
     # the data exceeds it.
     lo, hi = min(0.0, img.min().item()), max(1.0, img.max().item())

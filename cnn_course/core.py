@@ -27,13 +27,16 @@ def get_device(prefer:str|None=None, # a device to use instead of the best one f
 
 # %% ../nbs/00_setup.ipynb #d9ce901f
 def _deterministic_kernels(torch, on:bool):
-    "Ask PyTorch, cuDNN and cuBLAS for deterministic kernels (`on`), or let them pick the fastest again."
+    """Ask PyTorch, cuDNN and cuBLAS for deterministic kernels (`on`), or let them pick
+    the fastest again."""
     torch.backends.cudnn.deterministic = on
     if not on: torch.use_deterministic_algorithms(False); return
-    # cuBLAS reads this when its handle is made: set it before the first matrix product on the GPU.
+    # cuBLAS reads this when its handle is made: set it before the first matrix product on
+    # the GPU.
     os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
     torch.backends.cudnn.benchmark = False
-    # warn_only: an operation with no deterministic kernel warns instead of stopping a lesson.
+    # warn_only: an operation with no deterministic kernel warns instead of stopping a
+    # lesson.
     torch.use_deterministic_algorithms(True, warn_only=True)
     # It also fills every uninitialised new tensor with NaN, a check for kernels that read
     # memory before writing it: one more pass over every activation. PyTorch's kernels
@@ -82,9 +85,11 @@ def set_rng_state(state:dict, # what `rng_state()` returned
     cuda = state['cuda']
     if cuda and torch.cuda.is_available():
         if len(cuda) != torch.cuda.device_count():
-            warnings.warn(f'the checkpoint has the generator states of {len(cuda)} GPUs, this machine has '
-                          f'{torch.cuda.device_count()}: the common ones are restored')
-        for i, s in enumerate(cuda[:torch.cuda.device_count()]): torch.cuda.set_rng_state(s, i)
+            warnings.warn(f'the checkpoint has the generator states of {len(cuda)} GPUs, '
+                          f'this machine has {torch.cuda.device_count()}: the common '
+                          'ones are restored')
+        for i, s in enumerate(cuda[:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(s, i)
 
 # %% ../nbs/00_setup.ipynb #8ce4106e
 def is_quick() -> bool:
@@ -110,7 +115,8 @@ def run_kind(data:str, # what the run trains on, e.g. "Fashion-MNIST (10,000 ima
 def live_output() -> bool:
     """True in Jupyter or Colab, or when standard error is a terminal: where a progress
     bar redraws in place."""
-    if 'ipykernel' in sys.modules or 'google.colab' in sys.modules: return True  # a notebook front end
+    if 'ipykernel' in sys.modules or 'google.colab' in sys.modules:
+        return True  # a notebook front end
     stream = sys.stderr
     return bool(getattr(stream, 'isatty', None) and stream.isatty())
 
@@ -135,7 +141,8 @@ def _fsync_dir(folder:Path) -> None:
 # %% ../nbs/00_setup.ipynb #111eb381
 # What a write error means when the disk, the quota or the file-size limit is the cause
 _FULL_DISK = {errno.ENOSPC: 'no space left on the device', errno.EDQUOT: 'the disk quota is used up',
-              errno.EFBIG: 'the file would be larger than this system allows (a file-size limit)'}
+              errno.EFBIG: 'the file would be larger than this system allows (a '
+                           'file-size limit)'}
 
 class DiskFullError(OSError):
     """A write that failed because the disk, the quota or the file-size limit is full; the
@@ -146,12 +153,14 @@ class DiskFullError(OSError):
 def _disk_full(e:OSError, path:Path) -> DiskFullError:
     "A full disk (or quota) while writing `path`: what was kept, and what to do."
     kept = 'the previous version was kept' if path.exists() else 'nothing was written'
-    return DiskFullError(e.errno, f'cannot write {path}: {_FULL_DISK[e.errno]} ({kept}); free some space, '
-                         'or choose a folder on another disk, and try again')
+    return DiskFullError(e.errno, f'cannot write {path}: {_FULL_DISK[e.errno]} ({kept}); '
+                         'free some space, or choose a folder on another disk, and try '
+                         'again')
 
 # %% ../nbs/00_setup.ipynb #dfe351e6
 def atomic_write(path:str|Path, # the file to write; its folder must exist
-                 write_fn:Callable, # called with the open temporary file; writes the contents
+                 # called with the open temporary file; writes the contents
+                 write_fn:Callable,
                  mode:str='wb', # 'wb' for bytes, 'w' for text (UTF-8)
                 ) -> Path:
     """Write `path` all or nothing: `write_fn(f)` fills a temporary file beside it, which
@@ -165,11 +174,13 @@ def atomic_write(path:str|Path, # the file to write; its folder must exist
             write_fn(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, _new_file_mode(path))  # mkstemp makes owner-only files; give the usual permissions
+        # mkstemp makes owner-only files; give the usual permissions
+        os.chmod(tmp, _new_file_mode(path))
         os.replace(tmp, path)
     except BaseException as e:
         with contextlib.suppress(OSError): os.unlink(tmp)
-        if isinstance(e, OSError) and e.errno in _FULL_DISK: raise _disk_full(e, path) from None
+        if isinstance(e, OSError) and e.errno in _FULL_DISK:
+            raise _disk_full(e, path) from None
         raise
     _fsync_dir(path.parent)
     return path
@@ -212,11 +223,13 @@ def _why_not(folder:Path, e:OSError) -> str:
     if folder.is_dir(): return f'cannot write in this folder: {e.strerror or e}{where}'
     if folder.exists(): return 'cannot create this folder: a file of that name is there'
     parent = next((p for p in folder.parents if p.exists()), folder.parent)
-    if parent.is_file(): return f'cannot create this folder: {parent} is a file, not a folder'
+    if parent.is_file():
+        return f'cannot create this folder: {parent} is a file, not a folder'
     return f'cannot create this folder: {e.strerror or e}{where}; nothing can be made inside {parent}'
 
 def ensure_writable(folder:str|Path, # the folder to create (with its parents) and write in
-                    name:str|None=None, # how the message names it, e.g. '--out runs/x' (default: the path)
+                    # how the message names it, e.g. '--out runs/x' (default: the path)
+                    name:str|None=None,
                     # keep the folders it created; False: remove them again (a check
                     # before the real work)
                     keep:bool=True,
@@ -229,7 +242,8 @@ def ensure_writable(folder:str|Path, # the folder to create (with its parents) a
         folder.mkdir(parents=True, exist_ok=True)
         probe = atomic_write(folder / f'.cnn_course_probe_{os.getpid()}', lambda f: f.write(b'ok'))
         probe.unlink()
-    except OSError as e: raise NotWritableError(folder, _why_not(folder, e), name) from None
+    except OSError as e:
+        raise NotWritableError(folder, _why_not(folder, e), name) from None
     if not keep:
         for p in missing:  # deepest first
             with contextlib.suppress(OSError): p.rmdir()
@@ -237,7 +251,8 @@ def ensure_writable(folder:str|Path, # the folder to create (with its parents) a
 
 # %% ../nbs/00_setup.ipynb #b017f261
 def plain_doc(sym, # a function or class
-              **kwargs, # ignored: accepted so calls written for nbdev's `show_doc` work unchanged
+              # ignored: accepted so calls written for nbdev's `show_doc` work unchanged
+              **kwargs,
              ) -> None:
     """Print `sym`'s signature and docstring: the stand-in for nbdev's `show_doc` where
     nbdev is not installed."""
@@ -252,6 +267,7 @@ def reexport_lazily(module:str, # the old module's `__name__`, for the error mes
     """A module `__getattr__` (PEP 562) that imports each name in `moved` from its new
     module when first asked."""
     def __getattr__(name:str):
-        if name not in moved: raise AttributeError(f'module {module!r} has no attribute {name!r}')
+        if name not in moved:
+            raise AttributeError(f'module {module!r} has no attribute {name!r}')
         return getattr(importlib.import_module(f'cnn_course.{moved[name]}'), name)
     return __getattr__

@@ -12,7 +12,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, random_split, Subset
 from torchvision import datasets, transforms
 from .core import atomic_write, get_device, is_quick, reexport_lazily, remove_stale_temps
-from .settings import DATASETS, IMAGE_SHAPES  # no PyTorch: the command reads them too
+# no PyTorch: the command reads them too
+from .settings import DATASETS, IMAGE_SHAPES
 _all_ = ['DATASETS', 'IMAGE_SHAPES']  # still importable from here, as the lessons do
 # name -> the lesson's module that defines it now; `from cnn_course.data import ...` still
 # works
@@ -49,7 +50,9 @@ def make_transform(flatten:bool=False, # also flatten each (C, H, W) image into 
                   ) -> transforms.Compose:
     "The lessons' transform: PIL image -> tensor in [-1, 1], optionally flattened."
     steps = [transforms.ToTensor(), transforms.Normalize(0.5, 0.5)]
-    if flatten: steps.append(nn.Flatten(0))  # a module, not a lambda: it must pickle for DataLoader workers
+    if flatten:
+        # a module, not a lambda: it must pickle for DataLoader workers
+        steps.append(nn.Flatten(0))
     return transforms.Compose(steps)
 
 # %% ../nbs/00a_data.ipynb #d0d4cbb6
@@ -94,7 +97,8 @@ _IDX_FILES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images
               't10k-labels-idx1-ubyte')
 
 def write_synthetic_idx(root:str|Path, # the dataset root: files go to <root>/<name>/raw/
-                        name:str='MNIST', # torchvision's class name: 'MNIST' or 'FashionMNIST'
+                        # torchvision's class name: 'MNIST' or 'FashionMNIST'
+                        name:str='MNIST',
                         n_train:int=2000, # number of training images
                         n_test:int=1000, # number of test images
                         seed:int=0, # the same seed gives the same files
@@ -138,7 +142,8 @@ def _write_cifar_files(folder:Path, train:tuple, test:tuple, names, sums_file:st
 
 # %% ../nbs/00a_data.ipynb #4f455181
 def write_synthetic_cifar10(root:str|Path, # the dataset root: files go to <root>/cifar-10-batches-py/
-                            n_train:int=2000, # number of training images, spread over the five batches
+                            # number of training images, spread over the five batches
+                            n_train:int=2000,
                             n_test:int=1000, # number of test images
                             seed:int=0, # the same seed gives the same files
                            ) -> Path:
@@ -161,10 +166,13 @@ class SyntheticCIFAR10(datasets.CIFAR10):
                  train:bool=True, # the five training batches, or the test batch
                  transform=None, # applied to each PIL image
                  target_transform=None, # applied to each label
-                 download:bool=False, # must be False: synthetic files cannot be downloaded
+                 # must be False: synthetic files cannot be downloaded
+                 download:bool=False,
                 ):
         name = type(self).__name__
-        if download: raise ValueError(f'{name} reads files written by {self.writer}; download must be False')
+        if download:
+            raise ValueError(f'{name} reads files written by {self.writer}; download '
+                             'must be False')
         sums_file = Path(root) / self.base_folder / self.sums_file
         if not sums_file.is_file():
             raise FileNotFoundError(f'{sums_file} not found: write the files with '
@@ -197,14 +205,16 @@ class DamagedDataError(ValueError):
     names it and the remedy."""
 
 def decompress_idx(source:str|Path, # a folder with the .gz files, e.g. `DEBIAN_FASHION_MNIST`
-                   dest:str|Path, # the raw folder torchvision reads, e.g. <root>/FashionMNIST/raw
+                   # the raw folder torchvision reads, e.g. <root>/FashionMNIST/raw
+                   dest:str|Path,
                    names:tuple=_IDX_FILES, # the files wanted, without '.gz'
                   ) -> list:
     """Gunzip `source/<name>.gz` into `dest/<name>` atomically, skipping files already
     there; return the paths written."""
     source, dest = Path(source), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(dest)  # a decompression killed halfway leaves its temporary file (up to 47 MB)
+    # a decompression killed halfway leaves its temporary file (up to 47 MB)
+    remove_stale_temps(dest)
     written = []
     for name in names:
         src, dst = source / f'{name}.gz', dest / name
@@ -214,9 +224,10 @@ def decompress_idx(source:str|Path, # a folder with the .gz files, e.g. `DEBIAN_
             with gzip.open(src, 'rb') as inp:
                 atomic_write(dst, lambda out: shutil.copyfileobj(inp, out, 1 << 20))
         except (EOFError, gzip.BadGzipFile, zlib.error) as e:
-            raise DamagedDataError(f'{src} is damaged ({e}): it was probably cut short while being '
-                                   'downloaded or copied. Delete it and fetch it again (for Debian\'s copy: '
-                                   'apt-get install --reinstall dataset-fashion-mnist)') from None
+            raise DamagedDataError(f'{src} is damaged ({e}): it was probably cut short '
+                                   'while being downloaded or copied. Delete it and '
+                                   'fetch it again (for Debian\'s copy: apt-get install '
+                                   '--reinstall dataset-fashion-mnist)') from None
         written.append(dst)
     return written
 
@@ -232,14 +243,15 @@ def _canonical_name(name) -> str:
     key = str(name).strip().lower().replace('_', '-')
     key = _ALIASES.get(key, key)
     if key not in _CLASSES:
-        raise ValueError(f'name={name!r} is not a dataset this course knows; use one of {DATASETS}')
+        raise ValueError(f'name={name!r} is not a dataset this course knows; use one of '
+                         f'{DATASETS}')
     return key
 
 def _check_limit(limit):
     if limit is None: return
     if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit <= 0:
-        raise ValueError(f'limit={limit!r}: expected None (all images) or a positive int (use the first '
-                         '`limit` images)')
+        raise ValueError(f'limit={limit!r}: expected None (all images) or a positive int '
+                         '(use the first `limit` images)')
 
 def _local_files(cls, root:Path) -> tuple:
     "Where `cls` keeps its files under `root`, and the files it needs there."
@@ -253,12 +265,13 @@ def _read(cls, root:Path, train, transform, where:Path):
     says which files are bad."""
     try: ds = cls(root, train=train, transform=transform, download=False)
     except Exception as e:
-        raise RuntimeError(f'torchvision.datasets.{cls.__name__} could not read the files in {where}: {e} '
-                           'They may be truncated, corrupt or not the official files: delete them and load '
-                           'again.') from e
+        raise RuntimeError(f'torchvision.datasets.{cls.__name__} could not read the '
+                           f'files in {where}: {e} '
+                           'They may be truncated, corrupt or not the official files: '
+                           'delete them and load again.') from e
     if len(ds.data) != len(ds.targets):
-        raise RuntimeError(f'{where}: {len(ds.data)} images but {len(ds.targets)} labels; the files are '
-                           'corrupt: delete them and load again.')
+        raise RuntimeError(f'{where}: {len(ds.data)} images but {len(ds.targets)} '
+                           'labels; the files are corrupt: delete them and load again.')
     return ds
 
 # %% ../nbs/00a_data.ipynb #f34e24a6
@@ -308,8 +321,9 @@ def _synthetic(cls, train, transform, n_train:int, n_test:int, tried:list):
         if cls is datasets.CIFAR10: write_synthetic_cifar10(root, n_train, n_test)
         else: write_synthetic_idx(root, cls.__name__, n_train, n_test)
         _synthetic_roots[key] = root
-        print(f"quick mode: {cls.__name__} not found locally, using {n_train} + {n_test} synthetic images in "
-              f"{cls.__name__}'s file format (looked in {'; '.join(tried)})")
+        print(f"quick mode: {cls.__name__} not found locally, using {n_train} + {n_test} "
+              f"synthetic images in {cls.__name__}'s file format (looked in "
+              f"{'; '.join(tried)})")
     reader = SyntheticCIFAR10 if cls is datasets.CIFAR10 else cls
     return reader(_synthetic_roots[key], train=train, transform=transform, download=False)
 
@@ -336,18 +350,19 @@ def _how_to_get(cls, root:Path) -> str:
     tips = ['run once with internet access and $download (torchvision downloads into '
             f'{root / cls.__name__ / "raw" if cls is not datasets.CIFAR10 else folder})']
     if cls is datasets.FashionMNIST:
-        tips.append('on Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist (installs '
-                    f'{DEBIAN_FASHION_MNIST})')
+        tips.append('on Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist '
+                    f'(installs {DEBIAN_FASHION_MNIST})')
     if cls is datasets.CIFAR10:
-        tips.append(f'copy cifar-10-python.tar.gz (from {cls.url}) into {root} and run with $download: '
-                    'torchvision extracts it without downloading')
+        tips.append(f'copy cifar-10-python.tar.gz (from {cls.url}) into {root} and run '
+                    'with $download: torchvision extracts it without downloading')
     else: tips.append(f'copy {", ".join(files)} (or their .gz files) into {folder}')
     tips.append('point $root at a folder that already holds it')
     return 'To get it: ' + '; or '.join(tips) + '.'
 
 # %% ../nbs/00a_data.ipynb #4ac5224b
 def _quick_synthetic(cls, train:bool, transform, limit:int|None, tried:list):
-    "Quick mode's synthetic stand-in, at least `limit` images long (an explicit limit wins)."
+    """Quick mode's synthetic stand-in, at least `limit` images long (an explicit limit
+    wins)."""
     n_train, n_test = _QUICK_SIZES
     if limit is not None:
         if train: n_train = max(n_train, limit)
@@ -356,15 +371,19 @@ def _quick_synthetic(cls, train:bool, transform, limit:int|None, tried:list):
 
 # %% ../nbs/00a_data.ipynb #898759bc
 def _download(cls, root:Path, train:bool, transform, download:bool, tried:list):
-    "torchvision's download, or a `DatasetNotFoundError` that says where we looked and what to do."
+    """torchvision's download, or a `DatasetNotFoundError` that says where we looked and
+    what to do."""
     if not download:
-        raise DatasetNotFoundError(f'{cls.__name__} not found. Looked in: {_escaped(tried)}. Nothing was '
-                                   f'downloaded ($no_download). {_how_to_get(cls, root)}')
+        raise DatasetNotFoundError(f'{cls.__name__} not found. Looked in: '
+                                   f'{_escaped(tried)}. Nothing was downloaded '
+                                   f'($no_download). {_how_to_get(cls, root)}')
     try: return cls(root, train=train, transform=transform, download=True)
-    except Exception as e:  # URLError, RuntimeError from torchvision's mirrors, OSError, ssl errors...
+    # URLError, RuntimeError from torchvision's mirrors, OSError, ssl errors...
+    except Exception as e:
         why = _escaped([f'{type(e).__name__}: {e}'])
-        raise DatasetNotFoundError(f'{cls.__name__} not found and the download failed ({why}). '
-                                   f'Looked in: {_escaped(tried)}. {_how_to_get(cls, root)}') from e
+        raise DatasetNotFoundError(f'{cls.__name__} not found and the download failed '
+                                   f'({why}). Looked in: {_escaped(tried)}. '
+                                   f'{_how_to_get(cls, root)}') from e
 
 # %% ../nbs/00a_data.ipynb #f4d44222
 def _escaped(parts:list) -> str:
@@ -373,8 +392,10 @@ def _escaped(parts:list) -> str:
 
 def load_dataset(name:str, # one of `DATASETS`: mnist, fashion-mnist, cifar10, colour-fashion (`STAND_IN`)
                  train:bool=True, # the training set, or the test set
-                 transform=None, # applied to each PIL image; None means `make_transform()`
-                 root:str|Path=DATA_ROOT, # where the files are looked for and downloaded to
+                 # applied to each PIL image; None means `make_transform()`
+                 transform=None,
+                 # where the files are looked for and downloaded to
+                 root:str|Path=DATA_ROOT,
                  # allow torchvision to download when nothing is found locally (never in
                  # quick mode)
                  download:bool=True,
@@ -390,8 +411,10 @@ def load_dataset(name:str, # one of `DATASETS`: mnist, fashion-mnist, cifar10, c
     root, tried, quick_mode = Path(root).expanduser(), [], is_quick()
     ds = _try_local(cls, root, train, transform, tried)
     if ds is None: ds = _try_debian(cls, root, train, transform, tried)
-    if ds is None and cls is ColourFashion: ds = _make_stand_in(root, train, transform, download)
-    if ds is None and quick_mode: ds = _quick_synthetic(cls, train, transform, limit, tried)
+    if ds is None and cls is ColourFashion:
+        ds = _make_stand_in(root, train, transform, download)
+    if ds is None and quick_mode:
+        ds = _quick_synthetic(cls, train, transform, limit, tried)
     if ds is None: ds = _download(cls, root, train, transform, download, tried)
     if limit is None and quick_mode: limit = _QUICK_SIZES[0 if train else 1]
     return Subset(ds, range(limit)) if limit is not None and limit < len(ds) else ds
@@ -403,21 +426,25 @@ def on_disk(name:str, # one of `DATASETS`
     """Whether `load_dataset(name, root=root)` finds the real files without downloading
     (local files, .gz copies, Debian's copy)."""
     cls = _CLASSES[_canonical_name(name)]
-    if cls is ColourFashion and on_disk('fashion-mnist', root): return True  # made from it, offline
+    if cls is ColourFashion and on_disk('fashion-mnist', root):
+        return True  # made from it, offline
     folder, files = _local_files(cls, Path(root).expanduser())
     return _all_files(folder, files) or _gz_copies(cls, folder, files) or _debian_copy(cls)
 
 # %% ../nbs/00a_data.ipynb #2f8cd0a1
 def _colour_pairs(rng, n:int) -> tuple:
-    "`n` random background colours and `n` article colours, each pair far enough apart to tell apart."
+    """`n` random background colours and `n` article colours, each pair far enough apart
+    to tell apart."""
     background, colour = rng.integers(0, 256, (2, n, 3))
-    while (alike := np.abs(colour - background).sum(1) < 200).any():  # drawn again: every article shows
+    # drawn again: every article shows
+    while (alike := np.abs(colour - background).sum(1) < 200).any():
         background[alike], colour[alike] = rng.integers(0, 256, (2, int(alike.sum()), 3))
     return background, colour
 
 # %% ../nbs/00a_data.ipynb #b0288626
 def _ink(pictures, dy, dx, shift:int) -> np.ndarray:
-    "How much of the article's colour each pixel of a 32x32 canvas takes: each picture at its offset."
+    """How much of the article's colour each pixel of a 32x32 canvas takes: each picture
+    at its offset."""
     ink = np.zeros((len(pictures), 32, 32), np.float32)
     for oy in range(shift + 1):
         for ox in range(shift + 1):
@@ -436,15 +463,17 @@ def colour_canvases(pictures:np.ndarray, # (n, 28, 28) uint8 grey pictures, ligh
     background: (n, 3, 32, 32) uint8."""
     pictures = np.asarray(pictures)
     if pictures.ndim != 3 or pictures.shape[1:] != (28, 28) or pictures.dtype != np.uint8:
-        raise ValueError(f'pictures: expected (n, 28, 28) uint8 grey pictures, got {pictures.shape} '
-                         f'{pictures.dtype}')
+        raise ValueError('pictures: expected (n, 28, 28) uint8 grey pictures, got '
+                         f'{pictures.shape} {pictures.dtype}')
     if not 0 <= shift <= 4:
-        raise ValueError(f'shift={shift}: a 28-pixel picture fits a 32-pixel canvas at offsets 0 to 4')
+        raise ValueError(f'shift={shift}: a 28-pixel picture fits a 32-pixel canvas at '
+                         'offsets 0 to 4')
     rng = np.random.default_rng(seed)
     background, colour = _colour_pairs(rng, len(pictures))
     dy, dx = rng.integers(0, shift + 1, (2, len(pictures)))
     canvases = np.empty((len(pictures), 3, 32, 32), np.uint8)
-    for start in range(0, len(pictures), 4096):  # in chunks: 50,000 canvases in float32 would take 600 MB
+    # in chunks: 50,000 canvases in float32 would take 600 MB
+    for start in range(0, len(pictures), 4096):
         part = slice(start, start + 4096)
         ink = _ink(pictures[part], dy[part], dx[part], shift)
         bg, fg = background[part, :, None, None], colour[part, :, None, None]
@@ -454,7 +483,8 @@ def colour_canvases(pictures:np.ndarray, # (n, 28, 28) uint8 grey pictures, ligh
 # %% ../nbs/00a_data.ipynb #ef758a63
 # files go to <root>/colour-fashion-batches-py/; Fashion-MNIST is looked for here too
 def write_colour_fashion(root:str|Path=DATA_ROOT,
-                         download:bool=True, # may Fashion-MNIST be downloaded if it is not found
+                         # may Fashion-MNIST be downloaded if it is not found
+                         download:bool=True,
                          seed:int=0, # the canvases' colours and offsets
                         ) -> Path:
     """Write Colour Fashion in CIFAR-10's file format: Fashion-MNIST's first 50,000
@@ -481,25 +511,28 @@ def _make_stand_in(root:Path, train, transform, download):
             write_colour_fashion(_synthetic_roots[key], download=False)
         root = _synthetic_roots[key]
     else:
-        print(f'{STAND_IN}: making it from Fashion-MNIST into {root / ColourFashion.base_folder} (once; '
+        print(f'{STAND_IN}: making it from Fashion-MNIST into '
+              f'{root / ColourFashion.base_folder} (once; '
               'about 10 s)')
         try: write_colour_fashion(root, download=download)
         except DatasetNotFoundError as e:
-            raise DatasetNotFoundError(f'{STAND_IN} is made from Fashion-MNIST, which was not found: '
-                                       f'{e.template}') from e
+            raise DatasetNotFoundError(f'{STAND_IN} is made from Fashion-MNIST, which '
+                                       f'was not found: {e.template}') from e
     return _read(ColourFashion, root, train, transform, root / ColourFashion.base_folder)
 
 # %% ../nbs/00a_data.ipynb #c9debb0f
 _NAMES = {'mnist': 'MNIST', 'fashion-mnist': 'Fashion-MNIST', 'cifar10': 'CIFAR-10',
           STAND_IN: 'Colour Fashion'}
-_STAND_INS = {STAND_IN: "real Fashion-MNIST pictures on 32x32 colour canvases, with Fashion-MNIST's class "
-                        "names",
-              'fashion-mnist': 'the same 28x28 grey pictures in the same file format, of clothes, not digits'}
+_STAND_INS = {STAND_IN: "real Fashion-MNIST pictures on 32x32 colour canvases, with "
+                        "Fashion-MNIST's class names",
+              'fashion-mnist': 'the same 28x28 grey pictures in the same file format, of '
+                               'clothes, not digits'}
 
 def dataset_or_stand_in(name:str, # the dataset the lesson is about, e.g. 'cifar10'
                         stand_in:str, # what to use when it cannot be had, e.g. `STAND_IN`
                         root:str|Path=DATA_ROOT, # where `load_dataset` looks
-                        download:bool=True, # may `name` be downloaded (never in quick mode)
+                        # may `name` be downloaded (never in quick mode)
+                        download:bool=True,
                        ) -> str:
     """`name` when it is on disk or downloads now, else `stand_in`, with one line saying
     so."""
@@ -512,13 +545,14 @@ def dataset_or_stand_in(name:str, # the dataset the lesson is about, e.g. 'cifar
         except DatasetNotFoundError: why = 'could not be downloaded'
     else: why = 'is not on disk' + (' (quick mode never downloads)' if is_quick() else '')
     about = f' ({_STAND_INS[stand_in]})' if stand_in in _STAND_INS else ''
-    print(f"{_NAMES[name]} {why}: this run uses its stand-in {stand_in!r}{about}; its numbers are its own, "
-          f"not {_NAMES[name]}'s")
+    print(f"{_NAMES[name]} {why}: this run uses its stand-in {stand_in!r}{about}; its "
+          f"numbers are its own, not {_NAMES[name]}'s")
     return stand_in
 
 # %% ../nbs/00a_data.ipynb #c85ca353
 def cifar10_or_stand_in(root:str|Path=DATA_ROOT, # where `load_dataset` looks
-                        download:bool=True, # may CIFAR-10 be downloaded (never in quick mode)
+                        # may CIFAR-10 be downloaded (never in quick mode)
+                        download:bool=True,
                        ) -> str:
     """'cifar10' when CIFAR-10 is on disk or downloads now, else `STAND_IN` with one line
     saying so: the dataset of lessons 2 and 4."""
@@ -533,20 +567,21 @@ def train_val_split(dataset:Dataset, # the dataset to split (e.g. a training set
     "Split `dataset` at random, repeatably, into (train_subset, val_subset)."
     n = len(dataset)
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float, np.integer, np.floating)):
-        raise TypeError(f'val_fraction={val_fraction!r}: expected a float in (0, 1) or an int number of '
-                        'items')
+        raise TypeError(f'val_fraction={val_fraction!r}: expected a float in (0, 1) or '
+                        'an int number of items')
     if isinstance(val_fraction, (int, np.integer)):
         if not 0 < val_fraction < n:
-            raise ValueError(f'val_fraction={val_fraction}: as a count it must be between 1 and {n-1} (the '
-                             f'dataset has {n} items)')
+            raise ValueError(f'val_fraction={val_fraction}: as a count it must be '
+                             f'between 1 and {n-1} (the dataset has {n} items)')
         n_val = int(val_fraction)
     else:
         if not 0 < val_fraction < 1:
-            raise ValueError(f'val_fraction={val_fraction}: as a fraction it must be in (0, 1), e.g. 0.2')
+            raise ValueError(f'val_fraction={val_fraction}: as a fraction it must be in '
+                             '(0, 1), e.g. 0.2')
         n_val = round(n * val_fraction)
         if not 0 < n_val < n:
-            raise ValueError(f'val_fraction={val_fraction} of {n} items leaves an empty training or '
-                             'validation set')
+            raise ValueError(f'val_fraction={val_fraction} of {n} items leaves an empty '
+                             'training or validation set')
     train_part, val_part = random_split(dataset, [n - n_val, n_val],
                                         generator=torch.Generator().manual_seed(seed))
     return train_part, val_part
@@ -570,11 +605,13 @@ def _decode_at_once(dataset:Dataset) -> tuple|None:
     """The whole of a torchvision MNIST/Fashion-MNIST/CIFAR-10 set (or a Subset of one)
     with the lessons' transform, as `_decode` would give it; else None."""
     indices, ds = None, dataset
-    while isinstance(ds, Subset):  # Subset(Subset(base, outer), inner) holds base[outer[inner]]
+    # Subset(Subset(base, outer), inner) holds base[outer[inner]]
+    while isinstance(ds, Subset):
         here = torch.as_tensor(ds.indices, dtype=torch.long)
         indices = here if indices is None else here[indices]
         ds = ds.dataset
-    if not isinstance(ds, (datasets.MNIST, datasets.CIFAR10)) or ds.target_transform is not None: return None
+    if not isinstance(ds, (datasets.MNIST, datasets.CIFAR10)) or ds.target_transform is not None:
+        return None
     steps = _lesson_transform(ds.transform)
     if steps is None: return None
     mean, std, flatten = steps
@@ -594,9 +631,9 @@ def _decode_at_once(dataset:Dataset) -> tuple|None:
 def _decode(dataset:Dataset, batch_size:int=1000) -> tuple:
     "Every (image, label) of `dataset` through its transform, as two CPU tensors."
     if len(dataset) == 0:
-        raise ValueError('DeviceLoader got a dataset with no items: check what built it (a limit of 0, a '
-                         'filter that kept nothing, a split that left one side empty, a folder with no '
-                         'files)')
+        raise ValueError('DeviceLoader got a dataset with no items: check what built it '
+                         '(a limit of 0, a filter that kept nothing, a split that left '
+                         'one side empty, a folder with no files)')
     at_once = _decode_at_once(dataset)
     if at_once is not None: return at_once
     xs, ys = [], []
@@ -608,8 +645,8 @@ def _decode(dataset:Dataset, batch_size:int=1000) -> tuple:
                                  generator=torch.Generator()):
             xs.append(xb); ys.append(torch.as_tensor(yb))
     except TypeError as e:  # default_collate cannot stack PIL images
-        raise TypeError('DeviceLoader needs items that are tensors; give the dataset a transform such as '
-                        f'make_transform() ({e})') from e
+        raise TypeError('DeviceLoader needs items that are tensors; give the dataset a '
+                        f'transform such as make_transform() ({e})') from e
     return torch.cat(xs), torch.cat(ys)
 
 # %% ../nbs/00a_data.ipynb #99309c20
@@ -625,7 +662,8 @@ class DeviceLoader:
     like a `DataLoader`."""
     def __init__(self, dataset:Dataset, # a dataset whose items are (tensor, label) after its transform
                  batch_size:int=100, # images per batch (the last batch may be shorter)
-                 shuffle:bool=False, # a new random order each epoch, drawn from torch's global generator
+                 # a new random order each epoch, drawn from torch's global generator
+                 shuffle:bool=False,
                  device=None, # where batches are made; None: `get_device()`
                  drop_last:bool=False, # skip the last short batch
                  # random changes to every batch on the device: `draw(n, generator)`,
@@ -636,8 +674,9 @@ class DeviceLoader:
             raise ValueError(f'batch_size={batch_size!r}: expected a positive int')
         if (augment is not None and
             not (callable(getattr(augment, 'draw', None)) and callable(getattr(augment, 'apply', None)))):
-            raise TypeError(f'augment={augment!r}: expected an object with draw(n, generator) and '
-                            'apply(images, draws), e.g. BatchAugment(shift=2)')
+            raise TypeError(f'augment={augment!r}: expected an object with draw(n, '
+                            'generator) and apply(images, draws), e.g. '
+                            'BatchAugment(shift=2)')
         self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
         self.augment = augment
         self.device = get_device() if device is None else torch.device(device)
@@ -652,9 +691,11 @@ class DeviceLoader:
         "`x` and `y` on the device, or in pinned CPU memory when they do not fit there."
         if self.device.type != 'cuda': return x.to(self.device), y.to(self.device)
         try:
-            if _fits(x.nbytes + y.nbytes, self.device): return x.to(self.device), y.to(self.device)
+            if _fits(x.nbytes + y.nbytes, self.device):
+                return x.to(self.device), y.to(self.device)
         except torch.cuda.OutOfMemoryError: torch.cuda.empty_cache()
-        print(f'DeviceLoader: {(x.nbytes + y.nbytes) / 2**20:.0f} MiB do not fit on {self.device}; '
+        print(f'DeviceLoader: {(x.nbytes + y.nbytes) / 2**20:.0f} MiB do not fit on '
+              f'{self.device}; '
               'keeping them in pinned CPU memory and copying each batch')
         return x.pin_memory(), y.pin_memory()
 
@@ -672,13 +713,13 @@ class DeviceLoader:
         items `rank`, `rank + world_size`, ... of the epoch's order."""
         whole = lambda v: isinstance(v, int) and not isinstance(v, bool)
         if not (whole(world_size) and world_size >= 1 and whole(rank) and 0 <= rank < world_size):
-            raise ValueError(f'rank={rank!r}, world_size={world_size!r}: expected whole numbers with 0 <= '
-                             'rank < world_size')
+            raise ValueError(f'rank={rank!r}, world_size={world_size!r}: expected whole '
+                             'numbers with 0 <= rank < world_size')
         if batch_size is None:
             if self.batch_size % world_size:
-                raise ValueError(f'a batch of {self.batch_size} images does not split evenly over '
-                                 f'{world_size} processes: use a batch size that is a multiple of '
-                                 f'{world_size}')
+                raise ValueError(f'a batch of {self.batch_size} images does not split '
+                                 f'evenly over {world_size} processes: use a batch size '
+                                 f'that is a multiple of {world_size}')
             batch_size = self.batch_size // world_size
         part = copy.copy(self)  # the same tensors: nothing is copied
         part.rank, part.world_size, part.pad, part.batch_size = rank, world_size, pad, batch_size
@@ -735,20 +776,23 @@ class DeviceLoader:
         bs = self.batch_size
         order, draws = self._epoch_order(), self._augment_draws()
         for i in range(0, len(self) * bs, bs):
-            if order is None: xb, yb = self.x[i:i + bs], self.y[i:i + bs]  # views: no copy
+            if order is None:
+                xb, yb = self.x[i:i + bs], self.y[i:i + bs]  # views: no copy
             else: j = order[i:i + bs]; xb, yb = self.x[j], self.y[j]
-            if self._copy_batches:  # asynchronous copies need pinned memory; a shuffled batch is a new tensor
+            # asynchronous copies need pinned memory; a shuffled batch is a new tensor
+            if self._copy_batches:
                 if not xb.is_pinned(): xb, yb = xb.pin_memory(), yb.pin_memory()
                 xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
-            if draws is not None: xb = self.augment.apply(xb, {k: v[i:i + bs] for k, v in draws.items()})
+            if draws is not None:
+                xb = self.augment.apply(xb, {k: v[i:i + bs] for k, v in draws.items()})
             yield xb, yb
 
     def __repr__(self) -> str:
         part = '' if self.world_size == 1 else f', part {self.rank} of {self.world_size} (pad={self.pad})'
         return (f'DeviceLoader({len(self.y)} items of shape {tuple(self.x.shape[1:])}, '
                 f'batch_size={self.batch_size}, '
-                f'shuffle={self.shuffle}, drop_last={self.drop_last}, device={self.device}, data on '
-                f'{self.x.device}{part}'
+                f'shuffle={self.shuffle}, drop_last={self.drop_last}, '
+                f'device={self.device}, data on {self.x.device}{part}'
                 + ('' if self.augment is None else f', augment={self.augment!r}') + ')')
 
 # %% ../nbs/00a_data.ipynb #a5b04d2d

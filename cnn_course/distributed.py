@@ -23,7 +23,8 @@ def dist_info() -> tuple:
     """(rank, world_size, local_rank) of this process: from the process group once it is
     set up, else from torchrun's environment, else (0, 1, 0)."""
     local = int(os.environ.get('LOCAL_RANK', 0))
-    if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size(), local
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), local
     return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)), local
 
 # %% ../nbs/13_distributed.ipynb #ae6b44bd
@@ -70,16 +71,19 @@ def init_distributed(device=None,
     an ordinary run, just the device."""
     rank, world, local = dist_info()
     if world == 1: return get_device(None if device in (None, 'auto') else str(device))
-    if device in (None, 'auto'): device = f'cuda:{local}' if torch.cuda.is_available() else 'cpu'
+    if device in (None, 'auto'):
+        device = f'cuda:{local}' if torch.cuda.is_available() else 'cpu'
     device = torch.device(device)
-    if device.type == 'cuda' and device.index is None: device = torch.device('cuda', local)
+    if device.type == 'cuda' and device.index is None:
+        device = torch.device('cuda', local)
     if device.type not in ('cuda', 'cpu'):
-        raise ValueError(f'device {device}: distributed training runs on CUDA GPUs (NCCL) or on the CPU '
-                         '(gloo)')
+        raise ValueError(f'device {device}: distributed training runs on CUDA GPUs '
+                         '(NCCL) or on the CPU (gloo)')
     if device.type == 'cuda': torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group(**_group_options(device, backend, timeout_s))
-        atexit.register(leave_distributed)  # however the script ends: see `leave_distributed`
+        # however the script ends: see `leave_distributed`
+        atexit.register(leave_distributed)
     return device
 
 # %% ../nbs/13_distributed.ipynb #de7854b1

@@ -111,13 +111,15 @@ class EmptyLoaderError(ValueError):
     """A loader that yielded no batches: almost always an empty dataset or a filter that
     kept nothing."""
     def __init__(self, which:str): # 'training' or 'evaluation': the loader that was empty
-        super().__init__(f'the {which} loader yielded no batches: check the dataset it was built from')
+        super().__init__(f'the {which} loader yielded no batches: check the dataset it '
+                         'was built from')
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #72ff5ff5
 def _forward(net, inputs, device, amp_dtype=None, channels_last=False, tta=None):
     """`net`'s scores for a batch, as evaluation and prediction both compute them: same
     layout, precision and views."""
-    if channels_last and inputs.ndim == 4: inputs = inputs.contiguous(memory_format=torch.channels_last)
+    if channels_last and inputs.ndim == 4:
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
     with torch.autocast(torch.device(device).type, dtype=amp_dtype, enabled=amp_dtype is not None):
         return _scores(net, inputs, tta)
 
@@ -167,9 +169,10 @@ def check_history(history, # the array `fit` returned, or `np.zeros((0, 5))`
     wrong with it."""
     h = np.asarray(history, dtype=float)
     if h.ndim != 2 or h.shape[1] != len(HISTORY_COLUMNS):
-        raise ValueError(f'history must be a 2-D array with {len(HISTORY_COLUMNS)} columns '
-                         f'{list(HISTORY_COLUMNS)}, but it has shape {h.shape}. Start with np.zeros((0, 5)), '
-                         'or pass the array a previous fit returned.')
+        raise ValueError(f'history must be a 2-D array with {len(HISTORY_COLUMNS)} '
+                         f'columns {list(HISTORY_COLUMNS)}, but it has shape {h.shape}. '
+                         'Start with np.zeros((0, 5)), or pass the array a previous fit '
+                         'returned.')
     return h
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #febebbaf
@@ -182,12 +185,14 @@ def plot_history(history, # the array `fit` returned
     h = check_history(history)
     if fig is None: fig = Figure(figsize=(12, 4.5), layout='constrained')
     for ax, (col, name) in zip(fig.subplots(1, 2), ((1, 'loss'), (2, 'accuracy'))):
-        ax.plot(h[:, 0], h[:, col], 'b.-', label=label('train'))  # markers: one epoch is a single point
+        # markers: one epoch is a single point
+        ax.plot(h[:, 0], h[:, col], 'b.-', label=label('train'))
         ax.plot(h[:, 0], h[:, col + 2], 'k.-', label=label('validation'))
         ax.set_xlabel(label('epoch')); ax.set_ylabel(label(name))
         ax.set_title(f"{label('learning curve')} ({label(name)})")
         ax.xaxis.get_major_locator().set_params(integer=True)
-        if len(h) == 1: ax.set_xticks(h[:, 0])  # else one epoch gets ticks at 0.96, 0.98, ...
+        if len(h) == 1:
+            ax.set_xticks(h[:, 0])  # else one epoch gets ticks at 0.96, 0.98, ...
         ax.legend()
     if title: fig.suptitle(title)
     return fig
@@ -195,12 +200,14 @@ def plot_history(history, # the array `fit` returned
 def evaluate_history(history, # the array `fit` returned
                      *,
                      title:str='', # shown above the curves, e.g. the model and the data
-                     show:bool=True, # leave it in pyplot, drawn at the cell's end (False: do not)
+                     # leave it in pyplot, drawn at the cell's end (False: do not)
+                     show:bool=True,
                     ):
     """Print the first and last validation loss and accuracy, and plot the loss and
     accuracy curves."""
     h = check_history(history)
-    if len(h) == 0: raise ValueError('history is empty: train for at least one epoch first')
+    if len(h) == 0:
+        raise ValueError('history is empty: train for at least one epoch first')
     print(f'first epoch: loss: {h[0,3]:.5f} accuracy: {h[0,4]:.5f}')
     print(f'last epoch:  loss: {h[-1,3]:.5f} accuracy: {h[-1,4]:.5f}')
     fig = plot_history(h, title,
@@ -212,10 +219,13 @@ def predict(loader, # yields `(images, labels)`
             net, # the model
             device, # where `net` lives
             *,
-            with_inputs:bool=False, # also return the inputs (on the CPU), e.g. to show the mistakes
-            tta:list|None=None, # test-time augmentation (lesson 7): views of a batch, e.g. `tta_views()`
+            # also return the inputs (on the CPU), e.g. to show the mistakes
+            with_inputs:bool=False,
+            # test-time augmentation (lesson 7): views of a batch, e.g. `tta_views()`
+            tta:list|None=None,
             amp_dtype=None, # the autocast dtype the model was scored with (as `evaluate`'s); None: float32
-            channels_last:bool=False, # feed images in channels-last layout (as `evaluate`'s)
+            # feed images in channels-last layout (as `evaluate`'s)
+            channels_last:bool=False,
            ) -> tuple:
     """True labels and `net`'s predictions for every item of `loader`, as CPU tensors
     (eval mode, no gradients)."""
@@ -230,7 +240,8 @@ def predict(loader, # yields `(images, labels)`
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #f8cf1d99
 def check_predictions(predictions, # what `predict` returned: `(labels, preds)` or `(labels, preds, inputs)`
-                      with_inputs:bool=False, # the inputs are needed too (`predict(..., with_inputs=True)`)
+                      # the inputs are needed too (`predict(..., with_inputs=True)`)
+                      with_inputs:bool=False,
                      ) -> tuple:
     """`predictions` checked and trimmed to `(labels, preds)`, or `(labels, preds,
     inputs)`: a ValueError says what is wrong."""
@@ -240,10 +251,12 @@ def check_predictions(predictions, # what `predict` returned: `(labels, preds)` 
                                             if isinstance(predictions, (tuple, list)) else '')
         want = ('(labels, preds, inputs): call predict(..., with_inputs=True)' if with_inputs
                 else '(labels, preds)')
-        raise ValueError(f'predictions: expected what predict() returns, {want}; got a {got}')
+        raise ValueError(f'predictions: expected what predict() returns, {want}; got a '
+                         f'{got}')
     lengths = [len(p) for p in predictions[:n]]
     if len(set(lengths)) != 1:
-        raise ValueError(f'predictions: its parts differ in length ({lengths}): not one predict() call')
+        raise ValueError(f'predictions: its parts differ in length ({lengths}): not one '
+                         'predict() call')
     return tuple(predictions[:n])
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #c78bb41d
@@ -262,7 +275,8 @@ def _pair_title(true:str, guess:str) -> str:
     return f'{true}:{guess}' if len(true) + len(guess) < 13 else f'{true}:\n{guess}'
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #f5cedf66
-PAIR_LEGEND = 'each title: true class:predicted class'  # said once, above every grid of pairs
+# said once, above every grid of pairs
+PAIR_LEGEND = 'each title: true class:predicted class'
 
 def _image_grid(images, titles, colours, ncols:int=10, legend:str|None=None, title:str=''):
     """A figure of `images` in rows of `ncols`, each under its title (one or two lines) in
@@ -278,7 +292,8 @@ def _image_grid(images, titles, colours, ncols:int=10, legend:str|None=None, tit
     for i, (image, title, colour) in enumerate(zip(images, titles, colours)):
         ax = fig.add_subplot(rows, ncols, i + 1)
         ax.set_title(title, c=colour, fontsize=8)
-        show_image(ax, image, interpolation='nearest')  # exact pixels; also keeps the PNG small
+        # exact pixels; also keeps the PNG small
+        show_image(ax, image, interpolation='nearest')
     if legend: fig.suptitle(legend, fontsize=9)
     return fig
 
@@ -290,16 +305,18 @@ def show_images_labels(loader, # yields `(images, labels)`; the first batch is s
                        n:int=50, # how many images at most
                        *,
                        title:str='', # shown above the grid, e.g. the data's name
-                       show:bool=True, # leave it in pyplot, drawn at the cell's end (False: do not)
+                       # leave it in pyplot, drawn at the cell's end (False: do not)
+                       show:bool=True,
                       ):
     """Show the first `n` images of `loader` titled with their labels, or `true:predicted`
     (two lines when long) with mistakes in red."""
     if classes is None: classes = dataset_classes(loader)
     images, labels, predicted = _predict_first_batch(loader, net, device)
     if images.ndim != 4:
-        raise ValueError('show_images_labels needs image batches shaped (batch, channels, height, width); '
-                         f'this loader gives {tuple(images.shape)}. Use a loader built with make_transform() '
-                         '(not flatten=True).')
+        raise ValueError('show_images_labels needs image batches shaped (batch, '
+                         'channels, height, width); this loader gives '
+                         f'{tuple(images.shape)}. Use a loader built '
+                         'with make_transform() (not flatten=True).')
     images = for_display(images, loader)
     count = min(len(images), n)
     truths = [classes[y] for y in labels[:count]]
@@ -325,8 +342,8 @@ def model_summary(net, # the model
     if input_size is None:
         shape = getattr(net, 'input_shape', None)
         if shape is None:
-            raise ValueError(f'{type(net).__name__} has no input_shape: pass input_size, e.g. (100, 3, 32, '
-                             '32)')
+            raise ValueError(f'{type(net).__name__} has no input_shape: pass input_size, '
+                             'e.g. (100, 3, 32, 32)')
         input_size = (100, *shape)
     kwargs.setdefault('device', next(net.parameters()).device)
     return summary(net, input_size, depth=depth, **kwargs)
@@ -338,10 +355,11 @@ def model_graph(loss, # a loss tensor with its graph, e.g. from `eval_loss`
     Graphviz's `dot`)."""
     try: from torchviz import make_dot  # optional: only this function needs torchviz
     except ImportError:
-        raise ImportError('model_graph needs torchviz: pip install torchviz (and Graphviz: apt-get install '
-                          'graphviz, or brew install graphviz). Colab has Graphviz already.') from None
+        raise ImportError('model_graph needs torchviz: pip install torchviz (and '
+                          'Graphviz: apt-get install graphviz, or brew install '
+                          'graphviz). Colab has Graphviz already.') from None
     if shutil.which('dot') is None:
-        warnings.warn('Graphviz\'s `dot` program was not found, so the graph cannot be drawn as a picture '
-                      '(its source text is still returned). Install it: apt-get install graphviz, or brew '
-                      'install graphviz.')
+        warnings.warn('Graphviz\'s `dot` program was not found, so the graph cannot be '
+                      'drawn as a picture (its source text is still returned). Install '
+                      'it: apt-get install graphviz, or brew install graphviz.')
     return make_dot(loss, params=dict(net.named_parameters()))

@@ -31,7 +31,8 @@ def _copies(net, optimizer) -> tuple:
     too."""
     model = copy.deepcopy(net)
     opt = type(optimizer)(model.parameters(), **optimizer.defaults)
-    # momentum buffers, Adam's averages: deep-copied (load_state_dict alone would share them)
+    # momentum buffers, Adam's averages: deep-copied (load_state_dict alone would share
+    # them)
     opt.load_state_dict(copy.deepcopy(optimizer.state_dict()))
     return model, opt
 
@@ -57,7 +58,8 @@ def _range_step(model, opt, criterion, batch, device, lr:float) -> float:
 
 # %% ../nbs/03b_train_fast.ipynb #43a99b9c
 def lr_find(net, # the model (left untouched: a copy is trained)
-            optimizer, # its optimizer (left untouched: a copy with the same settings is used)
+            # its optimizer (left untouched: a copy with the same settings is used)
+            optimizer,
             criterion, # the loss function
             train_loader, # batches to train on (cycled if shorter than `num_iter`)
             device, # where `net` lives
@@ -65,11 +67,13 @@ def lr_find(net, # the model (left untouched: a copy is trained)
             start_lr:float=1e-7, # the first rate tried
             end_lr:float=10.0, # the last rate tried
             num_iter:int=100, # how many batches (rates) to try
-            smoothing:float=0.98, # how much of the running average each new loss leaves (fastai's beta)
+            # how much of the running average each new loss leaves (fastai's beta)
+            smoothing:float=0.98,
            ) -> LRFind:
     """The learning-rate range test: rates growing exponentially, one batch each, on
     copies; stops when the loss blows up."""
-    if not 0 < start_lr < end_lr: raise ValueError(f'need 0 < start_lr < end_lr, got {start_lr} and {end_lr}')
+    if not 0 < start_lr < end_lr:
+        raise ValueError(f'need 0 < start_lr < end_lr, got {start_lr} and {end_lr}')
     if not (isinstance(num_iter, int) and num_iter >= 2):
         raise ValueError(f'num_iter={num_iter!r}: expected at least 2')
     states = rng_state()  # put back at the end: the range test borrows the generators
@@ -81,19 +85,23 @@ def lr_find(net, # the model (left untouched: a copy is trained)
             lr = start_lr * (end_lr / start_lr) ** (i / (num_iter - 1))
             loss = _range_step(model, opt, criterion, batch, device, lr)
             average = smoothing * average + (1 - smoothing) * loss
-            smoothed = average / (1 - smoothing ** (i + 1))  # bias-corrected, as for Adam's averages
-            if not math.isfinite(smoothed) or (i > 0 and smoothed > 4 * best): break  # blown up: stop
+            # bias-corrected, as for Adam's averages
+            smoothed = average / (1 - smoothing ** (i + 1))
+            if not math.isfinite(smoothed) or (i > 0 and smoothed > 4 * best):
+                break  # blown up: stop
             best = min(best, smoothed)
             lrs.append(lr); losses.append(smoothed)
     finally: set_rng_state(states)
     if not lrs:
-        raise ValueError(f'the loss was not finite even at start_lr={start_lr}: check the data and the model')
+        raise ValueError(f'the loss was not finite even at start_lr={start_lr}: check '
+                         'the data and the model')
     return LRFind(lrs, losses, lrs[int(np.argmin(losses))] / 10)
 
 # %% ../nbs/03b_train_fast.ipynb #3454d504
 def plot_lr_find(result, # what `lr_find` returned
                  *,
-                 show:bool=True, # leave it in pyplot, drawn at the cell's end (False: do not)
+                 # leave it in pyplot, drawn at the cell's end (False: do not)
+                 show:bool=True,
                 ):
     """The range test's smoothed loss against the learning rate (log scale), with the
     suggested rate marked."""
@@ -117,7 +125,8 @@ def with_torch_dropout(net:nn.Module, # a model with `FastDropout` layers (chang
 # %% ../nbs/03b_train_fast.ipynb #a037b75c
 def compare_histories(histories:dict, # {name: history array from `fit`}
                       *,
-                      show:bool=True, # leave it in pyplot, drawn at the cell's end (False: do not)
+                      # leave it in pyplot, drawn at the cell's end (False: do not)
+                      show:bool=True,
                      ):
     "Overlay several runs' validation loss and accuracy curves, one colour per run."
     fig, axs = plt.subplots(1, 2, figsize=(12, 4.5), layout='constrained', FigureClass=CourseFigure)
@@ -125,7 +134,8 @@ def compare_histories(histories:dict, # {name: history array from `fit`}
         h = check_history(history)
         for ax, col in zip(axs, (3, 4)): ax.plot(h[:, 0], h[:, col], '.-', label=name)
     for ax, what in zip(axs, ('loss', 'accuracy')):
-        ax.set_xlabel(label('epoch')); ax.set_ylabel(f"{label('validation')} {label(what)}")
+        ax.set_xlabel(label('epoch'))
+        ax.set_ylabel(f"{label('validation')} {label(what)}")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.legend()
     return _finish(fig, show)

@@ -21,11 +21,13 @@ class Hooks:
                  # called as `fn(index, module, inputs, output)`, or with the gradients
                  # for `backward=True`
                  fn,
-                 backward:bool=False, # hook the backward pass (`register_full_backward_hook`) instead
+                 # hook the backward pass (`register_full_backward_hook`) instead
+                 backward:bool=False,
                 ):
         self.modules, self.handles = list(modules), []
         for i, m in enumerate(self.modules):
-            call = lambda module, a, b, i=i: fn(i, module, a, b)  # i=i: each hook keeps its own index
+            # i=i: each hook keeps its own index
+            call = lambda module, a, b, i=i: fn(i, module, a, b)
             self.handles.append(m.register_full_backward_hook(call) if backward
                                 else m.register_forward_hook(call))
 
@@ -53,13 +55,16 @@ class ActivationStats(Callback):
     layer's output, the share of near-zero values and a histogram of their sizes. Kept on
     the device during an epoch and copied to the host once at its end, so training never
     waits for them."""
-    order = -10  # before the callbacks that may stop the run, so the last epoch is read too
+    # before the callbacks that may stop the run, so the last epoch is read too
+    order = -10
     def __init__(self,
-                 kinds:tuple=(nn.ReLU,), # the kinds of layer whose outputs to watch (none: Conv2d and Linear)
+                 # the kinds of layer whose outputs to watch (none: Conv2d and Linear)
+                 kinds:tuple=(nn.ReLU,),
                  # images of each batch the statistics are computed on (batches are
                  # shuffled: a random sample)
                  sample:int=8,
-                 zero:float=1e-2, # |value| below this counts as near zero (for a ReLU: a unit that is off)
+                 # |value| below this counts as near zero (for a ReLU: a unit that is off)
+                 zero:float=1e-2,
                  bins:int=40, # histogram bins
                  hist_max:float=10.0, # the histograms cover |value| from 0 to this
                 ):
@@ -69,17 +74,19 @@ class ActivationStats(Callback):
     def before_fit(self, run):
         layers = _named_layers(run.net, self.kinds) or _named_layers(run.net, (nn.Conv2d, nn.Linear))
         if not layers:
-            raise ValueError(f'ActivationStats: {type(run.net).__name__} has no layer of the kinds '
-                             f'{self.kinds}')
+            raise ValueError(f'ActivationStats: {type(run.net).__name__} has no layer of '
+                             f'the kinds {self.kinds}')
         self.names = [name for name, _ in layers]
-        self._epoch = [[] for _ in layers]  # this epoch's rows, one per batch and layer, still on the device
+        # this epoch's rows, one per batch and layer, still on the device
+        self._epoch = [[] for _ in layers]
         # every epoch's rows, per layer, on the host: (batches, 3 + bins) tensors
         self.batches = [[] for _ in layers]
         self.hooks = Hooks([m for _, m in layers], self._record)
 
     def _record(self, i, module, inputs, output):
         if not module.training:
-            return  # fit's validation runs through the same layers in eval mode: not counted
+            # fit's validation runs through the same layers in eval mode: not counted
+            return
         x = output.detach()[:self.sample]
         if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
             x = x.permute(0, 2, 3, 1)  # memory order:
@@ -90,7 +97,8 @@ class ActivationStats(Callback):
         # faster on the CPU (bench/)
         mean = a.sum() / n
         std = (torch.dot(a, a) / n - mean * mean).clamp_min(0).sqrt()
-        part = a[::4].abs()  # shares from every fourth value: they hardly change, the cost drops
+        # shares from every fourth value: they hardly change, the cost drops
+        part = a[::4].abs()
         near_zero = (part < self.zero).sum() / part.numel()
         # past hist_max: bin `bins`, dropped
         bin_of = (part * (self.bins / self.hist_max)).clamp_(max=self.bins).long()
@@ -105,12 +113,14 @@ class ActivationStats(Callback):
             rows.clear()
 
     def after_fit(self, run):
-        self.after_epoch(run)  # a run that failed or stopped inside an epoch keeps what was measured
+        # a run that failed or stopped inside an epoch keeps what was measured
+        self.after_epoch(run)
         if self.hooks is not None: self.hooks.remove()
 
     def _rows(self) -> list:
         return [torch.cat(b) if b else torch.zeros(0, 3 + self.bins) for b in self.batches]
-    def _column(self, j:int) -> torch.Tensor: return torch.stack([r[:, j] for r in self._rows()], 1)
+    def _column(self, j:int) -> torch.Tensor:
+        return torch.stack([r[:, j] for r in self._rows()], 1)
 
     @property
     def means(self) -> torch.Tensor:
@@ -144,11 +154,14 @@ def plot_activation_stats(stats, # an `ActivationStats` that watched a training 
     fig = plt.figure(FigureClass=CourseFigure, figsize=(10, 2.7), layout='constrained')
     axs = fig.subplots(1, 3)
     for ax, values, title in zip(axs, (stats.means, stats.stds, stats.near_zero),
-                                 ('mean', 'standard deviation', f'share with |value| < {stats.zero:g}')):
-        for j, name in enumerate(stats.names): ax.plot(values[:, j].numpy(), lw=1, label=name)
+                                 ('mean', 'standard deviation', 'share with |value| < '
+                                                                f'{stats.zero:g}')):
+        for j, name in enumerate(stats.names):
+            ax.plot(values[:, j].numpy(), lw=1, label=name)
         ax.set_title(title, fontsize=10); ax.set_xlabel('training batch')
     for ax in axs[:2]:
-        ax.set_yscale('symlog', linthresh=0.01)  # a layer 1000 times larger than another still shows
+        # a layer 1000 times larger than another still shows
+        ax.set_yscale('symlog', linthresh=0.01)
     axs[2].set_ylim(-0.02, 1.02)
     axs[0].legend(fontsize=8)
     return _finish(fig, show)
@@ -184,7 +197,8 @@ def _overlay(ax, image, heat_map, alpha:float=0.5):
 def show_heatmaps(images:torch.Tensor, # (N, C, H, W) as the data's transform made them
                   heat_maps:torch.Tensor, # (N, H, W), e.g. from `grad_cam` or `saliency`
                   titles:list|None=None, # a title per image, e.g. 'true:predicted'
-                  source=None, # the loader or dataset the images came from (to undo its `Normalize`)
+                  # the loader or dataset the images came from (to undo its `Normalize`)
+                  source=None,
                   colours:list|None=None, # a title colour per image
                   # a line above the grid, e.g. `PAIR_LEGEND` for 'true:predicted' titles
                   legend:str|None=None,
@@ -202,7 +216,8 @@ def show_heatmaps(images:torch.Tensor, # (N, C, H, W) as the data's transform ma
         ax, blended = fig.add_subplot(rows, 2 * cols, 2 * i + 1), fig.add_subplot(rows, 2 * cols, 2 * i + 2)
         show_image(ax, images[i])
         _overlay(blended, images[i], heat_maps[i].float().cpu())
-        if titles is not None: ax.set_title(titles[i], fontsize=8, loc='left', c=(colours or ['k'] * n)[i])
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=8, loc='left', c=(colours or ['k'] * n)[i])
     if legend: fig.suptitle(legend, fontsize=9)
     return _finish(fig, show)
 
@@ -217,12 +232,15 @@ def explain_figure(picture:torch.Tensor, # one (C, H, W) image as the network se
     top class, the top-k bars."""
     fig = plt.figure(FigureClass=CourseFigure, figsize=(9, 3), layout='constrained')
     a, b, c = fig.subplots(1, 3, width_ratios=[1, 1, 1.4])
-    show_image(a, picture, vmin=0, vmax=1); a.set_title('what the network sees', fontsize=9)
-    _overlay(b, picture, heat_map.float().cpu()); b.set_title(f'Grad-CAM for {top[0][0]}', fontsize=9)
+    show_image(a, picture, vmin=0, vmax=1)
+    a.set_title('what the network sees', fontsize=9)
+    _overlay(b, picture, heat_map.float().cpu())
+    b.set_title(f'Grad-CAM for {top[0][0]}', fontsize=9)
     names, probs = [n for n, _ in top][::-1], [p for _, p in top][::-1]
     c.barh(names, probs, color=['tab:gray'] * (len(top) - 1) + ['tab:blue'])
     c.set_xlim(0, 1); c.set_xlabel('probability')
-    for y, p in enumerate(probs): c.text(min(p + 0.02, 0.8), y, f'{p:.1%}', va='center', fontsize=8)
+    for y, p in enumerate(probs):
+        c.text(min(p + 0.02, 0.8), y, f'{p:.1%}', va='center', fontsize=8)
     if title: fig.suptitle(title, fontsize=10)
     return _finish(fig, show)
 
@@ -236,10 +254,10 @@ def last_conv(net:nn.Module) -> nn.Module:
     default layer."""
     convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
     if not convs:
-        raise NoConvolutionError(f'{type(net).__name__} has no convolution layer (nn.Conv2d): Grad-CAM looks '
-                                 'at a '
-                                 "convolution's feature maps, so it needs a convolutional network (a fully "
-                                 "connected one "
+        raise NoConvolutionError(f'{type(net).__name__} has no convolution layer '
+                                 '(nn.Conv2d): Grad-CAM looks at a '
+                                 "convolution's feature maps, so it needs a "
+                                 "convolutional network (a fully connected one "
                                  'has none)')
     return convs[-1]
 
@@ -254,12 +272,15 @@ def _class_score(net, images, labels) -> torch.Tensor:
 
 # %% ../nbs/08_inside.ipynb #70026418
 def grad_cam(net:nn.Module, # a trained CNN (used in eval mode; its mode is restored afterwards)
-             images:torch.Tensor, # a batch (N, C, H, W) as the data's transform makes them, on `net`'s device
+             # a batch (N, C, H, W) as the data's transform makes them, on `net`'s device
+             images:torch.Tensor,
              # the layer whose feature maps to weigh (default: the last Conv2d)
              target_layer:nn.Module|None=None,
-             labels=None, # the class to explain for each image (default: the class `net` predicts)
+             # the class to explain for each image (default: the class `net` predicts)
+             labels=None,
              *,
-             upsample:bool=True, # resize the maps to the images' size (bilinear); False: the layer's own size
+             # resize the maps to the images' size (bilinear); False: the layer's own size
+             upsample:bool=True,
             ) -> torch.Tensor:
     """Grad-CAM: the feature maps of `target_layer`, each weighted by the mean gradient of
     the class score over it, summed and passed through ReLU. (N, H, W) maps on the CPU,
@@ -275,13 +296,16 @@ def grad_cam(net:nn.Module, # a trained CNN (used in eval mode; its mode is rest
     # how much each feature map matters for the class: its pooled gradient
     weights = grads.mean((2, 3), keepdim=True)
     cam = F.relu((weights * maps).sum(1, keepdim=True))
-    if upsample: cam = F.interpolate(cam, size=images.shape[-2:], mode='bilinear', align_corners=False)
+    if upsample:
+        cam = F.interpolate(cam, size=images.shape[-2:], mode='bilinear', align_corners=False)
     return cam[:, 0].cpu()
 
 # %% ../nbs/08_inside.ipynb #3b6648cf
 def saliency(net:nn.Module, # a trained model (used in eval mode; its mode is restored afterwards)
-             images:torch.Tensor, # a batch (N, C, H, W) as the data's transform makes them
-             labels=None, # the class to explain for each image (default: the predicted class)
+             # a batch (N, C, H, W) as the data's transform makes them
+             images:torch.Tensor,
+             # the class to explain for each image (default: the predicted class)
+             labels=None,
             ) -> torch.Tensor:
     """The gradient of each image's class score with respect to its pixels: (N, H, W)
     magnitudes (largest over channels)."""

@@ -38,7 +38,8 @@ class CifarCNN(nn.Module):
         x = self.pool(F.relu(self.conv1(x)))
         x = self.pool(F.relu(self.conv2(x)))
         x = self.pool(F.relu(self.conv3(x)))
-        x = self.dropout(x.flatten(1))  # flatten(1), not view(batch_size, -1): the last batch may be short
+        # flatten(1), not view(batch_size, -1): the last batch may be short
+        x = self.dropout(x.flatten(1))
         return self.fc2(self.dropout(F.relu(self.fc1(x))))
 
 # %% ../nbs/04_checkpointing.ipynb #8666f46c
@@ -79,9 +80,11 @@ def per_class_accuracy(loader, # the test data
         width = max(len(c) for c in classes)
         for i, c in enumerate(classes):
             if total[i]:
-                print(f'Test Accuracy of {c:>{width}s}: {100 * table[c]:3.0f}% ({correct[i]}/{total[i]})')
+                print(f'Test Accuracy of {c:>{width}s}: {100 * table[c]:3.0f}% '
+                      f'({correct[i]}/{total[i]})')
             else: print(f'Test Accuracy of {c:>{width}s}: N/A (no examples)')
-        print(f'\nTest Accuracy (Overall): {100 * correct.sum().item() / total.sum().item():.0f}% '
+        print('\nTest Accuracy (Overall): '
+              f'{100 * correct.sum().item() / total.sum().item():.0f}% '
               f'({correct.sum()}/{total.sum()})')
     return table
 
@@ -99,9 +102,12 @@ def plot_confusion_matrix(loader, # the test data
                           net, # the model
                           device, # where `net` lives
                           *,
-                          normalize:bool=True, # show each row as fractions of its true class (False: counts)
-                          title:str='', # shown above the matrix, e.g. the model and the data
-                          show:bool=True, # leave it in pyplot, drawn at the cell's end (False: do not)
+                          # show each row as fractions of its true class (False: counts)
+                          normalize:bool=True,
+                          # shown above the matrix, e.g. the model and the data
+                          title:str='',
+                          # leave it in pyplot, drawn at the cell's end (False: do not)
+                          show:bool=True,
                           # what `predict(loader, net, device)` returned, if you have it:
                           # drawn without running `net`
                           predictions:tuple|None=None,
@@ -128,7 +134,8 @@ def show_misclassified(loader, # the test data
                        n:int=20, # how many mistakes to show at most
                        *,
                        title:str='', # shown above the grid, e.g. the data's name
-                       show:bool=True, # leave it in pyplot, drawn at the cell's end (False: do not)
+                       # leave it in pyplot, drawn at the cell's end (False: do not)
+                       show:bool=True,
                        # what `predict(loader, net, device, with_inputs=True)` returned,
                        # if you have it: drawn without running `net` again
                        predictions:tuple|None=None,

@@ -32,8 +32,10 @@ class ModelSpec:
     """One entry of `MODELS`: a model class, the images it takes, and the fixed arguments
     it is built with."""
     cls: type  # the nn.Module subclass
-    input_shape: tuple|None  # the (C, H, W) images it takes; None: any image, flattened into a vector
-    kwargs: dict = field(default_factory=dict)  # fixed keyword arguments, e.g. {'n_hidden': 128}
+    # the (C, H, W) images it takes; None: any image, flattened into a vector
+    input_shape: tuple|None
+    # fixed keyword arguments, e.g. {'n_hidden': 128}
+    kwargs: dict = field(default_factory=dict)
 
     @property
     def flatten(self) -> bool: return self.input_shape is None

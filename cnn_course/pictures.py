@@ -21,10 +21,12 @@ class ImageError(ValueError):
     what to do."""
 
 # %% ../nbs/05_cli.ipynb #c4239b51
-WORKING_SIDE = 1024  # pictures are prepared at most this many pixels a side: the models take 28 or 32
+# pictures are prepared at most this many pixels a side: the models take 28 or 32
+WORKING_SIDE = 1024
 _PNG = b'\x89PNG\r\n\x1a\n'
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixel
-_LIMIT_LOCK = threading.Lock()  # Pillow's own limit is a module global: lifted by one thread at a time
+# Pillow's own limit is a module global: lifted by one thread at a time
+_LIMIT_LOCK = threading.Lock()
 
 def _png_chunk(kind:bytes, data:bytes) -> bytes:
     return len(data).to_bytes(4, 'big') + kind + data + zlib.crc32(kind + data).to_bytes(4, 'big')
@@ -47,7 +49,8 @@ def _png_start(stream) -> tuple:
     head, extra = None, []
     for kind, data in stream:
         if kind == b'IHDR': head = data
-        elif kind in (b'PLTE', b'tRNS', b'gAMA', b'sRGB'): extra.append(_png_chunk(kind, data))
+        elif kind in (b'PLTE', b'tRNS', b'gAMA', b'sRGB'):
+            extra.append(_png_chunk(kind, data))
         elif kind == b'IDAT': break
         elif kind == b'IEND': raise OSError('the PNG holds no image data')
     if head is None: raise OSError('the PNG has no IHDR header')
@@ -59,7 +62,8 @@ def _png_strip(raw:bytes, above:bytes|None, n:int, head:bytes, extra:list, facto
     raw row above them (the filters of the first row refer to it), shrunk `factor` times;
     and the strip's last row, raw."""
     w, depth = int.from_bytes(head[:4], 'big'), head[8]
-    if above is not None: raw = b'\x00' + above + raw  # the row above, unfiltered ("None" filter)
+    if above is not None:
+        raw = b'\x00' + above + raw  # the row above, unfiltered ("None" filter)
     lead = above is not None
     ihdr = w.to_bytes(4, 'big') + (n + lead).to_bytes(4, 'big') + head[8:]
     png = (_PNG + _png_chunk(b'IHDR', ihdr) + b''.join(extra) + _png_chunk(b'IDAT', zlib.compress(raw, 0)) +
@@ -104,13 +108,16 @@ def _reduced_png(f, factor:int, rows_per_strip:int=64):
     head, extra, compressed = _png_start(stream)
     w, h = int.from_bytes(head[:4], 'big'), int.from_bytes(head[4:8], 'big')
     depth, colour, interlace = head[8], head[9], head[12]
-    if interlace or (depth, colour) not in {(8, c) for c in _PNG_CHANNELS} | {(16, 0)}: return None
+    if interlace or (depth, colour) not in {(8, c) for c in _PNG_CHANNELS} | {(16, 0)}:
+        return None
     row = w * _PNG_CHANNELS[colour] * depth // 8 + 1  # a filter byte, then the samples
-    rows_per_strip = max(factor, rows_per_strip // factor * factor)  # whole output rows per strip
+    # whole output rows per strip
+    rows_per_strip = max(factor, rows_per_strip // factor * factor)
     above, out = None, None
     for y, n, raw in _png_strips(stream, compressed, row, h, rows_per_strip):
         small, above = _png_strip(raw, above, n, head, extra, factor)
-        if out is None: out = Image.new(small.mode, (math.ceil(w / factor), math.ceil(h / factor)))
+        if out is None:
+            out = Image.new(small.mode, (math.ceil(w / factor), math.ceil(h / factor)))
         out.paste(small, (0, y // factor))
     return out
 
@@ -120,7 +127,8 @@ def _to_8bit(image:Image.Image) -> Image.Image:
     would clip them to white."""
     if image.mode not in ('I', 'F') and not image.mode.startswith('I;16'): return image
     a = np.asarray(image, dtype=np.float32)
-    if image.mode.startswith('I;16') or (image.mode == 'I' and a.max() > 255): a = a / 257  # 0-65535 -> 0-255
+    if image.mode.startswith('I;16') or (image.mode == 'I' and a.max() > 255):
+        a = a / 257  # 0-65535 -> 0-255
     elif image.mode == 'F' and a.max() <= 1: a = a * 255  # floats in [0, 1]
     return Image.fromarray(np.clip(a, 0, 255).round().astype(np.uint8), 'L')
 
@@ -128,7 +136,8 @@ def _to_8bit(image:Image.Image) -> Image.Image:
 def _shrink(image:Image.Image) -> Image.Image:
     """`image` at most WORKING_SIDE pixels a side (a JPEG is decoded at reduced size by
     Pillow's `draft`)."""
-    if max(image.size) > WORKING_SIDE: image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BICUBIC)
+    if max(image.size) > WORKING_SIDE:
+        image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BICUBIC)
     return image
 
 # %% ../nbs/05_cli.ipynb #ba0d938e
@@ -137,9 +146,11 @@ def _checked_path(source) -> Path:
     what it is."""
     path = Path(source).expanduser()
     if not path.exists(): raise FileNotFoundError(f'{path}: no such file')
-    if not path.is_file(): raise ImageError(f'{path} is a folder, not a picture: name the image files in it')
+    if not path.is_file():
+        raise ImageError(f'{path} is a folder, not a picture: name the image files in it')
     if path.stat().st_size == 0:
-        raise ImageError(f'{path} is empty (0 bytes): save the picture again as a PNG or JPEG file')
+        raise ImageError(f'{path} is empty (0 bytes): save the picture again as a PNG or '
+                         'JPEG file')
     return path
 
 # %% ../nbs/05_cli.ipynb #14aab15e
@@ -157,17 +168,19 @@ def _decode_small(opened, path:Path, limit:int|None) -> Image.Image:
     the size check."""
     w, h = opened.size
     if limit and w * h > limit:
-        raise ImageError(f'{path} is {w}x{h} = {w * h:,} pixels, more than the limit of {limit:,} (a '
-                         'guard against "decompression bombs": small files that decode to huge pictures); '
-                         f'if you trust the file, raise the limit: --max-pixels {w * h} (in Python, '
-                         f'max_pixels={w * h})')
+        raise ImageError(f'{path} is {w}x{h} = {w * h:,} pixels, more than the limit of '
+                         f'{limit:,} (a '
+                         'guard against "decompression bombs": small files that decode '
+                         'to huge pictures); if you trust the file, raise the limit: '
+                         f'--max-pixels {w * h} (in Python, max_pixels={w * h})')
     factor = math.ceil(max(w, h) / WORKING_SIDE)
     if opened.format == 'PNG' and factor > 1 and getattr(opened, 'n_frames', 1) == 1:
         reduced = _reduced_png(opened.fp, factor)
         if reduced is not None:
             if 'exif' in opened.info: reduced.info['exif'] = opened.info['exif']
             return reduced
-    opened.draft(None, (2 * WORKING_SIDE, 2 * WORKING_SIDE))  # JPEG: decoded at 1/2, 1/4 or 1/8 of the size
+    # JPEG: decoded at 1/2, 1/4 or 1/8 of the size
+    opened.draft(None, (2 * WORKING_SIDE, 2 * WORKING_SIDE))
     opened.load()
     return opened.copy()
 
@@ -185,8 +198,8 @@ def _open_image(source, # a picture file or a PIL image
         with _open_header(path) as opened: image = _decode_small(opened, path, limit)
     except ImageError: raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, zlib.error) as e:
-        raise ImageError(f'{path} cannot be read as a picture ({type(e).__name__}: {e}): use a PNG or JPEG '
-                         'file') from None
+        raise ImageError(f'{path} cannot be read as a picture ({type(e).__name__}: {e}): '
+                         'use a PNG or JPEG file') from None
     return _to_8bit(_shrink(image))
 
 # %% ../nbs/05_cli.ipynb #f6262ab8
@@ -200,7 +213,8 @@ class LoadedImage(tuple):
     def __new__(cls, picture, inverted, blank=None, notes=()):
         return super().__new__(cls, (picture, inverted))
     def __init__(self,
-                 picture:Image.Image, # the model's size and channels, light on dark like the training images
+                 # the model's size and channels, light on dark like the training images
+                 picture:Image.Image,
                  inverted:bool, # whether it was inverted (its background was light)
                  # None, or why there is nothing to classify: 'one colour' or 'nearly
                  # uniform'
@@ -209,13 +223,15 @@ class LoadedImage(tuple):
                  # EXIF data)
                  notes:tuple=(),
                 ): self.blank, self.notes = blank, tuple(notes)
-    picture = property(lambda self: self[0], doc="the picture, ready for the data's transform")
+    picture = property(lambda self: self[0], doc="the picture, ready for the data's "
+                                                 "transform")
     inverted = property(lambda self: self[1], doc='whether it was inverted')
     def __reduce__(self):
-        return LoadedImage, (*self, self.blank, self.notes)  # pickles (a process pool) as it was
+        # pickles (a process pool) as it was
+        return LoadedImage, (*self, self.blank, self.notes)
     def __repr__(self):
-        return (f'LoadedImage({self.picture!r}, inverted={self.inverted}, blank={self.blank!r}, '
-                f'notes={self.notes})')
+        return (f'LoadedImage({self.picture!r}, inverted={self.inverted}, '
+                f'blank={self.blank!r}, notes={self.notes})')
 
 # %% ../nbs/05_cli.ipynb #ce744232
 def _border(pixels:np.ndarray) -> np.ndarray:
@@ -269,14 +285,17 @@ def _stretch_levels(image, background) -> tuple:
 def load_image(source, # a picture file (PNG, JPEG, GIF, TIFF, ...; any size, colour or grey) or a PIL image
                shape:tuple, # the (C, H, W) images the model takes, e.g. `IMAGE_SHAPES['fashion-mnist']`
                *,
-               # True, False, or 'auto': invert a grey picture whose border is lighter than mid-grey
+               # True, False, or 'auto': invert a grey picture whose border is lighter
+               # than mid-grey
                invert:bool|str='auto',
-               # refuse a larger file before decoding it (None: Pillow's limit, about 89 million)
+               # refuse a larger file before decoding it (None: Pillow's limit, about 89
+               # million)
                max_pixels:int|None=None,
               ) -> LoadedImage:
     """`source` made to look like the training images (channels, light on dark,
     proportions, size); says if it is blank."""
-    if invert not in (True, False, 'auto'): raise ValueError(f"invert={invert!r}: use True, False or 'auto'")
+    if invert not in (True, False, 'auto'):
+        raise ValueError(f"invert={invert!r}: use True, False or 'auto'")
     image, notes = _decoded(source, max_pixels, shape[0])
     background = _border(np.asarray(image, dtype=np.float64)).mean(0)
     if invert == 'auto': invert = shape[0] == 1 and float(background) > 127.5
@@ -317,7 +336,8 @@ def _classify(net, ready:list, classes, flatten:bool, top:int, device, batch_siz
         x = torch.stack([transform(picture) for _, picture in batch]).to(device)
         with eval_mode(net), torch.inference_mode(): logits = net(x)
         if logits.shape[1] != len(classes):
-            raise ValueError(f'the model gives {logits.shape[1]} scores per picture but {len(classes)} class '
+            raise ValueError(f'the model gives {logits.shape[1]} scores per picture but '
+                             f'{len(classes)} class '
                              'names were given')
         probabilities, labels = logits.float().softmax(1).cpu().topk(min(top, len(classes)), dim=1)
         for (result, _), ps, ks in zip(batch, probabilities.tolist(), labels.tolist()):
@@ -326,10 +346,12 @@ def _classify(net, ready:list, classes, flatten:bool, top:int, device, batch_siz
 # %% ../nbs/05_cli.ipynb #b1ed168e
 def predict_images(net, # a trained model
                    images, # picture files (PNG, JPEG, GIF, TIFF, ...; any size, colour or grey) or PIL images
-                   classes, # class names, indexed by label, e.g. `CLASS_NAMES['fashion-mnist']`
+                   # class names, indexed by label, e.g. `CLASS_NAMES['fashion-mnist']`
+                   classes,
                    shape:tuple, # the (C, H, W) images `net` takes, e.g. `IMAGE_SHAPES['fashion-mnist']`
                    *,
-                   flatten:bool=False, # flatten each picture into a vector (the fully connected net)
+                   # flatten each picture into a vector (the fully connected net)
+                   flatten:bool=False,
                    invert:bool|str='auto', # see `load_image`
                    top:int=3, # how many classes to give per picture
                    device=None, # where `net` lives (default: where its parameters are)
@@ -337,7 +359,8 @@ def predict_images(net, # a trained model
                    # 'raise': a picture that cannot be read stops the call; 'report': its
                    # result says why
                    errors:str='raise',
-                   batch_size:int=256, # pictures per forward pass (many pictures, bounded memory)
+                   # pictures per forward pass (many pictures, bounded memory)
+                   batch_size:int=256,
                    # also return each prepared picture (PIL) as `picture`, e.g. to explain
                    # it
                    keep_pictures:bool=False,
@@ -347,11 +370,13 @@ def predict_images(net, # a trained model
     'nearly uniform' or None) says the picture holds nothing to classify: `top` is then
     the model's answer to nothing. With `errors='report'` an unreadable picture gets its
     `error` (the message) and an empty `top`; every other picture is still classified."""
-    if isinstance(images, (str, Path)) or not hasattr(images, '__iter__'): images = [images]
+    if isinstance(images, (str, Path)) or not hasattr(images, '__iter__'):
+        images = [images]
     images = list(images)
     if not (isinstance(top, int) and top >= 1):
         raise ValueError(f'top={top!r}: expected a whole number of at least 1')
-    if errors not in ('raise', 'report'): raise ValueError(f"errors={errors!r}: use 'raise' or 'report'")
+    if errors not in ('raise', 'report'):
+        raise ValueError(f"errors={errors!r}: use 'raise' or 'report'")
     if not images: raise ValueError('no pictures given')
     results, ready = _read_pictures(images, shape, invert, max_pixels, errors, keep_pictures)
     _classify(net, ready, classes, flatten, top, device, batch_size)

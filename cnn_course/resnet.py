@@ -27,7 +27,8 @@ class ResBlock(nn.Module):
     def __init__(self, ni:int, # input channels
                  nf:int, # output channels
                  stride:int=1, # 2: halve the height and width
-                 residual:bool=True, # False: the same layers without the shortcut (a plain block, to compare)
+                 # False: the same layers without the shortcut (a plain block, to compare)
+                 residual:bool=True,
                 ):
         super().__init__()
         self.residual = residual
@@ -38,7 +39,8 @@ class ResBlock(nn.Module):
         if residual: nn.init.zeros_(self.convs[-1][1].weight)
         shortcut = []
         if residual and stride != 1:
-            shortcut.append(nn.AvgPool2d(stride, ceil_mode=True))  # the size, as the stride makes it
+            # the size, as the stride makes it
+            shortcut.append(nn.AvgPool2d(stride, ceil_mode=True))
         if residual and ni != nf: shortcut.append(conv_bn(ni, nf, ks=1))  # the channels
         self.shortcut = nn.Sequential(*shortcut)  # empty: the identity
 
@@ -55,13 +57,14 @@ class ResNet(nn.Module):
                  depths:tuple=(1, 1, 1),
                  n_output:int=10, # classes
                  in_channels:int=1, # 1: grey pictures, 3: colour
-                 residual:bool=True, # False: the plain network of the same layers, to compare
+                 # False: the plain network of the same layers, to compare
+                 residual:bool=True,
                 ):
         super().__init__()
         widths, depths = tuple(widths), tuple(depths)
         if len(widths) != len(depths) + 1 or min(depths, default=0) < 1:
-            raise ValueError(f'widths={widths}, depths={depths}: expected one width per stage plus the '
-                             'stem\'s, and at least one block per stage')
+            raise ValueError(f'widths={widths}, depths={depths}: expected one width per '
+                             'stage plus the stem\'s, and at least one block per stage')
         layers = [conv_bn(in_channels, widths[0]), nn.ReLU(inplace=True)]
         for stage, depth in enumerate(depths):
             ni, nf = widths[stage], widths[stage + 1]
@@ -70,7 +73,8 @@ class ResNet(nn.Module):
                                                     else 1, residual=residual) for i in range(depth)]
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(widths[-1], n_output))
-        self.input_shape = (in_channels, 28, 28)  # what model_summary feeds it; any size from 8x8 up works
+        # what model_summary feeds it; any size from 8x8 up works
+        self.input_shape = (in_channels, 28, 28)
 
     def forward(self, x): return self.head(self.features(x))
 
@@ -86,14 +90,15 @@ def shifted(x:torch.Tensor, # a batch (B, C, H, W)
     b, c, h, w = x.shape
     dy, dx = (torch.as_tensor(d, device=x.device).reshape(-1, 1) for d in (dy, dx))
     if len(dy) not in (1, b) or len(dx) not in (1, b):
-        raise ValueError(f'shifted: {len(dy)} and {len(dx)} offsets for a batch of {b} pictures: give one '
-                         'number, or one per picture')
+        raise ValueError(f'shifted: {len(dy)} and {len(dx)} offsets for a batch of {b} '
+                         'pictures: give one number, or one per picture')
     # pixel (i, j) comes from (i - dy, j - dx), clamped inside the picture: the edge
     # repeats
     rows = (torch.arange(h, device=x.device) - dy).clamp(0, h - 1)   # (1 or B, H)
     cols = (torch.arange(w, device=x.device) - dx).clamp(0, w - 1)   # (1 or B, W)
     if len(rows) == len(cols) == 1:
-        return x[:, :, rows[0]][:, :, :, cols[0]]   # one offset for all: two plain gathers
+        # one offset for all: two plain gathers
+        return x[:, :, rows[0]][:, :, :, cols[0]]
     rows, cols = rows.expand(b, h), cols.expand(b, w)
     return x[torch.arange(b, device=x.device)[:, None, None, None],
              torch.arange(c, device=x.device)[:, None, None], rows[:, None, :, None], cols[:, None, None, :]]
@@ -107,21 +112,26 @@ class BatchAugment:
                  # fill the gap
                  shift:int=0,
                  flip:bool=False, # mirror half of the pictures left to right
-                 erase:float=0.0, # the share of pictures that get one rectangle erased (set to 0)
+                 # the share of pictures that get one rectangle erased (set to 0)
+                 erase:float=0.0,
                  # the rectangle's area as a share of the picture's, drawn uniformly from
                  # this range
                  erase_area:tuple=(0.02, 0.25),
                 ):
         if isinstance(shift, bool) or not isinstance(shift, int) or shift < 0:
-            raise ValueError(f'shift={shift!r}: expected a whole number of pixels, 0 or more')
-        if not 0 <= erase <= 1: raise ValueError(f'erase={erase!r}: expected a share between 0 and 1')
+            raise ValueError(f'shift={shift!r}: expected a whole number of pixels, 0 or '
+                             'more')
+        if not 0 <= erase <= 1:
+            raise ValueError(f'erase={erase!r}: expected a share between 0 and 1')
         if not (len(erase_area) == 2 and 0 < erase_area[0] <= erase_area[1] <= 1):
-            raise ValueError(f'erase_area={erase_area!r}: expected (low, high) with 0 < low <= high <= 1')
+            raise ValueError(f'erase_area={erase_area!r}: expected (low, high) with 0 < '
+                             'low <= high <= 1')
         self.shift, self.flip, self.erase, self.erase_area = (shift, bool(flip), float(erase),
                                                               tuple(map(float, erase_area)))
 
     def draw(self, n:int, # how many pictures
-             generator:torch.Generator|None=None, # the random numbers' source (None: torch's global one)
+             # the random numbers' source (None: torch's global one)
+             generator:torch.Generator|None=None,
             ) -> dict:
         """The random choices for `n` pictures, one entry each: offsets, mirrors,
         rectangles (fractions of the room left)."""
@@ -147,7 +157,8 @@ class BatchAugment:
         `x`'s device."""
         h, w = x.shape[-2:]
         draws = {k: v.to(x.device, non_blocking=True) for k, v in draws.items()}
-        if self.shift: x = shifted(x, draws['dy'], draws['dx'])   # each picture by its own offset
+        if self.shift:
+            x = shifted(x, draws['dy'], draws['dx'])   # each picture by its own offset
         if self.flip: x = torch.where(draws['flip'][:, None, None, None], x.flip(-1), x)
         if self.erase:
             area = draws['area'] * h * w

@@ -29,7 +29,9 @@ from .settings import (DATASETS, DEVICES, IMAGE_SHAPES, MONITORS, OPTIMIZERS, RE
 from .train import AMP_CHOICES, check_model_fits, fit, resolve_amp
 from .settings import DEFAULT_MODELS, VAL_FRACTIONS  # noqa: F401 (only re-exported: `_all_`)
 _all_ = ['DEFAULT_MODELS', 'DEVICES', 'MONITORS', 'OPTIMIZERS', 'RECIPES', 'SCHEDULERS', 'VAL_FRACTIONS',
-         'ConfigError']  # their home is cnn_course.settings; here too, where runs were first built from them
+         # their home is cnn_course.settings; here too, where runs were first built from
+         # them
+         'ConfigError']
 
 # %% auto #0
 __all__ = ['SPLITS', 'RunConfig', 'recipe', 'check_config', 'resolve_device', 'run_device', 'make_optimizer', 'make_scheduler',
@@ -43,13 +45,17 @@ __all__ = ['SPLITS', 'RunConfig', 'recipe', 'check_config', 'resolve_device', 'r
 class RunConfig:
     """Everything that defines a training run; stored as JSON in every checkpoint and in
     run.json."""
-    dataset:str='fashion-mnist' # 'mnist', 'fashion-mnist', 'cifar10' or 'colour-fashion' (its stand-in)
+    # 'mnist', 'fashion-mnist', 'cifar10' or 'colour-fashion' (its stand-in)
+    dataset:str='fashion-mnist'
     model:str|None=None # a name in `MODELS`; None: `DEFAULT_MODELS[dataset]`
-    model_kwargs:dict=field(default_factory=dict) # more arguments for the model, e.g. {'dropout': False}
+    # more arguments for the model, e.g. {'dropout': False}
+    model_kwargs:dict=field(default_factory=dict)
     epochs:int=5 # the epoch the run ends with
     batch_size:int=100 # images per optimizer step
-    eval_batch_size:int=500 # images per batch when validating and testing (speed and memory only)
-    optimizer:str='adam' # 'adam' (lesson 3), 'sgd' (lessons 1, 2 and 4) or 'adamw' (lesson 3b's fast recipe)
+    # images per batch when validating and testing (speed and memory only)
+    eval_batch_size:int=500
+    # 'adam' (lesson 3), 'sgd' (lessons 1, 2 and 4) or 'adamw' (lesson 3b's fast recipe)
+    optimizer:str='adam'
     lr:float=1e-3 # learning rate ('onecycle': the highest rate)
     momentum:float=0.0 # SGD's momentum (0: the source's plain SGD)
     # weight decay: decoupled from the gradient for 'adamw', added to it (L2) for 'adam'
@@ -61,7 +67,8 @@ class RunConfig:
     # 'none'; 'plateau': the rate / 10 after 4 epochs without a better validation loss;
     # 'onecycle': up to `lr` and down again, step by step
     scheduler:str='none'
-    patience:int|None=None # early stopping after this many epochs without improvement; None: off
+    # early stopping after this many epochs without improvement; None: off
+    patience:int|None=None
     monitor:str='val_loss' # what early stopping and best.pt watch
     # share of the training images held out to validate on, or a number of images; None:
     # `VAL_FRACTIONS[dataset]`; 0: the test set
@@ -74,7 +81,8 @@ class RunConfig:
     limit_test:int|None=None # use only the first N test images; None: all
     tensorboard:str|None=None # a folder for TensorBoard logs; None: off
     device:str='auto' # 'auto', 'cpu', 'cuda' or 'mps'
-    amp:str|None=None # mixed precision: None (float32), 'auto', 'bf16' or 'fp16' (see `resolve_amp`)
+    # mixed precision: None (float32), 'auto', 'bf16' or 'fp16' (see `resolve_amp`)
+    amp:str|None=None
     channels_last:bool=False # train a conv net in channels-last memory layout
     # under torchrun on CUDA GPUs: batch-norm statistics over the whole global batch
     # (SyncBatchNorm)
@@ -83,7 +91,8 @@ class RunConfig:
     # many pixels each way
     shift:int=0
     flip:bool=False # augmentation: mirror half of the training pictures
-    erase:float=0.0 # augmentation: the share of training pictures that get a rectangle erased
+    # augmentation: the share of training pictures that get a rectangle erased
+    erase:float=0.0
 
     def __post_init__(self):
         given = {'dataset': self.dataset, 'model': self.model, 'val_fraction': self.val_fraction}
@@ -105,7 +114,9 @@ class RunConfig:
         "The config `to_dict` gave; a `ValueError` names keys it does not know."
         known = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(values) - set(known))
-        if unknown: raise ValueError(f'unknown RunConfig settings {unknown}; the settings are {known}')
+        if unknown:
+            raise ValueError(f'unknown RunConfig settings {unknown}; the settings are '
+                             f'{known}')
         return cls(**values)
 
 # %% ../nbs/10_runs.ipynb #846a6ba1
@@ -113,7 +124,8 @@ def recipe(name:str, # a name in `RECIPES`
            **settings, # RunConfig settings that replace the recipe's or add to them
           ) -> RunConfig:
     "The `RunConfig` of a named recipe, with `settings` on top."
-    if name not in RECIPES: raise ValueError(f'recipe {name!r} is not one of {", ".join(RECIPES)}')
+    if name not in RECIPES:
+        raise ValueError(f'recipe {name!r} is not one of {", ".join(RECIPES)}')
     return RunConfig(**{**RECIPES[name], **settings})
 
 # %% ../nbs/10_runs.ipynb #3ebc491b
@@ -132,22 +144,26 @@ def _check_choices(cfg:RunConfig):
 def _number(v) -> bool: return isinstance(v, (int, float))
 # (setting, the test a good config passes, what to say otherwise), checked in this order
 _NUMBER_RULES = (
-    ('lr', lambda c: _number(c.lr) and math.isfinite(c.lr) and c.lr > 0, 'must be a number greater than 0'),
-    ('momentum', lambda c: _number(c.momentum) and 0 <= c.momentum < 1, 'must be at least 0 and below 1'),
+    ('lr', lambda c: _number(c.lr) and math.isfinite(c.lr) and c.lr > 0,
+     'must be a number greater than 0'),
+    ('momentum', lambda c: _number(c.momentum) and 0 <= c.momentum < 1,
+     'must be at least 0 and below 1'),
     # Adam and AdamW have their own averages (betas)
     ('momentum', lambda c: not c.momentum or c.optimizer == 'sgd',
      "is SGD's setting: use <optimizer='sgd'>, or leave <momentum=> at 0"),
     ('weight_decay', lambda c: _number(c.weight_decay) and math.isfinite(c.weight_decay)
-                               and c.weight_decay >= 0, 'must be a number of at least 0 (0: none)'),
+                               and c.weight_decay >= 0,
+     'must be a number of at least 0 (0: none)'),
     ('label_smoothing', lambda c: _number(c.label_smoothing) and 0 <= c.label_smoothing < 1,
      'must be at least 0 and below 1 (0: none; 0.1 is usual)'),
-    ('shift', lambda c: is_whole(c.shift, 0), 'must be a whole number of pixels, 0 or more (0: no shifts)'),
+    ('shift', lambda c: is_whole(c.shift, 0),
+     'must be a whole number of pixels, 0 or more (0: no shifts)'),
     ('erase', lambda c: _number(c.erase) and not isinstance(c.erase, bool) and 0 <= c.erase <= 1,
      'must be a share from 0 to 1 (0: no erasing)'),
     ('val_fraction', lambda c: is_whole(c.val_fraction, 0) or (isinstance(c.val_fraction, float)
                                                                 and 0 <= c.val_fraction < 1),
-     'must be a fraction from 0 up to (not including) 1, or a whole number of images (0: validate on the '
-     'test set)'),
+     'must be a fraction from 0 up to (not including) 1, or a whole number of images (0: '
+     'validate on the test set)'),
 )
 
 def _check_numbers(cfg:RunConfig):
@@ -173,30 +189,36 @@ def check_config(cfg:RunConfig, # the run to check
                 ) -> RunConfig:
     """Raise a `ConfigError` for the first setting of `cfg` that cannot work, before any
     data is read; return `cfg`."""
-    if not isinstance(cfg, RunConfig): raise TypeError(f'expected a RunConfig, got {type(cfg).__name__}')
+    if not isinstance(cfg, RunConfig):
+        raise TypeError(f'expected a RunConfig, got {type(cfg).__name__}')
     _check_choices(cfg)
     _check_numbers(cfg)
-    if not isinstance(cfg.model_kwargs, dict): raise ConfigError('model_kwargs', 'must be a dict', cfg)
+    if not isinstance(cfg.model_kwargs, dict):
+        raise ConfigError('model_kwargs', 'must be a dict', cfg)
     for name in ('download', 'channels_last', 'sync_bn', 'flip'):
-        if not isinstance(getattr(cfg, name), bool): raise ConfigError(name, 'must be True or False', cfg)
+        if not isinstance(getattr(cfg, name), bool):
+            raise ConfigError(name, 'must be True or False', cfg)
     _check_model(cfg)
     return cfg
 
 # %% ../nbs/10_runs.ipynb #d4b329ef
 def resolve_device(name:str='auto', # 'auto', 'cpu', 'cuda' or 'mps'
-                   cfg:RunConfig|None=None, # the config it came from (for the error's wording)
+                   # the config it came from (for the error's wording)
+                   cfg:RunConfig|None=None,
                   ) -> torch.device:
     """The `torch.device` for `name`, or a `ConfigError` if that device is not available
     here."""
     cfg = cfg or RunConfig(device=name)
     if name == 'auto': return get_device()
     if name == 'cuda' and not torch.cuda.is_available():
-        raise ConfigError('device', ": no CUDA GPU is available here; use <device='auto'> or <device='cpu'>",
+        raise ConfigError('device', ": no CUDA GPU is available here; use "
+                                    "<device='auto'> or <device='cpu'>",
                           cfg)
     mps = getattr(torch.backends, 'mps', None)
     if name == 'mps' and not (mps is not None and mps.is_available()):
         raise ConfigError('device',
-                          ": Apple MPS is not available here; use <device='auto'> or <device='cpu'>", cfg)
+                          ": Apple MPS is not available here; use <device='auto'> or "
+                          "<device='cpu'>", cfg)
     return torch.device(name)
 
 # %% ../nbs/10_runs.ipynb #fa04e614
@@ -213,8 +235,10 @@ def run_device(cfg:RunConfig, # the run
 # %% ../nbs/10_runs.ipynb #c08e3349
 def make_optimizer(cfg:RunConfig, params) -> torch.optim.Optimizer:
     "The optimizer `cfg` names, over `params`, with its learning rate and weight decay."
-    if cfg.optimizer == 'adam': return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == 'adamw': return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == 'adam':
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == 'adamw':
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 # %% ../nbs/10_runs.ipynb #f4f55ccf
@@ -238,8 +262,10 @@ def make_callbacks(cfg:RunConfig) -> dict:
     if cfg.patience is not None:
         callbacks['early_stopping'] = EarlyStopping(cfg.patience, cfg.monitor, restore_best=True)
     if cfg.tensorboard is not None:
-        try: callbacks['tensorboard'] = TensorBoardLogger(Path(cfg.tensorboard).expanduser())
-        except NotWritableError as e: raise ConfigError('tensorboard', f': {e.detail}', cfg) from None
+        try:
+            callbacks['tensorboard'] = TensorBoardLogger(Path(cfg.tensorboard).expanduser())
+        except NotWritableError as e:
+            raise ConfigError('tensorboard', f': {e.detail}', cfg) from None
         except ImportError as e: raise ConfigError('tensorboard', f': {e}', cfg) from None
     return callbacks
 
@@ -270,8 +296,10 @@ class Run:
     test_loader:DeviceLoader
     classes:tuple
     device:torch.device
-    world_size:int=1 # processes sharing the training (torchrun); `config.batch_size` is split over them
-    history:np.ndarray=field(default_factory=lambda: np.zeros((0, 5))) # filled in by `train_run`/`resume_run`
+    # processes sharing the training (torchrun); `config.batch_size` is split over them
+    world_size:int=1
+    # filled in by `train_run`/`resume_run`
+    history:np.ndarray=field(default_factory=lambda: np.zeros((0, 5)))
     scores:dict=field(default_factory=dict) # filled in by `evaluate_run`
 
 # %% ../nbs/10_runs.ipynb #321154fa
@@ -285,7 +313,8 @@ def _load_data(cfg:RunConfig, transform) -> tuple:
         return tuple(load_dataset(cfg.dataset, train=train, transform=transform, root=cfg.data_root,
                                   download=cfg.download, limit=limit) for train,
                                   limit in ((True, cfg.limit_train), (False, cfg.limit_test)))
-    except DatasetNotFoundError as e:  # its advice names settings: worded by ConfigError.message
+    # its advice names settings: worded by ConfigError.message
+    except DatasetNotFoundError as e:
         raise ConfigError('dataset', ': ' + e.worded('<download=True>', '<download=False>', '<data_root=>'),
                           cfg) from e
     except (FileNotFoundError, RuntimeError, DamagedDataError) as e:  # unreadable files
@@ -297,7 +326,8 @@ def _rank0_first(load:Callable):
     decompression happens once."""
     if not distributed(): return load()
     if is_main_process(): result = load()
-    torch.distributed.barrier()  # a failure in rank 0 ends the job here: torchrun stops the waiting processes
+    # a failure in rank 0 ends the job here: torchrun stops the waiting processes
+    torch.distributed.barrier()
     if not is_main_process(): result = load()
     return result
 
@@ -324,10 +354,11 @@ def _split(cfg:RunConfig, full, test_set) -> tuple:
     if not cfg.validates_on_test:
         try: return train_val_split(full, cfg.val_fraction, cfg.split_seed)
         except ValueError as e:
-            raise ConfigError('val_fraction', f': {e}', cfg) from None  # a split larger than the data
-    warnings.warn('val_fraction=0: the run validates on the test set, as the source did, so early '
-                  'stopping, the schedule and best.pt are chosen by it and its accuracy is no longer an '
-                  'unbiased estimate',
+            # a split larger than the data
+            raise ConfigError('val_fraction', f': {e}', cfg) from None
+    warnings.warn('val_fraction=0: the run validates on the test set, as the source did, '
+                  'so early stopping, the schedule and best.pt are chosen by it and its '
+                  'accuracy is no longer an unbiased estimate',
                   TestSetWarning, stacklevel=3)
     return full, test_set
 
@@ -357,16 +388,19 @@ def make_run(cfg:RunConfig, # what to build
 
 # %% ../nbs/10_runs.ipynb #2b68372d
 def train_run(cfg:RunConfig, # the run to train
-              checkpoint=None, # a folder for last.pt and best.pt after every epoch (None: no checkpoints)
+              # a folder for last.pt and best.pt after every epoch (None: no checkpoints)
+              checkpoint=None,
               *,
-              progress:bool|None=None, # progress bars; None: only where they redraw in place
+              # progress bars; None: only where they redraw in place
+              progress:bool|None=None,
               overwrite:bool=False, # allow replacing a longer run already in `checkpoint`
               device=None, # where to train (default: `cfg.device`)
               callbacks=(), # more callbacks for `fit`
              ) -> Run:
     "Seed, build and train the run `cfg` describes; return it with its history."
     check_config(cfg)
-    if checkpoint is not None: ensure_writable(checkpoint, f'the checkpoint folder {checkpoint}')
+    if checkpoint is not None:
+        ensure_writable(checkpoint, f'the checkpoint folder {checkpoint}')
     torch_seed(cfg.seed)
     run = make_run(cfg, device)
     if checkpoint is not None:
@@ -381,8 +415,9 @@ def train_run(cfg:RunConfig, # the run to train
 # %% ../nbs/10_runs.ipynb #5af1bf4a
 def _saved_config(folder:Path, ckpt:dict, which:str) -> RunConfig:
     if not ckpt['config']:
-        raise CheckpointError(f'{folder}/{which} records no run config, so the run cannot be rebuilt from '
-                              'its folder: build the model yourself and use load_checkpoint (or resume) from '
+        raise CheckpointError(f'{folder}/{which} records no run config, so the run '
+                              'cannot be rebuilt from its folder: build the model '
+                              'yourself and use load_checkpoint (or resume) from '
                               'cnn_course.checkpoint')
     return RunConfig.from_dict(ckpt['config'])
 
@@ -400,30 +435,36 @@ def _resume_target(folder:Path, ckpt:dict, cfg:RunConfig, epochs:int|None) -> in
     "The epoch a resumed run trains up to, or None (said) when it has nothing left to do."
     target = cfg.epochs if epochs is None else int(epochs)
     if ckpt['stopped'] and epochs is None:
-        print_main(f'{folder}: the run stopped early at epoch {ckpt["epoch"]}; nothing to do (ask for more '
-                   'epochs to train on)')
+        print_main(f'{folder}: the run stopped early at epoch {ckpt["epoch"]}; nothing '
+                   'to do (ask for more epochs to train on)')
         return None
     if ckpt['epoch'] >= target:
-        print_main(f'{folder}: the run has finished its {target} epochs; nothing to do (ask for more epochs '
-                   'to train on)')
+        print_main(f'{folder}: the run has finished its {target} epochs; nothing to do '
+                   '(ask for more epochs to train on)')
         return None
-    if cfg.scheduler == 'onecycle' and target != cfg.epochs:  # its plan covers the planned epochs only
-        raise ConfigError('scheduler', f"plans the learning rate for exactly the run's {cfg.epochs} epochs, "
-                          f'so it cannot train on to epoch {target}: start a new run with more epochs', cfg)
+    # its plan covers the planned epochs only
+    if cfg.scheduler == 'onecycle' and target != cfg.epochs:
+        raise ConfigError('scheduler', "plans the learning rate for exactly the run's "
+                                       f"{cfg.epochs} epochs, "
+                          f'so it cannot train on to epoch {target}: start a new run '
+                          'with more epochs', cfg)
     return target
 
 # %% ../nbs/10_runs.ipynb #880568f8
 def resume_run(folder, # a checkpoint folder written by `train_run` (or `cnn-course train --checkpoint`)
-               epochs:int|None=None, # train up to this epoch in total (default: the run's planned `epochs`)
+               # train up to this epoch in total (default: the run's planned `epochs`)
+               epochs:int|None=None,
                *,
-               progress:bool|None=None, # progress bars; None: only where they redraw in place
+               # progress bars; None: only where they redraw in place
+               progress:bool|None=None,
                device=None, # where to train (default: the config's `device`)
                callbacks=(), # more callbacks (their saved state, if any, is restored)
               ) -> Run|None:
     """Continue the run in `folder` exactly where it stopped; return it, or None if it had
     nothing left to do."""
     folder = Path(folder)
-    if is_main_process(): remove_stale_temps(folder)  # left by the process that was killed
+    if is_main_process():
+        remove_stale_temps(folder)  # left by the process that was killed
     ckpt = read_checkpoint(folder / 'last.pt')
     cfg = _saved_config(folder, ckpt, 'last.pt')
     target = _resume_target(folder, ckpt, cfg, epochs)
@@ -498,25 +539,30 @@ def _read_scored(folder:Path) -> dict:
     """`{'last': ..., 'best': ...}`: the checkpoints in `folder`, best last (its weights
     stay loaded)."""
     found = [w for w in ('last', 'best') if (folder / f'{w}.pt').exists()]
-    if not found: raise FileNotFoundError(f'{folder} holds no best.pt or last.pt: is it a checkpoint folder?')
+    if not found:
+        raise FileNotFoundError(f'{folder} holds no best.pt or last.pt: is it a '
+                                'checkpoint folder?')
     remove_stale_temps(folder)
     ckpts = {w: read_checkpoint(folder / f'{w}.pt') for w in found}
-    if len(ckpts) == 2 and ckpts['best']['epoch'] > ckpts['last']['epoch']:  # killed between the two writes
+    # killed between the two writes
+    if len(ckpts) == 2 and ckpts['best']['epoch'] > ckpts['last']['epoch']:
         print(f"note: last.pt (epoch {ckpts['last']['epoch']}) is behind best.pt (epoch "
-              f"{ckpts['best']['epoch']}): the run was stopped between writing the two; resuming it brings "
+              f"{ckpts['best']['epoch']}): the run was stopped between writing the two; "
+              "resuming it brings "
               'last.pt up to date')
     return ckpts
 
 # %% ../nbs/10_runs.ipynb #33940b09
 def _print_score(which:str, score:dict, name:str):
     views = f" with TTA ({len(tta_views())} views)" if score['tta'] else ''
-    print(f"{which:4s} (epoch {score['epoch']}): {name} loss {score['loss']:.4f}, {name} accuracy "
-          f"{score['accuracy']:.4f} on {score['n']} images{views}")
+    print(f"{which:4s} (epoch {score['epoch']}): {name} loss {score['loss']:.4f}, {name} "
+          f"accuracy {score['accuracy']:.4f} on {score['n']} images{views}")
 
 # %% ../nbs/10_runs.ipynb #2dfe6aa4
 def evaluate_run(folder, # a checkpoint folder written by `train_run` (or `cnn-course train --checkpoint`)
                  *,
-                 split:str='test', # 'test', or 'val': the validation images the run held out
+                 # 'test', or 'val': the validation images the run held out
+                 split:str='test',
                  device=None, # where to evaluate (default: the config's `device`)
                  # test-time augmentation (lesson 7): the average over the picture and
                  # four one-pixel shifts
@@ -535,7 +581,8 @@ def evaluate_run(folder, # a checkpoint folder written by `train_run` (or `cnn-c
     for which, ckpt in ckpts.items():
         load_checkpoint(folder / f'{which}.pt', run.net)
         if which == 'best' and 'last' in run.scores and _same_weights(ckpt, ckpts['last']):
-            loss, acc = run.scores['last']['loss'], run.scores['last']['accuracy']  # scored once
+            # scored once
+            loss, acc = run.scores['last']['loss'], run.scores['last']['accuracy']
         else: loss, acc = _evaluate(run, loader, tta)
         run.scores[which] = {'epoch': ckpt['epoch'], 'split': split, 'loss': loss, 'accuracy': acc,
                              'n': len(loader.y), 'tta': tta}
@@ -548,15 +595,16 @@ def _results_config(folder:Path) -> RunConfig:
     is none."""
     info = folder / 'run.json'
     if not info.is_file():
-        raise CheckpointError(f'{folder} has model.pt but no run.json, so nothing says which model the '
-                              'weights are for: use a folder written by `cnn-course train` (its --out or '
-                              '--checkpoint folder)')
+        raise CheckpointError(f'{folder} has model.pt but no run.json, so nothing says '
+                              'which model the weights are for: use a folder written by '
+                              '`cnn-course train` (its --out or --checkpoint folder)')
     try: config = json.loads(info.read_text()).get('config')
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as e:
-        raise CheckpointError(f'{info} is not the JSON cnn-course train writes ({e}); train the run '
-                              'again') from None
+        raise CheckpointError(f'{info} is not the JSON cnn-course train writes ({e}); '
+                              'train the run again') from None
     if not config:
-        raise CheckpointError(f'{info} records no run config, so the model cannot be rebuilt from it')
+        raise CheckpointError(f'{info} records no run config, so the model cannot be '
+                              'rebuilt from it')
     return RunConfig.from_dict(config)
 
 # %% ../nbs/10_runs.ipynb #e498c4b4
@@ -578,18 +626,23 @@ def load_run_model(
     if (folder / 'model.pt').is_file():
         cfg, net = _results_config(folder), None
         net = build_model(cfg)
-        try: net.load_state_dict(torch.load(folder / 'model.pt', map_location='cpu', weights_only=True))
+        try:
+            net.load_state_dict(torch.load(folder / 'model.pt', map_location='cpu', weights_only=True))
         except Exception as e:
-            raise CheckpointError(f'{folder}/model.pt does not hold the weights of the {cfg.model} that '
-                                  f'run.json names ({type(e).__name__}); train the run again') from None
+            raise CheckpointError(f'{folder}/model.pt does not hold the weights of the '
+                                  f'{cfg.model} that run.json names '
+                                  f'({type(e).__name__}); train the run '
+                                  'again') from None
         return net.to(device).eval(), cfg, folder / 'model.pt'
     where = 'no such folder' if not folder.exists() else 'it holds no best.pt, last.pt or model.pt'
-    raise FileNotFoundError(f'{folder}: {where}; `cnn-course train` writes model.pt into its --out folder '
-                            'and best.pt/last.pt into its --checkpoint folder')
+    raise FileNotFoundError(f'{folder}: {where}; `cnn-course train` writes model.pt into '
+                            'its --out folder and best.pt/last.pt into its --checkpoint '
+                            'folder')
 
 # %% ../nbs/10_runs.ipynb #05e33884
 def predict_run(folder, # a run folder, as for `load_run_model`
-                images, # picture files (PNG, JPEG, GIF, TIFF, ...; any size, colour or grey)
+                # picture files (PNG, JPEG, GIF, TIFF, ...; any size, colour or grey)
+                images,
                 *,
                 invert:bool|str='auto', # see `load_image`
                 top:int=3, # how many classes to give per picture
@@ -605,7 +658,9 @@ def predict_run(folder, # a run folder, as for `load_run_model`
     """Classify your own pictures with a run's model, prepared as its training images
     were: `predict_images` for a folder."""
     net, cfg, _ = load_run_model(folder, device=device)
-    if explain: last_conv(net)  # a model without convolutions is refused before any picture is read
+    if explain:
+        # a model without convolutions is refused before any picture is read
+        last_conv(net)
     classes, spec = CLASS_NAMES[cfg.dataset], MODELS[cfg.model]
     results = predict_images(net, images, classes, IMAGE_SHAPES[cfg.dataset], flatten=spec.flatten,
                              invert=invert,
@@ -613,12 +668,15 @@ def predict_run(folder, # a run folder, as for `load_run_model`
     if explain:
         transform, to_tensor = make_transform(spec.flatten), transforms.ToTensor()
         readable = [r for r in results if r['error'] is None]
-        ready = [r for r in readable if not r['blank']]  # a blank picture has nothing to explain
-        for start in range(0, len(ready), 256):  # bounded memory for a folder of thousands
+        # a blank picture has nothing to explain
+        ready = [r for r in readable if not r['blank']]
+        # bounded memory for a folder of thousands
+        for start in range(0, len(ready), 256):
             batch = ready[start:start + 256]
             x = torch.stack([transform(r['picture']) for r in batch]).to(next(net.parameters()).device)
             maps = grad_cam(net, x, labels=[classes.index(r['top'][0][0]) for r in batch])
             for r, heat_map in zip(batch, maps): r['heat_map'] = heat_map
         for r in readable:
-            r['picture'] = to_tensor(r['picture'])  # as the network sees it, before normalising
+            # as the network sees it, before normalising
+            r['picture'] = to_tensor(r['picture'])
     return results

@@ -23,7 +23,8 @@ VAL_FRACTIONS = {'mnist': 1/6, 'fashion-mnist': 1/6, 'cifar10': 0.2, 'colour-fas
 # %% ../nbs/14_settings.ipynb #c28c8339
 MODEL_INPUTS = {'mnist_cnn': (1, 28, 28), 'fc': None, 'cnn': (3, 32, 32),
                 'fashion_cnn': (1, 28, 28), 'cifar_cnn': (3, 32, 32), 'resnet': (1, 28, 28)}
-BATCH_NORM_MODELS = ('fashion_cnn', 'resnet')  # these cannot train on batches of one picture
+# these cannot train on batches of one picture
+BATCH_NORM_MODELS = ('fashion_cnn', 'resnet')
 # The model a run uses when it names none: the strongest course model for the dataset
 DEFAULT_MODELS = {'fashion-mnist': 'fashion_cnn', 'mnist': 'mnist_cnn',
                   'cifar10': 'cnn', 'colour-fashion': 'cnn'}
@@ -31,10 +32,13 @@ DEFAULT_MODELS = {'fashion-mnist': 'fashion_cnn', 'mnist': 'mnist_cnn',
 # %% ../nbs/14_settings.ipynb #61459b15
 MODEL_HELP = {
     'mnist_cnn': "lesson 1's CNN, for 1x28x28 images (mnist, fashion-mnist)",
-    'fc': "lesson 2's fully connected net with 128 hidden units, any image size (flattened)",
+    'fc': "lesson 2's fully connected net with 128 hidden units, any image size "
+          "(flattened)",
     'cnn': "lesson 2's CNN, for 3x32x32 images (cifar10, colour-fashion)",
-    'fashion_cnn': "lesson 3's CNN with batch norm and dropout, for 1x28x28 images (fashion-mnist, mnist)",
-    'cifar_cnn': "lesson 4's CNN with dropout, for 3x32x32 images (cifar10, colour-fashion)",
+    'fashion_cnn': "lesson 3's CNN with batch norm and dropout, for 1x28x28 images "
+                   "(fashion-mnist, mnist)",
+    'cifar_cnn': "lesson 4's CNN with dropout, for 3x32x32 images (cifar10, "
+                 "colour-fashion)",
     'resnet': "lesson 7's small ResNet (residual blocks, global average pooling), "
               "for 1x28x28 images (fashion-mnist, mnist)",
 }
@@ -72,7 +76,8 @@ class ConfigError(ValueError):
     """A setting that cannot work: `field` names it; `message(name)` words the names for
     the caller."""
     def __init__(self, field:str, # the setting at fault
-                 problem:str, # what is wrong, naming settings as <field>, <field=> or <field=value>
+                 # what is wrong, naming settings as <field>, <field=> or <field=value>
+                 problem:str,
                  config, # the settings: a dict, or a `RunConfig`
                 ):
         self.field, self.problem = field, problem
@@ -83,7 +88,8 @@ class ConfigError(ValueError):
                ) -> str:
         """The error, with every `<field>`, `<field=value>` and `<field=>` worded by
         `name`."""
-        def word(m): return name(m[1], repr(self.values.get(m[1])) if m[2] is None else m[2][1:])
+        def word(m):
+            return name(m[1], repr(self.values.get(m[1])) if m[2] is None else m[2][1:])
         sep = '' if self.problem[:1] in (':', ',') else ' '
         return re.sub(r'<([a-z_]+)(=[^<>]*)?>', word, f'<{self.field}>{sep}{self.problem}')
 
@@ -94,7 +100,8 @@ def is_whole(value, low:int=1) -> bool:
 
 # %% ../nbs/14_settings.ipynb #9d317082
 def split_sizes(n:int|None, # the training pictures; None: all of them (not known yet)
-                val_fraction:float|int, # a share of them, or a number of them; 0: validate on the test set
+                # a share of them, or a number of them; 0: validate on the test set
+                val_fraction:float|int,
                ) -> tuple:
     """How many of `n` training pictures train and how many validate; `inf` for both when
     `n` is None."""
@@ -118,9 +125,10 @@ def check_split(values:dict, # the run's settings: 'limit_train', 'val_fraction'
     n, fraction = values.get('limit_train'), with_defaults(values)['val_fraction']
     n_train, n_val = split_sizes(n, fraction)
     if n is not None and fraction != 0 and min(n_train, n_val) < 1:
-        raise ConfigError('val_fraction', f'holds out {n_val} of the <limit_train> training images to '
-                          f'validate on and leaves {n_train} to train on; both need at least one: choose '
-                          'another <val_fraction=>, or more images', values)
+        raise ConfigError('val_fraction', f'holds out {n_val} of the <limit_train> '
+                          f'training images to validate on and leaves {n_train} to train '
+                          'on; both need at least one: choose another <val_fraction=>, '
+                          'or more images', values)
 
 # %% ../nbs/14_settings.ipynb #e9074ad7
 def check_model_input(values:dict, # the run's settings: 'model' and 'dataset' are read
@@ -131,9 +139,9 @@ def check_model_input(values:dict, # the run's settings: 'model' and 'dataset' a
     if takes is None or takes == shape: return
     fitting = [m for m, t in MODEL_INPUTS.items() if t in (None, shape)]
     names = [f'<model={m!r}>' for m in sorted(fitting, key=lambda m: m != DEFAULT_MODELS[dataset])]
-    raise ConfigError('model', f'does not fit <dataset>: {model} expects each input to have shape {takes}, '
-                      f'but the data gives {shape}. For {dataset}, use {", ".join(names[:-1])} or '
-                      f'{names[-1]}.',
+    raise ConfigError('model', f'does not fit <dataset>: {model} expects each input to '
+                      f'have shape {takes}, but the data gives {shape}. For {dataset}, '
+                      f'use {", ".join(names[:-1])} or {names[-1]}.',
                       values)
 
 # %% ../nbs/14_settings.ipynb #f7ed74b0
@@ -143,8 +151,9 @@ def check_batch_norm(values:dict, # the run's settings: 'batch_size', 'limit_tra
     "A `ConfigError` when a batch-norm model would train on batches of one picture."
     n_train = split_sizes(values.get('limit_train'), with_defaults(values)['val_fraction'])[0]
     if batch_norm and min(values['batch_size'], n_train) < 2:
-        raise ConfigError('model', 'uses batch norm, which cannot train on one image at a time: use a '
-                          '<batch_size=> (and a <limit_train=> after the validation share) of at least 2',
+        raise ConfigError('model', 'uses batch norm, which cannot train on one image at '
+                          'a time: use a <batch_size=> (and a <limit_train=> after the '
+                          'validation share) of at least 2',
                           values)
 
 # %% ../nbs/14_settings.ipynb #6e9a5031
@@ -155,8 +164,9 @@ def check_world(values:dict, # the run's settings: 'batch_size' and 'sync_bn' ar
     """A `ConfigError` when `world` processes cannot share the run's batch, or cannot
     synchronise batch norm."""
     if values['batch_size'] % world:
-        raise ConfigError('batch_size', f'is the global batch, split evenly over the {world} processes: '
-                          f'use a multiple of {world}', values)
+        raise ConfigError('batch_size', 'is the global batch, split evenly over the '
+                          f'{world} processes: use a multiple of {world}', values)
     if values['sync_bn'] and world > 1 and not cuda:
-        raise ConfigError('sync_bn', ': SyncBatchNorm runs on CUDA GPUs only; on the CPU leave it off (each '
-                          'process then normalises with the statistics of its own part of the batch)', values)
+        raise ConfigError('sync_bn', ': SyncBatchNorm runs on CUDA GPUs only; on the CPU '
+                          'leave it off (each process then normalises with the '
+                          'statistics of its own part of the batch)', values)

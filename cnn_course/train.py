@@ -39,9 +39,11 @@ __all__ = ['AMP_CHOICES', 'check_model_fits', 'format_epoch', 'resolve_amp', 'Fi
 def _first_example(loader):
     """One `(input, label)` example from a loader or dataset without drawing from any
     random number generator."""
-    if hasattr(loader, 'x') and hasattr(loader, 'y'): return loader.x[0], loader.y[0]  # a DeviceLoader
+    if hasattr(loader, 'x') and hasattr(loader, 'y'):
+        return loader.x[0], loader.y[0]  # a DeviceLoader
     data = getattr(loader, 'dataset', loader)
-    if len(data) == 0: raise ValueError('the loader has no data: check the dataset it was built from')
+    if len(data) == 0:
+        raise ValueError('the loader has no data: check the dataset it was built from')
     x, y = data[0]
     return torch.as_tensor(x), torch.as_tensor(y)
 
@@ -53,7 +55,8 @@ def _largest_label(loader) -> int|None:
         tensors = getattr(obj, 'tensors', None)
         for labels in (getattr(obj, 'y', None), getattr(obj, 'targets', None), tensors[-1] if tensors
                                                                                else None):
-            if labels is not None and len(labels): return int(torch.as_tensor(labels).max())
+            if labels is not None and len(labels):
+                return int(torch.as_tensor(labels).max())
     return None
 
 # %% ../nbs/12_fit.ipynb #a90dc772
@@ -74,30 +77,33 @@ def _check_device(net, device, name:str):
     if a shape were wrong: say so first."""
     stray = next((p for p in net.parameters() if not _on_device(p.device, device)), None)
     if stray is not None:
-        raise ValueError(f'{name} has weights on {stray.device}, but the device to train on is '
-                         f'{torch.device(device)}: move the model there first, `net.to(device)`')
+        raise ValueError(f'{name} has weights on {stray.device}, but the device to train '
+                         f'on is {torch.device(device)}: move the model there first, '
+                         '`net.to(device)`')
 
 # %% ../nbs/12_fit.ipynb #3511ed75
 def _check_classes(name:str, out, loader, n_classes:int|None):
     """The model's answer to one input: one row of class scores, as many as the data has
     classes."""
     if out.ndim != 2:
-        raise ValueError(f'{name} should return one row of class scores per input, shape (batch, classes); '
-                         f'it returned shape {tuple(out.shape)}')
+        raise ValueError(f'{name} should return one row of class scores per input, shape '
+                         f'(batch, classes); it returned shape {tuple(out.shape)}')
     if n_classes is None: n_classes = _num_classes(loader)
     if n_classes is not None and out.shape[1] != n_classes:
-        raise ValueError(f'{name} predicts {out.shape[1]} classes but the data has {n_classes}: '
-                         f'build it with n_output={n_classes}')
-    top = _largest_label(loader) if n_classes is None else None  # no class names: the labels tell
+        raise ValueError(f'{name} predicts {out.shape[1]} classes but the data has '
+                         f'{n_classes}: build it with n_output={n_classes}')
+    # no class names: the labels tell
+    top = _largest_label(loader) if n_classes is None else None
     if top is not None and out.shape[1] <= top:
-        raise ValueError(f'{name} predicts {out.shape[1]} classes, but the labels go up to {top}: build it '
-                         f'with n_output={top + 1} (or more)')
+        raise ValueError(f'{name} predicts {out.shape[1]} classes, but the labels go up '
+                         f'to {top}: build it with n_output={top + 1} (or more)')
 
 # %% ../nbs/12_fit.ipynb #6e1dd09f
 def check_model_fits(net, # the model
                      loader, # the data it will see
                      device=None, # where `net` lives (default: where its parameters are)
-                     n_classes:int|None=None, # number of classes (default: from the dataset, if it knows)
+                     # number of classes (default: from the dataset, if it knows)
+                     n_classes:int|None=None,
                     ) -> None:
     """Raise a `ValueError` that names the shapes when `net` cannot take `loader`'s inputs
     or predicts the wrong number of classes, or the devices when `net` is not on
@@ -108,15 +114,17 @@ def check_model_fits(net, # the model
     _check_device(net, device, name)
     expected = getattr(net, 'input_shape', None)
     if expected is not None and tuple(x.shape) != tuple(expected):
-        raise ValueError(f'{name} expects each input to have shape {tuple(expected)}, but the data gives '
-                         f'{tuple(x.shape)}. Use a model built for this data, or a transform that produces '
-                         f'that shape (e.g. make_transform(flatten=True) for a fully connected net).')
-    batch = x.unsqueeze(0).to(device)  # outside the try: an unreachable device is not a shape problem
+        raise ValueError(f'{name} expects each input to have shape {tuple(expected)}, '
+                         f'but the data gives {tuple(x.shape)}. Use a model built for '
+                         'this data, or a transform that produces that shape (e.g. '
+                         'make_transform(flatten=True) for a fully connected net).')
+    # outside the try: an unreachable device is not a shape problem
+    batch = x.unsqueeze(0).to(device)
     try:
         with eval_mode(net), torch.inference_mode(): out = net(batch)
     except RuntimeError as e:
-        raise ValueError(f'{name} cannot take an input of shape {tuple(x.shape)} (a batch of '
-                         f'{tuple(batch.shape)}): {e}') from e
+        raise ValueError(f'{name} cannot take an input of shape {tuple(x.shape)} (a '
+                         f'batch of {tuple(batch.shape)}): {e}') from e
     _check_classes(name, out, loader, n_classes)
 
 # %% ../nbs/12_fit.ipynb #ac8a4dd5
@@ -199,8 +207,10 @@ AMP_CHOICES = (None, *AMP_MODES)  # None: float32
 class _Bf16(NamedTuple):
     "What a device offers for bf16, and how messages name it."
     native: bool  # bf16 arithmetic runs at full speed here
-    cpu_bf16: bool  # a CPU with bf16 instructions, whether or not PyTorch's kernels use them
-    kernels: str  # the CPU kernels PyTorch runs ('AVX512', 'AVX2', ...), asked only on a bf16 CPU
+    # a CPU with bf16 instructions, whether or not PyTorch's kernels use them
+    cpu_bf16: bool
+    # the CPU kernels PyTorch runs ('AVX512', 'AVX2', ...), asked only on a bf16 CPU
+    kernels: str
     gpu: str  # 'this GPU', with its compute capability where known
 
 def _bf16_support(kind:str, device) -> _Bf16:
@@ -225,8 +235,8 @@ def _auto_amp(kind:str, bf16:_Bf16) -> tuple:
     if kind == 'cuda':
         return torch.float16, f'fp16 autocast with a gradient scaler ({bf16.gpu} has no native bf16)'
     if bf16.cpu_bf16:
-        return None, (f'float32 (this cpu has bf16, but PyTorch runs its {bf16.kernels} kernels: '
-                      'ATEN_CPU_CAPABILITY)')
+        return None, (f'float32 (this cpu has bf16, but PyTorch runs its {bf16.kernels} '
+                      'kernels: ATEN_CPU_CAPABILITY)')
     return None, f'float32 (this {kind} has no native bf16)'
 
 # %% ../nbs/12_fit.ipynb #455b061d
@@ -237,18 +247,20 @@ def resolve_amp(amp, # None (float32), 'auto', 'bf16' or 'fp16'
     few words on the choice."""
     kind = torch.device(device).type
     if amp not in AMP_CHOICES:
-        raise ValueError(f"amp={amp!r}: use None (float32), 'auto' (bf16 where the hardware has it), 'bf16' "
-                         "or 'fp16'")
+        raise ValueError(f"amp={amp!r}: use None (float32), 'auto' (bf16 where the "
+                         "hardware has it), 'bf16' or 'fp16'")
     if amp is None: return None, 'float32'
     bf16 = _bf16_support(kind, device)
     if amp == 'auto': return _auto_amp(kind, bf16)
     dtype = torch.bfloat16 if amp == 'bf16' else torch.float16
     if not _autocast_works(kind, dtype):
-        raise ValueError(f"amp={amp!r}: PyTorch {torch.__version__} has no {amp} autocast on {kind}: use "
+        raise ValueError(f"amp={amp!r}: PyTorch {torch.__version__} has no {amp} "
+                         f"autocast on {kind}: use "
                          "amp=None or amp='auto'")
     if kind == 'cuda' and dtype is torch.bfloat16 and not bf16.native:
-        raise ValueError(f"amp='bf16': {bf16.gpu} has no native bfloat16, which came with compute capability "
-                         "8.0 (Ampere): use amp='fp16' (with a gradient scaler) or amp='auto'")
+        raise ValueError(f"amp='bf16': {bf16.gpu} has no native bfloat16, which came "
+                         "with compute capability 8.0 (Ampere): use amp='fp16' (with a "
+                         "gradient scaler) or amp='auto'")
     native = (bf16.native if dtype is torch.bfloat16
               else kind == 'cuda' or bool(_cpu_flags() & {'avx512_fp16', 'amx_fp16'}))
     scaler = ' with a gradient scaler' if dtype is torch.float16 else ''
@@ -261,7 +273,8 @@ def _quiet_step(scheduler, *args):
     run yet: under fp16, `fit` calls it through the gradient scaler, which skips every
     step whose gradients overflowed, the first ones often among them."""
     with warnings.catch_warnings():
-        warnings.filterwarnings('ignore', message=r'Detected call of `lr_scheduler\.step\(\)` before '
+        warnings.filterwarnings('ignore', message=r'Detected call of '
+                                                  r'`lr_scheduler\.step\(\)` before '
                                                   r'`optimizer\.step\(\)`')
         scheduler.step(*args)
 
@@ -274,7 +287,8 @@ def _per_batch(scheduler) -> bool:
 # %% ../nbs/12_fit.ipynb #85fd28df
 def _train_step(run, inputs, labels, step_scheduler):
     "One optimizer step on a batch: its outputs and its loss, left on the device."
-    if run.channels_last and inputs.ndim == 4: inputs = inputs.contiguous(memory_format=torch.channels_last)
+    if run.channels_last and inputs.ndim == 4:
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
     run.optimizer.zero_grad(set_to_none=True)
     with torch.autocast(torch.device(run.device).type, run.amp_dtype, enabled=run.amp_dtype is not None):
         outputs = run.model(inputs)
@@ -282,7 +296,9 @@ def _train_step(run, inputs, labels, step_scheduler):
     if run.scaler is None:
         loss.backward()
         run.optimizer.step()
-    else:  # fp16: the loss scaled so small gradients survive; a step with inf/NaN gradients is skipped
+    else:
+        # fp16: the loss scaled so small gradients survive; a step with inf/NaN gradients
+        # is skipped
         run.scaler.scale(loss).backward()
         run.scaler.step(run.optimizer)
         run.scaler.update()
@@ -360,10 +376,14 @@ def _shard(loader, train:bool):
         # about the same size
         part = None if train else math.ceil(loader.batch_size / world)
         return loader.shard(rank, world, pad=train, batch_size=part), True
-    if isinstance(getattr(loader, 'sampler', None), DistributedSampler): return loader, True
-    if not train: return loader, False  # every process scores all of it: the same numbers, no sum needed
-    raise ValueError(f'fit runs in {world} processes (torchrun), so each needs its own part of the training '
-                     'data: pass a DeviceLoader (fit shards it) or a DataLoader with a DistributedSampler')
+    if isinstance(getattr(loader, 'sampler', None), DistributedSampler):
+        return loader, True
+    if not train:
+        # every process scores all of it: the same numbers, no sum needed
+        return loader, False
+    raise ValueError(f'fit runs in {world} processes (torchrun), so each needs its own '
+                     'part of the training data: pass a DeviceLoader (fit shards it) or '
+                     'a DataLoader with a DistributedSampler')
 
 # %% ../nbs/12_fit.ipynb #a6a77a23
 def _check_epochs(num_epochs):
@@ -374,12 +394,14 @@ def _check_epochs(num_epochs):
 def _check_criterion(criterion):
     reduction = getattr(criterion, 'reduction', 'mean')
     if reduction not in ('mean', 'sum'):
-        raise ValueError(f"the criterion has reduction={reduction!r}, which gives one loss per image, but "
-                         f"fit needs one number per batch: use {type(criterion).__name__}() "
+        raise ValueError(f"the criterion has reduction={reduction!r}, which gives one "
+                         "loss per image, but fit needs one number per batch: use "
+                         f"{type(criterion).__name__}() "
                          "(reduction='mean', the default)")
 
 # %% ../nbs/12_fit.ipynb #4f1c643b
-def _is_plateau(scheduler): return isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+def _is_plateau(scheduler):
+    return isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
 
 # %% ../nbs/12_fit.ipynb #4303bf5b
 def _check_scheduler(scheduler, has_validation):
@@ -388,14 +410,16 @@ def _check_scheduler(scheduler, has_validation):
         raise TypeError('scheduler must be a torch.optim.lr_scheduler object, got '
                         f'{type(scheduler).__name__}')
     if _is_plateau(scheduler) and not has_validation:
-        raise ValueError('ReduceLROnPlateau steps on the validation loss, but fit was given no test_loader: '
-                         'pass a validation loader, or use a scheduler that needs no metric (e.g. StepLR)')
+        raise ValueError('ReduceLROnPlateau steps on the validation loss, but fit was '
+                         'given no test_loader: pass a validation loader, or use a '
+                         'scheduler that needs no metric (e.g. StepLR)')
 
 # %% ../nbs/12_fit.ipynb #8f217e30
 def _step_scheduler(scheduler, row, optimizer):
     """Step an epoch scheduler once per epoch (on the validation loss, or accuracy for
     mode='max'); say when the rate changes."""
-    if scheduler is None or _per_batch(scheduler): return  # stepped after every batch instead
+    if scheduler is None or _per_batch(scheduler):
+        return  # stepped after every batch instead
     before = current_lr(optimizer)
     metric = (row[3] if scheduler.mode == 'min' else row[4],) if _is_plateau(scheduler) else ()
     # fit always steps the optimizer first; only fp16's scaler can have skipped every step
@@ -409,8 +433,9 @@ def _fp16_range(run) -> str:
     """Advice to add when a loss stops being finite under fp16 autocast, whose numbers end
     at 65,504 (float32's and bf16's near 3e38)."""
     if run.amp_dtype is not torch.float16: return ''
-    return (" Under fp16 autocast a layer's output above 65,504, fp16's largest number, becomes inf: train "
-            "in bf16 where the hardware has it, or in float32 (amp=None).")
+    return (" Under fp16 autocast a layer's output above 65,504, fp16's largest number, "
+            "becomes inf: train in bf16 where the hardware has it, or in float32 "
+            "(amp=None).")
 
 # %% ../nbs/12_fit.ipynb #f6802200
 def _put_back(run, good_state, problem:str, advice:str):
@@ -421,9 +446,9 @@ def _put_back(run, good_state, problem:str, advice:str):
     if good_state[2] is not None:
         run.scheduler.load_state_dict(good_state[2])  # a per-batch schedule moved on too
     kept = f'from the end of epoch {run.epoch - 1}' if run.epoch > 1 else 'it started with'
-    msg = (f'{problem}: training stopped, the weights {kept} (the last ones with finite training and '
-           f'validation losses) were put back, and the history of the {len(run.history)} finished epochs '
-           f'is returned. {advice}')
+    msg = (f'{problem}: training stopped, the weights {kept} (the last ones with finite '
+           'training and validation losses) were put back, and the history of the '
+           f'{len(run.history)} finished epochs is returned. {advice}')
     print_main(msg)
     if is_main_process(): warnings.warn(msg, RuntimeWarning)
 
@@ -431,7 +456,8 @@ def _put_back(run, good_state, problem:str, advice:str):
 def _validate(run, loader) -> tuple:
     """Validation loss and accuracy; with each process scoring its part, the sums of all
     of them (`run.n_val` images)."""
-    if run.val_sharded and len(loader) == 0:  # more processes than validation images: this one has none
+    # more processes than validation images: this one has none
+    if run.val_sharded and len(loader) == 0:
         sums = torch.zeros(3, dtype=_sum_dtype(run.device), device=run.device)
     else:
         loss_sum, correct, n = _eval_sums(run.net, loader, run.criterion, run.device, run.amp_dtype,
@@ -467,11 +493,11 @@ def _bad_validation(run, good_state, val_loss:float, train_loss:float):
     """Put the weights back after a validation loss that is not finite; say whether the
     weights or the data are to blame."""
     if all(bool(torch.isfinite(p).all()) for p in run.net.parameters()):
-        advice = ('The weights are finite, so the validation inputs probably hold NaN or inf: check the '
-                  'validation data.' + _fp16_range(run))
+        advice = ('The weights are finite, so the validation inputs probably hold NaN or '
+                  'inf: check the validation data.' + _fp16_range(run))
     else: advice = 'The weights are no longer finite: try a smaller learning rate.'
-    _put_back(run, good_state, f'the validation loss became {val_loss} at epoch {run.epoch} (training '
-                               f'loss {train_loss:.4g})', advice)
+    _put_back(run, good_state, f'the validation loss became {val_loss} at epoch '
+                               f'{run.epoch} (training loss {train_loss:.4g})', advice)
 
 # %% ../nbs/12_fit.ipynb #6f522e09
 def _fit_epoch(run, train_loader, test_loader, progress):
@@ -481,14 +507,16 @@ def _fit_epoch(run, train_loader, test_loader, progress):
     losses, sizes, correct = _train_epoch(run, train_loader, f'Epoch {run.epoch}/{run.last_epoch}', progress)
     loss_total, n, n_correct, n_bad = _epoch_sums(run, losses, sizes, correct)
     if n_bad:  # every process sees the same count, so all of them stop here together
-        _put_back(run, good_state, f'the training loss became {_not_finite_at(run, losses, len(sizes))}',
+        _put_back(run, good_state, 'the training loss became '
+                                   f'{_not_finite_at(run, losses, len(sizes))}',
                   'Try a smaller learning rate, or check the training inputs for NaN.' + _fp16_range(run))
         return None
     train_loss = loss_total / n
     # one model in every process, the one rank 0's checkpoint holds
     if run.model is not run.net: broadcast_buffers(run.net)
     val_loss, val_acc = _validate(run, test_loader) if test_loader is not None else (np.nan, np.nan)
-    if test_loader is not None and not math.isfinite(val_loss):  # weights failing on other images are broken
+    # weights failing on other images are broken
+    if test_loader is not None and not math.isfinite(val_loss):
         _bad_validation(run, good_state, val_loss, train_loss)
         return None
     return np.array([run.epoch, train_loss, n_correct / n, val_loss, val_acc])
@@ -507,10 +535,11 @@ def _lost_contact(e:RuntimeError, epoch:int) -> ProcessGroupError:
     "The error for a collective that failed because another process died or hung."
     rank, world, _ = dist_info()
     said = str(e).strip().splitlines()[-1][:200]
-    return ProcessGroupError(f'process {rank} of {world} lost contact with the others in epoch {epoch} '
-                             f'({said}): '
-                             'another process died or hung; the launcher (cnn-course or torchrun) names it. '
-                             'The checkpoints written so far are intact: resume continues from them')
+    return ProcessGroupError(f'process {rank} of {world} lost contact with the others in '
+                             f'epoch {epoch} ({said}): '
+                             'another process died or hung; the launcher (cnn-course or '
+                             'torchrun) names it. The checkpoints written so far are '
+                             'intact: resume continues from them')
 
 # %% ../nbs/12_fit.ipynb #fe7233ed
 def _run_epoch(run, epoch:int, train_part, test_part, progress:bool) -> bool:
@@ -532,7 +561,8 @@ def _run_epoch(run, epoch:int, train_part, test_part, progress:bool) -> bool:
 
 # %% ../nbs/12_fit.ipynb #033e5416
 def _prepare(net, device, amp, channels_last:bool):
-    "The autocast dtype `amp` means here (said); the model in its memory layout; the CPU allocator tuned."
+    """The autocast dtype `amp` means here (said); the model in its memory layout; the CPU
+    allocator tuned."""
     amp_dtype, amp_said = resolve_amp(amp, device)
     if amp is not None: print_main(f'mixed precision: {amp_said}')
     if channels_last: net.to(memory_format=torch.channels_last)
@@ -541,13 +571,15 @@ def _prepare(net, device, amp, channels_last:bool):
 
 # %% ../nbs/12_fit.ipynb #0b0ed6a9
 def _epochs(run:FitRun, train_part, test_part, progress:bool):
-    "The epochs left, with the callbacks told before, and at the end (after an interrupt too)."
+    """The epochs left, with the callbacks told before, and at the end (after an interrupt
+    too)."""
     for cb in run.callbacks: cb.before_fit(run)
     try:
         for epoch in range(len(run.history) + 1, run.last_epoch + 1):
             if not _run_epoch(run, epoch, train_part, test_part, progress): break
     except KeyboardInterrupt:
-        run.interrupted = True  # the interrupt goes on (Jupyter needs it); after_fit sees the flag
+        # the interrupt goes on (Jupyter needs it); after_fit sees the flag
+        run.interrupted = True
         raise
     finally:
         for cb in run.callbacks: cb.after_fit(run)
@@ -562,13 +594,17 @@ def fit(net, # the model to train
         device, # where `net` lives
         history, # `np.zeros((0, 5))` to start, or a previous result to continue from
         *,
-        progress:bool|None=None, # a progress bar per epoch; None: where it redraws in place
-        # OneCycleLR and CyclicLR step after every batch, any other scheduler once per epoch
+        # a progress bar per epoch; None: where it redraws in place
+        progress:bool|None=None,
+        # OneCycleLR and CyclicLR step after every batch, any other scheduler once per
+        # epoch
         # (ReduceLROnPlateau on the validation loss)
         scheduler=None,
         callbacks=(), # `Callback`s, e.g. `EarlyStopping(7)`, `LRRecorder()`
-        amp:str|None=None, # mixed precision: None, 'auto', 'bf16' or 'fp16'; see `resolve_amp`
-        channels_last:bool=False, # channels-last memory layout (faster convolutions, mostly)
+        # mixed precision: None, 'auto', 'bf16' or 'fp16'; see `resolve_amp`
+        amp:str|None=None,
+        # channels-last memory layout (faster convolutions, mostly)
+        channels_last:bool=False,
        ) -> np.ndarray:
     """Train `net` for `num_epochs`; return `history` with one row `[epoch, loss, acc,
     val_loss, val_acc]` per epoch added. Under torchrun (after `init_distributed`), every

@@ -31,13 +31,16 @@ _state = {'lang': 'en'}  # the language `label` answers in; set by `set_plot_sty
 
 # %% ../nbs/00b_viz.ipynb #1f3f2696
 def label(key:str, # one of LABELS['en']'s keys: 'loss', 'accuracy', 'epoch', 'train', 'validation', ...
-          lang:str|None=None, # 'en' or 'ko'; None means the language of the last `set_plot_style`
+          # 'en' or 'ko'; None means the language of the last `set_plot_style`
+          lang:str|None=None,
          ) -> str:
     "The plot label for `key` in the current (or given) language."
     lang = _state['lang'] if lang is None else lang
-    if lang not in LABELS: raise ValueError(f"lang={lang!r} is not one of {sorted(LABELS)}")
+    if lang not in LABELS:
+        raise ValueError(f"lang={lang!r} is not one of {sorted(LABELS)}")
     if key not in LABELS[lang]:
-        raise ValueError(f"label key {key!r} is unknown; the keys are {sorted(LABELS[lang])}")
+        raise ValueError(f"label key {key!r} is unknown; the keys are "
+                         f"{sorted(LABELS[lang])}")
     return LABELS[lang][key]
 
 # %% ../nbs/00b_viz.ipynb #a796c518
@@ -52,7 +55,8 @@ def _korean_font(font_dirs=('/usr/share/fonts', '/usr/local/share/fonts')) -> st
     for d in font_dirs:
         for path in glob.glob(f'{d}/**/Nanum*.ttf', recursive=True):
             try: font_manager.fontManager.addfont(path)
-            except (OSError, RuntimeError, ValueError): pass  # an unreadable file is not our problem here
+            except (OSError, RuntimeError, ValueError):
+                pass  # an unreadable file is not our problem here
     return find()
 
 # %% ../nbs/00b_viz.ipynb #43c8eda1
@@ -60,11 +64,13 @@ def set_plot_style(lang:str='en', # label language: 'en' or 'ko' (Korean labels 
                   ) -> None:
     """Set the lessons' matplotlib defaults (figure size, font size, grid) and the label
     language."""
-    if lang not in LABELS: raise ValueError(f"lang={lang!r} is not one of {sorted(LABELS)}")
+    if lang not in LABELS:
+        raise ValueError(f"lang={lang!r} is not one of {sorted(LABELS)}")
     plt.rcParams['figure.figsize'] = (6, 6)
     plt.rcParams['font.size'] = 14
     plt.rcParams['axes.grid'] = True
-    plt.rcParams['axes.unicode_minus'] = False  # Korean fonts often lack the Unicode minus glyph
+    # Korean fonts often lack the Unicode minus glyph
+    plt.rcParams['axes.unicode_minus'] = False
     _state['lang'] = lang
     if lang == 'en':
         plt.rcParams['font.family'] = ['sans-serif']
@@ -72,48 +78,57 @@ def set_plot_style(lang:str='en', # label language: 'en' or 'ko' (Korean labels 
     font = _korean_font()
     if font is None:
         warnings.warn("set_plot_style('ko'): no Korean font found (looked for "
-                      f"{', '.join(KOREAN_FONTS)}), so Hangul would be drawn as empty boxes. Install one, "
-                      "e.g. in Colab or on Debian/Ubuntu `!apt-get -qq install fonts-nanum`, then call "
-                      "set_plot_style('ko') again (no restart needed).", stacklevel=2)
+                      f"{', '.join(KOREAN_FONTS)}), so Hangul would be drawn as empty "
+                      "boxes. Install one, e.g. in Colab or on Debian/Ubuntu `!apt-get "
+                      "-qq install fonts-nanum`, then call set_plot_style('ko') again "
+                      "(no restart needed).", stacklevel=2)
         return
     plt.rcParams['font.family'] = [font, 'sans-serif']
 
 # %% ../nbs/00b_viz.ipynb #95628ad2
 def denormalize(images:torch.Tensor, # a CHW image or an NCHW batch, as the data's transform produced it
-                source=None, # the DataLoader, DeviceLoader, Subset or dataset the images came from
+                # the DataLoader, DeviceLoader, Subset or dataset the images came from
+                source=None,
                ) -> torch.Tensor:
     """Undo the `Normalize` in `source`'s transform and clamp to [0, 1]; unchanged if
     there is none."""
     stats = find_normalize(source)
     if stats is None: return images
     mean, std = (torch.as_tensor(t, dtype=images.dtype, device=images.device).flatten() for t in stats)
-    if mean.numel() > 1:  # one value per channel: line them up with the C of (..., C, H, W)
+    # one value per channel: line them up with the C of (..., C, H, W)
+    if mean.numel() > 1:
         if images.dim() < 3:
-            raise ValueError(f"denormalize: per-channel Normalize needs (C, H, W) or (N, C, H, W) images, "
-                             f"got shape {tuple(images.shape)}; reshape flattened images first")
+            raise ValueError("denormalize: per-channel Normalize needs (C, H, W) or (N, "
+                             f"C, H, W) images, got shape {tuple(images.shape)}; reshape "
+                             "flattened images first")
         mean, std = mean.view(-1, 1, 1), std.view(-1, 1, 1)
     return (images * std + mean).clamp(0, 1)
 
 # %% ../nbs/00b_viz.ipynb #d299ff77
 def for_display(images:torch.Tensor, # a CHW image or an NCHW batch
-                source=None, # the DataLoader, DeviceLoader, Subset or dataset the images came from
+                # the DataLoader, DeviceLoader, Subset or dataset the images came from
+                source=None,
                ) -> torch.Tensor:
     """`images` in [0, 1] for `imshow`: `denormalize`d, or (no `Normalize` to undo)
     rescaled from their range, with one note."""
     if find_normalize(source) is not None: return denormalize(images, source)
     lo, hi = float(images.min()), float(images.max())
     if lo >= 0 and hi <= 1: return images
-    if lo >= -1 and hi <= 1: how, shown = '[-1, 1] (as Normalize(0.5, 0.5) leaves them)', (images + 1) / 2
+    if lo >= -1 and hi <= 1:
+        how, shown = '[-1, 1] (as Normalize(0.5, 0.5) leaves them)', (images + 1) / 2
     elif lo >= 0 and hi <= 255: how, shown = '[0, 255] (raw pixel values)', images / 255
-    else: how, shown = f'[{lo:.3g}, {hi:.3g}] (their own range)', (images - lo) / (hi - lo)
-    print(f'note: no Normalize to undo and values outside [0, 1]: shown as {how} mapped to [0, 1]')
+    else:
+        how, shown = f'[{lo:.3g}, {hi:.3g}] (their own range)', (images - lo) / (hi - lo)
+    print(f'note: no Normalize to undo and values outside [0, 1]: shown as {how} mapped '
+          'to [0, 1]')
     return shown
 
 # %% ../nbs/00b_viz.ipynb #c6289cfa
 def show_image(ax, # the matplotlib Axes to draw on; None makes a new small figure
                image, # a CHW tensor with 1 or 3 channels (or HW, or a batch of one)
                title:str|None=None, # a title above the image
-               cmap:str='gray', # colour map for one-channel images (the source's digits use 'gray_r')
+               # colour map for one-channel images (the source's digits use 'gray_r')
+               cmap:str='gray',
                **kwargs, # passed to `imshow`, e.g. vmin=0, vmax=1
               ) -> None:
     """Draw one CHW image tensor on `ax`: gray for one channel, RGB (moved to HWC) for
@@ -122,7 +137,8 @@ def show_image(ax, # the matplotlib Axes to draw on; None makes a new small figu
     if img.dim() == 4 and img.shape[0] == 1: img = img[0]
     if img.dim() == 2: img = img[None]
     if img.dim() != 3 or img.shape[0] not in (1, 3):
-        raise ValueError(f"show_image expects a (1, H, W) or (3, H, W) image, got shape {tuple(img.shape)}")
+        raise ValueError("show_image expects a (1, H, W) or (3, H, W) image, got shape "
+                         f"{tuple(img.shape)}")
     if ax is None: _, ax = plt.subplots(figsize=(3, 3))
     if img.shape[0] == 1: ax.imshow(img[0].numpy(), cmap=cmap, **kwargs)
     else: ax.imshow(img.permute(1, 2, 0).numpy(), **kwargs)
@@ -147,7 +163,8 @@ class CourseFigure(Figure):
         buf = io.BytesIO()
         self.savefig(buf, format='png', bbox_inches='tight')
         display({'image/png': buf.getvalue(), 'text/plain': repr(self)}, raw=True)
-        if self.canvas.manager is not None and plt.fignum_exists(self.canvas.manager.num): plt.close(self)
+        if self.canvas.manager is not None and plt.fignum_exists(self.canvas.manager.num):
+            plt.close(self)
 
 # %% ../nbs/00b_viz.ipynb #065f8455
 def _finish(fig, # the figure a plotting helper drew (made with `FigureClass=CourseFigure`)
@@ -156,7 +173,8 @@ def _finish(fig, # the figure a plotting helper drew (made with `FigureClass=Cou
     """Return `fig`; with `show`, as pyplot's current figure (drawn at the end of a
     notebook cell, saved by `plt.savefig`), else out of pyplot."""
     if show: plt.figure(fig)  # current: `plt.savefig` on the next line saves this figure
-    else: plt.close(fig)  # nothing draws it by itself; it can still be inspected and saved
+    else:
+        plt.close(fig)  # nothing draws it by itself; it can still be inspected and saved
     return fig
 
 # %% ../nbs/00b_viz.ipynb #5b08c79f
