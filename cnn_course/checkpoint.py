@@ -182,32 +182,36 @@ def _torch_load(path:Path) -> object:
 
 
 # %% ../nbs/11_checkpoint.ipynb #068d148a
+def _not_a_checkpoint(ckpt, path:Path) -> NotACheckpointError:
+    "What a PyTorch file that is not a checkpoint holds, and what to do with it."
+    if _looks_like_state_dict(ckpt):
+        return NotACheckpointError(
+            f"{path} is a plain state_dict (only model weights, like the source's model_cifar.pt), "
+            'not a checkpoint: load it with net.load_state_dict(torch.load(path, '
+            'weights_only=True)); it cannot resume training')
+    return NotACheckpointError(f'{path} is a PyTorch file but not a cnn_course checkpoint (it '
+                               f'holds a {type(ckpt).__name__} without format={FORMAT!r})')
+
+# %% ../nbs/11_checkpoint.ipynb #afaa3dd7
+def _damaged(path:Path, missing:list) -> DamagedCheckpointError:
+    what = f'lacks {", ".join(missing)}' if missing else 'holds a history or model entry of the wrong type'
+    return DamagedCheckpointError(
+        f'{path} says it is a cnn_course checkpoint but {what}: it was not written by '
+        'save_checkpoint or Checkpoint (or was edited). Use the other file of the run (best.pt or '
+        'last.pt), or start again; nothing was loaded.')
+
+# %% ../nbs/11_checkpoint.ipynb #07f29e3c
 def _check_format(ckpt, path:Path):
     """A `CheckpointError` unless `ckpt` is a cnn_course checkpoint this version can read,
     with every entry."""
-    if not isinstance(ckpt, dict) or ckpt.get('format') != FORMAT:
-        if _looks_like_state_dict(ckpt):
-            raise NotACheckpointError(
-                f'{path} is a plain state_dict (only model weights, like the source\'s '
-                'model_cifar.pt), not a checkpoint: load it with '
-                'net.load_state_dict(torch.load(path, weights_only=True)); it cannot '
-                'resume training')
-        raise NotACheckpointError(f'{path} is a PyTorch file but not a cnn_course '
-                                  f'checkpoint (it holds a {type(ckpt).__name__} without '
-                                  f'format={FORMAT!r})')
+    if not isinstance(ckpt, dict) or ckpt.get('format') != FORMAT: raise _not_a_checkpoint(ckpt, path)
     if ckpt.get('format_version', 0) > FORMAT_VERSION:
         raise CheckpointError(f'{path} was written by a newer cnn_course '
                               f'({ckpt.get("library_version")}); this is {__version__}: '
                               'upgrade with pip install -U cnn_course')
     missing = [k for k in _REQUIRED if k not in ckpt]
     if missing or not isinstance(ckpt['history'], torch.Tensor) or not isinstance(ckpt['model'], dict):
-        what = (f'lacks {", ".join(missing)}' if missing else
-                'holds a history or model entry of the wrong type')
-        raise DamagedCheckpointError(f'{path} says it is a cnn_course checkpoint but '
-                                     f'{what}: it was not '
-                                     'written by save_checkpoint or Checkpoint (or was '
-                                     'edited). Use the other file of the run (best.pt or '
-                                     'last.pt), or start again; nothing was loaded.')
+        raise _damaged(path, missing)
 
 # %% ../nbs/11_checkpoint.ipynb #4e43bb72
 def read_checkpoint(path, # a checkpoint file

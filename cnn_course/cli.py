@@ -533,6 +533,13 @@ def check_args(args:argparse.Namespace, # the options of `cnn-course train`
     return cfg
 
 # %% ../nbs/15_command.ipynb #4ed5d80a
+def _no_space(disk:dict) -> CLIError:
+    mb = lambda n: f'{n / 2**20:.1f} MB'
+    return CLIError(f'not enough disk space: {mb(disk["free"])} free, and the run needs about '
+                    f'{mb(disk["need"])} there ({"; ".join(disk["what"])}): free some space, or '
+                    'choose a folder on another disk')
+
+# %% ../nbs/15_command.ipynb #4448656a
 def _check_free_space(args:argparse.Namespace, cfg):
     """A `CLIError` if the disk of --out (and --checkpoint) has clearly too little space
     for what the run will write."""
@@ -552,12 +559,7 @@ def _check_free_space(args:argparse.Namespace, cfg):
                                   {'free': shutil.disk_usage(existing).free, 'need': 0, 'what': []})
         disk['need'] += need
         disk['what'].append(f'--{option} {folder}: {what}')
-        if disk['free'] < disk['need']:
-            mb = lambda n: f'{n / 2**20:.1f} MB'
-            raise CLIError(f'not enough disk space: {mb(disk["free"])} free, and the run '
-                           f'needs about {mb(disk["need"])} there '
-                           f'({"; ".join(disk["what"])}): free '
-                           'some space, or choose a folder on another disk')
+        if disk['free'] < disk['need']: raise _no_space(disk)
 
 # %% ../nbs/15_command.ipynb #372c7393
 def history_csv(history, # the array `fit` returned
@@ -708,24 +710,27 @@ def _rank() -> int:
     return int(os.environ.get('RANK', 0))
 
 # %% ../nbs/15_command.ipynb #e285ece9
+def _run_info(run, scores:dict, about:dict, start:float) -> dict:
+    "What run.json records: the command, the config, the scores, the processes, the versions."
+    import torch  # late: PyTorch is imported only once a run is built
+    cfg, world = run.config, run.world_size
+    parallel = {'world_size': world,
+                'backend': torch.distributed.get_backend() if world > 1 else None,
+                'batch_size_global': cfg.batch_size, 'batch_size_per_process': cfg.batch_size // world}
+    return {**about, 'config': cfg.to_dict(), **scores, **parallel, 'epochs_completed': len(run.history),
+            **callback_results(run.callbacks, run.history), 'device': str(run.device),
+            'cnn_course_version': __version__, 'torch_version': torch.__version__,
+            'elapsed_seconds': round(time.perf_counter() - start, 3)}
+
+# %% ../nbs/15_command.ipynb #eac736f5
 def _finish_run(run, out:Path, checkpoint:Path|None, about:dict, start:float):
     """Score the trained `run` on its validation and test sets, write its results into
     `out`, print the last line (rank 0)."""
     if _rank() != 0: return  # several processes trained it; one writes the results
-    import torch  # late: PyTorch is imported only once a run is built
-    from cnn_course.runs import score_run
+    from cnn_course.runs import score_run  # late: PyTorch is imported only once a run is built
     scores, cfg = score_run(run), run.config
-    parallel = {'world_size': run.world_size, 'backend': torch.distributed.get_backend() if run.world_size > 1
-                                                         else None,
-                'batch_size_global': cfg.batch_size,
-                'batch_size_per_process': cfg.batch_size // run.world_size}
-    info = {**about, 'config': cfg.to_dict(), **scores, **parallel, 'epochs_completed': len(run.history),
-            **callback_results(run.callbacks, run.history), 'device': str(run.device),
-            'cnn_course_version': __version__,
-            'torch_version': torch.__version__, 'elapsed_seconds': round(time.perf_counter() - start, 3)}
-    try:
-        files = save_results(out, run.net, run.history, info, f'{cfg.model} on '
-                                                              f'{cfg.dataset}')
+    info = _run_info(run, scores, about, start)
+    try: files = save_results(out, run.net, run.history, info, f'{cfg.model} on {cfg.dataset}')
     except DiskFullError as e:
         raise DiskFullError(e.errno, f'{e}. {_rescue(run.net, info, checkpoint)}') from None
     print(f'{_summary(scores)}; {_scored_weights(run, info, checkpoint)}; trained on '
@@ -866,28 +871,28 @@ def _resume_out(args:argparse.Namespace) -> Path:
     except (OSError, ValueError, KeyError, TypeError): return folder
 
 # %% ../nbs/15_command.ipynb #e0fb00f2
+def _resumed_or_finished(args:argparse.Namespace, folder:Path, out:Path, device):
+    """The resumed run; for a run that had finished but was killed before its results were
+    written, the finished run; else None."""
+    from cnn_course.runs import finished_run, resume_run  # late: PyTorch is imported only for a real run
+    _writable(out, f'--out {out}', keep=False)  # checked before the work, as train does
+    run = resume_run(folder, args.epochs, progress=False if args.no_progress else None, device=device)
+    if run is None and not (out / 'run.json').is_file():
+        if _rank() == 0: print(f'{out} has no results of this run yet: writing them from {folder}')
+        run = finished_run(folder, device=device)
+    return run
+
+# %% ../nbs/15_command.ipynb #0d539d52
 def resume_command(args:argparse.Namespace, # the options `build_parser` parsed
                    argv:list|None=None, # the command line, recorded in run.json
                   ) -> int:
     """Run `cnn-course resume DIR`: continue the run in DIR from last.pt, then write its
     results as `train` would; return 0."""
     start, folder, out = time.perf_counter(), Path(args.dir).expanduser(), _resume_out(args)
-    from cnn_course.runs import finished_run, resume_run  # late: PyTorch is imported only for a real run
-    def work(device):
-        # checked before the work, as train does
-        _writable(out, f'--out {out}', keep=False)
-        run = resume_run(folder, args.epochs, progress=False if args.no_progress else None, device=device)
-        # finished, but killed before its results were written
-        if run is None and not (out / 'run.json').is_file():
-            if _rank() == 0:
-                print(f'{out} has no results of this run yet: writing them from {folder}')
-            run = finished_run(folder, device=device)
-        return run
-    run = _run_folder_command(args, work)
+    run = _run_folder_command(args, lambda device: _resumed_or_finished(args, folder, out, device))
     if run is not None:
-        _finish_run(run, out, folder,
-                    {'command': 'resume', 'argv': argv, 'args': {**vars(args), 'out': str(out.resolve())}},
-                    start)
+        about = {'command': 'resume', 'argv': argv, 'args': {**vars(args), 'out': str(out.resolve())}}
+        _finish_run(run, out, folder, about, start)
     return 0
 
 # %% ../nbs/15_command.ipynb #b7f5b7db
@@ -1190,29 +1195,24 @@ def _check_resume_world(args:argparse.Namespace, world:int):
     from cnn_course.runs import saved_config
     try: cfg = saved_config(folder)
     except CheckpointError as e: raise CLIError(f'resume {args.dir}: {e}') from None
-    try:
-        check_world(cfg.to_dict(), world,
-                    cuda=cfg.sync_bn and args.device in ('auto', 'cuda') and _cuda_available())
-    # the batch is the run's own (part of its state): the number of processes has to fit
-    # it
+    cuda = cfg.sync_bn and args.device in ('auto', 'cuda') and _cuda_available()
+    try: check_world(cfg.to_dict(), world, cuda=cuda)
+    # the batch is the run's own (part of its state): the number of processes has to fit it
     except ConfigError as e:
         if e.field == 'batch_size':
-            raise CLIError(f"resume {args.dir}: the run's global batch of "
-                           f"{cfg.batch_size} images is split "
-                           "evenly over "
-                           f'the processes, and {world} cannot share it: use a number of '
-                           f'processes that divides {cfg.batch_size}') from None
-        raise CLIError(f'resume {args.dir}: the run uses --sync-bn, which runs on CUDA '
-                       'GPUs only: resume it on GPUs, or in one process') from None
+            raise CLIError(f"resume {args.dir}: the run's global batch of {cfg.batch_size} images is "
+                           f'split evenly over the processes, and {world} cannot share it: use a '
+                           f'number of processes that divides {cfg.batch_size}') from None
+        raise CLIError(f'resume {args.dir}: the run uses --sync-bn, which runs on CUDA GPUs only: '
+                       'resume it on GPUs, or in one process') from None
 
 # %% ../nbs/15_command.ipynb #24e72e17
-def _check_launch(args:argparse.Namespace) -> int:
-    """The number of processes of a launch, after the checks that need no process: a
-    `CLIError` for a bad one."""
+def _check_nodes(args:argparse.Namespace):
+    "A `CLIError` for a launch that cannot start: inside torchrun already, or machines with nowhere to meet."
     if 'WORLD_SIZE' in os.environ:
         raise CLIError('--nproc-per-node: this command already runs under torchrun: '
                        'start it either with torchrun or with --nproc-per-node, not both')
-    n, nodes = args.nproc_per_node, args.nnodes
+    nodes = args.nnodes
     if not 0 <= args.node_rank < nodes:
         raise CLIError(f'--node-rank {args.node_rank}: must be from 0 to {nodes - 1} '
                        f'(--nnodes {nodes})')
@@ -1220,7 +1220,13 @@ def _check_launch(args:argparse.Namespace) -> int:
         raise CLIError(f'--nnodes {nodes}: the machines need a place to meet: add '
                        '--rdzv-endpoint HOST:PORT, the address of machine 0 and a free '
                        'port, to the command on every machine')
-    world = n * nodes
+
+# %% ../nbs/15_command.ipynb #a0e09103
+def _check_launch(args:argparse.Namespace) -> int:
+    """The number of processes of a launch, after the checks that need no process: a
+    `CLIError` for a bad one."""
+    _check_nodes(args)
+    world = args.nproc_per_node * args.nnodes
     if args.command == 'train':
         # once, here, before any process starts (each process checks everything again)
         _check_before_torch(args)

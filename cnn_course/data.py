@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset, random_split, Subset
 from torchvision import datasets, transforms
 from .core import atomic_write, get_device, is_quick, reexport_lazily, remove_stale_temps
 # no PyTorch: the command reads them too
-from .settings import DATASETS, IMAGE_SHAPES
+from .settings import DATASETS, IMAGE_SHAPES, split_sizes
 _all_ = ['DATASETS', 'IMAGE_SHAPES']  # still importable from here, as the lessons do
 # name -> the lesson's module that defines it now; `from cnn_course.data import ...` still
 # works
@@ -56,6 +56,18 @@ def make_transform(flatten:bool=False, # also flatten each (C, H, W) image into 
     return transforms.Compose(steps)
 
 # %% ../nbs/00a_data.ipynb #d0d4cbb6
+def _gratings(labels, phases, size:int, rng) -> np.ndarray:
+    "One grating per label at its class's angle and phase, each jittered: (n, size, size) in [0, 1]."
+    n = len(labels)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    angle = labels * np.pi / 10 + rng.normal(0, 0.05, n)
+    freq = rng.uniform(2.5, 3.5, n)
+    phase = phases[labels] + rng.uniform(-1.5, 1.5, n)
+    along = xx * np.cos(angle)[:, None, None] + yy * np.sin(angle)[:, None, None]
+    gratings = 0.5 + 0.5 * np.cos(2 * np.pi * freq[:, None, None] * along + phase[:, None, None])
+    return gratings
+
+# %% ../nbs/00a_data.ipynb #bf7825b3
 def _write_bytes(path:Path, data:bytes):
     """Write `data` to `path` with `atomic_write` (creating the folder): parallel readers
     never see a half-written file."""
@@ -72,7 +84,6 @@ def _synthetic_arrays(n:int, size:int, channels:int, seed:int, stream:int):
     "`n` class-dependent uint8 images (n, channels, size, size) and balanced int labels."
     # the class prototypes depend on `seed` only: the same in train and test
     proto = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     phases = proto.uniform(0, 2 * np.pi, 10)
     colours = proto.uniform(0.35, 1.0, (10, channels)) if channels > 1 else np.ones((10, 1))
     rng = np.random.default_rng([seed, stream])
@@ -80,11 +91,7 @@ def _synthetic_arrays(n:int, size:int, channels:int, seed:int, stream:int):
     # Each class is a grating at its own angle, but every image is shifted, tilted,
     # rescaled, recoloured and noisy, so neither a linear template nor one epoch is enough
     # (a broken model stays near 10%).
-    angle = labels * np.pi / 10 + rng.normal(0, 0.05, n)
-    freq = rng.uniform(2.5, 3.5, n)
-    phase = phases[labels] + rng.uniform(-1.5, 1.5, n)
-    along = xx * np.cos(angle)[:, None, None] + yy * np.sin(angle)[:, None, None]
-    gratings = 0.5 + 0.5 * np.cos(2 * np.pi * freq[:, None, None] * along + phase[:, None, None])
+    gratings = _gratings(labels, phases, size, rng)
     colour = np.clip(colours[labels] + rng.normal(0, 0.3, (n, channels)), 0.2,
                      1) if channels > 1 else np.ones((n, 1))
     contrast = rng.uniform(0.5, 1.0, (n, 1, 1, 1))
@@ -194,6 +201,16 @@ class ColourFashion(SyntheticCIFAR10):
     sums_file, writer = 'colour-fashion.md5', 'write_colour_fashion'
 
 # %% ../nbs/00a_data.ipynb #dd0a6289
+def _gunzip(src:Path, dst:Path):
+    "`src` decompressed into `dst`, atomically; a `DamagedDataError` for a file cut short."
+    try:
+        with gzip.open(src, 'rb') as inp: atomic_write(dst, lambda out: shutil.copyfileobj(inp, out, 1 << 20))
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise DamagedDataError(f'{src} is damaged ({e}): it was probably cut short while being '
+                               'downloaded or copied. Delete it and fetch it again (for Debian\'s '
+                               'copy: apt-get install --reinstall dataset-fashion-mnist)') from None
+
+# %% ../nbs/00a_data.ipynb #e43e28be
 def _gz_size(path:Path) -> int:
     "The uncompressed size gzip records in the last 4 bytes (modulo 2**32)."
     with open(path, 'rb') as f:
@@ -213,21 +230,13 @@ def decompress_idx(source:str|Path, # a folder with the .gz files, e.g. `DEBIAN_
     there; return the paths written."""
     source, dest = Path(source), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    # a decompression killed halfway leaves its temporary file (up to 47 MB)
-    remove_stale_temps(dest)
+    remove_stale_temps(dest)  # a decompression killed halfway leaves its temporary file (up to 47 MB)
     written = []
     for name in names:
         src, dst = source / f'{name}.gz', dest / name
         if dst.is_file() and dst.stat().st_size % 2**32 == _gz_size(src):
             continue  # done before (writes are atomic)
-        try:
-            with gzip.open(src, 'rb') as inp:
-                atomic_write(dst, lambda out: shutil.copyfileobj(inp, out, 1 << 20))
-        except (EOFError, gzip.BadGzipFile, zlib.error) as e:
-            raise DamagedDataError(f'{src} is damaged ({e}): it was probably cut short '
-                                   'while being downloaded or copied. Delete it and '
-                                   'fetch it again (for Debian\'s copy: apt-get install '
-                                   '--reinstall dataset-fashion-mnist)') from None
+        _gunzip(src, dst)
         written.append(dst)
     return written
 
@@ -559,6 +568,19 @@ def cifar10_or_stand_in(root:str|Path=DATA_ROOT, # where `load_dataset` looks
     return dataset_or_stand_in('cifar10', STAND_IN, root, download)
 
 # %% ../nbs/00a_data.ipynb #d4c8a982
+def _check_val_fraction(val_fraction, n:int):
+    "A `TypeError` or `ValueError` that says why `val_fraction` cannot split `n` items."
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float, np.integer, np.floating)):
+        raise TypeError(f'val_fraction={val_fraction!r}: expected a float in (0, 1) or an int number '
+                        'of items')
+    if isinstance(val_fraction, (int, np.integer)):
+        if not 0 < val_fraction < n:
+            raise ValueError(f'val_fraction={val_fraction}: as a count it must be between 1 and '
+                             f'{n-1} (the dataset has {n} items)')
+    elif not 0 < val_fraction < 1:
+        raise ValueError(f'val_fraction={val_fraction}: as a fraction it must be in (0, 1), e.g. 0.2')
+
+# %% ../nbs/00a_data.ipynb #84fef966
 def train_val_split(dataset:Dataset, # the dataset to split (e.g. a training set)
                     # the validation share: a fraction in (0, 1) or a number of items
                     val_fraction:float|int=0.2,
@@ -566,25 +588,12 @@ def train_val_split(dataset:Dataset, # the dataset to split (e.g. a training set
                    ) -> tuple:
     "Split `dataset` at random, repeatably, into (train_subset, val_subset)."
     n = len(dataset)
-    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float, np.integer, np.floating)):
-        raise TypeError(f'val_fraction={val_fraction!r}: expected a float in (0, 1) or '
-                        'an int number of items')
-    if isinstance(val_fraction, (int, np.integer)):
-        if not 0 < val_fraction < n:
-            raise ValueError(f'val_fraction={val_fraction}: as a count it must be '
-                             f'between 1 and {n-1} (the dataset has {n} items)')
-        n_val = int(val_fraction)
-    else:
-        if not 0 < val_fraction < 1:
-            raise ValueError(f'val_fraction={val_fraction}: as a fraction it must be in '
-                             '(0, 1), e.g. 0.2')
-        n_val = round(n * val_fraction)
-        if not 0 < n_val < n:
-            raise ValueError(f'val_fraction={val_fraction} of {n} items leaves an empty '
-                             'training or validation set')
-    train_part, val_part = random_split(dataset, [n - n_val, n_val],
-                                        generator=torch.Generator().manual_seed(seed))
-    return train_part, val_part
+    _check_val_fraction(val_fraction, n)
+    n_train, n_val = split_sizes(n, val_fraction)  # the command's checks count the same way
+    if not 0 < n_val < n:
+        raise ValueError(f'val_fraction={val_fraction} of {n} items leaves an empty training or '
+                         'validation set')
+    return tuple(random_split(dataset, [n_train, n_val], generator=torch.Generator().manual_seed(seed)))
 
 # %% ../nbs/00a_data.ipynb #4ecc1ae4
 def _lesson_transform(transform):
@@ -601,15 +610,30 @@ def _lesson_transform(transform):
     return steps[1].mean, steps[1].std, flatten
 
 # %% ../nbs/00a_data.ipynb #978632e1
-def _decode_at_once(dataset:Dataset) -> tuple|None:
-    """The whole of a torchvision MNIST/Fashion-MNIST/CIFAR-10 set (or a Subset of one)
-    with the lessons' transform, as `_decode` would give it; else None."""
+def _unwrapped(dataset:Dataset) -> tuple:
+    "`(base dataset, indices into it or None)`: Subset(Subset(base, outer), inner) holds base[outer[inner]]."
     indices, ds = None, dataset
-    # Subset(Subset(base, outer), inner) holds base[outer[inner]]
     while isinstance(ds, Subset):
         here = torch.as_tensor(ds.indices, dtype=torch.long)
         indices = here if indices is None else here[indices]
         ds = ds.dataset
+    return ds, indices
+
+# %% ../nbs/00a_data.ipynb #76f04c3d
+def _to_tensor_normalized(images, mean, std) -> torch.Tensor:
+    "uint8 images (N, H, W) or (N, H, W, C) as ToTensor and Normalize make them, all at once."
+    x = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)  # (N, C, H, W)
+    x = x.contiguous().to(torch.float32).div(255)  # ToTensor's arithmetic
+    mean, std = torch.as_tensor(mean, dtype=x.dtype), torch.as_tensor(std, dtype=x.dtype)
+    if mean.ndim == 1: mean = mean.view(-1, 1, 1)  # as Normalize shapes them
+    if std.ndim == 1: std = std.view(-1, 1, 1)
+    return x.sub(mean).div(std)
+
+# %% ../nbs/00a_data.ipynb #4426a8e5
+def _decode_at_once(dataset:Dataset) -> tuple|None:
+    """The whole of a torchvision MNIST/Fashion-MNIST/CIFAR-10 set (or a Subset of one)
+    with the lessons' transform, as `_decode` would give it; else None."""
+    ds, indices = _unwrapped(dataset)
     if not isinstance(ds, (datasets.MNIST, datasets.CIFAR10)) or ds.target_transform is not None:
         return None
     steps = _lesson_transform(ds.transform)
@@ -618,13 +642,7 @@ def _decode_at_once(dataset:Dataset) -> tuple|None:
     images, labels = torch.as_tensor(ds.data), torch.as_tensor(ds.targets, dtype=torch.long)
     if images.dtype != torch.uint8 or images.ndim not in (3, 4): return None
     if indices is not None: images, labels = images[indices], labels[indices]
-    # (N, C, H, W), as ToTensor makes each
-    x = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)
-    x = x.contiguous().to(torch.float32).div(255)  # ToTensor's arithmetic
-    mean, std = torch.as_tensor(mean, dtype=x.dtype), torch.as_tensor(std, dtype=x.dtype)
-    if mean.ndim == 1: mean = mean.view(-1, 1, 1)  # as Normalize shapes them
-    if std.ndim == 1: std = std.view(-1, 1, 1)
-    x = x.sub(mean).div(std)
+    x = _to_tensor_normalized(images, mean, std)
     return (x.flatten(1) if flatten else x), labels
 
 # %% ../nbs/00a_data.ipynb #ef23ce0f
@@ -742,15 +760,16 @@ class DeviceLoader:
             # seeded alike, draws the same order and takes its part of it.
             g = torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())))
             order = torch.randperm(n, generator=g)
-        if self.world_size > 1:
-            order = torch.arange(n) if order is None else order
-            # as DistributedSampler: the first items again, as often as needed, to fill
-            # the last round
-            if self.pad:
-                extra = math.ceil(n / self.world_size) * self.world_size - n
-                order = torch.cat([order, order.repeat(math.ceil(extra / n))[:extra]])
-            order = order[self.rank::self.world_size]
+        if self.world_size > 1: order = self._my_share(torch.arange(n) if order is None else order)
         return None if order is None else order.to(self.x.device, non_blocking=True)
+
+    def _my_share(self, order):
+        "This process's part of the epoch's order; padded first, as DistributedSampler pads."
+        n = len(order)
+        if self.pad:  # the first items again, as often as needed, to fill the last round
+            extra = math.ceil(n / self.world_size) * self.world_size - n
+            order = torch.cat([order, order.repeat(math.ceil(extra / n))[:extra]])
+        return order[self.rank::self.world_size]
 
     def _augment_draws(self) -> dict|None:
         """This epoch's draws for `augment`, one per position of the epoch (this process's

@@ -59,6 +59,17 @@ def _group_options(device:torch.device, backend:str|None, timeout_s:float) -> di
     return options
 
 # %% ../nbs/13_distributed.ipynb #22f80706
+def _process_device(device, local:int) -> torch.device:
+    "This process's device under torchrun: its own GPU (`local`), or the CPU."
+    if device in (None, 'auto'): device = f'cuda:{local}' if torch.cuda.is_available() else 'cpu'
+    device = torch.device(device)
+    if device.type == 'cuda' and device.index is None: device = torch.device('cuda', local)
+    if device.type not in ('cuda', 'cpu'):
+        raise ValueError(f'device {device}: distributed training runs on CUDA GPUs (NCCL) or on '
+                         'the CPU (gloo)')
+    return device
+
+# %% ../nbs/13_distributed.ipynb #f64547c7
 # None or 'auto': this process's GPU (cuda:LOCAL_RANK) when there is CUDA, else the CPU;
 # or a device
 def init_distributed(device=None,
@@ -71,19 +82,11 @@ def init_distributed(device=None,
     an ordinary run, just the device."""
     rank, world, local = dist_info()
     if world == 1: return get_device(None if device in (None, 'auto') else str(device))
-    if device in (None, 'auto'):
-        device = f'cuda:{local}' if torch.cuda.is_available() else 'cpu'
-    device = torch.device(device)
-    if device.type == 'cuda' and device.index is None:
-        device = torch.device('cuda', local)
-    if device.type not in ('cuda', 'cpu'):
-        raise ValueError(f'device {device}: distributed training runs on CUDA GPUs '
-                         '(NCCL) or on the CPU (gloo)')
+    device = _process_device(device, local)
     if device.type == 'cuda': torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group(**_group_options(device, backend, timeout_s))
-        # however the script ends: see `leave_distributed`
-        atexit.register(leave_distributed)
+        atexit.register(leave_distributed)  # however the script ends: see `leave_distributed`
     return device
 
 # %% ../nbs/13_distributed.ipynb #de7854b1

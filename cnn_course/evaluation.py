@@ -298,6 +298,15 @@ def _image_grid(images, titles, colours, ncols:int=10, legend:str|None=None, tit
     return fig
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #1e06c59c
+def _titles(classes, labels, predicted, count:int) -> tuple:
+    "`(titles, colours)` for the first `count` images: the labels, or `true:predicted` with mistakes red."
+    truths = [classes[y] for y in labels[:count]]
+    if predicted is None: return truths, ['k'] * count
+    guesses = [classes[p] for p in predicted[:count]]
+    return ([_pair_title(t, g) for t, g in zip(truths, guesses)],
+            ['k' if g == t else 'r' for t, g in zip(truths, guesses)])
+
+# %% ../nbs/02_fc_vs_cnn.ipynb #2089f5c4
 def show_images_labels(loader, # yields `(images, labels)`; the first batch is shown
                        classes, # class names, indexed by label (None: ask the dataset)
                        net, # a model to show predictions of, or None for labels only
@@ -313,22 +322,14 @@ def show_images_labels(loader, # yields `(images, labels)`; the first batch is s
     if classes is None: classes = dataset_classes(loader)
     images, labels, predicted = _predict_first_batch(loader, net, device)
     if images.ndim != 4:
-        raise ValueError('show_images_labels needs image batches shaped (batch, '
-                         'channels, height, width); this loader gives '
-                         f'{tuple(images.shape)}. Use a loader built '
-                         'with make_transform() (not flatten=True).')
+        raise ValueError('show_images_labels needs image batches shaped (batch, channels, height, '
+                         f'width); this loader gives {tuple(images.shape)}. Use a loader built with '
+                         'make_transform() (not flatten=True).')
     images = for_display(images, loader)
     count = min(len(images), n)
-    truths = [classes[y] for y in labels[:count]]
-    if predicted is None: titles, colours = truths, ['k'] * count
-    else:
-        guesses = [classes[p] for p in predicted[:count]]
-        titles = [_pair_title(t, g) for t, g in zip(truths, guesses)]
-        colours = ['k' if g == t else 'r' for t, g in zip(truths, guesses)]
-    fig = _image_grid(images[:count], titles, colours, legend=None if predicted is None
-                                                              else PAIR_LEGEND + '; red: a mistake',
-                      title=title)
-    return _finish(fig, show)
+    titles, colours = _titles(classes, labels, predicted, count)
+    legend = None if predicted is None else PAIR_LEGEND + '; red: a mistake'
+    return _finish(_image_grid(images[:count], titles, colours, legend=legend, title=title), show)
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #b25774ca
 def model_summary(net, # the model

@@ -84,26 +84,27 @@ class ActivationStats(Callback):
         self.hooks = Hooks([m for _, m in layers], self._record)
 
     def _record(self, i, module, inputs, output):
-        if not module.training:
-            # fit's validation runs through the same layers in eval mode: not counted
-            return
+        # fit's validation runs through the same layers in eval mode: not counted
+        if not module.training: return
         x = output.detach()[:self.sample]
         if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
-            x = x.permute(0, 2, 3, 1)  # memory order:
-        # reshape needs no copy then (statistics do not care about the order of values)
-        a = x.reshape(-1).float()
-        n = a.numel()
+            # memory order: reshape needs no copy then (statistics ignore the values' order)
+            x = x.permute(0, 2, 3, 1)
+        self._epoch[i].append(self._stats(x.reshape(-1).float()))
+
+    def _stats(self, a):
+        "Mean, standard deviation, share near zero and histogram of the values `a`, as one row."
         # sums and a bincount instead of torch.std_mean and torch.histc: several times
         # faster on the CPU (bench/)
+        n = a.numel()
         mean = a.sum() / n
         std = (torch.dot(a, a) / n - mean * mean).clamp_min(0).sqrt()
-        # shares from every fourth value: they hardly change, the cost drops
-        part = a[::4].abs()
+        part = a[::4].abs()  # shares from every fourth value: they hardly change, the cost drops
         near_zero = (part < self.zero).sum() / part.numel()
         # past hist_max: bin `bins`, dropped
         bin_of = (part * (self.bins / self.hist_max)).clamp_(max=self.bins).long()
         hist = torch.bincount(bin_of, minlength=self.bins + 1)[:self.bins] / part.numel()
-        self._epoch[i].append(torch.cat([torch.stack([mean, std, near_zero]), hist]))
+        return torch.cat([torch.stack([mean, std, near_zero]), hist])
 
     def after_epoch(self, run):
         for i, rows in enumerate(self._epoch):

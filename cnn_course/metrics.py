@@ -62,6 +62,16 @@ def confusion_matrix(loader, # yields `(images, labels)`
     return torch.bincount(labels * n_classes + preds, minlength=n_classes ** 2).reshape(n_classes, n_classes)
 
 # %% ../nbs/04_checkpointing.ipynb #51c911ca
+def _print_class_table(classes, correct, total):
+    "Each class's test accuracy, then the overall one, in the source's format."
+    width = max(len(c) for c in classes)
+    for c, right, n in zip(classes, correct.tolist(), total.tolist()):
+        if n: print(f'Test Accuracy of {c:>{width}s}: {100 * right / n:3.0f}% ({right}/{n})')
+        else: print(f'Test Accuracy of {c:>{width}s}: N/A (no examples)')
+    print(f'\nTest Accuracy (Overall): {100 * correct.sum().item() / total.sum().item():.0f}% '
+          f'({correct.sum()}/{total.sum()})')
+
+# %% ../nbs/04_checkpointing.ipynb #ad8e0e9c
 def per_class_accuracy(loader, # the test data
                        classes, # class names, indexed by label (None: ask the dataset)
                        net, # the model
@@ -74,18 +84,9 @@ def per_class_accuracy(loader, # the test data
     if classes is None: classes = dataset_classes(loader)
     cm = confusion_matrix(loader, net, device, len(classes))
     correct, total = cm.diag(), cm.sum(1)
-    table = {c: (correct[i].item() / total[i].item() if total[i]
-                 else math.nan) for i, c in enumerate(classes)}
-    if verbose:
-        width = max(len(c) for c in classes)
-        for i, c in enumerate(classes):
-            if total[i]:
-                print(f'Test Accuracy of {c:>{width}s}: {100 * table[c]:3.0f}% '
-                      f'({correct[i]}/{total[i]})')
-            else: print(f'Test Accuracy of {c:>{width}s}: N/A (no examples)')
-        print('\nTest Accuracy (Overall): '
-              f'{100 * correct.sum().item() / total.sum().item():.0f}% '
-              f'({correct.sum()}/{total.sum()})')
+    table = {c: correct[i].item() / total[i].item() if total[i] else math.nan
+             for i, c in enumerate(classes)}
+    if verbose: _print_class_table(classes, correct, total)
     return table
 
 # %% ../nbs/04_checkpointing.ipynb #b19f0c11

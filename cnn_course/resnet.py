@@ -103,6 +103,17 @@ def shifted(x:torch.Tensor, # a batch (B, C, H, W)
     return x[torch.arange(b, device=x.device)[:, None, None, None],
              torch.arange(c, device=x.device)[:, None, None], rows[:, None, :, None], cols[:, None, None, :]]
 
+# %% ../nbs/07_resnet_augment.ipynb #ddaffa7a
+def _erased(draws:dict, h:int, w:int, device) -> torch.Tensor:
+    "Where each picture's random rectangle is, as a (B, h, w) mask (all False where nothing is erased)."
+    area = draws['area'] * h * w
+    height = (area * draws['aspect']).sqrt().round().clamp(1, h).long()
+    width = (area / draws['aspect']).sqrt().round().clamp(1, w).long()
+    top, left = (draws['top'] * (h - height + 1)).long(), (draws['left'] * (w - width + 1)).long()
+    i, j = torch.arange(h, device=device)[:, None], torch.arange(w, device=device)
+    return ((i >= top[:, None, None]) & (i < (top + height)[:, None, None]) &
+            (j >= left[:, None, None]) & (j < (left + width)[:, None, None]) & draws['erase'][:, None, None])
+
 # %% ../nbs/07_resnet_augment.ipynb #e2c65016
 class BatchAugment:
     """Random shifts, mirror images and erased rectangles, drawn for each picture and
@@ -160,16 +171,7 @@ class BatchAugment:
         if self.shift:
             x = shifted(x, draws['dy'], draws['dx'])   # each picture by its own offset
         if self.flip: x = torch.where(draws['flip'][:, None, None, None], x.flip(-1), x)
-        if self.erase:
-            area = draws['area'] * h * w
-            height = (area * draws['aspect']).sqrt().round().clamp(1, h).long()
-            width = (area / draws['aspect']).sqrt().round().clamp(1, w).long()
-            top, left = (draws['top'] * (h - height + 1)).long(), (draws['left'] * (w - width + 1)).long()
-            i, j = torch.arange(h, device=x.device)[:, None], torch.arange(w, device=x.device)
-            inside = ((i >= top[:, None, None]) & (i < (top + height)[:, None, None]) &
-                      (j >= left[:, None, None]) & (j < (left + width)[:, None, None]) &
-                      draws['erase'][:, None, None])
-            x = x.masked_fill(inside[:, None], 0.0)
+        if self.erase: x = x.masked_fill(_erased(draws, h, w, x.device)[:, None], 0.0)
         return x
 
     def __call__(self, x:torch.Tensor, generator:torch.Generator|None=None) -> torch.Tensor:

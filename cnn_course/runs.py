@@ -608,6 +608,18 @@ def _results_config(folder:Path) -> RunConfig:
     return RunConfig.from_dict(config)
 
 # %% ../nbs/10_runs.ipynb #e498c4b4
+def _results_model(folder:Path):
+    """`(net, cfg)` from the --out folder of `cnn-course train`: model.pt's weights in the
+    model that run.json names."""
+    cfg = _results_config(folder)
+    net = build_model(cfg)
+    try: net.load_state_dict(torch.load(folder / 'model.pt', map_location='cpu', weights_only=True))
+    except Exception as e:
+        raise CheckpointError(f'{folder}/model.pt does not hold the weights of the {cfg.model} that '
+                              f'run.json names ({type(e).__name__}); train the run again') from None
+    return net, cfg
+
+# %% ../nbs/10_runs.ipynb #c950a8b2
 def load_run_model(
         folder, # a checkpoint folder (best.pt, last.pt) or the --out folder of `cnn-course train` (model.pt)
         *,
@@ -624,22 +636,27 @@ def load_run_model(
             load_checkpoint(folder / name, net)
             return net.to(device).eval(), cfg, folder / name
     if (folder / 'model.pt').is_file():
-        cfg, net = _results_config(folder), None
-        net = build_model(cfg)
-        try:
-            net.load_state_dict(torch.load(folder / 'model.pt', map_location='cpu', weights_only=True))
-        except Exception as e:
-            raise CheckpointError(f'{folder}/model.pt does not hold the weights of the '
-                                  f'{cfg.model} that run.json names '
-                                  f'({type(e).__name__}); train the run '
-                                  'again') from None
+        net, cfg = _results_model(folder)
         return net.to(device).eval(), cfg, folder / 'model.pt'
     where = 'no such folder' if not folder.exists() else 'it holds no best.pt, last.pt or model.pt'
-    raise FileNotFoundError(f'{folder}: {where}; `cnn-course train` writes model.pt into '
-                            'its --out folder and best.pt/last.pt into its --checkpoint '
-                            'folder')
+    raise FileNotFoundError(f'{folder}: {where}; `cnn-course train` writes model.pt into its --out '
+                            'folder and best.pt/last.pt into its --checkpoint folder')
 
 # %% ../nbs/10_runs.ipynb #05e33884
+def _explain(net, results:list, classes, flatten:bool):
+    """Each readable picture of `results` as the network sees it (`picture`, before normalising), and
+    the Grad-CAM map of its top class (`heat_map`), except for blank ones: nothing to explain."""
+    transform, to_tensor = make_transform(flatten), transforms.ToTensor()
+    readable = [r for r in results if r['error'] is None]
+    ready = [r for r in readable if not r['blank']]
+    for start in range(0, len(ready), 256):  # bounded memory for a folder of thousands
+        batch = ready[start:start + 256]
+        x = torch.stack([transform(r['picture']) for r in batch]).to(next(net.parameters()).device)
+        maps = grad_cam(net, x, labels=[classes.index(r['top'][0][0]) for r in batch])
+        for r, heat_map in zip(batch, maps): r['heat_map'] = heat_map
+    for r in readable: r['picture'] = to_tensor(r['picture'])
+
+# %% ../nbs/10_runs.ipynb #b8810e26
 def predict_run(folder, # a run folder, as for `load_run_model`
                 # picture files (PNG, JPEG, GIF, TIFF, ...; any size, colour or grey)
                 images,
@@ -665,18 +682,5 @@ def predict_run(folder, # a run folder, as for `load_run_model`
     results = predict_images(net, images, classes, IMAGE_SHAPES[cfg.dataset], flatten=spec.flatten,
                              invert=invert,
                              top=top, max_pixels=max_pixels, errors=errors, keep_pictures=explain)
-    if explain:
-        transform, to_tensor = make_transform(spec.flatten), transforms.ToTensor()
-        readable = [r for r in results if r['error'] is None]
-        # a blank picture has nothing to explain
-        ready = [r for r in readable if not r['blank']]
-        # bounded memory for a folder of thousands
-        for start in range(0, len(ready), 256):
-            batch = ready[start:start + 256]
-            x = torch.stack([transform(r['picture']) for r in batch]).to(next(net.parameters()).device)
-            maps = grad_cam(net, x, labels=[classes.index(r['top'][0][0]) for r in batch])
-            for r, heat_map in zip(batch, maps): r['heat_map'] = heat_map
-        for r in readable:
-            # as the network sees it, before normalising
-            r['picture'] = to_tensor(r['picture'])
+    if explain: _explain(net, results, classes, spec.flatten)
     return results

@@ -60,30 +60,31 @@ def _korean_font(font_dirs=('/usr/share/fonts', '/usr/local/share/fonts')) -> st
     return find()
 
 # %% ../nbs/00b_viz.ipynb #43c8eda1
+def _font_family(lang:str) -> list:
+    "The fonts to draw `lang`'s labels in: for Korean, a Korean font first (a warning if none is found)."
+    if lang == 'en': return ['sans-serif']
+    font = _korean_font()
+    if font is None:
+        warnings.warn("set_plot_style('ko'): no Korean font found (looked for "
+                      f"{', '.join(KOREAN_FONTS)}), so Hangul would be drawn as empty boxes. Install "
+                      "one, e.g. in Colab or on Debian/Ubuntu `!apt-get -qq install fonts-nanum`, then "
+                      "call set_plot_style('ko') again (no restart needed).", stacklevel=3)
+        return None
+    return [font, 'sans-serif']
+
+# %% ../nbs/00b_viz.ipynb #cc19852c
 def set_plot_style(lang:str='en', # label language: 'en' or 'ko' (Korean labels and a Korean font)
                   ) -> None:
     """Set the lessons' matplotlib defaults (figure size, font size, grid) and the label
     language."""
-    if lang not in LABELS:
-        raise ValueError(f"lang={lang!r} is not one of {sorted(LABELS)}")
+    if lang not in LABELS: raise ValueError(f"lang={lang!r} is not one of {sorted(LABELS)}")
     plt.rcParams['figure.figsize'] = (6, 6)
     plt.rcParams['font.size'] = 14
     plt.rcParams['axes.grid'] = True
-    # Korean fonts often lack the Unicode minus glyph
-    plt.rcParams['axes.unicode_minus'] = False
+    plt.rcParams['axes.unicode_minus'] = False  # Korean fonts often lack the Unicode minus glyph
     _state['lang'] = lang
-    if lang == 'en':
-        plt.rcParams['font.family'] = ['sans-serif']
-        return
-    font = _korean_font()
-    if font is None:
-        warnings.warn("set_plot_style('ko'): no Korean font found (looked for "
-                      f"{', '.join(KOREAN_FONTS)}), so Hangul would be drawn as empty "
-                      "boxes. Install one, e.g. in Colab or on Debian/Ubuntu `!apt-get "
-                      "-qq install fonts-nanum`, then call set_plot_style('ko') again "
-                      "(no restart needed).", stacklevel=2)
-        return
-    plt.rcParams['font.family'] = [font, 'sans-serif']
+    family = _font_family(lang)
+    if family is not None: plt.rcParams['font.family'] = family
 
 # %% ../nbs/00b_viz.ipynb #95628ad2
 def denormalize(images:torch.Tensor, # a CHW image or an NCHW batch, as the data's transform produced it
