@@ -805,6 +805,14 @@ def _what_is_kept(folder, again:str) -> str:
             f'{folder} {again}`.')
 
 # %% ../nbs/15_command.ipynb #1db7f7f1
+def _child_failed(failures:dict, world:int, folder, again:str) -> int:
+    "Say in one line which process ended and how, what is kept and how to go on; exit status 1."
+    rank, failure = _first_failure(failures)
+    print(f'cnn-course: {_how_it_ended(rank, failure, world)}; torchrun stopped the others. '
+          f'{_what_is_kept(folder, again)}', file=sys.stderr)
+    return 1
+
+# %% ../nbs/15_command.ipynb #33ec47b3
 def _torchrun(torchrun_args:list, args:argparse.Namespace, world:int, folder, again:str) -> int:
     """torchrun with `torchrun_args`, in this process; its exit status, a failure said in
     one line (torch's report with --debug)."""
@@ -819,14 +827,9 @@ def _torchrun(torchrun_args:list, args:argparse.Namespace, world:int, folder, ag
         try: run(parse_args([f'--log-dir={logs}', *torchrun_args]))
         except ChildFailedError as e:
             if debug: raise
-            rank, failure = _first_failure(e.failures)
-            print(f'cnn-course: {_how_it_ended(rank, failure, world)}; torchrun stopped '
-                  f'the others. {_what_is_kept(folder, again)}', file=sys.stderr)
-            return 1
-        # Ctrl-C (SIGINT) or SIGTERM to this launcher: torchrun stopped the processes
-        except SignalException as e:
-            print(f'cnn-course: stopped by {e.sigval.name}. '
-                  f'{_what_is_kept(folder, again)}', file=sys.stderr)
+            return _child_failed(e.failures, world, folder, again)
+        except SignalException as e:  # Ctrl-C or SIGTERM to this launcher: torchrun stopped the processes
+            print(f'cnn-course: stopped by {e.sigval.name}. {_what_is_kept(folder, again)}', file=sys.stderr)
             return 130 if e.sigval == signal.SIGINT else 128 + e.sigval
     return 0
 
@@ -936,6 +939,15 @@ def _explained_mistakes(run, seen:tuple, loader):
                          legend=PAIR_LEGEND + '; beside each, its Grad-CAM map')
 
 # %% ../nbs/15_command.ipynb #fc484791
+def _seen(run, loader) -> tuple:
+    "`predict`'s answer for `loader`, inputs kept, in the precision and layout the run was scored in."
+    from cnn_course.evaluation import predict  # late: only evaluate needs them
+    from cnn_course.train import resolve_amp
+    return predict(loader, run.net, run.device, with_inputs=True,
+                   amp_dtype=resolve_amp(run.config.amp, run.device)[0],
+                   channels_last=run.config.channels_last)
+
+# %% ../nbs/15_command.ipynb #51ca2181
 def save_views(folder:Path, # the run's checkpoint folder
                run, # a `Run` from `evaluate_run`, holding the weights to show
                split:str='test', # 'test' or 'val': which images
@@ -944,16 +956,11 @@ def save_views(folder:Path, # the run's checkpoint folder
               ) -> list[Path]:
     """Write lesson 4's views of `run.net` on `split` into `folder` (`VIEW_FILES`), each
     atomically; return the paths."""
-    from cnn_course.evaluation import predict  # late: only evaluate needs them
-    from cnn_course.metrics import confusion_matrix, plot_confusion_matrix, show_misclassified
-    from cnn_course.train import resolve_amp
+    from cnn_course.metrics import (confusion_matrix,  # late: only evaluate needs them
+                                    plot_confusion_matrix, show_misclassified)
     loader = run.val_loader if split == 'val' else run.test_loader
     csv_name, confusion_name, mistakes_name = (f.format(split=split) for f in VIEW_FILES)
-    # one pass over the images serves every view, in the precision the scores were
-    # computed in
-    seen = predict(loader, run.net, run.device, with_inputs=True,
-                   amp_dtype=resolve_amp(run.config.amp, run.device)[0],
-                   channels_last=run.config.channels_last)
+    seen = _seen(run, loader)  # one pass over the images serves every view
     counts = confusion_matrix(loader, run.net, run.device, len(run.classes), predictions=seen)
     table = _per_class_csv(run.classes, counts)
     files = [atomic_write(folder / csv_name, lambda f: f.write(table), 'w')]
@@ -1290,6 +1297,16 @@ def _error_status(e:Exception, args) -> int:
     return 2
 
 # %% ../nbs/15_command.ipynb #02d9922d
+def _interrupted(args) -> int:
+    """Ctrl-C: one line, and the exit status 130. A run with --checkpoint has just printed which
+    epoch last.pt holds (`Checkpoint.kept`); a train without one says that nothing is kept."""
+    unsaved = getattr(args, 'command', None) == 'train' and args.checkpoint is None
+    if _rank() == 0:
+        kept = f'; {_NO_CHECKPOINT} (add --checkpoint DIR to keep them)' if unsaved else ''
+        print(f'cnn-course: interrupted{kept}', file=sys.stderr)
+    return 130
+
+# %% ../nbs/15_command.ipynb #4e9642b7
 def main(argv:list[str]|None=None, # the arguments, e.g. ['train', '--epochs', '1']; None: the command line
         ) -> int:
     """Run the `cnn-course` command; return its exit status (0: success, 2: bad input,
@@ -1307,14 +1324,7 @@ def main(argv:list[str]|None=None, # the arguments, e.g. ['train', '--epochs', '
             return COMMANDS[args.command](args, argv)
     except (CLIError, DiskFullError, MemoryError, RuntimeError) as e:
         return _error_status(e, args)
-    # a run with --checkpoint has just printed which epoch last.pt holds (Checkpoint.kept)
-    except KeyboardInterrupt:
-        unsaved = getattr(args, 'command', None) == 'train' and args.checkpoint is None
-        if _rank() == 0:
-            print('cnn-course: interrupted' + (f'; {_NO_CHECKPOINT} (add --checkpoint '
-                                               'DIR to keep them)'
-                                               if unsaved else ''), file=sys.stderr)
-        return 130
+    except KeyboardInterrupt: return _interrupted(args)
 
 # %% ../nbs/15_command.ipynb #9767d531
 if __name__ == '__main__' and not hasattr(builtins, '__IPYTHON__'):
