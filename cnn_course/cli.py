@@ -214,8 +214,8 @@ _SPEED_OPTIONS = {
                        'uses)'),
     '--sync-bn': dict(action='store_true',
                       help='with --nproc-per-node on CUDA GPUs: batch-norm statistics '
-                           'over the whole global '
-                           "batch (SyncBatchNorm) instead of each process's part of it"),
+                           "over the whole global batch (SyncBatchNorm) instead of each "
+                           "process's part of it"),
     '--channels-last': dict(action='store_true',
                             help='train a conv net in channels-last memory layout '
                                  '(faster convolutions, especially with --amp)'),
