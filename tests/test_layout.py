@@ -133,6 +133,19 @@ def test_names_come_from_their_home(module):
     assert not wrong, f'{module} imports {wrong}: import each from the module that defines it'
 
 
+def test_each_notebook_writes_one_module():
+    """A notebook's exported cells all go to the module its `#| default_exp` names: no `#| export
+    other_module`, and a module's imports stand in its own notebook."""
+    import json
+    bad = []
+    for nb in sorted((LIB.parent / 'nbs').glob('*.ipynb')):
+        for cell in json.loads(nb.read_text(encoding='utf-8'))['cells']:
+            first = ''.join(cell['source']).split('\n', 1)[0]
+            if cell['cell_type'] == 'code' and re.match(r'#\|\s*export[s]?\s+\w', first):
+                bad.append(f'{nb.name}: {first}')
+    assert not bad, f'cells exported to another module than their notebook\'s: {bad}'
+
+
 def test_one_atomic_write():
     hits = [f'{p.name}:{i}' for p in sorted(LIB.glob('*.py'))
             for i, line in enumerate(p.read_text().splitlines(), 1) if 'os.replace' in line]
