@@ -141,7 +141,7 @@ def test_each_notebook_writes_one_module():
     for nb in sorted((LIB.parent / 'nbs').glob('*.ipynb')):
         for cell in json.loads(nb.read_text(encoding='utf-8'))['cells']:
             first = ''.join(cell['source']).split('\n', 1)[0]
-            if cell['cell_type'] == 'code' and re.match(r'#\|\s*export[s]?\s+\w', first):
+            if cell['cell_type'] == 'code' and re.match(r'#\|\s*export[si]?\s+\w', first):
                 bad.append(f'{nb.name}: {first}')
     assert not bad, f'cells exported to another module than their notebook\'s: {bad}'
 
