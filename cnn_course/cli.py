@@ -673,6 +673,17 @@ TEST_SET_WARNING = ('cnn-course: warning: --val-fraction 0 validates on the test
                     'chosen by the test set, so its accuracy is no longer an unbiased '
                     'estimate')
 
+def _train(cfg, checkpoint:Path|None, args:argparse.Namespace):
+    "`train_run` for the command: its refusals worded for the command line."
+    from cnn_course.checkpoint import CheckpointError  # late: once the options are known to be good
+    from cnn_course.runs import train_run
+    progress = False if args.no_progress else None
+    try: return train_run(cfg, checkpoint, progress=progress, overwrite=args.overwrite)
+    except ConfigError as e: raise _worded(e) from None
+    except CheckpointError as e: raise _worded(e, f'--checkpoint {checkpoint}: ') from None
+    except DiskFullError as e: raise _stopped_by_full_disk(e, checkpoint) from None
+
+# %% ../nbs/15_command.ipynb #9432fd4e
 def train_command(args:argparse.Namespace, # the options `build_parser` parsed
                   argv:list|None=None, # the command line, recorded in run.json
                  ) -> int:
@@ -680,24 +691,18 @@ def train_command(args:argparse.Namespace, # the options `build_parser` parsed
     sets, write the results into `--out`; return 0."""
     start = time.perf_counter()
     cfg = check_args(args)
-    from cnn_course.checkpoint import CheckpointError  # late: once the options are known to be good
-    from cnn_course.runs import train_run
     out = _fill(args.out, args)
     checkpoint = None if args.checkpoint is None else _fill(args.checkpoint, args)
-    if cfg.validates_on_test and _rank() == 0: print(TEST_SET_WARNING, file=sys.stderr)
-    if checkpoint is not None and _rank() == 0: _record_out(checkpoint, out)
     if _rank() == 0:
+        if cfg.validates_on_test: print(TEST_SET_WARNING, file=sys.stderr)
+        if checkpoint is not None: _record_out(checkpoint, out)
         print(f'cnn-course: training {cfg.model} on {cfg.dataset} for {cfg.epochs} '
               f'epoch{"s" if cfg.epochs > 1 else ""}')
-    progress = False if args.no_progress else None
-    try: run = train_run(cfg, checkpoint, progress=progress, overwrite=args.overwrite)
-    except ConfigError as e: raise _worded(e) from None
-    except CheckpointError as e:
-        raise _worded(e, f'--checkpoint {checkpoint}: ') from None
-    except DiskFullError as e: raise _stopped_by_full_disk(e, checkpoint) from None
-    _finish_run(run, out, checkpoint,
-                {'command': 'train', 'argv': argv, 'args': {**vars(args), 'out': str(out.resolve()),
-                'tensorboard': cfg.tensorboard and str(Path(cfg.tensorboard).resolve())}}, start)
+    run = _train(cfg, checkpoint, args)
+    tensorboard = cfg.tensorboard and str(Path(cfg.tensorboard).resolve())
+    about = {'command': 'train', 'argv': argv,
+             'args': {**vars(args), 'out': str(out.resolve()), 'tensorboard': tensorboard}}
+    _finish_run(run, out, checkpoint, about, start)
     return 0
 
 # %% ../nbs/15_command.ipynb #b9e58a3d
@@ -1109,6 +1114,14 @@ def _report_predictions(failed:list, results:list) -> list:
     return rows
 
 # %% ../nbs/15_command.ipynb #7c198eed
+def _csv_target(args:argparse.Namespace) -> Path|None:
+    "predict's `--csv` file, its folder checked writable before the work; None without `--csv`."
+    if args.csv is None: return None
+    csv_file = Path(args.csv).expanduser()
+    _writable(csv_file.parent, f'--csv {args.csv}', keep=False)
+    return csv_file
+
+# %% ../nbs/15_command.ipynb #dd96d872
 def predict_command(args:argparse.Namespace, # the options `build_parser` parsed
                     argv:list|None=None, # the command line (unused)
                    ) -> int:
@@ -1120,18 +1133,14 @@ def predict_command(args:argparse.Namespace, # the options `build_parser` parsed
     if not pictures:
         why = '; '.join(f'{arg}: {why}' for arg, why in failed)
         raise CLIError(f'predict: {why}: nothing to classify')
-    csv_file = None if args.csv is None else Path(args.csv).expanduser()
-    if csv_file is not None:
-        # checked before the work
-        _writable(csv_file.parent, f'--csv {args.csv}', keep=False)
+    csv_file = _csv_target(args)
     for note in notes: print(f'cnn-course: predict: {note}', file=sys.stderr)
     rows = _report_predictions(failed, _classify_pictures(args, pictures))
     unread = sum(1 for r in rows if r[3].startswith('error: '))
     if unread and len(rows) > 1:
         print(f'cnn-course: predict: {unread} of {len(rows)} pictures could not be read', file=sys.stderr)
     if csv_file is not None:
-        # the check above removed what it created
-        csv_file.parent.mkdir(parents=True, exist_ok=True)
+        csv_file.parent.mkdir(parents=True, exist_ok=True)  # the check above removed what it made
         table = _csv_text(['image', 'class', 'probability', 'note'], rows)
         atomic_write(csv_file, lambda f: f.write(table), 'w')
     return 1 if unread else 0

@@ -158,6 +158,15 @@ def _disk_full(e:OSError, path:Path) -> DiskFullError:
                          'again')
 
 # %% ../nbs/00_setup.ipynb #dfe351e6
+def _write_synced(fd:int, mode:str, write_fn:Callable):
+    "`write_fn` into the open file `fd`, then flushed and synced to the disk."
+    text = {} if 'b' in mode else {'encoding': 'utf-8', 'newline': ''}
+    with os.fdopen(fd, mode, **text) as f:
+        write_fn(f)
+        f.flush()
+        os.fsync(f.fileno())
+
+# %% ../nbs/00_setup.ipynb #7f255454
 def atomic_write(path:str|Path, # the file to write; its folder must exist
                  # called with the open temporary file; writes the contents
                  write_fn:Callable,
@@ -170,10 +179,7 @@ def atomic_write(path:str|Path, # the file to write; its folder must exist
     # leftovers from a live one's
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.{os.getpid()}.', suffix='.tmp')
     try:
-        with os.fdopen(fd, mode, **({} if 'b' in mode else {'encoding': 'utf-8', 'newline': ''})) as f:
-            write_fn(f)
-            f.flush()
-            os.fsync(f.fileno())
+        _write_synced(fd, mode, write_fn)
         # mkstemp makes owner-only files; give the usual permissions
         os.chmod(tmp, _new_file_mode(path))
         os.replace(tmp, path)

@@ -646,14 +646,8 @@ def _decode_at_once(dataset:Dataset) -> tuple|None:
     return (x.flatten(1) if flatten else x), labels
 
 # %% ../nbs/00a_data.ipynb #ef23ce0f
-def _decode(dataset:Dataset, batch_size:int=1000) -> tuple:
-    "Every (image, label) of `dataset` through its transform, as two CPU tensors."
-    if len(dataset) == 0:
-        raise ValueError('DeviceLoader got a dataset with no items: check what built it '
-                         '(a limit of 0, a filter that kept nothing, a split that left '
-                         'one side empty, a folder with no files)')
-    at_once = _decode_at_once(dataset)
-    if at_once is not None: return at_once
+def _decode_in_batches(dataset:Dataset, batch_size:int) -> tuple:
+    "Every item of `dataset` through its transform, a batch at a time, as two CPU tensors."
     xs, ys = [], []
     try:
         # A private generator: a DataLoader iterator otherwise draws a seed from torch's
@@ -666,6 +660,16 @@ def _decode(dataset:Dataset, batch_size:int=1000) -> tuple:
         raise TypeError('DeviceLoader needs items that are tensors; give the dataset a '
                         f'transform such as make_transform() ({e})') from e
     return torch.cat(xs), torch.cat(ys)
+
+# %% ../nbs/00a_data.ipynb #3e8fef1b
+def _decode(dataset:Dataset, batch_size:int=1000) -> tuple:
+    "Every (image, label) of `dataset` through its transform, as two CPU tensors."
+    if len(dataset) == 0:
+        raise ValueError('DeviceLoader got a dataset with no items: check what built it '
+                         '(a limit of 0, a filter that kept nothing, a split that left '
+                         'one side empty, a folder with no files)')
+    at_once = _decode_at_once(dataset)
+    return at_once if at_once is not None else _decode_in_batches(dataset, batch_size)
 
 # %% ../nbs/00a_data.ipynb #99309c20
 def _fits(nbytes:int, device:torch.device) -> bool:

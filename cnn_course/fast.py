@@ -56,6 +56,12 @@ def _range_step(model, opt, criterion, batch, device, lr:float) -> float:
     opt.step()
     return loss.item()
 
+# %% ../nbs/03b_train_fast.ipynb #c83aaa0f
+def _range_losses(model, opt, criterion, loader, device, rates:list):
+    "Each rate of `rates` with the loss of one step at it, a batch each (the loader cycled)."
+    for lr, batch in zip(rates, _cycled(loader)):
+        yield lr, _range_step(model, opt, criterion, batch, device, lr)
+
 # %% ../nbs/03b_train_fast.ipynb #43a99b9c
 def lr_find(net, # the model (left untouched: a copy is trained)
             # its optimizer (left untouched: a copy with the same settings is used)
@@ -79,16 +85,13 @@ def lr_find(net, # the model (left untouched: a copy is trained)
     states = rng_state()  # put back at the end: the range test borrows the generators
     model, opt = _copies(net, optimizer)
     model.train()
+    rates = [start_lr * (end_lr / start_lr) ** (i / (num_iter - 1)) for i in range(num_iter)]
     lrs, losses, average, best = [], [], 0.0, math.inf
     try:
-        for i, batch in zip(range(num_iter), _cycled(train_loader)):
-            lr = start_lr * (end_lr / start_lr) ** (i / (num_iter - 1))
-            loss = _range_step(model, opt, criterion, batch, device, lr)
+        for i, (lr, loss) in enumerate(_range_losses(model, opt, criterion, train_loader, device, rates)):
             average = smoothing * average + (1 - smoothing) * loss
-            # bias-corrected, as for Adam's averages
-            smoothed = average / (1 - smoothing ** (i + 1))
-            if not math.isfinite(smoothed) or (i > 0 and smoothed > 4 * best):
-                break  # blown up: stop
+            smoothed = average / (1 - smoothing ** (i + 1))  # bias-corrected, as for Adam's averages
+            if not math.isfinite(smoothed) or (i > 0 and smoothed > 4 * best): break  # blown up: stop
             best = min(best, smoothed)
             lrs.append(lr); losses.append(smoothed)
     finally: set_rng_state(states)

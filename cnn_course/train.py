@@ -240,6 +240,23 @@ def _auto_amp(kind:str, bf16:_Bf16) -> tuple:
     return None, f'float32 (this {kind} has no native bf16)'
 
 # %% ../nbs/12_fit.ipynb #455b061d
+def _asked_amp(amp:str, kind:str, bf16:_Bf16) -> tuple:
+    "`(dtype, why)` for `amp='bf16'` or `'fp16'`, or a `ValueError` where this device cannot."
+    dtype = torch.bfloat16 if amp == 'bf16' else torch.float16
+    if not _autocast_works(kind, dtype):
+        raise ValueError(f"amp={amp!r}: PyTorch {torch.__version__} has no {amp} autocast on "
+                         f"{kind}: use amp=None or amp='auto'")
+    if kind == 'cuda' and dtype is torch.bfloat16 and not bf16.native:
+        raise ValueError(f"amp='bf16': {bf16.gpu} has no native bfloat16, which came "
+                         "with compute capability 8.0 (Ampere): use amp='fp16' (with a "
+                         "gradient scaler) or amp='auto'")
+    native = (bf16.native if dtype is torch.bfloat16
+              else kind == 'cuda' or bool(_cpu_flags() & {'avx512_fp16', 'amx_fp16'}))
+    scaler = ' with a gradient scaler' if dtype is torch.float16 else ''
+    emulated = '' if native else f' (emulated on this {kind}: slower than float32)'
+    return dtype, f'{amp} autocast{scaler}{emulated}'
+
+# %% ../nbs/12_fit.ipynb #388a7005
 def resolve_amp(amp, # None (float32), 'auto', 'bf16' or 'fp16'
                 device, # where the model trains
                ) -> tuple:
@@ -251,21 +268,7 @@ def resolve_amp(amp, # None (float32), 'auto', 'bf16' or 'fp16'
                          "hardware has it), 'bf16' or 'fp16'")
     if amp is None: return None, 'float32'
     bf16 = _bf16_support(kind, device)
-    if amp == 'auto': return _auto_amp(kind, bf16)
-    dtype = torch.bfloat16 if amp == 'bf16' else torch.float16
-    if not _autocast_works(kind, dtype):
-        raise ValueError(f"amp={amp!r}: PyTorch {torch.__version__} has no {amp} "
-                         f"autocast on {kind}: use "
-                         "amp=None or amp='auto'")
-    if kind == 'cuda' and dtype is torch.bfloat16 and not bf16.native:
-        raise ValueError(f"amp='bf16': {bf16.gpu} has no native bfloat16, which came "
-                         "with compute capability 8.0 (Ampere): use amp='fp16' (with a "
-                         "gradient scaler) or amp='auto'")
-    native = (bf16.native if dtype is torch.bfloat16
-              else kind == 'cuda' or bool(_cpu_flags() & {'avx512_fp16', 'amx_fp16'}))
-    scaler = ' with a gradient scaler' if dtype is torch.float16 else ''
-    emulated = '' if native else f' (emulated on this {kind}: slower than float32)'
-    return dtype, f'{amp} autocast{scaler}{emulated}'
+    return _auto_amp(kind, bf16) if amp == 'auto' else _asked_amp(amp, kind, bf16)
 
 # %% ../nbs/12_fit.ipynb #9ffa4b70
 def _quiet_step(scheduler, *args):
@@ -285,14 +288,8 @@ def _per_batch(scheduler) -> bool:
     return isinstance(scheduler, (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR))
 
 # %% ../nbs/12_fit.ipynb #85fd28df
-def _train_step(run, inputs, labels, step_scheduler):
-    "One optimizer step on a batch: its outputs and its loss, left on the device."
-    if run.channels_last and inputs.ndim == 4:
-        inputs = inputs.contiguous(memory_format=torch.channels_last)
-    run.optimizer.zero_grad(set_to_none=True)
-    with torch.autocast(torch.device(run.device).type, run.amp_dtype, enabled=run.amp_dtype is not None):
-        outputs = run.model(inputs)
-        loss = run.criterion(outputs, labels)
+def _optimizer_step(run, loss, step_scheduler):
+    "Backward, the optimizer's step and a per-batch scheduler's, through the gradient scaler under fp16."
     if run.scaler is None:
         loss.backward()
         run.optimizer.step()
@@ -305,6 +302,17 @@ def _train_step(run, inputs, labels, step_scheduler):
     if step_scheduler is not None:
         if run.scaler is None: step_scheduler.step()
         else: _quiet_step(step_scheduler)
+
+# %% ../nbs/12_fit.ipynb #2a804c0d
+def _train_step(run, inputs, labels, step_scheduler):
+    "One optimizer step on a batch: its outputs and its loss, left on the device."
+    if run.channels_last and inputs.ndim == 4:
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    run.optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(torch.device(run.device).type, run.amp_dtype, enabled=run.amp_dtype is not None):
+        outputs = run.model(inputs)
+        loss = run.criterion(outputs, labels)
+    _optimizer_step(run, loss, step_scheduler)
     return outputs, loss.detach()
 
 # %% ../nbs/12_fit.ipynb #9e7c3609
@@ -364,18 +372,21 @@ def current_lr(optimizer, # a torch optimizer
     return float(optimizer.param_groups[0]['lr'])
 
 # %% ../nbs/12_fit.ipynb #363401fb
+def _shard_device_loader(loader:DeviceLoader, train:bool, rank:int, world:int) -> DeviceLoader:
+    """This process's part of a `DeviceLoader`. Training: the global batch split evenly, shards
+    padded to equal length (every process takes every step); validation: every image exactly
+    once, in batches of about the same size."""
+    if loader.world_size > 1: return loader  # the caller sharded it already
+    part = None if train else math.ceil(loader.batch_size / world)
+    return loader.shard(rank, world, pad=train, batch_size=part)
+
+# %% ../nbs/12_fit.ipynb #b207c009
 def _shard(loader, train:bool):
     """This process's part of `loader` when several share the work (the loader itself
     otherwise), and whether its sums must be added up."""
     if loader is None or not distributed(): return loader, False
     rank, world, _ = dist_info()
-    if isinstance(loader, DeviceLoader):
-        if loader.world_size > 1: return loader, True  # the caller sharded it already
-        # training: the global batch split evenly, shards padded to equal length (every
-        # process takes every step); validation: every image exactly once, in batches of
-        # about the same size
-        part = None if train else math.ceil(loader.batch_size / world)
-        return loader.shard(rank, world, pad=train, batch_size=part), True
+    if isinstance(loader, DeviceLoader): return _shard_device_loader(loader, train, rank, world), True
     if isinstance(getattr(loader, 'sampler', None), DistributedSampler):
         return loader, True
     if not train:
