@@ -413,12 +413,8 @@ def _add_run_commands(commands) -> None:
         add(commands)
 
 # %% ../nbs/15_command.ipynb #4694f32e
-def build_parser() -> argparse.ArgumentParser:
-    "The `cnn-course` argument parser: `train`, `resume`, `evaluate` and `predict`."
-    parser = _Parser(prog='cnn-course', description='Train the CNN course models from a '
-                                                    'terminal.')
-    parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
-    commands = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
+def _add_train_command(commands) -> None:
+    "`cnn-course train`: its description and options, the launch options included."
     train = commands.add_parser('train', formatter_class=_HelpFormatter,
         help='train a model; save its history, learning curves and weights',
         description='Train a model on a dataset, then write history.csv, history.npy, '
@@ -426,6 +422,15 @@ def build_parser() -> argparse.ArgumentParser:
                     'before training starts.')
     _add_train_options(train)
     _add_launch_options(train)
+
+# %% ../nbs/15_command.ipynb #44049207
+def build_parser() -> argparse.ArgumentParser:
+    "The `cnn-course` argument parser: `train`, `resume`, `evaluate` and `predict`."
+    parser = _Parser(prog='cnn-course', description='Train the CNN course models from a '
+                                                    'terminal.')
+    parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
+    commands = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
+    _add_train_command(commands)
     _add_run_commands(commands)
     for command in commands.choices.values():
         command.add_argument('--debug', action='store_true',

@@ -462,6 +462,18 @@ def _ink(pictures, dy, dx, shift:int) -> np.ndarray:
     return ink
 
 # %% ../nbs/00a_data.ipynb #b4a5d1c1
+def _checked_pictures(pictures, shift:int) -> np.ndarray:
+    "`pictures` as an (n, 28, 28) uint8 array, with `shift` checked: or a `ValueError`."
+    pictures = np.asarray(pictures)
+    if pictures.ndim != 3 or pictures.shape[1:] != (28, 28) or pictures.dtype != np.uint8:
+        raise ValueError('pictures: expected (n, 28, 28) uint8 grey pictures, got '
+                         f'{pictures.shape} {pictures.dtype}')
+    if not 0 <= shift <= 4:
+        raise ValueError(f'shift={shift}: a 28-pixel picture fits a 32-pixel canvas at '
+                         'offsets 0 to 4')
+    return pictures
+
+# %% ../nbs/00a_data.ipynb #4ff90d38
 def colour_canvases(pictures:np.ndarray, # (n, 28, 28) uint8 grey pictures, light on dark (Fashion-MNIST's)
                     # an int or a sequence of ints for NumPy's generator: the same seed,
                     # the same canvases
@@ -470,13 +482,7 @@ def colour_canvases(pictures:np.ndarray, # (n, 28, 28) uint8 grey pictures, ligh
                    ) -> np.ndarray:
     """Each picture on a 32x32 canvas at a random offset, in a random colour on a random
     background: (n, 3, 32, 32) uint8."""
-    pictures = np.asarray(pictures)
-    if pictures.ndim != 3 or pictures.shape[1:] != (28, 28) or pictures.dtype != np.uint8:
-        raise ValueError('pictures: expected (n, 28, 28) uint8 grey pictures, got '
-                         f'{pictures.shape} {pictures.dtype}')
-    if not 0 <= shift <= 4:
-        raise ValueError(f'shift={shift}: a 28-pixel picture fits a 32-pixel canvas at '
-                         'offsets 0 to 4')
+    pictures = _checked_pictures(pictures, shift)
     rng = np.random.default_rng(seed)
     background, colour = _colour_pairs(rng, len(pictures))
     dy, dx = rng.integers(0, shift + 1, (2, len(pictures)))

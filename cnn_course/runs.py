@@ -363,6 +363,14 @@ def _split(cfg:RunConfig, full, test_set) -> tuple:
     return full, test_set
 
 # %% ../nbs/10_runs.ipynb #3291489a
+def _run_model(cfg:RunConfig, device, world:int, train_set) -> nn.Module:
+    "The run's untrained model on `device` (batch norm synchronised if asked), checked against the data."
+    net = build_model(cfg).to(device)
+    if cfg.sync_bn and world > 1: net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    check_model_fits(net, train_set, device, len(CLASS_NAMES[cfg.dataset]))
+    return net
+
+# %% ../nbs/10_runs.ipynb #088557c0
 def make_run(cfg:RunConfig, # what to build
              device=None, # where to train (default: `cfg.device`)
             ) -> Run:
@@ -377,9 +385,7 @@ def make_run(cfg:RunConfig, # what to build
     spec, classes = MODELS[cfg.model], CLASS_NAMES[cfg.dataset]
     full, test_set = _rank0_first(lambda: _load_data(cfg, make_transform(flatten=spec.flatten)))
     train_set, val_set = _split(cfg, full, test_set)
-    net = build_model(cfg).to(device)
-    if cfg.sync_bn and world > 1: net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
-    check_model_fits(net, train_set, device, len(classes))
+    net = _run_model(cfg, device, world, train_set)
     optimizer = make_optimizer(cfg, net.parameters())
     loaders = make_loaders(cfg, train_set, val_set, test_set, device)
     return Run(cfg, net, optimizer, make_scheduler(cfg, optimizer, len(loaders[0])),
@@ -559,6 +565,17 @@ def _print_score(which:str, score:dict, name:str):
           f"accuracy {score['accuracy']:.4f} on {score['n']} images{views}")
 
 # %% ../nbs/10_runs.ipynb #2dfe6aa4
+def _score(run, ckpt:dict, ckpts:dict, which:str, split:str, tta:bool) -> dict:
+    """One checkpoint's score on `split`, its weights already in `run.net`; best.pt, when it holds
+    last.pt's weights, is not scored again."""
+    loader = run.val_loader if split == 'val' else run.test_loader
+    if which == 'best' and 'last' in run.scores and _same_weights(ckpt, ckpts['last']):
+        loss, acc = run.scores['last']['loss'], run.scores['last']['accuracy']
+    else: loss, acc = _evaluate(run, loader, tta)
+    return {'epoch': ckpt['epoch'], 'split': split, 'loss': loss, 'accuracy': acc, 'n': len(loader.y),
+            'tta': tta}
+
+# %% ../nbs/10_runs.ipynb #b7811104
 def evaluate_run(folder, # a checkpoint folder written by `train_run` (or `cnn-course train --checkpoint`)
                  *,
                  # 'test', or 'val': the validation images the run held out
@@ -577,15 +594,9 @@ def evaluate_run(folder, # a checkpoint folder written by `train_run` (or `cnn-c
     with warnings.catch_warnings():  # the run was warned about when it trained
         warnings.simplefilter('ignore', TestSetWarning)
         run = make_run(_saved_config(folder, ckpts[first], f'{first}.pt'), device)
-    loader = run.val_loader if split == 'val' else run.test_loader
     for which, ckpt in ckpts.items():
         load_checkpoint(folder / f'{which}.pt', run.net)
-        if which == 'best' and 'last' in run.scores and _same_weights(ckpt, ckpts['last']):
-            # scored once
-            loss, acc = run.scores['last']['loss'], run.scores['last']['accuracy']
-        else: loss, acc = _evaluate(run, loader, tta)
-        run.scores[which] = {'epoch': ckpt['epoch'], 'split': split, 'loss': loss, 'accuracy': acc,
-                             'n': len(loader.y), 'tta': tta}
+        run.scores[which] = _score(run, ckpt, ckpts, which, split, tta)
         _print_score(which, run.scores[which], SPLITS[split])
     return run
 
