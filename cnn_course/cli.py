@@ -299,8 +299,10 @@ def _add_launch_options(p:argparse.ArgumentParser) -> None:
                         'on this machine)')
 
 # %% ../nbs/15_command.ipynb #92333266
+# the run folder that resume and evaluate read
+_RUN_FOLDER = {'dir': dict(metavar='DIR', help='the folder given to train --checkpoint')}
 _RESUME_OPTIONS = {
-    'dir': dict(metavar='DIR', help='the folder given to train --checkpoint'),
+    **_RUN_FOLDER,
     '--epochs': dict(type=_positive(int), default=None, metavar='N',
                      help="train up to epoch N in total (default: the run's planned "
                           "--epochs)"),
@@ -328,7 +330,7 @@ def _add_resume_command(commands) -> None:
 
 # %% ../nbs/15_command.ipynb #d747427a
 _EVALUATE_OPTIONS = {
-    'dir': dict(metavar='DIR', help='the folder given to train --checkpoint'),
+    **_RUN_FOLDER,
     '--split': dict(choices=('test', 'val'), default='test',
                     help='test: the test set; val: the validation images the run held '
                          'out (the same split as in training)'),
@@ -566,15 +568,25 @@ def _check_free_space(args:argparse.Namespace, cfg):
         disk['what'].append(f'--{option} {folder}: {what}')
         if disk['free'] < disk['need']: raise _no_space(disk)
 
+# %% ../nbs/15_command.ipynb #72e266d9
+def _csv_text(header:list, rows:list) -> str:
+    """A table as CSV text (the csv module's quoting, Unix line ends): `header`, then
+    `rows`."""
+    import csv, io  # late: only the commands that write a table need them
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator='\n')
+    writer.writerow(header)
+    writer.writerows(rows)
+    return table.getvalue()
+
 # %% ../nbs/15_command.ipynb #372c7393
 def history_csv(history, # the array `fit` returned
                ) -> str:
     """`history` as CSV text: a header `epoch,train_loss,train_acc,val_loss,val_acc`, then
     one row per epoch."""
     from cnn_course.evaluation import HISTORY_COLUMNS, check_history  # late: a real run only
-    rows = [','.join(HISTORY_COLUMNS)]
-    rows += [','.join([str(int(r[0]))] + [repr(float(v)) for v in r[1:]]) for r in check_history(history)]
-    return '\n'.join(rows) + '\n'
+    rows = [[int(r[0]), *map(repr, map(float, r[1:]))] for r in check_history(history)]
+    return _csv_text(list(HISTORY_COLUMNS), rows)
 
 # %% ../nbs/15_command.ipynb #2fbb6d34
 def _weights_bytes(net) -> bytes:
@@ -913,17 +925,6 @@ def resume_command(args:argparse.Namespace, # the options `build_parser` parsed
 VIEW_FILES = ('per_class_{split}.csv', 'confusion_{split}.png', 'misclassified_{split}.png')
 
 EXPLAINED_FILE = 'misclassified_explained_{split}.png'  # what evaluate --explain adds
-
-# %% ../nbs/15_command.ipynb #72e266d9
-def _csv_text(header:list, rows:list) -> str:
-    """A table as CSV text (the csv module's quoting, Unix line ends): `header`, then
-    `rows`."""
-    import csv, io  # late: only the commands that write a table need them
-    table = io.StringIO()
-    writer = csv.writer(table, lineterminator='\n')
-    writer.writerow(header)
-    writer.writerows(rows)
-    return table.getvalue()
 
 # %% ../nbs/15_command.ipynb #b367c3e5
 def _per_class_csv(classes, counts) -> str:

@@ -14,10 +14,10 @@ from tqdm.auto import tqdm
 from .callbacks import Callback
 from .core import live_output, reexport_lazily
 from .data import dataset_classes, DeviceLoader
-from .distributed import (all_reduce_sum, broadcast_buffers, dist_info, distributed,
-    is_main_process, lost_contact, print_main, ProcessGroupError, wrap_model)
-from cnn_course.evaluation import (_eval_sums, _loss_total, _sum_dtype, check_history, EmptyLoaderError,
-    eval_mode, to_device)
+from .distributed import (ProcessGroupError, all_reduce_sum, broadcast_buffers, dist_info,
+                                    distributed, is_main_process, lost_contact, print_main, wrap_model)
+from .evaluation import (EmptyLoaderError, check_history, eval_mode, to_device, _eval_sums,
+                                   _loss_total, _sum_dtype)
 from .settings import AMP_MODES
 # name -> the lesson's module that defines it; `from cnn_course.train import evaluate`
 # works as it always did
@@ -304,12 +304,13 @@ def _optimizer_step(run, loss, step_scheduler):
         else: _quiet_step(step_scheduler)
 
 # %% ../nbs/12_fit.ipynb #2a804c0d
-def _train_step(run, inputs, labels, step_scheduler):
-    "One optimizer step on a batch: its outputs and its loss, left on the device."
+def _train_step(run, inputs, labels, step_scheduler, autocast:dict):
+    """One optimizer step on a batch, under `torch.autocast(**autocast)`: its outputs and loss,
+    left on the device."""
     if run.channels_last and inputs.ndim == 4:
         inputs = inputs.contiguous(memory_format=torch.channels_last)
     run.optimizer.zero_grad(set_to_none=True)
-    with torch.autocast(torch.device(run.device).type, run.amp_dtype, enabled=run.amp_dtype is not None):
+    with torch.autocast(**autocast):
         outputs = run.model(inputs)
         loss = run.criterion(outputs, labels)
     _optimizer_step(run, loss, step_scheduler)
@@ -328,12 +329,14 @@ def _train_epoch(run, loader, desc, progress):
     the correct count, without host syncs."""
     step_scheduler = run.scheduler if _per_batch(run.scheduler) else None
     hooks = _batch_hooks(run.callbacks)
+    autocast = dict(device_type=torch.device(run.device).type, dtype=run.amp_dtype,
+                    enabled=run.amp_dtype is not None)
     run.model.train()
     losses, sizes = [], []
     correct = torch.zeros((), dtype=torch.long, device=run.device)
     for run.batch, batch in enumerate(tqdm(loader, desc=desc, leave=False, disable=not progress), 1):
         inputs, labels = to_device(batch, run.device)
-        outputs, run.loss = _train_step(run, inputs, labels, step_scheduler)
+        outputs, run.loss = _train_step(run, inputs, labels, step_scheduler, autocast)
         for cb in hooks: cb.after_batch(run)
         losses.append(run.loss); sizes.append(len(labels))
         correct += (outputs.detach().argmax(1) == labels).sum()
