@@ -26,18 +26,15 @@ class FastDropout(nn.Dropout):
         if not self.training or self.p == 0 or self.inplace or x.device.type != 'cpu':
             return F.dropout(x, self.p, self.training, self.inplace)
         if self.p == 1: return x * 0
-        # One 64-bit random number gives four 16-bit ones: a quarter of the generator's
-        # work per element. An element is dropped with probability round(p * 65536) /
-        # 65536 (within 1e-5 of p), kept ones are scaled up by exactly the inverse of the
-        # keep rate, as nn.Dropout does, so the expected output equals the input.
+        # One 64-bit random number gives four 16-bit ones (a quarter of the generator's work).
+        # Dropped with probability round(p * 65536) / 65536 (within 1e-5 of p); kept ones are
+        # scaled by the inverse keep rate, as nn.Dropout does: the expected output is the input.
         n, dropped = x.numel(), round(self.p * 65536)
         bits = torch.randint(-2**63, 2**63 - 1, ((n + 3) // 4,),
                              dtype=torch.int64).view(torch.int16)[:n].view(x.shape)
-        # The mask as 1.0 (keep: bits >= dropped - 32768) or 0.0, stored in x's memory
-        # order (channels-last too): a multiplication by a bool mask, or by one in another
-        # memory order, runs element by element and took about as long as drawing the
-        # random bits. Float32 arithmetic is exact on these whole numbers, so the mask is
-        # the same.
+        # The mask as 1.0 (keep: bits >= dropped - 32768) or 0.0 in x's memory order: a bool
+        # mask, or one in another order, multiplies element by element, as slowly as the bits
+        # are drawn. Float32 is exact on these whole numbers.
         keep = torch.empty_like(x, dtype=torch.float32).copy_(bits).sub_(dropped - 32769).clamp_(0, 1)
         return x * keep.to(x.dtype) * (65536 / (65536 - dropped))
 
@@ -55,8 +52,7 @@ class FashionCNN(nn.Module):
     """The source's Fashion-MNIST CNN: three conv blocks with batch-norm and dropout, then
     1152 → 128 → 10."""
     def __init__(self, n_output:int=10, # number of classes
-                 # use batch normalisation (False: to see what it does)
-                 batch_norm:bool=True,
+                 batch_norm:bool=True, # batch normalisation (False: to see what it does)
                  dropout:bool=True, # use dropout (False: to see what it does)
                 ):
         super().__init__()
@@ -138,11 +134,9 @@ class EarlyStopping(Callback):
     epoch's weights."""
     order = 10  # after loggers have seen the epoch
     def __init__(self, patience:int=7, # epochs without improvement before stopping
-                 # 'val_loss', 'val_acc', 'train_loss' or 'train_acc'
-                 monitor:str='val_loss',
+                 monitor:str='val_loss', # val_loss, val_acc, train_loss or train_acc
                  min_delta:float=0.0, # how much better counts as an improvement
-                 # load the best epoch's weights when training ends
-                 restore_best:bool=True,
+                 restore_best:bool=True, # load the best epoch's weights at the end
                 ):
         if isinstance(patience, bool) or not isinstance(patience, int) or patience <= 0:
             raise ValueError('patience must be a whole number of epochs >= 1, got '
@@ -254,9 +248,14 @@ class LivePlot(Callback):
     def after_epoch(self, run):
         if self.display is None: return
         from IPython.display import Image  # late: only a notebook gets here
+        image = Image(data=self._png(run), format='png')
+        if self.handle is None: self.handle = self.display(image, display_id=True)
+        else: self.handle.update(image)
+
+    def _png(self, run) -> bytes:
+        "The loss curves so far, as PNG bytes."
         h = run.history
-        # not pyplot's: nothing else is drawn or kept
-        fig = Figure(figsize=(6, 3.2), layout='constrained')
+        fig = Figure(figsize=(6, 3.2), layout='constrained')  # not pyplot's: nothing else is kept
         ax = fig.add_subplot()
         ax.plot(h[:, 0], h[:, 1], '.-', label=label('train'))
         if run.has_validation: ax.plot(h[:, 0], h[:, 3], '.-', label=label('validation'))
@@ -266,6 +265,4 @@ class LivePlot(Callback):
         ax.set_title(self.title or f'epoch {run.epoch} of {run.last_epoch}')
         png = io.BytesIO()
         fig.savefig(png, format='png', dpi=80)
-        image = Image(data=png.getvalue(), format='png')
-        if self.handle is None: self.handle = self.display(image, display_id=True)
-        else: self.handle.update(image)
+        return png.getvalue()

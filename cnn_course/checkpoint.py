@@ -22,9 +22,12 @@ __all__ = ['FORMAT', 'FORMAT_VERSION', 'model_identity', 'checkpoint_state', 'sa
 FORMAT = 'cnn_course.checkpoint'  # the `format` entry that marks our checkpoint files
 FORMAT_VERSION = 1  # bumped when the layout changes
 
+# what `_plain` says of a value a safe checkpoint cannot hold
+_NOT_PLAIN = ('{where} is a {kind}, which a safe (weights_only) checkpoint cannot hold: store '
+              'tensors, numbers, strings, lists and dicts in state_dict()')
+
 def _plain(obj, where:str='checkpoint'):
-    """`obj` with NumPy values turned into tensors and Python numbers, so
-    `torch.load(weights_only=True)` reads it back."""
+    "`obj` with NumPy values made tensors and Python numbers, for `weights_only` loading."
     if (obj is None or type(obj) in (bool, int, float, str, bytes) or
         isinstance(obj, (torch.Tensor, torch.Size, torch.dtype, torch.device))):
         return obj
@@ -33,15 +36,11 @@ def _plain(obj, where:str='checkpoint'):
         if isinstance(obj, kind): return kind(obj)
     if isinstance(obj, np.ndarray): return torch.from_numpy(obj.copy())
     if isinstance(obj, np.generic): return obj.item()
-    if isinstance(obj, dict):
-        return {k: _plain(v, f'{where}[{k!r}]') for k, v in obj.items()}
+    if isinstance(obj, dict): return {k: _plain(v, f'{where}[{k!r}]') for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         items = [_plain(v, f'{where}[{i}]') for i, v in enumerate(obj)]
-        # a namedtuple becomes a list
-        return tuple(items) if type(obj) is tuple else items
-    raise TypeError(f'{where} is a {type(obj).__name__}, which a safe (weights_only) '
-                    'checkpoint cannot hold: store tensors, numbers, strings, lists and '
-                    'dicts in state_dict()')
+        return tuple(items) if type(obj) is tuple else items  # a namedtuple becomes a list
+    raise TypeError(_NOT_PLAIN.format(where=where, kind=type(obj).__name__))
 
 # %% ../nbs/11_checkpoint.ipynb #390456c4
 def model_identity(net, # the model
@@ -70,13 +69,10 @@ def checkpoint_state(net, # the model
                      history=None, # the history `fit` returned so far
                      callbacks=(), # callbacks whose `state_dict()` to keep (those without one are skipped)
                      *,
-                     # the last finished epoch (default: the history's length)
-                     epoch:int|None=None,
+                     epoch:int|None=None, # last finished epoch (None: history's length)
                      last_epoch:int|None=None, # the epoch the run is planned to end with
-                     # True when a callback ended the run (early stopping)
-                     stopped:bool=False,
-                     # how the run was set up (JSON-like), for `resume_run`/`evaluate_run`
-                     config:dict|None=None,
+                     stopped:bool=False, # True when a callback ended the run (early stop)
+                     config:dict|None=None, # the run's set-up, for `resume_run`
                     ) -> dict:
     "Everything needed to continue training, as one dict of plain values and tensors."
     history = np.zeros((0, 5)) if history is None else np.asarray(history, dtype=np.float64)
@@ -104,8 +100,7 @@ def save_checkpoint(path, # the file to write, e.g. 'checkpoints/run/last.pt'
                     scheduler=None, # its learning-rate scheduler
                     history=None, # the history so far
                     callbacks=(), # callbacks whose state to keep
-                    # `epoch`, `last_epoch`, `stopped`, `config`: see `checkpoint_state`
-                    **kwargs,
+                    **kwargs, # see `checkpoint_state`
                    ) -> Path:
     """Write a checkpoint to `path` atomically (temporary file, fsync, rename); return the
     path."""
@@ -141,9 +136,12 @@ def _looks_like_state_dict(obj) -> bool:
     return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 # %% ../nbs/11_checkpoint.ipynb #7e393fbd
+_NOT_TORCH_SAVE = ('{path} is not a checkpoint: it is not a file written by torch.save at all '
+                   '(check the file name; checkpoints are the last.pt and best.pt that '
+                   'Checkpoint writes)')
+
 def _checkpoint_file(path) -> Path:
-    """The file `path` names (a folder: its last.pt), refused in one line if it is missing
-    or not torch.save's."""
+    "The file `path` names (a folder's last.pt), refused if missing or not a checkpoint."
     path = Path(path)
     if path.is_dir(): path = path / 'last.pt'
     if not path.exists():
@@ -153,32 +151,28 @@ def _checkpoint_file(path) -> Path:
         raise FileNotFoundError(f'no checkpoint at {path}{where}')
     with open(path, 'rb') as f: head = f.read(4)
     if head != _ZIP_MAGIC and path.stat().st_size > 0:
-        raise NotACheckpointError(f'{path} is not a checkpoint: it is not a file written '
-                                  'by torch.save at all (check the file name; '
-                                  'checkpoints are the last.pt and best.pt that '
-                                  'Checkpoint writes)')
+        raise NotACheckpointError(_NOT_TORCH_SAVE.format(path=path))
     return path
 
 # %% ../nbs/11_checkpoint.ipynb #ffb57909
+_PICKLED = ('{path} holds pickled Python objects (e.g. a whole model saved with torch.save(model)), '
+            'which the safe loader (weights_only=True) refuses to run. Save checkpoints with '
+            'save_checkpoint or Checkpoint; if you wrote this file yourself and trust it, '
+            'torch.load(path, weights_only=False) reads it.')
+_DAMAGED = ('{path} is truncated or damaged ({size:,} bytes; torch.load said: {said}). It was '
+            'probably being written when the process was killed. Use the other file of the run '
+            '(best.pt or last.pt), or start again; nothing was loaded.')
+
 def _torch_load(path:Path) -> object:
-    """`torch.load` with `weights_only=True`; its failures as a `CheckpointError` that
-    says what to do."""
+    "`torch.load(weights_only=True)`; a failure as a `CheckpointError` saying what to do."
     try: return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
         if 'weights only' in str(e).lower() or 'weights_only' in str(e):
-            raise NotACheckpointError(
-                f'{path} holds pickled Python objects (e.g. a whole model saved with '
-                'torch.save(model)), which the safe loader (weights_only=True) refuses '
-                'to run. Save checkpoints with save_checkpoint or Checkpoint; if you '
-                'wrote this file yourself and trust it, torch.load(path, '
-                'weights_only=False) reads it.') from None
+            raise NotACheckpointError(_PICKLED.format(path=path)) from None
         # torch's first sentence
         said = (str(e).strip().splitlines() or [type(e).__name__])[0].split('. ')[0]
-        raise DamagedCheckpointError(
-            f'{path} is truncated or damaged ({path.stat().st_size:,} bytes; torch.load '
-            f'said: {said}). '
-            'It was probably being written when the process was killed. Use the other '
-            'file of the run (best.pt or last.pt), or start again; nothing was loaded.') from None
+        raise DamagedCheckpointError(_DAMAGED.format(path=path, size=path.stat().st_size,
+                                                     said=said)) from None
 
 
 # %% ../nbs/11_checkpoint.ipynb #068d148a
@@ -225,25 +219,27 @@ def read_checkpoint(path, # a checkpoint file
     return ckpt
 
 # %% ../nbs/11_checkpoint.ipynb #7fd48d36
-def _check_model(ckpt, net, path, check_class):
-    """Raise `ModelMismatchError` naming the classes and the tensors that differ, unless
-    `net` matches the checkpoint."""
-    saved, ours = ckpt['model'], model_identity(net)
-    diff = [f'{k}: saved {saved["shapes"][k]}, this model {ours["shapes"][k]}' for k in saved['shapes']
-            if k in ours['shapes'] and saved['shapes'][k] != ours['shapes'][k]]
-    missing = [k for k in saved['shapes'] if k not in ours['shapes']]
-    extra = [k for k in ours['shapes'] if k not in saved['shapes']]
-    if not (diff or missing or extra or (check_class and saved['class'] != ours['class'])):
-        return
+_OTHER_MODEL = ('{path} was saved from a {saved}, but it is being loaded into a {ours} ({shapes}). '
+                'Build the model it was saved from (e.g. {saved}(...) with the same arguments; '
+                "the checkpoint's config: {config}) and load into that; nothing was loaded.")
+
+def _shape_differences(saved:dict, ours:dict) -> str:
+    "The tensors whose shapes differ between two `model_identity` shape dicts, in brief."
+    diff = [f'{k}: saved {saved[k]}, this model {ours[k]}' for k in saved
+            if k in ours and saved[k] != ours[k]]
+    missing, extra = [k for k in saved if k not in ours], [k for k in ours if k not in saved]
     parts = diff[:5] + ([f'only in the checkpoint: {", ".join(missing[:5])}'] if missing else []) \
             + ([f'only in this model: {", ".join(extra[:5])}'] if extra else [])
-    shapes = ('; '.join(parts) + ('; ...' if len(diff) > 5 else '')) if parts else 'the tensor shapes agree'
-    raise ModelMismatchError(
-        f'{path} was saved from a {saved["class"]}, but it is being loaded into a '
-        f'{ours["class"]} ({shapes}). Build the model it was saved from (e.g. '
-        f'{saved["class"]}(...) with the same arguments; the checkpoint\'s config: '
-        f'{ckpt.get("config") or "none"}) '
-        'and load into that; nothing was loaded.')
+    return ('; '.join(parts) + ('; ...' if len(diff) > 5 else '')) if parts else ''
+
+def _check_model(ckpt, net, path, check_class):
+    "A `ModelMismatchError` naming the classes and tensors unlike the checkpoint's."
+    saved, ours = ckpt['model'], model_identity(net)
+    shapes = _shape_differences(saved['shapes'], ours['shapes'])
+    if shapes or (check_class and saved['class'] != ours['class']):
+        raise ModelMismatchError(_OTHER_MODEL.format(
+            path=path, saved=saved['class'], ours=ours['class'], config=ckpt.get('config') or 'none',
+            shapes=shapes or 'the tensor shapes agree'))
 
 # %% ../nbs/11_checkpoint.ipynb #8cd54f9e
 def _check_optimizer(ckpt, optimizer, path):
@@ -254,8 +250,7 @@ def _check_optimizer(ckpt, optimizer, path):
     if saved['class'] != type(optimizer).__name__:
         raise CheckpointError(f'{path} holds the state of a {saved["class"]} optimizer, '
                               f'not a {type(optimizer).__name__}: create a '
-                              f'{saved["class"]} '
-                              'for the model; nothing was loaded.')
+                              f'{saved["class"]} for the model; nothing was loaded.')
     groups = [len(g['params']) for g in saved['state']['param_groups']]
     if groups != [len(g['params']) for g in optimizer.param_groups]:
         raise CheckpointError(f'{path}: the optimizer had parameter groups of sizes '
@@ -287,13 +282,10 @@ def load_checkpoint(path, # a checkpoint file, or a run folder (then its last.pt
                     net=None, # a model to load the weights into
                     optimizer=None, # an optimizer to load the state into
                     scheduler=None, # a scheduler to load the state into
-                    # callbacks to load their state into (matched by class name)
-                    callbacks=(),
+                    callbacks=(), # callbacks to load state into (matched by class name)
                     *,
-                    # also put back the random number generators (`resume` does)
-                    restore_rng:bool=False,
-                    # refuse a model of another class even when every shape agrees
-                    check_class:bool=True,
+                    restore_rng:bool=False, # also the random generators (`resume` does)
+                    check_class:bool=True, # refuse another model class even if shapes fit
                    ) -> dict:
     """Check a checkpoint against the objects given, then load it into them; return it
     (history as an array)."""
@@ -314,12 +306,8 @@ class Checkpoint(Callback):
     improves; atomically."""
     order = 100  # last: the other callbacks' states already include this epoch
     def __init__(self, folder, # the run's folder (created if needed)
-                 # which number picks best.pt: 'val_loss', 'val_acc', 'train_loss' or
-                 # 'train_acc'
-                 monitor:str='val_loss',
-                 # how the run was set up (JSON-like), stored for
-                 # `resume_run`/`evaluate_run`
-                 config:dict|None=None,
+                 monitor:str='val_loss', # best.pt's measure, as for `EarlyStopping`
+                 config:dict|None=None, # the run's set-up, for `resume_run`
                  overwrite:bool=False, # allow replacing a longer run already in `folder`
                 ):
         self.tracker = Monitor(monitor)  # the same "has it improved?" as EarlyStopping
@@ -412,8 +400,7 @@ class Checkpoint(Callback):
 
 # %% ../nbs/11_checkpoint.ipynb #7ee7e5ed
 def _check_same_setup(folder, callbacks):
-    """Refuse to continue a run that was set up differently from the
-    `Checkpoint(config=...)` given (e.g. a quick run)."""
+    "Refuse to continue a run set up otherwise than `Checkpoint(config=...)` says."
     given = next((cb.config for cb in callbacks if isinstance(cb, Checkpoint) and cb.config), None)
     if given is None: return  # nothing to compare with (a plain `Checkpoint(folder)`)
     stored = read_checkpoint(folder).get('config') or {}
@@ -435,12 +422,9 @@ def resume(folder, # a run folder written by `Checkpoint` (or a checkpoint file)
            scheduler=None, # its scheduler, if the run had one
            callbacks=(), # the run's callbacks (`Checkpoint`, `EarlyStopping`, ...): their state is restored
            *,
-           # the epoch the continued run will end with, for the message (default: the
-           # planned one)
-           epochs:int|None=None,
+           epochs:int|None=None, # the continued run's last epoch, for the message
           ) -> np.ndarray:
-    """Restore a run from its last checkpoint, random generators included; return its
-    history for `fit` to continue."""
+    "Restore a run from its last checkpoint, generators included; its history, for `fit`."
     _check_same_setup(folder, callbacks)
     ckpt = load_checkpoint(folder, net, optimizer, scheduler, callbacks, restore_rng=True)
     last = ckpt['last_epoch'] if epochs is None else epochs

@@ -58,16 +58,14 @@ class _Parser(argparse.ArgumentParser):
         namespace, extras = super().parse_known_args(args, namespace)
         recipe = getattr(namespace, 'recipe', None)
         if recipe is not None and self._subparsers is not None:
-            # Read the line again with the recipe's settings as train's defaults, so an
-            # option given on it still wins; then put the defaults back, so this parser
-            # reads the next line as if new.
+            # read the line again with the recipe's settings as train's defaults (an option on
+            # it still wins), then put the defaults back for the next line
             train = self._subparsers._group_actions[0].choices['train']
             before = {a.dest: a.default for a in train._actions if a.dest in RECIPES[recipe]}
             train.set_defaults(**RECIPES[recipe])
             try: namespace, extras = super().parse_known_args(args)
             finally: train.set_defaults(**before)
-        # --model's default depends on --dataset, so it is filled in once both have been
-        # read
+        # --model's default depends on --dataset: filled in once both are read
         if getattr(namespace, 'model', '') is None:
             namespace.model = DEFAULT_MODELS[namespace.dataset]
         return namespace, extras
@@ -280,23 +278,26 @@ def _add_train_options(p:argparse.ArgumentParser) -> None:
         _add_options(p, options)
 
 # %% ../nbs/15_command.ipynb #8034cce0
+# how `train` and `resume` start in several processes through torchrun
+_LAUNCH_OPTIONS = {
+    '--nproc-per-node': dict(
+        type=_positive(int), default=None, metavar='N',
+        help='start N processes on this machine with torchrun (one per GPU, or CPU processes '
+             'sharing the cores); --batch-size stays the global batch, split evenly over all '
+             'processes (default: one process, no torchrun)'),
+    '--nnodes': dict(type=_positive(int), default=1, metavar='M',
+                     help='machines taking part: run the same command on each, with its own '
+                          '--node-rank'),
+    '--node-rank': dict(type=int, default=0, metavar='K', help="this machine's number, from 0 to M-1"),
+    '--rdzv-endpoint': dict(
+        default=None, metavar='HOST:PORT',
+        help='where the machines meet: the address of machine 0 and a free port on it (needed '
+             'with --nnodes above 1; default: a free port on this machine)'),
+}
+
 def _add_launch_options(p:argparse.ArgumentParser) -> None:
     "The options that start `train` or `resume` in several processes through torchrun."
-    g = p.add_argument_group('several processes (torchrun)')
-    g.add_argument('--nproc-per-node', type=_positive(int), default=None, metavar='N',
-                   help='start N processes on this machine with torchrun (one per GPU, '
-                        'or CPU processes sharing the cores); --batch-size stays the '
-                        'global batch, split evenly over all processes (default: one '
-                        'process, no torchrun)')
-    g.add_argument('--nnodes', type=_positive(int), default=1, metavar='M',
-                   help='machines taking part: run the same command on each, with its '
-                        'own --node-rank')
-    g.add_argument('--node-rank', type=int, default=0, metavar='K',
-                   help="this machine's number, from 0 to M-1")
-    g.add_argument('--rdzv-endpoint', default=None, metavar='HOST:PORT',
-                   help='where the machines meet: the address of machine 0 and a free '
-                        'port on it (needed with --nnodes above 1; default: a free port '
-                        'on this machine)')
+    _add_options(p.add_argument_group('several processes (torchrun)'), _LAUNCH_OPTIONS)
 
 # %% ../nbs/15_command.ipynb #92333266
 # the run folder that resume and evaluate read
@@ -388,23 +389,22 @@ _PREDICT_OPTIONS = {
     '--device': dict(choices=DEVICES, default='auto', help='where to run the model'),
 }
 
+# predict's --help: what it does with each picture
+_PREDICT_ABOUT = (
+    "Classify pictures with the model of a run: RUN is the --checkpoint folder of "
+    "`cnn-course train` (best.pt is used) or its --out folder (model.pt, with the run config "
+    "in run.json). Each picture, of any size, colour or grey, is made to look like the run's "
+    "training images (channels, light on dark, proportions, size) and normalised exactly as "
+    "they were; the most likely classes are printed with their probabilities, one line per "
+    "picture. A folder stands for the picture files in it. Every picture is tried: one that "
+    "cannot be read gets its own error line, and the exit status is 1 if any could not be "
+    "read. A picture with nothing in it (one colour, or nearly) is reported as blank.")
+
 def _add_predict_command(commands) -> None:
     "`cnn-course predict RUN IMAGE...`: classify your own pictures with a run's model."
-    p = commands.add_parser('predict', formatter_class=_HelpFormatter,
-        help="classify your own pictures (PNG, JPEG, GIF, TIFF, ...) with a run's model",
-        description="Classify pictures with the model of a run: RUN is the --checkpoint "
-                    "folder of "
-                    '`cnn-course train` (best.pt is used) or its --out folder (model.pt, '
-                    'with the run config '
-                    "in run.json). Each picture, of any size, colour or grey, is made to "
-                    "look like the run's "
-                    'training images (channels, light on dark, proportions, size) and '
-                    'normalised exactly as they were; the most likely classes are '
-                    'printed with their probabilities, one line per picture. A folder '
-                    'stands for the picture files in it. Every picture is tried: one '
-                    'that cannot be read gets its own error line, and the exit status is '
-                    '1 if any could not be read. A picture with nothing in it (one '
-                    'colour, or nearly) is reported as blank.')
+    p = commands.add_parser(
+        'predict', formatter_class=_HelpFormatter, description=_PREDICT_ABOUT,
+        help="classify your own pictures (PNG, JPEG, GIF, TIFF, ...) with a run's model")
     _add_options(p, _PREDICT_OPTIONS)
 
 # %% ../nbs/15_command.ipynb #c763c810
@@ -506,23 +506,25 @@ def _refuse_longer_checkpoint(args:argparse.Namespace):
                        '--overwrite to start again, or choose another --checkpoint')
 
 # %% ../nbs/15_command.ipynb #aaf0e631
+def _check_data_root(data_root:str):
+    "A `CLIError` if --data-root names a file."
+    data_root = Path(data_root).expanduser()
+    if data_root.exists() and not data_root.is_dir():
+        raise CLIError(f'--data-root {data_root} is a file, not a folder: point it at the folder '
+                       'that holds (or will hold) the datasets, e.g. ./data')
+
 def _check_before_torch(args:argparse.Namespace):
-    """The checks that need no PyTorch (so a wrong option answers at once): model against
-    images, batch norm, folders."""
+    "The checks that need no PyTorch, so that a wrong option answers at once."
     values = _settings(args)
     try:
         for check in (check_model_input, check_split): check(values)
         check_batch_norm(values, args.model in BATCH_NORM_MODELS)
     except ConfigError as e: raise _worded(e) from None
-    data_root = Path(args.data_root).expanduser()
-    if data_root.exists() and not data_root.is_dir():
-        raise CLIError(f'--data-root {data_root} is a file, not a folder: point it at '
-                       'the folder that holds (or will hold) the datasets, e.g. ./data')
+    _check_data_root(args.data_root)
     for option in ('out', 'checkpoint', 'tensorboard'):
         if getattr(args, option) is None: continue
         folder = _fill(getattr(args, option), args)
-        # nothing is left if the run fails
-        _writable(folder, f'--{option} {folder}', keep=False)
+        _writable(folder, f'--{option} {folder}', keep=False)  # nothing left if the run fails
     _refuse_earlier_results(args)
 
 # %% ../nbs/15_command.ipynb #2d19036e
@@ -547,18 +549,19 @@ def _no_space(disk:dict) -> CLIError:
                     'choose a folder on another disk')
 
 # %% ../nbs/15_command.ipynb #4448656a
-def _check_free_space(args:argparse.Namespace, cfg):
-    """A `CLIError` if the disk of --out (and --checkpoint) has clearly too little space
-    for what the run will write."""
-    import shutil  # late: only a real run needs it
-    from cnn_course.runs import build_model
+def _space_needs(cfg) -> dict:
+    "What --out and --checkpoint will hold: `{option: (bytes, what)}`."
+    from cnn_course.runs import build_model  # late: only a real run needs it
     n_bytes = sum(p.numel() * p.element_size() for p in build_model(cfg).parameters())
-    # model.pt and the small files; last.pt and best.pt, each with the weights and up to
-    # two optimizer buffers
-    needs = {'out': (n_bytes + 2**20, 'model.pt and the other results'),
-             'checkpoint': (2 * (3 * n_bytes + 2**20), 'last.pt and best.pt')}
+    # last.pt and best.pt each hold the weights and up to two optimizer buffers
+    return {'out': (n_bytes + 2**20, 'model.pt and the other results'),
+            'checkpoint': (2 * (3 * n_bytes + 2**20), 'last.pt and best.pt')}
+
+def _check_free_space(args:argparse.Namespace, cfg):
+    "A `CLIError` if the disks of --out and --checkpoint clearly lack the space the run needs."
+    import shutil  # late: only a real run needs it
     by_disk = {}
-    for option, (need, what) in needs.items():
+    for option, (need, what) in _space_needs(cfg).items():
         if getattr(args, option) is None: continue
         folder = _fill(getattr(args, option), args)
         existing = next(p for p in (folder, *folder.parents) if p.exists())
@@ -597,27 +600,28 @@ def _weights_bytes(net) -> bytes:
     torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, buffer)
     return buffer.getvalue()
 
+def _result_writers(net, history, info:dict, title:str) -> dict:
+    "`{file name: (writer, mode)}` for each of `RESULT_FILES`."
+    import numpy as np  # late: PyTorch is imported only once a run is built
+    from cnn_course.evaluation import plot_history
+    weights = _weights_bytes(net)
+    return {'history.csv': (lambda f: f.write(history_csv(history)), 'w'),
+            'history.npy': (lambda f: np.save(f, np.asarray(history, dtype=float)), 'wb'),
+            'curves.png': (_png(plot_history(history, title)), 'wb'),
+            'model.pt': (lambda f: f.write(weights), 'wb'),
+            'run.json': (lambda f: f.write(json.dumps(info, indent=2) + '\n'), 'w')}
+
 def save_results(out:Path, # the folder (checked by `check_args`)
                  net, # the trained model
                  history, # the array `fit` returned
                  info:dict, # what run.json records (JSON-serialisable)
                  title:str='', # the curves' title
                 ) -> list[Path]:
-    """Write history.csv, history.npy, curves.png, model.pt and, last, run.json into
-    `out`, each atomically."""
-    import numpy as np  # late: PyTorch is imported only once a run is built
-    from cnn_course.evaluation import plot_history
+    "Write history.csv, history.npy, curves.png, model.pt and, last, run.json into `out`, atomically."
+    writers = _result_writers(net, history, info, title)
     Path(out).mkdir(parents=True, exist_ok=True)
     # until the new one is written, the folder reads as incomplete
     (Path(out) / 'run.json').unlink(missing_ok=True)
-    weights = _weights_bytes(net)
-    writers = {
-        'history.csv': (lambda f: f.write(history_csv(history)), 'w'),
-        'history.npy': (lambda f: np.save(f, np.asarray(history, dtype=float)), 'wb'),
-        'curves.png': (_png(plot_history(history, title)), 'wb'),
-        'model.pt': (lambda f: f.write(weights), 'wb'),
-        'run.json': (lambda f: f.write(json.dumps(info, indent=2) + '\n'), 'w'),
-    }
     # run.json last: a complete run
     return [atomic_write(Path(out) / name, *writers[name]) for name in RESULT_FILES]
 
@@ -638,12 +642,10 @@ def callback_results(callbacks:dict, # a run's callbacks by name (`Run.callbacks
 
 # %% ../nbs/15_command.ipynb #4307ed1f
 def _rescue(net, info:dict, checkpoint:Path|None) -> str:
-    """Where the trained weights are when --out is full: the checkpoint folder, else a new
-    folder in the temporary directory."""
+    "Where the trained weights are when --out is full: the checkpoint folder, else a new one."
     if checkpoint is not None and (checkpoint / 'last.pt').is_file():
-        return (f'The trained weights are safe in {checkpoint} (last.pt, best.pt): '
-                f'`cnn-course evaluate {checkpoint}` and `cnn-course predict '
-                f'{checkpoint} IMAGE` use them')
+        return (f'The trained weights are safe in {checkpoint} (last.pt, best.pt): `cnn-course '
+                f'evaluate {checkpoint}` and `cnn-course predict {checkpoint} IMAGE` use them')
     import tempfile  # late: only a full disk needs it
     try:
         folder = Path(tempfile.mkdtemp(prefix='cnn-course-rescue-'))
@@ -651,9 +653,8 @@ def _rescue(net, info:dict, checkpoint:Path|None) -> str:
         atomic_write(folder / 'run.json', lambda f: f.write(json.dumps(info, indent=2) + '\n'), 'w')
     except OSError as e:
         return f'The trained weights could not be saved elsewhere either ({e}); the run is lost'
-    return (f'The trained weights were saved to {folder} instead (model.pt and '
-            f'run.json): move them to a disk with space; `cnn-course predict {folder} '
-            'IMAGE` uses them as they are')
+    return (f'The trained weights were saved to {folder} instead (model.pt and run.json): move '
+            f'them to a disk with space; `cnn-course predict {folder} IMAGE` uses them as they are')
 
 # %% ../nbs/15_command.ipynb #c6ec69f4
 def _summary(scores:dict) -> str:
@@ -701,20 +702,23 @@ def _train(cfg, checkpoint:Path|None, args:argparse.Namespace):
     except DiskFullError as e: raise _stopped_by_full_disk(e, checkpoint) from None
 
 # %% ../nbs/15_command.ipynb #9432fd4e
+def _announce(cfg, checkpoint:Path|None, out:Path):
+    "Rank 0's lines before training: the test-set warning, what trains; the run's note of --out."
+    if _rank() != 0: return
+    if cfg.validates_on_test: print(TEST_SET_WARNING, file=sys.stderr)
+    if checkpoint is not None: _record_out(checkpoint, out)
+    epochs = f'{cfg.epochs} epoch{"s" if cfg.epochs > 1 else ""}'
+    print(f'cnn-course: training {cfg.model} on {cfg.dataset} for {epochs}')
+
 def train_command(args:argparse.Namespace, # the options `build_parser` parsed
                   argv:list|None=None, # the command line, recorded in run.json
                  ) -> int:
-    """Run `cnn-course train`: check everything, train, score the validation and test
-    sets, write the results into `--out`; return 0."""
+    "Run `cnn-course train`: check everything, train, score, write the results to --out; 0."
     start = time.perf_counter()
     cfg = check_args(args)
     out = _fill(args.out, args)
     checkpoint = None if args.checkpoint is None else _fill(args.checkpoint, args)
-    if _rank() == 0:
-        if cfg.validates_on_test: print(TEST_SET_WARNING, file=sys.stderr)
-        if checkpoint is not None: _record_out(checkpoint, out)
-        print(f'cnn-course: training {cfg.model} on {cfg.dataset} for {cfg.epochs} '
-              f'epoch{"s" if cfg.epochs > 1 else ""}')
+    _announce(cfg, checkpoint, out)
     run = _train(cfg, checkpoint, args)
     tensorboard = cfg.tensorboard and str(Path(cfg.tensorboard).resolve())
     about = {'command': 'train', 'argv': argv,
@@ -836,24 +840,25 @@ def _child_failed(failures:dict, world:int, folder, again:str) -> int:
 
 # %% ../nbs/15_command.ipynb #33ec47b3
 def _torchrun(torchrun_args:list, args:argparse.Namespace, world:int, folder, again:str) -> int:
-    """torchrun with `torchrun_args`, in this process; its exit status, a failure said in
-    one line (torch's report with --debug)."""
+    "torchrun with `torchrun_args`, in this process; its exit status (a failure: one line)."
     import tempfile  # late: only a launch needs these
     from torch.distributed.run import parse_args, run
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     debug = getattr(args, 'debug', False)
-    # its own log folder, removed afterwards (left to itself, torchrun leaves an empty
-    # torchelastic_* folder behind)
+    # its own log folder, removed afterwards (torchrun's own leaves an empty torchelastic_*)
     with tempfile.TemporaryDirectory(prefix='cnn-course-torchrun-') as logs, _torch_logs_hidden(not debug):
         try: run(parse_args([f'--log-dir={logs}', *torchrun_args]))
         except ChildFailedError as e:
-            if debug: raise
+            if debug: raise  # torch's full report
             return _child_failed(e.failures, world, folder, again)
-        except SignalException as e:  # Ctrl-C or SIGTERM to this launcher: torchrun stopped the processes
-            print(f'cnn-course: stopped by {e.sigval.name}. {_what_is_kept(folder, again)}', file=sys.stderr)
-            return 130 if e.sigval == signal.SIGINT else 128 + e.sigval
+        except SignalException as e: return _launcher_stopped(e.sigval, folder, again)
     return 0
+
+def _launcher_stopped(sigval:signal.Signals, folder, again:str) -> int:
+    "Ctrl-C or SIGTERM to the launcher, which stopped the processes: what is kept; the exit status."
+    print(f'cnn-course: stopped by {sigval.name}. {_what_is_kept(folder, again)}', file=sys.stderr)
+    return 130 if sigval == signal.SIGINT else 128 + sigval
 
 # %% ../nbs/15_command.ipynb #bf322bfd
 # The files each command needs in its folder (any one of them), and where they come from
@@ -927,10 +932,11 @@ VIEW_FILES = ('per_class_{split}.csv', 'confusion_{split}.png', 'misclassified_{
 EXPLAINED_FILE = 'misclassified_explained_{split}.png'  # what evaluate --explain adds
 
 # %% ../nbs/15_command.ipynb #b367c3e5
-def _per_class_csv(classes, counts) -> str:
-    """Per-class accuracy as CSV text: `class,correct,total,accuracy`, from a confusion
-    matrix's counts."""
-    rows = [[name, int(counts[i, i]), int(counts[i].sum())] for i, name in enumerate(classes)]
+def _per_class_csv(run, loader, seen:tuple) -> str:
+    "Per-class accuracy as CSV text, `class,correct,total,accuracy`, from `predict`'s answer `seen`."
+    from cnn_course.metrics import confusion_matrix  # late: only evaluate needs it
+    counts = confusion_matrix(loader, run.net, run.device, len(run.classes), predictions=seen)
+    rows = [[name, int(counts[i, i]), int(counts[i].sum())] for i, name in enumerate(run.classes)]
     return _csv_text(['class', 'correct', 'total', 'accuracy'],
                      [[n, c, t, repr(c / t) if t else 'nan'] for n, c, t in rows])
 
@@ -959,47 +965,46 @@ def _seen(run, loader) -> tuple:
                    channels_last=run.config.channels_last)
 
 # %% ../nbs/15_command.ipynb #51ca2181
+def _view_figures(run, loader, seen:tuple, explain:bool) -> list:
+    "The confusion matrix, the mistakes (None: no mistake) and with `explain` their Grad-CAM maps."
+    from cnn_course.metrics import plot_confusion_matrix, show_misclassified  # late: only evaluate
+    views = dict(show=False, predictions=seen)
+    figures = [plot_confusion_matrix(loader, run.classes, run.net, run.device, **views),
+               show_misclassified(loader, run.classes, run.net, run.device, **views)]
+    return figures + [_explained_mistakes(run, seen, loader)] if explain else figures
+
 def save_views(folder:Path, # the run's checkpoint folder
                run, # a `Run` from `evaluate_run`, holding the weights to show
                split:str='test', # 'test' or 'val': which images
-               # also the mistakes beside their Grad-CAM maps (`EXPLAINED_FILE`)
-               explain:bool=False,
+               explain:bool=False, # also the mistakes' Grad-CAM maps (`EXPLAINED_FILE`)
               ) -> list[Path]:
-    """Write lesson 4's views of `run.net` on `split` into `folder` (`VIEW_FILES`), each
-    atomically; return the paths."""
-    from cnn_course.metrics import (confusion_matrix,  # late: only evaluate needs them
-                                    plot_confusion_matrix, show_misclassified)
+    "Write lesson 4's views of `run.net` on `split` into `folder` (`VIEW_FILES`); their paths."
     loader = run.val_loader if split == 'val' else run.test_loader
-    csv_name, confusion_name, mistakes_name = (f.format(split=split) for f in VIEW_FILES)
     seen = _seen(run, loader)  # one pass over the images serves every view
-    counts = confusion_matrix(loader, run.net, run.device, len(run.classes), predictions=seen)
-    table = _per_class_csv(run.classes, counts)
+    csv_name, *figure_names = (f.format(split=split) for f in (*VIEW_FILES, EXPLAINED_FILE))
+    table = _per_class_csv(run, loader, seen)
     files = [atomic_write(folder / csv_name, lambda f: f.write(table), 'w')]
-    views = dict(show=False, predictions=seen)
-    files += _save_figure(folder / confusion_name,
-                          plot_confusion_matrix(loader, run.classes, run.net, run.device, **views))
-    # every image right: no gallery, and no stale one left either
-    files += _save_figure(folder / mistakes_name,
-                          show_misclassified(loader, run.classes, run.net, run.device, **views))
-    if explain:
-        explained = _explained_mistakes(run, seen, loader)
-        files += _save_figure(folder / EXPLAINED_FILE.format(split=split), explained)
+    # no figure (every image right): no file, and no stale one left either
+    for name, figure in zip(figure_names, _view_figures(run, loader, seen, explain)):
+        files += _save_figure(folder / name, figure)
     return files
 
 # %% ../nbs/15_command.ipynb #b648edd1
-def evaluate_command(args:argparse.Namespace, # the options `build_parser` parsed
-                     argv:list|None=None, # the command line (unused)
-                    ) -> int:
-    """Run `cnn-course evaluate DIR`: score DIR's last.pt and best.pt on `--split`, write
-    best.pt's views into DIR; return 0."""
+def _scored_run(args:argparse.Namespace, folder:Path):
+    "evaluate's run, its checkpoints scored on --split (the folder checked first: the views go there)."
     from cnn_course.runs import evaluate_run  # late: PyTorch is imported only for a real run
-    folder = Path(args.dir).expanduser()
     def score(device):
-        # the views go into the folder: check it before the work
         _writable(folder, f'evaluate {folder}')
         if args.explain: _check_explainable(args, folder)
         return evaluate_run(folder, split=args.split, device=device, tta=args.tta)
-    run = _run_folder_command(args, score)
+    return _run_folder_command(args, score)
+
+def evaluate_command(args:argparse.Namespace, # the options `build_parser` parsed
+                     argv:list|None=None, # the command line (unused)
+                    ) -> int:
+    "Run `cnn-course evaluate DIR`: score last.pt and best.pt, write best.pt's views; return 0."
+    folder = Path(args.dir).expanduser()
+    run = _scored_run(args, folder)
     files = save_views(folder, run, args.split, explain=args.explain)
     which = 'best' if 'best' in run.scores else 'last'
     print(f'wrote {", ".join(f.name for f in files)} ({which}.pt, epoch '
@@ -1034,14 +1039,16 @@ def _folder_pictures(arg:str, extensions:set) -> tuple:
     return [str(Path(arg) / p.name) for p in found], note
 
 # %% ../nbs/15_command.ipynb #dd276e4f
-def _picture_arguments(paths:list) -> tuple:
-    """`(pictures, failed, notes)` for predict's IMAGE arguments: the files to try (a
-    folder: the picture files in it, sorted), `(argument, why)` for those that are not
-    there, and a note for each folder with other entries skipped."""
+def _picture_extensions() -> set:
+    "The file extensions of the pictures Pillow reads, in lower case."
     from PIL import Image  # late, and light: Pillow's list of picture file extensions
     Image.init()
-    extensions = {ext.lower() for ext in Image.registered_extensions()}
-    pictures, failed, notes = [], [], []
+    return {ext.lower() for ext in Image.registered_extensions()}
+
+def _picture_arguments(paths:list) -> tuple:
+    """`(pictures, failed, notes)` for predict's IMAGE arguments: the files to try (a folder: its
+    pictures, sorted), `(argument, why)` for each one missing, a note per folder that skipped files."""
+    extensions, pictures, failed, notes = _picture_extensions(), [], [], []
     for arg in paths:
         path = Path(arg).expanduser()
         if path.is_dir():
@@ -1049,8 +1056,7 @@ def _picture_arguments(paths:list) -> tuple:
             if note: notes.append(note)
             if not found: failed.append((arg, 'a folder with no picture files in it'))
             pictures += found
-        elif path.is_file():
-            pictures.append(str(arg))  # named: tried whatever its extension
+        elif path.is_file(): pictures.append(str(arg))  # named: tried whatever its extension
         else: failed.append((arg, 'no such file'))
     return pictures, failed, notes
 
@@ -1069,15 +1075,13 @@ def _write_explanation(result:dict):
 
 # %% ../nbs/15_command.ipynb #1f63518a
 def _prediction_row(result:dict) -> tuple:
-    """`(line, csv_row)` for one of `predict_images`' results: the line to print (None for
-    an error) and the CSV row."""
+    "`(line, csv_row)` for one of `predict_images`' results; the line is None for an error."
     notes = [n if n.startswith('explained in ') else f'note: {n}' for n in result['notes']]
     if result['error']:
         return None, [result['image'], '', '', f"error: {result['error']}"]
     if result['blank']:
         note = '; '.join([f"blank: {result['blank']}", *notes])
-        return (f"{result['image']}: blank picture ({result['blank']}): nothing to "
-                "classify",
+        return (f"{result['image']}: blank picture ({result['blank']}): nothing to classify",
                 [result['image'], '', '', note])
     if result['inverted']: notes.insert(0, 'inverted: light background')
     guesses = ', '.join(f'{name} {p:.1%}' for name, p in result['top'])
@@ -1087,18 +1091,16 @@ def _prediction_row(result:dict) -> tuple:
 
 # %% ../nbs/15_command.ipynb #a0c8fa36
 def _classify_pictures(args:argparse.Namespace, pictures:list) -> list:
-    """`predict_run`'s results for `pictures`, with their explanations written for
-    `--explain`."""
-    from cnn_course.hooks import NoConvolutionError  # late: PyTorch is imported only for a real run
+    "`predict_run`'s results for `pictures`; with --explain, their explanations written too."
+    from cnn_course.hooks import NoConvolutionError  # late: PyTorch only for a real run
     from cnn_course.runs import predict_run
-    invert = {'auto': 'auto', 'yes': True, 'no': False}[args.invert]
-    def classify(device):  # --debug: the first unreadable picture stops the command with its traceback
-        try:
-            return predict_run(args.dir, pictures, invert=invert, top=args.top, device=device,
-                               max_pixels=args.max_pixels, errors='raise' if args.debug else 'report',
-                               explain=args.explain)
-        except NoConvolutionError as e:
-            raise CLIError(f'predict --explain: {e}') from None
+    options = dict(invert={'auto': 'auto', 'yes': True, 'no': False}[args.invert], top=args.top,
+                   max_pixels=args.max_pixels, explain=args.explain,
+                   # --debug: the first unreadable picture stops the command with its traceback
+                   errors='raise' if args.debug else 'report')
+    def classify(device):
+        try: return predict_run(args.dir, pictures, device=device, **options)
+        except NoConvolutionError as e: raise CLIError(f'predict --explain: {e}') from None
     results = _run_folder_command(args, classify)
     for result in results if args.explain else ():
         if result['error'] is None and not result['blank']: _write_explanation(result)
@@ -1106,17 +1108,18 @@ def _classify_pictures(args:argparse.Namespace, pictures:list) -> list:
 
 # %% ../nbs/15_command.ipynb #0bd616b6
 def _report_predictions(failed:list, results:list) -> list:
-    """Print one line per picture (errors to stderr); return the CSV rows, unreadable
-    pictures first."""
+    "Print one line per picture (errors to stderr); the CSV rows, unreadable pictures first."
     rows = [[arg, '', '', f'error: {why}'] for arg, why in failed]
-    for arg, why in failed:
-        print(f'cnn-course: error: predict: {arg}: {why}', file=sys.stderr)
+    for arg, why in failed: print(f'cnn-course: error: predict: {arg}: {why}', file=sys.stderr)
     for result in results:
         line, row = _prediction_row(result)
-        if line is None:
-            print(f"cnn-course: error: predict: {result['error']}", file=sys.stderr)
+        if line is None: print(f"cnn-course: error: predict: {result['error']}", file=sys.stderr)
         else: print(line)
         rows.append(row)
+    unread = sum(1 for r in rows if r[3].startswith('error: '))
+    if unread and len(rows) > 1:
+        print(f'cnn-course: predict: {unread} of {len(rows)} pictures could not be read',
+              file=sys.stderr)
     return rows
 
 # %% ../nbs/15_command.ipynb #7c198eed
@@ -1131,9 +1134,7 @@ def _csv_target(args:argparse.Namespace) -> Path|None:
 def predict_command(args:argparse.Namespace, # the options `build_parser` parsed
                     argv:list|None=None, # the command line (unused)
                    ) -> int:
-    """Run `cnn-course predict RUN IMAGE...`: one line per picture with its most likely
-    classes (or why it is blank, or why it cannot be read); return 0, or 1 if any picture
-    could not be read."""
+    "Run `cnn-course predict RUN IMAGE...`: a line per picture; 0, or 1 if any could not be read."
     # before PyTorch loads: a mistyped name answers at once
     pictures, failed, notes = _picture_arguments(args.images)
     if not pictures:
@@ -1142,14 +1143,14 @@ def predict_command(args:argparse.Namespace, # the options `build_parser` parsed
     csv_file = _csv_target(args)
     for note in notes: print(f'cnn-course: predict: {note}', file=sys.stderr)
     rows = _report_predictions(failed, _classify_pictures(args, pictures))
-    unread = sum(1 for r in rows if r[3].startswith('error: '))
-    if unread and len(rows) > 1:
-        print(f'cnn-course: predict: {unread} of {len(rows)} pictures could not be read', file=sys.stderr)
-    if csv_file is not None:
-        csv_file.parent.mkdir(parents=True, exist_ok=True)  # the check above removed what it made
-        table = _csv_text(['image', 'class', 'probability', 'note'], rows)
-        atomic_write(csv_file, lambda f: f.write(table), 'w')
-    return 1 if unread else 0
+    if csv_file is not None: _write_csv(csv_file, ['image', 'class', 'probability', 'note'], rows)
+    return 1 if any(r[3].startswith('error: ') for r in rows) else 0
+
+def _write_csv(path:Path, header:list, rows:list):
+    "A CSV file of `rows` under `header`, written atomically (its folder made if needed)."
+    path.parent.mkdir(parents=True, exist_ok=True)  # `_csv_target`'s check removed what it made
+    table = _csv_text(header, rows)
+    atomic_write(path, lambda f: f.write(table), 'w')
 
 # %% ../nbs/15_command.ipynb #f548778d
 COMMANDS = {'train': train_command, 'resume': resume_command, 'evaluate': evaluate_command,
@@ -1175,7 +1176,7 @@ def _one_line(message) -> str:
 # %% ../nbs/15_command.ipynb #93dac848
 # the launcher's options, each with a value; the processes torchrun starts get the command
 # line without them
-LAUNCH_OPTIONS = ('--nproc-per-node', '--nnodes', '--node-rank', '--rdzv-endpoint')
+LAUNCH_OPTIONS = tuple(_LAUNCH_OPTIONS)
 
 def _without_launch_options(argv:list) -> list:
     kept, skip = [], False
@@ -1210,23 +1211,26 @@ def _cuda_available() -> bool:
 
 # %% ../nbs/15_command.ipynb #ddf36a0c
 def _check_resume_world(args:argparse.Namespace, world:int):
-    """A `CLIError`, before any process starts, for a run folder `world` processes cannot
-    resume: the run's batch or --sync-bn."""
+    "A `CLIError`, before any process starts, if `world` processes cannot resume the run."
     folder = _check_run_folder(args)
-    from cnn_course.checkpoint import CheckpointError  # late: reading the run's config takes PyTorch
+    from cnn_course.checkpoint import CheckpointError  # late: the run's config takes PyTorch
     from cnn_course.runs import saved_config
     try: cfg = saved_config(folder)
     except CheckpointError as e: raise CLIError(f'resume {args.dir}: {e}') from None
     cuda = cfg.sync_bn and args.device in ('auto', 'cuda') and _cuda_available()
     try: check_world(cfg.to_dict(), world, cuda=cuda)
-    # the batch is the run's own (part of its state): the number of processes has to fit it
     except ConfigError as e:
-        if e.field == 'batch_size':
-            raise CLIError(f"resume {args.dir}: the run's global batch of {cfg.batch_size} images is "
-                           f'split evenly over the processes, and {world} cannot share it: use a '
-                           f'number of processes that divides {cfg.batch_size}') from None
-        raise CLIError(f'resume {args.dir}: the run uses --sync-bn, which runs on CUDA GPUs only: '
-                       'resume it on GPUs, or in one process') from None
+        raise CLIError(f'resume {args.dir}: {_world_problem(e, cfg, world)}') from None
+
+def _world_problem(e:ConfigError, cfg, world:int) -> str:
+    "What `check_world` found, worded for resume."
+    if e.field != 'batch_size':
+        return ('the run uses --sync-bn, which runs on CUDA GPUs only: resume it on GPUs, or in '
+                'one process')
+    # the batch is the run's own (part of its state): the number of processes has to fit it
+    return (f"the run's global batch of {cfg.batch_size} images is split evenly over the "
+            f'processes, and {world} cannot share it: use a number of processes that divides '
+            f'{cfg.batch_size}')
 
 # %% ../nbs/15_command.ipynb #24e72e17
 def _check_nodes(args:argparse.Namespace):
@@ -1277,23 +1281,23 @@ def _rendezvous(args:argparse.Namespace) -> tuple:
     return launcher, again
 
 # %% ../nbs/15_command.ipynb #97e12486
+def _threads_per_process(n_processes:int) -> str:
+    "OMP_NUM_THREADS for CPU processes sharing the cores."
+    # processes x threads <= cores: more threads than cores slow every process down
+    return os.environ.get('OMP_NUM_THREADS') or str(max(1, (os.cpu_count() or 1) // n_processes))
+
 def _launch(args:argparse.Namespace, argv:list) -> int:
-    """Start this command in --nproc-per-node processes here (times --nnodes machines)
-    through torchrun; its exit status."""
+    "Start this command in --nproc-per-node processes per machine through torchrun; its exit status."
     world = _check_launch(args)
     launcher, again = _rendezvous(args)
-    share = (f'; each trains on {args.batch_size // world} of the {args.batch_size} '
-             'images of every step'
-             if args.command == 'train' else '')
-    print(f'cnn-course: starting {world} processes with torchrun ({args.nproc_per_node} '
-          f'on this machine){share}', flush=True)
-    # CPU processes share the cores: processes x threads <= cores (more threads than cores
-    # slows every one down)
-    threads = os.environ.get('OMP_NUM_THREADS') or str(max(1, (os.cpu_count() or 1) // args.nproc_per_node))
+    share = (f'; each trains on {args.batch_size // world} of the {args.batch_size} images of '
+             'every step' if args.command == 'train' else '')
+    print(f'cnn-course: starting {world} processes with torchrun ({args.nproc_per_node} on this '
+          f'machine){share}', flush=True)
     folder = args.dir if args.command == 'resume' else args.checkpoint and _fill(args.checkpoint, args)
-    with _environ(OMP_NUM_THREADS=threads):  # the processes inherit it
-        return _torchrun([*launcher, '-m', 'cnn_course.cli', *_without_launch_options(argv)], args, world,
-                         folder, again)
+    command = [*launcher, '-m', 'cnn_course.cli', *_without_launch_options(argv)]
+    with _environ(OMP_NUM_THREADS=_threads_per_process(args.nproc_per_node)):  # inherited
+        return _torchrun(command, args, world, folder, again)
 
 # %% ../nbs/15_command.ipynb #2b79115b
 def _error_status(e:Exception, args) -> int:
@@ -1324,21 +1328,17 @@ def _interrupted(args) -> int:
 # %% ../nbs/15_command.ipynb #4e9642b7
 def main(argv:list[str]|None=None, # the arguments, e.g. ['train', '--epochs', '1']; None: the command line
         ) -> int:
-    """Run the `cnn-course` command; return its exit status (0: success, 2: bad input,
-    nothing trained; 1: another process of a distributed run was lost)."""
+    "Run the `cnn-course` command; its exit status (0: done, 2: bad input, 1: a process was lost)."
     argv = sys.argv[1:] if argv is None else list(argv)
     args = None
     try:
         try: args = build_parser().parse_args(argv)
-        except SystemExit as e:
-            return e.code if isinstance(e.code, int) else 0  # --help, --version
+        except SystemExit as e: return e.code if isinstance(e.code, int) else 0  # --help, --version
         if getattr(args, 'nproc_per_node', None) is not None: return _launch(args, argv)
-        # train prints its own line for a run that validates on the test set
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # train prints its own line for a run validating on test
             warnings.filterwarnings('ignore', message='val_fraction=0: ')
             return COMMANDS[args.command](args, argv)
-    except (CLIError, DiskFullError, MemoryError, RuntimeError) as e:
-        return _error_status(e, args)
+    except (CLIError, DiskFullError, MemoryError, RuntimeError) as e: return _error_status(e, args)
     except KeyboardInterrupt: return _interrupted(args)
 
 # %% ../nbs/15_command.ipynb #9767d531

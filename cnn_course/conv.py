@@ -49,20 +49,20 @@ def _first_conv(conv):
                     f'{type(conv).__name__}')
 
 # %% ../nbs/01_conv_basics.ipynb #f674944e
-def _tile_grid(n, ncols, size=1.3):
-    "A figure with `n` tiles in rows of `ncols`, every axis switched off."
-    cols = max(1, min(n, ncols)); rows = math.ceil(n / cols)
+def _tile_grid(tiles, ncols, size=1.3, **kwargs):
+    "A figure of `tiles` in rows of `ncols`, each numbered; `kwargs` go to `show_image`."
+    n = len(tiles); cols = max(1, min(n, ncols)); rows = math.ceil(n / cols)
     fig, axs = plt.subplots(rows, cols, figsize=(size * cols, size * rows + 0.7), squeeze=False,
                             FigureClass=CourseFigure)
     for ax in axs.flat: ax.axis('off')
-    return fig, axs.flat
+    for i, (ax, tile) in enumerate(zip(axs.flat, tiles)):
+        show_image(ax, tile, **kwargs)
+        ax.set_title(str(i), fontsize=9)
+    return fig
 
 # %% ../nbs/01_conv_basics.ipynb #d0c6d5ec
 def _filter_tiles(w, in_channel:int|None) -> tuple:
-    """`(tiles, imshow arguments, what is drawn)` for kernels `w` (out, in, kh, kw):
-    colour for three inputs and no `in_channel`, else one input channel on one symmetric
-    scale (0 is
-    mid-grey)."""
+    "`(tiles, imshow arguments, what is drawn)` for kernels `w` (out, in, kh, kw)."
     n_in = w.shape[1]
     # each filter rescaled to [0, 1], like a tiny colour picture
     if in_channel is None and n_in == 3:
@@ -77,66 +77,62 @@ def _filter_tiles(w, in_channel:int|None) -> tuple:
 
 # %% ../nbs/01_conv_basics.ipynb #8f46fa98
 def show_filters(conv, # an nn.Conv2d, or a model whose first Conv2d is drawn
-                 # which input channel's kernels to draw; None: colour if 3 inputs, else 0
-                 in_channel:int|None=None,
+                 in_channel:int|None=None, # channel to draw (None: RGB if 3, else 0)
                  max_filters:int=64, # draw at most this many output channels
                  ncols:int=8, # tiles per row
                  *,
-                 # leave it in pyplot, drawn at the cell's end (False: do not)
-                 show:bool=True,
+                 show:bool=True, # leave it in pyplot to draw at the cell's end
                 ):
     "Draw a Conv2d's kernels as a grid of small images, one per output channel."
     conv = _first_conv(conv)
     w = conv.weight.detach().float().cpu()[:max_filters]  # (out, in, kh, kw)
     tiles, kw, which = _filter_tiles(w, in_channel)
-    fig, axs = _tile_grid(len(w), ncols)
-    for i, ax in zip(range(len(w)), axs):
-        show_image(ax, tiles[i], **kw)
-        ax.set_title(str(i), fontsize=9)
+    fig = _tile_grid(tiles, ncols, **kw)
     if len(w) < conv.out_channels: which += f', first {len(w)}'
-    fig.suptitle(f'{w.shape[1]}→{conv.out_channels} channels, {w.shape[2]}×{w.shape[3]} '
-                 f'kernels ({which})',
-                 fontsize=11)
+    fig.suptitle(f'{w.shape[1]}→{conv.out_channels} channels, {w.shape[2]}×{w.shape[3]} kernels '
+                 f'({which})', fontsize=11)
     return _finish(fig, show)
 
 # %% ../nbs/01_conv_basics.ipynb #54052b56
-def _feature_maps(module, image) -> torch.Tensor:
-    """The (C, H, W) maps `module` computes, in eval mode, for one image (or a batch of
-    one)."""
+_NOT_MAPS = ('{name} returned shape {shape}, not feature maps (N, C, H, W): pass the '
+             'convolutional part only, e.g. model.layer or model.layer[:2]')
+
+def _one_image(image, who:str, channels:int|None=None) -> torch.Tensor:
+    "`image` as one (C, H, W) tensor (a batch of one unwrapped), else a ValueError for `who`."
     x = torch.as_tensor(image).detach()
-    if x.dim() == 3: x = x[None]
-    if x.dim() != 4 or x.shape[0] != 1:
-        raise ValueError('show_feature_maps needs one (C, H, W) image or a batch of one, '
-                         f'got shape {tuple(x.shape)}')
+    if x.dim() == 4 and x.shape[0] == 1: x = x[0]
+    if x.dim() != 3 or channels not in (None, x.shape[0]):
+        raise ValueError(f'{who} needs one ({channels or "C"}, H, W) image or a batch of one, '
+                         f'got shape {tuple(torch.as_tensor(image).shape)}')
+    return x
+
+_NOT_MAPS = ('{name} returned shape {shape}, not feature maps (N, C, H, W): pass the '
+             'convolutional part only, e.g. model.layer or model.layer[:2]')
+
+def _feature_maps(module, image) -> torch.Tensor:
+    "The (C, H, W) maps `module` computes in eval mode for one image (or a batch of one)."
+    x = _one_image(image, 'show_feature_maps')[None]
     param = next(module.parameters(), None)
     if param is not None: x = x.to(param.device, param.dtype)
     with eval_mode(module), torch.inference_mode():
         maps = module(x)  # what the model computes at test time
     if maps.dim() != 4:
-        raise ValueError(f'{type(module).__name__} returned shape {tuple(maps.shape)}, '
-                         'not feature maps (N, C, H, W): pass the convolutional part '
-                         'only, e.g. model.layer or model.layer[:2]')
+        raise ValueError(_NOT_MAPS.format(name=type(module).__name__, shape=tuple(maps.shape)))
     return maps[0].float().cpu()
 
 # %% ../nbs/01_conv_basics.ipynb #e6fb6ac9
 def show_feature_maps(module, # a Conv2d, a Sequential of layers, or any module that returns (N, C, H, W)
-                      # one (C, H, W) image (or a batch of one), as the model sees it
-                      image,
+                      image, # one (C, H, W) image (or a batch of one)
                       max_maps:int=32, # draw at most this many channels
                       ncols:int=8, # tiles per row
                       cmap:str='gray', # colour map for the maps
                       *,
-                      # leave it in pyplot, drawn at the cell's end (False: do not)
-                      show:bool=True,
+                      show:bool=True, # leave it in pyplot to draw at the cell's end
                      ):
     "Draw the channels (feature maps) that `module` produces for one image."
     maps = _feature_maps(module, image)
     n = min(len(maps), max_maps)
-    fig, axs = _tile_grid(n, ncols)
-    for i, ax in zip(range(n), axs):
-        # each map on its own scale: the pattern matters, not the level
-        show_image(ax, maps[i], cmap=cmap)
-        ax.set_title(str(i), fontsize=9)
+    fig = _tile_grid(maps[:n], ncols, cmap=cmap)  # each map on its own scale: its pattern shows
     shown = f' (first {n})' if n < len(maps) else ''
     fig.suptitle(f'{len(maps)} feature maps of {maps.shape[-2]}×{maps.shape[-1]}{shown}', fontsize=11)
     return _finish(fig, show)
@@ -144,18 +140,11 @@ def show_feature_maps(module, # a Conv2d, a Sequential of layers, or any module 
 # %% ../nbs/01_conv_basics.ipynb #7e994ab6
 def show_rgb_channels(image, # one (3, H, W) colour image, e.g. `denormalize(img, dataset)`
                       *,
-                      # leave it in pyplot, drawn at the cell's end (False: do not)
-                      show:bool=True,
+                      show:bool=True, # leave it in pyplot to draw at the cell's end
                      ):
-    """Show a colour image and, side by side and titled, its red, green and blue channels
-    in gray."""
-    img = torch.as_tensor(image).detach().float().cpu()
-    if img.dim() == 4 and img.shape[0] == 1: img = img[0]
-    if img.dim() != 3 or img.shape[0] != 3:
-        raise ValueError('show_rgb_channels needs one (3, H, W) image, got shape '
-                         f'{tuple(img.shape)}')
-    # One scale for all three channels, so their brightness can be compared; [0, 1] unless
-    # the data exceeds it.
+    "Show a colour image and, titled beside it, its red, green and blue channels in gray."
+    img = _one_image(image, 'show_rgb_channels', channels=3).float().cpu()
+    # one scale for all three channels, to compare their brightness: [0, 1] unless exceeded
     lo, hi = min(0.0, img.min().item()), max(1.0, img.max().item())
     fig, axs = plt.subplots(1, 4, figsize=(12, 3.4), FigureClass=CourseFigure)
     show_image(axs[0], (img - lo) / (hi - lo), title='image')

@@ -27,8 +27,7 @@ def get_device(prefer:str|None=None, # a device to use instead of the best one f
 
 # %% ../nbs/00_setup.ipynb #d9ce901f
 def _deterministic_kernels(torch, on:bool):
-    """Ask PyTorch, cuDNN and cuBLAS for deterministic kernels (`on`), or let them pick
-    the fastest again."""
+    "Ask PyTorch, cuDNN and cuBLAS for deterministic kernels (`on`), or the fastest."
     torch.backends.cudnn.deterministic = on
     if not on: torch.use_deterministic_algorithms(False); return
     # cuBLAS reads this when its handle is made: set it before the first matrix product on
@@ -45,9 +44,7 @@ def _deterministic_kernels(torch, on:bool):
 
 # %% ../nbs/00_setup.ipynb #7fc41d6b
 def torch_seed(seed:int=123, # the seed for Python, NumPy and PyTorch (CPU and CUDA)
-               # ask for deterministic kernels (cuDNN, cuBLAS, PyTorch); False switches
-               # them back off
-               deterministic:bool=True,
+               deterministic:bool=True, # deterministic kernels (False: switch them off)
               ) -> None:
     """Seed every random number generator a lesson uses and ask for deterministic kernels
     (warning, not failing, where none exists)."""
@@ -72,6 +69,16 @@ def rng_state() -> dict:
             'torch': torch.get_rng_state(),
             'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
+def _set_cuda_states(states:list):
+    "Put back the GPUs' generator states, as many as this machine has (a warning if not all)."
+    import torch  # late: see rng_state
+    if not (states and torch.cuda.is_available()): return
+    n = torch.cuda.device_count()
+    if len(states) != n:
+        warnings.warn(f'the checkpoint has the generator states of {len(states)} GPUs, this '
+                      f'machine has {n}: the common ones are restored')
+    for i, s in enumerate(states[:n]): torch.cuda.set_rng_state(s, i)
+
 def set_rng_state(state:dict, # what `rng_state()` returned
                  ) -> None:
     "Put back every generator state that `rng_state` recorded."
@@ -82,14 +89,7 @@ def set_rng_state(state:dict, # what `rng_state()` returned
     np.random.set_state((n['kind'], n['keys'].numpy().astype(np.uint32), n['pos'], n['has_gauss'],
                          n['cached_gaussian']))
     torch.set_rng_state(state['torch'])
-    cuda = state['cuda']
-    if cuda and torch.cuda.is_available():
-        if len(cuda) != torch.cuda.device_count():
-            warnings.warn(f'the checkpoint has the generator states of {len(cuda)} GPUs, '
-                          f'this machine has {torch.cuda.device_count()}: the common '
-                          'ones are restored')
-        for i, s in enumerate(cuda[:torch.cuda.device_count()]):
-            torch.cuda.set_rng_state(s, i)
+    _set_cuda_states(state['cuda'])
 
 # %% ../nbs/00_setup.ipynb #8ce4106e
 def is_quick() -> bool:
@@ -168,8 +168,7 @@ def _write_synced(fd:int, mode:str, write_fn:Callable):
 
 # %% ../nbs/00_setup.ipynb #7f255454
 def atomic_write(path:str|Path, # the file to write; its folder must exist
-                 # called with the open temporary file; writes the contents
-                 write_fn:Callable,
+                 write_fn:Callable, # writes the contents into the open temporary file
                  mode:str='wb', # 'wb' for bytes, 'w' for text (UTF-8)
                 ) -> Path:
     """Write `path` all or nothing: `write_fn(f)` fills a temporary file beside it, which
@@ -234,31 +233,24 @@ def _why_not(folder:Path, e:OSError) -> str:
     return f'cannot create this folder: {e.strerror or e}{where}; nothing can be made inside {parent}'
 
 def ensure_writable(folder:str|Path, # the folder to create (with its parents) and write in
-                    # how the message names it, e.g. '--out runs/x' (default: the path)
-                    name:str|None=None,
-                    # keep the folders it created; False: remove them again (a check
-                    # before the real work)
-                    keep:bool=True,
+                    name:str|None=None, # its name in messages, e.g. '--out runs/x'
+                    keep:bool=True, # keep the folders it made (False: a check only)
                    ) -> Path:
-    """Create `folder` and prove a file can be written in it; a `NotWritableError` (a
-    `ValueError`) says why not."""
+    "Create `folder` and prove a file can be written in it; a `NotWritableError` if not."
     folder = Path(folder).expanduser()
     missing = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = atomic_write(folder / f'.cnn_course_probe_{os.getpid()}', lambda f: f.write(b'ok'))
-        probe.unlink()
+        atomic_write(folder / f'.cnn_course_probe_{os.getpid()}', lambda f: f.write(b'ok')).unlink()
     except OSError as e:
         raise NotWritableError(folder, _why_not(folder, e), name) from None
-    if not keep:
-        for p in missing:  # deepest first
-            with contextlib.suppress(OSError): p.rmdir()
+    for p in [] if keep else missing:  # deepest first
+        with contextlib.suppress(OSError): p.rmdir()
     return folder
 
 # %% ../nbs/00_setup.ipynb #b017f261
 def plain_doc(sym, # a function or class
-              # ignored: accepted so calls written for nbdev's `show_doc` work unchanged
-              **kwargs,
+              **kwargs, # ignored, so calls written for nbdev's `show_doc` work
              ) -> None:
     """Print `sym`'s signature and docstring: the stand-in for nbdev's `show_doc` where
     nbdev is not installed."""

@@ -80,20 +80,22 @@ def _idx_bytes(a:np.ndarray) -> bytes:
     a = np.ascontiguousarray(a, dtype=np.uint8)
     return struct.pack('>I', 0x0800 + a.ndim) + struct.pack(f'>{a.ndim}I', *a.shape) + a.tobytes()
 
-def _synthetic_arrays(n:int, size:int, channels:int, seed:int, stream:int):
-    "`n` class-dependent uint8 images (n, channels, size, size) and balanced int labels."
-    # the class prototypes depend on `seed` only: the same in train and test
+def _prototypes(seed:int, channels:int) -> tuple:
+    "Each class's grating phase and colour: they depend on `seed` only (the same in train and test)."
     proto = np.random.default_rng(seed)
     phases = proto.uniform(0, 2 * np.pi, 10)
-    colours = proto.uniform(0.35, 1.0, (10, channels)) if channels > 1 else np.ones((10, 1))
+    return phases, proto.uniform(0.35, 1.0, (10, channels)) if channels > 1 else np.ones((10, 1))
+
+def _synthetic_arrays(n:int, size:int, channels:int, seed:int, stream:int):
+    "`n` class-dependent uint8 images (n, channels, size, size) and balanced int labels."
+    phases, colours = _prototypes(seed, channels)
     rng = np.random.default_rng([seed, stream])
     labels = rng.permutation(np.arange(n) % 10)
-    # Each class is a grating at its own angle, but every image is shifted, tilted,
-    # rescaled, recoloured and noisy, so neither a linear template nor one epoch is enough
-    # (a broken model stays near 10%).
+    # a grating per class, each image shifted, tilted, rescaled, recoloured and noisy: neither
+    # a linear template nor one epoch is enough (a broken model stays near 10%)
     gratings = _gratings(labels, phases, size, rng)
-    colour = np.clip(colours[labels] + rng.normal(0, 0.3, (n, channels)), 0.2,
-                     1) if channels > 1 else np.ones((n, 1))
+    colour = (np.clip(colours[labels] + rng.normal(0, 0.3, (n, channels)), 0.2, 1) if channels > 1
+              else np.ones((n, 1)))
     contrast = rng.uniform(0.5, 1.0, (n, 1, 1, 1))
     noise = rng.normal(0, 0.25, (n, channels, size, size))
     x = gratings[:, None] * colour[:, :, None, None] * contrast + noise
@@ -104,14 +106,12 @@ _IDX_FILES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images
               't10k-labels-idx1-ubyte')
 
 def write_synthetic_idx(root:str|Path, # the dataset root: files go to <root>/<name>/raw/
-                        # torchvision's class name: 'MNIST' or 'FashionMNIST'
-                        name:str='MNIST',
+                        name:str='MNIST', # torchvision's 'MNIST' or 'FashionMNIST'
                         n_train:int=2000, # number of training images
                         n_test:int=1000, # number of test images
                         seed:int=0, # the same seed gives the same files
                        ) -> Path:
-    """Write a small class-dependent dataset as MNIST-format IDX files (plain and .gz)
-    that torchvision reads; return the raw folder."""
+    "Write a small synthetic dataset as MNIST's IDX files (and .gz); the raw folder."
     raw = Path(root) / name / 'raw'
     for prefix, n, stream in (('train', n_train, 1), ('t10k', n_test, 2)):
         x, y = _synthetic_arrays(n, 28, 1, seed, stream)
@@ -129,28 +129,24 @@ def _md5(path:Path) -> str: return hashlib.md5(Path(path).read_bytes()).hexdiges
 
 # %% ../nbs/00a_data.ipynb #eb8320e3
 def _write_cifar_files(folder:Path, train:tuple, test:tuple, names, sums_file:str, prefix:str) -> Path:
-    """`train` and `test`, each ((n, 3, 32, 32) uint8 images, labels), as CIFAR-10's
-    pickle files in `folder`; md5 list last."""
+    "`train` and `test` (uint8 images, labels) as CIFAR-10's files; md5 list last."
     (x, y), (xt, yt) = train, test
     batches = [(f'data_batch_{i+1}', f'training batch {i+1} of 5', xs, ys)
                for i, (xs, ys) in enumerate(zip(np.array_split(x, 5), np.array_split(y, 5)))]
     batches.append(('test_batch', 'testing batch 1 of 1', xt, yt))
-    for fname, label, xs, ys in batches:
-        # rows: R plane, G, B
+    for fname, label, xs, ys in batches:  # data rows: the R plane, then G, then B
         entry = {'batch_label': label, 'labels': [int(v) for v in ys], 'data': xs.reshape(len(xs), 3072),
                  'filenames': [f'{prefix}_{fname}_{i}.png' for i in range(len(xs))]}
         _write_bytes(folder / fname, pickle.dumps(entry, protocol=2))
-    _write_bytes(folder / 'batches.meta',
-                 pickle.dumps({'num_cases_per_batch': len(batches[0][2]), 'label_names': list(names),
-                                                         'num_vis': 3072}, protocol=2))
+    meta = {'num_cases_per_batch': len(batches[0][2]), 'label_names': list(names), 'num_vis': 3072}
+    _write_bytes(folder / 'batches.meta', pickle.dumps(meta, protocol=2))
     # Written last: a reader that finds the md5 list finds every file it names complete.
     _write_bytes(folder / sums_file, ''.join(f'{_md5(folder / f)}  {f}\n' for f in _CIFAR_FILES).encode())
     return folder
 
 # %% ../nbs/00a_data.ipynb #4f455181
 def write_synthetic_cifar10(root:str|Path, # the dataset root: files go to <root>/cifar-10-batches-py/
-                            # number of training images, spread over the five batches
-                            n_train:int=2000,
+                            n_train:int=2000, # training images, over the five batches
                             n_test:int=1000, # number of test images
                             seed:int=0, # the same seed gives the same files
                            ) -> Path:
@@ -173,25 +169,27 @@ class SyntheticCIFAR10(datasets.CIFAR10):
                  train:bool=True, # the five training batches, or the test batch
                  transform=None, # applied to each PIL image
                  target_transform=None, # applied to each label
-                 # must be False: synthetic files cannot be downloaded
-                 download:bool=False,
+                 download:bool=False, # must be False: nothing to download
                 ):
-        name = type(self).__name__
         if download:
-            raise ValueError(f'{name} reads files written by {self.writer}; download '
-                             'must be False')
+            raise ValueError(f'{type(self).__name__} reads files written by {self.writer}; '
+                             'download must be False')
+        # per instance, so the class attributes (the official checksums) stay untouched
+        self.train_list, self.test_list, self.meta = self._file_lists(root)
+        super().__init__(root, train=train, transform=transform, target_transform=target_transform,
+                         download=False)
+
+    def _file_lists(self, root) -> tuple:
+        "torchvision's `train_list`, `test_list` and `meta`, with the md5 sums the writer left."
         sums_file = Path(root) / self.base_folder / self.sums_file
         if not sums_file.is_file():
             raise FileNotFoundError(f'{sums_file} not found: write the files with '
                                     f'{self.writer}({str(root)!r}) first')
-        sums = {f.strip(): h for h,
-                f in (line.split(None, 1) for line in sums_file.read_text().splitlines() if line.strip())}
-        # Per instance, so the class attributes (the official checksums) stay untouched.
-        self.train_list = [[f, sums.get(f, '')] for f in _CIFAR_FILES[:5]]
-        self.test_list = [['test_batch', sums.get('test_batch', '')]]
-        self.meta = {**datasets.CIFAR10.meta, 'md5': sums.get('batches.meta', '')}
-        super().__init__(root, train=train, transform=transform, target_transform=target_transform,
-                         download=False)
+        lines = [line.split(None, 1) for line in sums_file.read_text().splitlines() if line.strip()]
+        sums = {f.strip(): h for h, f in lines}
+        return ([[f, sums.get(f, '')] for f in _CIFAR_FILES[:5]],
+                [['test_batch', sums.get('test_batch', '')]],
+                {**datasets.CIFAR10.meta, 'md5': sums.get('batches.meta', '')})
 
 # %% ../nbs/00a_data.ipynb #5948224d
 class ColourFashion(SyntheticCIFAR10):
@@ -222,12 +220,10 @@ class DamagedDataError(ValueError):
     names it and the remedy."""
 
 def decompress_idx(source:str|Path, # a folder with the .gz files, e.g. `DEBIAN_FASHION_MNIST`
-                   # the raw folder torchvision reads, e.g. <root>/FashionMNIST/raw
-                   dest:str|Path,
+                   dest:str|Path, # torchvision's raw folder: <root>/FashionMNIST/raw
                    names:tuple=_IDX_FILES, # the files wanted, without '.gz'
                   ) -> list:
-    """Gunzip `source/<name>.gz` into `dest/<name>` atomically, skipping files already
-    there; return the paths written."""
+    "Gunzip `source/<name>.gz` into `dest/<name>` atomically, unless done; paths written."
     source, dest = Path(source), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(dest)  # a decompression killed halfway leaves its temporary file (up to 47 MB)
@@ -275,9 +271,8 @@ def _read(cls, root:Path, train, transform, where:Path):
     try: ds = cls(root, train=train, transform=transform, download=False)
     except Exception as e:
         raise RuntimeError(f'torchvision.datasets.{cls.__name__} could not read the '
-                           f'files in {where}: {e} '
-                           'They may be truncated, corrupt or not the official files: '
-                           'delete them and load again.') from e
+                           f'files in {where}: {e} They may be truncated, corrupt or not '
+                           'the official files: delete them and load again.') from e
     if len(ds.data) != len(ds.targets):
         raise RuntimeError(f'{where}: {len(ds.data)} images but {len(ds.targets)} '
                            'labels; the files are corrupt: delete them and load again.')
@@ -318,31 +313,32 @@ def _try_debian(cls, root:Path, train, transform, tried:list):
     return _read(cls, root, train, transform, folder)
 
 # %% ../nbs/00a_data.ipynb #b7541d27
-def _synthetic(cls, train, transform, n_train:int, n_test:int, tried:list):
-    """Step 3 (quick mode only): synthetic files in the real format, written once per
-    process."""
-    key = (cls.__name__, n_train, n_test)
+def _synthetic_root(key:tuple, write) -> Path:
+    "A private temporary folder for `key`, filled by `write(folder)` once per process."
+    # private: parallel test processes never see each other's half-written files
     if key not in _synthetic_roots:
-        # A private folder per process: parallel test processes never see each other's
-        # half-written files.
-        root = Path(tempfile.mkdtemp(prefix=f'cnn_course_{cls.__name__}_'))
+        root = Path(tempfile.mkdtemp(prefix=f'cnn_course_{key[0]}_'))
         atexit.register(shutil.rmtree, root, ignore_errors=True)
+        write(root)
+        _synthetic_roots[key] = root
+    return _synthetic_roots[key]
+
+def _synthetic(cls, train, transform, n_train:int, n_test:int, tried:list):
+    "Step 3 (quick mode only): synthetic files in the real format, once per process."
+    def write(root):
         if cls is datasets.CIFAR10: write_synthetic_cifar10(root, n_train, n_test)
         else: write_synthetic_idx(root, cls.__name__, n_train, n_test)
-        _synthetic_roots[key] = root
         print(f"quick mode: {cls.__name__} not found locally, using {n_train} + {n_test} "
-              f"synthetic images in {cls.__name__}'s file format (looked in "
-              f"{'; '.join(tried)})")
+              f"synthetic images in {cls.__name__}'s file format (looked in {'; '.join(tried)})")
+    root = _synthetic_root((cls.__name__, n_train, n_test), write)
     reader = SyntheticCIFAR10 if cls is datasets.CIFAR10 else cls
-    return reader(_synthetic_roots[key], train=train, transform=transform, download=False)
+    return reader(root, train=train, transform=transform, download=False)
 
 class DatasetNotFoundError(FileNotFoundError):
     """A dataset neither on disk nor downloaded; `worded` names the `download` and `root`
     settings the caller's way."""
     def __init__(self,
-                 # the message, with $download, $no_download and $root where the settings
-                 # are named
-                 template:str):
+                 template:str): # the message; $download, $no_download, $root: settings
         self.template = template
         super().__init__(self.worded())
 
@@ -351,19 +347,21 @@ class DatasetNotFoundError(FileNotFoundError):
         return string.Template(self.template).safe_substitute(download=download, no_download=no_download,
                                                               root=root)
 
+_DEBIAN_TIP = ('on Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist (installs '
+               f'{DEBIAN_FASHION_MNIST})')
+
 def _how_to_get(cls, root:Path) -> str:
+    "Ways to get `cls`'s files, for `DatasetNotFoundError` (which fills in $download, $root)."
     if cls is ColourFashion:
-        how = _how_to_get(datasets.FashionMNIST, root)
-        return f'{STAND_IN} is made from Fashion-MNIST, which was not found. ' + how
+        return (f'{STAND_IN} is made from Fashion-MNIST, which was not found. '
+                + _how_to_get(datasets.FashionMNIST, root))
     folder, files = _local_files(cls, root)
-    tips = ['run once with internet access and $download (torchvision downloads into '
-            f'{root / cls.__name__ / "raw" if cls is not datasets.CIFAR10 else folder})']
-    if cls is datasets.FashionMNIST:
-        tips.append('on Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist '
-                    f'(installs {DEBIAN_FASHION_MNIST})')
+    raw = root / cls.__name__ / 'raw' if cls is not datasets.CIFAR10 else folder
+    tips = [f'run once with internet access and $download (torchvision downloads into {raw})']
+    if cls is datasets.FashionMNIST: tips.append(_DEBIAN_TIP)
     if cls is datasets.CIFAR10:
-        tips.append(f'copy cifar-10-python.tar.gz (from {cls.url}) into {root} and run '
-                    'with $download: torchvision extracts it without downloading')
+        tips.append(f'copy cifar-10-python.tar.gz (from {cls.url}) into {root} and run with '
+                    '$download: torchvision extracts it without downloading')
     else: tips.append(f'copy {", ".join(files)} (or their .gz files) into {folder}')
     tips.append('point $root at a folder that already holds it')
     return 'To get it: ' + '; or '.join(tips) + '.'
@@ -401,16 +399,10 @@ def _escaped(parts:list) -> str:
 
 def load_dataset(name:str, # one of `DATASETS`: mnist, fashion-mnist, cifar10, colour-fashion (`STAND_IN`)
                  train:bool=True, # the training set, or the test set
-                 # applied to each PIL image; None means `make_transform()`
-                 transform=None,
-                 # where the files are looked for and downloaded to
-                 root:str|Path=DATA_ROOT,
-                 # allow torchvision to download when nothing is found locally (never in
-                 # quick mode)
-                 download:bool=True,
-                 # keep only the first `limit` images; None: all (quick mode: 2000 train /
-                 # 1000 test)
-                 limit:int|None=None,
+                 transform=None, # applied to each PIL image (None: `make_transform()`)
+                 root:str|Path=DATA_ROOT, # where files are looked for and downloaded to
+                 download:bool=True, # download if not found here (never in quick mode)
+                 limit:int|None=None, # keep the first `limit` images (None: all)
                 ) -> Dataset:
     """A torchvision dataset from local files, Debian's copy, (quick mode) synthetic files
     or a download."""
@@ -475,13 +467,10 @@ def _checked_pictures(pictures, shift:int) -> np.ndarray:
 
 # %% ../nbs/00a_data.ipynb #4ff90d38
 def colour_canvases(pictures:np.ndarray, # (n, 28, 28) uint8 grey pictures, light on dark (Fashion-MNIST's)
-                    # an int or a sequence of ints for NumPy's generator: the same seed,
-                    # the same canvases
-                    seed=0,
+                    seed=0, # NumPy's seed (an int or ints): same seed, same canvases
                     shift:int=4, # the largest offset, in pixels, from the canvas's top-left corner each way
                    ) -> np.ndarray:
-    """Each picture on a 32x32 canvas at a random offset, in a random colour on a random
-    background: (n, 3, 32, 32) uint8."""
+    "Each picture on a 32x32 canvas, moved, coloured, on a coloured background: uint8."
     pictures = _checked_pictures(pictures, shift)
     rng = np.random.default_rng(seed)
     background, colour = _colour_pairs(rng, len(pictures))
@@ -498,8 +487,7 @@ def colour_canvases(pictures:np.ndarray, # (n, 28, 28) uint8 grey pictures, ligh
 # %% ../nbs/00a_data.ipynb #ef758a63
 # files go to <root>/colour-fashion-batches-py/; Fashion-MNIST is looked for here too
 def write_colour_fashion(root:str|Path=DATA_ROOT,
-                         # may Fashion-MNIST be downloaded if it is not found
-                         download:bool=True,
+                         download:bool=True, # may Fashion-MNIST be downloaded if missing
                          seed:int=0, # the canvases' colours and offsets
                         ) -> Path:
     """Write Colour Fashion in CIFAR-10's file format: Fashion-MNIST's first 50,000
@@ -515,24 +503,18 @@ def write_colour_fashion(root:str|Path=DATA_ROOT,
 
 # %% ../nbs/00a_data.ipynb #48c6180f
 def _make_stand_in(root:Path, train, transform, download):
-    """Step 2 for the stand-in: made from Fashion-MNIST and kept under `root` (in quick
-    mode without it: a private folder)."""
-    # from synthetic Fashion-MNIST: never left where real data goes
+    "Step 2 for the stand-in: made from Fashion-MNIST under `root` (quick: a temp folder)."
     if not on_disk('fashion-mnist', root) and is_quick():
-        key = ('ColourFashion',)
-        if key not in _synthetic_roots:
-            _synthetic_roots[key] = Path(tempfile.mkdtemp(prefix='cnn_course_ColourFashion_'))
-            atexit.register(shutil.rmtree, _synthetic_roots[key], ignore_errors=True)
-            write_colour_fashion(_synthetic_roots[key], download=False)
-        root = _synthetic_roots[key]
+        # from synthetic Fashion-MNIST: never left where real data goes
+        write = lambda folder: write_colour_fashion(folder, download=False)
+        root = _synthetic_root(('ColourFashion',), write)
     else:
-        print(f'{STAND_IN}: making it from Fashion-MNIST into '
-              f'{root / ColourFashion.base_folder} (once; '
-              'about 10 s)')
+        print(f'{STAND_IN}: making it from Fashion-MNIST into {root / ColourFashion.base_folder} '
+              '(once; about 10 s)')
         try: write_colour_fashion(root, download=download)
         except DatasetNotFoundError as e:
-            raise DatasetNotFoundError(f'{STAND_IN} is made from Fashion-MNIST, which '
-                                       f'was not found: {e.template}') from e
+            raise DatasetNotFoundError(f'{STAND_IN} is made from Fashion-MNIST, which was not '
+                                       f'found: {e.template}') from e
     return _read(ColourFashion, root, train, transform, root / ColourFashion.base_folder)
 
 # %% ../nbs/00a_data.ipynb #c9debb0f
@@ -546,11 +528,9 @@ _STAND_INS = {STAND_IN: "real Fashion-MNIST pictures on 32x32 colour canvases, w
 def dataset_or_stand_in(name:str, # the dataset the lesson is about, e.g. 'cifar10'
                         stand_in:str, # what to use when it cannot be had, e.g. `STAND_IN`
                         root:str|Path=DATA_ROOT, # where `load_dataset` looks
-                        # may `name` be downloaded (never in quick mode)
-                        download:bool=True,
+                        download:bool=True, # may `name` be downloaded (never when quick)
                        ) -> str:
-    """`name` when it is on disk or downloads now, else `stand_in`, with one line saying
-    so."""
+    "`name` when it is on disk or downloads now, else `stand_in`, with a line saying so."
     name, stand_in = _canonical_name(name), _canonical_name(stand_in)
     if on_disk(name, root): return name
     if download and not is_quick():
@@ -566,8 +546,7 @@ def dataset_or_stand_in(name:str, # the dataset the lesson is about, e.g. 'cifar
 
 # %% ../nbs/00a_data.ipynb #c85ca353
 def cifar10_or_stand_in(root:str|Path=DATA_ROOT, # where `load_dataset` looks
-                        # may CIFAR-10 be downloaded (never in quick mode)
-                        download:bool=True,
+                        download:bool=True, # may CIFAR-10 be downloaded (not if quick)
                        ) -> str:
     """'cifar10' when CIFAR-10 is on disk or downloads now, else `STAND_IN` with one line
     saying so: the dataset of lessons 2 and 4."""
@@ -588,8 +567,7 @@ def _check_val_fraction(val_fraction, n:int):
 
 # %% ../nbs/00a_data.ipynb #84fef966
 def train_val_split(dataset:Dataset, # the dataset to split (e.g. a training set)
-                    # the validation share: a fraction in (0, 1) or a number of items
-                    val_fraction:float|int=0.2,
+                    val_fraction:float|int=0.2, # validation share: in (0, 1), or a count
                     seed:int=123, # the split's seed: the same seed gives the same split
                    ) -> tuple:
     "Split `dataset` at random, repeatably, into (train_subset, val_subset)."
@@ -685,35 +663,32 @@ def _fits(nbytes:int, device:torch.device) -> bool:
     return nbytes < 0.5 * free
 
 # %% ../nbs/00a_data.ipynb #e80c326b
+def _check_loader_args(batch_size, augment):
+    "A `ValueError` or `TypeError` for a `DeviceLoader` argument it cannot use."
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f'batch_size={batch_size!r}: expected a positive int')
+    if augment is not None and not all(callable(getattr(augment, m, None)) for m in ('draw', 'apply')):
+        raise TypeError(f'augment={augment!r}: expected an object with draw(n, generator) and '
+                        'apply(images, draws), e.g. BatchAugment(shift=2)')
+
 class DeviceLoader:
     """Decode a dataset once into tensors kept on the device, then yield (x, y) batches
     like a `DataLoader`."""
     def __init__(self, dataset:Dataset, # a dataset whose items are (tensor, label) after its transform
                  batch_size:int=100, # images per batch (the last batch may be shorter)
-                 # a new random order each epoch, drawn from torch's global generator
-                 shuffle:bool=False,
+                 shuffle:bool=False, # a new order each epoch, from torch's generator
                  device=None, # where batches are made; None: `get_device()`
                  drop_last:bool=False, # skip the last short batch
-                 # random changes to every batch on the device: `draw(n, generator)`,
-                 # `apply(images, draws)`
-                 augment=None,
+                 augment=None, # has `draw(n, gen)`, `apply(x, draws)`
                 ):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f'batch_size={batch_size!r}: expected a positive int')
-        if (augment is not None and
-            not (callable(getattr(augment, 'draw', None)) and callable(getattr(augment, 'apply', None)))):
-            raise TypeError(f'augment={augment!r}: expected an object with draw(n, '
-                            'generator) and apply(images, draws), e.g. '
-                            'BatchAugment(shift=2)')
-        self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
-        self.augment = augment
+        _check_loader_args(batch_size, augment)
+        self.dataset, self.batch_size, self.shuffle = dataset, batch_size, shuffle
+        self.drop_last, self.augment = drop_last, augment
         self.device = get_device() if device is None else torch.device(device)
         self.x, self.y = self._place(*_decode(dataset))
-        # True only in the fallback: the data in pinned CPU memory, each batch copied to
-        # the GPU
+        # only in the fallback: data in pinned CPU memory, each batch copied to the GPU
         self._copy_batches = self.x.device.type != self.device.type
-        # the whole epoch; `shard` gives one process its part
-        self.rank, self.world_size, self.pad = 0, 1, False
+        self.rank, self.world_size, self.pad = 0, 1, False  # the whole epoch (`shard`: a part)
 
     def _place(self, x:torch.Tensor, y:torch.Tensor) -> tuple:
         "`x` and `y` on the device, or in pinned CPU memory when they do not fit there."
@@ -723,19 +698,14 @@ class DeviceLoader:
                 return x.to(self.device), y.to(self.device)
         except torch.cuda.OutOfMemoryError: torch.cuda.empty_cache()
         print(f'DeviceLoader: {(x.nbytes + y.nbytes) / 2**20:.0f} MiB do not fit on '
-              f'{self.device}; '
-              'keeping them in pinned CPU memory and copying each batch')
+              f'{self.device}; keeping them in pinned CPU memory and copying each batch')
         return x.pin_memory(), y.pin_memory()
 
     def shard(self, rank:int, # this process's number among the `world_size` (torch.distributed's rank)
               world_size:int, # how many processes share each epoch
               *,
-              # True (training): the epoch's first items again, so every process gets as
-              # many; False: each once
-              pad:bool=False,
-              # images per batch in this part; None: this loader's `batch_size` split over
-              # the processes
-              batch_size:int|None=None,
+              pad:bool=False, # training: repeat first items so all parts are equally long
+              batch_size:int|None=None, # per batch here (None: `batch_size` / world_size)
              ) -> DeviceLoader:
         """This process's part of every epoch, dealt as `DistributedSampler` deals it:
         items `rank`, `rank + world_size`, ... of the epoch's order."""

@@ -74,8 +74,7 @@ def _process_device(device, local:int) -> torch.device:
 # or a device
 def init_distributed(device=None,
                      *,
-                     # how long a collective waits for a lost process before it fails
-                     timeout_s:float=DEFAULT_TIMEOUT_S,
+                     timeout_s:float=DEFAULT_TIMEOUT_S, # wait this long for a lost process
                      backend:str|None=None, # None: 'nccl' on CUDA GPUs, 'gloo' on the CPU
                     ) -> torch.device:
     """Under torchrun, join the process group (once) and return this process's device; in

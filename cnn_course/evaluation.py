@@ -146,14 +146,9 @@ def evaluate(net, # the model
              criterion, # the loss function
              device, # where `net` lives
              *,
-             # mixed precision: the autocast dtype `fit` trains with (e.g.
-             # torch.bfloat16); None: float32
-             amp_dtype=None,
-             # feed images in channels-last layout, as `fit(channels_last=True)` trains
-             channels_last:bool=False,
-             # test-time augmentation (lesson 7): views of a batch (`tta_views()`),
-             # probabilities averaged
-             tta:list|None=None,
+             amp_dtype=None, # autocast dtype, as `fit` trains (e.g. torch.bfloat16)
+             channels_last:bool=False, # channels-last images, as `fit` trains with it
+             tta:list|None=None, # test-time augmentation (lesson 7): `tta_views()`
             ) -> tuple[float, float]:
     """Mean loss per sample and accuracy of `net` on `loader`, in eval mode and without
     gradients."""
@@ -200,8 +195,7 @@ def plot_history(history, # the array `fit` returned
 def evaluate_history(history, # the array `fit` returned
                      *,
                      title:str='', # shown above the curves, e.g. the model and the data
-                     # leave it in pyplot, drawn at the cell's end (False: do not)
-                     show:bool=True,
+                     show:bool=True, # leave it in pyplot to draw at the cell's end
                     ):
     """Print the first and last validation loss and accuracy, and plot the loss and
     accuracy curves."""
@@ -219,13 +213,10 @@ def predict(loader, # yields `(images, labels)`
             net, # the model
             device, # where `net` lives
             *,
-            # also return the inputs (on the CPU), e.g. to show the mistakes
-            with_inputs:bool=False,
-            # test-time augmentation (lesson 7): views of a batch, e.g. `tta_views()`
-            tta:list|None=None,
+            with_inputs:bool=False, # also the inputs (on the CPU), e.g. to show mistakes
+            tta:list|None=None, # test-time augmentation (lesson 7): `tta_views()`
             amp_dtype=None, # the autocast dtype the model was scored with (as `evaluate`'s); None: float32
-            # feed images in channels-last layout (as `evaluate`'s)
-            channels_last:bool=False,
+            channels_last:bool=False, # channels-last images (as `evaluate`'s)
            ) -> tuple:
     """True labels and `net`'s predictions for every item of `loader`, as CPU tensors
     (eval mode, no gradients)."""
@@ -239,20 +230,21 @@ def predict(loader, # yields `(images, labels)`
     return (*out, torch.cat(inputs)) if with_inputs else out
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #f8cf1d99
+def _not_predictions(predictions, with_inputs:bool) -> str:
+    "What `check_predictions` says of a value that is not `predict`'s answer."
+    sized = isinstance(predictions, (tuple, list))
+    got = type(predictions).__name__ + (f' of {len(predictions)}' if sized else '')
+    want = ('(labels, preds, inputs): call predict(..., with_inputs=True)' if with_inputs
+            else '(labels, preds)')
+    return f'predictions: expected what predict() returns, {want}; got a {got}'
+
 def check_predictions(predictions, # what `predict` returned: `(labels, preds)` or `(labels, preds, inputs)`
-                      # the inputs are needed too (`predict(..., with_inputs=True)`)
-                      with_inputs:bool=False,
+                      with_inputs:bool=False, # the inputs too (`with_inputs=True`)
                      ) -> tuple:
-    """`predictions` checked and trimmed to `(labels, preds)`, or `(labels, preds,
-    inputs)`: a ValueError says what is wrong."""
+    "`predictions` checked and trimmed to `(labels, preds)` or `(labels, preds, inputs)`."
     n = 3 if with_inputs else 2
     if not (isinstance(predictions, (tuple, list)) and len(predictions) in (n, 3)):
-        got = type(predictions).__name__ + (f' of {len(predictions)}'
-                                            if isinstance(predictions, (tuple, list)) else '')
-        want = ('(labels, preds, inputs): call predict(..., with_inputs=True)' if with_inputs
-                else '(labels, preds)')
-        raise ValueError(f'predictions: expected what predict() returns, {want}; got a '
-                         f'{got}')
+        raise ValueError(_not_predictions(predictions, with_inputs))
     lengths = [len(p) for p in predictions[:n]]
     if len(set(lengths)) != 1:
         raise ValueError(f'predictions: its parts differ in length ({lengths}): not one '
@@ -279,21 +271,18 @@ def _pair_title(true:str, guess:str) -> str:
 PAIR_LEGEND = 'each title: true class:predicted class'
 
 def _image_grid(images, titles, colours, ncols:int=10, legend:str|None=None, title:str=''):
-    """A figure of `images` in rows of `ncols`, each under its title (one or two lines) in
-    its colour; `title`, `legend` above all."""
+    "A figure of `images` in rows of `ncols` under their coloured titles; a legend above."
     legend = '\n'.join(filter(None, [title, legend]))
     rows = math.ceil(len(images) / ncols)
     lines = max((t.count('\n') + 1 for t in titles), default=1)
-    # constrained layout makes room for every title, one line or two, between the rows
-    # (tight_layout did not always)
     above = legend.count('\n') + 1 if legend else 0  # lines of text above the grid
+    # constrained layout (tight_layout did not always) makes room for two-line titles
     fig = plt.figure(FigureClass=CourseFigure,
                      figsize=(1.05 * ncols, (0.95 + 0.17 * lines) * rows + 0.3 * above), layout='constrained')
     for i, (image, title, colour) in enumerate(zip(images, titles, colours)):
         ax = fig.add_subplot(rows, ncols, i + 1)
         ax.set_title(title, c=colour, fontsize=8)
-        # exact pixels; also keeps the PNG small
-        show_image(ax, image, interpolation='nearest')
+        show_image(ax, image, interpolation='nearest')  # exact pixels, and a small PNG
     if legend: fig.suptitle(legend, fontsize=9)
     return fig
 
@@ -314,8 +303,7 @@ def show_images_labels(loader, # yields `(images, labels)`; the first batch is s
                        n:int=50, # how many images at most
                        *,
                        title:str='', # shown above the grid, e.g. the data's name
-                       # leave it in pyplot, drawn at the cell's end (False: do not)
-                       show:bool=True,
+                       show:bool=True, # leave it in pyplot to draw at the cell's end
                       ):
     """Show the first `n` images of `loader` titled with their labels, or `true:predicted`
     (two lines when long) with mistakes in red."""
@@ -333,9 +321,7 @@ def show_images_labels(loader, # yields `(images, labels)`; the first batch is s
 
 # %% ../nbs/02_fc_vs_cnn.ipynb #b25774ca
 def model_summary(net, # the model
-                  # the input's shape, batch included (default: batch of 100 of
-                  # `net.input_shape`)
-                  input_size=None,
+                  input_size=None, # batch shape (default: 100 of `net.input_shape`)
                   depth:int=1, # how deep into nested modules to list
                   **kwargs, # passed on to `torchinfo.summary`
                  ):

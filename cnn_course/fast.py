@@ -64,8 +64,7 @@ def _range_losses(model, opt, criterion, loader, device, rates:list):
 
 # %% ../nbs/03b_train_fast.ipynb #43a99b9c
 def lr_find(net, # the model (left untouched: a copy is trained)
-            # its optimizer (left untouched: a copy with the same settings is used)
-            optimizer,
+            optimizer, # its optimizer (left untouched: a copy with its settings is used)
             criterion, # the loss function
             train_loader, # batches to train on (cycled if shorter than `num_iter`)
             device, # where `net` lives
@@ -73,8 +72,7 @@ def lr_find(net, # the model (left untouched: a copy is trained)
             start_lr:float=1e-7, # the first rate tried
             end_lr:float=10.0, # the last rate tried
             num_iter:int=100, # how many batches (rates) to try
-            # how much of the running average each new loss leaves (fastai's beta)
-            smoothing:float=0.98,
+            smoothing:float=0.98, # the running average's weight (fastai's beta)
            ) -> LRFind:
     """The learning-rate range test: rates growing exponentially, one batch each, on
     copies; stops when the loss blows up."""
@@ -103,8 +101,7 @@ def lr_find(net, # the model (left untouched: a copy is trained)
 # %% ../nbs/03b_train_fast.ipynb #3454d504
 def plot_lr_find(result, # what `lr_find` returned
                  *,
-                 # leave it in pyplot, drawn at the cell's end (False: do not)
-                 show:bool=True,
+                 show:bool=True, # leave it in pyplot to draw at the cell's end
                 ):
     """The range test's smoothed loss against the learning rate (log scale), with the
     suggested rate marked."""
@@ -128,8 +125,7 @@ def with_torch_dropout(net:nn.Module, # a model with `FastDropout` layers (chang
 # %% ../nbs/03b_train_fast.ipynb #a037b75c
 def compare_histories(histories:dict, # {name: history array from `fit`}
                       *,
-                      # leave it in pyplot, drawn at the cell's end (False: do not)
-                      show:bool=True,
+                      show:bool=True, # leave it in pyplot to draw at the cell's end
                      ):
     "Overlay several runs' validation loss and accuracy curves, one colour per run."
     fig, axs = plt.subplots(1, 2, figsize=(12, 4.5), layout='constrained', FigureClass=CourseFigure)

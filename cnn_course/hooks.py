@@ -18,11 +18,8 @@ class Hooks:
     ends, however it ends."""
     def __init__(self,
                  modules, # the modules to hook, e.g. `[m for m in net.modules() if isinstance(m, nn.ReLU)]`
-                 # called as `fn(index, module, inputs, output)`, or with the gradients
-                 # for `backward=True`
-                 fn,
-                 # hook the backward pass (`register_full_backward_hook`) instead
-                 backward:bool=False,
+                 fn, # `fn(index, module, inputs, output)` (gradients for `backward`)
+                 backward:bool=False, # hook the backward pass instead (gradients)
                 ):
         self.modules, self.handles = list(modules), []
         for i, m in enumerate(self.modules):
@@ -58,13 +55,9 @@ class ActivationStats(Callback):
     # before the callbacks that may stop the run, so the last epoch is read too
     order = -10
     def __init__(self,
-                 # the kinds of layer whose outputs to watch (none: Conv2d and Linear)
-                 kinds:tuple=(nn.ReLU,),
-                 # images of each batch the statistics are computed on (batches are
-                 # shuffled: a random sample)
-                 sample:int=8,
-                 # |value| below this counts as near zero (for a ReLU: a unit that is off)
-                 zero:float=1e-2,
+                 kinds:tuple=(nn.ReLU,), # layer kinds to watch (empty: Conv2d, Linear)
+                 sample:int=8, # images per batch the statistics use (a random sample)
+                 zero:float=1e-2, # |value| below this is near zero (a ReLU that is off)
                  bins:int=40, # histogram bins
                  hist_max:float=10.0, # the histograms cover |value| from 0 to this
                 ):
@@ -150,8 +143,7 @@ class ActivationStats(Callback):
 def plot_activation_stats(stats, # an `ActivationStats` that watched a training run
                           show:bool=True, # see `_finish`: leave the figure in pyplot (True) or take it out
                          ):
-    """Each watched layer's mean, standard deviation and share of near-zero outputs over
-    the training batches."""
+    "Each watched layer's mean, std and share of near-zero outputs over the batches."
     fig = plt.figure(FigureClass=CourseFigure, figsize=(10, 2.7), layout='constrained')
     axs = fig.subplots(1, 3)
     for ax, values, title in zip(axs, (stats.means, stats.stds, stats.near_zero),
@@ -171,8 +163,7 @@ def plot_activation_stats(stats, # an `ActivationStats` that watched a training 
 def plot_activation_hists(stats, # an `ActivationStats` that watched a training run
                           show:bool=True, # see `_finish`
                          ):
-    """Each watched layer's histogram of |output| over the training batches (colour: share
-    of values, log scale)."""
+    "Each watched layer's histogram of |output| over the batches (log colour scale)."
     hists = stats.hists
     fig = plt.figure(FigureClass=CourseFigure, figsize=(2.4 * len(hists), 2.2), layout='constrained')
     for i, (h, name) in enumerate(zip(hists, stats.names)):
@@ -198,11 +189,9 @@ def _overlay(ax, image, heat_map, alpha:float=0.5):
 def show_heatmaps(images:torch.Tensor, # (N, C, H, W) as the data's transform made them
                   heat_maps:torch.Tensor, # (N, H, W), e.g. from `grad_cam` or `saliency`
                   titles:list|None=None, # a title per image, e.g. 'true:predicted'
-                  # the loader or dataset the images came from (to undo its `Normalize`)
-                  source=None,
+                  source=None, # the images' loader or dataset (to undo its `Normalize`)
                   colours:list|None=None, # a title colour per image
-                  # a line above the grid, e.g. `PAIR_LEGEND` for 'true:predicted' titles
-                  legend:str|None=None,
+                  legend:str|None=None, # a line above the grid, e.g. `PAIR_LEGEND`
                   show:bool=True, # see `_finish`
                  ):
     """Each image beside the same image with its heat map blended over it (each map scaled
@@ -273,15 +262,11 @@ def _class_score(net, images, labels) -> torch.Tensor:
 
 # %% ../nbs/08_inside.ipynb #70026418
 def grad_cam(net:nn.Module, # a trained CNN (used in eval mode; its mode is restored afterwards)
-             # a batch (N, C, H, W) as the data's transform makes them, on `net`'s device
-             images:torch.Tensor,
-             # the layer whose feature maps to weigh (default: the last Conv2d)
-             target_layer:nn.Module|None=None,
-             # the class to explain for each image (default: the class `net` predicts)
-             labels=None,
+             images:torch.Tensor, # a batch (N, C, H, W) as transformed, on `net`'s device
+             target_layer:nn.Module|None=None, # whose maps to weigh (None: last Conv2d)
+             labels=None, # the class to explain per image (None: the one `net` predicts)
              *,
-             # resize the maps to the images' size (bilinear); False: the layer's own size
-             upsample:bool=True,
+             upsample:bool=True, # to the images' size (False: the layer's)
             ) -> torch.Tensor:
     """Grad-CAM: the feature maps of `target_layer`, each weighted by the mean gradient of
     the class score over it, summed and passed through ReLU. (N, H, W) maps on the CPU,
@@ -303,10 +288,8 @@ def grad_cam(net:nn.Module, # a trained CNN (used in eval mode; its mode is rest
 
 # %% ../nbs/08_inside.ipynb #3b6648cf
 def saliency(net:nn.Module, # a trained model (used in eval mode; its mode is restored afterwards)
-             # a batch (N, C, H, W) as the data's transform makes them
-             images:torch.Tensor,
-             # the class to explain for each image (default: the predicted class)
-             labels=None,
+             images:torch.Tensor, # a batch (N, C, H, W), transformed
+             labels=None, # the class to explain per image (None: the predicted class)
             ) -> torch.Tensor:
     """The gradient of each image's class score with respect to its pixels: (N, H, W)
     magnitudes (largest over channels)."""

@@ -46,13 +46,9 @@ class CifarCNN(nn.Module):
 def confusion_matrix(loader, # yields `(images, labels)`
                      net, # the model
                      device, # where `net` lives
-                     # number of classes (default: from the dataset, else the largest
-                     # label + 1)
-                     n_classes:int|None=None,
+                     n_classes:int|None=None, # classes (None: the dataset's, or max + 1)
                      *,
-                     # what `predict(loader, net, device)` returned, if you have it:
-                     # counted without running `net`
-                     predictions:tuple|None=None,
+                     predictions:tuple|None=None, # `predict`'s answer, if known
                     ) -> torch.Tensor:
     "Counts: row = true class, column = predicted class."
     labels, preds = predict(loader, net, device) if predictions is None else check_predictions(predictions)
@@ -79,8 +75,7 @@ def per_class_accuracy(loader, # the test data
                        *,
                        verbose:bool=True, # print the table in the source's format
                       ) -> dict:
-    """`{class: accuracy}` on `loader` (nan for a class without examples); prints a table
-    with the counts."""
+    "`{class: accuracy}` on `loader` (nan for a class without images); prints a table."
     if classes is None: classes = dataset_classes(loader)
     cm = confusion_matrix(loader, net, device, len(classes))
     correct, total = cm.diag(), cm.sum(1)
@@ -103,15 +98,10 @@ def plot_confusion_matrix(loader, # the test data
                           net, # the model
                           device, # where `net` lives
                           *,
-                          # show each row as fractions of its true class (False: counts)
-                          normalize:bool=True,
-                          # shown above the matrix, e.g. the model and the data
-                          title:str='',
-                          # leave it in pyplot, drawn at the cell's end (False: do not)
-                          show:bool=True,
-                          # what `predict(loader, net, device)` returned, if you have it:
-                          # drawn without running `net`
-                          predictions:tuple|None=None,
+                          normalize:bool=True, # rows as fractions (False: counts)
+                          title:str='', # shown above, e.g. the model and the data
+                          show:bool=True, # leave it in pyplot to draw at the cell's end
+                          predictions:tuple|None=None, # `predict`'s answer, if known
                          ):
     """Draw the confusion matrix: rows are true classes, columns predictions; the diagonal
     is what was right."""
@@ -135,11 +125,8 @@ def show_misclassified(loader, # the test data
                        n:int=20, # how many mistakes to show at most
                        *,
                        title:str='', # shown above the grid, e.g. the data's name
-                       # leave it in pyplot, drawn at the cell's end (False: do not)
-                       show:bool=True,
-                       # what `predict(loader, net, device, with_inputs=True)` returned,
-                       # if you have it: drawn without running `net` again
-                       predictions:tuple|None=None,
+                       show:bool=True, # leave it in pyplot to draw at the cell's end
+                       predictions:tuple|None=None, # `predict(..., with_inputs=True)`'s
                       ):
     "Show the first `n` test images `net` gets wrong, titled `true:predicted`."
     if classes is None: classes = dataset_classes(loader)

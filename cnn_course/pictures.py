@@ -57,32 +57,35 @@ def _png_start(stream) -> tuple:
     return head, extra, data
 
 # %% ../nbs/05_cli.ipynb #9c1cbd9b
+def _last_row(strip:Image.Image, depth:int) -> bytes:
+    "The strip's last row as raw samples: 8-bit modes hold them as they are; 16-bit, big-endian."
+    last = strip.crop((0, strip.height - 1, strip.width, strip.height))
+    return last.tobytes('raw', 'I;16B') if depth == 16 else last.tobytes()
+
+def _shrunk(strip:Image.Image, factor:int) -> Image.Image:
+    "The strip in 8 bits a sample (RGB for a palette or transparency), reduced `factor` times."
+    strip = _to_8bit(strip)
+    if strip.mode == 'P' or 'transparency' in strip.info:
+        strip = strip.convert('RGBA' if 'transparency' in strip.info else 'RGB')
+    return strip.reduce(factor)
+
 def _png_strip(raw:bytes, above:bytes|None, n:int, head:bytes, extra:list, factor:int) -> tuple:
-    """`(picture, last row)`: `n` rows of filtered PNG data decoded by Pillow, led by the
-    raw row above them (the filters of the first row refer to it), shrunk `factor` times;
-    and the strip's last row, raw."""
-    w, depth = int.from_bytes(head[:4], 'big'), head[8]
-    if above is not None:
-        raw = b'\x00' + above + raw  # the row above, unfiltered ("None" filter)
+    "`(picture, last raw row)` of `n` filtered rows after the row `above`, shrunk `factor` times."
     lead = above is not None
+    # the first row's filters refer to the row above: it leads, unfiltered ("None" filter)
+    if lead: raw = b'\x00' + above + raw
+    w = int.from_bytes(head[:4], 'big')
     ihdr = w.to_bytes(4, 'big') + (n + lead).to_bytes(4, 'big') + head[8:]
     png = (_PNG + _png_chunk(b'IHDR', ihdr) + b''.join(extra) + _png_chunk(b'IDAT', zlib.compress(raw, 0)) +
            _png_chunk(b'IEND', b''))
     with Image.open(io.BytesIO(png)) as strip:
         strip.load()
         if lead: strip = strip.crop((0, 1, w, n + 1))
-        # its raw samples: 8-bit modes hold them as they are; 16-bit, big-endian
-        last = strip.crop((0, n - 1, w, n))
-        above = last.tobytes('raw', 'I;16B') if depth == 16 else last.tobytes()
-        strip = _to_8bit(strip)
-        if strip.mode == 'P' or 'transparency' in strip.info:
-            strip = strip.convert('RGBA' if 'transparency' in strip.info else 'RGB')
-        return strip.reduce(factor), above
+        return _shrunk(strip, factor), _last_row(strip, head[8])
 
 # %% ../nbs/05_cli.ipynb #9fe85f5f
 def _png_strips(stream, compressed:bytes, row:int, h:int, rows_per_strip:int):
-    """`(y, n, raw)`: the image data's `h` rows of `row` bytes, inflated `rows_per_strip`
-    at a time and no more than each strip needs (a bomb inflates 1000-fold)."""
+    "`(y, n, raw)` for `h` rows of `row` bytes, inflated one strip at a time (no bombs)."
     inflate, pending, y = zlib.decompressobj(), bytearray(), 0
     while y < h:
         n = min(rows_per_strip, h - y)
@@ -98,21 +101,24 @@ def _png_strips(stream, compressed:bytes, row:int, h:int, rows_per_strip:int):
         y += n
 
 # %% ../nbs/05_cli.ipynb #9e45cea4
-def _reduced_png(f, factor:int, rows_per_strip:int=64):
-    """A large non-interlaced PNG (8-bit, or 16-bit grey) shrunk `factor` times while it
-    is decoded, a strip of rows at a time, so the whole picture is never in memory; None
-    for any other PNG."""
+def _png_open(f) -> tuple|None:
+    "`(stream, head, extra, compressed)` of a PNG strips can decode: not interlaced, 8-bit or 16-bit grey."
     f.seek(0)
     if f.read(8) != _PNG: return None
     stream = _png_chunks(f)
     head, extra, compressed = _png_start(stream)
-    w, h = int.from_bytes(head[:4], 'big'), int.from_bytes(head[4:8], 'big')
     depth, colour, interlace = head[8], head[9], head[12]
-    if interlace or (depth, colour) not in {(8, c) for c in _PNG_CHANNELS} | {(16, 0)}:
-        return None
-    row = w * _PNG_CHANNELS[colour] * depth // 8 + 1  # a filter byte, then the samples
-    # whole output rows per strip
-    rows_per_strip = max(factor, rows_per_strip // factor * factor)
+    if interlace or (depth, colour) not in {(8, c) for c in _PNG_CHANNELS} | {(16, 0)}: return None
+    return stream, head, extra, compressed
+
+def _reduced_png(f, factor:int, rows_per_strip:int=64):
+    "A large PNG shrunk `factor` times as it is decoded, strip by strip (never whole); or None."
+    opened = _png_open(f)
+    if opened is None: return None
+    stream, head, extra, compressed = opened
+    w, h = int.from_bytes(head[:4], 'big'), int.from_bytes(head[4:8], 'big')
+    row = w * _PNG_CHANNELS[head[9]] * head[8] // 8 + 1  # a filter byte, then the samples
+    rows_per_strip = max(factor, rows_per_strip // factor * factor)  # whole output rows
     above, out = None, None
     for y, n, raw in _png_strips(stream, compressed, row, h, rows_per_strip):
         small, above = _png_strip(raw, above, n, head, extra, factor)
@@ -163,16 +169,16 @@ def _open_header(path:Path):
         finally: Image.MAX_IMAGE_PIXELS = pillows
 
 # %% ../nbs/05_cli.ipynb #6be7d281
+# a picture of more than `max_pixels`
+_TOO_LARGE = ('{path} is {w}x{h} = {n:,} pixels, more than the limit of {limit:,} (a guard '
+              'against "decompression bombs": small files that decode to huge pictures); if you '
+              'trust the file, raise the limit: --max-pixels {n} (in Python, max_pixels={n})')
+
 def _decode_small(opened, path:Path, limit:int|None) -> Image.Image:
-    """The opened picture's pixels, decoded at reduced size where the format allows, after
-    the size check."""
+    "The opened picture, decoded at reduced size where its format allows, size checked."
     w, h = opened.size
     if limit and w * h > limit:
-        raise ImageError(f'{path} is {w}x{h} = {w * h:,} pixels, more than the limit of '
-                         f'{limit:,} (a '
-                         'guard against "decompression bombs": small files that decode '
-                         'to huge pictures); if you trust the file, raise the limit: '
-                         f'--max-pixels {w * h} (in Python, max_pixels={w * h})')
+        raise ImageError(_TOO_LARGE.format(path=path, w=w, h=h, n=w * h, limit=limit))
     factor = math.ceil(max(w, h) / WORKING_SIDE)
     if opened.format == 'PNG' and factor > 1 and getattr(opened, 'n_frames', 1) == 1:
         reduced = _reduced_png(opened.fp, factor)
@@ -186,8 +192,7 @@ def _decode_small(opened, path:Path, limit:int|None) -> Image.Image:
 
 # %% ../nbs/05_cli.ipynb #54db3200
 def _open_image(source, # a picture file or a PIL image
-                # refuse a file of more pixels than this (None: Pillow's MAX_IMAGE_PIXELS)
-                max_pixels:int|None=None,
+                max_pixels:int|None=None, # refuse more pixels (None: Pillow's limit)
                ) -> Image.Image:
     """The picture, at most WORKING_SIDE a side; its size is checked against `max_pixels`
     before any pixel is decoded."""
@@ -213,15 +218,10 @@ class LoadedImage(tuple):
     def __new__(cls, picture, inverted, blank=None, notes=()):
         return super().__new__(cls, (picture, inverted))
     def __init__(self,
-                 # the model's size and channels, light on dark like the training images
-                 picture:Image.Image,
+                 picture:Image.Image, # as the model takes it: light on dark, its size
                  inverted:bool, # whether it was inverted (its background was light)
-                 # None, or why there is nothing to classify: 'one colour' or 'nearly
-                 # uniform'
-                 blank:str|None=None,
-                 # what the picture's decoder warned about, one line each (e.g. corrupt
-                 # EXIF data)
-                 notes:tuple=(),
+                 blank:str|None=None, # 'one colour', 'nearly uniform' or None
+                 notes:tuple=(), # the decoder's warnings, e.g. corrupt EXIF data
                 ): self.blank, self.notes = blank, tuple(notes)
     picture = property(lambda self: self[0], doc="the picture, ready for the data's "
                                                  "transform")
@@ -285,12 +285,8 @@ def _stretch_levels(image, background) -> tuple:
 def load_image(source, # a picture file (PNG, JPEG, GIF, TIFF, ...; any size, colour or grey) or a PIL image
                shape:tuple, # the (C, H, W) images the model takes, e.g. `IMAGE_SHAPES['fashion-mnist']`
                *,
-               # True, False, or 'auto': invert a grey picture whose border is lighter
-               # than mid-grey
-               invert:bool|str='auto',
-               # refuse a larger file before decoding it (None: Pillow's limit, about 89
-               # million)
-               max_pixels:int|None=None,
+               invert:bool|str='auto', # 'auto': invert a grey one with a light border
+               max_pixels:int|None=None, # refuse more before decoding (None: Pillow's)
               ) -> LoadedImage:
     """`source` made to look like the training images (channels, light on dark,
     proportions, size); says if it is blank."""
@@ -307,13 +303,16 @@ def load_image(source, # a picture file (PNG, JPEG, GIF, TIFF, ...; any size, co
     return LoadedImage(_fit_to(image, background, shape), bool(invert), blank, notes)
 
 # %% ../nbs/05_cli.ipynb #5809fd1d
+def _new_result(image, i:int) -> dict:
+    "A picture's result before it is read, named by its path (or 'picture i')."
+    name = str(image) if isinstance(image, (str, Path)) else f'picture {i}'
+    return {'image': name, 'top': [], 'inverted': False, 'blank': None, 'notes': (), 'error': None}
+
 def _read_pictures(images:list, shape:tuple, invert, max_pixels, errors:str, keep_pictures:bool) -> tuple:
-    """`(results, ready)`: a result dict per picture, and `(result, picture)` for each one
-    that could be read."""
+    "`(results, ready)`: a result per picture, and `(result, picture)` for each one read."
     results, ready = [], []
     for i, image in enumerate(images):  # every picture is read before the model runs
-        result = {'image': str(image) if isinstance(image, (str, Path)) else f'picture {i}', 'top': [],
-                  'inverted': False, 'blank': None, 'notes': (), 'error': None}
+        result = _new_result(image, i)
         try: loaded = load_image(image, shape, invert=invert, max_pixels=max_pixels)
         except (ImageError, FileNotFoundError) as e:
             if errors == 'raise': raise
@@ -337,8 +336,7 @@ def _classify(net, ready:list, classes, flatten:bool, top:int, device, batch_siz
         with eval_mode(net), torch.inference_mode(): logits = net(x)
         if logits.shape[1] != len(classes):
             raise ValueError(f'the model gives {logits.shape[1]} scores per picture but '
-                             f'{len(classes)} class '
-                             'names were given')
+                             f'{len(classes)} class names were given')
         probabilities, labels = logits.float().softmax(1).cpu().topk(min(top, len(classes)), dim=1)
         for (result, _), ps, ks in zip(batch, probabilities.tolist(), labels.tolist()):
             result['top'] = [(classes[k], p) for p, k in zip(ps, ks)]
@@ -346,24 +344,17 @@ def _classify(net, ready:list, classes, flatten:bool, top:int, device, batch_siz
 # %% ../nbs/05_cli.ipynb #b1ed168e
 def predict_images(net, # a trained model
                    images, # picture files (PNG, JPEG, GIF, TIFF, ...; any size, colour or grey) or PIL images
-                   # class names, indexed by label, e.g. `CLASS_NAMES['fashion-mnist']`
-                   classes,
+                   classes, # class names by label: `CLASS_NAMES['fashion-mnist']`
                    shape:tuple, # the (C, H, W) images `net` takes, e.g. `IMAGE_SHAPES['fashion-mnist']`
                    *,
-                   # flatten each picture into a vector (the fully connected net)
-                   flatten:bool=False,
+                   flatten:bool=False, # each picture as a vector (for `Net`)
                    invert:bool|str='auto', # see `load_image`
                    top:int=3, # how many classes to give per picture
                    device=None, # where `net` lives (default: where its parameters are)
                    max_pixels:int|None=None, # see `load_image`
-                   # 'raise': a picture that cannot be read stops the call; 'report': its
-                   # result says why
-                   errors:str='raise',
-                   # pictures per forward pass (many pictures, bounded memory)
-                   batch_size:int=256,
-                   # also return each prepared picture (PIL) as `picture`, e.g. to explain
-                   # it
-                   keep_pictures:bool=False,
+                   errors:str='raise', # 'raise' on an unreadable picture, or 'report' it
+                   batch_size:int=256, # pictures per forward pass (bounds the memory)
+                   keep_pictures:bool=False, # also each prepared picture, as `picture`
                   ) -> list[dict]:
     """Classify your own pictures. For each, best first: `{'image', 'top': [(class,
     probability), ...], 'inverted', 'blank', 'notes', 'error'}`. `blank` ('one colour',

@@ -27,81 +27,76 @@ class ResBlock(nn.Module):
     def __init__(self, ni:int, # input channels
                  nf:int, # output channels
                  stride:int=1, # 2: halve the height and width
-                 # False: the same layers without the shortcut (a plain block, to compare)
-                 residual:bool=True,
+                 residual:bool=True, # False: no shortcut (a plain block, to compare)
                 ):
         super().__init__()
         self.residual = residual
         self.convs = nn.Sequential(conv_bn(ni, nf, stride=stride), nn.ReLU(inplace=True), conv_bn(nf, nf))
-        # The last batch-norm's scale at 0: convs(x) is 0 at the start, so the block
-        # begins as its shortcut. A plain block keeps PyTorch's 1, or nothing at all would
-        # pass through it.
+        # the last batch norm's scale at 0: the block starts as its shortcut (a plain block
+        # keeps PyTorch's 1, or nothing at all would pass through it)
         if residual: nn.init.zeros_(self.convs[-1][1].weight)
-        shortcut = []
-        if residual and stride != 1:
-            # the size, as the stride makes it
-            shortcut.append(nn.AvgPool2d(stride, ceil_mode=True))
-        if residual and ni != nf: shortcut.append(conv_bn(ni, nf, ks=1))  # the channels
-        self.shortcut = nn.Sequential(*shortcut)  # empty: the identity
+        # the shortcut makes the size the stride makes, then the channels (empty: the identity)
+        pool = [nn.AvgPool2d(stride, ceil_mode=True)] if residual and stride != 1 else []
+        project = [conv_bn(ni, nf, ks=1)] if residual and ni != nf else []
+        self.shortcut = nn.Sequential(*pool, *project)
 
     def forward(self, x):
         out = self.convs(x)
         return F.relu(out + self.shortcut(x)) if self.residual else F.relu(out)
 
 # %% ../nbs/07_resnet_augment.ipynb #4758a137
+def _checked_stages(widths, depths) -> tuple:
+    "`(widths, depths)` as tuples, if there is a width per stage plus the stem's and a block per stage."
+    widths, depths = tuple(widths), tuple(depths)
+    if len(widths) != len(depths) + 1 or min(depths, default=0) < 1:
+        raise ValueError(f'widths={widths}, depths={depths}: expected one width per stage plus '
+                         "the stem's, and at least one block per stage")
+    return widths, depths
+
 class ResNet(nn.Module):
     """A small ResNet: a stem convolution, stages of `ResBlock`s that each halve the
     picture, global average pooling, a linear layer."""
     def __init__(self, widths:tuple=(32, 64, 128, 256), # the stem's channels, then each stage's
-                 # blocks per stage; the first block of each halves the height and width
-                 depths:tuple=(1, 1, 1),
+                 depths:tuple=(1, 1, 1), # blocks per stage; each stage halves the size
                  n_output:int=10, # classes
                  in_channels:int=1, # 1: grey pictures, 3: colour
-                 # False: the plain network of the same layers, to compare
-                 residual:bool=True,
+                 residual:bool=True, # False: the same layers, plain, to compare
                 ):
         super().__init__()
-        widths, depths = tuple(widths), tuple(depths)
-        if len(widths) != len(depths) + 1 or min(depths, default=0) < 1:
-            raise ValueError(f'widths={widths}, depths={depths}: expected one width per '
-                             'stage plus the stem\'s, and at least one block per stage')
+        widths, depths = _checked_stages(widths, depths)
         layers = [conv_bn(in_channels, widths[0]), nn.ReLU(inplace=True)]
-        for stage, depth in enumerate(depths):
-            ni, nf = widths[stage], widths[stage + 1]
-            layers += [ResBlock(ni if i == 0
-                                else nf, nf, stride=2 if i == 0
-                                                    else 1, residual=residual) for i in range(depth)]
+        for ni, nf, depth in zip(widths, widths[1:], depths):
+            layers += [ResBlock(nf if i else ni, nf, stride=1 if i else 2, residual=residual)
+                       for i in range(depth)]
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(widths[-1], n_output))
-        # what model_summary feeds it; any size from 8x8 up works
-        self.input_shape = (in_channels, 28, 28)
+        self.input_shape = (in_channels, 28, 28)  # model_summary's input; 8x8 and up work
 
     def forward(self, x): return self.head(self.features(x))
 
 # %% ../nbs/07_resnet_augment.ipynb #7867780a
+def _gather(x:torch.Tensor, rows:torch.Tensor, cols:torch.Tensor) -> torch.Tensor:
+    "`x`'s pixels at `rows` (1 or B, H) and `cols` (1 or B, W): for all pictures, or each its own."
+    if len(rows) == len(cols) == 1: return x[:, :, rows[0]][:, :, :, cols[0]]  # two plain gathers
+    b, c, h, w = x.shape
+    rows, cols = rows.expand(b, h), cols.expand(b, w)
+    return x[torch.arange(b, device=x.device)[:, None, None, None],
+             torch.arange(c, device=x.device)[:, None, None], rows[:, None, :, None], cols[:, None, None, :]]
+
 def shifted(x:torch.Tensor, # a batch (B, C, H, W)
-            # pixels down (negative: up): one number for the whole batch, or one per
-            # picture, shape (B,)
-            dy:int|torch.Tensor,
+            dy:int|torch.Tensor, # pixels down (negative: up): one, or (B,)
             dx:int|torch.Tensor, # pixels right (negative: left): likewise
            ) -> torch.Tensor:
-    """`x` moved `dy` pixels down and `dx` right, its edge pixels repeated into the gap: a
-    new tensor on `x`'s device."""
-    b, c, h, w = x.shape
+    "`x` moved `dy` pixels down and `dx` right, edge pixels repeated into the gap: a new tensor."
+    b, h, w = len(x), *x.shape[-2:]
     dy, dx = (torch.as_tensor(d, device=x.device).reshape(-1, 1) for d in (dy, dx))
     if len(dy) not in (1, b) or len(dx) not in (1, b):
         raise ValueError(f'shifted: {len(dy)} and {len(dx)} offsets for a batch of {b} '
                          'pictures: give one number, or one per picture')
-    # pixel (i, j) comes from (i - dy, j - dx), clamped inside the picture: the edge
-    # repeats
+    # pixel (i, j) comes from (i - dy, j - dx), clamped inside the picture: the edge repeats
     rows = (torch.arange(h, device=x.device) - dy).clamp(0, h - 1)   # (1 or B, H)
     cols = (torch.arange(w, device=x.device) - dx).clamp(0, w - 1)   # (1 or B, W)
-    if len(rows) == len(cols) == 1:
-        # one offset for all: two plain gathers
-        return x[:, :, rows[0]][:, :, :, cols[0]]
-    rows, cols = rows.expand(b, h), cols.expand(b, w)
-    return x[torch.arange(b, device=x.device)[:, None, None, None],
-             torch.arange(c, device=x.device)[:, None, None], rows[:, None, :, None], cols[:, None, None, :]]
+    return _gather(x, rows, cols)
 
 # %% ../nbs/07_resnet_augment.ipynb #ddaffa7a
 def _erased(draws:dict, h:int, w:int, device) -> torch.Tensor:
@@ -119,33 +114,25 @@ class BatchAugment:
     """Random shifts, mirror images and erased rectangles, drawn for each picture and
     applied to whole batches on their device."""
     def __init__(self,
-                 # move each picture by up to this many pixels each way; its edge pixels
-                 # fill the gap
-                 shift:int=0,
+                 shift:int=0, # move each picture up to this many pixels each way
                  flip:bool=False, # mirror half of the pictures left to right
-                 # the share of pictures that get one rectangle erased (set to 0)
-                 erase:float=0.0,
-                 # the rectangle's area as a share of the picture's, drawn uniformly from
-                 # this range
-                 erase_area:tuple=(0.02, 0.25),
+                 erase:float=0.0, # share of pictures with a rectangle set to 0
+                 erase_area:tuple=(0.02, 0.25), # range of the rectangle's area share
                 ):
         if isinstance(shift, bool) or not isinstance(shift, int) or shift < 0:
-            raise ValueError(f'shift={shift!r}: expected a whole number of pixels, 0 or '
-                             'more')
+            raise ValueError(f'shift={shift!r}: expected a whole number of pixels, 0 or more')
         if not 0 <= erase <= 1:
             raise ValueError(f'erase={erase!r}: expected a share between 0 and 1')
         if not (len(erase_area) == 2 and 0 < erase_area[0] <= erase_area[1] <= 1):
-            raise ValueError(f'erase_area={erase_area!r}: expected (low, high) with 0 < '
-                             'low <= high <= 1')
+            raise ValueError(f'erase_area={erase_area!r}: expected (low, high) with 0 < low <= '
+                             'high <= 1')
         self.shift, self.flip, self.erase, self.erase_area = (shift, bool(flip), float(erase),
                                                               tuple(map(float, erase_area)))
 
     def draw(self, n:int, # how many pictures
-             # the random numbers' source (None: torch's global one)
-             generator:torch.Generator|None=None,
+             generator:torch.Generator|None=None, # None: torch's global generator
             ) -> dict:
-        """The random choices for `n` pictures, one entry each: offsets, mirrors,
-        rectangles (fractions of the room left)."""
+        "The random choices for `n` pictures: offsets, mirrors, rectangles."
         rand = lambda: torch.rand(n, generator=generator)
         draws = {}
         if self.shift:

@@ -203,22 +203,17 @@ def check_config(cfg:RunConfig, # the run to check
 
 # %% ../nbs/10_runs.ipynb #d4b329ef
 def resolve_device(name:str='auto', # 'auto', 'cpu', 'cuda' or 'mps'
-                   # the config it came from (for the error's wording)
-                   cfg:RunConfig|None=None,
+                   cfg:RunConfig|None=None, # its config (for the error's wording)
                   ) -> torch.device:
-    """The `torch.device` for `name`, or a `ConfigError` if that device is not available
-    here."""
+    "The `torch.device` for `name`, or a `ConfigError` if it is not available here."
     cfg = cfg or RunConfig(device=name)
     if name == 'auto': return get_device()
-    if name == 'cuda' and not torch.cuda.is_available():
-        raise ConfigError('device', ": no CUDA GPU is available here; use "
-                                    "<device='auto'> or <device='cpu'>",
-                          cfg)
     mps = getattr(torch.backends, 'mps', None)
-    if name == 'mps' and not (mps is not None and mps.is_available()):
-        raise ConfigError('device',
-                          ": Apple MPS is not available here; use <device='auto'> or "
-                          "<device='cpu'>", cfg)
+    available = {'cuda': torch.cuda.is_available, 'mps': lambda: mps is not None and mps.is_available()}
+    if name in available and not available[name]():
+        what = 'no CUDA GPU is' if name == 'cuda' else 'Apple MPS is not'
+        raise ConfigError('device', f": {what} available here; use <device='auto'> or "
+                                    "<device='cpu'>", cfg)
     return torch.device(name)
 
 # %% ../nbs/10_runs.ipynb #fa04e614
@@ -243,8 +238,7 @@ def make_optimizer(cfg:RunConfig, params) -> torch.optim.Optimizer:
 
 # %% ../nbs/10_runs.ipynb #f4f55ccf
 def make_scheduler(cfg:RunConfig, optimizer,
-                   # optimizer steps in an epoch (for 'onecycle', which plans every step)
-                   steps_per_epoch:int=1,
+                   steps_per_epoch:int=1, # steps per epoch ('onecycle' plans each one)
                   ):
     """The learning-rate scheduler `cfg` names (lesson 3's plateau rule, or a one-cycle
     plan over the whole run), or None."""
@@ -374,8 +368,7 @@ def _run_model(cfg:RunConfig, device, world:int, train_set) -> nn.Module:
 def make_run(cfg:RunConfig, # what to build
              device=None, # where to train (default: `cfg.device`)
             ) -> Run:
-    """Check `cfg`, then build its model, optimizer, scheduler, callbacks and loaders
-    (data last: it is the slow part)."""
+    "Check `cfg`, then build its model, optimizer, scheduler, callbacks and (slow) data."
     check_config(cfg)
     device = run_device(cfg, device)
     world = _check_world(cfg, device)
@@ -394,11 +387,9 @@ def make_run(cfg:RunConfig, # what to build
 
 # %% ../nbs/10_runs.ipynb #2b68372d
 def train_run(cfg:RunConfig, # the run to train
-              # a folder for last.pt and best.pt after every epoch (None: no checkpoints)
-              checkpoint=None,
+              checkpoint=None, # a folder for last.pt and best.pt (None: no checkpoints)
               *,
-              # progress bars; None: only where they redraw in place
-              progress:bool|None=None,
+              progress:bool|None=None, # progress bars (None: where they redraw in place)
               overwrite:bool=False, # allow replacing a longer run already in `checkpoint`
               device=None, # where to train (default: `cfg.device`)
               callbacks=(), # more callbacks for `fit`
@@ -440,29 +431,23 @@ def saved_config(folder, # a checkpoint folder written by `train_run` (or `cnn-c
 def _resume_target(folder:Path, ckpt:dict, cfg:RunConfig, epochs:int|None) -> int|None:
     "The epoch a resumed run trains up to, or None (said) when it has nothing left to do."
     target = cfg.epochs if epochs is None else int(epochs)
-    if ckpt['stopped'] and epochs is None:
-        print_main(f'{folder}: the run stopped early at epoch {ckpt["epoch"]}; nothing '
-                   'to do (ask for more epochs to train on)')
-        return None
-    if ckpt['epoch'] >= target:
-        print_main(f'{folder}: the run has finished its {target} epochs; nothing to do '
-                   '(ask for more epochs to train on)')
+    done = (f'stopped early at epoch {ckpt["epoch"]}' if ckpt['stopped'] and epochs is None else
+            f'has finished its {target} epochs' if ckpt['epoch'] >= target else None)
+    if done:
+        print_main(f'{folder}: the run {done}; nothing to do (ask for more epochs to train on)')
         return None
     # its plan covers the planned epochs only
     if cfg.scheduler == 'onecycle' and target != cfg.epochs:
         raise ConfigError('scheduler', "plans the learning rate for exactly the run's "
-                                       f"{cfg.epochs} epochs, "
-                          f'so it cannot train on to epoch {target}: start a new run '
-                          'with more epochs', cfg)
+                          f'{cfg.epochs} epochs, so it cannot train on to epoch {target}: start '
+                          'a new run with more epochs', cfg)
     return target
 
 # %% ../nbs/10_runs.ipynb #880568f8
 def resume_run(folder, # a checkpoint folder written by `train_run` (or `cnn-course train --checkpoint`)
-               # train up to this epoch in total (default: the run's planned `epochs`)
-               epochs:int|None=None,
+               epochs:int|None=None, # train up to this epoch (None: the planned `epochs`)
                *,
-               # progress bars; None: only where they redraw in place
-               progress:bool|None=None,
+               progress:bool|None=None, # progress bars (None: where they redraw in place)
                device=None, # where to train (default: the config's `device`)
                callbacks=(), # more callbacks (their saved state, if any, is restored)
               ) -> Run|None:
@@ -492,8 +477,7 @@ def finished_run(folder, # a checkpoint folder whose run has finished (`resume_r
                  *,
                  device=None, # where to put the model (default: the config's `device`)
                 ) -> Run:
-    """The finished run in `folder` as it ended, rebuilt without training: its history,
-    callbacks' state and kept weights."""
+    "The finished run in `folder`, rebuilt without training: history, callbacks, weights."
     folder = Path(folder)
     cfg = saved_config(folder)
     with warnings.catch_warnings():  # the run was warned about when it trained
@@ -542,8 +526,7 @@ def _same_weights(a:dict, # a checkpoint, as `read_checkpoint` returned it
 
 # %% ../nbs/10_runs.ipynb #32f9da18
 def _read_scored(folder:Path) -> dict:
-    """`{'last': ..., 'best': ...}`: the checkpoints in `folder`, best last (its weights
-    stay loaded)."""
+    "`{'last': ..., 'best': ...}`: the checkpoints in `folder`, best last (loaded)."
     found = [w for w in ('last', 'best') if (folder / f'{w}.pt').exists()]
     if not found:
         raise FileNotFoundError(f'{folder} holds no best.pt or last.pt: is it a '
@@ -578,12 +561,9 @@ def _score(run, ckpt:dict, ckpts:dict, which:str, split:str, tta:bool) -> dict:
 # %% ../nbs/10_runs.ipynb #b7811104
 def evaluate_run(folder, # a checkpoint folder written by `train_run` (or `cnn-course train --checkpoint`)
                  *,
-                 # 'test', or 'val': the validation images the run held out
-                 split:str='test',
+                 split:str='test', # 'test', or 'val': the images the run held out
                  device=None, # where to evaluate (default: the config's `device`)
-                 # test-time augmentation (lesson 7): the average over the picture and
-                 # four one-pixel shifts
-                 tta:bool=False,
+                 tta:bool=False, # test-time augmentation (lesson 7): `tta_views()`
                 ) -> Run:
     """Score the run's `last.pt` and `best.pt` on `split` (once if they hold the same
     weights); return the run, its `scores` filled in and `best.pt`'s weights loaded."""
@@ -602,8 +582,7 @@ def evaluate_run(folder, # a checkpoint folder written by `train_run` (or `cnn-c
 
 # %% ../nbs/10_runs.ipynb #1a442a79
 def _results_config(folder:Path) -> RunConfig:
-    """The config in a results folder's run.json, or a `CheckpointError` saying why there
-    is none."""
+    "The config in a results folder's run.json, or a `CheckpointError` saying why not."
     info = folder / 'run.json'
     if not info.is_file():
         raise CheckpointError(f'{folder} has model.pt but no run.json, so nothing says '
@@ -669,19 +648,14 @@ def _explain(net, results:list, classes, flatten:bool):
 
 # %% ../nbs/10_runs.ipynb #b8810e26
 def predict_run(folder, # a run folder, as for `load_run_model`
-                # picture files (PNG, JPEG, GIF, TIFF, ...; any size, colour or grey)
-                images,
+                images, # picture files (PNG, JPEG, ...; any size, colour or grey)
                 *,
                 invert:bool|str='auto', # see `load_image`
                 top:int=3, # how many classes to give per picture
                 device=None, # where to run the model (default: the best device here)
                 max_pixels:int|None=None, # see `load_image`
-                # see `predict_images`: 'report' gives an unreadable picture its `error`
-                # instead
-                errors:str='raise',
-                # also `picture` ((C, H, W) in [0, 1], as the network sees it) and
-                # `heat_map` (its Grad-CAM for the top class), except for blank pictures
-                explain:bool=False,
+                errors:str='raise', # see `predict_images` ('report' an unreadable one)
+                explain:bool=False, # also `picture` and its Grad-CAM `heat_map`
                ) -> list[dict]:
     """Classify your own pictures with a run's model, prepared as its training images
     were: `predict_images` for a folder."""

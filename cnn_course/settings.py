@@ -76,8 +76,7 @@ class ConfigError(ValueError):
     """A setting that cannot work: `field` names it; `message(name)` words the names for
     the caller."""
     def __init__(self, field:str, # the setting at fault
-                 # what is wrong, naming settings as <field>, <field=> or <field=value>
-                 problem:str,
+                 problem:str, # what is wrong; settings: <field>, <field=value>
                  config, # the settings: a dict, or a `RunConfig`
                 ):
         self.field, self.problem = field, problem
@@ -100,8 +99,7 @@ def is_whole(value, low:int=1) -> bool:
 
 # %% ../nbs/14_settings.ipynb #9d317082
 def split_sizes(n:int|None, # the training pictures; None: all of them (not known yet)
-                # a share of them, or a number of them; 0: validate on the test set
-                val_fraction:float|int,
+                val_fraction:float|int, # a share, or a count; 0: validate on the test set
                ) -> tuple:
     """How many of `n` training pictures train and how many validate; `inf` for both when
     `n` is None."""

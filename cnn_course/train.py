@@ -102,8 +102,7 @@ def _check_classes(name:str, out, loader, n_classes:int|None):
 def check_model_fits(net, # the model
                      loader, # the data it will see
                      device=None, # where `net` lives (default: where its parameters are)
-                     # number of classes (default: from the dataset, if it knows)
-                     n_classes:int|None=None,
+                     n_classes:int|None=None, # classes (default: the dataset's, if known)
                     ) -> None:
     """Raise a `ValueError` that names the shapes when `net` cannot take `loader`'s inputs
     or predicts the wrong number of classes, or the devices when `net` is not on
@@ -177,8 +176,7 @@ def _autocast_works(kind:str, dtype) -> bool:
 # %% ../nbs/12_fit.ipynb #7fb4444d
 @functools.cache
 def _reuse_freed_memory() -> bool:
-    """Ask glibc's malloc to keep freed memory for the next allocation of its size (True
-    if it agreed); a no-op elsewhere."""
+    "Ask glibc's malloc to keep freed memory for reuse (True if it agreed); else a no-op."
     # By default glibc hands a freed block of megabytes back to the kernel (mmap, or
     # trimming the heap), so the next step's activation of the same size is built from
     # fresh zeroed pages, one page fault per 4 KiB: 4% of lesson 3's step in float32 and
@@ -324,16 +322,17 @@ def _batch_hooks(callbacks) -> list:
     return [cb for cb in callbacks if callable(getattr(cb, 'after_batch', None)) and own(cb)]
 
 # %% ../nbs/12_fit.ipynb #6a77e3de
+def _autocast(run) -> dict:
+    "`torch.autocast`'s arguments for the run: its device type and dtype (None: off)."
+    return dict(device_type=torch.device(run.device).type, dtype=run.amp_dtype,
+                enabled=run.amp_dtype is not None)
+
 def _train_epoch(run, loader, desc, progress):
-    """One pass over `loader`; returns per-batch mean losses, batch sizes (host list) and
-    the correct count, without host syncs."""
+    "One pass over `loader`: per-batch losses, sizes and correct count; no host sync."
     step_scheduler = run.scheduler if _per_batch(run.scheduler) else None
-    hooks = _batch_hooks(run.callbacks)
-    autocast = dict(device_type=torch.device(run.device).type, dtype=run.amp_dtype,
-                    enabled=run.amp_dtype is not None)
+    hooks, autocast = _batch_hooks(run.callbacks), _autocast(run)
     run.model.train()
-    losses, sizes = [], []
-    correct = torch.zeros((), dtype=torch.long, device=run.device)
+    losses, sizes, correct = [], [], torch.zeros((), dtype=torch.long, device=run.device)
     for run.batch, batch in enumerate(tqdm(loader, desc=desc, leave=False, disable=not progress), 1):
         inputs, labels = to_device(batch, run.device)
         outputs, run.loss = _train_step(run, inputs, labels, step_scheduler, autocast)
@@ -354,18 +353,13 @@ class FitRun:
         self.scheduler, self.callbacks = scheduler, list(callbacks)
         self.epoch, self.lr = len(history), current_lr(optimizer)
         self.stop, self.batch, self.loss = False, 0, None
-        # set when Ctrl-C or Jupyter's stop button ends the fit (Checkpoint then says what
-        # is kept)
-        self.interrupted = False
+        self.interrupted = False  # set by Ctrl-C or Jupyter's stop (Checkpoint says what is kept)
         self.amp_dtype, self.channels_last = amp_dtype, channels_last
-        # what trains: `net` itself, or `net` in DistributedDataParallel when several
-        # processes share the work
-        self.model = net
+        self.model = net  # what trains: `net`, or `net` in DDP when processes share the work
         self.n_val = 0  # validation images counted in the last epoch, over all processes
         # whether each process sees only its part (then sums are added up)
         self.train_sharded = self.val_sharded = False
-        # fp16 needs a gradient scaler (bf16 has float32's range and does not); Checkpoint
-        # saves its state
+        # fp16 needs a gradient scaler (bf16 has float32's range); Checkpoint saves its state
         self.scaler = torch.amp.GradScaler(torch.device(device).type) if amp_dtype is torch.float16 else None
 
 # %% ../nbs/12_fit.ipynb #fd0289c3
@@ -410,8 +404,7 @@ def _check_criterion(criterion):
     if reduction not in ('mean', 'sum'):
         raise ValueError(f"the criterion has reduction={reduction!r}, which gives one "
                          "loss per image, but fit needs one number per batch: use "
-                         f"{type(criterion).__name__}() "
-                         "(reduction='mean', the default)")
+                         f"{type(criterion).__name__}() (reduction='mean', the default)")
 
 # %% ../nbs/12_fit.ipynb #4f1c643b
 def _is_plateau(scheduler):
@@ -514,25 +507,25 @@ def _bad_validation(run, good_state, val_loss:float, train_loss:float):
                                f'{run.epoch} (training loss {train_loss:.4g})', advice)
 
 # %% ../nbs/12_fit.ipynb #6f522e09
+def _bad_training(run, good_state, losses, n_batches:int):
+    "Put the weights back after a training loss that is not finite; say where it happened."
+    _put_back(run, good_state, f'the training loss became {_not_finite_at(run, losses, n_batches)}',
+              'Try a smaller learning rate, or check the training inputs for NaN.' + _fp16_range(run))
+
 def _fit_epoch(run, train_loader, test_loader, progress):
-    """Train one epoch and validate; the history row, or None if a loss stopped being
-    finite (weights put back)."""
+    "Train an epoch and validate; the history row, or None for a non-finite loss."
     good_state = _snapshot(run.net, run.optimizer, run.scheduler if _per_batch(run.scheduler) else None)
     losses, sizes, correct = _train_epoch(run, train_loader, f'Epoch {run.epoch}/{run.last_epoch}', progress)
     loss_total, n, n_correct, n_bad = _epoch_sums(run, losses, sizes, correct)
     if n_bad:  # every process sees the same count, so all of them stop here together
-        _put_back(run, good_state, 'the training loss became '
-                                   f'{_not_finite_at(run, losses, len(sizes))}',
-                  'Try a smaller learning rate, or check the training inputs for NaN.' + _fp16_range(run))
-        return None
+        return _bad_training(run, good_state, losses, len(sizes))
     train_loss = loss_total / n
     # one model in every process, the one rank 0's checkpoint holds
     if run.model is not run.net: broadcast_buffers(run.net)
     val_loss, val_acc = _validate(run, test_loader) if test_loader is not None else (np.nan, np.nan)
     # weights failing on other images are broken
     if test_loader is not None and not math.isfinite(val_loss):
-        _bad_validation(run, good_state, val_loss, train_loss)
-        return None
+        return _bad_validation(run, good_state, val_loss, train_loss)
     return np.array([run.epoch, train_loss, n_correct / n, val_loss, val_acc])
 
 # %% ../nbs/12_fit.ipynb #de51a174
@@ -557,8 +550,7 @@ def _lost_contact(e:RuntimeError, epoch:int) -> ProcessGroupError:
 
 # %% ../nbs/12_fit.ipynb #fe7233ed
 def _run_epoch(run, epoch:int, train_part, test_part, progress:bool) -> bool:
-    """One epoch of `fit`: train, validate, record, step the schedule, call back; False
-    once it should stop."""
+    "One epoch of `fit`: train, validate, record, schedule, call back; False to stop."
     run.epoch, run.lr = epoch, current_lr(run.optimizer)
     sampler = getattr(train_part, 'sampler', None)
     if isinstance(sampler, DistributedSampler): sampler.set_epoch(epoch)
@@ -608,17 +600,11 @@ def fit(net, # the model to train
         device, # where `net` lives
         history, # `np.zeros((0, 5))` to start, or a previous result to continue from
         *,
-        # a progress bar per epoch; None: where it redraws in place
-        progress:bool|None=None,
-        # OneCycleLR and CyclicLR step after every batch, any other scheduler once per
-        # epoch
-        # (ReduceLROnPlateau on the validation loss)
-        scheduler=None,
+        progress:bool|None=None, # a bar per epoch (None: where it redraws in place)
+        scheduler=None, # stepped per batch (OneCycleLR, CyclicLR) or per epoch
         callbacks=(), # `Callback`s, e.g. `EarlyStopping(7)`, `LRRecorder()`
-        # mixed precision: None, 'auto', 'bf16' or 'fp16'; see `resolve_amp`
-        amp:str|None=None,
-        # channels-last memory layout (faster convolutions, mostly)
-        channels_last:bool=False,
+        amp:str|None=None, # mixed precision: None, 'auto', 'bf16', 'fp16' (`resolve_amp`)
+        channels_last:bool=False, # channels-last memory layout (faster convolutions)
        ) -> np.ndarray:
     """Train `net` for `num_epochs`; return `history` with one row `[epoch, loss, acc,
     val_loss, val_acc]` per epoch added. Under torchrun (after `init_distributed`), every

@@ -31,8 +31,7 @@ _state = {'lang': 'en'}  # the language `label` answers in; set by `set_plot_sty
 
 # %% ../nbs/00b_viz.ipynb #1f3f2696
 def label(key:str, # one of LABELS['en']'s keys: 'loss', 'accuracy', 'epoch', 'train', 'validation', ...
-          # 'en' or 'ko'; None means the language of the last `set_plot_style`
-          lang:str|None=None,
+          lang:str|None=None, # 'en' or 'ko' (None: the last `set_plot_style`'s language)
          ) -> str:
     "The plot label for `key` in the current (or given) language."
     lang = _state['lang'] if lang is None else lang
@@ -88,11 +87,9 @@ def set_plot_style(lang:str='en', # label language: 'en' or 'ko' (Korean labels 
 
 # %% ../nbs/00b_viz.ipynb #95628ad2
 def denormalize(images:torch.Tensor, # a CHW image or an NCHW batch, as the data's transform produced it
-                # the DataLoader, DeviceLoader, Subset or dataset the images came from
-                source=None,
+                source=None, # the loader, Subset or dataset the images came from
                ) -> torch.Tensor:
-    """Undo the `Normalize` in `source`'s transform and clamp to [0, 1]; unchanged if
-    there is none."""
+    "Undo the `Normalize` in `source`'s transform, clamped to [0, 1] (none: unchanged)."
     stats = find_normalize(source)
     if stats is None: return images
     mean, std = (torch.as_tensor(t, dtype=images.dtype, device=images.device).flatten() for t in stats)
@@ -107,11 +104,9 @@ def denormalize(images:torch.Tensor, # a CHW image or an NCHW batch, as the data
 
 # %% ../nbs/00b_viz.ipynb #d299ff77
 def for_display(images:torch.Tensor, # a CHW image or an NCHW batch
-                # the DataLoader, DeviceLoader, Subset or dataset the images came from
-                source=None,
+                source=None, # the loader, Subset or dataset the images came from
                ) -> torch.Tensor:
-    """`images` in [0, 1] for `imshow`: `denormalize`d, or (no `Normalize` to undo)
-    rescaled from their range, with one note."""
+    "`images` in [0, 1] for `imshow`: `denormalize`d, or rescaled with a note."
     if find_normalize(source) is not None: return denormalize(images, source)
     lo, hi = float(images.min()), float(images.max())
     if lo >= 0 and hi <= 1: return images
@@ -128,12 +123,10 @@ def for_display(images:torch.Tensor, # a CHW image or an NCHW batch
 def show_image(ax, # the matplotlib Axes to draw on; None makes a new small figure
                image, # a CHW tensor with 1 or 3 channels (or HW, or a batch of one)
                title:str|None=None, # a title above the image
-               # colour map for one-channel images (the source's digits use 'gray_r')
-               cmap:str='gray',
+               cmap:str='gray', # for one channel (the source's digits: 'gray_r')
                **kwargs, # passed to `imshow`, e.g. vmin=0, vmax=1
               ) -> None:
-    """Draw one CHW image tensor on `ax`: gray for one channel, RGB (moved to HWC) for
-    three."""
+    "Draw one CHW image tensor on `ax`: gray for one channel, RGB for three."
     img = torch.as_tensor(image).detach().float().cpu()
     if img.dim() == 4 and img.shape[0] == 1: img = img[0]
     if img.dim() == 2: img = img[None]
