@@ -27,7 +27,8 @@ requirements = shlex.split(cfg.get('requirements', ''))
 if cfg.get('pip_requirements'): requirements += shlex.split(cfg.get('pip_requirements', ''))
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
-dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
+share_requirements = shlex.split(cfg.get('share_requirements', ''))
+dev_requirements = shlex.split(cfg.get('dev_requirements', '')) + share_requirements
 
 setuptools.setup(
     name = cfg['lib_name'],
@@ -41,7 +42,7 @@ setuptools.setup(
     packages = setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),
     include_package_data = True,
     install_requires = requirements,
-    extras_require = {'dev': dev_requirements, 'graph': ['torchviz'], 'tensorboard': ['tensorboard']},
+    extras_require = {'dev': dev_requirements, 'share': share_requirements, 'graph': ['torchviz'], 'tensorboard': ['tensorboard']},
     dependency_links = cfg.get('dep_links','').split(),
     python_requires = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),

@@ -23,8 +23,9 @@ _all_ = ['BATCH_NORM_MODELS', 'DATASETS', 'DEFAULT_MODELS', 'DEVICES', 'IMAGE_SH
 __all__ = ['AMP', 'RECIPE_HELP', 'RESULT_FILES', 'TEST_SET_WARNING', 'CLI_RECORD', 'RUN_FOLDER_FILES', 'VIEW_FILES',
            'EXPLAINED_FILE', 'COMMANDS', 'LAUNCH_OPTIONS', 'CLIError', 'build_parser', 'config_from_args', 'check_args',
            'history_csv', 'save_results', 'callback_results', 'train_command', 'resume_command', 'save_views',
-           'evaluate_command', 'predict_command', 'main', 'BATCH_NORM_MODELS', 'DATASETS', 'DEFAULT_MODELS', 'DEVICES',
-           'IMAGE_SHAPES', 'MODEL_HELP', 'MODEL_INPUTS', 'OPTIMIZERS', 'RECIPES', 'SCHEDULERS']
+           'evaluate_command', 'predict_command', 'serve_command', 'main', 'BATCH_NORM_MODELS', 'DATASETS',
+           'DEFAULT_MODELS', 'DEVICES', 'IMAGE_SHAPES', 'MODEL_HELP', 'MODEL_INPUTS', 'OPTIMIZERS', 'RECIPES',
+           'SCHEDULERS']
 
 # %% ../nbs/15_command.ipynb #62325155
 AMP = ('off', *AMP_MODES)  # --amp; off: float32
@@ -408,10 +409,34 @@ def _add_predict_command(commands) -> None:
     _add_options(p, _PREDICT_OPTIONS)
 
 # %% ../nbs/15_command.ipynb #c763c810
+# serve's --help: what the page does, and what it never does
+_SERVE_ABOUT = (
+    "Serve a web page that classifies pictures with the model of a run: RUN is the "
+    "--checkpoint or the --out folder of `cnn-course train`. Upload a photo (or, for the mnist "
+    "and fashion-mnist models, draw one) and the page shows the most likely classes, the "
+    "picture as the network sees it and its Grad-CAM map. Pictures are read as `cnn-course "
+    "predict` reads them. The page listens on 127.0.0.1 (this machine only) unless --host says "
+    "otherwise; it sends nothing anywhere and loads nothing from the internet. Ctrl-C stops it. "
+    "It needs the share extra: pip install 'cnn_course[share]'.")
+_SERVE_OPTIONS = {
+    'dir': _PREDICT_OPTIONS['dir'],
+    '--host': dict(default='127.0.0.1',
+                   help='the address to listen on: 127.0.0.1 for this machine only, 0.0.0.0 '
+                        'for every network it is on'),
+    '--port': dict(type=_positive(int), default=7860, metavar='PORT', help='the port to listen on'),
+    '--max-pixels': _PREDICT_OPTIONS['--max-pixels'],
+    '--device': _PREDICT_OPTIONS['--device'],
+}
+
+def _add_serve_command(commands) -> None:
+    "`cnn-course serve RUN`: a web page that classifies pictures with a run's model."
+    p = commands.add_parser('serve', formatter_class=_HelpFormatter, description=_SERVE_ABOUT,
+                            help="a web page that classifies your pictures with a run's model")
+    _add_options(p, _SERVE_OPTIONS)
+
 def _add_run_commands(commands) -> None:
-    """`cnn-course resume DIR`, `evaluate DIR` and `predict RUN IMAGE...`, for the folders
-    `train` writes."""
-    for add in (_add_resume_command, _add_evaluate_command, _add_predict_command):
+    "`cnn-course resume`, `evaluate`, `predict` and `serve`, for the folders `train` writes."
+    for add in (_add_resume_command, _add_evaluate_command, _add_predict_command, _add_serve_command):
         add(commands)
 
 # %% ../nbs/15_command.ipynb #4694f32e
@@ -427,7 +452,7 @@ def _add_train_command(commands) -> None:
 
 # %% ../nbs/15_command.ipynb #44049207
 def build_parser() -> argparse.ArgumentParser:
-    "The `cnn-course` argument parser: `train`, `resume`, `evaluate` and `predict`."
+    "The `cnn-course` argument parser: `train`, `resume`, `evaluate`, `predict` and `serve`."
     parser = _Parser(prog='cnn-course', description='Train the CNN course models from a '
                                                     'terminal.')
     parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
@@ -863,7 +888,8 @@ def _launcher_stopped(sigval:signal.Signals, folder, again:str) -> int:
 # %% ../nbs/15_command.ipynb #bf322bfd
 # The files each command needs in its folder (any one of them), and where they come from
 RUN_FOLDER_FILES = {'resume': ('last.pt',), 'evaluate': ('best.pt', 'last.pt'),
-                    'predict': ('best.pt', 'last.pt', 'model.pt')}
+                    'predict': ('best.pt', 'last.pt', 'model.pt'),
+                    'serve': ('best.pt', 'last.pt', 'model.pt')}
 
 def _check_run_folder(args:argparse.Namespace) -> Path:
     """DIR of `resume`/`evaluate`/`predict`, or a `CLIError` if it holds none of the files
@@ -1152,9 +1178,37 @@ def _write_csv(path:Path, header:list, rows:list):
     table = _csv_text(header, rows)
     atomic_write(path, lambda f: f.write(table), 'w')
 
+# %% ../nbs/15_command.ipynb #045321e9
+def _serve_until_stopped(app) -> int:
+    "Keep the page up until Ctrl-C; then close it and return 130, as for an interrupted command."
+    try:
+        while True: time.sleep(3600)
+    except KeyboardInterrupt:
+        app.close()
+        print('cnn-course: serve: stopped', file=sys.stderr)
+        return 130
+
+def serve_command(args:argparse.Namespace, # the options `build_parser` parsed
+                  argv:list|None=None, # the command line (unused)
+                 ) -> int:
+    "Run `cnn-course serve RUN`: the run's web page, at --host:--port, until Ctrl-C."
+    if args.port > 65535: raise CLIError(f'serve: --port {args.port}: ports go up to 65535')
+    if _port_in_use(args.host, args.port):
+        raise CLIError(f'serve: port {args.port} on {args.host} is already in use (another '
+                       'server?): choose another with --port')
+    from cnn_course.share import MissingExtraError, make_app  # late: Gradio loads only here
+    build = lambda device: make_app(args.dir, device=device, max_pixels=args.max_pixels)
+    try: app = _run_folder_command(args, build)
+    except MissingExtraError as e: raise CLIError(f'serve: {e}') from None
+    # share=False: never a public link through Gradio's servers (it opens one itself in Colab or Kaggle)
+    app.launch(server_name=args.host, server_port=args.port, prevent_thread_lock=True, quiet=True,
+               share=False)
+    print(f'cnn-course: serving {args.dir} at {app.local_url} (Ctrl-C stops it)', flush=True)
+    return _serve_until_stopped(app)
+
 # %% ../nbs/15_command.ipynb #f548778d
 COMMANDS = {'train': train_command, 'resume': resume_command, 'evaluate': evaluate_command,
-            'predict': predict_command}
+            'predict': predict_command, 'serve': serve_command}
 
 def _out_of_memory(e:BaseException) -> str|None:
     """The one-line message for running out of memory (CUDA's OutOfMemoryError, the CPU
@@ -1188,6 +1242,15 @@ def _without_launch_options(argv:list) -> list:
     return kept
 
 # %% ../nbs/15_command.ipynb #3396097e
+def _port_in_use(host:str, port:int) -> bool:
+    "Whether `port` at `host` is taken: a server listens there, so another cannot."
+    import socket  # late: only a launch or a page needs it
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: a closed port is free
+        try: s.bind((host, port))
+        except OSError: return True
+    return False
+
 def _check_port(endpoint:str, node_rank:int):
     """A `CLIError` for a --rdzv-endpoint that is not HOST:PORT, or whose port machine 0
     (this one) cannot listen on."""
@@ -1196,13 +1259,9 @@ def _check_port(endpoint:str, node_rank:int):
         raise CLIError(f'--rdzv-endpoint {endpoint}: expected HOST:PORT, e.g. '
                        '10.0.0.1:29500')
     if node_rank != 0: return  # machine 0 listens; the others connect
-    import socket  # late: only a launch needs it
-    with socket.socket() as s:
-        try: s.bind(('', int(port)))
-        except OSError:
-            raise CLIError(f'--rdzv-endpoint {endpoint}: port {port} is already in use '
-                                       'on this machine (another training run?): choose '
-                                       'another port') from None
+    if _port_in_use('', int(port)):
+        raise CLIError(f'--rdzv-endpoint {endpoint}: port {port} is already in use on this '
+                       'machine (another training run?): choose another port')
 
 # %% ../nbs/15_command.ipynb #4cd09d9e
 def _cuda_available() -> bool:

@@ -37,8 +37,8 @@ _all_ = ['DEFAULT_MODELS', 'DEVICES', 'MONITORS', 'OPTIMIZERS', 'RECIPES', 'SCHE
 __all__ = ['SPLITS', 'RunConfig', 'recipe', 'check_config', 'resolve_device', 'run_device', 'make_optimizer', 'make_scheduler',
            'make_callbacks', 'make_loaders', 'Run', 'TestSetWarning', 'build_model', 'make_run', 'train_run',
            'saved_config', 'resume_run', 'finished_run', 'score_run', 'evaluate_run', 'load_run_model', 'predict_run',
-           'DEFAULT_MODELS', 'DEVICES', 'MONITORS', 'OPTIMIZERS', 'RECIPES', 'SCHEDULERS', 'VAL_FRACTIONS',
-           'ConfigError']
+           'predict_with', 'DEFAULT_MODELS', 'DEVICES', 'MONITORS', 'OPTIMIZERS', 'RECIPES', 'SCHEDULERS',
+           'VAL_FRACTIONS', 'ConfigError']
 
 # %% ../nbs/10_runs.ipynb #10865133
 @dataclass
@@ -657,15 +657,23 @@ def predict_run(folder, # a run folder, as for `load_run_model`
                 errors:str='raise', # see `predict_images` ('report' an unreadable one)
                 explain:bool=False, # also `picture` and its Grad-CAM `heat_map`
                ) -> list[dict]:
-    """Classify your own pictures with a run's model, prepared as its training images
-    were: `predict_images` for a folder."""
+    "Classify your own pictures with a run's model, prepared as its training images were."
     net, cfg, _ = load_run_model(folder, device=device)
-    if explain:
-        # a model without convolutions is refused before any picture is read
-        last_conv(net)
+    return predict_with(net, cfg, images, explain=explain, invert=invert, top=top,
+                        max_pixels=max_pixels, errors=errors)
+
+# %% ../nbs/10_runs.ipynb #faf4f5b6
+def predict_with(net, # a run's model, as `load_run_model` returns it
+                 cfg:RunConfig, # the run's config: how its pictures were prepared
+                 images, # picture files or PIL images
+                 *,
+                 explain:bool=False, # also `picture` and its Grad-CAM `heat_map`
+                 **kwargs, # `invert`, `top`, `max_pixels`, `errors`: see `predict_images`
+                ) -> list[dict]:
+    "`predict_run` for a model already loaded: a web page classifies picture after picture."
+    if explain: last_conv(net)  # a model without convolutions is refused before any picture is read
     classes, spec = CLASS_NAMES[cfg.dataset], MODELS[cfg.model]
     results = predict_images(net, images, classes, IMAGE_SHAPES[cfg.dataset], flatten=spec.flatten,
-                             invert=invert,
-                             top=top, max_pixels=max_pixels, errors=errors, keep_pictures=explain)
+                             keep_pictures=explain, **kwargs)
     if explain: _explain(net, results, classes, spec.flatten)
     return results

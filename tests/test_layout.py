@@ -27,7 +27,8 @@ ARROWS = {
     'checkpoint': {'callbacks', 'core', 'distributed'},
     'models': {'settings', 'conv', 'evaluation', 'callbacks', 'fast', 'metrics', 'resnet'},
     'runs': {'core', 'data', 'models', 'train', 'checkpoint', 'hooks', 'pictures', 'resnet'},
-    'cli': {'runs', 'metrics'},
+    'share': {'core', 'data', 'hooks', 'models', 'runs', 'settings'},  # lesson 9
+    'cli': {'runs', 'metrics', 'share'},
 }
 
 

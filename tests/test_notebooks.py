@@ -73,7 +73,8 @@ def test_one_hidden_guarded_install_cell_before_any_code(name):
             re.match(r'^!\s*\[\s*-[de]\s+/content\s*\]\s*&&\s*pip3?\s+install\b', lines[0])), (
         f'{name}: the install cell must be one line guarded by /content, e.g.\n![ -e /content ] && pip '
         f'install -q {REPO_URL}')
-    args = re.split(r'\s+', lines[0].split('install', 1)[1].strip())
+    # quotes aside: `"cnn_course[share] @ git+..."` installs it with an extra
+    args = [a.strip('"\'') for a in re.split(r'\s+', lines[0].split('install', 1)[1].strip())]
     assert (REPO_URL in args or
             any(a.startswith(f'{REPO_URL}@')
                 for a in args)), f'{name}: install this package from the repository: {REPO_URL}'
