@@ -313,7 +313,7 @@ class Checkpoint(Callback):
         self.tracker = Monitor(monitor)  # the same "has it improved?" as EarlyStopping
         self.folder, self.monitor, self.overwrite = Path(folder), monitor, overwrite
         self.config = dict(config or {})
-        self.write_seconds, self.saved_epoch = [], None
+        self.write_seconds = []
         # fp16's gradient scaler: its state is part of the run
         self.scaler, self._saved_scaler = None, None
 
@@ -329,9 +329,6 @@ class Checkpoint(Callback):
 
     def before_fit(self, run):
         self.tracker.check(run, 'Checkpoint')
-        # what last.pt holds for this run: a resumed run's last epoch, until this fit
-        # saves one
-        self.saved_epoch = len(run.history) if len(run.history) and self.last_path.exists() else None
         self.scaler = getattr(run, 'scaler', None)
         if self.scaler is not None and self._saved_scaler is not None:
             self.scaler.load_state_dict(self._saved_scaler)
@@ -370,22 +367,25 @@ class Checkpoint(Callback):
         if improved: atomic_write(self.best_path, lambda f: f.write(data))
         atomic_write(self.last_path, lambda f: f.write(data))
         self.write_seconds.append(time.perf_counter() - start)
-        self.saved_epoch = run.epoch
 
     def after_fit(self, run):
         if run.interrupted and is_main_process(): print(self.kept(run), flush=True)
 
+    def _epoch_kept(self) -> int|None:
+        "The epoch last.pt holds (None: none): after a Ctrl-C, the file is what is kept."
+        if not self.last_path.exists(): return None
+        try: return read_checkpoint(self.last_path)['epoch']
+        except CheckpointError: return None
+
     def kept(self, run) -> str:
-        """One line for an interrupted run: which epoch last.pt holds, and how to continue
-        from it."""
-        if self.saved_epoch is None:
+        "One line for an interrupted run: which epoch last.pt holds, and how to continue from it."
+        # read from the file: an interrupt can fall between a write's rename and anything after it
+        epoch = self._epoch_kept()
+        if epoch is None:
             return f'Interrupted before an epoch was saved: {self.folder} holds nothing to resume.'
-        how = (f'resume_run({str(self.folder)!r}), or `cnn-course resume {self.folder}` '
-               'in a shell'
-               if self.config
-               else f'resume({str(self.folder)!r}, net, optimizer, ...)')
-        return (f'Interrupted: {self.last_path} holds epoch {self.saved_epoch} of '
-                f'{run.last_epoch}; continue with {how}.')
+        how = (f'resume_run({str(self.folder)!r}), or `cnn-course resume {self.folder}` in a shell'
+               if self.config else f'resume({str(self.folder)!r}, net, optimizer, ...)')
+        return f'Interrupted: {self.last_path} holds epoch {epoch} of {run.last_epoch}; continue with {how}.'
 
     def state_dict(self) -> dict:
         state = self.tracker.state_dict()

@@ -380,3 +380,23 @@ def test_a_plain_fit_interrupted_names_resume(tmp_path, capsys):
     assert capsys.readouterr().out.strip().splitlines()[-1] == (
         f"Interrupted: {tmp_path / 'last.pt'} holds epoch 1 of 3; continue with resume({str(tmp_path)!r}, "
         "net, optimizer, ...).")
+
+
+def test_an_interrupt_right_after_the_write_names_the_epoch_on_disk(tmp_path, capsys, monkeypatch):
+    """Ctrl-C that lands after last.pt's rename, before the write returns (it happened to a CI run): the
+    line names the epoch the file holds, not 'nothing to resume'."""
+    import cnn_course.core as core
+    real_sync, interrupted = core._fsync_dir, []
+    def sync_then_interrupt(folder):
+        real_sync(folder)
+        if not interrupted and (tmp_path / 'last.pt').exists():
+            interrupted.append(True)
+            raise KeyboardInterrupt  # as a SIGINT raises it there
+    monkeypatch.setattr(core, '_fsync_dir', sync_then_interrupt)
+    net, opt, sched, cbs = _parts()
+    with pytest.raises(KeyboardInterrupt):
+        _train(net, opt, sched, cbs, 3, np.zeros((0, 5)), tmp_path)
+    assert interrupted and read_checkpoint(tmp_path / 'last.pt')['epoch'] == 1
+    assert capsys.readouterr().out.strip().splitlines()[-1] == (
+        f"Interrupted: {tmp_path / 'last.pt'} holds epoch 1 of 3; continue with resume({str(tmp_path)!r}, "
+        "net, optimizer, ...).")
