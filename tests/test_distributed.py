@@ -319,7 +319,10 @@ def test_a_rank_killed_under_the_command_is_said_in_one_line(tmp_path, data_root
     try:
         deadline = time.monotonic() + TIME_LIMIT
         while not (ck / 'last.pt').exists() or len(_workers(proc.pid)) < 2:
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            if proc.poll() is not None or time.monotonic() > deadline:
+                # whole, not cut short as an assert's message is: the job's own account of what failed
+                out, err = proc.communicate()
+                pytest.fail(f'the job ended, or ran out of time, before an epoch was saved:\n{out}\n{err}')
             time.sleep(0.2)
         victim = _workers(proc.pid)[1]
         os.kill(victim, signal.SIGKILL)
