@@ -887,9 +887,9 @@ def _launcher_stopped(sigval:signal.Signals, folder, again:str) -> int:
 
 # %% ../nbs/15_command.ipynb #bf322bfd
 # The files each command needs in its folder (any one of them), and where they come from
+_ANY_RUN = ('best.pt', 'last.pt', 'model.pt')  # what `load_run_model` reads, in its order
 RUN_FOLDER_FILES = {'resume': ('last.pt',), 'evaluate': ('best.pt', 'last.pt'),
-                    'predict': ('best.pt', 'last.pt', 'model.pt'),
-                    'serve': ('best.pt', 'last.pt', 'model.pt')}
+                    'predict': _ANY_RUN, 'serve': _ANY_RUN}
 
 def _check_run_folder(args:argparse.Namespace) -> Path:
     """DIR of `resume`/`evaluate`/`predict`, or a `CLIError` if it holds none of the files
