@@ -20,7 +20,7 @@ ARROWS = {
     'callbacks': {'core', 'distributed', 'viz'},  # lesson 3
     'fast': {'callbacks', 'core', 'evaluation', 'viz'},  # lesson 3b
     'metrics': {'data', 'evaluation', 'viz'},  # lesson 4
-    'pictures': {'data', 'evaluation'},  # lesson 5
+    'pictures': {'data', 'evaluation'},  # used in lesson 5
     'resnet': set(),  # lesson 7
     'hooks': {'callbacks', 'evaluation', 'viz'},  # lesson 8
     'train': {'callbacks', 'core', 'data', 'distributed', 'evaluation', 'settings'},
