@@ -88,6 +88,7 @@ class Callback:
 # %% ../nbs/03_bn_dropout.ipynb #4daeb20a
 _COLUMNS = {'train_loss': 1, 'train_acc': 2, 'val_loss': 3, 'val_acc': 4}
 
+# %% ../nbs/03_bn_dropout.ipynb #3eefa4df
 class Monitor:
     """The best value so far of one history column, and the epoch it came from: what early
     stopping and checkpoints watch."""
@@ -128,6 +129,28 @@ class Monitor:
     def load_state_dict(self, state:dict):
         self.best, self.best_epoch = state['best'], state['best_epoch']
 
+# %% ../nbs/03_bn_dropout.ipynb #98616ca8
+def _check_patience(patience):
+    "Refuse a `patience` that is not a whole number of epochs >= 1."
+    if isinstance(patience, bool) or not isinstance(patience, int) or patience <= 0:
+        raise ValueError('patience must be a whole number of epochs >= 1, got '
+                         f'{patience!r}')
+
+# %% ../nbs/03_bn_dropout.ipynb #5383c8be
+def _count_epoch(es, run):
+    """Count `run`'s newest epoch for the `EarlyStopping` `es`: a new best resets the count (and
+    keeps the weights); `es.patience` epochs without one stop training."""
+    if es.tracker.update(run.history):
+        es.wait = 0
+        if es.restore_best: es._best_state = copy.deepcopy(run.net.state_dict())
+        return
+    es.wait += 1
+    if es.wait >= es.patience:
+        run.stop, es.stopped_epoch = True, run.epoch
+        print_main(f'early stopping: {es.monitor} has not improved for '
+                   f'{es.patience} epochs (best {es.best:.5f} at epoch '
+                   f'{es.best_epoch})')
+
 # %% ../nbs/03_bn_dropout.ipynb #60903a0d
 class EarlyStopping(Callback):
     """Stop when `monitor` has not improved for `patience` epochs, and put back the best
@@ -138,9 +161,7 @@ class EarlyStopping(Callback):
                  min_delta:float=0.0, # how much better counts as an improvement
                  restore_best:bool=True, # load the best epoch's weights at the end
                 ):
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience <= 0:
-            raise ValueError('patience must be a whole number of epochs >= 1, got '
-                             f'{patience!r}')
+        _check_patience(patience)
         self.tracker = Monitor(monitor, min_delta)
         self.patience, self.monitor, self.restore_best = patience, monitor, restore_best
         self.wait, self.stopped_epoch, self._best_state = 0, None, None
@@ -152,17 +173,7 @@ class EarlyStopping(Callback):
 
     def before_fit(self, run): self.tracker.check(run, 'EarlyStopping')
 
-    def after_epoch(self, run):
-        if self.tracker.update(run.history):
-            self.wait = 0
-            if self.restore_best: self._best_state = copy.deepcopy(run.net.state_dict())
-            return
-        self.wait += 1
-        if self.wait >= self.patience:
-            run.stop, self.stopped_epoch = True, run.epoch
-            print_main(f'early stopping: {self.monitor} has not improved for '
-                  f'{self.patience} epochs (best {self.best:.5f} at epoch '
-                  f'{self.best_epoch})')
+    def after_epoch(self, run): _count_epoch(self, run)
 
     def after_fit(self, run):
         if self.restore_best and self._best_state is not None and self.best_epoch != int(run.history[-1, 0]):
@@ -194,6 +205,7 @@ class LRRecorder(Callback):
 TB_TAGS = {'train_loss': 'loss/train', 'val_loss': 'loss/validation',
            'train_acc': 'accuracy/train', 'val_acc': 'accuracy/validation', 'lr': 'learning_rate'}
 
+# %% ../nbs/03_bn_dropout.ipynb #606e9b12
 class TensorBoardLogger(Callback):
     """Write loss, accuracy and learning rate to TensorBoard event files in `log_dir`,
     once per epoch."""
@@ -237,6 +249,7 @@ def _notebook_display():
     # a kernel, not a terminal IPython
     return display if shell is not None and hasattr(shell, 'kernel') else None
 
+# %% ../nbs/03_bn_dropout.ipynb #0b96f508
 class LivePlot(Callback):
     """After every epoch, redraw the training and validation loss in place in Jupyter or
     Colab; elsewhere do nothing."""

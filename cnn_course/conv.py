@@ -94,9 +94,6 @@ def show_filters(conv, # an nn.Conv2d, or a model whose first Conv2d is drawn
     return _finish(fig, show)
 
 # %% ../nbs/01_conv_basics.ipynb #54052b56
-_NOT_MAPS = ('{name} returned shape {shape}, not feature maps (N, C, H, W): pass the '
-             'convolutional part only, e.g. model.layer or model.layer[:2]')
-
 def _one_image(image, who:str, channels:int|None=None) -> torch.Tensor:
     "`image` as one (C, H, W) tensor (a batch of one unwrapped), else a ValueError for `who`."
     x = torch.as_tensor(image).detach()
@@ -106,9 +103,11 @@ def _one_image(image, who:str, channels:int|None=None) -> torch.Tensor:
                          f'got shape {tuple(torch.as_tensor(image).shape)}')
     return x
 
+# %% ../nbs/01_conv_basics.ipynb #755f6e8a
 _NOT_MAPS = ('{name} returned shape {shape}, not feature maps (N, C, H, W): pass the '
              'convolutional part only, e.g. model.layer or model.layer[:2]')
 
+# %% ../nbs/01_conv_basics.ipynb #91d13efa
 def _feature_maps(module, image) -> torch.Tensor:
     "The (C, H, W) maps `module` computes in eval mode for one image (or a batch of one)."
     x = _one_image(image, 'show_feature_maps')[None]
@@ -154,8 +153,8 @@ def show_rgb_channels(image, # one (3, H, W) colour image, e.g. `denormalize(img
 
 # %% ../nbs/01_conv_basics.ipynb #4f6efaec
 class MnistCNN(nn.Module):
-    """Source 004's MNIST CNN: 5x5 convolutions 1→16→32 (pool) →64 (pool), then Linear
-    576→100→`n_output`."""
+    """The CNN of the post "Building a CNN model in PyTorch": 5x5 convolutions 1→16→32
+    (pool) →64 (pool), then Linear 576→100→`n_output`."""
     def __init__(self, n_output:int=10, # number of classes
                 ):
         super().__init__()

@@ -69,6 +69,7 @@ def rng_state() -> dict:
             'torch': torch.get_rng_state(),
             'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
+# %% ../nbs/00_setup.ipynb #2e07bdb2
 def _set_cuda_states(states:list):
     "Put back the GPUs' generator states, as many as this machine has (a warning if not all)."
     import torch  # late: see rng_state
@@ -79,6 +80,7 @@ def _set_cuda_states(states:list):
                       f'machine has {n}: the common ones are restored')
     for i, s in enumerate(states[:n]): torch.cuda.set_rng_state(s, i)
 
+# %% ../nbs/00_setup.ipynb #53697617
 def set_rng_state(state:dict, # what `rng_state()` returned
                  ) -> None:
     "Put back every generator state that `rng_state` recorded."
@@ -98,18 +100,19 @@ def is_quick() -> bool:
     if os.environ.get('IN_TEST'): return True
     return os.environ.get('CNN_COURSE_QUICK', '').strip().lower() not in ('', '0', 'false', 'no')
 
+# %% ../nbs/00_setup.ipynb #3100ff0e
 def quick(full, # the value a full lesson uses
           small, # the value quick mode uses
          ):
     "`small` in quick mode, else `full`: how lessons size data and epochs."
     return small if is_quick() else full
 
+# %% ../nbs/00_setup.ipynb #438b6363
 def run_kind(data:str, # what the run trains on, e.g. "Fashion-MNIST (10,000 images)"
             ) -> str:
     """The line a lesson's headline cell prints first: a full or a quick run, on what (the
     stored pages must show a full one)."""
     return f"{'quick run (quick mode: small data, few epochs)' if is_quick() else 'full run'} on {data}"
-
 
 # %% ../nbs/00_setup.ipynb #69c2536e
 def live_output() -> bool:
@@ -144,6 +147,7 @@ _FULL_DISK = {errno.ENOSPC: 'no space left on the device', errno.EDQUOT: 'the di
               errno.EFBIG: 'the file would be larger than this system allows (a '
                            'file-size limit)'}
 
+# %% ../nbs/00_setup.ipynb #6a106503
 class DiskFullError(OSError):
     """A write that failed because the disk, the quota or the file-size limit is full; the
     message names the file and the remedy."""
@@ -221,6 +225,7 @@ class NotWritableError(ValueError):
         self.folder, self.detail = folder, f'{detail}; choose a folder you can write to'
         super().__init__(f'{name or folder}: {self.detail}')
 
+# %% ../nbs/00_setup.ipynb #a77cda8e
 def _why_not(folder:Path, e:OSError) -> str:
     """What went wrong with `folder`, in words: it cannot be written in, or it could not
     be made (and why)."""
@@ -232,6 +237,7 @@ def _why_not(folder:Path, e:OSError) -> str:
         return f'cannot create this folder: {parent} is a file, not a folder'
     return f'cannot create this folder: {e.strerror or e}{where}; nothing can be made inside {parent}'
 
+# %% ../nbs/00_setup.ipynb #b65cb5a4
 def ensure_writable(folder:str|Path, # the folder to create (with its parents) and write in
                     name:str|None=None, # its name in messages, e.g. '--out runs/x'
                     keep:bool=True, # keep the folders it made (False: a check only)

@@ -28,6 +28,7 @@ def to_device(batch, # an `(inputs, labels)` pair from a loader
     # non_blocking lets a copy from pinned CPU memory overlap with GPU work
     return inputs.to(device, non_blocking=True), labels.to(device, non_blocking=True)
 
+# %% ../nbs/02_fc_vs_cnn.ipynb #d1555a4f
 def eval_loss(loader, # yields `(inputs, labels)` batches
               device, # where `net` lives
               net, # the model
@@ -53,6 +54,7 @@ class Net(nn.Module):
 
     def forward(self, x): return self.l2(self.relu(self.l1(x)))
 
+# %% ../nbs/02_fc_vs_cnn.ipynb #1e9deec8
 class CNN(nn.Module):
     """The source's CIFAR-10 CNN: two 3×3 convolutions and a max-pool, then a
     one-hidden-layer classifier."""
@@ -158,6 +160,7 @@ def evaluate(net, # the model
 # %% ../nbs/02_fc_vs_cnn.ipynb #0a0dfc02
 HISTORY_COLUMNS = ('epoch', 'train_loss', 'train_acc', 'val_loss', 'val_acc')
 
+# %% ../nbs/02_fc_vs_cnn.ipynb #3dcf9fbf
 def check_history(history, # the array `fit` returned, or `np.zeros((0, 5))`
                  ) -> np.ndarray:
     """`history` as a float array of shape (epochs, 5), or a `ValueError` saying what is
@@ -192,6 +195,7 @@ def plot_history(history, # the array `fit` returned
     if title: fig.suptitle(title)
     return fig
 
+# %% ../nbs/02_fc_vs_cnn.ipynb #30995694
 def evaluate_history(history, # the array `fit` returned
                      *,
                      title:str='', # shown above the curves, e.g. the model and the data
@@ -238,6 +242,7 @@ def _not_predictions(predictions, with_inputs:bool) -> str:
             else '(labels, preds)')
     return f'predictions: expected what predict() returns, {want}; got a {got}'
 
+# %% ../nbs/02_fc_vs_cnn.ipynb #e7a8389e
 def check_predictions(predictions, # what `predict` returned: `(labels, preds)` or `(labels, preds, inputs)`
                       with_inputs:bool=False, # the inputs too (`with_inputs=True`)
                      ) -> tuple:
@@ -270,6 +275,7 @@ def _pair_title(true:str, guess:str) -> str:
 # said once, above every grid of pairs
 PAIR_LEGEND = 'each title: true class:predicted class'
 
+# %% ../nbs/02_fc_vs_cnn.ipynb #56127950
 def _image_grid(images, titles, colours, ncols:int=10, legend:str|None=None, title:str=''):
     "A figure of `images` in rows of `ncols` under their coloured titles; a legend above."
     legend = '\n'.join(filter(None, [title, legend]))
@@ -335,6 +341,7 @@ def model_summary(net, # the model
     kwargs.setdefault('device', next(net.parameters()).device)
     return summary(net, input_size, depth=depth, **kwargs)
 
+# %% ../nbs/02_fc_vs_cnn.ipynb #5941264e
 def model_graph(loss, # a loss tensor with its graph, e.g. from `eval_loss`
                 net, # the model whose parameters to name in the drawing
                ):

@@ -13,6 +13,11 @@ from .callbacks import Callback
 from .evaluation import eval_mode
 from .viz import CourseFigure, _finish, for_display, show_image
 
+# %% auto #0
+__all__ = ['Hooks', 'ActivationStats', 'plot_activation_stats', 'plot_activation_hists', 'show_heatmaps', 'explain_figure',
+           'NoConvolutionError', 'last_conv', 'grad_cam', 'saliency']
+
+# %% ../nbs/08_inside.ipynb #30264c92
 class Hooks:
     """Forward (or backward) hooks on several modules, all removed when the `with` block
     ends, however it ends."""
@@ -37,80 +42,47 @@ class Hooks:
     def __exit__(self, *exc): self.remove()
     def __len__(self): return len(self.handles)
 
-# %% auto #0
-__all__ = ['Hooks', 'ActivationStats', 'plot_activation_stats', 'plot_activation_hists', 'show_heatmaps', 'explain_figure',
-           'NoConvolutionError', 'last_conv', 'grad_cam', 'saliency']
-
 # %% ../nbs/08_inside.ipynb #b2d3e4ea
 def _named_layers(net:nn.Module, kinds:tuple) -> list:
     "(name, module) of every module of `net` that is one of `kinds`, in order."
     return [(name, m) for name, m in net.named_modules() if isinstance(m, kinds)]
 
-# %% ../nbs/08_inside.ipynb #dba8df1f
-class ActivationStats(Callback):
-    """Per watched layer and training batch: the mean and standard deviation of the
-    layer's output, the share of near-zero values and a histogram of their sizes. Kept on
-    the device during an epoch and copied to the host once at its end, so training never
-    waits for them."""
-    # before the callbacks that may stop the run, so the last epoch is read too
-    order = -10
-    def __init__(self,
-                 kinds:tuple=(nn.ReLU,), # layer kinds to watch (empty: Conv2d, Linear)
-                 sample:int=8, # images per batch the statistics use (a random sample)
-                 zero:float=1e-2, # |value| below this is near zero (a ReLU that is off)
-                 bins:int=40, # histogram bins
-                 hist_max:float=10.0, # the histograms cover |value| from 0 to this
-                ):
-        self.kinds, self.sample, self.zero, self.bins, self.hist_max = kinds, sample, zero, bins, hist_max
-        self.hooks, self.names, self.batches = None, [], []
+# %% ../nbs/08_inside.ipynb #0483cb1e
+def _watched_layers(net:nn.Module, kinds:tuple) -> list:
+    "(name, module) of the layers `ActivationStats` watches: `kinds`, else every Conv2d and Linear."
+    layers = _named_layers(net, kinds) or _named_layers(net, (nn.Conv2d, nn.Linear))
+    if not layers:
+        raise ValueError(f'ActivationStats: {type(net).__name__} has no layer of '
+                         f'the kinds {kinds}')
+    return layers
 
-    def before_fit(self, run):
-        layers = _named_layers(run.net, self.kinds) or _named_layers(run.net, (nn.Conv2d, nn.Linear))
-        if not layers:
-            raise ValueError(f'ActivationStats: {type(run.net).__name__} has no layer of '
-                             f'the kinds {self.kinds}')
-        self.names = [name for name, _ in layers]
-        # this epoch's rows, one per batch and layer, still on the device
-        self._epoch = [[] for _ in layers]
-        # every epoch's rows, per layer, on the host: (batches, 3 + bins) tensors
-        self.batches = [[] for _ in layers]
-        self.hooks = Hooks([m for _, m in layers], self._record)
+# %% ../nbs/08_inside.ipynb #4b5edc72
+def _sampled_values(output:torch.Tensor, sample:int) -> torch.Tensor:
+    "The values of the first `sample` images of a layer's `output`, as one flat float tensor."
+    # a few images per batch: plenty for a mean, and the cost does not grow with the batch
+    x = output.detach()[:sample]
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+        # memory order: reshape needs no copy then (statistics ignore the values' order)
+        x = x.permute(0, 2, 3, 1)
+    return x.reshape(-1).float()
 
-    def _record(self, i, module, inputs, output):
-        # fit's validation runs through the same layers in eval mode: not counted
-        if not module.training: return
-        x = output.detach()[:self.sample]
-        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
-            # memory order: reshape needs no copy then (statistics ignore the values' order)
-            x = x.permute(0, 2, 3, 1)
-        self._epoch[i].append(self._stats(x.reshape(-1).float()))
+# %% ../nbs/08_inside.ipynb #dc32143f
+def _activation_row(a:torch.Tensor, zero:float, bins:int, hist_max:float) -> torch.Tensor:
+    "Mean, standard deviation, share near zero and histogram of the values `a`, as one row."
+    # sums and a bincount instead of torch.std_mean and torch.histc: several times faster on the CPU (bench/)
+    n = a.numel()
+    mean = a.sum() / n
+    std = (torch.dot(a, a) / n - mean * mean).clamp_min(0).sqrt()  # E[a²] - mean²: one pass, one dot product
+    part = a[::4].abs()  # shares from every fourth value: they hardly change, the cost drops
+    near_zero = (part < zero).sum() / part.numel()
+    # past hist_max: bin `bins`, dropped
+    bin_of = (part * (bins / hist_max)).clamp_(max=bins).long()
+    hist = torch.bincount(bin_of, minlength=bins + 1)[:bins] / part.numel()
+    return torch.cat([torch.stack([mean, std, near_zero]), hist])
 
-    def _stats(self, a):
-        "Mean, standard deviation, share near zero and histogram of the values `a`, as one row."
-        # sums and a bincount instead of torch.std_mean and torch.histc: several times
-        # faster on the CPU (bench/)
-        n = a.numel()
-        mean = a.sum() / n
-        std = (torch.dot(a, a) / n - mean * mean).clamp_min(0).sqrt()
-        part = a[::4].abs()  # shares from every fourth value: they hardly change, the cost drops
-        near_zero = (part < self.zero).sum() / part.numel()
-        # past hist_max: bin `bins`, dropped
-        bin_of = (part * (self.bins / self.hist_max)).clamp_(max=self.bins).long()
-        hist = torch.bincount(bin_of, minlength=self.bins + 1)[:self.bins] / part.numel()
-        return torch.cat([torch.stack([mean, std, near_zero]), hist])
-
-    def after_epoch(self, run):
-        for i, rows in enumerate(self._epoch):
-            if rows:
-                # the only copy to the host: once per layer and epoch
-                self.batches[i].append(torch.stack(rows).cpu())
-            rows.clear()
-
-    def after_fit(self, run):
-        # a run that failed or stopped inside an epoch keeps what was measured
-        self.after_epoch(run)
-        if self.hooks is not None: self.hooks.remove()
-
+# %% ../nbs/08_inside.ipynb #b7ef245f
+class _ActivationRows:
+    "The reading side of `ActivationStats`: its rows on the host (`batches`), as tensors."
     def _rows(self) -> list:
         return [torch.cat(b) if b else torch.zeros(0, 3 + self.bins) for b in self.batches]
     def _column(self, j:int) -> torch.Tensor:
@@ -138,6 +110,47 @@ class ActivationStats(Callback):
         """(layers, bins, batches): per training batch, the share of |value|s in each bin
         from 0 to `hist_max`."""
         return torch.stack([r[:, 3:].T for r in self._rows()])
+
+# %% ../nbs/08_inside.ipynb #dba8df1f
+class ActivationStats(_ActivationRows, Callback):
+    """Per watched layer and training batch: the mean and standard deviation of the
+    layer's output, the share of near-zero values and a histogram of their sizes. Kept on
+    the device during an epoch and copied to the host once at its end, so training never
+    waits for them."""
+    # before the callbacks that may stop the run, so the last epoch is read too
+    order = -10
+    def __init__(self,
+                 kinds:tuple=(nn.ReLU,), # layer kinds to watch (empty: Conv2d, Linear)
+                 sample:int=8, # images per batch the statistics use (a random sample)
+                 zero:float=1e-2, # |value| below this is near zero (a ReLU that is off)
+                 bins:int=40, # histogram bins
+                 hist_max:float=10.0, # the histograms cover |value| from 0 to this
+                ):
+        self.kinds, self.sample, self.zero, self.bins, self.hist_max = kinds, sample, zero, bins, hist_max
+        self.hooks, self.names, self.batches = None, [], []
+
+    def before_fit(self, run):
+        layers = _watched_layers(run.net, self.kinds)
+        self.names = [name for name, _ in layers]
+        # this epoch's rows, one per batch and layer, on the device: no wait for the GPU
+        self._epoch = [[] for _ in layers]
+        # every epoch's rows, per layer, on the host: (batches, 3 + bins) tensors
+        self.batches = [[] for _ in layers]
+        self.hooks = Hooks([m for _, m in layers], self._record)
+    def _record(self, i, module, inputs, output):
+        # fit's validation runs through the same layers in eval mode: not counted
+        if not module.training: return
+        values = _sampled_values(output, self.sample)
+        self._epoch[i].append(_activation_row(values, self.zero, self.bins, self.hist_max))
+    def after_epoch(self, run):
+        for rows, kept in zip(self._epoch, self.batches):
+            # the only copy to the host: once per layer and epoch
+            if rows: kept.append(torch.stack(rows).cpu())
+            rows.clear()
+    def after_fit(self, run):
+        # a run that failed or stopped inside an epoch keeps what was measured
+        self.after_epoch(run)
+        if self.hooks is not None: self.hooks.remove()
 
 # %% ../nbs/08_inside.ipynb #8873a17e
 def plot_activation_stats(stats, # an `ActivationStats` that watched a training run
@@ -185,6 +198,15 @@ def _overlay(ax, image, heat_map, alpha:float=0.5):
     ax.imshow((heat_map / peak if peak > 0 else heat_map).numpy(), cmap='jet', alpha=alpha, vmin=0, vmax=1,
               interpolation='nearest')  # the map at the image's own pixels
 
+# %% ../nbs/08_inside.ipynb #98aca0ba
+def _pair_figure(n:int, legend) -> tuple:
+    "A figure for `n` (image, heat map) pairs, five pairs a row: `(fig, rows, cols)`."
+    cols = min(n, 5)
+    rows = math.ceil(n / cols)
+    fig = plt.figure(FigureClass=CourseFigure, figsize=(2.3 * cols, 1.35 * rows + 0.2 + 0.3 * bool(legend)),
+                     layout='constrained')  # room for every title between the rows
+    return fig, rows, cols
+
 # %% ../nbs/08_inside.ipynb #8172f5de
 def show_heatmaps(images:torch.Tensor, # (N, C, H, W) as the data's transform made them
                   heat_maps:torch.Tensor, # (N, H, W), e.g. from `grad_cam` or `saliency`
@@ -198,10 +220,7 @@ def show_heatmaps(images:torch.Tensor, # (N, C, H, W) as the data's transform ma
     to its own maximum)."""
     images = for_display(images.detach().float().cpu(), source)
     n = len(images)
-    cols = min(n, 5)
-    rows = math.ceil(n / cols)
-    fig = plt.figure(FigureClass=CourseFigure, figsize=(2.3 * cols, 1.35 * rows + 0.2 + 0.3 * bool(legend)),
-                     layout='constrained')  # room for every title between the rows
+    fig, rows, cols = _pair_figure(n, legend)
     for i in range(n):
         ax, blended = fig.add_subplot(rows, 2 * cols, 2 * i + 1), fig.add_subplot(rows, 2 * cols, 2 * i + 2)
         show_image(ax, images[i])
@@ -210,6 +229,15 @@ def show_heatmaps(images:torch.Tensor, # (N, C, H, W) as the data's transform ma
             ax.set_title(titles[i], fontsize=8, loc='left', c=(colours or ['k'] * n)[i])
     if legend: fig.suptitle(legend, fontsize=9)
     return _finish(fig, show)
+
+# %% ../nbs/08_inside.ipynb #1ca4448d
+def _top_bars(c, top:list):
+    "Horizontal bars of the `top` classes' probabilities on the Axes `c`, the best on top, in blue."
+    names, probs = [n for n, _ in top][::-1], [p for _, p in top][::-1]
+    c.barh(names, probs, color=['tab:gray'] * (len(top) - 1) + ['tab:blue'])
+    c.set_xlim(0, 1); c.set_xlabel('probability')
+    for y, p in enumerate(probs):
+        c.text(min(p + 0.02, 0.8), y, f'{p:.1%}', va='center', fontsize=8)
 
 # %% ../nbs/08_inside.ipynb #aab1ac2c
 def explain_figure(picture:torch.Tensor, # one (C, H, W) image as the network sees it, in [0, 1]
@@ -226,11 +254,7 @@ def explain_figure(picture:torch.Tensor, # one (C, H, W) image as the network se
     a.set_title('what the network sees', fontsize=9)
     _overlay(b, picture, heat_map.float().cpu())
     b.set_title(f'Grad-CAM for {top[0][0]}', fontsize=9)
-    names, probs = [n for n, _ in top][::-1], [p for _, p in top][::-1]
-    c.barh(names, probs, color=['tab:gray'] * (len(top) - 1) + ['tab:blue'])
-    c.set_xlim(0, 1); c.set_xlabel('probability')
-    for y, p in enumerate(probs):
-        c.text(min(p + 0.02, 0.8), y, f'{p:.1%}', va='center', fontsize=8)
+    _top_bars(c, top)
     if title: fig.suptitle(title, fontsize=10)
     return _finish(fig, show)
 

@@ -24,9 +24,11 @@ __all__ = ['SHARE_EXTRA', 'MissingExtraError', 'need', 'preprocessing', 'export_
 # %% ../nbs/09_share.ipynb #d98a2e60
 SHARE_EXTRA = "pip install 'cnn_course[share]'"
 
+# %% ../nbs/09_share.ipynb #83233afd
 class MissingExtraError(ImportError):
     "A package of the share extra is missing; the message says how to install it."
 
+# %% ../nbs/09_share.ipynb #ed4230fd
 def need(module:str, # a package of the share extra, e.g. 'gradio' or 'onnxruntime'
         ):
     "Import `module`, or raise a `MissingExtraError` that says what to install."
@@ -86,6 +88,7 @@ def onnx_session(path, # an ONNX file, e.g. from `export_onnx`
     options.inter_op_num_threads = 1
     return ort.InferenceSession(str(path), options, providers=['CPUExecutionProvider'])
 
+# %% ../nbs/09_share.ipynb #909fb08c
 def onnx_logits(session, x:torch.Tensor) -> torch.Tensor:
     "The exported model's logits for the batch `x` (a CPU tensor)."
     name = session.get_inputs()[0].name
@@ -118,6 +121,7 @@ def _median_seconds(fn, repeats:int) -> float:
         start = time.perf_counter(); fn(); times.append(time.perf_counter() - start)
     return float(np.median(times))
 
+# %% ../nbs/09_share.ipynb #962816b0
 def time_inference(net, # the PyTorch model (run on the CPU)
                    session, # its export, e.g. from `onnx_session`
                    shape:tuple, # one input's shape, e.g. (1, 28, 28)
@@ -143,6 +147,7 @@ def _figure_picture(figure) -> Image.Image:
     figure.savefig(png, format='png', dpi=90)
     return Image.open(png)
 
+# %% ../nbs/09_share.ipynb #546ba25c
 def page_answer(result:dict, # one of `predict_with(..., explain=True)`'s results
                ) -> tuple:
     "`(classes, picture, message)`: what the web page shows for one picture."

@@ -25,8 +25,12 @@ LABELS = {
            'validation': '검증', 'learning curve': '학습 곡선', 'initial': '초기상태',
            'final': '최종상태'},
 }
+
+# %% ../nbs/00b_viz.ipynb #b3e6c4b8
 KOREAN_FONTS = ('NanumGothic', 'NanumBarunGothic', 'NanumSquare', 'Malgun Gothic', 'AppleGothic',
                 'Noto Sans CJK KR', 'Noto Sans KR', 'UnDotum')
+
+# %% ../nbs/00b_viz.ipynb #8e7471de
 _state = {'lang': 'en'}  # the language `label` answers in; set by `set_plot_style`
 
 # %% ../nbs/00b_viz.ipynb #1f3f2696

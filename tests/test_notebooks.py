@@ -232,3 +232,15 @@ def test_the_headline_check_fails_on_a_quick_run():
     assert quick_headlines(nb) == [f"cell {i}: stored output from ['quick']"]
     nb['cells'][i]['outputs'] = []
     assert quick_headlines(nb) == [f'cell {i}: stored output from no run']
+
+
+def test_each_diagram_travels_inside_its_lesson():
+    "Each diagram of tools/draw_diagrams.py is a PNG attached to the one markdown cell that shows it (Colab too)."
+    import base64, sys
+    sys.path.insert(0, str(ROOT / 'tools'))
+    from draw_diagrams import DIAGRAMS
+    for name, (lesson, _) in DIAGRAMS.items():
+        cells = [c for c in _nb(f'{lesson}.ipynb')['cells'] if f'(attachment:{name})' in _src(c)]
+        assert len(cells) == 1 and cells[0]['cell_type'] == 'markdown', (lesson, name, len(cells))
+        data = base64.b64decode(cells[0].get('attachments', {}).get(name, {}).get('image/png', ''))
+        assert data.startswith(b'\x89PNG\r\n\x1a\n'), f'{lesson}: no PNG attached as {name}'
