@@ -11,7 +11,7 @@ import numpy as np
 from torch import nn
 from .callbacks import FastDropout
 from .core import rng_state, set_rng_state
-from .evaluation import check_history, EmptyLoaderError, to_device
+from .evaluation import check_history, EmptyLoaderError, HISTORY_COLUMNS, to_device
 from .viz import _finish, CourseFigure, label
 
 # %% auto #0
@@ -123,18 +123,34 @@ def with_torch_dropout(net:nn.Module, # a model with `FastDropout` layers (chang
     return net
 
 # %% ../nbs/03b_train_fast.ipynb #a037b75c
+_WHAT = {'loss': 'loss', 'acc': 'accuracy'}
+
+def _curve_column(curve:str) -> int:
+    "The history column of `curve` ('train_loss', 'train_acc', 'val_loss' or 'val_acc')."
+    if curve not in HISTORY_COLUMNS[1:]:
+        raise ValueError(f'curves: {curve!r} is not one of {", ".join(HISTORY_COLUMNS[1:])}')
+    return HISTORY_COLUMNS.index(curve)
+
+# %% ../nbs/03b_train_fast.ipynb #41766be3
 def compare_histories(histories:dict, # {name: history array from `fit`}
                       *,
+                      curves:tuple=('val_loss', 'val_acc'), # the columns to draw, one plot each
+                      skip:int=0, # first epochs left out: the scale then shows the last ones
+                      title:str='', # above the plots, e.g. what the runs compare
                       show:bool=True, # leave it in pyplot to draw at the cell's end
                      ):
-    "Overlay several runs' validation loss and accuracy curves, one colour per run."
-    fig, axs = plt.subplots(1, 2, figsize=(12, 4.5), layout='constrained', FigureClass=CourseFigure)
+    "Overlay several runs' curves (validation loss and accuracy by default), one colour per run."
+    columns = [_curve_column(c) for c in curves]
+    fig = plt.figure(figsize=(6 * len(curves), 4.5), layout='constrained', FigureClass=CourseFigure)
+    axs = fig.subplots(1, len(curves), squeeze=False)[0]
     for name, history in histories.items():
-        h = check_history(history)
-        for ax, col in zip(axs, (3, 4)): ax.plot(h[:, 0], h[:, col], '.-', label=name)
-    for ax, what in zip(axs, ('loss', 'accuracy')):
+        h = check_history(history)[skip:]
+        for ax, col in zip(axs, columns): ax.plot(h[:, 0], h[:, col], '.-', label=name)
+    for ax, curve in zip(axs, curves):
+        part, what = curve.split('_')
         ax.set_xlabel(label('epoch'))
-        ax.set_ylabel(f"{label('validation')} {label(what)}")
+        ax.set_ylabel(f"{label('train' if part == 'train' else 'validation')} {label(_WHAT[what])}")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.legend()
+    if title: fig.suptitle(title)
     return _finish(fig, show)

@@ -8,6 +8,8 @@ import math
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
+from matplotlib.colors import LogNorm
+from matplotlib.ticker import FuncFormatter, SymmetricalLogLocator
 from torch import nn
 from .callbacks import Callback
 from .evaluation import eval_mode
@@ -55,6 +57,12 @@ def _watched_layers(net:nn.Module, kinds:tuple) -> list:
         raise ValueError(f'ActivationStats: {type(net).__name__} has no layer of '
                          f'the kinds {kinds}')
     return layers
+
+# %% ../nbs/08_inside.ipynb #13a1186e
+def _layer_names(layers:list) -> tuple:
+    "The layers' names in the model (`features.2`), and labels by kind and order (`ReLU 1`, `ReLU 2`)."
+    labels = [f'{type(m).__name__} {i}' for i, (_, m) in enumerate(layers, 1)]
+    return [name for name, _ in layers], labels
 
 # %% ../nbs/08_inside.ipynb #4b5edc72
 def _sampled_values(output:torch.Tensor, sample:int) -> torch.Tensor:
@@ -127,11 +135,11 @@ class ActivationStats(_ActivationRows, Callback):
                  hist_max:float=10.0, # the histograms cover |value| from 0 to this
                 ):
         self.kinds, self.sample, self.zero, self.bins, self.hist_max = kinds, sample, zero, bins, hist_max
-        self.hooks, self.names, self.batches = None, [], []
+        self.hooks, self.names, self.labels, self.batches = None, [], [], []
 
     def before_fit(self, run):
         layers = _watched_layers(run.net, self.kinds)
-        self.names = [name for name, _ in layers]
+        self.names, self.labels = _layer_names(layers)
         # this epoch's rows, one per batch and layer, on the device: no wait for the GPU
         self._epoch = [[] for _ in layers]
         # every epoch's rows, per layer, on the host: (batches, 3 + bins) tensors
@@ -153,40 +161,62 @@ class ActivationStats(_ActivationRows, Callback):
         if self.hooks is not None: self.hooks.remove()
 
 # %% ../nbs/08_inside.ipynb #8873a17e
+_STAT_TITLES = ('mean', 'standard deviation', 'share with |value| < {zero:g}')
+
+def _y_scale(ax, values:torch.Tensor):
+    "A linear y axis; symlog with plain-number ticks where `values` span more than a factor of 20."
+    v = values[values.isfinite()].abs()
+    span = float(v.max() / v.min().clamp_min(0.01)) if len(v) else 1.0
+    if span <= 20: return
+    ax.set_yscale('symlog', linthresh=0.01)  # a layer 1000 times larger than another still shows
+    subs = (1, 2, 5) if span < 1000 else (1,)  # a few ticks a decade, fewer over many decades
+    ax.yaxis.set_major_locator(SymmetricalLogLocator(base=10, linthresh=0.01, subs=subs))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _: f'{x:g}'))
+
+# %% ../nbs/08_inside.ipynb #cb878c65
 def plot_activation_stats(stats, # an `ActivationStats` that watched a training run
+                          title:str='', # names the run above the plots, e.g. 'with batch-norm'
                           show:bool=True, # see `_finish`: leave the figure in pyplot (True) or take it out
                          ):
-    "Each watched layer's mean, std and share of near-zero outputs over the batches."
-    fig = plt.figure(FigureClass=CourseFigure, figsize=(10, 2.7), layout='constrained')
+    "Each watched layer's mean, std and share of near-zero outputs over the training batches."
+    fig = plt.figure(FigureClass=CourseFigure, figsize=(11, 2.8), layout='constrained')
     axs = fig.subplots(1, 3)
-    for ax, values, title in zip(axs, (stats.means, stats.stds, stats.near_zero),
-                                 ('mean', 'standard deviation', 'share with |value| < '
-                                                                f'{stats.zero:g}')):
-        for j, name in enumerate(stats.names):
-            ax.plot(values[:, j].numpy(), lw=1, label=name)
-        ax.set_title(title, fontsize=10); ax.set_xlabel('training batch')
-    for ax in axs[:2]:
-        # a layer 1000 times larger than another still shows
-        ax.set_yscale('symlog', linthresh=0.01)
+    for ax, values, what in zip(axs, (stats.means, stats.stds, stats.near_zero), _STAT_TITLES):
+        for j, name in enumerate(stats.labels): ax.plot(values[:, j].numpy(), lw=1, label=name)
+        ax.set_title(what.format(zero=stats.zero), fontsize=10); ax.set_xlabel('training batch')
+    for ax, values in zip(axs, (stats.means, stats.stds)): _y_scale(ax, values)
     axs[2].set_ylim(-0.02, 1.02)
-    axs[0].legend(fontsize=8)
+    # beside the plots, not over the data
+    fig.legend(*axs[0].get_legend_handles_labels(), loc='outside right upper', fontsize=8)
+    if title: fig.suptitle(title, fontsize=11)
     return _finish(fig, show)
 
 # %% ../nbs/08_inside.ipynb #2dcf5d5f
+# viridis, with the empty bins (masked by the log scale) in its darkest colour
+_HIST_COLOURS = plt.get_cmap('viridis').with_extremes(bad='#440154', under='#440154')
+
+def _filled_height(hists:torch.Tensor, hist_max:float, least:float=1e-4) -> float:
+    "The |value| below which every bin holding at least `least` of the values lies: the plots' height."
+    bins = (hists >= least).any(2).any(0).nonzero()
+    return hist_max * (int(bins.max()) + 1) / hists.shape[1] if len(bins) else hist_max
+
+# %% ../nbs/08_inside.ipynb #ab188db8
 def plot_activation_hists(stats, # an `ActivationStats` that watched a training run
+                          title:str='', # names the run above the plots
                           show:bool=True, # see `_finish`
                          ):
-    "Each watched layer's histogram of |output| over the batches (log colour scale)."
+    "Each watched layer's histogram of |output| over the training batches, on one log colour scale."
     hists = stats.hists
-    fig = plt.figure(FigureClass=CourseFigure, figsize=(2.4 * len(hists), 2.2), layout='constrained')
-    for i, (h, name) in enumerate(zip(hists, stats.names)):
-        ax = fig.add_subplot(1, len(hists), i + 1)
-        ax.imshow(torch.log1p(1000 * h).numpy(), origin='lower', aspect='auto', cmap='viridis',
-                  interpolation='nearest',
-                  # nearest: the bins as they are (and a small PNG)
-                  extent=(0, h.shape[1], 0, stats.hist_max))
+    fig = plt.figure(FigureClass=CourseFigure, figsize=(2.4 * len(hists) + 1, 2.5), layout='constrained')
+    axs = fig.subplots(1, len(hists), sharey=True, squeeze=False)[0]
+    for ax, h, name in zip(axs, hists, stats.labels):
+        # nearest: the bins as they are (and a small PNG); empty bins show as the darkest colour
+        im = ax.imshow(h.numpy(), origin='lower', aspect='auto', cmap=_HIST_COLOURS, norm=LogNorm(1e-4, 1),
+                       interpolation='nearest', extent=(0, h.shape[1], 0, stats.hist_max))
         ax.set_title(name, fontsize=10); ax.set_xlabel('training batch')
-        if i == 0: ax.set_ylabel('|value|')
+    axs[0].set_ylim(0, _filled_height(hists, stats.hist_max)); axs[0].set_ylabel('|value|')
+    fig.colorbar(im, ax=axs, label='share of the values')
+    if title: fig.suptitle(title, fontsize=11)
     return _finish(fig, show)
 
 # %% ../nbs/08_inside.ipynb #74e42bf8

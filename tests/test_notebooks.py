@@ -235,7 +235,7 @@ def test_the_headline_check_fails_on_a_quick_run():
 
 
 def test_each_diagram_travels_inside_its_lesson():
-    "Each diagram of tools/draw_diagrams.py is a PNG attached to the one markdown cell that shows it (Colab too)."
+    "Each diagram of tools/draw_diagrams.py is a PNG attached to the markdown cell that shows it (Colab too)."
     import base64, sys
     sys.path.insert(0, str(ROOT / 'tools'))
     from draw_diagrams import DIAGRAMS
