@@ -57,6 +57,9 @@ def _tile_grid(tiles, ncols, size=1.3, **kwargs):
     for ax in axs.flat: ax.axis('off')
     for i, (ax, tile) in enumerate(zip(axs.flat, tiles)):
         show_image(ax, tile, **kwargs)
+        # a thin frame: a tile's white cells stay apart from the white page
+        ax.axis('on'); ax.set_xticks([]); ax.set_yticks([])
+        for spine in ax.spines.values(): spine.set_color('0.6')
         ax.set_title(str(i), fontsize=9)
     return fig
 
@@ -133,7 +136,8 @@ def show_feature_maps(module, # a Conv2d, a Sequential of layers, or any module 
     n = min(len(maps), max_maps)
     fig = _tile_grid(maps[:n], ncols, cmap=cmap)  # each map on its own scale: its pattern shows
     shown = f' (first {n})' if n < len(maps) else ''
-    fig.suptitle(f'{len(maps)} feature maps of {maps.shape[-2]}×{maps.shape[-1]}{shown}', fontsize=11)
+    many = 's' * (len(maps) != 1)
+    fig.suptitle(f'{len(maps)} feature map{many} of {maps.shape[-2]}×{maps.shape[-1]}{shown}', fontsize=11)
     return _finish(fig, show)
 
 # %% ../nbs/01_conv_basics.ipynb #7e994ab6
