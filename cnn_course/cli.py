@@ -863,6 +863,24 @@ def _child_failed(failures:dict, world:int, folder, again:str) -> int:
           f'{_what_is_kept(folder, again)}', file=sys.stderr)
     return 1
 
+# %% ../nbs/15_command.ipynb #18706a5a
+# the signals torchrun's launcher handles (TORCHELASTIC_SIGNALS_TO_HANDLE's default), those this
+# system has
+_TORCHRUN_SIGNALS = tuple(getattr(signal, n) for n in ('SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT')
+                          if hasattr(signal, n))
+
+@contextlib.contextmanager
+def _signal_handlers_kept():
+    """This process's signal handlers put back after the block: torchrun installs its own and leaves them,
+    so a later Ctrl-C (in a notebook, say) would raise its `SignalException`, not `KeyboardInterrupt`."""
+    saved = {s: signal.getsignal(s) for s in _TORCHRUN_SIGNALS}
+    try: yield
+    finally:
+        for s, handler in saved.items():
+            # None: a handler not set from Python; ValueError: not the main thread
+            if handler is not None:
+                with contextlib.suppress(ValueError): signal.signal(s, handler)
+
 # %% ../nbs/15_command.ipynb #33ec47b3
 def _torchrun(torchrun_args:list, args:argparse.Namespace, world:int, folder, again:str) -> int:
     "torchrun with `torchrun_args`, in this process; its exit status (a failure: one line)."
@@ -872,7 +890,8 @@ def _torchrun(torchrun_args:list, args:argparse.Namespace, world:int, folder, ag
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     debug = getattr(args, 'debug', False)
     # its own log folder, removed afterwards (torchrun's own leaves an empty torchelastic_*)
-    with tempfile.TemporaryDirectory(prefix='cnn-course-torchrun-') as logs, _torch_logs_hidden(not debug):
+    with (tempfile.TemporaryDirectory(prefix='cnn-course-torchrun-') as logs, _torch_logs_hidden(not debug),
+          _signal_handlers_kept()):
         try: run(parse_args([f'--log-dir={logs}', *torchrun_args]))
         except ChildFailedError as e:
             if debug: raise  # torch's full report

@@ -733,16 +733,17 @@ def _my_share(order:torch.Tensor, rank:int, world_size:int, pad:bool) -> torch.T
         order = torch.cat([order, order.repeat(math.ceil(extra / n))[:extra]])
     return order[rank::world_size]
 
+# %% ../nbs/00a_data.ipynb #17d45e88
+def _epoch_generator() -> torch.Generator:
+    """A CPU generator seeded from torch's global one, for an epoch's order and augmentation: `torch_seed`
+    repeats it, a checkpoint's random state resumes it, and every device and process, seeded alike, draws
+    the same numbers."""
+    return torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())))
+
 # %% ../nbs/00a_data.ipynb #18061d30
 def _epoch_order(n:int, shuffle:bool, rank:int, world_size:int, pad:bool, device) -> torch.Tensor|None:
     "The indices of this epoch, in order; None for the dataset's own order, unsharded (slices, no copy)."
-    order = None
-    if shuffle:
-        # A CPU generator, seeded from the global one: torch_seed repeats it, the
-        # order is the same on every device, and every process of a distributed run,
-        # seeded alike, draws the same order and takes its part of it.
-        g = torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())))
-        order = torch.randperm(n, generator=g)
+    order = torch.randperm(n, generator=_epoch_generator()) if shuffle else None
     if world_size > 1: order = _my_share(torch.arange(n) if order is None else order, rank, world_size, pad)
     return None if order is None else order.to(device, non_blocking=True)
 
@@ -751,13 +752,8 @@ def _augment_draws(augment, n:int, rank:int, world_size:int, pad:bool, device) -
     "This epoch's draws for `augment`, one per position (this process's positions, after `shard`)."
     if augment is None: return None
     positions = math.ceil(n / world_size) * world_size if world_size > 1 and pad else n
-    # Drawn on a CPU generator seeded from the global one, as the shuffle is:
-    # torch_seed repeats them, a checkpoint's random state resumes them, every device
-    # gets the same draws, and the processes of a distributed run, drawing alike, each
-    # take the draws of their own positions: together they augment as one process
-    # would.
-    g = torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())))
-    draws = augment.draw(positions, g)
+    # every process draws for every position and keeps its own: together they augment as one would
+    draws = augment.draw(positions, _epoch_generator())
     return {k: v[rank::world_size].to(device, non_blocking=True) for k, v in draws.items()}
 
 # %% ../nbs/00a_data.ipynb #8681e49b

@@ -129,7 +129,7 @@ class ActivationStats(_ActivationRows, Callback):
     order = -10
     def __init__(self,
                  kinds:tuple=(nn.ReLU,), # layer kinds to watch (empty: Conv2d, Linear)
-                 sample:int=8, # images per batch the statistics use (a random sample)
+                 sample:int=8, # images per batch the statistics use (the first ones of a shuffled batch)
                  zero:float=1e-2, # |value| below this is near zero (a ReLU that is off)
                  bins:int=40, # histogram bins
                  hist_max:float=10.0, # the histograms cover |value| from 0 to this

@@ -349,7 +349,10 @@ def test_the_launchers_failure_line_and_its_debug_report(tmp_path, monkeypatch, 
     monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
     shell = ['--nproc-per-node=1', '--standalone', '--no-python', sys.executable, '-c',
              'import os, signal; os.kill(os.getpid(), signal.SIGKILL)']
+    before = {s: signal.getsignal(s) for s in cli._TORCHRUN_SIGNALS}
     rc = cli._torchrun(shell, argparse.Namespace(debug=False), 1, None, '--nproc-per-node 1')
+    # torchrun's signal handlers do not outlive it: a later Ctrl-C is a KeyboardInterrupt again
+    assert {s: signal.getsignal(s) for s in cli._TORCHRUN_SIGNALS} == before
     line = capsys.readouterr().err.strip()
     assert rc == 1 and '\n' not in line and list(tmp_path.iterdir()) == [], line
     assert re.fullmatch(r'cnn-course: process 0 of 1 \(pid \d+\) was killed by SIGKILL; torchrun stopped the '
