@@ -29,13 +29,14 @@ class ResBlock(nn.Module):
                  nf:int, # output channels
                  stride:int=1, # 2: halve the height and width
                  residual:bool=True, # False: no shortcut (a plain block, to compare)
+                 zero_init:bool=True, # start the last batch norm's scale at 0 (residual blocks only)
                 ):
         super().__init__()
         self.residual = residual
         self.convs = nn.Sequential(conv_bn(ni, nf, stride=stride), nn.ReLU(inplace=True), conv_bn(nf, nf))
         # the last batch norm's scale at 0: the block starts as its shortcut (a plain block
         # keeps PyTorch's 1, or nothing at all would pass through it)
-        if residual: nn.init.zeros_(self.convs[-1][1].weight)
+        if residual and zero_init: nn.init.zeros_(self.convs[-1][1].weight)
         # the shortcut makes the size the stride makes, then the channels (empty: the identity)
         pool = [nn.AvgPool2d(stride, ceil_mode=True)] if residual and stride != 1 else []
         project = [conv_bn(ni, nf, ks=1)] if residual and ni != nf else []
@@ -63,13 +64,14 @@ class ResNet(nn.Module):
                  n_output:int=10, # classes
                  in_channels:int=1, # 1: grey pictures, 3: colour
                  residual:bool=True, # False: the same layers, plain, to compare
+                 zero_init:bool=True, # each block's last batch-norm scale starts at 0 (see `ResBlock`)
                 ):
         super().__init__()
         widths, depths = _checked_stages(widths, depths)
         layers = [conv_bn(in_channels, widths[0]), nn.ReLU(inplace=True)]
         for ni, nf, depth in zip(widths, widths[1:], depths):
-            layers += [ResBlock(nf if i else ni, nf, stride=1 if i else 2, residual=residual)
-                       for i in range(depth)]
+            layers += [ResBlock(nf if i else ni, nf, stride=1 if i else 2, residual=residual,
+                                zero_init=zero_init) for i in range(depth)]
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(widths[-1], n_output))
         self.input_shape = (in_channels, 28, 28)  # model_summary's input; 8x8 and up work

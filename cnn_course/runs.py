@@ -23,6 +23,7 @@ from .hooks import grad_cam, last_conv
 from .models import MODELS
 from .pictures import predict_images
 from .resnet import BatchAugment, tta_views
+from .speedrun import Lookahead, whiten_stem_
 from .settings import (DATASETS, DEVICES, IMAGE_SHAPES, MONITORS, OPTIMIZERS, RECIPES, SCHEDULERS,
                                  ConfigError, check_batch_norm, check_model_input, check_split, check_world,
                                  is_whole, with_defaults)
@@ -93,6 +94,15 @@ class RunConfig:
     flip:bool=False # augmentation: mirror half of the training pictures
     # augmentation: the share of training pictures that get a rectangle erased
     erase:float=0.0
+    # Lookahead (lesson 7b): every 5 steps the slow weights move this share of the way to
+    # the trained ones; 0: off
+    lookahead:float=0.0
+    # the first convolution starts from the patch-whitening filters of the first 5,000
+    # training pictures (lesson 7b)
+    whiten:bool=False
+    # the final scores average lesson 7's test-time views (`tta_views()`); each epoch's
+    # validation does not
+    tta:bool=False
 
     def __post_init__(self):
         given = {'dataset': self.dataset, 'model': self.model, 'val_fraction': self.val_fraction}
@@ -160,6 +170,9 @@ _NUMBER_RULES = (
      'must be a whole number of pixels, 0 or more (0: no shifts)'),
     ('erase', lambda c: _number(c.erase) and not isinstance(c.erase, bool) and 0 <= c.erase <= 1,
      'must be a share from 0 to 1 (0: no erasing)'),
+    ('lookahead', lambda c: _number(c.lookahead) and not isinstance(c.lookahead, bool)
+                            and 0 <= c.lookahead <= 1,
+     'must be a share from 0 to 1 (0: off; 0.5 is usual)'),
     ('val_fraction', lambda c: is_whole(c.val_fraction, 0) or (isinstance(c.val_fraction, float)
                                                                 and 0 <= c.val_fraction < 1),
      'must be a fraction from 0 up to (not including) 1, or a whole number of images (0: '
@@ -183,6 +196,10 @@ def _check_model(cfg:RunConfig):
     except TypeError as e:
         raise ConfigError('model_kwargs', f'cannot build {spec.cls.__name__}: {e}', cfg) from None
     check_batch_norm(cfg.to_dict(), _has_batch_norm(net))
+    if cfg.whiten and not any(isinstance(m, nn.Conv2d) for m in net.modules()):
+        raise ConfigError('whiten', ': its filters are fitted to the first convolution, and '
+                          '<model> has none: use a convolutional model, or leave out <whiten=>',
+                          cfg)
 
 # %% ../nbs/10_runs.ipynb #554c1677
 def check_config(cfg:RunConfig, # the run to check
@@ -195,7 +212,7 @@ def check_config(cfg:RunConfig, # the run to check
     _check_numbers(cfg)
     if not isinstance(cfg.model_kwargs, dict):
         raise ConfigError('model_kwargs', 'must be a dict', cfg)
-    for name in ('download', 'channels_last', 'sync_bn', 'flip'):
+    for name in ('download', 'channels_last', 'sync_bn', 'flip', 'whiten', 'tta'):
         if not isinstance(getattr(cfg, name), bool):
             raise ConfigError(name, 'must be True or False', cfg)
     _check_model(cfg)
@@ -250,9 +267,10 @@ def make_scheduler(cfg:RunConfig, optimizer,
 
 # %% ../nbs/10_runs.ipynb #65e867d9
 def make_callbacks(cfg:RunConfig) -> dict:
-    """`fit`'s callbacks by name: 'lrs' always, 'early_stopping' for `patience`,
-    'tensorboard' for `tensorboard`."""
+    """`fit`'s callbacks by name: 'lrs' always, 'lookahead', 'early_stopping' and
+    'tensorboard' when `cfg` asks for them."""
     callbacks = {'lrs': LRRecorder()}
+    if cfg.lookahead: callbacks['lookahead'] = Lookahead(cfg.lookahead)
     if cfg.patience is not None:
         callbacks['early_stopping'] = EarlyStopping(cfg.patience, cfg.monitor, restore_best=True)
     if cfg.tensorboard is not None:
@@ -381,6 +399,8 @@ def make_run(cfg:RunConfig, # what to build
     net = _run_model(cfg, device, world, train_set)
     optimizer = make_optimizer(cfg, net.parameters())
     loaders = make_loaders(cfg, train_set, val_set, test_set, device)
+    # the first pictures of the (seeded) split: the same filters in every process
+    if cfg.whiten: whiten_stem_(net, loaders[0].x[:5000])
     return Run(cfg, net, optimizer, make_scheduler(cfg, optimizer, len(loaders[0])),
                nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing), callbacks,
                *loaders, classes, device, world)
@@ -503,15 +523,17 @@ def _evaluate(run:Run, loader, tta:bool=False) -> tuple:
 # %% ../nbs/10_runs.ipynb #8eaac142
 def score_run(run:Run, # a trained run (`train_run`, `resume_run`)
              ) -> dict:
-    """Validation and test loss and accuracy of the run's model as it is now, with the
-    number of images in each set."""
-    val_loss, val_acc = _evaluate(run, run.val_loader)
+    """Validation and test loss and accuracy of the run's model as it is now (with
+    test-time views if `config.tta`), with the number of images in each set."""
+    tta = run.config.tta
+    val_loss, val_acc = _evaluate(run, run.val_loader, tta)
     # once
     on_test = run.config.validates_on_test
-    test_loss, test_acc = (val_loss, val_acc) if on_test else _evaluate(run, run.test_loader)
+    test_loss, test_acc = (val_loss, val_acc) if on_test else _evaluate(run, run.test_loader, tta)
     return {'val_loss': val_loss, 'val_accuracy': val_acc, 'test_loss': test_loss, 'test_accuracy': test_acc,
             'n_train': len(run.train_loader.y), 'n_val': len(run.val_loader.y),
-            'n_test': len(run.test_loader.y), 'validated_on_test': run.config.validates_on_test}
+            'n_test': len(run.test_loader.y), 'validated_on_test': run.config.validates_on_test,
+            'tta': tta}
 
 # %% ../nbs/10_runs.ipynb #5476adf0
 SPLITS = {'val': 'validation', 'test': 'test'}

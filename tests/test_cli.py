@@ -263,11 +263,12 @@ def _cli(*args, env):
 
 
 @pytest.mark.long
-def test_cli_resumes_a_killed_run(tmp_path):
+@pytest.mark.parametrize('recipe, extra', [('resnet', ['--flip']), ('speedrun94', ['--lookahead', '0.5'])])
+def test_cli_resumes_a_killed_run(tmp_path, recipe, extra):
     """train --recipe resnet --checkpoint (lesson 7: the ResNet, augmentation, one-cycle, bf16 where native),
     SIGKILL mid-run, resume: the same history and final weights, bit for bit, as a run never interrupted;
-    evaluate
-    --tta scores it."""
+    evaluate --tta scores it. The same for lesson 7b's speed run, with Lookahead's slow weights in the
+    checkpoint."""
     import signal, time, torch
     from cnn_course.checkpoint import read_checkpoint
     env = {k: v for k, v in os.environ.items() if k not in ('IN_TEST',)}
@@ -276,8 +277,8 @@ def test_cli_resumes_a_killed_run(tmp_path):
     # the recipe itself, on a few pictures (600: 500 to train on, 4 steps an epoch); its augmentation draws
     # random numbers
     # every epoch (resumed too), --flip adds the mirror images' draws
-    common = ['train', '--recipe', 'resnet', '--epochs', '4', '--limit-train', '600', '--limit-test', '300',
-              '--no-progress', '--data-root', str(tmp_path / 'data'), '--flip']
+    common = ['train', '--recipe', recipe, '--epochs', '4', '--limit-train', '600', '--limit-test', '300',
+              '--no-progress', '--data-root', str(tmp_path / 'data'), *extra]
     full = subprocess.run(_cli(*common, '--checkpoint', str(tmp_path / 'full'), '--out',
                                str(tmp_path / 'full_out'), env=env),
                           env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
@@ -312,7 +313,7 @@ def test_cli_resumes_a_killed_run(tmp_path):
                 'n_test'):
         assert full_run[key] == killed_run[key], key
     assert (killed_run['command'] == 'resume' and killed_run['config']['model'] == 'resnet' and
-            killed_run['config']['flip'])
+            (killed_run['config']['flip'] or killed_run['config']['lookahead'] == 0.5))
     assert (killed_run['config']['shift'] == 2 and killed_run['config']['erase'] == 0.5 and
             killed_run['config']['scheduler'] == 'onecycle')
     weights = [torch.load(tmp_path / f / 'model.pt', weights_only=True) for f in ('full_out', 'killed_out')]

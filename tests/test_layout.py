@@ -26,7 +26,8 @@ ARROWS = {
     'train': {'callbacks', 'core', 'data', 'distributed', 'evaluation', 'settings'},
     'checkpoint': {'callbacks', 'core', 'distributed'},
     'models': {'settings', 'conv', 'evaluation', 'callbacks', 'fast', 'metrics', 'resnet'},
-    'runs': {'core', 'data', 'models', 'train', 'checkpoint', 'hooks', 'pictures', 'resnet'},
+    'speedrun': {'callbacks'},  # lesson 7b
+    'runs': {'core', 'data', 'models', 'train', 'checkpoint', 'hooks', 'pictures', 'resnet', 'speedrun'},
     'share': {'core', 'data', 'hooks', 'models', 'runs', 'settings'},  # lesson 9
     'cli': {'runs', 'metrics', 'share'},
 }
