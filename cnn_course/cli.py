@@ -34,7 +34,7 @@ RECIPE_HELP = {'fast': "lesson 3b's fast recipe: about 93%% test accuracy on "
                'resnet': "lesson 7's ResNet with augmentation: about 94.8%% test "
                          "accuracy on fashion-mnist, in 33 minutes on two CPU cores with "
                          "native bf16 (--epochs 20: 94.3%% in 16)",
-               'speedrun94': "lesson 7b's speed run: the resnet recipe in 8 epochs of 256 "
+               'speedrun94': "lesson 7b's speed run: the resnet recipe in 11 epochs of 256 "
                              "pictures, the first convolution whitened, scored with "
                              "test-time views"}
 

@@ -310,8 +310,11 @@ def test_cli_resumes_a_killed_run(tmp_path, recipe, extra):
     full_run, killed_run = (json.loads((tmp_path / f / 'run.json').read_text())
                             for f in ('full_out', 'killed_out'))
     for key in ('val_accuracy', 'test_accuracy', 'lrs', 'weights_epoch', 'config', 'n_train', 'n_val',
-                'n_test'):
+                'n_test', 'tta'):
         assert full_run[key] == killed_run[key], key
+    # the speed run scores with its test-time views, and says so
+    assert killed_run['tta'] == (recipe == 'speedrun94')
+    assert ('with test-time augmentation' in resumed.stdout.splitlines()[-1]) == (recipe == 'speedrun94')
     assert (killed_run['command'] == 'resume' and killed_run['config']['model'] == 'resnet' and
             (killed_run['config']['flip'] or killed_run['config']['lookahead'] == 0.5))
     assert (killed_run['config']['shift'] == 2 and killed_run['config']['erase'] == 0.5 and
