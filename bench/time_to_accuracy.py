@@ -64,7 +64,8 @@ def run_flops(run, cfg) -> float:
     shape = tuple(run.train_loader.x.shape[1:])
     per_image = step_flops(net, torch.randn(8, *shape)) / 8
     per_val_image = step_flops(net.eval(), torch.randn(8, *shape), train=False) / 8
-    n_train = len(run.train_loader) * run.train_loader.batch_size
+    loader = run.train_loader  # every picture once an epoch, less a dropped last batch of one
+    n_train = len(loader.y) - (len(loader.y) % loader.batch_size if loader.drop_last else 0)
     return cfg.epochs * (n_train * per_image + len(run.val_loader.y) * per_val_image)
 
 
