@@ -18,7 +18,8 @@ def step_flops(net:nn.Module, # the model
                inputs:torch.Tensor, # a batch as the model takes it
                train:bool=True, # True: forward and backward (a training step); False: forward only
               ) -> int:
-    "The FLOPs of one pass of `inputs` through `net` (matrix products and convolutions), counted by PyTorch."
+    """The FLOPs of one pass of `inputs` through `net` (matrix products and convolutions), counted by
+    PyTorch. It runs the model (batch-norm statistics move, gradients are cleared): count on a copy."""
     counter = FlopCounterMode(display=False)
     with counter:
         out = net(inputs)
@@ -38,19 +39,13 @@ def _check_lookahead(alpha, k):
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f'k={k!r}: expected a whole number of steps, 1 or more')
 
-# %% ../nbs/07b_speedrun.ipynb #2252aa38
-def _layout(t:torch.Tensor) -> torch.memory_format:
-    "The memory format of a weight (channels-last for a 4-d tensor stored that way)."
-    cl = t.ndim == 4 and t.is_contiguous(memory_format=torch.channels_last)
-    return torch.channels_last if cl and not t.is_contiguous() else torch.contiguous_format
-
 # %% ../nbs/07b_speedrun.ipynb #353b8871
 def _checked_slow(slow:list, state:list) -> list:
     "Saved slow weights, on the model's device, if they match the model's shapes."
     if [s.shape for s in slow] != [t.shape for t in state]:
         raise ValueError("Lookahead's saved slow weights do not match the model's shapes: "
                          'they come from another model; resume with the model they were saved with')
-    return [s.to(t.device, t.dtype).contiguous(memory_format=_layout(t)) for s, t in zip(slow, state)]
+    return [s.to(t.device, t.dtype) for s, t in zip(slow, state)]
 
 # %% ../nbs/07b_speedrun.ipynb #62d55525
 class Lookahead(Callback):
